@@ -1,0 +1,41 @@
+# make run  - start `fota serve` on this repository's own example desired state
+# make test - lint, type-check and run the whole test suite
+# Both create .venv on first use and reuse it afterwards.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test demo lint bench coap-tools clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+# libcoap's command-line peers are an independent CoAP implementation for interop tests.
+coap-tools:
+	@command -v coap-client-notls >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcoap3-bin) >/dev/null; \
+	  else echo "note: install libcoap3-bin for the interop tests (sudo apt-get install libcoap3-bin)"; fi; }
+
+run: $(STAMP)
+	$(BIN)/fota serve --repo . --state .fota/state.db
+
+demo: $(STAMP)
+	$(BIN)/python -m reconciler.demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check reconciler tests bench
+	$(BIN)/mypy --strict reconciler
+
+test: $(STAMP) coap-tools lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP) coap-tools
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean:
+	rm -rf $(VENV) .fota .mypy_cache .ruff_cache

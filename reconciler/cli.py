@@ -1,0 +1,49 @@
+"""The `fota` console script: the composition root. Nothing imports this module.
+
+Each subcommand lives in the package that owns its work and exposes
+`add_arguments(parser)` and `run(args) -> int`; this module only wires them up, importing
+each lazily so `fota validate` never pays for aiocoap or FastAPI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("reconciler.sources.validate_cmd", "check a desired-state repository"),
+    "publish": ("reconciler.sources.publish_cmd", "add a firmware image to the repository"),
+    "simulate": ("reconciler.simulator.cmd", "run a fleet of simulated LwM2M devices"),
+    "serve": ("reconciler.controller.serve_cmd", "run the reconciler, CoAP and HTTP servers"),
+    "plan": ("reconciler.controller.plan_cmd", "show what a change of desired state would do"),
+}
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fota", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    wanted = argv[0] if argv else None
+    for name, (module_name, help_text) in COMMANDS.items():
+        cmd_parser = sub.add_parser(name, help=help_text, description=help_text)
+        # Only the chosen command's module is imported, so one broken optional
+        # dependency never takes the other commands down with it.
+        if name == wanted:
+            module = importlib.import_module(module_name)
+            module.add_arguments(cmd_parser)
+            cmd_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list)
+    args = parser.parse_args(args_list)
+    code: int = args._run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The one error tree of fota-gitops, shared by every layer.
+
+Three outcome kinds drive the controller (as Leshan and controller-runtime do):
+`TemporaryError` -> retry with backoff, `WaitingError` -> not a failure, wait for the
+device to speak (a sleeping queue-mode device), `TerminalError` -> stalled until the
+desired state changes. aiocoap exceptions are translated into these inside
+`reconciler.lwm2m` only.
+"""
+
+from __future__ import annotations
+
+
+class FotaError(Exception):
+    """Base of every error fota-gitops raises on purpose."""
+
+
+class TemporaryError(FotaError):
+    """Worth retrying after a backoff: timeouts, lost connections, 5.xx answers."""
+
+
+class WaitingError(FotaError):
+    """Nothing is wrong; the device cannot be reached until it speaks again."""
+
+
+class TerminalError(FotaError):
+    """Retrying the same thing will not help until the desired state changes."""
+
+
+class DeviceTimeout(TemporaryError):
+    """A request to a device got no answer in time."""
+
+
+class DeviceNotRegistered(WaitingError):
+    """The endpoint has no live registration."""
+
+
+class RequestQueued(WaitingError):
+    """A queue-mode device is asleep; the request waits for its next Register/Update."""
+
+
+class DeviceRequestFailed(FotaError):
+    """A device answered with a CoAP error code (for example 4.04, 4.05, 4.06, 5.01)."""
+
+    def __init__(self, path: str, code: str, message: str = "") -> None:
+        super().__init__(f"{path}: device answered {code}{': ' + message if message else ''}")
+        self.path = path
+        self.code = code  # dotted form, "4.04"
+
+
+class ManifestError(FotaError):
+    """Desired state that failed validation; carries every problem at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems

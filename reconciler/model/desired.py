@@ -1,0 +1,129 @@
+"""The desired state: one immutable snapshot of `manifests/` at a git revision.
+
+Built by `reconciler.sources` after validation; read by the engine (diff/plan), the
+controller, the firmware server (image bytes by path) and, through the store, the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class Management(StrEnum):
+    """Who decides a device's target, exactly as the reference's management scope."""
+
+    DEVICE = "device"
+    COLLECTION = "collection"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class FailureThreshold:
+    """Halt new starts once this many (count) or this share (percent) of started updates
+    in the collection ended in a terminal failure."""
+
+    count: int | None = None
+    percent: float | None = None
+
+    def exceeded(self, failed: int, started: int) -> bool:
+        if self.count is not None and failed >= self.count:
+            return True
+        if self.percent is not None and started > 0:
+            return failed * 100.0 / started >= self.percent
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutPolicy:
+    """Rollout guards declared beside a collection's target."""
+
+    max_concurrent: int | None = None
+    failure_threshold: FailureThreshold | None = None
+    paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FirmwareImage:
+    image_id: str
+    collection_id: str
+    version: str
+    filename: str
+    sha256: str
+    length: int
+    created: int  # milliseconds since the epoch
+    path: str  # repo-relative path of the binary, under images/
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    collection_id: str
+    name: str = ""
+    management: Management = Management.DISABLED
+    target_image_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    rollout: RolloutPolicy = field(default_factory=RolloutPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    device_id: str
+    collection_id: str
+    endpoint: str  # LwM2M endpoint client name
+    target_image_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """A validated snapshot. Mappings are keyed by id; indices are derived once."""
+
+    revision: str
+    collections: Mapping[str, Collection]
+    images: Mapping[str, FirmwareImage]
+    devices: Mapping[str, Device]
+    _by_endpoint: Mapping[str, Device] = field(init=False, repr=False, compare=False)
+    _by_version: Mapping[tuple[str, str], FirmwareImage] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        by_endpoint = {d.endpoint: d for d in self.devices.values()}
+        by_version = {(i.collection_id, i.version): i for i in self.images.values()}
+        object.__setattr__(self, "_by_endpoint", MappingProxyType(by_endpoint))
+        object.__setattr__(self, "_by_version", MappingProxyType(by_version))
+
+    @classmethod
+    def empty(cls, revision: str = "") -> DesiredState:
+        return cls(revision=revision, collections={}, images={}, devices={})
+
+    def device_by_endpoint(self, endpoint: str) -> Device | None:
+        return self._by_endpoint.get(endpoint)
+
+    def image_by_version(self, collection_id: str, version: str) -> FirmwareImage | None:
+        """The image of this collection whose version equals `version` (trimmed)."""
+        return self._by_version.get((collection_id, version.strip()))
+
+    def images_of(self, collection_id: str) -> list[FirmwareImage]:
+        """The collection's images sorted by version, as the API lists them."""
+        found = [i for i in self.images.values() if i.collection_id == collection_id]
+        return sorted(found, key=lambda i: (i.version, i.image_id))
+
+    def management_of(self, device: Device) -> Management:
+        collection = self.collections.get(device.collection_id)
+        return collection.management if collection else Management.DISABLED
+
+    def effective_target(self, device: Device) -> str | None:
+        """The image id the controller drives this device to, or None for hands off.
+
+        `collection` -> the collection's target, `device` -> the device's own target,
+        `disabled` -> None, exactly as the reference's management scope."""
+        collection = self.collections.get(device.collection_id)
+        if collection is None or collection.management is Management.DISABLED:
+            return None
+        if collection.management is Management.COLLECTION:
+            return collection.target_image_id
+        return device.target_image_id

@@ -1,0 +1,68 @@
+"""What devices report and how far each update has come: the observed side of the diff.
+
+The controller builds these from LwM2M reads and notifications and persists them through
+the store; the engine's `diff` and `plan` read them; the API shows them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from reconciler.model.lwm2m import DeliveryMethod, FirmwareState, UpdateResult
+from reconciler.model.status import UpdateState
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReport:
+    """The last values a device reported for Objects 3 and 5 (None = never read)."""
+
+    endpoint: str
+    firmware_version: str | None = None  # /3/0/3, as reported (compare trimmed)
+    serial_number: str | None = None  # /3/0/2
+    model_number: str | None = None  # /3/0/1
+    manufacturer: str | None = None  # /3/0/0
+    fw_state: FirmwareState | None = None  # /5/0/3
+    update_result: UpdateResult | None = None  # /5/0/5
+    delivery_method: DeliveryMethod | None = None  # /5/0/9
+    reported_at: float = 0.0
+
+    def with_values(self, **changes: object) -> DeviceReport:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceProgress:
+    """The controller's record of one device's update towards one target.
+
+    A change of `target_image_id` starts a fresh record. `executed_at` is set (and
+    persisted) *before* Execute is sent, so a restart never executes the same download
+    twice; `attempt_token` names the per-attempt firmware URI."""
+
+    device_id: str
+    target_image_id: str | None
+    state: UpdateState
+    message: str = ""
+    attempts: int = 0  # attempts started for this target
+    retries_left: int = 3
+    from_version: str | None = None  # /3/0/3 before the update, to recognise Reverted
+    attempt_token: str | None = None
+    last_action: str = ""  # e.g. "write-uri", "push", "execute", "verify"
+    phase_started_at: float | None = None
+    deadline: float | None = None  # current phase times out at this instant
+    next_attempt_at: float | None = None  # backoff: do not start before this
+    executed_at: float | None = None
+    updated_at: float = 0.0
+
+    def evolve(self, **changes: object) -> DeviceProgress:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvent:
+    """One line of a device's append-only history."""
+
+    device_id: str
+    at: float
+    kind: str  # e.g. "registered", "state", "action", "error"
+    message: str
+    revision: str = ""
