@@ -1,0 +1,128 @@
+"""Pure conversions between the model's frozen values and SQLite rows.
+
+Column order here matches the `INSERT` statements in `writer.py` and the `SELECT`s in
+`writer.py`/`reader.py`; keep the three in step. Tags and other mappings are stored as
+compact, key-sorted JSON so equal values give equal text (the desired-state diff relies
+on that to skip unchanged rows).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from reconciler.model.desired import Collection, DesiredState, Device, FirmwareImage, Management
+from reconciler.model.lwm2m import DeliveryMethod, FirmwareState, Registration, UpdateResult
+from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
+from reconciler.model.status import Condition, ConditionType, UpdateState
+
+Row = tuple[Any, ...]
+
+
+def dump_json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def load_tags(text: str) -> dict[str, str]:
+    loaded = json.loads(text)
+    return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+
+
+def collection_row(c: Collection) -> Row:
+    rollout = asdict(c.rollout)
+    return (c.collection_id, c.name, c.management.value, c.target_image_id,
+            dump_json(dict(c.tags)), dump_json(rollout))
+
+
+def image_row(i: FirmwareImage) -> Row:
+    return (i.image_id, i.collection_id, i.version, i.filename, i.sha256, i.length,
+            i.created, i.path, dump_json(dict(i.tags)))
+
+
+def image_from_row(r: Row) -> FirmwareImage:
+    return FirmwareImage(image_id=r[0], collection_id=r[1], version=r[2], filename=r[3],
+                         sha256=r[4], length=r[5], created=r[6], path=r[7],
+                         tags=load_tags(r[8]))
+
+
+def device_row(desired: DesiredState, d: Device, reported: Mapping[str, str]) -> Row:
+    """(device_id, collection_id, endpoint, own target, effective target, current, tags)."""
+    version = reported.get(d.device_id)
+    image = desired.image_by_version(d.collection_id, version) if version is not None else None
+    return (d.device_id, d.collection_id, d.endpoint, d.target_image_id,
+            desired.effective_target(d), image.image_id if image else None,
+            dump_json(dict(d.tags)))
+
+
+def management_of(text: str) -> Management:
+    try:
+        return Management(text)
+    except ValueError:
+        return Management.DISABLED
+
+
+def registration_row(r: Registration) -> Row:
+    return (r.endpoint, r.registration_id, r.host, r.port, r.lifetime, r.lwm2m_version,
+            r.binding, int(r.queue_mode), json.dumps(list(r.object_links)),
+            r.registered_at, r.updated_at)
+
+
+def registration_from_row(r: Row) -> Registration:
+    return Registration(endpoint=r[0], registration_id=r[1], host=r[2], port=r[3],
+                        lifetime=r[4], lwm2m_version=r[5], binding=r[6],
+                        queue_mode=bool(r[7]), object_links=tuple(json.loads(r[8])),
+                        registered_at=r[9], updated_at=r[10])
+
+
+def report_row(device_id: str, r: DeviceReport) -> Row:
+    return (device_id, r.endpoint, r.firmware_version, r.serial_number, r.model_number,
+            r.manufacturer, _int(r.fw_state), _int(r.update_result),
+            _int(r.delivery_method), r.reported_at)
+
+
+def report_from_row(r: Row) -> DeviceReport:
+    return DeviceReport(
+        endpoint=r[1], firmware_version=r[2], serial_number=r[3], model_number=r[4],
+        manufacturer=r[5],
+        fw_state=None if r[6] is None else FirmwareState(r[6]),
+        update_result=None if r[7] is None else UpdateResult(r[7]),
+        delivery_method=None if r[8] is None else DeliveryMethod(r[8]),
+        reported_at=r[9])
+
+
+def progress_row(p: DeviceProgress) -> Row:
+    return (p.device_id, p.target_image_id, p.state.value, p.message, p.attempts,
+            p.retries_left, p.from_version, p.attempt_token, p.last_action,
+            p.phase_started_at, p.deadline, p.next_attempt_at, p.executed_at, p.updated_at)
+
+
+def progress_from_row(r: Row) -> DeviceProgress:
+    return DeviceProgress(
+        device_id=r[0], target_image_id=r[1], state=UpdateState(r[2]), message=r[3],
+        attempts=r[4], retries_left=r[5], from_version=r[6], attempt_token=r[7],
+        last_action=r[8], phase_started_at=r[9], deadline=r[10], next_attempt_at=r[11],
+        executed_at=r[12], updated_at=r[13])
+
+
+def event_row(e: DeviceEvent) -> Row:
+    return (e.device_id, e.at, e.kind, e.message, e.revision)
+
+
+def event_from_row(r: Row) -> DeviceEvent:
+    return DeviceEvent(device_id=r[0], at=r[1], kind=r[2], message=r[3], revision=r[4])
+
+
+def condition_row(subject: str, c: Condition) -> Row:
+    return (subject, c.type.value, int(c.status), c.reason, c.message, c.last_transition,
+            c.revision)
+
+
+def condition_from_row(r: Row) -> Condition:
+    return Condition(type=ConditionType(r[0]), status=bool(r[1]), reason=r[2],
+                     message=r[3], last_transition=r[4], revision=r[5])
+
+
+def _int(value: int | None) -> int | None:
+    return None if value is None else int(value)

@@ -1,0 +1,97 @@
+"""The SQLite schema and its versioned migrations (PRAGMA user_version).
+
+`migrate(conn)` brings any older file up to `SCHEMA_VERSION`, one transaction per step, so
+a crash mid-migration leaves the previous version intact. Called by `open_store` only; the
+read-only reader refuses a file whose version it does not know.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+# Each entry upgrades from version i to i + 1. Append only: never edit a shipped step.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE collections (
+        collection_id TEXT PRIMARY KEY, name TEXT NOT NULL, management TEXT NOT NULL,
+        target_image_id TEXT, tags TEXT NOT NULL, rollout TEXT NOT NULL);
+    CREATE TABLE images (
+        image_id TEXT PRIMARY KEY, collection_id TEXT NOT NULL, version TEXT NOT NULL,
+        filename TEXT NOT NULL, sha256 TEXT NOT NULL, length INTEGER NOT NULL,
+        created INTEGER NOT NULL, path TEXT NOT NULL, tags TEXT NOT NULL);
+    CREATE INDEX images_by_collection ON images (collection_id, version);
+    -- target_image_id is the effective target (management scope applied);
+    -- current_image_id is the image whose version the device reports (derived, kept
+    -- up to date by put_report and apply_desired so usage is an index lookup).
+    CREATE TABLE devices (
+        device_id TEXT PRIMARY KEY, collection_id TEXT NOT NULL, endpoint TEXT NOT NULL,
+        own_target_image_id TEXT, target_image_id TEXT, current_image_id TEXT,
+        tags TEXT NOT NULL);
+    CREATE INDEX devices_by_collection ON devices (collection_id, device_id);
+    CREATE INDEX devices_by_collection_current ON devices (collection_id, current_image_id);
+    CREATE INDEX devices_by_target ON devices (target_image_id, device_id);
+    CREATE INDEX devices_by_current ON devices (current_image_id, device_id);
+    CREATE INDEX devices_by_endpoint ON devices (endpoint);
+    CREATE TABLE registrations (
+        endpoint TEXT PRIMARY KEY, registration_id TEXT NOT NULL, host TEXT NOT NULL,
+        port INTEGER NOT NULL, lifetime INTEGER NOT NULL, lwm2m_version TEXT NOT NULL,
+        binding TEXT NOT NULL, queue_mode INTEGER NOT NULL, object_links TEXT NOT NULL,
+        registered_at REAL NOT NULL, updated_at REAL NOT NULL);
+    CREATE TABLE reports (
+        device_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, firmware_version TEXT,
+        serial_number TEXT, model_number TEXT, manufacturer TEXT, fw_state INTEGER,
+        update_result INTEGER, delivery_method INTEGER, reported_at REAL NOT NULL);
+    CREATE TABLE progress (
+        device_id TEXT PRIMARY KEY, target_image_id TEXT, state TEXT NOT NULL,
+        message TEXT NOT NULL, attempts INTEGER NOT NULL, retries_left INTEGER NOT NULL,
+        from_version TEXT, attempt_token TEXT, last_action TEXT NOT NULL,
+        phase_started_at REAL, deadline REAL, next_attempt_at REAL, executed_at REAL,
+        updated_at REAL NOT NULL);
+    CREATE INDEX progress_by_state ON progress (state);
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, at REAL NOT NULL,
+        kind TEXT NOT NULL, message TEXT NOT NULL, revision TEXT NOT NULL);
+    CREATE INDEX events_by_device ON events (device_id, seq);
+    CREATE TABLE conditions (
+        subject TEXT NOT NULL, type TEXT NOT NULL, status INTEGER NOT NULL,
+        reason TEXT NOT NULL, message TEXT NOT NULL, last_transition REAL NOT NULL,
+        revision TEXT NOT NULL, PRIMARY KEY (subject, type));
+    CREATE TABLE collection_status (collection_id TEXT PRIMARY KEY, status TEXT NOT NULL);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaError(RuntimeError):
+    """The file was written by a newer fota-gitops (or is not ours)."""
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: tuple[str, ...] = MIGRATIONS) -> int:
+    """Apply every missing step; returns the resulting version."""
+    current = user_version(conn)
+    if current > len(migrations):
+        raise SchemaError(f"store schema version {current} is newer than {len(migrations)}")
+    for version in range(current, len(migrations)):
+        # executescript would COMMIT on its own; run the statements inside one explicit
+        # transaction so the version bump and the DDL land together or not at all.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(migrations[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(migrations)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (our DDL has no ';' inside literals)."""
+    lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

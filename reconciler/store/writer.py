@@ -1,0 +1,164 @@
+"""`SqliteStore`: the one writer of the state file (the controller's persistence).
+
+Every public method is one transaction (BEGIN IMMEDIATE ... COMMIT), so a `kill -9` at any
+moment leaves either all of a call or none of it; WAL with synchronous=NORMAL keeps
+committed transactions across a process crash. Thread safe through one lock, since the
+controller may call it from its event loop and from worker threads.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from reconciler.model.desired import DesiredState
+from reconciler.model.lwm2m import Registration
+from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
+from reconciler.model.status import Condition
+from reconciler.store import codec
+from reconciler.store.desired_sync import desired_rows, reported_versions, sync_table
+from reconciler.store.schema import migrate
+
+_UPSERT_REGISTRATION = "INSERT OR REPLACE INTO registrations VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+_UPSERT_REPORT = "INSERT OR REPLACE INTO reports VALUES (?,?,?,?,?,?,?,?,?,?)"
+_UPSERT_PROGRESS = "INSERT OR REPLACE INTO progress VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_EVENT = "INSERT INTO events (device_id, at, kind, message, revision) VALUES (?,?,?,?,?)"
+_INSERT_CONDITION = "INSERT INTO conditions VALUES (?,?,?,?,?,?,?)"
+# The device's current image: the image of its collection whose version equals the
+# reported /3/0/3 (trimmed by the caller), else NULL.
+_SET_CURRENT = """UPDATE devices SET current_image_id = (
+    SELECT image_id FROM images
+    WHERE images.collection_id = devices.collection_id AND images.version = ?)
+    WHERE device_id = ?"""
+
+
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (we issue BEGIN ourselves)."""
+    if read_only:
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+def open_store(path: Path) -> SqliteStore:
+    """Create (or open) the state file, migrate it and return its writer."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    migrate(conn)
+    return SqliteStore(conn)
+
+
+class SqliteStore:
+    """The writer. Build with `open_store(path)`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[codec.Row]:
+        with self._lock:
+            return [tuple(r) for r in self._conn.execute(sql, args)]
+
+    # --- desired state -------------------------------------------------------------
+    def apply_desired(self, desired: DesiredState) -> None:
+        """Materialise the snapshot, writing only rows that differ from the stored ones."""
+        with self._tx() as conn:
+            for table, wanted in desired_rows(desired, reported_versions(conn)).items():
+                sync_table(conn, table, wanted)
+            _set_meta(conn, "applied_revision", desired.revision)
+
+    def applied_revision(self) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = 'applied_revision'")
+        return str(rows[0][0]) if rows else None
+
+    def set_source_status(self, status: Mapping[str, object]) -> None:
+        with self._tx() as conn:
+            _set_meta(conn, "source_status", json.dumps(dict(status), default=_jsonable))
+
+    # --- registrations and reports -------------------------------------------------
+    def put_registration(self, reg: Registration) -> None:
+        with self._tx() as conn:
+            conn.execute(_UPSERT_REGISTRATION, codec.registration_row(reg))
+
+    def delete_registration(self, endpoint: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM registrations WHERE endpoint = ?", (endpoint,))
+
+    def registrations(self) -> list[Registration]:
+        rows = self._query("SELECT * FROM registrations ORDER BY endpoint")
+        return [codec.registration_from_row(r) for r in rows]
+
+    def put_report(self, device_id: str, report: DeviceReport) -> None:
+        """Store the report and re-derive the device's current image in one transaction."""
+        version = report.firmware_version.strip() if report.firmware_version else None
+        with self._tx() as conn:
+            conn.execute(_UPSERT_REPORT, codec.report_row(device_id, report))
+            conn.execute(_SET_CURRENT, (version, device_id))
+
+    def report(self, device_id: str) -> DeviceReport | None:
+        rows = self._query("SELECT * FROM reports WHERE device_id = ?", (device_id,))
+        return codec.report_from_row(rows[0]) if rows else None
+
+    # --- progress, events, conditions, collection status ---------------------------
+    def put_progress(self, progress: DeviceProgress, events: Sequence[DeviceEvent] = ()) -> None:
+        """The progress row and its events land together or not at all."""
+        with self._tx() as conn:
+            conn.execute(_UPSERT_PROGRESS, codec.progress_row(progress))
+            if events:
+                conn.executemany(_INSERT_EVENT, [codec.event_row(e) for e in events])
+
+    def progress(self, device_id: str) -> DeviceProgress | None:
+        rows = self._query("SELECT * FROM progress WHERE device_id = ?", (device_id,))
+        return codec.progress_from_row(rows[0]) if rows else None
+
+    def all_progress(self) -> list[DeviceProgress]:
+        rows = self._query("SELECT * FROM progress ORDER BY device_id")
+        return [codec.progress_from_row(r) for r in rows]
+
+    def put_conditions(self, subject: str, conditions: Sequence[Condition]) -> None:
+        """Replace the conditions of `subject` (a device id or a collection id)."""
+        with self._tx() as conn:
+            conn.execute("DELETE FROM conditions WHERE subject = ?", (subject,))
+            conn.executemany(_INSERT_CONDITION,
+                             [codec.condition_row(subject, c) for c in conditions])
+
+    def put_collection_status(self, collection_id: str, status: Mapping[str, object]) -> None:
+        text = json.dumps(dict(status), default=_jsonable)
+        with self._tx() as conn:
+            conn.execute("INSERT OR REPLACE INTO collection_status VALUES (?, ?)",
+                         (collection_id, text))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+def _jsonable(value: object) -> object:
+    """json.dumps fallback: tuples/sets as lists, enums by value, anything else as text."""
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    return getattr(value, "value", str(value))
