@@ -1,0 +1,186 @@
+"""`SqliteReader`: the API's read-only view of the state file (`mode=ro` connection).
+
+Every list is one indexed query: devices by (collection_id, device_id), usage by
+(target_image_id, device_id) and (current_image_id, device_id), the collection's current
+image by two ends of (collection_id, current_image_id). `version()` changes whenever any
+writer commits, so callers may cache answers until it moves.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from reconciler.model.desired import FirmwareImage
+from reconciler.model.observed import DeviceEvent
+from reconciler.model.status import Condition
+from reconciler.store import codec
+from reconciler.store.schema import SCHEMA_VERSION, SchemaError, user_version
+from reconciler.store.views import CollectionStatus, CollectionView, DeviceView, Usage
+from reconciler.store.writer import connect
+
+# The reference's firmware.state of a device, in one place: the controller's progress when
+# it is about the device's present target; otherwise Current/Pending from what it reports.
+STATE_SQL = """CASE
+    WHEN p.state IS NOT NULL AND p.target_image_id IS d.target_image_id THEN p.state
+    WHEN d.target_image_id IS NULL THEN NULL
+    WHEN d.current_image_id IS d.target_image_id THEN 'Current'
+    ELSE 'Pending' END"""
+_DEVICE_SQL = f"""SELECT d.device_id, d.collection_id, d.tags, d.current_image_id,
+    d.target_image_id, r.firmware_version, r.serial_number, r.model_number, r.manufacturer,
+    {STATE_SQL}, CASE WHEN p.target_image_id IS d.target_image_id THEN p.message END
+    FROM devices d LEFT JOIN reports r ON r.device_id = d.device_id
+    LEFT JOIN progress p ON p.device_id = d.device_id"""
+_COLLECTION_SQL = "SELECT collection_id, name, management, target_image_id, tags FROM collections"
+_IMAGE_SQL = "SELECT * FROM images"
+
+
+def open_reader(path: Path) -> SqliteReader:
+    """A read-only reader of a state file that `open_store` created and migrated."""
+    if not path.exists():
+        raise FileNotFoundError(f"no state file at {path}")
+    conn = connect(path, read_only=True)
+    found = user_version(conn)
+    if found != SCHEMA_VERSION:
+        conn.close()
+        raise SchemaError(f"{path}: schema version {found}, this reader knows {SCHEMA_VERSION}")
+    return SqliteReader(conn)
+
+
+class SqliteReader:
+    """Read-only queries for the API. Build with `open_reader(path)`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    def _rows(self, sql: str, args: Sequence[object] = ()) -> list[codec.Row]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def _one(self, sql: str, args: Sequence[object] = ()) -> codec.Row | None:
+        with self._lock:
+            row: codec.Row | None = self._conn.execute(sql, args).fetchone()
+            return row
+
+    def version(self) -> int:
+        """Moves whenever another connection commits (SQLite's PRAGMA data_version)."""
+        row = self._one("PRAGMA data_version")
+        return int(row[0]) if row else 0
+
+    def ping(self) -> bool:
+        return self._one("SELECT 1") is not None
+
+    # --- collections and images ----------------------------------------------------
+    def collections(self) -> list[CollectionView]:
+        rows = self._rows(_COLLECTION_SQL + " ORDER BY collection_id")
+        return [self._collection(r) for r in rows]
+
+    def collection(self, collection_id: str) -> CollectionView | None:
+        row = self._one(_COLLECTION_SQL + " WHERE collection_id = ?", (collection_id,))
+        return self._collection(row) if row else None
+
+    def _collection(self, row: codec.Row) -> CollectionView:
+        return CollectionView(collection_id=row[0], name=row[1],
+                              management=codec.management_of(row[2]),
+                              target_image_id=row[3], current_image_id=self._common(row[0]),
+                              tags=codec.load_tags(row[4]))
+
+    def _common(self, collection_id: str) -> str | None:
+        """The image every device of the collection reports: both ends of the index agree
+        (NULL sorts first, so a device without a current image shows at the low end)."""
+        sql = ("SELECT current_image_id FROM devices WHERE collection_id = ? "
+               "ORDER BY current_image_id {} LIMIT 1")
+        low = self._one(sql.format("ASC"), (collection_id,))
+        high = self._one(sql.format("DESC"), (collection_id,))
+        if low is None or high is None or low[0] is None or low[0] != high[0]:
+            return None
+        return str(low[0])
+
+    def images(self, collection_id: str) -> list[FirmwareImage]:
+        rows = self._rows(_IMAGE_SQL + " WHERE collection_id = ? ORDER BY version, image_id",
+                          (collection_id,))
+        return [codec.image_from_row(r) for r in rows]
+
+    def image(self, collection_id: str, image_id: str) -> FirmwareImage | None:
+        row = self._one(_IMAGE_SQL + " WHERE image_id = ? AND collection_id = ?",
+                        (image_id, collection_id))
+        return codec.image_from_row(row) if row else None
+
+    def usage(self, collection_id: str, image_id: str) -> Usage:
+        """Devices of the collection targeting / running the image (a device may be in both)."""
+        # An image belongs to one collection and targets/current images are only ever
+        # derived within the device's own collection, so the (image, device) index alone
+        # answers this without touching device rows. The caller checks the image exists.
+        sql = "SELECT device_id FROM devices WHERE {} = ? ORDER BY device_id"
+        args = (image_id,)
+        targeted = [r[0] for r in self._rows(sql.format("target_image_id"), args)]
+        current = [r[0] for r in self._rows(sql.format("current_image_id"), args)]
+        return Usage(firmware_id=image_id, targeted=targeted, current=current)
+
+    # --- devices ----------------------------------------------------------------------
+    def devices(self, collection_id: str) -> list[DeviceView]:
+        rows = self._rows(_DEVICE_SQL + " WHERE d.collection_id = ? ORDER BY d.device_id",
+                          (collection_id,))
+        return [_device(r) for r in rows]
+
+    def device(self, collection_id: str, device_id: str) -> DeviceView | None:
+        row = self._one(_DEVICE_SQL + " WHERE d.device_id = ? AND d.collection_id = ?",
+                        (device_id, collection_id))
+        return _device(row) if row else None
+
+    def device_collection(self, device_id: str) -> str | None:
+        row = self._one("SELECT collection_id FROM devices WHERE device_id = ?", (device_id,))
+        return str(row[0]) if row else None
+
+    # --- status -----------------------------------------------------------------------
+    def applied_revision(self) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = 'applied_revision'")
+        return str(row[0]) if row else None
+
+    def source_status(self) -> dict[str, object]:
+        row = self._one("SELECT value FROM meta WHERE key = 'source_status'")
+        loaded = json.loads(row[0]) if row else {}
+        return loaded if isinstance(loaded, dict) else {}
+
+    def collection_statuses(self) -> list[CollectionStatus]:
+        return [self._status(c) for c in self.collections()]
+
+    def _status(self, c: CollectionView) -> CollectionStatus:
+        counts = self._rows(
+            f"SELECT {STATE_SQL} AS s, COUNT(*) FROM devices d LEFT JOIN progress p "
+            "ON p.device_id = d.device_id WHERE d.collection_id = ? GROUP BY s",
+            (c.collection_id,))
+        row = self._one("SELECT status FROM collection_status WHERE collection_id = ?",
+                        (c.collection_id,))
+        rollout = json.loads(row[0]) if row else {}
+        return CollectionStatus(
+            collection_id=c.collection_id, management=c.management,
+            target_image_id=c.target_image_id, devices=sum(n for _, n in counts),
+            counts={s: n for s, n in counts if s is not None},
+            rollout=rollout if isinstance(rollout, dict) else {})
+
+    def conditions(self, subject: str) -> list[Condition]:
+        rows = self._rows("SELECT type, status, reason, message, last_transition, revision "
+                          "FROM conditions WHERE subject = ? ORDER BY type", (subject,))
+        return [codec.condition_from_row(r) for r in rows]
+
+    def events(self, device_id: str, limit: int = 50) -> list[DeviceEvent]:
+        """The newest `limit` events of the device, oldest first."""
+        rows = self._rows("SELECT device_id, at, kind, message, revision FROM events "
+                          "WHERE device_id = ? ORDER BY seq DESC LIMIT ?", (device_id, limit))
+        return [codec.event_from_row(r) for r in reversed(rows)]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _device(r: codec.Row) -> DeviceView:
+    return DeviceView(device_id=r[0], collection_id=r[1], tags=codec.load_tags(r[2]),
+                      current_image_id=r[3], target_image_id=r[4], firmware_version=r[5],
+                      serial_number=r[6], model_number=r[7], manufacturer=r[8], state=r[9],
+                      state_message=r[10] or None)
