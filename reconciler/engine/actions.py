@@ -1,0 +1,87 @@
+"""The action values `plan()` returns: data describing one effect each, never the effect.
+
+The controller's executor is the only code that turns these into LwM2M requests, in the
+order given, after persisting the progress record that came with them. Keeping actions as
+frozen values lets the unit tests compare whole plans for equality.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.model.lwm2m import FW_STATE, FW_UPDATE_RESULT, Path
+
+
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """Read /3/0 (firmware version, identity) and /5/0 (state, result, delivery)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verify:
+    """Read /3/0/3 and /5/0 after the device came back from an Execute."""
+
+    image_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Observe:
+    """Start Observe on the Object 5 resources that drive the state machine."""
+
+    paths: tuple[Path, ...] = (FW_STATE, FW_UPDATE_RESULT)
+
+
+@dataclass(frozen=True, slots=True)
+class CancelDownload:
+    """Write an empty /5/0/1, which resets a device's Object 5 to Idle (spec 5.1)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteUri:
+    """Offer the image under a per-device URI and write that URI to /5/0/1 (pull)."""
+
+    image_id: str
+    attempt_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class PushPackage:
+    """Write the image block-wise to /5/0/0 (push only devices); `timeout` in seconds."""
+
+    image_id: str
+    attempt_token: str
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """Execute /5/0/2. A transport error right after it is expected: devices reboot."""
+
+    image_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Nothing to send now; look again at `until` (None: when the device speaks)."""
+
+    reason: str
+    until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NoOp:
+    """Nothing to do for this device and nothing to wait for."""
+
+    reason: str
+
+
+Action = (
+    ReadState | Verify | Observe | CancelDownload | WriteUri | PushPackage | Execute | Wait | NoOp
+)
+
+# Actions that change something on the device; everything else only reads or waits.
+EFFECTS = (CancelDownload, WriteUri, PushPackage, Execute)

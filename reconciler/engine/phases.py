@@ -1,0 +1,156 @@
+"""The three active phases of an update: starting an attempt, downloading, installing.
+
+Each takes the decision context and the progress record and returns a `Plan`; `plan()`
+picks the phase from the record's state. Failures and timeouts end here too: retried
+with backoff while the per-device, per-target budget lasts, terminal otherwise.
+"""
+
+from __future__ import annotations
+
+from reconciler.engine.actions import (
+    Action,
+    CancelDownload,
+    Execute,
+    Observe,
+    PushPackage,
+    ReadState,
+    WriteUri,
+)
+from reconciler.engine.policy import Outcome, classify
+from reconciler.engine.step import Ctx, Plan, moved, wait
+from reconciler.model.lwm2m import DeliveryMethod, FirmwareState
+from reconciler.model.observed import DeviceProgress
+from reconciler.model.status import UpdateState as S
+
+BUSY = (FirmwareState.DOWNLOADING, FirmwareState.DOWNLOADED)
+
+
+def start(ctx: Ctx, record: DeviceProgress) -> Plan:
+    """Pending, TimedOut or drifted: begin the next attempt if everything allows it."""
+    if record.next_attempt_at is not None and ctx.now < record.next_attempt_at:
+        return wait(record, "backing off before the next attempt", record.next_attempt_at)
+    if not ctx.gate.may_start:
+        return wait(record.evolve(message=ctx.gate.reason), ctx.gate.reason)
+    if not ctx.delta.awake:
+        return wait(record, "queue mode: waiting for the device to speak")
+    fw_state = ctx.report.fw_state
+    if fw_state is FirmwareState.UPDATING:
+        later = ctx.now + ctx.config.poll_interval
+        return wait(record, "device is installing other firmware", later)
+    if fw_state in BUSY:
+        # Left over from an earlier target or attempt: reset Object 5 to Idle first.
+        reason = "device holds another download; resetting it"
+        actions = (CancelDownload(reason), ReadState("after reset"))
+        return Plan(actions, record.evolve(last_action="cancel", updated_at=ctx.now))
+    return _begin(ctx, record)
+
+
+def _begin(ctx: Ctx, record: DeviceProgress) -> Plan:
+    attempt = record.attempts + 1
+    token = str(attempt)
+    budget = ctx.config.download_deadline(ctx.target)
+    push = ctx.report.delivery_method is DeliveryMethod.PUSH_ONLY
+    delivery: Action = (PushPackage(ctx.target.image_id, token, budget) if push
+                        else WriteUri(ctx.target.image_id, token))
+    observe: tuple[Action, ...] = ()
+    if ctx.delta.can_observe and not ctx.delta.observing:
+        observe = (Observe(),)
+    how = "pushing" if push else "offering"
+    message = f"attempt {attempt}: {how} {ctx.target.version} ({ctx.target.length} bytes)"
+    return moved(
+        ctx, record, S.INITIALIZING, message, (*observe, delivery),
+        attempts=attempt, attempt_token=token, from_version=ctx.delta.reported_version,
+        last_action="push" if push else "write-uri", phase_started_at=ctx.now,
+        deadline=ctx.now + budget, next_attempt_at=None, executed_at=None,
+    )
+
+
+def downloading(ctx: Ctx, record: DeviceProgress) -> Plan:
+    """Initializing/Downloading/Downloaded: never re-write /5/0/1 while this runs."""
+    report = ctx.report
+    seen = record.phase_started_at is None or report.reported_at >= record.phase_started_at
+    if seen and report.fw_state is FirmwareState.DOWNLOADED:
+        return _execute(ctx, record)
+    if seen and report.fw_state in (FirmwareState.IDLE, None):
+        outcome, text = classify(report.update_result)
+        if outcome is not Outcome.OK:
+            return fail(ctx, record, outcome, text)
+    if seen and report.fw_state is FirmwareState.DOWNLOADING and record.state is S.INITIALIZING:
+        message = f"downloading {ctx.target.version}"
+        return moved(ctx, record, S.DOWNLOADING, message, (*_poll(ctx, record),))
+    if record.deadline is not None and ctx.now >= record.deadline:
+        return timed_out(ctx, record, "download did not finish before its deadline")
+    return Plan(_poll(ctx, record), record)
+
+
+def _poll(ctx: Ctx, record: DeviceProgress) -> tuple[Action, ...]:
+    """Read /5/0 again unless an Observe will tell us, or the device sleeps."""
+    deadline = record.deadline
+    last = ctx.report.reported_at
+    due = last + ctx.config.poll_interval
+    if ctx.delta.observing or not ctx.delta.awake:
+        return wait(record, "waiting for the device's next report", deadline).actions
+    if (record.phase_started_at is not None and last < record.phase_started_at) or ctx.now >= due:
+        return (ReadState("polling the download"),)
+    return wait(record, "polling again later", min(due, deadline or due)).actions
+
+
+def _execute(ctx: Ctx, record: DeviceProgress) -> Plan:
+    version = ctx.target.version
+    if not ctx.delta.awake:
+        msg = f"downloaded {version}; waiting for the device to speak"
+        return moved(ctx, record, S.DOWNLOADED, msg, wait(record, msg).actions)
+    # executed_at goes out with the plan and is persisted before Execute is sent, so a
+    # restart sees it and never executes the same download a second time.
+    msg = f"installing {version}; waiting for the device to restart"
+    return moved(
+        ctx, record, S.UPDATING, msg, (Execute(ctx.target.image_id),),
+        executed_at=ctx.now, phase_started_at=ctx.now, last_action="execute",
+        deadline=ctx.now + ctx.config.update_timeout,
+    )
+
+
+def updating(ctx: Ctx, record: DeviceProgress) -> Plan:
+    """Updating/Completed: success only by /3/0/3 (checked before this runs)."""
+    assert ctx.delta.registration is not None
+    executed = record.executed_at or 0.0
+    report = ctx.report
+    if report.reported_at > executed and report.fw_state in (FirmwareState.IDLE, None):
+        outcome, text = classify(report.update_result)
+        if outcome is not Outcome.OK:
+            return fail(ctx, record, outcome, text)
+        if ctx.delta.registration.registered_at > executed:
+            running = ctx.delta.reported_version or "an unknown version"
+            msg = f"device came back running {running}, not {ctx.target.version}"
+            return moved(ctx, record, S.REVERTED, msg, (), deadline=None)
+    if record.deadline is not None and ctx.now >= record.deadline:
+        return timed_out(ctx, record, "device did not come back with the new version in time")
+    return wait(record, "waiting for the device to install and restart", record.deadline)
+
+
+def fail(ctx: Ctx, record: DeviceProgress, outcome: Outcome, text: str) -> Plan:
+    """An Update Result failure: retry with backoff, once for code 8, else terminal."""
+    code = int(ctx.report.update_result or 0)
+    first_failure = record.retries_left >= ctx.config.max_retries
+    retry = outcome is Outcome.RETRY or (outcome is Outcome.RETRY_ONCE and first_failure)
+    if retry and record.retries_left > 0:
+        delay = ctx.config.backoff(record.attempts)
+        msg = (f"attempt {record.attempts} failed: {text} (Update Result {code}); "
+               f"retry in {delay:g}s")
+        return moved(ctx, record, S.PENDING, msg, wait(record, msg, ctx.now + delay).actions,
+                     retries_left=record.retries_left - 1, next_attempt_at=ctx.now + delay,
+                     deadline=None)
+    why = "no retries left" if retry else "not retried for this image"
+    msg = f"{text} (Update Result {code}); {why}"
+    return moved(ctx, record, S.UPDATE_FAILED, msg, (), deadline=None, next_attempt_at=None)
+
+
+def timed_out(ctx: Ctx, record: DeviceProgress, text: str) -> Plan:
+    if record.retries_left <= 0:
+        msg = f"{text}; no retries left after {record.attempts} attempts"
+        return moved(ctx, record, S.UPDATE_FAILED, msg, (), deadline=None)
+    delay = ctx.config.backoff(record.attempts)
+    msg = f"{text}; retry in {delay:g}s"
+    return moved(ctx, record, S.TIMED_OUT, msg, wait(record, msg, ctx.now + delay).actions,
+                 retries_left=record.retries_left - 1, next_attempt_at=ctx.now + delay,
+                 deadline=None)

@@ -1,0 +1,118 @@
+"""`plan()`: the Object 5 update state machine, as a pure function of one `Delta`.
+
+Given what separates a device from its target, the controller's progress record for it,
+the time and the collection's rollout gate, it returns the next actions (data), the
+progress record to persist *before* those actions run, and the events to append. The
+controller calls it in a loop: execute, observe, plan again, until it returns a `Wait` or
+a `NoOp`. The decision table, top to bottom (first match wins):
+
+| situation                                   | result                                  |
+| ------------------------------------------- | --------------------------------------- |
+| disabled, unknown device or no target       | NoOp, progress untouched (hands off)    |
+| target changed                              | fresh record: Pending (Current if on it)|
+| not registered                              | Wait for Register                       |
+| report older than the registration          | ReadState (Verify after an Execute)     |
+| reports the target version                  | Current, NoOp (never touched)           |
+| UpdateFailed / Reverted                     | hold until the target changes           |
+| Pending / TimedOut / drifted Current        | `_start`: backoff, gate, cancel, write  |
+| Initializing / Downloading / Downloaded     | `_downloading`: Execute once Downloaded |
+| Updating / Completed                        | `_updating`: verify, Reverted, timeout  |
+"""
+
+from __future__ import annotations
+
+from reconciler.engine import phases
+from reconciler.engine.actions import NoOp, ReadState, Verify
+from reconciler.engine.delta import Delta
+from reconciler.engine.policy import OPEN, EngineConfig, Gate
+from reconciler.engine.step import Ctx, Plan, move, moved, wait
+from reconciler.model.observed import DeviceEvent, DeviceProgress
+from reconciler.model.status import UpdateState as S
+
+DEFAULT_CONFIG = EngineConfig()
+
+
+def plan(
+    delta: Delta,
+    progress: DeviceProgress | None,
+    now: float,
+    gate: Gate = OPEN,
+    config: EngineConfig = DEFAULT_CONFIG,
+) -> Plan:
+    """The next step for one device; see the module's table."""
+    if not delta.managed or delta.target is None:
+        return Plan((NoOp(_hands_off_reason(delta)),), progress)
+    ctx = Ctx(delta, delta.target, now, gate, config)
+    record, events = _record_for_target(ctx, progress)
+    step = _decide(ctx, record)
+    return Plan(step.actions, step.progress, events + step.events)
+
+
+def _hands_off_reason(delta: Delta) -> str:
+    if delta.device is None:
+        return "device not in the desired state"
+    if not delta.managed:
+        return "firmware management disabled for the collection"
+    return "no target firmware"
+
+
+def _record_for_target(
+    ctx: Ctx, progress: DeviceProgress | None
+) -> tuple[DeviceProgress, tuple[DeviceEvent, ...]]:
+    """Keep the record while the target holds; a new target starts a fresh one."""
+    target = ctx.target
+    if progress is not None and progress.target_image_id == target.image_id:
+        return progress, ()
+    on_it = ctx.delta.on_target and ctx.delta.report_fresh
+    record = DeviceProgress(
+        device_id=ctx.delta.device_id,
+        target_image_id=target.image_id,
+        state=S.CURRENT if on_it else S.PENDING,
+        message=f"running {target.version}" if on_it else f"update to {target.version} pending",
+        retries_left=ctx.config.max_retries,
+        from_version=ctx.delta.reported_version,
+        updated_at=ctx.now,
+    )
+    return record, (ctx.event(f"target set to {target.version} ({target.image_id})", "target"),)
+
+
+def _decide(ctx: Ctx, record: DeviceProgress) -> Plan:
+    delta = ctx.delta
+    if delta.registration is None:
+        if record.state.in_flight and record.deadline is not None and ctx.now >= record.deadline:
+            return phases.timed_out(ctx, record, "device went away during the update")
+        return wait(record, "device not registered; waiting for it to register", record.deadline)
+    if not delta.report_fresh:
+        return _read(ctx, record)
+    if delta.on_target:
+        return _current(ctx, record)
+    if record.state.terminal:
+        return Plan((NoOp(f"{record.state.value} holds until the target changes"),), record)
+    if record.state in (S.INITIALIZING, S.DOWNLOADING, S.DOWNLOADED):
+        return phases.downloading(ctx, record)
+    if record.state in (S.UPDATING, S.COMPLETED):
+        return phases.updating(ctx, record)
+    return phases.start(ctx, record)
+
+
+def _read(ctx: Ctx, record: DeviceProgress) -> Plan:
+    """The device (re)registered since we last read it: read before deciding anything."""
+    assert ctx.delta.registration is not None
+    executed = record.executed_at
+    restarted = (executed is not None and record.state in (S.UPDATING, S.COMPLETED)
+                 and ctx.delta.registration.registered_at > executed)
+    if not ctx.delta.awake:
+        return wait(record, "queue mode: waiting for the device to speak")
+    if not restarted:
+        return Plan((ReadState("device registered; reading its firmware state"),), record)
+    msg = f"device restarted after the update; verifying it runs {ctx.target.version}"
+    new, events = move(ctx, record, S.COMPLETED, msg, last_action="verify")
+    return Plan((Verify(ctx.target.image_id),), new, events)
+
+
+def _current(ctx: Ctx, record: DeviceProgress) -> Plan:
+    message = f"running {ctx.target.version}"
+    done = (NoOp("device runs its target"),)
+    if record.state is S.CURRENT and record.message == message and record.deadline is None:
+        return Plan(done, record)  # unchanged: no write on every resync
+    return moved(ctx, record, S.CURRENT, message, done, deadline=None, next_attempt_at=None)

@@ -1,0 +1,105 @@
+"""The engine's tunables and the tables it decides by: Update Result codes, deadlines,
+backoff and the collection rollout gate.
+
+Pure values and functions; `plan()` reads them, the controller builds `EngineConfig` from
+its pydantic settings and computes `RolloutStats` from the progress records it holds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+from reconciler.model.desired import FirmwareImage, RolloutPolicy
+from reconciler.model.lwm2m import UpdateResult
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    max_retries: int = 3  # retries after the first attempt, per device and target
+    backoff_base: float = 30.0  # seconds before the first retry, doubled each time
+    backoff_max: float = 3600.0
+    # Download deadline = min_download_time + blocks * seconds_per_block, with blocks
+    # counted at a small block size: a 144 KiB image over NB-IoT at 64-byte blocks can
+    # take 30 minutes and more, and a deadline that fires early only wastes airtime.
+    block_size: int = 256
+    seconds_per_block: float = 4.0
+    min_download_time: float = 120.0
+    update_timeout: float = 900.0  # Execute -> device back with a version
+    poll_interval: float = 30.0  # when the device does not accept Observe
+
+    def download_deadline(self, image: FirmwareImage) -> float:
+        blocks = math.ceil(max(image.length, 1) / self.block_size)
+        return self.min_download_time + blocks * self.seconds_per_block
+
+    def backoff(self, attempts: int) -> float:
+        return float(min(self.backoff_max, self.backoff_base * 2 ** max(attempts - 1, 0)))
+
+
+class Outcome(Enum):
+    OK = "ok"  # no failure to act on
+    RETRY = "retry"  # transient: retry with backoff while the budget lasts
+    RETRY_ONCE = "retry-once"  # retried once per target, then terminal
+    TERMINAL = "terminal"  # this image will not work on this device
+
+
+# /5/0/5 Update Result -> what it means for the update (OMA LwM2M 1.1 E.6, codes 0-11).
+RESULT_TABLE: dict[int, tuple[Outcome, str]] = {
+    0: (Outcome.OK, "initial value"),
+    1: (Outcome.OK, "firmware updated successfully"),
+    2: (Outcome.RETRY, "not enough flash memory for the new firmware package"),
+    3: (Outcome.RETRY, "out of RAM during the download"),
+    4: (Outcome.RETRY, "connection lost during the download"),
+    5: (Outcome.TERMINAL, "integrity check failure for the new package"),
+    6: (Outcome.TERMINAL, "unsupported package type"),
+    7: (Outcome.TERMINAL, "invalid URI"),
+    8: (Outcome.RETRY_ONCE, "firmware update failed"),
+    9: (Outcome.TERMINAL, "unsupported protocol"),
+    10: (Outcome.RETRY, "firmware update cancelled"),
+    11: (Outcome.RETRY, "firmware update deferred"),
+}
+
+
+def classify(result: UpdateResult | None) -> tuple[Outcome, str]:
+    """What an Update Result means; a code newer than the table is terminal (be safe)."""
+    if result is None:
+        return Outcome.OK, "no update result reported"
+    code = int(result)
+    return RESULT_TABLE.get(code, (Outcome.TERMINAL, f"unknown update result {code}"))
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutStats:
+    """Counts over one collection's devices for the target being rolled out."""
+
+    in_flight: int = 0  # devices in Initializing..Completed
+    started: int = 0  # devices with at least one attempt for their target
+    failed: int = 0  # devices in a terminal failure (UpdateFailed, Reverted)
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """Whether the collection's rollout allows another attempt to start now."""
+
+    may_start: bool = True
+    reason: str = ""
+
+
+OPEN = Gate()
+
+
+def rollout_gate(policy: RolloutPolicy, stats: RolloutStats) -> Gate:
+    """Apply paused, the failure threshold and maxConcurrent, in that order."""
+    if policy.paused:
+        return Gate(False, "rollout paused in the collection manifest")
+    threshold = policy.failure_threshold
+    if threshold is not None and threshold.exceeded(stats.failed, stats.started):
+        return Gate(
+            False,
+            f"rollout halted: {stats.failed} of {stats.started} started updates failed",
+        )
+    if policy.max_concurrent is not None and stats.in_flight >= policy.max_concurrent:
+        return Gate(False, f"waiting for a slot: {stats.in_flight} of max "
+                    f"{policy.max_concurrent} updating")
+    return OPEN
