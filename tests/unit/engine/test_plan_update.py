@@ -1,0 +1,135 @@
+"""plan() during an attempt: downloading, Execute once, verifying, failures, timeouts."""
+
+from __future__ import annotations
+
+import pytest
+from engine_builders import NEW, T0, delta, registration, report
+
+from reconciler.engine import DEFAULT_CONFIG, Execute, ReadState, Verify, Wait, WriteUri, plan
+from reconciler.model.lwm2m import FirmwareState as F
+from reconciler.model.lwm2m import UpdateResult as R
+from reconciler.model.observed import DeviceProgress
+from reconciler.model.status import UpdateState as S
+
+START = T0 + 10  # the attempt began here
+NOW = START + 5
+DEADLINE = START + 500
+RETRIES = DEFAULT_CONFIG.max_retries
+
+
+def attempt(state: S = S.DOWNLOADING, **changes: object) -> DeviceProgress:
+    base = DeviceProgress(
+        "d1", NEW.image_id, state, "downloading 2.0", attempts=1, retries_left=RETRIES,
+        from_version="1.0", attempt_token="1", last_action="write-uri",
+        phase_started_at=START, deadline=DEADLINE, updated_at=START,
+    )
+    return base.evolve(**changes)
+
+
+def executed(state: S = S.UPDATING, **changes: object) -> DeviceProgress:
+    return attempt(state, executed_at=START, last_action="execute", **changes)
+
+
+def test_initializing_moves_to_downloading_when_the_device_says_so() -> None:
+    rep = report(fw=F.DOWNLOADING, at=NOW)
+    result = plan(delta(rep=rep, reg=registration(), observing=True), attempt(S.INITIALIZING), NOW)
+    assert result.progress is not None and result.progress.state is S.DOWNLOADING
+    assert result.actions == (Wait("waiting for the device's next report", DEADLINE),)
+
+
+def test_a_running_download_is_never_written_again() -> None:
+    rep = report(fw=F.DOWNLOADING, at=NOW)
+    for now in (NOW, NOW + 30, NOW + 300, DEADLINE - 1):
+        result = plan(delta(rep=rep, reg=registration()), attempt(), now)
+        assert not any(isinstance(a, WriteUri) for a in result.actions)
+
+
+def test_without_observe_the_download_is_polled_at_the_interval() -> None:
+    rep = report(fw=F.DOWNLOADING, at=NOW)
+    soon = plan(delta(rep=rep, reg=registration(), can_observe=False), attempt(), NOW + 1)
+    assert soon.actions == (Wait("polling again later", NOW + DEFAULT_CONFIG.poll_interval),)
+    due = plan(delta(rep=rep, reg=registration()), attempt(), NOW + 30)
+    assert due.actions == (ReadState("polling the download"),)
+
+
+def test_downloaded_executes_once_with_executed_at_recorded_first() -> None:
+    rep = report(fw=F.DOWNLOADED, at=NOW)
+    result = plan(delta(rep=rep, reg=registration(), observing=True), attempt(), NOW)
+    assert result.actions == (Execute(NEW.image_id),)
+    p = result.progress
+    assert p is not None and (p.state, p.executed_at) == (S.UPDATING, NOW)
+    again = plan(delta(rep=rep, reg=registration(), observing=True), p, NOW + 1)
+    assert again.actions == (Wait("waiting for the device to install and restart", p.deadline),)
+
+
+def test_a_restart_after_execute_is_verified_before_anything_else() -> None:
+    reg = registration(at=NOW)  # re-registered after Execute, not read yet
+    result = plan(delta(rep=report(at=START), reg=reg), executed(), NOW + 1)
+    assert result.actions == (Verify(NEW.image_id),)
+    assert result.progress is not None and result.progress.state is S.COMPLETED
+
+
+def test_success_only_when_the_device_reports_the_target_version() -> None:
+    reg = registration(at=NOW)
+    ok = plan(delta(rep=report("2.0", at=NOW + 1), reg=reg), executed(S.COMPLETED), NOW + 2)
+    assert ok.progress is not None and ok.progress.state is S.CURRENT
+    claimed = report("1.0", result=R.SUCCESS, at=NOW + 1)
+    back = plan(delta(rep=claimed, reg=reg), executed(S.COMPLETED), NOW + 2)
+    assert back.progress is not None and back.progress.state is S.REVERTED
+    assert back.progress.message == "device came back running 1.0, not 2.0"
+
+
+@pytest.mark.parametrize("code", [R.NOT_ENOUGH_FLASH, R.OUT_OF_RAM, R.CONNECTION_LOST])
+def test_transient_update_results_retry_with_backoff(code: R) -> None:
+    rep = report(fw=F.IDLE, result=code, at=NOW)
+    result = plan(delta(rep=rep, reg=registration()), attempt(), NOW)
+    p = result.progress
+    assert p is not None and p.state is S.PENDING and p.retries_left == RETRIES - 1
+    assert p.next_attempt_at == NOW + DEFAULT_CONFIG.backoff_base
+    assert result.actions == (Wait(p.message, NOW + DEFAULT_CONFIG.backoff_base),)
+
+
+@pytest.mark.parametrize("code", [R.INTEGRITY_CHECK_FAILURE, R.UNSUPPORTED_PACKAGE_TYPE,
+                                  R.INVALID_URI, R.UNSUPPORTED_PROTOCOL])
+def test_terminal_update_results_fail_the_image_at_once(code: R) -> None:
+    result = plan(delta(rep=report(fw=F.IDLE, result=code, at=NOW), reg=registration()),
+                  attempt(), NOW)
+    assert result.progress is not None and result.progress.state is S.UPDATE_FAILED
+    assert result.actions == ()
+
+
+def test_update_failed_is_retried_once_then_terminal() -> None:
+    rep = report(fw=F.IDLE, result=R.UPDATE_FAILED, at=NOW + 1)
+    first = plan(delta(rep=rep, reg=registration()), executed(), NOW + 1)
+    assert first.progress is not None and first.progress.state is S.PENDING
+    second = plan(delta(rep=rep, reg=registration()),
+                  executed(retries_left=RETRIES - 1, attempts=2), NOW + 1)
+    assert second.progress is not None and second.progress.state is S.UPDATE_FAILED
+
+
+def test_an_exhausted_budget_turns_a_transient_failure_terminal() -> None:
+    rep = report(fw=F.IDLE, result=R.CONNECTION_LOST, at=NOW)
+    result = plan(delta(rep=rep, reg=registration()), attempt(retries_left=0, attempts=4), NOW)
+    assert result.progress is not None and result.progress.state is S.UPDATE_FAILED
+    assert "no retries left" in result.progress.message
+
+
+def test_a_stuck_download_times_out_and_is_retried_later() -> None:
+    rep = report(fw=F.DOWNLOADING, at=NOW)
+    result = plan(delta(rep=rep, reg=registration(), observing=True), attempt(), DEADLINE)
+    p = result.progress
+    assert p is not None and p.state is S.TIMED_OUT and p.retries_left == RETRIES - 1
+    assert p.next_attempt_at == DEADLINE + DEFAULT_CONFIG.backoff_base
+
+
+def test_a_device_that_never_comes_back_times_out_without_a_second_execute() -> None:
+    rep = report(fw=F.DOWNLOADED, at=NOW)  # Execute may never have arrived
+    for now in (NOW, DEADLINE - 1, DEADLINE):
+        result = plan(delta(rep=rep, reg=registration(), observing=True), executed(), now)
+        assert not any(isinstance(a, Execute) for a in result.actions)
+    assert result.progress is not None and result.progress.state is S.TIMED_OUT
+
+
+def test_deadlines_grow_with_the_image_so_slow_links_get_half_an_hour() -> None:
+    big = NEW.__class__(**{**{f: getattr(NEW, f) for f in NEW.__slots__}, "length": 144_564})
+    assert DEFAULT_CONFIG.download_deadline(big) >= 30 * 60

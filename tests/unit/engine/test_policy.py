@@ -1,0 +1,71 @@
+"""The Update Result table, the rollout gate and the conditions."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.engine import Gate, Outcome, RolloutStats, classify, rollout_gate
+from reconciler.engine.conditions import collection_conditions, device_conditions
+from reconciler.model.desired import FailureThreshold, RolloutPolicy
+from reconciler.model.lwm2m import UpdateResult
+from reconciler.model.observed import DeviceProgress
+from reconciler.model.status import ConditionType, UpdateState
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome"),
+    [(0, Outcome.OK), (1, Outcome.OK), (2, Outcome.RETRY), (3, Outcome.RETRY),
+     (4, Outcome.RETRY), (5, Outcome.TERMINAL), (6, Outcome.TERMINAL), (7, Outcome.TERMINAL),
+     (8, Outcome.RETRY_ONCE), (9, Outcome.TERMINAL), (10, Outcome.RETRY), (11, Outcome.RETRY),
+     (42, Outcome.TERMINAL)],
+)
+def test_every_update_result_code_maps_to_an_outcome(code: int, outcome: Outcome) -> None:
+    assert classify(UpdateResult(code))[0] is outcome
+
+
+def test_paused_rollout_starts_nothing() -> None:
+    gate = rollout_gate(RolloutPolicy(paused=True), RolloutStats())
+    assert gate == Gate(False, "rollout paused in the collection manifest")
+
+
+def test_failure_threshold_by_count_halts_new_starts() -> None:
+    policy = RolloutPolicy(failure_threshold=FailureThreshold(count=2))
+    assert rollout_gate(policy, RolloutStats(started=5, failed=1)).may_start
+    halted = rollout_gate(policy, RolloutStats(started=5, failed=2))
+    assert halted == Gate(False, "rollout halted: 2 of 5 started updates failed")
+
+
+def test_failure_threshold_by_percent_halts_new_starts() -> None:
+    policy = RolloutPolicy(failure_threshold=FailureThreshold(percent=25.0))
+    assert rollout_gate(policy, RolloutStats(started=8, failed=1)).may_start
+    assert not rollout_gate(policy, RolloutStats(started=8, failed=2)).may_start
+
+
+def test_max_concurrent_allows_starts_only_below_the_cap() -> None:
+    policy = RolloutPolicy(max_concurrent=2)
+    assert rollout_gate(policy, RolloutStats(in_flight=1)).may_start
+    assert rollout_gate(policy, RolloutStats(in_flight=2)) == Gate(
+        False, "waiting for a slot: 2 of max 2 updating")
+
+
+def test_device_conditions_follow_the_state_and_keep_their_transition_time() -> None:
+    busy = DeviceProgress("d1", "bbbb2", UpdateState.DOWNLOADING, "downloading 2.0")
+    first = device_conditions(busy, "rev1", 10.0)
+    assert [(c.type, c.status, c.reason) for c in first] == [
+        (ConditionType.READY, False, "Downloading"),
+        (ConditionType.RECONCILING, True, "Downloading"),
+        (ConditionType.STALLED, False, "None"),
+    ]
+    later = device_conditions(busy, "rev2", 20.0, first)
+    assert later[1].last_transition == 10.0 and later[1].revision == "rev2"
+    failed = device_conditions(busy.evolve(state=UpdateState.REVERTED), "rev2", 30.0, later)
+    assert failed[2].status and failed[2].reason == "Reverted" and failed[2].last_transition == 30
+
+
+def test_collection_conditions_say_when_the_threshold_halted_the_rollout() -> None:
+    counts = {UpdateState.CURRENT: 3, UpdateState.UPDATE_FAILED: 2, UpdateState.PENDING: 5}
+    gate = Gate(False, "rollout halted: 2 of 5 started updates failed")
+    ready, _, stalled = collection_conditions(counts, gate, "rev1", 5.0)
+    assert not ready.status and stalled.status and stalled.reason == "FailureThreshold"
+    done = collection_conditions({UpdateState.CURRENT: 4}, Gate(), "rev1", 6.0)
+    assert done[0].status and not done[1].status and not done[2].status
