@@ -1,0 +1,57 @@
+"""Access control: the `X-API-Token` header and the loopback-only rule.
+
+`TokenCheck` is a FastAPI dependency comparing the header against the configured tokens
+in constant time; `check_bind` is called by `fota serve` before listening, so an API with
+no token configured can only be reached from the machine itself.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import Security
+from fastapi.security import APIKeyHeader
+
+from reconciler.api.errors import ApiError
+
+TOKEN_HEADER = APIKeyHeader(name="X-API-Token", auto_error=False,
+                            description="An API token from the server's configuration")
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+class TokenCheck:
+    """401 unless the request carries one of `tokens` (no tokens configured: open)."""
+
+    def __init__(self, tokens: Sequence[str]) -> None:
+        self._tokens = [t.encode() for t in tokens if t]
+
+    def __call__(self, token: Annotated[str | None, Security(TOKEN_HEADER)] = None) -> None:
+        if not self._tokens:
+            return
+        given = (token or "").encode()
+        # Compare against every token so the time taken says nothing about which matched.
+        matched = False
+        for known in self._tokens:
+            matched |= hmac.compare_digest(given, known)
+        if not matched:
+            raise ApiError(401, "invalid X-API-Token header"
+                           if token else "missing X-API-Token header")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, tokens: Sequence[str]) -> None:
+    """Raise ValueError when `host` is reachable from elsewhere and no token is set."""
+    if not any(tokens) and not is_loopback(host):
+        raise ValueError(f"refusing to serve the API on {host}: no API token is configured; "
+                         "set one or bind to 127.0.0.1 / ::1")

@@ -1,0 +1,35 @@
+"""`create_app(reader, tokens=...)`: the read-only HTTP API as one FastAPI application.
+
+Composes the reference routes (`routes.py`), status and probes (`status.py`), the JSON
+error handlers (`errors.py`) and the token check (`access.py`) around one `StoreReader`.
+No import-time globals: `fota serve` and the tests each build their own app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import Depends, FastAPI
+
+from reconciler.api.access import TokenCheck
+from reconciler.api.cache import BodyCache
+from reconciler.api.errors import install_handlers
+from reconciler.api.routes import collections_router
+from reconciler.api.status import health_router, status_router
+from reconciler.store import StoreReader
+
+DESCRIPTION = """Read-only view of fota-gitops, with the GET shapes of the reference FOTA API.
+Desired state lives in git: every write method answers 405. Unset ids
+(`currentFirmwareId`, `targetFirmwareId`) and values a device never reported are left out
+of the JSON rather than sent as empty strings or null."""
+
+
+def create_app(reader: StoreReader, *, tokens: Sequence[str] = ()) -> FastAPI:
+    app = FastAPI(title="fota-gitops", version="0.1.0", description=DESCRIPTION,
+                  docs_url="/docs", redoc_url=None)
+    install_handlers(app)
+    guard = [Depends(TokenCheck(tokens))]
+    app.include_router(collections_router(reader, BodyCache(reader)), dependencies=guard)
+    app.include_router(status_router(reader), dependencies=guard)
+    app.include_router(health_router(reader))
+    return app

@@ -1,0 +1,96 @@
+"""Pure mapping of the store's views onto the reference JSON shapes, straight to bytes.
+
+Dicts are built without None values (unset ids are absent keys) and serialised by
+pydantic-core's `to_json`, never through `jsonable_encoder` or `response_model`, so a
+10,000-device list costs one pass. Called by the routers in `routes.py`/`status.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic_core import to_json
+
+from reconciler.model.desired import FirmwareImage
+from reconciler.model.observed import DeviceEvent
+from reconciler.model.status import Condition
+from reconciler.store.views import CollectionStatus, CollectionView, DeviceView, Usage
+
+Json = dict[str, Any]
+
+
+def dumps(value: object) -> bytes:
+    return to_json(value)
+
+
+def _present(**values: object) -> Json:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def collection(c: CollectionView) -> Json:
+    firmware = _present(management=c.management.value, targetFirmwareId=c.target_image_id,
+                        currentFirmwareId=c.current_image_id)
+    return {"collectionId": c.collection_id, "firmware": firmware, "tags": dict(c.tags)}
+
+
+def image(i: FirmwareImage) -> Json:
+    return {"imageId": i.image_id, "version": i.version, "filename": i.filename,
+            "sha256": i.sha256, "length": i.length, "collectionId": i.collection_id,
+            "created": i.created, "tags": dict(i.tags)}
+
+
+def device_firmware(d: DeviceView) -> Json:
+    return _present(currentFirmwareId=d.current_image_id, targetFirmwareId=d.target_image_id,
+                    firmwareVersion=d.firmware_version, serialNumber=d.serial_number,
+                    modelNumber=d.model_number, manufacturer=d.manufacturer, state=d.state,
+                    stateMessage=d.state_message)
+
+
+def device(d: DeviceView) -> Json:
+    return {"deviceId": d.device_id, "collectionId": d.collection_id, "tags": dict(d.tags),
+            "firmware": device_firmware(d)}
+
+
+def usage(u: Usage) -> Json:
+    return {"firmwareId": u.firmware_id, "targetedDevices": u.targeted,
+            "currentDevices": u.current}
+
+
+def ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+def condition(c: Condition) -> Json:
+    return {"type": c.type.value, "status": c.status, "reason": c.reason,
+            "message": c.message, "lastTransitionTime": ms(c.last_transition),
+            "revision": c.revision}
+
+
+def event(e: DeviceEvent) -> Json:
+    return {"at": ms(e.at), "kind": e.kind, "message": e.message, "revision": e.revision}
+
+
+def source(status: Mapping[str, object], applied: str | None) -> Json:
+    """The source status as the controller stored it (SourceStatus fields, snake_case)."""
+    errors = status.get("errors") or []
+    last_sync = status.get("last_sync")
+    return {**_present(url=_text(status.get("url")), branch=_text(status.get("branch")),
+                       appliedRevision=_text(status.get("applied_revision")) or applied,
+                       headRevision=_text(status.get("head_revision")),
+                       lastSync=ms(last_sync) if isinstance(last_sync, int | float) else None),
+            "errors": [str(e) for e in errors] if isinstance(errors, list) else [str(errors)]}
+
+
+def collection_status(s: CollectionStatus, conditions: list[Condition]) -> Json:
+    reason = _text(s.rollout.get("halt_reason"))
+    return {**_present(collectionId=s.collection_id, management=s.management.value,
+                       targetFirmwareId=s.target_image_id),
+            "devices": s.devices, "states": dict(s.counts),
+            "halted": bool(s.rollout.get("halted", reason is not None)),
+            **_present(haltReason=reason), "rollout": dict(s.rollout),
+            "conditions": [condition(c) for c in conditions]}
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or value == "" else str(value)

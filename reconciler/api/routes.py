@@ -1,0 +1,124 @@
+"""GET routes of the reference resources: collections, firmware images, usage, devices.
+
+Built by `collections_router(reader, cache)` (no import-time globals). Each handler checks
+the ids (400 malformed, 404 unknown), then returns a cached body rendered by `render.py`.
+Write methods on these paths answer 405: changes go through git.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from reconciler.api import render, schemas
+from reconciler.api.cache import BodyCache
+from reconciler.api.errors import READ_ONLY, ApiError, check_id, not_found
+from reconciler.store import CollectionView, StoreReader
+
+WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": schemas.Error, "description": text}
+    for code, text in ((400, "Malformed id"), (401, "Missing or wrong X-API-Token"),
+                       (404, "Unknown id"))
+}
+
+
+class JsonBytes(Response):
+    media_type = "application/json"
+
+
+def documented(model: type[schemas.Schema]) -> dict[str, Any]:
+    """Route kwargs: the schema shows in /docs but the body is our pre-rendered bytes."""
+    return {"response_class": JsonBytes, "response_model": None,
+            "responses": {200: {"model": model}, **ERRORS}}
+
+
+def refuse_writes(router: APIRouter, path: str) -> None:
+    async def read_only() -> Response:
+        raise ApiError(405, READ_ONLY, {"Allow": "GET"})
+
+    router.add_api_route(path, read_only, methods=WRITE_METHODS, include_in_schema=False)
+
+
+def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
+    router = APIRouter(tags=["firmware"])
+
+    def body(key: tuple[str, ...], render_body: Callable[[], bytes]) -> JsonBytes:
+        return JsonBytes(cache.get(key, render_body))
+
+    def known_collection(cid: str) -> CollectionView:
+        found = reader.collection(check_id("collection", cid))
+        if found is None:
+            raise not_found("collection", cid)
+        return found
+
+    def known_image(cid: str, fid: str) -> None:
+        known_collection(cid)
+        if reader.image(cid, check_id("firmware image", fid)) is None:
+            raise not_found("firmware image", fid)
+
+    @router.get("/collections", summary="List collections", **documented(schemas.CollectionList))
+    async def list_collections() -> Response:
+        return body(("collections",), lambda: render.dumps(
+            {"collections": [render.collection(c) for c in reader.collections()]}))
+
+    @router.get("/collections/{collectionId}", summary="Get a collection",
+                **documented(schemas.Collection))
+    async def get_collection(collectionId: str) -> Response:
+        return body(("collection", collectionId),
+                    lambda: render.dumps(render.collection(known_collection(collectionId))))
+
+    @router.get("/collections/{collectionId}/firmware", summary="List firmware images",
+                **documented(schemas.ImageList))
+    async def list_images(collectionId: str) -> Response:
+        def build() -> bytes:
+            known_collection(collectionId)
+            images = reader.images(collectionId)
+            return render.dumps({"images": [render.image(i) for i in images]})
+        return body(("images", collectionId), build)
+
+    @router.get("/collections/{collectionId}/firmware/{imageId}", summary="Get a firmware image",
+                **documented(schemas.Image))
+    async def get_image(collectionId: str, imageId: str) -> Response:
+        def build() -> bytes:
+            known_image(collectionId, imageId)
+            found = reader.image(collectionId, imageId)
+            assert found is not None
+            return render.dumps(render.image(found))
+        return body(("image", collectionId, imageId), build)
+
+    @router.get("/collections/{collectionId}/firmware/{imageId}/usage",
+                summary="Devices targeting or running a firmware image",
+                **documented(schemas.Usage))
+    async def get_usage(collectionId: str, imageId: str) -> Response:
+        def build() -> bytes:
+            known_image(collectionId, imageId)
+            return render.dumps(render.usage(reader.usage(collectionId, imageId)))
+        return body(("usage", collectionId, imageId), build)
+
+    @router.get("/collections/{collectionId}/devices", summary="List the devices of a collection",
+                **documented(schemas.DeviceList))
+    async def list_devices(collectionId: str) -> Response:
+        def build() -> bytes:
+            known_collection(collectionId)
+            devices = reader.devices(collectionId)
+            return render.dumps({"devices": [render.device(d) for d in devices]})
+        return body(("devices", collectionId), build)
+
+    @router.get("/collections/{collectionId}/devices/{deviceId}", summary="Get a device",
+                **documented(schemas.Device))
+    async def get_device(collectionId: str, deviceId: str) -> Response:
+        def build() -> bytes:
+            known_collection(collectionId)
+            found = reader.device(collectionId, check_id("device", deviceId))
+            if found is None:
+                raise not_found("device", deviceId)
+            return render.dumps(render.device(found))
+        return body(("device", collectionId, deviceId), build)
+
+    for route in list(router.routes):
+        refuse_writes(router, getattr(route, "path", ""))
+    return router

@@ -1,0 +1,144 @@
+"""Response schemas with the reference FOTA API's field names, for /docs and for tests.
+
+The routes serialise plain dicts straight to JSON bytes (see `render.py`) and declare these
+models only as documentation, so a 10,000-device list never goes through per-item
+validation. Unset ids and never-reported values are left out (absent keys), as the
+reference does for `currentFirmwareId`; `tags` is always an object and lists always arrays.
+`extra="forbid"` lets the tests check that every rendered body matches its schema exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.json_schema import SkipJsonSchema
+
+from reconciler.model.desired import Management
+from reconciler.model.status import ConditionType, UpdateState
+
+Absent = SkipJsonSchema[None]  # optional key: either present with a value, or left out
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Error(Schema):
+    status: int
+    message: str
+
+
+class CollectionFirmware(Schema):
+    management: Management
+    targetFirmwareId: str | Absent = None
+    currentFirmwareId: str | Absent = None
+
+
+class Collection(Schema):
+    collectionId: str
+    firmware: CollectionFirmware
+    tags: dict[str, str]
+
+
+class CollectionList(Schema):
+    collections: list[Collection]
+
+
+class Image(Schema):
+    imageId: str
+    version: str
+    filename: str
+    sha256: str
+    length: int
+    collectionId: str
+    created: int  # milliseconds since the epoch
+    tags: dict[str, str]
+
+
+class ImageList(Schema):
+    images: list[Image]
+
+
+class Usage(Schema):
+    firmwareId: str
+    targetedDevices: list[str]
+    currentDevices: list[str]
+
+
+class DeviceFirmware(Schema):
+    currentFirmwareId: str | Absent = None
+    targetFirmwareId: str | Absent = None
+    firmwareVersion: str | Absent = None
+    serialNumber: str | Absent = None
+    modelNumber: str | Absent = None
+    manufacturer: str | Absent = None
+    state: UpdateState | Absent = None
+    stateMessage: str | Absent = None
+
+
+class Device(Schema):
+    deviceId: str
+    collectionId: str
+    tags: dict[str, str]
+    firmware: DeviceFirmware
+
+
+class DeviceList(Schema):
+    devices: list[Device]
+
+
+class ConditionOut(Schema):
+    type: ConditionType
+    status: bool
+    reason: str
+    message: str
+    lastTransitionTime: int  # milliseconds since the epoch
+    revision: str
+
+
+class EventOut(Schema):
+    at: int  # milliseconds since the epoch
+    kind: str
+    message: str
+    revision: str
+
+
+class DeviceStatus(Schema):
+    deviceId: str
+    collectionId: str
+    firmware: DeviceFirmware
+    conditions: list[ConditionOut]
+    events: list[EventOut]  # the most recent, oldest first
+
+
+class SourceOut(Schema):
+    url: str | Absent = None
+    branch: str | Absent = None
+    appliedRevision: str | Absent = None
+    headRevision: str | Absent = None
+    lastSync: int | Absent = None  # milliseconds since the epoch
+    errors: list[str]  # "file:line: field: message" when the newest commit is invalid
+
+
+class CollectionStatusOut(Schema):
+    collectionId: str
+    management: Management
+    targetFirmwareId: str | Absent = None
+    devices: int
+    states: dict[str, int]  # firmware.state -> number of devices in it
+    halted: bool
+    haltReason: str | Absent = None
+    rollout: dict[str, Any]  # the controller's rollout figures (in flight, failed, ...)
+    conditions: list[ConditionOut]
+
+
+class Status(Schema):
+    appliedRevision: str | Absent = None
+    source: SourceOut
+    collections: list[CollectionStatusOut]
+
+
+class Health(Schema):
+    status: str
+    appliedRevision: str | Absent = None

@@ -1,0 +1,76 @@
+"""Status routes beyond the reference: `/status`, `/status/devices/{deviceId}`, and the
+orchestrator probes `/healthz` (process up) and `/readyz` (store readable and a desired
+state applied). Built by `status_router` and `health_router`; called by `app.create_app`.
+Times here are milliseconds since the epoch, like the reference's `created`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from reconciler.api import render, schemas
+from reconciler.api.errors import check_id, error_response, not_found
+from reconciler.api.routes import JsonBytes, documented, refuse_writes
+from reconciler.store import StoreReader
+
+EVENT_LIMIT = 50
+
+
+def status_router(reader: StoreReader) -> APIRouter:
+    router = APIRouter(tags=["status"])
+
+    @router.get("/status", summary="Source, revision and per-collection rollout status",
+                **documented(schemas.Status))
+    async def get_status() -> Response:
+        applied = reader.applied_revision()
+        collections = [render.collection_status(s, reader.conditions(s.collection_id))
+                       for s in reader.collection_statuses()]
+        body = {**({"appliedRevision": applied} if applied else {}),
+                "source": render.source(reader.source_status(), applied),
+                "collections": collections}
+        return JsonBytes(render.dumps(body))
+
+    @router.get("/status/devices/{deviceId}",
+                summary="A device's firmware view, conditions and recent events",
+                **documented(schemas.DeviceStatus))
+    async def get_device_status(deviceId: str) -> Response:
+        cid = reader.device_collection(check_id("device", deviceId))
+        view = reader.device(cid, deviceId) if cid else None
+        if view is None:
+            raise not_found("device", deviceId)
+        body = {"deviceId": view.device_id, "collectionId": view.collection_id,
+                "firmware": render.device_firmware(view),
+                "conditions": [render.condition(c) for c in reader.conditions(deviceId)],
+                "events": [render.event(e) for e in reader.events(deviceId, EVENT_LIMIT)]}
+        return JsonBytes(render.dumps(body))
+
+    for route in list(router.routes):
+        refuse_writes(router, getattr(route, "path", ""))
+    return router
+
+
+def health_router(reader: StoreReader) -> APIRouter:
+    router = APIRouter(tags=["health"])
+    probe: dict[str, Any] = {
+        "response_class": JsonBytes, "response_model": None,
+        "responses": {200: {"model": schemas.Health}, 503: {"model": schemas.Error}}}
+
+    @router.get("/healthz", summary="The process is up", **probe)
+    async def healthz() -> Response:
+        return JsonBytes(render.dumps({"status": "ok"}))
+
+    @router.get("/readyz", summary="The store is readable and a desired state is applied",
+                **probe)
+    async def readyz() -> Response:
+        try:
+            revision = reader.applied_revision() if reader.ping() else None
+        except Exception as exc:  # a locked or vanished file: not ready, say why
+            return error_response(503, f"store not readable: {exc}")
+        if revision is None:
+            return error_response(503, "no desired state applied yet")
+        return JsonBytes(render.dumps({"status": "ready", "appliedRevision": revision}))
+
+    return router
