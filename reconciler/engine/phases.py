@@ -23,6 +23,7 @@ from reconciler.model.observed import DeviceProgress
 from reconciler.model.status import UpdateState as S
 
 BUSY = (FirmwareState.DOWNLOADING, FirmwareState.DOWNLOADED)
+OBSERVED_POLL_FACTOR = 4  # poll this much less often while an Observe runs
 
 
 def start(ctx: Ctx, record: DeviceProgress) -> Plan:
@@ -84,15 +85,19 @@ def downloading(ctx: Ctx, record: DeviceProgress) -> Plan:
 
 
 def _poll(ctx: Ctx, record: DeviceProgress) -> tuple[Action, ...]:
-    """Read /5/0 again unless an Observe will tell us, or the device sleeps."""
+    """Read /5/0 again when due. With an Observe running, notifications carry the news
+    and a rare read only guards against a lost one (they are often non-confirmable)."""
     deadline = record.deadline
-    last = ctx.report.reported_at
-    due = last + ctx.config.poll_interval
-    if ctx.delta.observing or not ctx.delta.awake:
+    if not ctx.delta.awake:
         return wait(record, "waiting for the device's next report", deadline).actions
-    if (record.phase_started_at is not None and last < record.phase_started_at) or ctx.now >= due:
+    last = ctx.report.reported_at
+    observing = ctx.delta.observing
+    interval = ctx.config.poll_interval * (OBSERVED_POLL_FACTOR if observing else 1)
+    stale = record.phase_started_at is not None and last < record.phase_started_at
+    if (stale and not observing) or ctx.now >= last + interval:
         return (ReadState("polling the download"),)
-    return wait(record, "polling again later", min(due, deadline or due)).actions
+    until = last + interval if deadline is None else min(last + interval, deadline)
+    return wait(record, "waiting for the device's next report", until).actions
 
 
 def _execute(ctx: Ctx, record: DeviceProgress) -> Plan:

@@ -34,7 +34,8 @@ def test_initializing_moves_to_downloading_when_the_device_says_so() -> None:
     rep = report(fw=F.DOWNLOADING, at=NOW)
     result = plan(delta(rep=rep, reg=registration(), observing=True), attempt(S.INITIALIZING), NOW)
     assert result.progress is not None and result.progress.state is S.DOWNLOADING
-    assert result.actions == (Wait("waiting for the device's next report", DEADLINE),)
+    expected = NOW + 4 * DEFAULT_CONFIG.poll_interval
+    assert result.actions == (Wait("waiting for the device's next report", expected),)
 
 
 def test_a_running_download_is_never_written_again() -> None:
@@ -47,7 +48,8 @@ def test_a_running_download_is_never_written_again() -> None:
 def test_without_observe_the_download_is_polled_at_the_interval() -> None:
     rep = report(fw=F.DOWNLOADING, at=NOW)
     soon = plan(delta(rep=rep, reg=registration(), can_observe=False), attempt(), NOW + 1)
-    assert soon.actions == (Wait("polling again later", NOW + DEFAULT_CONFIG.poll_interval),)
+    expected = NOW + DEFAULT_CONFIG.poll_interval
+    assert soon.actions == (Wait("waiting for the device's next report", expected),)
     due = plan(delta(rep=rep, reg=registration()), attempt(), NOW + 30)
     assert due.actions == (ReadState("polling the download"),)
 
