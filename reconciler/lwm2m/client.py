@@ -1,0 +1,192 @@
+"""`DeviceClient`: LwM2M device management operations on one registered endpoint.
+
+Read, Write (PUT replace / POST partial update), Execute, Observe (and cancel), Discover
+and block-wise push of a firmware package. Requests leave from the server's own socket
+to the address the device last registered from, wait for a queue-mode device's next
+Register/Update when it sleeps, negotiate the content format (`formats.py`) and raise only
+errors of `reconciler.errors`. Made by `Lwm2mServer.client`; used by the controller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from aiocoap import Message
+from aiocoap.numbers.codes import Code
+
+from reconciler.errors import DeviceNotRegistered, DeviceRequestFailed, RequestQueued
+from reconciler.lwm2m.coaperrors import abandon, raise_for_code, translate
+from reconciler.lwm2m.codecs import CodecError, Value, encode, parse_link_format
+from reconciler.lwm2m.formats import decode_response, links_under, read_formats, write_formats
+from reconciler.lwm2m.observe import Observation, follow
+from reconciler.model.lwm2m import Path
+
+if TYPE_CHECKING:
+    from reconciler.lwm2m.registry import Entry
+    from reconciler.lwm2m.server import Lwm2mServer
+
+log = logging.getLogger(__name__)
+
+FALLBACK_CODES = ("4.06", "4.15")  # Not Acceptable (Accept), Unsupported Content-Format
+
+
+class DeviceClient:
+    def __init__(self, server: Lwm2mServer, endpoint: str) -> None:
+        self._server = server
+        self.endpoint = endpoint
+
+    async def read(self, path: Path, *, timeout: float = 30.0) -> dict[Path, Value]:
+        response = await self._negotiated(path, timeout, functools.partial(_get, path))
+        return decode_response(path, response)
+
+    async def write(
+        self, path: Path, value: Value | Mapping[Path, Value], *,
+        partial: bool = False, timeout: float = 30.0,
+    ) -> None:
+        """PUT replaces (`partial=False`), POST updates only the given resources."""
+        values: Mapping[Path, Value] = value if isinstance(value, Mapping) else {path: value}
+        code = Code.POST if partial else Code.PUT
+        formats = write_formats(self._entry(path).registration.lwm2m_version, path, values)
+
+        def build(fmt: int | None) -> Message:
+            payload = encode(fmt or 0, path, values)
+            return Message(code=code, uri_path=_segments(path), payload=payload,
+                           content_format=fmt)
+
+        await self._negotiated(path, timeout, build, formats=formats)
+
+    async def execute(self, path: Path, args: str | None = None, *,
+                      timeout: float = 30.0) -> None:
+        payload = (args or "").encode("utf-8")
+        await self._exchange(path, timeout, lambda: Message(
+            code=Code.POST, uri_path=_segments(path), payload=payload))
+
+    async def discover(self, path: Path, *, timeout: float = 30.0) -> list[str]:
+        """Link targets at and below `path`; for a device without Discover (5.01, 4.05)
+        the object links it registered with."""
+        try:
+            response = await self._exchange(path, timeout, lambda: _get(path, 40))
+        except DeviceRequestFailed as exc:
+            if exc.code not in ("5.01", "4.05"):
+                raise
+            return links_under(self._entry(path).registration.object_links, path)
+        try:
+            links = parse_link_format(response.payload.decode("utf-8"))
+        except (UnicodeDecodeError, CodecError) as exc:
+            raise DeviceRequestFailed(str(path), response.code.dotted,
+                                      f"malformed link-format: {exc}") from None
+        return [link.target for link in links]
+
+    async def observe(
+        self, path: Path, on_notify: Callable[[dict[Path, Value]], None], *,
+        timeout: float = 30.0,
+    ) -> Observation:
+        """Observe `path`; `on_notify` gets the first value and then every notification.
+        A device that answers without Observe gives an inactive Observation."""
+
+        def build(fmt: int | None) -> Message:
+            message = _get(path, fmt)
+            message.opt.observe = 0
+            return message
+
+        response, request = await self._negotiated(path, timeout, build, keep=True)
+        first = decode_response(path, response)
+        on_notify(first)
+        if response.opt.observe is None:
+            return Observation(path, request, None, first)
+        task = asyncio.create_task(follow(request, path, on_notify, self._server.queue.heard,
+                                          self.endpoint), name=f"observe {self.endpoint}{path}")
+        return Observation(path, request, task, first)
+
+    async def push_firmware(self, data: bytes, *, timeout: float) -> None:
+        """Write the package to /5/0/0 block-wise (Block1, opaque)."""
+        path = Path(5, 0, 0)
+        await self._exchange(path, timeout, lambda: Message(
+            code=Code.PUT, uri_path=_segments(path), payload=data, content_format=42))
+
+    # -- shared by the operations (and observe.py / push.py) ----------------------------
+
+    def _entry(self, path: Path) -> Entry:
+        entry = self._server.entry(self.endpoint)
+        if entry is None:
+            raise DeviceNotRegistered(f"{self.endpoint}: not registered (request {path})")
+        return entry
+
+    async def _negotiated(
+        self, path: Path, timeout: float, build: Callable[[int | None], Message],
+        formats: tuple[int | None, ...] | None = None, *, keep: bool = False,
+    ) -> Any:
+        """Try each content format in turn while the device answers 4.06 / 4.15; reads
+        start with the format this device accepted last time. With `keep`, returns the
+        response and the aiocoap request (for observations)."""
+        remember = formats is None
+        if formats is None:
+            entry = self._entry(path)
+            formats = read_formats(entry.registration.lwm2m_version, entry.root_content_format)
+            known = self._server.negotiated.get(self.endpoint, -1)
+            formats = (*(f for f in formats if f == known), *(f for f in formats if f != known))
+        deadline = asyncio.get_running_loop().time() + timeout
+        for index, fmt in enumerate(formats):
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                request = await self._send(path, left, functools.partial(build, fmt))
+                response = await self._answer(path, request, left)
+            except DeviceRequestFailed as exc:
+                if exc.code in FALLBACK_CODES and index + 1 < len(formats):
+                    continue
+                raise
+            if remember:
+                self._server.negotiated[self.endpoint] = fmt
+            return (response, request) if keep else response
+        raise AssertionError("unreachable: the format list is never empty")
+
+    async def _exchange(self, path: Path, timeout: float, build: Callable[[], Message]
+                        ) -> Message:
+        deadline = asyncio.get_running_loop().time() + timeout
+        request = await self._send(path, timeout, build)
+        return await self._answer(path, request, deadline - asyncio.get_running_loop().time())
+
+    async def _send(self, path: Path, timeout: float, build: Callable[[], Message]) -> Any:
+        """Wait while the device sleeps (queue mode), then send; returns the aiocoap
+        request. `RequestQueued` when it did not wake up within `timeout`."""
+        try:
+            async with asyncio.timeout(timeout):
+                entry = await self._reachable(path)
+        except TimeoutError:
+            raise RequestQueued(f"{self.endpoint}: asleep, {path} not sent in time") from None
+        message = build()
+        message.remote = entry.remote
+        return self._server.context.request(message)
+
+    async def _answer(self, path: Path, request: Any, timeout: float) -> Message:
+        try:
+            async with asyncio.timeout(max(timeout, 0.001)):
+                response: Message = await request.response
+        except Exception as exc:
+            abandon(request)
+            raise translate(exc, f"{self.endpoint}{path}") from None
+        self._server.queue.heard(self.endpoint)
+        raise_for_code(response, f"{self.endpoint}{path}")
+        return response
+
+    async def _reachable(self, path: Path) -> Entry:
+        entry = self._entry(path)
+        while not self._server.queue.is_awake(entry.registration):
+            await self._server.queue.wait(self.endpoint)
+            entry = self._entry(path)
+        return entry
+
+
+def _segments(path: Path) -> tuple[str, ...]:
+    return tuple(str(s) for s in path.segments())
+
+
+def _get(path: Path, accept: int | None) -> Message:
+    message = Message(code=Code.GET, uri_path=_segments(path))
+    if accept is not None:
+        message.opt.accept = accept
+    return message

@@ -1,0 +1,117 @@
+"""The registration interface's aiocoap resources: `POST /rd`, `POST|DELETE /rd/<id>`.
+
+`Lwm2mServer` mounts `RegisterResource` and `EntryResource` at `rd` on its site. They read
+the request (query, payload, source address), let `registration.py` parse it, apply it to
+the `Registry` and hand an event to the server's `emit`. Every refusal is a CoAP error
+with a diagnostic payload; anything unexpected is logged and answered 5.00, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiocoap import Message, resource
+from aiocoap.numbers.codes import Code
+
+from reconciler.lwm2m.coaperrors import error_response
+from reconciler.lwm2m.registration import Rejected, parse_register, parse_update, split_query
+from reconciler.lwm2m.registry import Entry, Registry, Source
+from reconciler.model.lwm2m import RegistrationEventKind
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[RegistrationEventKind, Entry], None]
+
+
+class RdService:
+    """What Register/Update/De-register do, apart from CoAP framing."""
+
+    def __init__(self, registry: Registry, admit: Callable[[str], bool], emit: Emit) -> None:
+        self.registry = registry
+        self._admit = admit
+        self._emit = emit
+
+    def register(self, request: Message) -> Message:
+        query = split_query(request.opt.uri_query)
+        params = parse_register(query, request.payload, _content_format(request))
+        if not self._admit(params.endpoint):
+            raise Rejected("4.03", f"endpoint {params.endpoint!r} is not admitted")
+        entry, _replaced = self.registry.register(params, source_of(request))
+        self._emit(RegistrationEventKind.REGISTERED, entry)
+        location = ("rd", entry.registration.registration_id)
+        return Message(code=Code.CREATED, location_path=location)
+
+    def update(self, registration_id: str, request: Message) -> Message:
+        query = split_query(request.opt.uri_query)
+        params = parse_update(query, request.payload, _content_format(request))
+        try:
+            entry = self.registry.update(registration_id, params, source_of(request))
+        except KeyError:
+            raise Rejected("4.04", f"no registration rd/{registration_id}") from None
+        self._emit(RegistrationEventKind.UPDATED, entry)
+        return Message(code=Code.CHANGED)
+
+    def deregister(self, registration_id: str) -> Message:
+        try:
+            entry = self.registry.deregister(registration_id)
+        except KeyError:
+            raise Rejected("4.04", f"no registration rd/{registration_id}") from None
+        self._emit(RegistrationEventKind.DEREGISTERED, entry)
+        return Message(code=Code.DELETED)
+
+
+def source_of(request: Message) -> Source:
+    """The device's address as the registration records it (IPv4-mapped shown as IPv4)."""
+    sockaddr = request.remote.sockaddr
+    host = str(sockaddr[0])
+    host = host.removeprefix("::ffff:") if "." in host else host
+    return Source(host=host, port=int(sockaddr[1]), remote=request.remote)
+
+
+def _content_format(request: Message) -> int | None:
+    value = request.opt.content_format
+    return None if value is None else int(value)
+
+
+async def _guarded(handler: Callable[[], Message | Awaitable[Message]]) -> Message:
+    try:
+        result = handler()
+        return result if isinstance(result, Message) else await result
+    except Rejected as refused:
+        return error_response(refused.code, refused.message)
+    except Exception:
+        log.exception("registration interface failed on a request")
+        return error_response("5.00", "internal server error")
+
+
+class RegisterResource(resource.Resource):  # type: ignore[misc]  # aiocoap is untyped
+    """`/rd`: Register."""
+
+    def __init__(self, service: RdService) -> None:
+        super().__init__()
+        self._service = service
+
+    async def render_post(self, request: Message) -> Message:
+        return await _guarded(lambda: self._service.register(request))
+
+
+class EntryResource(resource.Resource, resource.PathCapable):  # type: ignore[misc]
+    """`/rd/<id>`: Update (POST) and De-register (DELETE)."""
+
+    def __init__(self, service: RdService) -> None:
+        super().__init__()
+        self._service = service
+
+    async def render(self, request: Message) -> Message:
+        return await _guarded(lambda: self._dispatch(request))
+
+    def _dispatch(self, request: Message) -> Message:
+        path = request.opt.uri_path
+        if len(path) != 1 or not path[0]:
+            raise Rejected("4.04", "no such registration location")
+        if request.code == Code.POST:
+            return self._service.update(path[0], request)
+        if request.code == Code.DELETE:
+            return self._service.deregister(path[0])
+        raise Rejected("4.05", "registration locations take POST (Update) or DELETE")

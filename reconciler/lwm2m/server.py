@@ -1,0 +1,161 @@
+"""`Lwm2mServer`: the LwM2M server endpoint on one aiocoap UDP socket.
+
+Owns the aiocoap server context and its site (the registration interface at `rd`, the
+firmware repository beside it), the registration table, queue-mode bookkeeping and the
+subscribers to registration events. The controller builds one, subscribes, and asks for
+a `DeviceClient` per endpoint; requests to devices leave from this same socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiocoap import Context, resource
+
+from reconciler.lwm2m.client import DeviceClient
+from reconciler.lwm2m.queue import DEFAULT_AWAKE_SECONDS, QueueMode
+from reconciler.lwm2m.rd import EntryResource, RdService, RegisterResource
+from reconciler.lwm2m.registry import Entry, Registry
+from reconciler.lwm2m.wire import DedupCache, harden
+from reconciler.model.lwm2m import Registration, RegistrationEvent, RegistrationEventKind
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[RegistrationEvent], None]
+
+
+class Lwm2mServer:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 5683,
+        *,
+        admit: Callable[[str], bool] | None = None,
+        public_uri: str | None = None,
+        clock: Callable[[], float] = time.time,
+        awake_seconds: float = DEFAULT_AWAKE_SECONDS,
+        sweep_interval: float = 1.0,
+    ) -> None:
+        self._host = host
+        self._requested_port = port
+        self._admit = admit or (lambda _endpoint: True)
+        self._public_uri = public_uri
+        self._clock = clock
+        self._sweep_interval = sweep_interval
+        self._registry = Registry(clock)
+        self._queue = QueueMode(clock, awake_seconds)
+        self._subscribers: list[Subscriber] = []
+        self.negotiated: dict[str, int | None] = {}  # endpoint -> format its reads accepted
+        self._context: Any = None
+        self._caches: list[DedupCache] = []
+        self._sweeper: asyncio.Task[None] | None = None
+        self.site = resource.Site()
+        service = RdService(self._registry, self._admit, self._on_event)
+        self.site.add_resource(("rd",), RegisterResource(service))
+        self.site.add_resource(("rd",), EntryResource(service))
+
+    async def start(self) -> None:
+        self._context = await Context.create_server_context(
+            self.site, bind=(self._host, self._requested_port), transports=["udp6"]
+        )
+        self._caches = harden(self._context)
+        self._sweeper = asyncio.create_task(self._sweep(), name="lwm2m registration sweeper")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+        self._queue.cancel_all()
+        if self._context is not None:
+            await self._context.shutdown()
+            self._context = None
+
+    @property
+    def port(self) -> int:
+        return int(self._socket().getsockname()[1])
+
+    @property
+    def context(self) -> Any:
+        """The running aiocoap context (for lwm2m's own modules)."""
+        if self._context is None:
+            raise RuntimeError("Lwm2mServer is not started")
+        return self._context
+
+    @property
+    def public_uri(self) -> str:
+        if self._public_uri is not None:
+            return self._public_uri.rstrip("/")
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"coap://{host}:{self.port}"
+
+    def subscribe(self, cb: Subscriber) -> Callable[[], None]:
+        self._subscribers.append(cb)
+
+        def unsubscribe() -> None:
+            if cb in self._subscribers:
+                self._subscribers.remove(cb)
+
+        return unsubscribe
+
+    def registration(self, endpoint: str) -> Registration | None:
+        entry = self._registry.get(endpoint)
+        return None if entry is None else entry.registration
+
+    def registrations(self) -> list[Registration]:
+        return [entry.registration for entry in self._registry.entries()]
+
+    def is_awake(self, endpoint: str) -> bool:
+        entry = self._registry.get(endpoint)
+        return entry is not None and self._queue.is_awake(entry.registration)
+
+    def client(self, endpoint: str) -> DeviceClient:
+        return DeviceClient(self, endpoint)
+
+    # -- for DeviceClient (same package) ------------------------------------------------
+
+    def entry(self, endpoint: str) -> Entry | None:
+        return self._registry.get(endpoint)
+
+    @property
+    def queue(self) -> QueueMode:
+        return self._queue
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _socket(self) -> socket.socket:
+        for token_manager in self.context.request_interfaces:
+            interface = getattr(token_manager.token_interface, "message_interface", None)
+            transport = getattr(interface, "transport", None)
+            if transport is not None:
+                sock: socket.socket = transport.get_extra_info("socket")
+                return sock
+        raise RuntimeError("the aiocoap context has no UDP socket")
+
+    def _on_event(self, kind: RegistrationEventKind, entry: Entry) -> None:
+        endpoint = entry.registration.endpoint
+        if kind is not RegistrationEventKind.UPDATED:
+            self.negotiated.pop(endpoint, None)  # a new registration may be new firmware
+        if kind in (RegistrationEventKind.REGISTERED, RegistrationEventKind.UPDATED):
+            self._queue.wake(endpoint)
+        else:
+            self._queue.forget(endpoint)
+        event = RegistrationEvent(kind, entry.registration, at=self._clock())
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:
+                log.exception("registration event subscriber failed on %s", kind)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval)
+            for entry in self._registry.pop_expired():
+                self._on_event(RegistrationEventKind.EXPIRED, entry)
+            for cache in self._caches:
+                cache.tick()

@@ -1,0 +1,128 @@
+"""Hardening of aiocoap's UDP message layer for a server that talks to whole fleets.
+
+Why: aiocoap's MessageManager remembers every received request for EXCHANGE_LIFETIME
+(247 s) to answer duplicates: a dict entry keyed by the remote, the full response
+`Message` object and one asyncio TimerHandle per exchange, about 2.3 KB each, so RSS grows
+with the request rate and the freed memory stays fragmented. `DedupCache` replaces that
+cache with two bounded generations of encoded responses (~0.3 KB each), rotated by time
+and by size, so memory is flat. `harden` also makes malformed Confirmable datagrams get
+the Reset RFC 7252 §4.2 asks for, instead of being dropped silently. Used by `server.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from typing import Any
+
+from aiocoap import Message
+from aiocoap import error as coap_error
+from aiocoap.message import Direction
+from aiocoap.numbers.types import CON
+from aiocoap.transports.udp6 import UDP6EndpointAddress
+
+log = logging.getLogger(__name__)
+
+# Retransmissions of one CON span at most MAX_TRANSMIT_SPAN (45 s): two generations of
+# this length keep every entry at least that long.
+GENERATION_SECONDS = 45.0
+GENERATION_CAP = 16384
+
+Key = tuple[Any, int]
+
+
+class DedupCache:
+    """(remote, message id) -> encoded response (None while the request is in progress)."""
+
+    def __init__(self, message_manager: Any, *, span: float = GENERATION_SECONDS,
+                 cap: int = GENERATION_CAP) -> None:
+        self._mman = message_manager
+        self._span = span
+        self._cap = cap
+        self._new: dict[Key, bytes | None] = {}
+        self._old: dict[Key, bytes | None] = {}
+        self._rotated_at = time.monotonic()
+
+    def __len__(self) -> int:
+        return len(self._new) + len(self._old)
+
+    def tick(self) -> None:
+        """Rotate when the current generation is old; the server calls this periodically."""
+        if time.monotonic() - self._rotated_at >= self._span:
+            self._rotate()
+
+    def deduplicate(self, message: Message) -> bool:
+        """True when `message` was seen before (its stored answer is sent again)."""
+        key = (message.remote, message.mid)
+        stored = self._new.get(key, self._old.get(key, False))
+        if stored is False:
+            if len(self._new) >= self._cap:
+                self._rotate()
+            self._new[key] = None
+            return False
+        if message.mtype is CON and isinstance(stored, bytes):
+            self._mman.message_interface.send(Message.decode(stored, message.remote))
+        return True
+
+    def store_response(self, message: Message) -> None:
+        key = (message.remote, message.mid)
+        for generation in (self._new, self._old):
+            if key in generation:
+                generation[key] = message.encode()
+                return
+
+    def _rotate(self) -> None:
+        self._old, self._new = self._new, {}
+        self._rotated_at = time.monotonic()
+
+
+def harden(context: Any) -> list[DedupCache]:
+    """Install the bounded dedup cache and the Reset on unparsable CONs on every UDP
+    message manager of an aiocoap server context; returns the caches (for `tick`)."""
+    caches = []
+    for token_manager in context.request_interfaces:
+        mman = getattr(token_manager, "token_interface", None)
+        if mman is None or not hasattr(mman, "_recent_messages"):
+            continue
+        cache = DedupCache(mman)
+        # Instance attributes shadow the methods the message manager calls on itself.
+        mman._deduplicate_message = cache.deduplicate
+        mman._store_response_for_duplicates = cache.store_response
+        _reset_unparsable(mman.message_interface)
+        caches.append(cache)
+    return caches
+
+
+def _reset_unparsable(interface: Any) -> None:
+    """Replace udp6's datagram handler with one that resets malformed Confirmables."""
+
+    def received(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
+        pktinfo = next(
+            (d for lvl, typ, d in ancdata
+             if lvl == socket.IPPROTO_IPV6 and typ == socket.IPV6_PKTINFO),
+            None,
+        )
+        remote = UDP6EndpointAddress(address, interface, pktinfo=pktinfo)
+        try:
+            message = Message.decode(data, remote)
+        except coap_error.UnparsableMessage:
+            _reject(interface, data, ancdata, address)
+            return
+        message.direction = Direction.INCOMING
+        try:
+            interface._ctx.dispatch_message(message)
+        except Exception:
+            log.exception("CoAP message layer failed on a message from %s", address)
+
+    interface.datagram_msg_received = received
+
+
+def _reject(interface: Any, data: bytes, ancdata: list[Any], address: Any) -> None:
+    # Version 1 and type CON: answer Reset with the same message id (RFC 7252 §4.2);
+    # anything else (other versions, NON, garbage shorter than a header) is ignored (§3).
+    log.info("malformed CoAP datagram from %s (%d bytes)", address, len(data))
+    if len(data) >= 4 and data[0] >> 6 == 1 and (data[0] >> 4) & 3 == 0:
+        reset = bytes((0x70, 0x00, data[2], data[3]))
+        pktinfo = [a for a in ancdata if a[0] == socket.IPPROTO_IPV6]
+        interface.transport.sendmsg(reset, pktinfo, 0, address)
