@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from reconciler.api import render, schemas
 from reconciler.api.cache import BodyCache
@@ -26,8 +26,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class JsonBytes(Response):
-    media_type = "application/json"
+class JsonBytes(JSONResponse):
+    """A JSON response whose body we rendered already (bytes pass through untouched);
+    a JSONResponse subclass so /docs shows the declared schema as application/json."""
+
+    def render(self, content: Any) -> bytes:
+        return content if isinstance(content, bytes) else super().render(content)
 
 
 def documented(model: type[schemas.Schema]) -> dict[str, Any]:
