@@ -58,7 +58,7 @@ def decode_senml_json(base: Path, payload: bytes) -> dict[Path, Value]:
 def decode_senml_cbor(base: Path, payload: bytes) -> dict[Path, Value]:
     try:
         pack = cbor2.loads(payload)
-    except (ValueError, TypeError, LookupError, OverflowError, RecursionError, EOFError) as exc:
+    except (cbor2.CBORError, ValueError, TypeError, LookupError, RecursionError) as exc:
         raise CodecError(f"SenML CBOR does not parse: {exc}") from None
     if isinstance(pack, list):
         pack = [_cbor_record(r) if isinstance(r, dict) else r for r in pack]
