@@ -1,0 +1,96 @@
+"""`fota simulate`: run a fleet of simulated devices against an LwM2M server until Ctrl-C.
+
+Devices are the endpoints declared in the repo's manifests (or `--count N` generated
+ones, `sim-00000`...), starting from `--version` or else their collection's oldest image;
+the image catalog (sha256 -> version) comes from the same manifests. Faults are spread
+with `--fault KIND:SHARE`. Wired into `reconciler.cli` as the `simulate` subcommand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from pathlib import Path
+
+from reconciler.model.lwm2m import DeliveryMethod
+from reconciler.simulator import manifests
+from reconciler.simulator.device import DeviceSpec, Timing
+from reconciler.simulator.faults import Fault, assign_faults, parse_fault_share
+from reconciler.simulator.fleet import Fleet, parse_server_uri
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", required=True, help="coap://HOST:PORT of the LwM2M server")
+    parser.add_argument("--repo", type=Path, default=Path("."),
+                        help="desired-state repository (devices and image catalog)")
+    parser.add_argument("--count", type=int, default=None,
+                        help="run N generated devices instead of the declared ones")
+    parser.add_argument("--fault", action="append", default=[], metavar="KIND:SHARE",
+                        help=f"give a share of devices a fault ({', '.join(Fault)})")
+    parser.add_argument("--version", dest="start_version", default=None,
+                        help="firmware version every device starts on")
+    parser.add_argument("--lifetime", type=int, default=300, help="registration lifetime (s)")
+    parser.add_argument("--queue-mode", action="store_true", help="register in queue mode")
+    parser.add_argument("--lwm2m", default="1.1", choices=["1.0", "1.1", "1.2"])
+    parser.add_argument("--push", action="store_true", help="devices take push delivery only")
+    parser.add_argument("--block-size", type=int, default=512)
+    parser.add_argument("--seed", type=int, default=0, help="seed for choosing faulty devices")
+
+
+def build_specs(args: argparse.Namespace) -> tuple[list[DeviceSpec], dict[str, str]]:
+    """The devices to run and the image catalog, from the arguments and the repo."""
+    images = manifests.read_images(args.repo)
+    oldest = manifests.oldest_versions(images)
+    if args.count is not None:
+        pairs = [(f"sim-{i:05d}", "") for i in range(args.count)]
+    else:
+        pairs = [(d.endpoint, d.collection) for d in manifests.read_devices(args.repo)]
+    shares = [parse_fault_share(text) for text in args.fault]
+    faults = assign_faults([ep for ep, _ in pairs], shares, args.seed)
+    delivery = DeliveryMethod.PUSH_ONLY if args.push else DeliveryMethod.PULL_ONLY
+    specs = [DeviceSpec(endpoint=ep, lifetime=args.lifetime, queue_mode=args.queue_mode,
+                        version=args.start_version or oldest.get(coll) or "0.0.0",
+                        lwm2m_version=args.lwm2m, delivery=delivery,
+                        block_size=args.block_size, faults=faults[ep])
+             for ep, coll in pairs]
+    return specs, manifests.catalog(images)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        parse_server_uri(args.server)
+        specs, catalog = build_specs(args)
+    except (ValueError, OSError) as exc:
+        print(f"fota simulate: {exc}", file=sys.stderr)
+        return 2
+    if not specs:
+        print("fota simulate: no devices (none declared; use --count N)", file=sys.stderr)
+        return 2
+    asyncio.run(_simulate(args.server, specs, catalog))
+    return 0
+
+
+async def _simulate(server: str, specs: list[DeviceSpec], catalog: dict[str, str]) -> None:
+    fleet = Fleet(server, specs, catalog, Timing())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await fleet.start()
+    print(json.dumps({"devices": len(fleet), "server": server, "images": len(catalog)}),
+          flush=True)
+    with contextlib.suppress(asyncio.CancelledError):
+        await stop.wait()
+    await fleet.stop()
+    print(json.dumps({"stopped": len(fleet), "versions": _count(fleet.versions())}))
+
+
+def _count(versions: dict[str, str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for version in versions.values():
+        counts[version] = counts.get(version, 0) + 1
+    return counts

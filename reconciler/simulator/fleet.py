@@ -1,0 +1,92 @@
+"""A fleet of simulated devices in one asyncio process: the Python API of the simulator.
+
+`Fleet(server_uri, devices=[DeviceSpec(...)], catalog={sha256: version})` starts every
+device (one UDP socket each, bounded start-up concurrency so 1,000 devices register
+without a burst), looks devices up by endpoint and stops them all (de-registering).
+Tests and benchmarks use it directly; `fota simulate` (`cmd`) builds one from a repo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+from reconciler.simulator.coap import Addr
+from reconciler.simulator.device import DeviceSpec, SimDevice, Timing
+
+
+def parse_server_uri(uri: str) -> tuple[str, int]:
+    """coap://HOST[:PORT] -> (host, port); anything else is a ValueError."""
+    parts = urlsplit(uri)
+    if parts.scheme != "coap" or not parts.hostname:
+        raise ValueError(f"server must be a coap://HOST[:PORT] URI, not {uri!r}")
+    return parts.hostname, parts.port or 5683
+
+
+def resolve_server(uri: str) -> Addr:
+    host, port = parse_server_uri(uri)
+    infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)
+    address = infos[0][4]
+    return str(address[0]), int(address[1])
+
+
+class Fleet:
+    def __init__(self, server_uri: str, devices: Sequence[DeviceSpec],
+                 catalog: Mapping[str, str] | None = None, timing: Timing | None = None,
+                 start_concurrency: int = 64) -> None:
+        self.server = resolve_server(server_uri)
+        self.timing = timing or Timing()
+        self.catalog = dict(catalog or {})
+        self._concurrency = start_concurrency
+        self._devices = {spec.endpoint: SimDevice(spec, self.server, self.catalog,
+                                                  self.timing) for spec in devices}
+        if len(self._devices) != len(devices):
+            raise ValueError("endpoint names in a fleet must be unique")
+
+    def __len__(self) -> int:
+        return len(self._devices)
+
+    def device(self, endpoint: str) -> SimDevice:
+        return self._devices[endpoint]
+
+    def devices(self) -> list[SimDevice]:
+        return list(self._devices.values())
+
+    async def start(self, wait_registered: bool = False, timeout: float = 60.0) -> None:
+        """Open every socket and start registering; optionally wait until all are."""
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(device: SimDevice) -> None:
+            async with gate:
+                await device.start()
+
+        await asyncio.gather(*(one(d) for d in self._devices.values()))
+        if wait_registered:
+            await self.wait_all(lambda d: d.registered, timeout)
+
+    async def stop(self, deregister: bool = True) -> None:
+        await asyncio.gather(*(d.stop(deregister) for d in self._devices.values()))
+
+    async def wait_all(self, predicate: Callable[[SimDevice], bool],
+                       timeout: float | None = 60.0,
+                       devices: Iterable[SimDevice] | None = None) -> None:
+        """Until `predicate(device)` holds for every (chosen) device."""
+        chosen = list(devices) if devices is not None else self.devices()
+        await asyncio.gather(*(_wait_one(d, predicate, timeout) for d in chosen))
+
+    def versions(self) -> dict[str, str]:
+        return {ep: d.version for ep, d in self._devices.items()}
+
+    async def __aenter__(self) -> Fleet:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def _wait_one(device: SimDevice, predicate: Callable[[SimDevice], bool],
+                    timeout: float | None) -> None:
+    await device.wait_for(lambda: predicate(device), timeout)

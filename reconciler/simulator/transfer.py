@@ -1,0 +1,120 @@
+"""Moving a firmware package onto a simulated device: block-wise pull and push.
+
+Pull: `download()` fetches a coap:// Package URI with Block2 (RFC 7959) from a fresh
+socket (as Zephyr's FOTA client does, so the server must authorise by URI, not by
+address), starting at the device's block size and following a server that answers with
+smaller blocks. Push: `PushReceiver` takes Block1 writes to /5/0/0 in order and answers
+2.31 Continue until the last block. Faults that bite during transfer (slow link, link
+lost half way) are applied here. Called by `device`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass, field
+
+from aiocoap import GET, Code, Message
+
+from reconciler.model.lwm2m import UpdateResult
+from reconciler.simulator.coap import Endpoint, Reliability, RequestReset, RequestTimeout
+from reconciler.simulator.firmware import PackageUri
+
+
+@dataclass(frozen=True, slots=True)
+class PullOptions:
+    block_size: int = 512  # 16..1024, a power of two
+    flash_size: int = 16 * 1024 * 1024  # larger packages end in Update Result 2
+    slow_block_delay: float = 0.0  # slow link: wait this long before each block
+    lose_link: bool = False  # connection lost half way (Update Result 4)
+    reliability: Reliability = field(default_factory=Reliability)
+
+
+def size_exponent(block_size: int) -> int:
+    if block_size not in (16, 32, 64, 128, 256, 512, 1024):
+        raise ValueError(f"block size must be a power of two in 16..1024: {block_size}")
+    return block_size.bit_length() - 5
+
+
+async def resolve(host: str, port: int) -> tuple[str, int]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    address = infos[0][4]
+    return str(address[0]), int(address[1])
+
+
+async def download(uri: PackageUri, options: PullOptions) -> bytes | UpdateResult:
+    """The package bytes, or the Update Result that ended the download."""
+    try:
+        remote = await resolve(uri.host, uri.port)
+    except OSError:
+        return UpdateResult.INVALID_URI
+    endpoint = Endpoint(reliability=options.reliability)
+    await endpoint.open("::1" if ":" in remote[0] else "127.0.0.1", 0)
+    try:
+        return await _blocks(endpoint, remote, uri, options)
+    except (RequestTimeout, RequestReset):
+        return UpdateResult.CONNECTION_LOST
+    finally:
+        endpoint.close()
+
+
+async def _blocks(endpoint: Endpoint, remote: tuple[str, int], uri: PackageUri,
+                  options: PullOptions) -> bytes | UpdateResult:
+    szx, received, blocks = size_exponent(options.block_size), bytearray(), 0
+    lose_after: int | None = None  # with lose_link: blocks fetched before the link drops
+    while True:
+        if options.slow_block_delay:
+            await asyncio.sleep(options.slow_block_delay)
+        if lose_after is not None and blocks >= lose_after:
+            return UpdateResult.CONNECTION_LOST
+        request = Message(code=GET, uri_path=uri.path, uri_query=uri.query)
+        request.opt.block2 = (len(received) >> (szx + 4), False, szx)
+        response = await endpoint.request(request, remote)
+        if not response.code.is_successful():
+            return _failure(response.code)
+        block = response.opt.block2
+        if block is None:  # the server sent it all at once
+            return UpdateResult.CONNECTION_LOST if options.lose_link else response.payload
+        total = response.opt.size2
+        if block.start != len(received):
+            return UpdateResult.CONNECTION_LOST
+        received += response.payload
+        blocks += 1
+        if len(received) > options.flash_size or (total or 0) > options.flash_size:
+            return UpdateResult.NOT_ENOUGH_FLASH
+        if not block.more:
+            return UpdateResult.CONNECTION_LOST if options.lose_link else bytes(received)
+        szx = min(szx, block.size_exponent)
+        if options.lose_link and lose_after is None:
+            lose_after = max(1, ((total or 0) >> (szx + 4)) // 2)
+
+
+def _failure(code: Code) -> UpdateResult:
+    # 4.xx: the server does not know this package (any more): the URI is no good.
+    return UpdateResult.INVALID_URI if code.class_ == 4 else UpdateResult.CONNECTION_LOST
+
+
+class PushReceiver:
+    """Block1 reassembly of a package written to /5/0/0 (RFC 7959 section 2.5)."""
+
+    def __init__(self, flash_size: int) -> None:
+        self.flash_size = flash_size
+        self.data = bytearray()
+        self.active = False
+
+    def receive(self, num: int, more: bool, szx: int, payload: bytes) -> Code:
+        """Code to answer: CONTINUE (more), CHANGED (complete) or an error code."""
+        if num == 0:
+            self.data, self.active = bytearray(), True
+        elif not self.active or num << (szx + 4) != len(self.data):
+            return Code.REQUEST_ENTITY_INCOMPLETE
+        if more and len(payload) != 1 << (szx + 4):
+            return Code.BAD_REQUEST
+        self.data += payload
+        if len(self.data) > self.flash_size:
+            self.active = False
+            return Code.REQUEST_ENTITY_TOO_LARGE
+        if more:
+            return Code.CONTINUE
+        self.active = False
+        return Code.CHANGED
