@@ -62,7 +62,7 @@ class DedupCache:
             self._new[key] = None
             return False
         if message.mtype is CON and isinstance(stored, bytes):
-            self._mman.message_interface.send(Message.decode(stored, message.remote))
+            send_raw(self._mman.message_interface, stored, message.remote)
         return True
 
     def store_response(self, message: Message) -> None:
@@ -75,6 +75,13 @@ class DedupCache:
     def _rotate(self) -> None:
         self._old, self._new = self._new, {}
         self._rotated_at = time.monotonic()
+
+
+def send_raw(interface: Any, data: bytes, remote: Any) -> None:
+    """Put an already encoded datagram on the wire of aiocoap's udp6 interface."""
+    pktinfo = remote.pktinfo
+    ancdata = [] if pktinfo is None else [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)]
+    interface.transport.sendmsg(data, ancdata, 0, remote.sockaddr)
 
 
 def harden(context: Any) -> list[DedupCache]:
@@ -104,10 +111,17 @@ def _reset_unparsable(interface: Any) -> None:
             None,
         )
         remote = UDP6EndpointAddress(address, interface, pktinfo=pktinfo)
+        if data and data[0] & 0x0F == 15:  # token length 15 is reserved (RFC 8974 §2.1)
+            _answer(interface, _reset(data), ancdata, address)
+            return
         try:
             message = Message.decode(data, remote)
         except coap_error.UnparsableMessage:
-            _reject(interface, data, ancdata, address)
+            _answer(interface, _reset(data), ancdata, address)
+            return
+        except Exception:
+            # aiocoap lets e.g. UnicodeDecodeError of a bad Uri-Path escape decode()
+            _answer(interface, _bad_option(data), ancdata, address)
             return
         message.direction = Direction.INCOMING
         try:
@@ -118,11 +132,32 @@ def _reset_unparsable(interface: Any) -> None:
     interface.datagram_msg_received = received
 
 
-def _reject(interface: Any, data: bytes, ancdata: list[Any], address: Any) -> None:
-    # Version 1 and type CON: answer Reset with the same message id (RFC 7252 §4.2);
-    # anything else (other versions, NON, garbage shorter than a header) is ignored (§3).
-    log.info("malformed CoAP datagram from %s (%d bytes)", address, len(data))
-    if len(data) >= 4 and data[0] >> 6 == 1 and (data[0] >> 4) & 3 == 0:
-        reset = bytes((0x70, 0x00, data[2], data[3]))
+def _answer(interface: Any, reply: bytes | None, ancdata: list[Any], address: Any) -> None:
+    log.info("malformed CoAP datagram from %s", address)
+    if reply is not None:
         pktinfo = [a for a in ancdata if a[0] == socket.IPPROTO_IPV6]
-        interface.transport.sendmsg(reset, pktinfo, 0, address)
+        interface.transport.sendmsg(reply, pktinfo, 0, address)
+
+
+def _confirmable(data: bytes) -> bool:
+    return len(data) >= 4 and data[0] >> 6 == 1 and (data[0] >> 4) & 3 == 0
+
+
+def _reset(data: bytes) -> bytes | None:
+    """A message format error: a Confirmable is rejected with a Reset carrying its
+    message id (RFC 7252 §4.2); anything else (other versions, NON, garbage shorter
+    than a header) is silently ignored (§3, §4.3)."""
+    return bytes((0x70, 0x00, data[2], data[3])) if _confirmable(data) else None
+
+
+def _bad_option(data: bytes) -> bytes | None:
+    """Well-framed but an option value breaks its format (say, Uri-Path that is not
+    UTF-8): such an option counts as unrecognized (§5.4.1), and as every option aiocoap
+    decodes is critical, a Confirmable request gets a piggybacked 4.02 Bad Option."""
+    token_length, code = data[0] & 0x0F if data else 0, data[1] if len(data) > 1 else 0
+    if not _confirmable(data) or token_length > 8 or len(data) < 4 + token_length:
+        return _reset(data)
+    if not 1 <= code < 32:  # not a request: nothing to answer but a Reset
+        return _reset(data)
+    header = bytes((0x60 | token_length, 0x82, data[2], data[3]))
+    return header + data[4 : 4 + token_length] + b"\xffinvalid option value"
