@@ -1,0 +1,124 @@
+"""`Controller`: level-triggered reconciliation of every device towards its target.
+
+Triggers (a new desired revision, Register/Update/De-register, Observe notifications, a
+periodic resync) only enqueue device ids on the `WorkQueue`. `reconcile_device(id)`
+re-reads desired and observed state, asks the pure engine for a plan, persists the
+plan's progress and events *before* any effect, then hands the actions to the executor,
+and loops until the plan only waits. Built and run by `service.run_service`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from reconciler.controller.decide import Decider, Step
+from reconciler.controller.executor import Executor
+from reconciler.controller.observers import Observers
+from reconciler.controller.reports import merge_report
+from reconciler.controller.settings import ControllerSettings
+from reconciler.controller.workqueue import WorkQueue
+from reconciler.errors import WaitingError
+from reconciler.lwm2m.codecs import Value
+from reconciler.lwm2m.server import Lwm2mServer
+from reconciler.model.desired import DesiredState, Device
+from reconciler.model.lwm2m import Path, RegistrationEvent, RegistrationEventKind
+from reconciler.store import SqliteStore
+
+log = logging.getLogger("reconciler.controller")
+
+MAX_STEPS = 12  # plan -> act rounds per reconcile before yielding the worker
+
+
+class Controller:
+    def __init__(self, store: SqliteStore, server: Lwm2mServer,
+                 images: Callable[[str], bytes], settings: ControllerSettings,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store, self.server, self.settings, self.clock = store, server, settings, clock
+        self.observers = Observers()
+        self.decider = Decider(store, server, self.observers, settings, clock)
+        self.executor = Executor(server, store, self.observers, images, settings,
+                                 self._on_notify, clock)
+        self.queue = WorkQueue(self.reconcile_device, workers=settings.workers,
+                               backoff=settings.error_backoff,
+                               backoff_max=settings.error_backoff_max, clock=clock)
+        self.decider.on_slot_free = self.queue.add_all
+
+    @property
+    def desired(self) -> DesiredState:
+        return self.decider.desired
+
+    def admit(self, endpoint: str) -> bool:
+        """Only endpoints declared in the desired state may register."""
+        return self.decider.desired.device_by_endpoint(endpoint) is not None
+
+    async def set_desired(self, desired: DesiredState) -> None:
+        """Apply a new good revision: materialise it, then enqueue the devices it affects."""
+        affected = self.decider.set_desired(desired)
+        log.info("revision %s applied: %d devices to look at", desired.revision[:12],
+                 len(affected))
+        self.queue.add_all(affected)
+
+    def on_registration(self, event: RegistrationEvent) -> None:
+        reg = event.registration
+        device = self.desired.device_by_endpoint(reg.endpoint)
+        if device is None:
+            return
+        if event.kind in (RegistrationEventKind.DEREGISTERED, RegistrationEventKind.EXPIRED):
+            self.store.delete_registration(reg.endpoint)
+        else:
+            self.store.put_registration(reg)
+        if event.kind is not RegistrationEventKind.UPDATED:
+            log.info("%s (%s): %s from %s:%d", device.device_id, reg.endpoint,
+                     event.kind.value, reg.host, reg.port)
+        self.queue.add(device.device_id)
+
+    def _on_notify(self, device: Device, values: dict[Path, Value]) -> None:
+        previous = self.store.report(device.device_id)
+        report = merge_report(previous, device.endpoint, values, self.clock())
+        self.store.put_report(device.device_id, report)
+        self.queue.add(device.device_id)
+
+    async def reconcile_device(self, device_id: str) -> float | None:
+        """Drive one device one step further; returns when to look again (None: on a
+        trigger). One call per device at a time, guaranteed by the work queue."""
+        for _ in range(MAX_STEPS):
+            step = self.decider.decide(device_id)
+            if step is None or step.plan.settled:
+                return None if step is None else step.plan.wake_at
+            try:
+                await self._carry_out(step)
+            except WaitingError as exc:
+                log.info("%s: waiting for the device to speak (%s)", device_id, exc)
+                return None
+        return self.clock()
+
+    async def _carry_out(self, step: Step) -> None:
+        for action in step.plan.actions:
+            await self.executor.run(self.desired, step.device, action)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """The work queue, the resync timer and the status flusher, until `stop`."""
+        tasks = [asyncio.create_task(self.queue.run(stop), name="controller-queue"),
+                 asyncio.create_task(self._resync(stop), name="controller-resync")]
+        try:
+            await stop.wait()
+        finally:
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.observers.close()
+            self.decider.flush_status()
+
+    async def _resync(self, stop: asyncio.Event) -> None:
+        """Every resync interval, look at every device again (lost triggers are harmless);
+        every second, write the collections' rollout status if it changed."""
+        last_resync = self.clock()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            self.decider.flush_status()
+            if self.clock() - last_resync >= self.settings.resync_interval:
+                last_resync = self.clock()
+                self.queue.add_all(list(self.desired.devices))

@@ -1,0 +1,137 @@
+"""The synchronous half of a reconcile: read desired and observed state, diff, gate,
+plan, and persist the plan's progress and events before the controller acts on it.
+
+Everything here runs without an await, so on the one event loop a decision and the
+rollout index update it causes are atomic: two devices can never take the last
+`maxConcurrent` slot together. Called by `Controller`; owns the current `DesiredState`,
+the `RolloutIndex` and the per-collection status written to the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reconciler.controller.observers import Observers
+from reconciler.controller.rollout import RolloutIndex
+from reconciler.controller.settings import ControllerSettings
+from reconciler.engine import OPEN, Plan, Wait, diff, plan
+from reconciler.engine.conditions import collection_conditions, device_conditions
+from reconciler.lwm2m.server import Lwm2mServer
+from reconciler.model.desired import DesiredState, Device
+from reconciler.model.observed import DeviceProgress
+from reconciler.store import SqliteStore
+
+log = logging.getLogger("reconciler.device")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    device: Device
+    plan: Plan
+
+
+class Decider:
+    def __init__(self, store: SqliteStore, server: Lwm2mServer, observers: Observers,
+                 settings: ControllerSettings, clock: Callable[[], float]) -> None:
+        self.store, self.server, self.observers, self.clock = store, server, observers, clock
+        self.config = settings.engine_config()
+        self.desired = DesiredState.empty()
+        self.index = RolloutIndex()
+        self.on_slot_free: Callable[[list[str]], None] = lambda _keys: None
+        self._gated: dict[str, set[str]] = {}  # collection -> devices held by its gate
+        self._dirty: set[str] = set()  # collections whose status changed
+        self._loaded = False
+
+    def set_desired(self, desired: DesiredState) -> list[str]:
+        """Materialise `desired`; return the devices whose target or policy changed."""
+        old, self.desired = self.desired, desired
+        self.store.apply_desired(desired)
+        if not self._loaded:
+            self._loaded = True
+            known = ((desired.devices[p.device_id].collection_id, p)
+                     for p in self.store.all_progress() if p.device_id in desired.devices)
+            self.index.load(known)
+            self._dirty.update(desired.collections)
+            return list(desired.devices)
+        for gone in set(old.devices) - set(desired.devices):
+            self.index.remove(gone)
+        self._dirty.update(desired.collections)
+        return [d for d in desired.devices if _changed(old, desired, d)]
+
+    def decide(self, device_id: str) -> Step | None:
+        device = self.desired.devices.get(device_id)
+        if device is None:
+            return None
+        reg = self.server.registration(device.endpoint)
+        delta = diff(
+            self.desired, device_id, self.store.report(device_id), reg,
+            awake=reg is not None and self.server.is_awake(device.endpoint),
+            observing=reg is not None and self.observers.observing(reg),
+            can_observe=reg is None or self.observers.can_observe(reg),
+        )
+        collection = self.desired.collections.get(device.collection_id)
+        gate = self.index.gate(collection) if collection else OPEN
+        before = self.index.get(device_id)
+        result = plan(delta, before, self.clock(), gate, self.config)
+        self._record(device, before, result)
+        if not gate.may_start and Wait(gate.reason) in result.actions:
+            self._gated.setdefault(device.collection_id, set()).add(device_id)
+        return Step(device, result)
+
+    def _record(self, device: Device, before: DeviceProgress | None, result: Plan) -> None:
+        after = result.progress
+        if after is None or (after == before and not result.events):
+            return
+        # Persisted before any action of this plan runs: executed_at in particular.
+        self.store.put_progress(after, result.events)
+        self.index.put(device.collection_id, after)
+        for event in result.events:
+            log.info("%s (%s): %s", device.device_id, device.endpoint, event.message)
+        if before is None or (before.state, before.message) != (after.state, after.message):
+            conditions = device_conditions(after, self.desired.revision, self.clock())
+            self.store.put_conditions(device.device_id, conditions)
+            self._dirty.add(device.collection_id)
+        if before is not None and before.state.in_flight and not after.state.in_flight:
+            self._release(device.collection_id)
+
+    def _release(self, collection_id: str) -> None:
+        """A slot freed: wake as many gate-held devices as there are free slots."""
+        held = self._gated.get(collection_id)
+        collection = self.desired.collections.get(collection_id)
+        if not held or collection is None:
+            return
+        limit = collection.rollout.max_concurrent
+        free = len(held) if limit is None else limit - self.index.stats(collection_id).in_flight
+        keys = [held.pop() for _ in range(min(max(free, 0), len(held)))]
+        self.on_slot_free(keys)
+
+    def flush_status(self) -> None:
+        """Write the rollout status and conditions of every collection that changed."""
+        dirty, self._dirty = self._dirty, set()
+        revision = self.desired.revision
+        for collection_id in sorted(dirty):
+            collection = self.desired.collections.get(collection_id)
+            if collection is None:
+                continue
+            self.store.put_collection_status(collection_id,
+                                             self.index.status(collection, revision))
+            counts = self.index.counts(collection_id)
+            conditions = collection_conditions(counts, self.index.gate(collection), revision,
+                                               self.clock())
+            self.store.put_conditions(collection_id, conditions)
+
+
+def _changed(old: DesiredState, new: DesiredState, device_id: str) -> bool:
+    """Whether a revision changes anything the engine decides by for this device."""
+    before, after = old.devices.get(device_id), new.devices[device_id]
+    if before is None or before != after:
+        return True
+    if old.effective_target(before) != new.effective_target(after):
+        return True
+    if old.management_of(before) != new.management_of(after):
+        return True
+    was = old.collections.get(before.collection_id)
+    now = new.collections.get(after.collection_id)
+    return (was.rollout if was else None) != (now.rollout if now else None)

@@ -1,0 +1,118 @@
+"""The executor: the one place that turns engine actions into LwM2M requests.
+
+The controller persists the plan's progress record first and then hands each action to
+`Executor.run`; results flow back only as observed state (reports in the store, Observe
+notifications), never as return values, so the next `plan()` decides from the store
+alone. A transport error right after Execute is expected (the device reboots) and is
+swallowed; other errors propagate as the error tree's kinds for the work queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from reconciler.controller.observers import Observers
+from reconciler.controller.reports import merge_report
+from reconciler.controller.settings import ControllerSettings
+from reconciler.engine import (
+    Action,
+    CancelDownload,
+    Execute,
+    Observe,
+    PushPackage,
+    ReadState,
+    Verify,
+    WriteUri,
+)
+from reconciler.errors import DeviceRequestFailed, TemporaryError, WaitingError
+from reconciler.lwm2m.codecs import Value
+from reconciler.lwm2m.server import Lwm2mServer
+from reconciler.model.desired import DesiredState, Device
+from reconciler.model.lwm2m import FW_PACKAGE_URI, FW_UPDATE, Path
+from reconciler.store import SqliteStore
+
+log = logging.getLogger("reconciler.executor")
+
+READS = (Path(3, 0), Path(5, 0))
+FALLBACK_READS = (Path(3, 0, 3), Path(5, 0, 3), Path(5, 0, 5))  # when a whole instance fails
+
+
+class Executor:
+    def __init__(self, server: Lwm2mServer, store: SqliteStore, observers: Observers,
+                 images: Callable[[str], bytes], settings: ControllerSettings,
+                 on_notify: Callable[[Device, dict[Path, Value]], None],
+                 clock: Callable[[], float] = time.time) -> None:
+        self._server, self._store, self._observers = server, store, observers
+        self._images, self._settings, self._clock = images, settings, clock
+        self._on_notify = on_notify
+
+    async def run(self, desired: DesiredState, device: Device, action: Action) -> None:
+        if isinstance(action, ReadState | Verify):
+            await self.read_state(device)
+        elif isinstance(action, Observe):
+            await self._observe(device, action)
+        elif isinstance(action, WriteUri):
+            await self._write_uri(device, action)
+        elif isinstance(action, PushPackage):
+            await self._push(device, action)
+        elif isinstance(action, Execute):
+            await self._execute(device)
+        elif isinstance(action, CancelDownload):
+            await self._cancel(device)
+
+    async def read_state(self, device: Device) -> None:
+        client = self._server.client(device.endpoint)
+        values: dict[Path, object] = {}
+        for path in READS:
+            try:
+                values.update(await client.read(path, timeout=self._settings.request_timeout))
+            except DeviceRequestFailed:
+                values.update(await self._read_each(device, path))
+        previous = self._store.report(device.device_id)
+        self._store.put_report(device.device_id,
+                               merge_report(previous, device.endpoint, values, self._clock()))
+
+    async def _read_each(self, device: Device, instance: Path) -> dict[Path, object]:
+        client = self._server.client(device.endpoint)
+        values: dict[Path, object] = {}
+        for path in FALLBACK_READS:
+            if path.object_id == instance.object_id:
+                values.update(await client.read(path, timeout=self._settings.request_timeout))
+        return values
+
+    async def _observe(self, device: Device, action: Observe) -> None:
+        reg = self._server.registration(device.endpoint)
+        if reg is None:
+            return
+        await self._observers.start(
+            self._server.client(device.endpoint), reg, action.paths,
+            lambda values: self._on_notify(device, values), self._settings.request_timeout)
+
+    async def _write_uri(self, device: Device, action: WriteUri) -> None:
+        data = self._images(action.image_id)
+        uri = self._server.offer_firmware(device.endpoint, action.image_id, data)
+        client = self._server.client(device.endpoint)
+        await client.write(FW_PACKAGE_URI, uri, timeout=self._settings.request_timeout)
+        log.info("%s: wrote /5/0/1 (%d bytes offered)", device.device_id, len(data))
+
+    async def _push(self, device: Device, action: PushPackage) -> None:
+        data = self._images(action.image_id)
+        await self._server.client(device.endpoint).push_firmware(data, timeout=action.timeout)
+        log.info("%s: pushed %d bytes to /5/0/0", device.device_id, len(data))
+
+    async def _execute(self, device: Device) -> None:
+        client = self._server.client(device.endpoint)
+        try:
+            await client.execute(FW_UPDATE, timeout=self._settings.execute_timeout)
+        except (TemporaryError, WaitingError) as exc:
+            # Devices often reboot before they answer: not a failure. Only the version
+            # the device reports when it comes back decides the outcome.
+            log.info("%s: no answer to Execute (%s); expected while it restarts",
+                     device.device_id, type(exc).__name__)
+
+    async def _cancel(self, device: Device) -> None:
+        client = self._server.client(device.endpoint)
+        await client.write(FW_PACKAGE_URI, "", timeout=self._settings.request_timeout)
+        self._server.revoke_firmware(device.endpoint)

@@ -1,0 +1,59 @@
+"""Observations of /5/0/3 and /5/0/5, one set per live registration.
+
+The executor starts them (an `Observe` action); the controller asks `observing(reg)` and
+`can_observe(reg)` when it builds a Delta. An observation belongs to the registration it
+was made on: after a new Register (a reboot, often from a new port) it no longer counts,
+and a device that refused Observe is polled until it registers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+from reconciler.errors import DeviceRequestFailed
+from reconciler.lwm2m.client import DeviceClient
+from reconciler.lwm2m.codecs import Value
+from reconciler.lwm2m.observe import Observation
+from reconciler.model.lwm2m import Path, Registration
+
+Notify = Callable[[dict[Path, Value]], None]
+
+
+class Observers:
+    def __init__(self) -> None:
+        self._live: dict[str, tuple[str, list[Observation]]] = {}  # endpoint -> (reg id, obs)
+        self._refused: dict[str, str] = {}  # endpoint -> registration id that refused
+
+    def observing(self, reg: Registration) -> bool:
+        entry = self._live.get(reg.endpoint)
+        if entry is None or entry[0] != reg.registration_id:
+            return False
+        return bool(entry[1]) and all(o.active for o in entry[1])
+
+    def can_observe(self, reg: Registration) -> bool:
+        return self._refused.get(reg.endpoint) != reg.registration_id
+
+    async def start(self, client: DeviceClient, reg: Registration, paths: Sequence[Path],
+                    on_notify: Notify, timeout: float) -> None:
+        await self.forget(reg.endpoint)
+        started: list[Observation] = []
+        self._live[reg.endpoint] = (reg.registration_id, started)
+        for path in paths:
+            try:
+                observation = await client.observe(path, on_notify, timeout=timeout)
+            except DeviceRequestFailed:
+                observation = None
+            if observation is None or not observation.active:
+                self._refused[reg.endpoint] = reg.registration_id
+                return
+            started.append(observation)
+
+    async def forget(self, endpoint: str) -> None:
+        entry = self._live.pop(endpoint, None)
+        if entry is not None:
+            await asyncio.gather(*(o.cancel() for o in entry[1]), return_exceptions=True)
+
+    async def close(self) -> None:
+        for endpoint in list(self._live):
+            await self.forget(endpoint)

@@ -1,0 +1,77 @@
+"""Turning what a device answered (reads and Observe notifications) into a `DeviceReport`.
+
+Pure; the controller calls `merge_report` with the decoded values of a Read of /3/0 and
+/5/0 or of a Notify on /5/0/3 or /5/0/5, and persists the result through the store.
+Unknown or malformed values leave the previous value in place rather than failing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from reconciler.model.lwm2m import (
+    DEV_FIRMWARE_VERSION,
+    DEV_MANUFACTURER,
+    DEV_MODEL,
+    DEV_SERIAL,
+    FW_DELIVERY_METHOD,
+    FW_STATE,
+    FW_UPDATE_RESULT,
+    DeliveryMethod,
+    FirmwareState,
+    Path,
+    UpdateResult,
+)
+from reconciler.model.observed import DeviceReport
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _code(value: object) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    text = _text(value)
+    return int(text) if text is not None and text.strip().isdigit() else None
+
+
+def _enum(factory: Callable[[int], object]) -> Callable[[object], object]:
+    def convert(value: object) -> object:
+        code = _code(value)
+        return None if code is None else factory(code)
+
+    return convert
+
+
+# resource -> (DeviceReport field, converter)
+FIELDS: dict[Path, tuple[str, Callable[[object], object]]] = {
+    DEV_FIRMWARE_VERSION: ("firmware_version", _text),
+    DEV_SERIAL: ("serial_number", _text),
+    DEV_MODEL: ("model_number", _text),
+    DEV_MANUFACTURER: ("manufacturer", _text),
+    FW_STATE: ("fw_state", _enum(FirmwareState)),
+    FW_UPDATE_RESULT: ("update_result", _enum(UpdateResult)),
+    FW_DELIVERY_METHOD: ("delivery_method", _enum(DeliveryMethod)),
+}
+
+
+def merge_report(previous: DeviceReport | None, endpoint: str,
+                 values: Mapping[Path, object], now: float) -> DeviceReport:
+    """The previous report updated with every known resource in `values`, stamped `now`."""
+    changes: dict[str, object] = {"reported_at": now}
+    for path, value in values.items():
+        known = FIELDS.get(Path(path.object_id, path.instance, path.resource))
+        if known is None:
+            continue
+        converted = known[1](value)
+        if converted is not None:
+            changes[known[0]] = converted
+    base = previous if previous is not None else DeviceReport(endpoint=endpoint)
+    return base.with_values(**changes)

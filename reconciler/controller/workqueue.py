@@ -1,0 +1,123 @@
+"""A keyed, level-triggered work queue (the shape of controller-runtime's workqueue).
+
+Triggers only `add(key)`; a key waiting in the queue is held once however often it is
+added, a key being processed is marked dirty and processed again afterwards, so one key
+never runs twice at once and a duplicated trigger costs at most one extra reconcile.
+`add(key, at=t)` schedules a look at wall-clock time `t` (the earliest wins). A handler
+returns the next time it wants to look (or None); an exception retries the key with
+exponential backoff. Used by the controller; knows nothing about devices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger("reconciler.queue")
+
+Handler = Callable[[str], Awaitable[float | None]]
+
+
+class WorkQueue:
+    def __init__(self, handler: Handler, *, workers: int = 16, backoff: float = 1.0,
+                 backoff_max: float = 60.0, clock: Callable[[], float] = time.time) -> None:
+        self._handler = handler
+        self._workers = workers
+        self._backoff, self._backoff_max = backoff, backoff_max
+        self._clock = clock
+        self._ready: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()  # in _ready, not yet taken
+        self._active: set[str] = set()  # being processed
+        self._dirty: set[str] = set()  # added while active: run again afterwards
+        self._timers: list[tuple[float, str]] = []  # (at, key) heap
+        self._due: dict[str, float] = {}  # key -> earliest scheduled time
+        self._failures: dict[str, int] = {}
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def add(self, key: str, at: float | None = None) -> None:
+        """Look at `key` now, or at wall-clock time `at` if that is later."""
+        if at is not None and at > self._clock():
+            if at < self._due.get(key, float("inf")):
+                self._due[key] = at
+                heapq.heappush(self._timers, (at, key))
+                self._wakeup.set()
+            return
+        self._idle.clear()
+        if key in self._active:
+            self._dirty.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._ready.put_nowait(key)
+
+    def add_all(self, keys: list[str]) -> None:
+        for key in keys:
+            self.add(key)
+
+    def __len__(self) -> int:
+        return len(self._queued) + len(self._active)
+
+    async def idle(self) -> None:
+        """Return once nothing is queued or running (scheduled looks may remain)."""
+        await self._idle.wait()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tasks = [asyncio.create_task(self._worker(), name=f"reconcile-{i}")
+                 for i in range(self._workers)]
+        tasks.append(asyncio.create_task(self._timer(), name="reconcile-timer"))
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _timer(self) -> None:
+        while True:
+            now = self._clock()
+            while self._timers and self._timers[0][0] <= now:
+                at, key = heapq.heappop(self._timers)
+                if self._due.get(key) == at:
+                    del self._due[key]
+                    self.add(key)
+            self._wakeup.clear()
+            delay = self._timers[0][0] - now if self._timers else 3600.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=max(delay, 0.001))
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self._ready.get()
+            self._queued.discard(key)
+            self._active.add(key)
+            try:
+                await self._process(key)
+            finally:
+                self._active.discard(key)
+                if key in self._dirty:
+                    self._dirty.discard(key)
+                    self.add(key)
+                elif not self._queued and not self._active:
+                    self._idle.set()
+
+    async def _process(self, key: str) -> None:
+        try:
+            again = await self._handler(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failures = self._failures.get(key, 0) + 1
+            self._failures[key] = failures
+            delay = min(self._backoff_max, self._backoff * 2 ** (failures - 1))
+            log.warning("%s: reconcile failed (%s: %s); again in %.1fs",
+                        key, type(exc).__name__, exc, delay)
+            self.add(key, self._clock() + delay)
+            return
+        self._failures.pop(key, None)
+        if again is not None:
+            self.add(key, again)
