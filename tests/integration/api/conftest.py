@@ -68,7 +68,10 @@ def populate(store: SqliteStore) -> None:
                                       "block 12 of 90", attempts=1))
 
 
-@pytest.fixture
+Ref.populate = staticmethod(populate)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
 def ref() -> type[Ref]:
     return Ref
 
