@@ -120,11 +120,13 @@ def updating(ctx: Ctx, record: DeviceProgress) -> Plan:
     assert ctx.delta.registration is not None
     executed = record.executed_at or 0.0
     report = ctx.report
-    if report.reported_at > executed and report.fw_state in (FirmwareState.IDLE, None):
+    if report.reported_at > executed and report.fw_state is not FirmwareState.UPDATING:
+        # A failed install returns to Downloaded (or Idle) with its Update Result set.
         outcome, text = classify(report.update_result)
         if outcome is not Outcome.OK:
             return fail(ctx, record, outcome, text)
-        if ctx.delta.registration.registered_at > executed:
+        idle = report.fw_state in (FirmwareState.IDLE, None)
+        if idle and ctx.delta.registration.registered_at > executed:
             running = ctx.delta.reported_version or "an unknown version"
             msg = f"device came back running {running}, not {ctx.target.version}"
             return moved(ctx, record, S.REVERTED, msg, (), deadline=None)

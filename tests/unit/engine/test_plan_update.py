@@ -100,8 +100,9 @@ def test_terminal_update_results_fail_the_image_at_once(code: R) -> None:
     assert result.actions == ()
 
 
-def test_update_failed_is_retried_once_then_terminal() -> None:
-    rep = report(fw=F.IDLE, result=R.UPDATE_FAILED, at=NOW + 1)
+@pytest.mark.parametrize("back_in", [F.DOWNLOADED, F.IDLE])
+def test_update_failed_is_retried_once_then_terminal(back_in: F) -> None:
+    rep = report(fw=back_in, result=R.UPDATE_FAILED, at=NOW + 1)
     first = plan(delta(rep=rep, reg=registration()), executed(), NOW + 1)
     assert first.progress is not None and first.progress.state is S.PENDING
     second = plan(delta(rep=rep, reg=registration()),
