@@ -92,6 +92,7 @@ class SqliteStore:
         return str(rows[0][0]) if rows else None
 
     def set_source_status(self, status: Mapping[str, object]) -> None:
+        """Store the source status (the fields of `sources.SourceStatus`, snake_case)."""
         with self._tx() as conn:
             _set_meta(conn, "source_status", json.dumps(dict(status), default=_jsonable))
 
@@ -143,6 +144,8 @@ class SqliteStore:
                              [codec.condition_row(subject, c) for c in conditions])
 
     def put_collection_status(self, collection_id: str, status: Mapping[str, object]) -> None:
+        """Replace the collection's rollout status. The API shows the whole mapping under
+        `rollout` and reads two keys: `halted` (bool) and `halt_reason` (str)."""
         text = json.dumps(dict(status), default=_jsonable)
         with self._tx() as conn:
             conn.execute("INSERT OR REPLACE INTO collection_status VALUES (?, ?)",
