@@ -168,9 +168,9 @@ class DeviceClient:
                 response: Message = await request.response
         except Exception as exc:
             abandon(request)
-            raise translate(exc, f"{self.endpoint}{path}") from None
+            raise translate(exc, f"{self.endpoint} {path}") from None
         self._server.queue.heard(self.endpoint)
-        raise_for_code(response, f"{self.endpoint}{path}")
+        raise_for_code(response, str(path), self.endpoint)
         return response
 
     async def _reachable(self, path: Path) -> Entry:

@@ -29,11 +29,12 @@ def error_response(dotted: str, message: str) -> Message:
     return Message(code=code_of(dotted), payload=message.encode("utf-8")[:512])
 
 
-def raise_for_code(response: Message, path: str) -> None:
+def raise_for_code(response: Message, path: str, endpoint: str) -> None:
     if response.code.is_successful():
         return
     diagnostic = response.payload.decode("utf-8", "replace")[:200]
-    raise DeviceRequestFailed(path, response.code.dotted, diagnostic)
+    message = f"{endpoint}: {diagnostic}" if diagnostic else endpoint
+    raise DeviceRequestFailed(path, response.code.dotted, message)
 
 
 def translate(exc: BaseException, path: str) -> FotaError:

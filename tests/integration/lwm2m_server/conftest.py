@@ -191,7 +191,7 @@ class Node(resource.ObservableResource):  # type: ignore[misc]
 
 async def start_device(device: TinyDevice) -> TinyDevice:
     site = resource.Site()
-    for path in (Path(3), Path(3, 0), Path(3, 0, 3), Path(5, 0), Path(5, 0, 0),
+    for path in (Path(3), Path(5), Path(3, 0), Path(3, 0, 3), Path(5, 0), Path(5, 0, 0),
                  Path(5, 0, 1), Path(5, 0, 2), Path(5, 0, 3)):
         node = Node(device, path)
         device.nodes[path] = node
