@@ -1,0 +1,177 @@
+"""Device list files (`manifests/<collection>/devices/*.yaml`) into compact columns.
+
+The canonical form is one device per line in JSON-compatible flow style under a
+`devices:` header; such a file is read with `json.loads` per line (about 50x faster than
+a YAML parser, line numbers for free). Any file not in that form is read by the general
+YAML path instead, and both paths give identical `DeviceRows`. Called through
+`reconciler.sources.parsing`, whose cache stores the rows per git blob.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from reconciler.model.ids import is_valid_id
+from reconciler.sources.problems import LocalProblem
+from reconciler.sources.schema import DEVICE_LIST, DevicesDoc, derive_id, schema_problems
+from reconciler.sources.yamlload import read_yaml
+
+# Characters where YAML and JSON could read a line differently (YAML's extra line breaks,
+# characters YAML refuses); a file containing any of them takes the YAML path.
+_UNSAFE = re.compile("[\\\\\t\r\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+_HEADER = "devices:"
+
+
+@dataclass
+class DeviceRows:
+    """Valid devices of one file as columns (cheap to cache), plus the file's problems."""
+
+    lines: list[int] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)  # index in the file's `devices:`
+    ids: list[str] = field(default_factory=list)
+    endpoints: list[str] = field(default_factory=list)
+    targets: list[str | None] = field(default_factory=list)
+    tags: dict[int, dict[str, str]] = field(default_factory=dict)  # row -> tags, when any
+    field_lines: dict[str, int] = field(default_factory=dict)  # where not the entry's line
+    problems: list[LocalProblem] = field(default_factory=list)
+    fast: bool = False
+
+    def line_of(self, row: int, name: str) -> int:
+        path = f"devices[{self.positions[row]}].{name}"
+        return self.field_lines.get(path, self.lines[row])
+
+    def to_wire(self) -> tuple[Any, ...]:
+        return (self.lines, self.positions, self.ids, self.endpoints, self.targets,
+                self.tags, self.field_lines, self.problems, self.fast)
+
+    @classmethod
+    def from_wire(cls, wire: tuple[Any, ...]) -> DeviceRows:
+        lines, positions, ids, endpoints, targets, tags, field_lines = wire[:7]
+        problems = [(p[0], p[1], p[2]) for p in wire[7]]
+        return cls(lines, positions, ids, endpoints, targets, tags, field_lines, problems, wire[8])
+
+
+def parse_devices(text: str) -> DeviceRows:
+    entries = fast_entries(text)
+    if entries is not None:
+        rows = DeviceRows(fast=True)
+        return _fill(rows, entries, {})
+    doc = read_yaml(text)
+    rows = DeviceRows(problems=list(doc.problems))
+    _, problems = _check_top(doc.value, doc.lines)
+    rows.problems.extend(problems)
+    items = doc.value.get("devices") if isinstance(doc.value, dict) and not problems else None
+    if not isinstance(items, list):
+        return rows
+    entries = [(doc.lines[f"devices[{i}]"], item) for i, item in enumerate(items)]
+    return _fill(rows, entries, doc.lines)
+
+
+def fast_entries(text: str) -> list[tuple[int, Any]] | None:
+    """(line, mapping) per device when the whole file is in the one-line form, else None.
+
+    Equivalence with YAML: no escapes or odd characters (checked once per file), no floats
+    (YAML 1.1 reads `1e5` as a string), and as many `":` as parsed keys, so a duplicate
+    key (JSON keeps the last silently) sends the file to the YAML path, which reports it."""
+    if _UNSAFE.search(text):
+        return None
+    entries: list[tuple[int, Any]] = []
+    header = False
+    loads = json.loads
+    for number, line in enumerate(text.split("\n"), 1):
+        if line.startswith("- {"):
+            try:
+                entry = loads(line[2:], parse_float=_no_float)
+            except ValueError:
+                return None
+            if not header or not _keys_match(line, entry):
+                return None
+            entries.append((number, entry))
+        elif not header and not entries and line.rstrip() == _HEADER:
+            header = True
+        elif line.strip() and not line.lstrip().startswith("#"):
+            return None
+    return entries if entries else None  # `devices:` alone is null in YAML
+
+
+def _no_float(text: str) -> float:
+    raise ValueError("floats take the YAML path")
+
+
+def _keys_match(line: str, entry: Any) -> bool:
+    if type(entry) is not dict:
+        return False
+    keys = len(entry)
+    tags = entry.get("tags")
+    if type(tags) is dict:
+        keys += len(tags)
+    return line.count('":') == keys
+
+
+def _check_top(value: Any, lines: dict[str, int]) -> tuple[Any, list[LocalProblem]]:
+    if value is None:
+        return None, []
+    if not isinstance(value, dict):
+        return None, [(lines.get("", 1), "", "expected a mapping with a `devices:` list")]
+    try:
+        return DevicesDoc.model_validate(value), []
+    except ValidationError as exc:
+        return None, schema_problems(exc, "", lambda p: lines.get(p, lines.get("", 1)))
+
+
+def _fill(rows: DeviceRows, entries: list[tuple[int, Any]], lines: dict[str, int]) -> DeviceRows:
+    bad = _schema_errors(rows, entries, lines)
+    for index, (line, entry) in enumerate(entries):
+        if index in bad:
+            continue
+        row = len(rows.lines)
+        endpoint = entry["endpoint"]
+        device_id = entry.get("deviceId")
+        if device_id is None:
+            device_id = derive_id("device", endpoint)
+        elif not is_valid_id(device_id):
+            where = lines.get(f"devices[{index}].deviceId", line)
+            rows.problems.append((where, f"devices[{index}].deviceId", _bad_id(device_id)))
+            continue
+        rows.lines.append(line)
+        rows.positions.append(index)
+        rows.ids.append(device_id)
+        rows.endpoints.append(endpoint)
+        rows.targets.append(entry.get("target"))
+        if entry.get("tags"):
+            rows.tags[row] = entry["tags"]
+        _keep_field_lines(rows, index, line, lines)
+    return rows
+
+
+def _schema_errors(
+    rows: DeviceRows, entries: list[tuple[int, Any]], lines: dict[str, int]
+) -> set[int]:
+    try:
+        DEVICE_LIST.validate_python([entry for _, entry in entries])
+        return set()
+    except ValidationError as exc:
+        def line_of(path: str) -> int:
+            index = int(path[len("devices["):].split("]")[0])
+            return lines.get(path, entries[index][0])
+
+        rows.problems.extend(schema_problems(exc, "devices", line_of))
+        return {int(e["loc"][0]) for e in exc.errors() if e["loc"]}
+
+
+def _keep_field_lines(rows: DeviceRows, index: int, line: int, lines: dict[str, int]) -> None:
+    # Only lines that differ from the entry's own are kept: none at all in the fast form.
+    for name in ("deviceId", "endpoint", "target", "tags"):
+        path = f"devices[{index}].{name}"
+        where = lines.get(path)
+        if where is not None and where != line:
+            rows.field_lines[path] = where
+
+
+def _bad_id(value: str) -> str:
+    return f"malformed id {value!r}: use 4 to 16 base-24 digits (0-9, a-n)"

@@ -1,0 +1,178 @@
+"""`GitSource`: the desired state the controller follows, read from git commits.
+
+`sync()` fetches (for a URL), resolves the followed branch and, for a commit not seen
+before, loads it from the object database. A valid commit becomes the new `current`
+state; an invalid one is never applied: the last good state stays current and the
+problems (file:line) go to `status.errors`, as Flux keeps its last artifact. Loading is
+incremental through the blob-keyed parse cache under `cache_dir`. `run()` polls, and on a
+local repository also reacts at once to new commits through watchfiles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import git
+
+from reconciler.model.desired import DesiredState, FirmwareImage
+from reconciler.sources.assemble import Assembler
+from reconciler.sources.gitrepo import RepoHandle
+from reconciler.sources.parsing import ParseCache
+from reconciler.sources.snapshot import CommitSnapshot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    url: str
+    branch: str | None
+    applied_revision: str | None  # last good commit, the one being reconciled
+    head_revision: str | None  # newest commit seen
+    last_sync: float | None  # epoch seconds of the last successful poll
+    errors: tuple[str, ...]  # "file:line: field: message" of head when head is invalid
+
+
+class GitSource:
+    def __init__(
+        self, repo: str, branch: str | None = None, *, cache_dir: Path,
+        interval: float = 10.0, watch: bool = True,
+    ) -> None:
+        self.url = repo
+        self.branch = branch
+        self.interval = interval
+        self.watch = watch
+        self.cache = ParseCache(cache_dir / "parsed")
+        self._handle = RepoHandle(repo, cache_dir)
+        self._assembler = Assembler(self.cache)
+        self._lock = threading.Lock()  # gitpython's object readers are not thread-safe
+        self._current: DesiredState | None = None
+        self._applied: Any = None  # the applied gitpython Commit
+        self._head: str | None = None
+        self._errors: tuple[str, ...] = ()
+        self._git_error: str | None = None
+        self._last_sync: float | None = None
+        self._good_keys: set[tuple[str, str]] = set()
+
+    @property
+    def current(self) -> DesiredState | None:
+        return self._current
+
+    @property
+    def status(self) -> SourceStatus:
+        errors = self._errors + ((self._git_error,) if self._git_error else ())
+        applied = self._applied.hexsha if self._applied is not None else None
+        return SourceStatus(self.url, self.branch, applied, self._head, self._last_sync, errors)
+
+    def sync(self) -> DesiredState | None:
+        """Poll once; the new state when a new good revision was applied, else None."""
+        with self._lock:
+            try:
+                self._handle.update()
+                commit = self._handle.head(self.branch)
+            except (git.GitError, ValueError, OSError) as exc:
+                self._git_error = f"git: {_one_line(exc)}"
+                log.warning("git source %s: %s", self.url, self._git_error)
+                return None
+            self._git_error = None
+            self._last_sync = time.time()
+            if commit.hexsha == self._head:
+                return None
+            self._head = commit.hexsha
+            return self._load(commit)
+
+    def _load(self, commit: Any) -> DesiredState | None:
+        state, problems = self._assembler.load(CommitSnapshot(commit))
+        keys = self.cache.end_round()
+        if state is None:
+            self._errors = tuple(str(p) for p in problems)
+            self.cache.retain(self._good_keys | keys)
+            log.warning("revision %s is invalid (%d problems); keeping %s", commit.hexsha[:12],
+                        len(problems), self._applied.hexsha[:12] if self._applied else "none")
+            return None
+        self._errors = ()
+        self._good_keys = keys
+        self.cache.retain(keys)
+        self._current, self._applied = state, commit
+        return state
+
+    def image_bytes(self, image: FirmwareImage) -> bytes:
+        """The image's binary as committed in the applied revision, checked against its
+        declared sha256 so a device is never offered other bytes."""
+        with self._lock:
+            if self._applied is None:
+                raise FileNotFoundError("no revision has been applied yet")
+            snap = CommitSnapshot(self._applied)
+            found = snap.binary(image.path)
+            if isinstance(found, str):
+                raise FileNotFoundError(found)
+            data = snap.read(found)
+        if hashlib.sha256(data).hexdigest() != image.sha256:
+            revision = snap.revision[:12]
+            raise FileNotFoundError(f"{image.path} at {revision} is not image {image.image_id}")
+        return data
+
+    async def run(
+        self, on_desired: Callable[[DesiredState], Awaitable[None]], stop: asyncio.Event
+    ) -> None:
+        """Poll every `interval` until `stop` is set; on a local repository a new commit
+        wakes the loop at once. `on_desired` gets each newly applied state."""
+        poke = asyncio.Event()
+        watcher = asyncio.create_task(self._watch(poke, stop)) if self.watch else None
+        try:
+            while not stop.is_set():
+                poke.clear()
+                desired = await asyncio.to_thread(self.sync)
+                if desired is not None:
+                    await on_desired(desired)
+                await _first_of(stop, poke, self.interval)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+            await asyncio.to_thread(self._close)
+
+    async def _watch(self, poke: asyncio.Event, stop: asyncio.Event) -> None:
+        import watchfiles  # only a local development setup pays for it
+
+        git_dir = await asyncio.to_thread(self._git_dir)
+        if git_dir is None:
+            return
+        # Commits change refs and objects under the git directory; working-tree edits are
+        # not desired state until committed, so only the git directory is watched.
+        async for _ in watchfiles.awatch(git_dir, stop_event=stop, watch_filter=None,
+                                         debounce=200, step=50):
+            poke.set()
+
+    def _git_dir(self) -> Path | None:
+        with self._lock:
+            try:
+                return self._handle.local_git_dir
+            except (git.GitError, OSError):
+                return None
+
+    def _close(self) -> None:
+        with self._lock:
+            self._handle.close()
+
+
+async def _first_of(stop: asyncio.Event, poke: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(poke.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waiters:
+            task.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:500]

@@ -1,0 +1,72 @@
+"""Opening the repository a `GitSource` follows: a local path as it is, a URL as a mirror
+clone under the cache directory that every poll fetches into.
+
+Only refs and objects are used; nothing here touches a working tree. Called by
+`reconciler.sources.git_source` (from a worker thread, under its lock).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import git
+
+# scp-like "user@host:path" as well as scheme://
+_URL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://|[^/\s]+@[^/\s]+:)")
+
+
+def is_url(repo: str) -> bool:
+    return bool(_URL.match(repo))
+
+
+class RepoHandle:
+    """A gitpython `Repo` for `location`, refreshed by `update()` before each read."""
+
+    def __init__(self, location: str, cache_dir: Path) -> None:
+        self.location = location
+        self.remote = is_url(location)
+        self._mirror = cache_dir / "mirrors" / (_digest(location) + ".git")
+        self._repo: Any = None
+
+    @property
+    def local_git_dir(self) -> Path | None:
+        """The git directory to watch for new commits (local repositories only)."""
+        if self.remote:
+            return None
+        return Path(self.open().git_dir)
+
+    def open(self) -> Any:
+        if self._repo is None:
+            self._repo = self._clone() if self.remote else git.Repo(self.location)
+        return self._repo
+
+    def update(self) -> None:
+        """Fetch new commits of a remote; a local repository is read as it is."""
+        repo = self.open()
+        if self.remote:
+            repo.git.fetch("--prune", "origin")
+
+    def head(self, branch: str | None) -> Any:
+        """The commit `branch` (or HEAD) points to now."""
+        repo = self.open()
+        if branch is None:
+            return repo.head.commit
+        return repo.commit(f"refs/heads/{branch}")
+
+    def close(self) -> None:
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
+
+    def _clone(self) -> Any:
+        if (self._mirror / "HEAD").exists():
+            return git.Repo(self._mirror)
+        self._mirror.parent.mkdir(parents=True, exist_ok=True)
+        return git.Repo.clone_from(self.location, self._mirror, mirror=True)
+
+
+def _digest(location: str) -> str:
+    return hashlib.sha256(location.encode()).hexdigest()[:20]

@@ -1,0 +1,175 @@
+"""Per-file parsing and the parse cache keyed by git blob sha.
+
+Each manifest file is parsed on its own into plain data (no cross-file knowledge), so
+the result depends only on the file's bytes and can be cached under its blob sha: in
+memory across revisions, and on disk (marshal, one file per blob) across restarts.
+`ParseCache.parsed` counts real parses, which is how tests see that an incremental reload
+parsed only the changed blob. Used by `reconciler.sources.assemble`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from reconciler.sources.devicelist import DeviceRows, parse_devices
+from reconciler.sources.problems import LocalProblem
+from reconciler.sources.schema import CollectionDoc, ImageEntry, ImagesDoc, schema_problems
+from reconciler.sources.yamlload import read_yaml
+
+MAX_MANIFEST_BYTES = 32 * 1024 * 1024
+_FORMAT = 1  # bump when any cached shape changes; old files are then ignored
+
+
+@dataclass
+class ParsedDoc:
+    """A small manifest (collection.yaml, images.yaml): plain values, lines, problems."""
+
+    value: Any = None  # collection: dict; images: list of (index, entry dict)
+    lines: dict[str, int] = field(default_factory=dict)
+    problems: list[LocalProblem] = field(default_factory=list)
+
+    def line_of(self, path: str) -> int:
+        while path not in self.lines and path:
+            cut = max(path.rfind("."), path.rfind("["))
+            path = path[: max(cut, 0)]
+        return self.lines.get(path, 1)
+
+    def to_wire(self) -> tuple[Any, ...]:
+        return (self.value, self.lines, self.problems)
+
+    @classmethod
+    def from_wire(cls, wire: tuple[Any, ...]) -> ParsedDoc:
+        return cls(wire[0], wire[1], [tuple(p) for p in wire[2]])
+
+
+def blob_sha(data: bytes) -> str:
+    """The git blob id of `data`, so a working tree shares keys with commits."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def parse_collection(text: str) -> ParsedDoc:
+    doc = _read(text)
+    if not doc.problems and doc.value is not None:
+        model = _validated(CollectionDoc.model_validate, doc.value, "", doc)
+        doc.value = model.model_dump() if model is not None else None
+    return doc
+
+
+def parse_images(text: str) -> ParsedDoc:
+    doc = _read(text)
+    top = _validated(ImagesDoc.model_validate, doc.value or {}, "", doc)
+    entries: list[tuple[int, dict[str, Any]]] = []
+    for index, raw in enumerate(top.images if top is not None else []):
+        entry = _validated(ImageEntry.model_validate, raw, f"images[{index}]", doc)
+        if entry is not None:
+            entries.append((index, entry.model_dump()))
+    doc.value = entries
+    return doc
+
+
+def _read(text: str) -> ParsedDoc:
+    found = read_yaml(text)
+    doc = ParsedDoc(found.value, found.lines, list(found.problems))
+    if doc.value is not None and not isinstance(doc.value, dict):
+        doc.problems.append((doc.line_of(""), "", "expected a mapping at the top level"))
+        doc.value = None
+    return doc
+
+
+def _validated(check: Callable[[Any], Any], value: Any, prefix: str, doc: ParsedDoc) -> Any:
+    try:
+        return check(value)
+    except ValidationError as exc:
+        doc.problems.extend(schema_problems(exc, prefix, doc.line_of))
+        return None
+
+
+def _decode(data: bytes) -> str | LocalProblem:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return (line, "", "not UTF-8 text")
+
+
+def _parse_text(kind: str, data: bytes) -> Any:
+    text = _decode(data)
+    if isinstance(text, tuple):
+        return DeviceRows(problems=[text]) if kind == "devices" else ParsedDoc(problems=[text])
+    parser = {"collection": parse_collection, "images": parse_images, "devices": parse_devices}
+    return parser[kind](text)
+
+
+def _parse_binary(data: bytes) -> tuple[str, int]:
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+class ParseCache:
+    """blob sha -> parsed file, in memory and (when given a directory) on disk."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory
+        self.parsed: list[str] = []  # keys parsed from bytes since creation, in order
+        self._memory: dict[tuple[str, str], Any] = {}
+        self._touched: set[tuple[str, str]] = set()
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+
+    def get(self, kind: str, key: str, read: Callable[[], bytes]) -> Any:
+        """The parsed form of blob `key` read as `kind` (collection, images, devices,
+        binary); `read` is only called on a miss in memory and on disk."""
+        found = self._memory.get((kind, key))
+        if found is None:
+            found = self._from_disk(kind, key)
+        if found is None:
+            data = read()
+            found = _parse_binary(data) if kind == "binary" else _parse_text(kind, data)
+            self.parsed.append(key)
+            self._to_disk(kind, key, found)
+        self._memory[(kind, key)] = found
+        self._touched.add((kind, key))
+        return found
+
+    def end_round(self) -> set[tuple[str, str]]:
+        """The entries used since the last call (one load), to pass to `retain` later."""
+        touched, self._touched = self._touched, set()
+        return touched
+
+    def retain(self, keys: set[tuple[str, str]]) -> None:
+        """Forget in-memory entries outside `keys` (the revisions still of interest)."""
+        self._memory = {k: v for k, v in self._memory.items() if k in keys}
+
+    def _file(self, kind: str, key: str) -> Path | None:
+        return None if self.directory is None else self.directory / f"{key}.{kind}.{_FORMAT}"
+
+    def _from_disk(self, kind: str, key: str) -> Any:
+        path = self._file(kind, key)
+        if path is None or not path.exists():
+            return None
+        try:
+            wire = marshal.loads(path.read_bytes())
+        except (OSError, ValueError, EOFError, TypeError):
+            return None  # a torn or foreign file is just a miss
+        if kind == "binary":
+            return tuple(wire)
+        return DeviceRows.from_wire(wire) if kind == "devices" else ParsedDoc.from_wire(wire)
+
+    def _to_disk(self, kind: str, key: str, value: Any) -> None:
+        path = self._file(kind, key)
+        if path is None:
+            return
+        wire = value if kind == "binary" else value.to_wire()
+        temp = path.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            temp.write_bytes(marshal.dumps(wire))
+            os.replace(temp, path)  # readers never see half a file
+        except OSError:
+            temp.unlink(missing_ok=True)  # a full disk costs speed, not correctness

@@ -1,0 +1,59 @@
+"""A parsed `collection.yaml` -> `Collection`: management, resolved target, rollout guards.
+
+The target may be written as a version (what a reviewer reads) or an image id of the
+same collection; it resolves to the image id. `failureThreshold` is a count (`3`) or a
+share of started updates (`"10%"`). Called by `reconciler.sources.assemble`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.model.desired import (
+    Collection,
+    FailureThreshold,
+    Management,
+    RolloutPolicy,
+)
+from reconciler.sources.devices import Targets
+from reconciler.sources.parsing import ParsedDoc
+from reconciler.sources.problems import Problem
+from reconciler.sources.snapshot import FileEntry
+
+
+def collection_from(
+    doc: ParsedDoc, entry: FileEntry | None, targets: Targets
+) -> tuple[Collection, list[Problem]]:
+    value: dict[str, Any] = doc.value or {}
+    firmware = value.get("firmware") or {}
+    problems: list[Problem] = []
+    target = firmware.get("target")
+    target_id = targets.resolve(target) if target is not None else None
+    if target is not None and target_id is None and entry is not None:
+        line = doc.line_of("firmware.target")
+        problems.append(Problem(entry.path, line, "firmware.target", targets.problem(target)))
+    collection = Collection(
+        collection_id=targets.collection_id,
+        name=value.get("name", ""),
+        management=Management(firmware.get("management", "disabled")),
+        target_image_id=target_id,
+        tags=value.get("tags") or {},
+        rollout=rollout_from(value.get("rollout") or {}),
+    )
+    return collection, problems
+
+
+def rollout_from(value: dict[str, Any]) -> RolloutPolicy:
+    return RolloutPolicy(
+        max_concurrent=value.get("maxConcurrent"),
+        failure_threshold=threshold_from(value.get("failureThreshold")),
+        paused=bool(value.get("paused", False)),
+    )
+
+
+def threshold_from(value: int | str | None) -> FailureThreshold | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return FailureThreshold(percent=float(value.strip().rstrip("%")))
+    return FailureThreshold(count=value)

@@ -1,0 +1,153 @@
+"""The manifest schema (pydantic, strict, unknown keys refused) and its error wording.
+
+Three documents live under `manifests/<collection>/`: `collection.yaml`
+(`CollectionDoc`), `images.yaml` (`ImagesDoc`) and `devices/*.yaml` (`DevicesDoc`, whose
+entries are checked in bulk through `DEVICE_LIST`). `schema_problems` turns pydantic's
+errors into `(line, field.path, message)`. Used by `reconciler.sources.parsing`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, NotRequired
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from typing_extensions import TypedDict  # pydantic needs this one on Python 3.11
+
+from reconciler.model.ids import encode_base24
+from reconciler.sources.problems import LocalProblem
+from reconciler.sources.yamlload import child_path
+
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+_PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
+Text = Annotated[str, Field(min_length=1)]
+Tags = dict[str, str]
+
+
+class FirmwareSpec(BaseModel):
+    model_config = _STRICT
+    management: Literal["device", "collection", "disabled"] = "disabled"
+    target: Text | None = None
+
+
+class RolloutSpec(BaseModel):
+    model_config = _STRICT
+    maxConcurrent: Annotated[int, Field(ge=1)] | None = None
+    failureThreshold: Any = None  # a count (int) or a percentage ("10%"), checked below
+    paused: bool = False
+
+    @field_validator("failureThreshold")
+    @classmethod
+    def _threshold(cls, value: Any) -> Any:
+        if value is None or (type(value) is int and value >= 1):
+            return value
+        match = _PERCENT.match(value.strip()) if isinstance(value, str) else None
+        if match is None or not 0 < float(match.group(1)) <= 100:
+            raise ValueError('write a count of at least 1 like 5, or a percentage like "10%"')
+        return value
+
+
+class CollectionDoc(BaseModel):
+    model_config = _STRICT
+    collectionId: Text | None = None
+    name: str = ""
+    tags: Tags = {}
+    firmware: FirmwareSpec = FirmwareSpec()
+    rollout: RolloutSpec = RolloutSpec()
+
+
+class ImageEntry(BaseModel):
+    model_config = _STRICT
+    imageId: Text | None = None
+    version: Text
+    filename: Text | None = None
+    path: Text
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    length: Annotated[int, Field(ge=0)]
+    created: Annotated[int, Field(ge=0)]
+    tags: Tags = {}
+
+
+class ImagesDoc(BaseModel):
+    model_config = _STRICT
+    images: list[Any] = []  # entries are checked one by one, so one bad entry hides none
+
+
+class DeviceEntry(TypedDict):
+    """One device; a TypedDict because 100,000 of them are validated in one call."""
+
+    deviceId: NotRequired[Text]
+    endpoint: Text
+    target: NotRequired[Text | None]
+    tags: NotRequired[Tags]
+
+
+class DevicesDoc(BaseModel):
+    model_config = _STRICT
+    devices: list[Any] = []
+
+
+DEVICE_LIST: TypeAdapter[list[DeviceEntry]] = TypeAdapter(
+    list[DeviceEntry], config=ConfigDict(extra="forbid", strict=True)
+)
+
+
+def derive_id(kind: str, key: str) -> str:
+    """A stable reference-style id for an object the manifest gives no id: the same
+    manifest always loads to the same ids, so the controller's records stay attached."""
+    digest = hashlib.sha256(f"{kind}:{key}".encode()).digest()
+    return encode_base24(int.from_bytes(digest[:8], "big"))
+
+
+def validate_model(
+    check: Callable[[Any], Any], value: Any, prefix: str, lines: Callable[[str], int]
+) -> tuple[Any, list[LocalProblem]]:
+    """Run a pydantic validator; on failure return None and every error located."""
+    try:
+        return check(value), []
+    except ValidationError as exc:
+        return None, schema_problems(exc, prefix, lines)
+
+
+def schema_problems(
+    exc: ValidationError, prefix: str, line_of: Callable[[str], int]
+) -> list[LocalProblem]:
+    found: list[LocalProblem] = []
+    for error in exc.errors(include_url=False):
+        path = prefix
+        for part in error["loc"]:
+            if isinstance(part, str) and part.startswith(("function-after", "constrained")):
+                continue
+            path = child_path(path, part)
+        found.append((line_of(path), path, _message(error)))
+    return found
+
+
+def _message(error: Any) -> str:
+    kind, given = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "string_type" and isinstance(given, int | float) and not isinstance(given, bool):
+        return f'expected a string, got the number {given!r}; quote it ("{given}")'
+    if kind in ("string_type", "int_type", "bool_type", "dict_type", "list_type"):
+        wanted = kind.split("_")[0].replace("dict", "mapping").replace("int", "integer")
+        return f"expected a{'n' if wanted[0] in 'aei' else ''} {wanted}, got {_kind(given)}"
+    if kind == "literal_error":
+        return f"must be one of {error['ctx']['expected']}, got {given!r}"
+    if kind == "string_pattern_mismatch":
+        return "must be 64 lowercase hex digits"
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    message: str = error["msg"]
+    return message[0].lower() + message[1:]
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    return names.get(type(value), "a list" if isinstance(value, list) else "a mapping")

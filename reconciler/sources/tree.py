@@ -1,0 +1,37 @@
+"""Loading a directory as it is on disk: what `fota validate` and tests call.
+
+`validate_tree` returns every problem at once (an empty list means valid);
+`load_tree` returns the `DesiredState` or raises `ManifestError` with every problem.
+Neither looks at git: uncommitted edits are checked too, which is what a developer wants
+before pushing and what CI gets on a checkout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reconciler.errors import ManifestError
+from reconciler.model.desired import DesiredState
+from reconciler.sources.assemble import Assembler
+from reconciler.sources.parsing import ParseCache
+from reconciler.sources.problems import Problem
+from reconciler.sources.snapshot import MANIFESTS, DirectorySnapshot
+
+
+def validate_tree(root: Path) -> list[Problem]:
+    """Every problem of the desired state under `root`, sorted by file and line."""
+    _, problems = _load(root, "worktree")
+    return problems
+
+
+def load_tree(root: Path, revision: str = "worktree") -> DesiredState:
+    state, problems = _load(root, revision)
+    if state is None:
+        raise ManifestError([str(p) for p in problems])
+    return state
+
+
+def _load(root: Path, revision: str) -> tuple[DesiredState | None, list[Problem]]:
+    if not (root / MANIFESTS).is_dir():
+        return None, [Problem(MANIFESTS, 1, "", f"no {MANIFESTS}/ directory in {root}")]
+    return Assembler(ParseCache()).load(DirectorySnapshot(root, revision))

@@ -1,0 +1,38 @@
+"""`fota validate [REPO_DIR] [--format text|github]`: check a desired-state repository.
+
+Prints every problem at once, one per line (`path:line: field.path: message`, or GitHub
+workflow annotations with `--format github`), and exits 1 on any problem, 0 when the
+repository is valid. Reads the directory as it is on disk, committed or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from reconciler.sources.tree import load_tree, validate_tree
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("repo", nargs="?", default=".", type=Path, metavar="REPO_DIR",
+                        help="repository root holding manifests/ and images/ (default: .)")
+    parser.add_argument("--format", choices=("text", "github"), default="text",
+                        help="github: ::error annotations for GitHub Actions")
+
+
+def run(args: argparse.Namespace) -> int:
+    root: Path = args.repo
+    problems = validate_tree(root)
+    for problem in problems:
+        print(problem.github() if args.format == "github" else str(problem))
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    state = load_tree(root)
+    print(
+        f"ok: {len(state.collections)} collection(s), {len(state.images)} image(s), "
+        f"{len(state.devices)} device(s)",
+        file=sys.stderr,
+    )
+    return 0
