@@ -1,0 +1,89 @@
+"""`fota serve`: run the reconciler, the CoAP server and the HTTP API in one process.
+
+Parses the flags into `ControllerSettings` (environment `FOTA_*` variables fill in what
+the flags leave out), sets up logging, and runs `service.run_service` until SIGINT or
+SIGTERM, which shut it down cleanly. Wired into `fota` by `reconciler.cli`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from reconciler.controller.service import run_service
+from reconciler.controller.settings import ControllerSettings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repo", default=".", help="desired-state git repository (path or URL)")
+    parser.add_argument("--branch", default=None, help="branch to follow (default: HEAD's)")
+    parser.add_argument("--state", type=Path, default=Path(".fota/state.db"),
+                        help="SQLite state file (default .fota/state.db)")
+    parser.add_argument("--coap", default="127.0.0.1:5683", metavar="HOST:PORT",
+                        help="LwM2M server address (default 127.0.0.1:5683)")
+    parser.add_argument("--http", default="127.0.0.1:8080", metavar="HOST:PORT",
+                        help="HTTP API address (default 127.0.0.1:8080)")
+    parser.add_argument("--public-uri", default=None, metavar="coap://HOST:PORT",
+                        help="how devices reach the firmware server (default: --coap)")
+    parser.add_argument("--token", action="append", default=None,
+                        help="accepted X-API-Token (repeatable; required off loopback)")
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[V6]:PORT` -> (host, port); raises ValueError otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def settings_from(args: argparse.Namespace) -> ControllerSettings:
+    coap_host, coap_port = split_host_port(args.coap)
+    http_host, http_port = split_host_port(args.http)
+    return ControllerSettings.load({
+        "repo": args.repo, "branch": args.branch, "state": args.state,
+        "coap_host": coap_host, "coap_port": coap_port, "http_host": http_host,
+        "http_port": http_port, "public_uri": args.public_uri,
+        "tokens": tuple(args.token) if args.token else None,
+    })
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from(args)
+    except (ValueError, ValidationError) as exc:
+        print(f"fota serve: {exc}", file=sys.stderr)
+        return 2
+    if not settings.tokens and not _loopback(settings.http_host):
+        print("fota serve: refusing to serve the API off loopback without --token",
+              file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(_main(settings))
+    return 0
+
+
+async def _main(settings: ControllerSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_service(settings, stop)

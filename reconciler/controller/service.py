@@ -1,0 +1,162 @@
+"""`run_service`: GitSource, Lwm2mServer, Controller and the HTTP API in one event loop.
+
+The composition `fota serve` runs (tests and the demo call it too): it opens the store,
+loads the first good revision, starts the CoAP server with the controller subscribed,
+serves the read-only API with uvicorn's programmatic `Server`, and on `stop` (SIGINT or
+SIGTERM from `serve_cmd`) shuts everything down in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import uvicorn
+
+from reconciler.api import create_app
+from reconciler.controller.core import Controller
+from reconciler.controller.settings import ControllerSettings
+from reconciler.lwm2m.server import Lwm2mServer
+from reconciler.model.desired import DesiredState
+from reconciler.sources import GitSource
+from reconciler.store import SqliteStore, open_reader, open_store
+
+log = logging.getLogger("reconciler.serve")
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """What a started service listens on (ports resolved when 0 was asked for)."""
+
+    coap_port: int
+    http_port: int
+    controller: Controller
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn's Server without its own signal handling: `fota serve` owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class _Images:
+    """Image bytes by id at the applied revision, read from git once per image."""
+
+    def __init__(self, source: GitSource, controller: Callable[[], DesiredState]) -> None:
+        self._source, self._desired = source, controller
+        self._cache: dict[str, bytes] = {}
+
+    def __call__(self, image_id: str) -> bytes:
+        data = self._cache.get(image_id)
+        if data is None:
+            data = self._source.image_bytes(self._desired().images[image_id])
+            self._cache[image_id] = data
+        return data
+
+
+async def run_service(settings: ControllerSettings, stop: asyncio.Event,
+                      on_ready: Callable[[Running], None] | None = None) -> None:
+    store = open_store(settings.state)
+    source = GitSource(settings.repo, settings.branch, cache_dir=settings.state.parent / "cache",
+                       interval=settings.poll_source)
+    try:
+        await _run(settings, store, source, stop, on_ready)
+    finally:
+        store.close()
+
+
+async def _run(settings: ControllerSettings, store: SqliteStore, source: GitSource,
+               stop: asyncio.Event, on_ready: Callable[[Running], None] | None) -> None:
+    desired = await _first_revision(source, store, stop, settings.poll_source)
+    if desired is None:
+        return
+    holder: list[Controller] = []
+    server = Lwm2mServer(settings.coap_host, settings.coap_port,
+                         admit=lambda ep: bool(holder) and holder[0].admit(ep),
+                         public_uri=settings.public_uri)
+    controller = Controller(store, server, _Images(source, lambda: controller.desired), settings)
+    holder.append(controller)
+    await controller.set_desired(desired)
+    await server.start()
+    unsubscribe = server.subscribe(controller.on_registration)
+    api = _api(settings)
+    tasks = [asyncio.create_task(controller.run(stop), name="controller"),
+             asyncio.create_task(api.serve(), name="http-api"),
+             asyncio.create_task(_follow_source(source, controller, store, stop), name="source")]
+    try:
+        await _announce(settings, server, api, controller, on_ready)
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        api.should_exit = True
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        unsubscribe()
+        await server.stop()
+
+
+async def _first_revision(source: GitSource, store: SqliteStore, stop: asyncio.Event,
+                          interval: float) -> DesiredState | None:
+    """Block until the repository yields a good revision (or stop)."""
+    while not stop.is_set():
+        desired: DesiredState | None = await asyncio.to_thread(source.sync) or source.current
+        store.set_source_status(_status(source))
+        if desired is not None:
+            return desired
+        log.error("no valid revision yet: %s", "; ".join(source.status.errors) or "empty")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+    return None
+
+
+async def _follow_source(source: GitSource, controller: Controller, store: SqliteStore,
+                         stop: asyncio.Event) -> None:
+    async def on_desired(desired: DesiredState) -> None:
+        await controller.set_desired(desired)
+        store.set_source_status(_status(source))
+
+    watcher = asyncio.create_task(source.run(on_desired, stop))
+    last: dict[str, Any] = {}
+    while not stop.is_set():  # errors of a bad head commit reach the status too
+        status = _status(source)
+        if status != last:
+            store.set_source_status(status)
+            if status.get("errors") and status.get("errors") != last.get("errors"):
+                log.error("revision %s not applied: %s", str(status.get("head_revision"))[:12],
+                          "; ".join(map(str, status["errors"])))
+            last = status
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+    await asyncio.gather(watcher, return_exceptions=True)
+
+
+def _status(source: GitSource) -> dict[str, Any]:
+    status = asdict(source.status)
+    status["errors"] = list(status.get("errors") or ())
+    return status
+
+
+def _api(settings: ControllerSettings) -> _ApiServer:
+    reader = open_reader(settings.state)
+    app = create_app(reader, tokens=settings.tokens)
+    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
+                            log_config=None, log_level="warning", lifespan="off")
+    return _ApiServer(config)
+
+
+async def _announce(settings: ControllerSettings, server: Lwm2mServer, api: _ApiServer,
+                    controller: Controller, on_ready: Callable[[Running], None] | None) -> None:
+    while not api.started:
+        await asyncio.sleep(0.01)  # uvicorn offers no event for "listening"
+    http_port = int(api.servers[0].sockets[0].getsockname()[1])
+    running = Running(server.port, http_port, controller)
+    log.info("fota serve ready: coap %s:%d, http %s:%d, revision %s", settings.coap_host,
+             server.port, settings.http_host, http_port, controller.desired.revision[:12])
+    if on_ready is not None:
+        on_ready(running)
