@@ -17,6 +17,7 @@ import random
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from aiocoap import ACK, CON, EMPTY, NON, RST, Message
 
@@ -99,8 +100,7 @@ class Endpoint(asyncio.DatagramProtocol):
 
     # -- asyncio protocol -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        self._transport = cast(asyncio.DatagramTransport, transport)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and the like: the retransmission timer decides.

@@ -76,6 +76,7 @@ class SimDevice:
         self._sock = Endpoint(self._on_request, self._admits, timing.reliability)
         self._booting = False
         self._awake_until = 0.0
+        self._sleep_timer: asyncio.TimerHandle | None = None
         self._image_version = ""
         self._wake = asyncio.Event()
         self._lifecycle: asyncio.Task[None] | None = None
@@ -147,6 +148,8 @@ class SimDevice:
                 await asyncio.wait_for(self._send(
                     registration.deregister_message(self.location)), 2.0)
         self.location = None
+        if self._sleep_timer is not None:
+            self._sleep_timer.cancel()
         self._sock.close()
 
     def inject(self, fault: Fault) -> None:
@@ -214,10 +217,20 @@ class SimDevice:
         return True
 
     async def _send(self, message: Message) -> Message:
-        self._awake_until = time.monotonic() + self.timing.queue_window
+        self._stay_awake()
         response = await self._sock.request(message, self.server)
-        self._awake_until = time.monotonic() + self.timing.queue_window
+        self._stay_awake()
         return response
+
+    def _stay_awake(self) -> None:
+        """A client listens for a window after it last sent (queue mode), then sleeps;
+        falling asleep is a change waiters may be waiting for."""
+        self._awake_until = time.monotonic() + self.timing.queue_window
+        if self.spec.queue_mode:
+            if self._sleep_timer is not None:
+                self._sleep_timer.cancel()
+            self._sleep_timer = asyncio.get_running_loop().call_later(
+                self.timing.queue_window, self._changed)
 
     # -- requests -------------------------------------------------------------------
     def _admits(self, remote: Addr) -> bool:
@@ -364,7 +377,7 @@ class SimDevice:
     def _changed(self) -> None:
         if not self.silent and self._sock.is_open:
             for message, remote in self.observers.changed(self._render):
-                self._awake_until = time.monotonic() + self.timing.queue_window
+                self._stay_awake()
                 self._spawn(self._sock.notify(message, remote))
         for predicate, future in list(self._waiters):
             if not future.done() and predicate():

@@ -1,0 +1,73 @@
+"""The simulator registers, updates and de-registers as the LwM2M core spec says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiocoap
+
+from reconciler.lwm2m.codecs import ContentFormat
+from reconciler.simulator import DeviceSpec
+
+
+async def test_a_device_registers_with_the_spec_parameters_and_object_links(
+        server: Any, launch: Any) -> None:
+    await launch(DeviceSpec("dev-a", lwm2m_version="1.1", lifetime=120))
+    reg = server.reg("dev-a")
+    assert reg.query == {"ep": "dev-a", "lt": "120", "lwm2m": "1.1", "b": "U"}
+    assert reg.content_format == ContentFormat.LINK_FORMAT
+    assert reg.payload == '</>;rt="oma.lwm2m";ct=11542,</1/0>,</3/0>,</5/0>'
+
+
+async def test_queue_mode_is_b_uq_in_1_0_and_the_q_parameter_from_1_1(
+        server: Any, launch: Any) -> None:
+    await launch(DeviceSpec("old", lwm2m_version="1.0", queue_mode=True),
+                 DeviceSpec("new", lwm2m_version="1.1", queue_mode=True))
+    assert server.reg("old").query["b"] == "UQ"
+    assert "Q" not in server.reg("old").query
+    assert server.reg("new").query["b"] == "U"
+    assert "Q" in server.reg("new").query and server.reg("new").query["Q"] is None
+
+
+async def test_updates_go_to_the_location_path_and_stop_de_registers(
+        server: Any, launch: Any) -> None:
+    fleet = await launch(DeviceSpec("dev-b"))
+    trigger = await server.request("dev-b", aiocoap.POST, "/1/0/8")
+    assert trigger.code == aiocoap.CHANGED
+    await server.wait_event("update", "dev-b")
+    await fleet.stop()
+    assert server.count("deregister", "dev-b") == 1
+    assert server.regs == {}
+
+
+async def test_a_device_the_server_forgot_registers_again(server: Any, launch: Any) -> None:
+    fleet = await launch(DeviceSpec("dev-c"))
+    server.regs.clear()
+    fleet.device("dev-c").trigger_update()
+    await server.wait_event("register", "dev-c", count=2)
+    await fleet.device("dev-c").wait_registered(count=2)
+    assert server.reg("dev-c").endpoint == "dev-c"
+
+
+async def test_requests_from_any_other_address_are_ignored(server: Any, launch: Any) -> None:
+    import socket
+
+    fleet = await launch(DeviceSpec("dev-d"))
+    foreign = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    foreign.bind(("127.0.0.1", 0))
+    foreign.setblocking(False)
+    try:
+        probe = aiocoap.Message(code=aiocoap.GET, uri_path=("3", "0", "3"))
+        probe.mtype, probe.mid, probe.token = aiocoap.CON, 1, b"x"
+        foreign.sendto(probe.encode(), ("127.0.0.1", fleet.device("dev-d").port))
+        # The server's own request is answered; the device reads datagrams in order, so by
+        # then the foreign one was seen and dropped.
+        answer = await server.request("dev-d", aiocoap.GET, "/3/0/3")
+        assert answer.code == aiocoap.CONTENT
+        try:
+            foreign.recv(2048)
+            raise AssertionError("the device answered a stranger")
+        except BlockingIOError:
+            pass
+    finally:
+        foreign.close()
