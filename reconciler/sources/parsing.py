@@ -3,8 +3,9 @@
 Each manifest file is parsed on its own into plain data (no cross-file knowledge), so
 the result depends only on the file's bytes and can be cached under its blob sha: in
 memory across revisions, and on disk (marshal, one file per blob) across restarts.
-`ParseCache.parsed` counts real parses, which is how tests see that an incremental reload
-parsed only the changed blob. Used by `reconciler.sources.assemble`.
+`ParseCache.parse_count` and `round_parsed` count real parses, which is how tests and the
+benchmark see that an incremental reload parsed only the changed blob.
+Used by `reconciler.sources.assemble`.
 """
 
 from __future__ import annotations
@@ -117,7 +118,9 @@ class ParseCache:
 
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory
-        self.parsed: list[str] = []  # keys parsed from bytes since creation, in order
+        self.parse_count = 0  # blobs parsed from bytes since creation
+        self.round_parsed: list[str] = []  # blob keys parsed in the last finished round
+        self._parsed_now: list[str] = []
         self._memory: dict[tuple[str, str], Any] = {}
         self._touched: set[tuple[str, str]] = set()
         if directory is not None:
@@ -132,7 +135,8 @@ class ParseCache:
         if found is None:
             data = read()
             found = _parse_binary(data) if kind == "binary" else _parse_text(kind, data)
-            self.parsed.append(key)
+            self.parse_count += 1
+            self._parsed_now.append(key)
             self._to_disk(kind, key, found)
         self._memory[(kind, key)] = found
         self._touched.add((kind, key))
@@ -141,6 +145,7 @@ class ParseCache:
     def end_round(self) -> set[tuple[str, str]]:
         """The entries used since the last call (one load), to pass to `retain` later."""
         touched, self._touched = self._touched, set()
+        self.round_parsed, self._parsed_now = self._parsed_now, []
         return touched
 
     def retain(self, keys: set[tuple[str, str]]) -> None:
