@@ -28,15 +28,15 @@ def test_any_bind_is_allowed_once_a_token_is_configured() -> None:
     check_bind("0.0.0.0", ("t",))
 
 
-def test_the_token_check_accepts_any_configured_token_and_nothing_else() -> None:
+async def test_the_token_check_accepts_any_configured_token_and_nothing_else() -> None:
     check = TokenCheck(["alpha", "beta"])
-    check("alpha")
-    check("beta")
+    await check("alpha")
+    await check("beta")
     for wrong in (None, "", "alph", "alphaa", "gamma"):
         with pytest.raises(ApiError) as caught:
-            check(wrong)
+            await check(wrong)
         assert caught.value.status == 401
-    TokenCheck([])(None)  # nothing configured: open (check_bind keeps it on loopback)
+    await TokenCheck([])(None)  # nothing configured: open (check_bind keeps it on loopback)
 
 
 def test_unset_ids_and_unreported_values_are_absent_keys_and_tags_an_object() -> None:
