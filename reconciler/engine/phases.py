@@ -18,7 +18,7 @@ from reconciler.engine.actions import (
 )
 from reconciler.engine.policy import Outcome, classify
 from reconciler.engine.step import Ctx, Plan, moved, wait
-from reconciler.model.lwm2m import DeliveryMethod, FirmwareState
+from reconciler.model.lwm2m import DeliveryMethod, FirmwareState, UpdateResult
 from reconciler.model.observed import DeviceProgress
 from reconciler.model.status import UpdateState as S
 
@@ -73,7 +73,7 @@ def downloading(ctx: Ctx, record: DeviceProgress) -> Plan:
     if seen and report.fw_state is FirmwareState.DOWNLOADED:
         return _execute(ctx, record)
     if seen and report.fw_state in (FirmwareState.IDLE, None):
-        outcome, text = classify(report.update_result)
+        outcome, text = _download_result(ctx, record)
         if outcome is not Outcome.OK:
             return fail(ctx, record, outcome, text)
     if seen and report.fw_state is FirmwareState.DOWNLOADING and record.state is S.INITIALIZING:
@@ -82,6 +82,17 @@ def downloading(ctx: Ctx, record: DeviceProgress) -> Plan:
     if record.deadline is not None and ctx.now >= record.deadline:
         return timed_out(ctx, record, "download did not finish before its deadline")
     return Plan(_poll(ctx, record), record)
+
+
+def _download_result(ctx: Ctx, record: DeviceProgress) -> tuple[Outcome, str]:
+    """Classify the Update Result; an Invalid URI for a package offered by a previous
+    server run is our restart's doing, not the image's, so it is worth a retry."""
+    result = ctx.report.update_result
+    outcome, text = classify(result)
+    started = record.phase_started_at or 0.0
+    if result == UpdateResult.INVALID_URI and started < ctx.delta.offers_since:
+        return Outcome.RETRY, "package URI lost when the server restarted"
+    return outcome, text
 
 
 def _poll(ctx: Ctx, record: DeviceProgress) -> tuple[Action, ...]:

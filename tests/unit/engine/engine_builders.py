@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from reconciler.engine import Delta, diff
 from reconciler.model.desired import (
     Collection,
@@ -60,6 +62,6 @@ def delta(
     state: DesiredState | None = None,
     rep: DeviceReport | None = None,
     reg: Registration | None = None,
-    **flags: bool,
+    **flags: Any,
 ) -> Delta:
     return diff(state or desired(), "d1", rep, reg, **flags)

@@ -136,3 +136,12 @@ def test_a_device_that_never_comes_back_times_out_without_a_second_execute() -> 
 def test_deadlines_grow_with_the_image_so_slow_links_get_half_an_hour() -> None:
     big = NEW.__class__(**{**{f: getattr(NEW, f) for f in NEW.__slots__}, "length": 144_564})
     assert DEFAULT_CONFIG.download_deadline(big) >= 30 * 60
+
+
+def test_an_invalid_uri_from_before_a_server_restart_is_retried_not_terminal() -> None:
+    rep = report(fw=F.IDLE, result=R.INVALID_URI, at=NOW)
+    lost = plan(delta(rep=rep, reg=registration(), offers_since=START + 1), attempt(), NOW)
+    assert lost.progress is not None and lost.progress.state is S.PENDING
+    assert "lost when the server restarted" in lost.progress.message
+    bad = plan(delta(rep=rep, reg=registration(), offers_since=START - 1), attempt(), NOW)
+    assert bad.progress is not None and bad.progress.state is S.UPDATE_FAILED
