@@ -1,0 +1,228 @@
+"""The firmware fast path: answers GET /fw/<token> with Block2 straight from datagrams.
+
+aiocoap's message layer costs far more per block than the block itself (message objects,
+option views, exchange bookkeeping), so block GETs are answered here with a pre-encoded
+response tail (options + payload, cached per offer and block) behind a 4-byte header.
+Spec rules kept: CON -> piggybacked ACK with the same message id and token, NON -> NON
+with a fresh message id; a duplicate is simply answered again (GET is idempotent);
+malformed CONs get a Reset, bad requests a CoAP error code, nothing ever raises. Used as
+`BlockServer` (its own socket) or `install_fast_path` (beside aiocoap on the server socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+from typing import Any, Final, cast
+
+from . import blockserver_wire as wire
+from .firmware import OPAQUE, BlockError, FirmwareRepository, Offer, block_value, select_block
+
+log = logging.getLogger(__name__)
+
+PASS: Final = b"pass"  # shared socket: not a firmware request, hand it to aiocoap
+BLOCK_CACHE_CAP = 4096  # encoded responses kept per offer before the cache starts over
+_IGNORED_OPTIONS = frozenset(
+    {wire.URI_HOST, wire.ETAG, wire.OBSERVE, wire.URI_PORT, wire.URI_QUERY, wire.SIZE2}
+)
+_ERROR_CODES = {"4.00": wire.BAD_REQUEST, "4.02": wire.BAD_OPTION}
+
+
+class _Refusal(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class FastPath:
+    """Turns one datagram into the reply datagram (or None, or PASS)."""
+
+    def __init__(self, repository: FirmwareRepository) -> None:
+        self._repository = repository
+        self._prefix = repository.prefix.encode()
+        self._mid = secrets.randbelow(0x10000)
+
+    def handle(self, data: bytes, *, exclusive: bool = True) -> bytes | None:
+        try:
+            message = wire.parse(data)
+        except wire.FormatError:
+            return wire.reset_for(data) if exclusive else PASS
+        if not exclusive and not self._is_ours(message):
+            return PASS
+        return self._respond(message)
+
+    def _is_ours(self, message: wire.Datagram) -> bool:
+        if not 1 <= message.code <= 31:
+            return False
+        return next(iter(message.values(wire.URI_PATH)), None) == self._prefix
+
+    def _respond(self, message: wire.Datagram) -> bytes | None:
+        if message.mtype in (wire.ACK, wire.RST):
+            return None  # the fast path never sends Confirmables of its own
+        if message.code == wire.EMPTY or not 1 <= message.code <= 31:
+            # CoAP ping (empty CON) or a response we never asked for: Reset (§4.2, §4.3).
+            return wire.reset(message.mid) if message.mtype == wire.CON else None
+        try:
+            code, tail = wire.CONTENT, self._content(message)
+        except _Refusal as refusal:
+            code, tail = refusal.code, wire.tail((), str(refusal).encode())
+        if message.mtype == wire.CON:
+            return wire.build(wire.ACK, code, message.mid, message.token, tail)
+        self._mid = (self._mid + 1) & 0xFFFF
+        return wire.build(wire.NON, code, self._mid, message.token, tail)
+
+    def _content(self, message: wire.Datagram) -> bytes:
+        path, block2 = _read_options(message)
+        if message.code != wire.GET:
+            raise _Refusal(wire.METHOD_NOT_ALLOWED, "firmware is only read with GET")
+        offer = self._offer(path)
+        try:
+            choice = select_block(len(offer.data), block2, self._repository.max_szx)
+        except BlockError as exc:
+            raise _Refusal(_ERROR_CODES[exc.code], str(exc)) from None
+        key = (choice.num, choice.szx, choice.blockwise)
+        cached = offer.blocks.get(key)
+        if cached is None:
+            if len(offer.blocks) >= BLOCK_CACHE_CAP:
+                offer.blocks.clear()
+            options = [(wire.ETAG, offer.etag), (wire.CONTENT_FORMAT, wire.uint(OPAQUE))]
+            options.append((wire.SIZE2, wire.uint(len(offer.data))))
+            if choice.blockwise:
+                value = block_value(choice.num, choice.more, choice.szx)
+                options.append((wire.BLOCK2, wire.uint(value)))
+            cached = wire.tail(options, offer.data[choice.start : choice.end])
+            offer.blocks[key] = cached
+        return cached
+
+    def _offer(self, path: list[bytes]) -> Offer:
+        if len(path) == 2 and path[0] == self._prefix:
+            try:
+                offer = self._repository.lookup(path[1].decode())
+            except UnicodeDecodeError:
+                raise _Refusal(wire.BAD_REQUEST, "Uri-Path is not UTF-8") from None
+            if offer is not None:
+                return offer
+        raise _Refusal(wire.NOT_FOUND, "no firmware offered at this path")
+
+
+def _read_options(message: wire.Datagram) -> tuple[list[bytes], tuple[int, int] | None]:
+    """Uri-Path segments and Block2 (num, szx); refuses what RFC 7252 §5.4.1 says to."""
+    path: list[bytes] = []
+    block2: tuple[int, int] | None = None
+    for number, value in message.options:
+        if number == wire.URI_PATH:
+            path.append(value)
+        elif number == wire.BLOCK2:
+            if len(value) > 3 or block2 is not None:
+                raise _Refusal(wire.BAD_OPTION, "Block2 must be one option of 0-3 bytes")
+            num, _more, szx = _block(value)
+            block2 = (num, szx)
+        elif number == wire.ACCEPT:
+            if int.from_bytes(value, "big") != OPAQUE:
+                raise _Refusal(wire.NOT_ACCEPTABLE, "firmware is application/octet-stream (42)")
+        elif number in (wire.PROXY_URI, wire.PROXY_SCHEME):
+            raise _Refusal(wire.PROXYING_NOT_SUPPORTED, "this is not a proxy")
+        elif number & 1 and number not in _IGNORED_OPTIONS:
+            raise _Refusal(wire.BAD_OPTION, f"unrecognised critical option {number}")
+    return path, block2
+
+
+def _block(value: bytes) -> tuple[int, bool, int]:
+    raw = int.from_bytes(value, "big")
+    return raw >> 4, bool(raw & 0x08), raw & 0x07
+
+
+class _BlockProtocol(asyncio.DatagramProtocol):
+    def __init__(self, fast: FastPath) -> None:
+        self._fast = fast
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        reply = _safely(self._fast, data, exclusive=True)
+        if reply and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("firmware block socket: %s", exc)  # ICMP from a vanished client
+
+
+def _safely(fast: FastPath, data: bytes, *, exclusive: bool) -> bytes | None:
+    try:
+        return fast.handle(data, exclusive=exclusive)
+    except Exception:  # a bug must cost one answer, never the server
+        log.exception("firmware fast path failed on a %d-byte datagram", len(data))
+        return wire.reset_for(data)
+
+
+class BlockServer:
+    """The fast path on a UDP socket of its own (`port=0` picks a free port)."""
+
+    def __init__(
+        self,
+        repository: FirmwareRepository,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        reuse_port: bool = False,
+    ) -> None:
+        self._fast = FastPath(repository)
+        self._host, self._port, self._reuse_port = host, port, reuse_port
+        self._transport: asyncio.DatagramTransport | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _BlockProtocol(self._fast),
+            local_addr=(self._host, self._port),
+            reuse_port=self._reuse_port or None,
+        )
+        self._transport = transport
+
+    async def stop(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    @property
+    def port(self) -> int:
+        if self._transport is None:
+            raise RuntimeError("BlockServer is not started")
+        return int(self._transport.get_extra_info("sockname")[1])
+
+    @property
+    def base_uri(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"coap://{host}:{self.port}"
+
+
+def install_fast_path(context: Any, repository: FirmwareRepository) -> int:
+    """Answer /fw block GETs on an aiocoap server context's UDP sockets before aiocoap
+    sees them; everything else goes on to aiocoap. Returns how many sockets were hooked
+    (0 when the context has no udp6 transport: the aiocoap resource still serves)."""
+    fast, hooked = FastPath(repository), 0
+    for token_manager in getattr(context, "request_interfaces", ()):
+        interface = getattr(
+            getattr(token_manager, "token_interface", None), "message_interface", None
+        )
+        if interface is None or not hasattr(interface, "datagram_msg_received"):
+            continue
+        interface.datagram_msg_received = _hook(fast, interface, interface.datagram_msg_received)
+        hooked += 1
+    return hooked
+
+
+def _hook(fast: FastPath, interface: Any, previous: Any) -> Any:
+    def received(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
+        reply = _safely(fast, data, exclusive=False)
+        if reply is PASS:
+            previous(data, ancdata, flags, address)
+        elif reply:
+            pktinfo = [a for a in ancdata if a[:2] == (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO)]
+            interface.transport.sendmsg(reply, pktinfo, 0, address)
+
+    return received
