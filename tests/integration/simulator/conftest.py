@@ -75,11 +75,19 @@ class Image(resource.Resource):  # type: ignore[misc]
         super().__init__()
         self.data, self.served = data, served
 
+    async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
+        return False  # slice here, so every block request is seen and logged
+
     async def render_get(self, request: aiocoap.Message) -> aiocoap.Message:
-        block = request.opt.block2
+        num, szx = (request.opt.block2.block_number, request.opt.block2.size_exponent
+                    ) if request.opt.block2 else (0, 6)
         port = int(request.remote.hostinfo.rsplit(":", 1)[1])
-        self.served.blocks.append((block.size_exponent if block else 6, port))
-        return aiocoap.Message(payload=self.data)
+        self.served.blocks.append((szx, port))
+        size = 1 << (szx + 4)
+        response = aiocoap.Message(payload=self.data[num * size:(num + 1) * size])
+        response.opt.block2 = (num, (num + 1) * size < len(self.data), szx)
+        response.opt.size2 = len(self.data)
+        return response
 
 
 class TinyServer:
