@@ -1,0 +1,172 @@
+"""Adding a firmware image to a desired-state repository (`fota publish`).
+
+`publish()` copies the binary under `images/<collection>/`, appends its entry to the
+collection's `images.yaml` (text appended, so comments and layout stay as reviewed) and
+returns the entry. Identical bytes published again are a no-op; a version that exists
+with other bytes, or bytes that exist under another version, are refused before anything
+is written. Called by `reconciler.sources.publish_cmd`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.model.ids import new_id
+from reconciler.sources.parsing import ParsedDoc, parse_collection, parse_images
+from reconciler.sources.schema import derive_id
+from reconciler.sources.snapshot import MANIFESTS
+
+
+class PublishError(Exception):
+    """The image cannot be published; nothing was changed."""
+
+
+class PublishConflict(PublishError):
+    """The version or the bytes are already published differently."""
+
+
+@dataclass
+class Published:
+    entry: dict[str, Any]  # the reference's image shape
+    changed: list[Path] = field(default_factory=list)  # files written (empty on a no-op)
+
+
+@dataclass
+class _Target:
+    directory: Path  # manifests/<dir>
+    collection_id: str
+    images: list[dict[str, Any]]
+
+
+def publish(
+    root: Path, image: Path, collection: str, version: str | None = None,
+    tags: dict[str, str] | None = None, now_ms: int | None = None,
+) -> Published:
+    data = _read_image(image)
+    digest = hashlib.sha256(data).hexdigest()
+    target = _find_collection(root, collection)
+    if version is not None and (not version.strip() or version != version.strip()):
+        raise PublishError(f"version {version!r} must be non-empty without surrounding spaces")
+    existing = _existing(target, digest, version)
+    if existing is not None:
+        return Published(_shape(existing, target.collection_id))
+    created = int(time.time() * 1000) if now_ms is None else now_ms
+    binary = _binary_path(root, target, image.name, data)
+    entry = {
+        "imageId": new_id(created), "version": version or digest, "filename": image.name,
+        "path": binary.relative_to(root).as_posix(), "sha256": digest, "length": len(data),
+        "created": created, "tags": dict(tags or {}),
+    }
+    manifest = target.directory / "images.yaml"
+    text = _appended(manifest, entry)
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    binary.write_bytes(data)
+    manifest.write_text(text, encoding="utf-8")
+    return Published(_shape(entry, target.collection_id), [binary, manifest])
+
+
+def _read_image(image: Path) -> bytes:
+    try:
+        return image.read_bytes()
+    except OSError as exc:
+        raise PublishError(f"cannot read {image}: {exc.strerror}") from exc
+
+
+def _find_collection(root: Path, wanted: str) -> _Target:
+    for path in sorted((root / MANIFESTS).glob("*/collection.y*ml")):
+        doc = parse_collection(path.read_text(encoding="utf-8"))
+        value = doc.value or {}
+        directory = path.parent.relative_to(root).as_posix()
+        cid = value.get("collectionId") or derive_id("collection", directory)
+        if wanted in (cid, path.parent.name):
+            return _Target(path.parent, cid, _images(path.parent / "images.yaml"))
+    raise PublishError(f"no collection {wanted!r} under {root / MANIFESTS}/*/collection.yaml")
+
+
+def _images(manifest: Path) -> list[dict[str, Any]]:
+    if not manifest.exists():
+        return []
+    doc: ParsedDoc = parse_images(manifest.read_text(encoding="utf-8"))
+    if doc.problems:
+        first = doc.problems[0]
+        raise PublishError(f"fix {manifest} first: line {first[0]}: {first[1]}: {first[2]}")
+    return [entry for _, entry in doc.value]
+
+
+def _existing(target: _Target, digest: str, version: str | None) -> dict[str, Any] | None:
+    """The entry these bytes already have (publishing again is a no-op), or None; raises
+    on a conflict of version or sha256."""
+    for entry in target.images:
+        same_bytes = entry["sha256"] == digest
+        if same_bytes and version in (None, entry["version"]):
+            return entry
+        if same_bytes:
+            raise PublishConflict(
+                f"these bytes are already published as version {entry['version']!r} "
+                f"(image {_id_of(entry, target)}); one image has one version"
+            )
+        if version is not None and entry["version"] == version:
+            raise PublishConflict(
+                f"version {version!r} already exists with different bytes "
+                f"(sha256 {entry['sha256']}); publish the new build under a new version"
+            )
+    return None
+
+
+def _id_of(entry: dict[str, Any], target: _Target) -> str:
+    given: str | None = entry.get("imageId")
+    return given or derive_id("image", f"{target.collection_id}:{entry['sha256']}")
+
+
+def _shape(entry: dict[str, Any], collection_id: str) -> dict[str, Any]:
+    return {
+        "imageId": entry.get("imageId") or derive_id("image", f"{collection_id}:{entry['sha256']}"),
+        "version": entry["version"],
+        "filename": entry.get("filename") or Path(entry["path"]).name,
+        "sha256": entry["sha256"],
+        "length": entry["length"],
+        "collectionId": collection_id,
+        "created": entry["created"],
+        "tags": dict(entry.get("tags") or {}),
+    }
+
+
+def _binary_path(root: Path, target: _Target, name: str, data: bytes) -> Path:
+    folder = root / "images" / target.directory.name
+    plain = folder / name
+    if not plain.exists() or plain.read_bytes() == data:
+        return plain
+    # CI tends to build the same file name every time: keep each build's bytes apart.
+    return folder / f"{hashlib.sha256(data).hexdigest()[:12]}-{name}"
+
+
+def _appended(manifest: Path, entry: dict[str, Any]) -> str:
+    """images.yaml with `entry` appended in the file's own indentation."""
+    text = manifest.read_text(encoding="utf-8") if manifest.exists() else ""
+    found = re.search(r"^( *)- ", text, flags=re.MULTILINE)
+    if not re.search(r"^images:\s*(#.*)?$", text, flags=re.MULTILINE) or found is None:
+        text = re.sub(r"^images:.*$", "", text, flags=re.MULTILINE).rstrip("\n")
+        text = (text + "\n" if text else "") + "images:\n"
+        indent = "  "
+    else:
+        indent = found.group(1)
+    if not text.endswith("\n"):
+        text += "\n"
+    lines = [f"{indent}- imageId: {entry['imageId']}"]
+    for key in ("version", "filename", "path", "sha256", "length", "created", "tags"):
+        lines.append(f"{indent}  {key}: {json.dumps(entry[key])}")
+    new_text = text + "\n".join(lines) + "\n"
+    _check(new_text, entry, manifest)
+    return new_text
+
+
+def _check(text: str, entry: dict[str, Any], manifest: Path) -> None:
+    doc = parse_images(text)
+    if doc.problems or not any(e["sha256"] == entry["sha256"] for _, e in doc.value):
+        raise PublishError(f"cannot append to {manifest} automatically; add the entry by hand")
