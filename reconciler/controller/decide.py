@@ -9,6 +9,7 @@ the `RolloutIndex` and the per-collection status written to the store.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ class Decider:
         self._gated: dict[str, set[str]] = {}  # collection -> devices held by its gate
         self._dirty: set[str] = set()  # collections whose status changed
         self._loaded = False
+        self._started = clock()  # offers (package URIs) of earlier runs are gone
+        self._changed = asyncio.Event()
 
     def set_desired(self, desired: DesiredState) -> list[str]:
         """Materialise `desired`; return the devices whose target or policy changed."""
@@ -70,6 +73,7 @@ class Decider:
             awake=reg is not None and self.server.is_awake(device.endpoint),
             observing=reg is not None and self.observers.observing(reg),
             can_observe=reg is None or self.observers.can_observe(reg),
+            offers_since=self._started,
         )
         collection = self.desired.collections.get(device.collection_id)
         gate = self.index.gate(collection) if collection else OPEN
@@ -87,6 +91,7 @@ class Decider:
         # Persisted before any action of this plan runs: executed_at in particular.
         self.store.put_progress(after, result.events)
         self.index.put(device.collection_id, after)
+        self._changed.set()
         for event in result.events:
             log.info("%s (%s): %s", device.device_id, device.endpoint, event.message)
         if before is None or (before.state, before.message) != (after.state, after.message):
@@ -106,6 +111,14 @@ class Decider:
         free = len(held) if limit is None else limit - self.index.stats(collection_id).in_flight
         keys = [held.pop() for _ in range(min(max(free, 0), len(held)))]
         self.on_slot_free(keys)
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> None:
+        """Return once `predicate()` holds, checked after every progress change (tests,
+        the demo and benchmarks await this instead of sleeping)."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
 
     def flush_status(self) -> None:
         """Write the rollout status and conditions of every collection that changed."""
