@@ -15,7 +15,7 @@ from pydantic_core import to_json
 from reconciler.model.desired import FirmwareImage
 from reconciler.model.observed import DeviceEvent
 from reconciler.model.status import Condition
-from reconciler.store.views import CollectionStatus, CollectionView, DeviceView, Usage
+from reconciler.store.views import CollectionStatus, CollectionView, DeviceView
 
 Json = dict[str, Any]
 
@@ -52,9 +52,16 @@ def device(d: DeviceView) -> Json:
             "firmware": device_firmware(d)}
 
 
-def usage(u: Usage) -> Json:
-    return {"firmwareId": u.firmware_id, "targetedDevices": u.targeted,
-            "currentDevices": u.current}
+def usage_bytes(image_id: str, targeted_json: str, current_json: str) -> bytes:
+    """The usage body around two JSON arrays the store rendered."""
+    return b"".join((b'{"firmwareId":', dumps(image_id), b',"targetedDevices":',
+                     targeted_json.encode(), b',"currentDevices":', current_json.encode(),
+                     b"}"))
+
+
+def wrap_list(key: str, array_json: str) -> bytes:
+    """`{"<key>": <array>}` around a JSON array the store rendered."""
+    return b"".join((b'{"', key.encode(), b'":', array_json.encode(), b"}"))
 
 
 def ms(seconds: float | None) -> int | None:

@@ -100,7 +100,8 @@ def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
     async def get_usage(collectionId: str, imageId: str) -> Response:
         def build() -> bytes:
             known_image(collectionId, imageId)
-            return render.dumps(render.usage(reader.usage(collectionId, imageId)))
+            targeted, current = reader.usage_json(imageId)
+            return render.usage_bytes(imageId, targeted, current)
         return body(("usage", collectionId, imageId), build)
 
     @router.get("/collections/{collectionId}/devices", summary="List the devices of a collection",
@@ -108,8 +109,7 @@ def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
     async def list_devices(collectionId: str) -> Response:
         def build() -> bytes:
             known_collection(collectionId)
-            devices = reader.devices(collectionId)
-            return render.dumps({"devices": [render.device(d) for d in devices]})
+            return render.wrap_list("devices", reader.devices_json(collectionId))
         return body(("devices", collectionId), build)
 
     @router.get("/collections/{collectionId}/devices/{deviceId}", summary="Get a device",

@@ -18,17 +18,12 @@ from reconciler.model.desired import FirmwareImage
 from reconciler.model.observed import DeviceEvent
 from reconciler.model.status import Condition
 from reconciler.store import codec
+from reconciler.store.json_lists import device_ids_json, devices_json
 from reconciler.store.schema import SCHEMA_VERSION, SchemaError, user_version
+from reconciler.store.state_sql import STATE_SQL
 from reconciler.store.views import CollectionStatus, CollectionView, DeviceView, Usage
 from reconciler.store.writer import connect
 
-# The reference's firmware.state of a device, in one place: the controller's progress when
-# it is about the device's present target; otherwise Current/Pending from what it reports.
-STATE_SQL = """CASE
-    WHEN p.state IS NOT NULL AND p.target_image_id IS d.target_image_id THEN p.state
-    WHEN d.target_image_id IS NULL THEN NULL
-    WHEN d.current_image_id IS d.target_image_id THEN 'Current'
-    ELSE 'Pending' END"""
 _DEVICE_SQL = f"""SELECT d.device_id, d.collection_id, d.tags, d.current_image_id,
     d.target_image_id, r.firmware_version, r.serial_number, r.model_number, r.manufacturer,
     {STATE_SQL}, CASE WHEN p.target_image_id IS d.target_image_id THEN p.message END
@@ -121,11 +116,23 @@ class SqliteReader:
         current = [r[0] for r in self._rows(sql.format("current_image_id"), args)]
         return Usage(firmware_id=image_id, targeted=targeted, current=current)
 
+    def usage_json(self, image_id: str) -> tuple[str, str]:
+        """JSON arrays of the device ids targeting and running the image (the caller checks
+        the image belongs to the collection asked about)."""
+        with self._lock:
+            return (device_ids_json(self._conn, "target_image_id", image_id),
+                    device_ids_json(self._conn, "current_image_id", image_id))
+
     # --- devices ----------------------------------------------------------------------
     def devices(self, collection_id: str) -> list[DeviceView]:
         rows = self._rows(_DEVICE_SQL + " WHERE d.collection_id = ? ORDER BY d.device_id",
                           (collection_id,))
         return [_device(r) for r in rows]
+
+    def devices_json(self, collection_id: str) -> str:
+        """The collection's devices as a JSON array in the reference shape."""
+        with self._lock:
+            return devices_json(self._conn, collection_id)
 
     def device(self, collection_id: str, device_id: str) -> DeviceView | None:
         row = self._one(_DEVICE_SQL + " WHERE d.device_id = ? AND d.collection_id = ?",

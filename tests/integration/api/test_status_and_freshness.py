@@ -99,3 +99,16 @@ async def test_the_openapi_document_describes_exactly_our_get_endpoints(
     usage = doc["paths"]["/collections/{collectionId}/firmware/{imageId}/usage"]["get"]
     assert usage["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/Usage"}
+
+
+async def test_the_device_list_renders_every_device_exactly_as_its_own_get(
+        client: httpx.AsyncClient, store: SqliteStore, ref: Any) -> None:
+    for management in (Management.COLLECTION, Management.DEVICE, Management.DISABLED):
+        store.apply_desired(ref.desired(management))
+        store.put_progress(DeviceProgress(ref.device2, None, UpdateState.CURRENT, ""))
+        for cid in (ref.cid, ref.other_cid):
+            listed = (await client.get(f"/collections/{cid}/devices")).json()["devices"]
+            assert listed
+            for item in listed:
+                url = f"/collections/{cid}/devices/{item['deviceId']}"
+                assert item == (await client.get(url)).json()
