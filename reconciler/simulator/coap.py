@@ -111,8 +111,10 @@ class Endpoint(asyncio.DatagramProtocol):
         if self._admit is not None and not self._admit(remote):
             return
         try:
-            msg = Message.decode(data, remote)
-        except Exception:
+            if len(data) < 4 + (data[0] & 0x0F) or data[0] & 0x0F > 8:
+                raise ValueError("token length beyond the datagram or above 8")
+            msg = Message.decode(data)
+        except Exception:  # aiocoap raises several kinds; any is a format error here
             self._reset_malformed(data, remote)
             return
         if msg.code.is_request():

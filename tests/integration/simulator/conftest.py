@@ -124,7 +124,7 @@ class TinyServer:
 
     # -- registration interface -------------------------------------------------------
     def register(self, request: aiocoap.Message) -> aiocoap.Message:
-        query = dict((q.split("=", 1) + [None])[:2] for q in request.opt.uri_query)
+        query = dict([*q.split("=", 1), None][:2] for q in request.opt.uri_query)
         endpoint = str(query["ep"])
         location = str(next(self._ids))
         cf = request.opt.content_format
