@@ -116,6 +116,7 @@ def _targets(part: _Part, owners: dict[str, str]) -> Targets:
         versions={image.version: image.image_id for image in mine},
         image_ids=frozenset(image.image_id for image in mine),
         foreign={i: c for i, c in owners.items() if c != part.collection_id},
+        broken=part.images.broken,
     )
 
 

@@ -28,6 +28,7 @@ class Targets:
     versions: Mapping[str, str]  # version -> image id
     image_ids: frozenset[str]
     foreign: Mapping[str, str]  # image id -> collection id, for every other collection
+    broken: frozenset[str] = frozenset()  # names of invalid images: already reported
 
     def resolve(self, target: str) -> str | None:
         found = self.versions.get(target)
@@ -61,7 +62,7 @@ def build_devices(path: str, rows: DeviceRows, targets: Targets) -> BuiltDevices
         target_id = None
         if target is not None:
             target_id = targets.resolve(target)
-            if target_id is None:
+            if target_id is None and target not in targets.broken:
                 field_path = f"devices[{rows.positions[row]}].target"
                 line = rows.line_of(row, "target")
                 problems.append(Problem(path, line, field_path, targets.problem(target)))

@@ -26,6 +26,7 @@ class ImageCheck:
     places: list[tuple[str, int, str]] = field(default_factory=list)  # file, line, field
     problems: list[Problem] = field(default_factory=list)
     key: str = ""  # the images.yaml blob: device targets resolve against it
+    broken: frozenset[str] = frozenset()  # versions/ids of entries with schema errors
 
 
 def check_images(
@@ -34,17 +35,19 @@ def check_images(
     if entry is None:
         return ImageCheck()
     doc: ParsedDoc = cache.get("images", entry.key, lambda: snap.read(entry))
-    check = ImageCheck(problems=located(entry.path, doc.problems), key=entry.key)
+    value = doc.value or {"entries": [], "broken": []}
+    check = ImageCheck(problems=located(entry.path, doc.problems), key=entry.key,
+                       broken=frozenset(value["broken"]))
     versions: dict[str, str] = {}
     digests: dict[str, str] = {}
-    for index, value in doc.value or []:
+    for index, fields in value["entries"]:
         prefix = f"images[{index}]"
 
         def problem(name: str, message: str, prefix: str = prefix) -> None:
             path = f"{prefix}.{name}"
             check.problems.append(Problem(entry.path, doc.line_of(path), path, message))
 
-        image = _image(value, collection_id)
+        image = _image(fields, collection_id)
         if not is_valid_id(image.image_id):
             problem("imageId", f"malformed id {image.image_id!r}: use 4 to 16 base-24 digits")
         _first(versions, image.version, prefix, "version", problem)

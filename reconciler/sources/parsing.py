@@ -26,14 +26,14 @@ from reconciler.sources.schema import CollectionDoc, ImageEntry, ImagesDoc, sche
 from reconciler.sources.yamlload import read_yaml
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
-_FORMAT = 1  # bump when any cached shape changes; old files are then ignored
+_FORMAT = 2  # bump when any cached shape changes; old files are then ignored
 
 
 @dataclass
 class ParsedDoc:
     """A small manifest (collection.yaml, images.yaml): plain values, lines, problems."""
 
-    value: Any = None  # collection: dict; images: list of (index, entry dict)
+    value: Any = None  # collection: dict; images: {"entries": [(index, dict)], "broken": [..]}
     lines: dict[str, int] = field(default_factory=dict)
     problems: list[LocalProblem] = field(default_factory=list)
 
@@ -68,11 +68,14 @@ def parse_images(text: str) -> ParsedDoc:
     doc = _read(text)
     top = _validated(ImagesDoc.model_validate, doc.value or {}, "", doc)
     entries: list[tuple[int, dict[str, Any]]] = []
-    for index, raw in enumerate(top.images if top is not None else []):
+    broken: list[str] = []  # version and id of invalid entries: targets naming them are
+    for index, raw in enumerate(top.images if top is not None else []):  # not errors again
         entry = _validated(ImageEntry.model_validate, raw, f"images[{index}]", doc)
         if entry is not None:
             entries.append((index, entry.model_dump()))
-    doc.value = entries
+        elif isinstance(raw, dict):
+            broken.extend(str(raw[k]) for k in ("version", "imageId") if raw.get(k) is not None)
+    doc.value = {"entries": entries, "broken": broken}
     return doc
 
 

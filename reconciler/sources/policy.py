@@ -29,7 +29,8 @@ def collection_from(
     problems: list[Problem] = []
     target = firmware.get("target")
     target_id = targets.resolve(target) if target is not None else None
-    if target is not None and target_id is None and entry is not None:
+    reported = target in targets.broken  # the image's own entry already has the error
+    if target is not None and target_id is None and entry is not None and not reported:
         line = doc.line_of("firmware.target")
         problems.append(Problem(entry.path, line, "firmware.target", targets.problem(target)))
     collection = Collection(

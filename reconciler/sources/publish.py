@@ -96,7 +96,7 @@ def _images(manifest: Path) -> list[dict[str, Any]]:
     if doc.problems:
         first = doc.problems[0]
         raise PublishError(f"fix {manifest} first: line {first[0]}: {first[1]}: {first[2]}")
-    return [entry for _, entry in doc.value]
+    return [entry for _, entry in doc.value["entries"]]
 
 
 def _existing(target: _Target, digest: str, version: str | None) -> dict[str, Any] | None:
@@ -168,5 +168,6 @@ def _appended(manifest: Path, entry: dict[str, Any]) -> str:
 
 def _check(text: str, entry: dict[str, Any], manifest: Path) -> None:
     doc = parse_images(text)
-    if doc.problems or not any(e["sha256"] == entry["sha256"] for _, e in doc.value):
+    entries = doc.value["entries"]
+    if doc.problems or not any(e["sha256"] == entry["sha256"] for _, e in entries):
         raise PublishError(f"cannot append to {manifest} automatically; add the entry by hand")
