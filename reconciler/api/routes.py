@@ -53,6 +53,9 @@ def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
     def body(key: tuple[str, ...], render_body: Callable[[], bytes]) -> JsonBytes:
         return JsonBytes(cache.get(key, render_body))
 
+    async def big_body(key: tuple[str, ...], render_body: Callable[[], bytes]) -> JsonBytes:
+        return JsonBytes(await cache.get_offloaded(key, render_body))
+
     def known_collection(cid: str) -> CollectionView:
         found = reader.collection(check_id("collection", cid))
         if found is None:
@@ -102,7 +105,7 @@ def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
             known_image(collectionId, imageId)
             targeted, current = reader.usage_json(imageId)
             return render.usage_bytes(imageId, targeted, current)
-        return body(("usage", collectionId, imageId), build)
+        return await big_body(("usage", collectionId, imageId), build)
 
     @router.get("/collections/{collectionId}/devices", summary="List the devices of a collection",
                 **documented(schemas.DeviceList))
@@ -110,7 +113,7 @@ def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
         def build() -> bytes:
             known_collection(collectionId)
             return render.wrap_list("devices", reader.devices_json(collectionId))
-        return body(("devices", collectionId), build)
+        return await big_body(("devices", collectionId), build)
 
     @router.get("/collections/{collectionId}/devices/{deviceId}", summary="Get a device",
                 **documented(schemas.Device))

@@ -42,15 +42,20 @@ def open_reader(path: Path) -> SqliteReader:
     if found != SCHEMA_VERSION:
         conn.close()
         raise SchemaError(f"{path}: schema version {found}, this reader knows {SCHEMA_VERSION}")
-    return SqliteReader(conn)
+    return SqliteReader(conn, connect(path, read_only=True))
 
 
 class SqliteReader:
-    """Read-only queries for the API. Build with `open_reader(path)`."""
+    """Read-only queries for the API. Build with `open_reader(path)`.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    Two connections: `bulk` renders the big JSON lists (tens of ms, callers may run them in
+    a worker thread) so the quick queries and `version()` never wait behind one."""
+
+    def __init__(self, conn: sqlite3.Connection, bulk: sqlite3.Connection) -> None:
         self._conn = conn
         self._lock = threading.Lock()
+        self._bulk = bulk
+        self._bulk_lock = threading.Lock()
 
     def _rows(self, sql: str, args: Sequence[object] = ()) -> list[codec.Row]:
         with self._lock:
@@ -119,9 +124,14 @@ class SqliteReader:
     def usage_json(self, image_id: str) -> tuple[str, str]:
         """JSON arrays of the device ids targeting and running the image (the caller checks
         the image belongs to the collection asked about)."""
-        with self._lock:
-            return (device_ids_json(self._conn, "target_image_id", image_id),
-                    device_ids_json(self._conn, "current_image_id", image_id))
+        with self._bulk_lock:
+            # One read transaction, so both arrays come from the same commit.
+            self._bulk.execute("BEGIN")
+            try:
+                return (device_ids_json(self._bulk, "target_image_id", image_id),
+                        device_ids_json(self._bulk, "current_image_id", image_id))
+            finally:
+                self._bulk.execute("COMMIT")
 
     # --- devices ----------------------------------------------------------------------
     def devices(self, collection_id: str) -> list[DeviceView]:
@@ -131,8 +141,8 @@ class SqliteReader:
 
     def devices_json(self, collection_id: str) -> str:
         """The collection's devices as a JSON array in the reference shape."""
-        with self._lock:
-            return devices_json(self._conn, collection_id)
+        with self._bulk_lock:
+            return devices_json(self._bulk, collection_id)
 
     def device(self, collection_id: str, device_id: str) -> DeviceView | None:
         row = self._one(_DEVICE_SQL + " WHERE d.device_id = ? AND d.collection_id = ?",
@@ -182,8 +192,9 @@ class SqliteReader:
         return [codec.event_from_row(r) for r in reversed(rows)]
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._bulk_lock:
             self._conn.close()
+            self._bulk.close()
 
 
 def _device(r: codec.Row) -> DeviceView:
