@@ -1,0 +1,217 @@
+"""The datagram fast path (`FastPath.handle`) against RFC 7252/7959, datagram by datagram."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.lwm2m import blockserver_wire as wire
+from reconciler.lwm2m.blockserver import PASS, FastPath
+from reconciler.lwm2m.firmware import FirmwareRepository, block_value
+
+IMAGE = bytes(range(256)) * 20  # 5120 bytes
+
+
+@pytest.fixture
+def repository() -> FirmwareRepository:
+    return FirmwareRepository()
+
+
+@pytest.fixture
+def path(repository: FirmwareRepository) -> list[bytes]:
+    return [s.encode() for s in repository.offer("dev-a", "img", IMAGE).strip("/").split("/")]
+
+
+def request(
+    path: list[bytes],
+    *,
+    mtype: int = wire.CON,
+    code: int = wire.GET,
+    mid: int = 0x1234,
+    token: bytes = b"\xa1\xb2",
+    extra: tuple[tuple[int, bytes], ...] = (),
+) -> bytes:
+    options = [(wire.URI_PATH, segment) for segment in path] + list(extra)
+    return wire.build(mtype, code, mid, token, wire.tail(options))
+
+
+def block2(num: int, szx: int) -> tuple[tuple[int, bytes], ...]:
+    return ((wire.BLOCK2, wire.uint(block_value(num, False, szx))),)
+
+
+def answer(repository: FirmwareRepository, datagram: bytes) -> wire.Datagram:
+    reply = FastPath(repository).handle(datagram)
+    assert reply is not None and reply is not PASS
+    return wire.parse(reply)
+
+
+def test_a_confirmable_block_get_gets_a_piggybacked_ack_with_its_mid_and_token(
+    repository: FirmwareRepository, path: list[bytes]
+) -> None:
+    reply = answer(repository, request(path, extra=block2(2, 2)))
+    assert (reply.mtype, reply.code, reply.mid, reply.token) == (
+        wire.ACK,
+        wire.CONTENT,
+        0x1234,
+        b"\xa1\xb2",
+    )
+    assert reply.payload == IMAGE[128:192]
+    offer = repository.offered("dev-a")
+    assert offer is not None
+    assert reply.values(wire.ETAG) == [offer.etag]
+    assert reply.values(wire.CONTENT_FORMAT) == [wire.uint(42)]
+    assert reply.values(wire.BLOCK2) == [wire.uint(block_value(2, True, 2))]
+    assert reply.values(wire.SIZE2) == [wire.uint(len(IMAGE))]
+
+
+def test_a_non_confirmable_get_gets_a_non_reply_with_a_fresh_mid(
+    repository: FirmwareRepository, path: list[bytes]
+) -> None:
+    fast = FastPath(repository)
+    first = wire.parse(fast.handle(request(path, mtype=wire.NON, extra=block2(0, 6))) or b"")
+    second = wire.parse(fast.handle(request(path, mtype=wire.NON, extra=block2(1, 6))) or b"")
+    assert (first.mtype, first.token, first.payload) == (wire.NON, b"\xa1\xb2", IMAGE[:1024])
+    assert first.mid != second.mid
+
+
+def test_a_duplicate_confirmable_is_answered_again_identically(
+    repository: FirmwareRepository, path: list[bytes]
+) -> None:
+    fast = FastPath(repository)
+    datagram = request(path, extra=block2(4, 6))
+    assert fast.handle(datagram) == fast.handle(datagram)
+
+
+def test_a_first_get_without_block2_gets_block_zero_with_size2(
+    repository: FirmwareRepository, path: list[bytes]
+) -> None:
+    reply = answer(repository, request(path))
+    assert reply.payload == IMAGE[:1024]
+    assert reply.values(wire.BLOCK2) == [wire.uint(block_value(0, True, 6))]
+    assert reply.values(wire.SIZE2) == [wire.uint(len(IMAGE))]
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "message"),
+    [
+        (block2(5, 6), wire.BAD_OPTION, b"starts past"),
+        (block2(0, 7), wire.BAD_REQUEST, b"reserved"),
+        (((wire.BLOCK2, b"\x00\x00\x00\x10"),), wire.BAD_OPTION, b"0-3 bytes"),
+        (block2(0, 6) + block2(1, 6), wire.BAD_OPTION, b"0-3 bytes"),
+        (((wire.ACCEPT, wire.uint(50)),), wire.NOT_ACCEPTABLE, b"octet-stream"),
+        (((wire.IF_MATCH, b""),), wire.BAD_OPTION, b"critical option 1"),
+        (((wire.PROXY_URI, b"coap://x/"),), wire.PROXYING_NOT_SUPPORTED, b"not a proxy"),
+    ],
+)
+def test_bad_requests_get_the_matching_error_code_and_a_diagnostic(
+    repository: FirmwareRepository,
+    path: list[bytes],
+    extra: tuple[tuple[int, bytes], ...],
+    code: int,
+    message: bytes,
+) -> None:
+    reply = answer(repository, request(path, extra=extra))
+    assert (reply.mtype, reply.code, reply.mid) == (wire.ACK, code, 0x1234)
+    assert message in reply.payload
+
+
+def test_an_unknown_token_or_a_revoked_offer_is_not_found(
+    repository: FirmwareRepository, path: list[bytes]
+) -> None:
+    assert answer(repository, request([b"fw", b"guess"])).code == wire.NOT_FOUND
+    assert answer(repository, request([b"fw"])).code == wire.NOT_FOUND
+    assert answer(repository, request([*path, b"more"])).code == wire.NOT_FOUND
+    assert answer(repository, request([b"fw", b"\xff"])).code == wire.BAD_REQUEST
+    repository.revoke("dev-a")
+    assert answer(repository, request(path)).code == wire.NOT_FOUND
+
+
+def test_methods_other_than_get_are_not_allowed(
+    repository: FirmwareRepository, path: list[bytes]
+) -> None:
+    assert answer(repository, request(path, code=0x03)).code == wire.METHOD_NOT_ALLOWED
+
+
+def test_a_coap_ping_gets_a_reset_and_acks_and_resets_get_nothing(
+    repository: FirmwareRepository,
+) -> None:
+    fast = FastPath(repository)
+    assert fast.handle(wire.build(wire.CON, wire.EMPTY, 7, b"")) == wire.reset(7)
+    assert fast.handle(wire.build(wire.ACK, wire.EMPTY, 7, b"")) is None
+    assert fast.handle(wire.build(wire.RST, wire.EMPTY, 7, b"")) is None
+    assert fast.handle(wire.build(wire.CON, wire.CONTENT, 8, b"t")) == wire.reset(8)
+    assert fast.handle(wire.build(wire.NON, wire.CONTENT, 8, b"t")) is None
+
+
+@pytest.mark.parametrize(
+    "datagram",
+    [
+        bytes([0x49, 0x01, 0, 9]) + b"\x00" * 9,  # token length 9
+        bytes([0x44, 0x01, 0, 9, 1, 2]),  # truncated token
+        bytes([0x40, 0x01, 0, 9, 0xF1, 0]),  # option nibble 15
+        bytes([0x40, 0x01, 0, 9, 0xD1]),  # truncated extended delta
+        bytes([0x40, 0x01, 0, 9, 0xB5, 0x66]),  # option value past the end
+        bytes([0x40, 0x01, 0, 9, 0xFF]),  # payload marker without payload
+        bytes([0x40, 0x00, 0, 9, 0xFF, 1]),  # empty message with a payload
+    ],
+)
+def test_malformed_confirmables_get_a_reset_and_non_confirmables_nothing(datagram: bytes) -> None:
+    fast = FastPath(FirmwareRepository())
+    assert fast.handle(datagram) == wire.reset(9)
+    assert fast.handle(bytes([datagram[0] | 0x10]) + datagram[1:]) is None
+    assert fast.handle(datagram, exclusive=False) is PASS
+
+
+def test_short_datagrams_and_other_versions_are_ignored() -> None:
+    fast = FastPath(FirmwareRepository())
+    assert fast.handle(b"\x40\x01") is None
+    assert fast.handle(bytes([0x80, 0x01, 0, 1])) is None
+
+
+def test_on_a_shared_socket_only_fw_requests_are_taken(
+    repository: FirmwareRepository, path: list[bytes]
+) -> None:
+    fast = FastPath(repository)
+    assert fast.handle(request([b"rd"], code=0x02), exclusive=False) is PASS
+    assert fast.handle(wire.build(wire.ACK, wire.CONTENT, 1, b""), exclusive=False) is PASS
+    taken = fast.handle(request(path, extra=block2(1, 6)), exclusive=False)
+    assert taken is not PASS and wire.parse(taken or b"").payload == IMAGE[1024:2048]
+
+
+@settings(max_examples=400, deadline=None)
+@given(datagram=st.binary(max_size=40))
+def test_any_datagram_gets_a_well_formed_reply_or_none(datagram: bytes) -> None:
+    repository = FirmwareRepository()
+    repository.offer("dev-a", "img", IMAGE)
+    reply = FastPath(repository).handle(datagram)
+    if reply is None:
+        return
+    parsed = wire.parse(reply)
+    assert parsed.mid == (datagram[2] << 8 | datagram[3]) or parsed.mtype == wire.NON
+    assert parsed.mtype in (wire.ACK, wire.RST, wire.NON)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    options=st.lists(
+        st.tuples(
+            st.sampled_from([1, 3, 4, 6, 7, 11, 12, 15, 17, 23, 27, 28, 35, 60, 2049]),
+            st.binary(max_size=5),
+        ),
+        max_size=6,
+    ),
+    mtype=st.sampled_from([wire.CON, wire.NON]),
+    code=st.integers(0, 255),
+)
+def test_well_formed_requests_with_any_options_get_a_coap_answer(
+    options: list[tuple[int, bytes]], mtype: int, code: int
+) -> None:
+    repository = FirmwareRepository()
+    path = repository.offer("dev-a", "img", IMAGE).strip("/").split("/")
+    all_options = [(wire.URI_PATH, p.encode()) for p in path] + options
+    reply = FastPath(repository).handle(wire.build(mtype, code, 5, b"tk", wire.tail(all_options)))
+    if reply is not None:
+        parsed = wire.parse(reply)
+        assert parsed.mtype in (wire.ACK, wire.NON, wire.RST)
+        assert parsed.mtype == wire.RST or parsed.token == b"tk"

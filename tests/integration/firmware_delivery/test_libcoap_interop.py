@@ -1,0 +1,101 @@
+"""libcoap's coap-client-notls (an independent CoAP stack) downloads our firmware
+byte-exact at every block size from 16 to 1024, from each way we serve it.
+
+Skipped when the binary is missing, unless FOTA_REQUIRE_LIBCOAP=1 (then it fails)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.lwm2m.blockserver import BlockServer, install_fast_path
+
+from .conftest import Served
+
+CLIENT = "coap-client-notls"
+BLOCK_SIZES = [16, 32, 64, 128, 256, 512, 1024]
+
+
+@pytest.fixture
+def coap_client() -> str:
+    found = shutil.which(CLIENT)
+    if found is None:
+        if os.environ.get("FOTA_REQUIRE_LIBCOAP") == "1":
+            pytest.fail(f"{CLIENT} is required (FOTA_REQUIRE_LIBCOAP=1) but not installed")
+        pytest.skip(f"{CLIENT} not installed (Debian package libcoap3-bin)")
+    return found
+
+
+@pytest.fixture(params=["aiocoap", "fast-own-socket", "fast-shared-socket"])
+async def base(request: pytest.FixtureRequest, served: Served) -> AsyncIterator[str]:
+    if request.param == "aiocoap":
+        yield served.base
+    elif request.param == "fast-shared-socket":
+        install_fast_path(served.context, served.repository)
+        yield served.base
+    else:
+        server = BlockServer(served.repository)
+        await server.start()
+        try:
+            yield server.base_uri
+        finally:
+            await server.stop()
+
+
+async def download(coap_client: str, uri: str, out: Path, *extra: str) -> tuple[int, bytes]:
+    process = await asyncio.create_subprocess_exec(
+        coap_client,
+        "-B",
+        "10",
+        "-o",
+        str(out),
+        *extra,
+        uri,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await asyncio.wait_for(process.communicate(), 20)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, err
+
+
+@pytest.mark.parametrize("block_size", BLOCK_SIZES)
+async def test_libcoap_downloads_the_image_byte_exact(
+    coap_client: str, served: Served, base: str, tmp_path: Path, block_size: int
+) -> None:
+    image = os.urandom(3 * 1024 + 77)
+    path = served.repository.offer("dev-a", "img", image)
+    out = tmp_path / "image.bin"
+    code, err = await download(coap_client, base + path, out, "-b", str(block_size))
+    assert code == 0, err
+    assert out.read_bytes() == image
+
+
+async def test_libcoap_downloads_without_asking_for_a_block_size(
+    coap_client: str, served: Served, base: str, tmp_path: Path
+) -> None:
+    image = os.urandom(2500)
+    path = served.repository.offer("dev-a", "img", image)
+    code, err = await download(coap_client, base + path, tmp_path / "image.bin")
+    assert code == 0, err
+    assert (tmp_path / "image.bin").read_bytes() == image
+
+
+async def test_libcoap_gets_4_04_for_a_wrong_token(
+    coap_client: str, served: Served, base: str, tmp_path: Path
+) -> None:
+    served.repository.offer("dev-a", "img", b"secret image")
+    out = tmp_path / "image.bin"
+    _, err = await download(coap_client, base + "/fw/guessed-token", out)
+    assert err.startswith(b"4.04")
+    assert not out.exists()
