@@ -81,6 +81,8 @@ def free_port() -> int:
 
 
 def wrk(url: str, connections: int, duration: int) -> dict[str, float]:
+    """Steady state: one warm-up request first, so the figures are of cached bodies."""
+    httpx.get(url, headers={"X-API-Token": "bench-token"}, timeout=30).raise_for_status()
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
          "-H", "X-API-Token: bench-token", url],
