@@ -102,13 +102,17 @@ class Decider:
             self._release(device.collection_id)
 
     def _release(self, collection_id: str) -> None:
-        """A slot freed: wake as many gate-held devices as there are free slots."""
+        """A slot freed: wake as many gate-held devices as there are free slots, or all of
+        them when the rollout is now halted or paused, so each one says why it waits."""
         held = self._gated.get(collection_id)
         collection = self.desired.collections.get(collection_id)
         if not held or collection is None:
             return
+        gate = self.index.gate(collection)
         limit = collection.rollout.max_concurrent
-        free = len(held) if limit is None else limit - self.index.stats(collection_id).in_flight
+        free = len(held)
+        if gate.kind != "halted" and gate.kind != "paused" and limit is not None:
+            free = limit - self.index.stats(collection_id).in_flight
         keys = [held.pop() for _ in range(min(max(free, 0), len(held)))]
         self.on_slot_free(keys)
 

@@ -81,6 +81,6 @@ class RolloutIndex:
             "failed": stats.failed,
             "maxConcurrent": policy.max_concurrent,
             "paused": policy.paused,
-            "halted": not gate.may_start and "halted" in gate.reason,
+            "halted": gate.halted,
             "reason": gate.reason,
         }

@@ -79,7 +79,7 @@ async def _run(settings: ControllerSettings, store: SqliteStore, source: GitSour
     holder: list[Controller] = []
     server = Lwm2mServer(settings.coap_host, settings.coap_port,
                          admit=lambda ep: bool(holder) and holder[0].admit(ep),
-                         public_uri=settings.public_uri)
+                         public_uri=settings.public_uri, awake_seconds=settings.awake_window)
     controller = Controller(store, server, _Images(source, lambda: controller.desired), settings)
     holder.append(controller)
     await controller.set_desired(desired)

@@ -37,6 +37,9 @@ class ControllerSettings(BaseModel):
     poll_source: float = Field(10.0, gt=0)  # git poll interval
     request_timeout: float = Field(20.0, gt=0)  # one CoAP request to a device
     execute_timeout: float = Field(5.0, gt=0)  # devices often reboot before answering
+    # A queue-mode device listens this long after it last spoke (OMA: MAX_TRANSMIT_WAIT);
+    # the controller contacts it only inside that window.
+    awake_window: float = Field(93.0, gt=0)
     # the update state machine (see reconciler.engine.policy.EngineConfig)
     max_retries: int = Field(3, ge=0)
     backoff_base: float = Field(30.0, ge=0)

@@ -62,7 +62,7 @@ def collection_conditions(
     failed = sum(n for s, n in counts.items() if s.terminal)
     busy = sum(n for s, n in counts.items() if s in RECONCILING_REASON)
     summary = f"{current} of {total} devices current, {busy} updating, {failed} failed"
-    halted = not gate.may_start and "halted" in gate.reason
+    halted = gate.halted
     return (
         _stamp(previous, ConditionType.READY, total > 0 and current == total,
                "AllCurrent" if current == total else "Progressing", summary, now, revision),

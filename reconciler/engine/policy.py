@@ -84,6 +84,11 @@ class Gate:
 
     may_start: bool = True
     reason: str = ""
+    kind: str = ""  # why it is closed: "paused", "halted" or "slots"
+
+    @property
+    def halted(self) -> bool:
+        return self.kind == "halted"
 
 
 OPEN = Gate()
@@ -92,14 +97,15 @@ OPEN = Gate()
 def rollout_gate(policy: RolloutPolicy, stats: RolloutStats) -> Gate:
     """Apply paused, the failure threshold and maxConcurrent, in that order."""
     if policy.paused:
-        return Gate(False, "rollout paused in the collection manifest")
+        return Gate(False, "rollout paused in the collection manifest", "paused")
     threshold = policy.failure_threshold
     if threshold is not None and threshold.exceeded(stats.failed, stats.started):
         return Gate(
             False,
             f"rollout halted: {stats.failed} of {stats.started} started updates failed",
+            "halted",
         )
     if policy.max_concurrent is not None and stats.in_flight >= policy.max_concurrent:
         return Gate(False, f"waiting for a slot: {stats.in_flight} of max "
-                    f"{policy.max_concurrent} updating")
+                    f"{policy.max_concurrent} updating", "slots")
     return OPEN

@@ -48,6 +48,7 @@ FAST = {
     "request_timeout": 2.0, "execute_timeout": 1.0, "max_retries": 2,
     "backoff_base": 0.2, "backoff_max": 1.0, "block_size": 512, "seconds_per_block": 0.05,
     "min_download_time": 3.0, "update_timeout": 3.0, "poll_interval": 0.5,
+    "awake_window": 0.7,  # shorter than the simulator's queue window below
 }
 SIM_TIMING = Timing(update_every=1.0, queue_window=1.0, retry_delay=0.2,
                     install_delay=0.05, reboot_delay=0.05)

@@ -25,14 +25,14 @@ def test_every_update_result_code_maps_to_an_outcome(code: int, outcome: Outcome
 
 def test_paused_rollout_starts_nothing() -> None:
     gate = rollout_gate(RolloutPolicy(paused=True), RolloutStats())
-    assert gate == Gate(False, "rollout paused in the collection manifest")
+    assert gate == Gate(False, "rollout paused in the collection manifest", "paused")
 
 
 def test_failure_threshold_by_count_halts_new_starts() -> None:
     policy = RolloutPolicy(failure_threshold=FailureThreshold(count=2))
     assert rollout_gate(policy, RolloutStats(started=5, failed=1)).may_start
     halted = rollout_gate(policy, RolloutStats(started=5, failed=2))
-    assert halted == Gate(False, "rollout halted: 2 of 5 started updates failed")
+    assert halted == Gate(False, "rollout halted: 2 of 5 started updates failed", "halted")
 
 
 def test_failure_threshold_by_percent_halts_new_starts() -> None:
@@ -45,7 +45,7 @@ def test_max_concurrent_allows_starts_only_below_the_cap() -> None:
     policy = RolloutPolicy(max_concurrent=2)
     assert rollout_gate(policy, RolloutStats(in_flight=1)).may_start
     assert rollout_gate(policy, RolloutStats(in_flight=2)) == Gate(
-        False, "waiting for a slot: 2 of max 2 updating")
+        False, "waiting for a slot: 2 of max 2 updating", "slots")
 
 
 def test_device_conditions_follow_the_state_and_keep_their_transition_time() -> None:
@@ -64,7 +64,7 @@ def test_device_conditions_follow_the_state_and_keep_their_transition_time() -> 
 
 def test_collection_conditions_say_when_the_threshold_halted_the_rollout() -> None:
     counts = {UpdateState.CURRENT: 3, UpdateState.UPDATE_FAILED: 2, UpdateState.PENDING: 5}
-    gate = Gate(False, "rollout halted: 2 of 5 started updates failed")
+    gate = Gate(False, "rollout halted: 2 of 5 started updates failed", "halted")
     ready, _, stalled = collection_conditions(counts, gate, "rev1", 5.0)
     assert not ready.status and stalled.status and stalled.reason == "FailureThreshold"
     done = collection_conditions({UpdateState.CURRENT: 4}, Gate(), "rev1", 6.0)

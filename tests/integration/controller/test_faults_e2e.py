@@ -1,0 +1,146 @@
+"""End to end: each simulator fault ends in the right state, and the rollout guards hold.
+
+Real service on loopback, real simulator devices with injected faults; the tests await
+device and progress changes, never fixed sleeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from controller_harness import (
+    COLLECTION,
+    DesiredRepo,
+    device_id,
+    endpoint,
+    fleet_of,
+    serving,
+    settings_for,
+    specs,
+    states,
+    until,
+)
+
+from reconciler.controller.core import Controller
+from reconciler.model.lwm2m import FirmwareState, UpdateResult
+from reconciler.model.status import UpdateState
+from reconciler.simulator import Fault
+from reconciler.store import open_reader
+
+S = UpdateState
+
+
+def _progress(ctl: Controller, n: int = 0) -> Any:
+    return ctl.decider.index.get(device_id(n))
+
+
+def _state_is(ctl: Controller, state: UpdateState, n: int = 0) -> Any:
+    return lambda: states(ctl)[device_id(n)] is state
+
+
+async def test_a_lost_connection_is_retried_and_then_current(tmp_path: Path) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
+    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
+            fleet_of(running, specs(1, faults=frozenset({Fault.CONNECTION_LOST}))) as fleet:
+        device = fleet.device(endpoint(0))
+        await device.wait_state(FirmwareState.IDLE, UpdateResult.CONNECTION_LOST, timeout=20)
+        device.clear(Fault.CONNECTION_LOST)
+        await device.wait_version("2.0", timeout=20)
+        await until(running.controller, _state_is(running.controller, S.CURRENT))
+        assert _progress(running.controller).attempts == 2 and device.executes == 1
+
+
+async def test_an_integrity_failure_is_terminal_for_the_image(tmp_path: Path) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
+    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
+            fleet_of(running, specs(1, faults=frozenset({Fault.INTEGRITY}))) as fleet:
+        ctl = running.controller
+        await until(ctl, _state_is(ctl, S.UPDATE_FAILED))
+        await fleet.device(endpoint(0)).wait_for(lambda: fleet.device(endpoint(0)).updates >= 2)
+        await ctl.queue.idle()
+        progress = _progress(ctl)
+        assert progress.state is S.UPDATE_FAILED and progress.attempts == 1
+        assert "integrity" in progress.message
+        assert fleet.device(endpoint(0)).executes == 0
+
+
+async def test_a_stuck_download_times_out_and_the_retry_succeeds(tmp_path: Path) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
+    settings = settings_for(repo, tmp_path / "s.db", min_download_time=0.5)
+    async with serving(settings) as running, \
+            fleet_of(running, specs(1, faults=frozenset({Fault.SLOW}))) as fleet:
+        ctl = running.controller
+        await until(ctl, _state_is(ctl, S.TIMED_OUT))
+        fleet.device(endpoint(0)).clear(Fault.SLOW)
+        await fleet.device(endpoint(0)).wait_version("2.0", timeout=20)
+        await until(ctl, _state_is(ctl, S.CURRENT))
+        assert _progress(ctl).attempts == 2
+
+
+async def test_a_failed_install_is_retried_once_then_update_failed(tmp_path: Path) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
+    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
+            fleet_of(running, specs(1, faults=frozenset({Fault.UPDATE_FAILED}))) as fleet:
+        ctl = running.controller
+        await until(ctl, _state_is(ctl, S.UPDATE_FAILED))
+        device = fleet.device(endpoint(0))
+        assert (device.executes, device.version, _progress(ctl).attempts) == (2, "1.0", 2)
+        assert "Update Result 8" in _progress(ctl).message
+
+
+async def test_a_device_back_on_the_old_version_is_reverted(tmp_path: Path) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
+    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
+            fleet_of(running, specs(1, faults=frozenset({Fault.REVERT}))) as fleet:
+        ctl = running.controller
+        await until(ctl, _state_is(ctl, S.REVERTED))
+        assert fleet.device(endpoint(0)).executes == 1
+        assert _progress(ctl).message == "device came back running 1.0, not 2.0"
+
+
+async def test_max_concurrent_is_never_exceeded(tmp_path: Path) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=6, rollout={"maxConcurrent": 2})
+    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
+            fleet_of(running, specs(6)) as fleet:
+        ctl = running.controller
+        await until(ctl, lambda: all(s is S.CURRENT for s in states(ctl).values()))
+        peak = {"controller": 0, "devices": 0}
+
+        def converged() -> bool:
+            busy = sum(d.state is not FirmwareState.IDLE for d in fleet.devices())
+            peak["devices"] = max(peak["devices"], busy)
+            in_flight = ctl.decider.index.stats(COLLECTION).in_flight
+            peak["controller"] = max(peak["controller"], in_flight)
+            return all(d.version == "2.0" for d in fleet.devices()) and all(
+                s is S.CURRENT for s in states(ctl).values())
+
+        repo.set_target("2.0")
+        await until(ctl, converged, timeout=40)
+        assert peak["controller"] == 2 and peak["devices"] <= 2
+
+
+async def test_the_failure_threshold_halts_new_starts_and_says_so(tmp_path: Path) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=5, target="2.0",
+                       rollout={"maxConcurrent": 1, "failureThreshold": 2})
+    state = tmp_path / "s.db"
+    bad = frozenset({Fault.INTEGRITY})
+    async with serving(settings_for(repo, state)) as running, \
+            fleet_of(running, specs(5, faults=bad)):
+        ctl = running.controller
+        failed = lambda: sum(s is S.UPDATE_FAILED for s in states(ctl).values())  # noqa: E731
+        await until(ctl, lambda: failed() == 2)
+        await ctl.queue.idle()
+        attempts = sorted(p.attempts for d in ctl.desired.devices
+                          if (p := ctl.decider.index.get(d)) is not None)
+        assert attempts == [0, 0, 0, 1, 1]
+        held = [p for d in ctl.desired.devices if (p := ctl.decider.index.get(d)) is not None
+                and p.state is S.PENDING]
+        assert len(held) == 3 and all("rollout halted" in p.message for p in held)
+        ctl.decider.flush_status()
+    reader = open_reader(state)
+    try:
+        [status] = [s for s in reader.collection_statuses() if s.collection_id == COLLECTION]
+        assert status.rollout["halted"] is True
+        assert status.rollout["reason"] == "rollout halted: 2 of 2 started updates failed"
+    finally:
+        reader.close()
