@@ -19,11 +19,12 @@ from aiocoap import Message
 from aiocoap.numbers.codes import Code
 
 from reconciler.errors import DeviceNotRegistered, DeviceRequestFailed, RequestQueued
+from reconciler.lwm2m.blockserver_push import push_firmware
 from reconciler.lwm2m.coaperrors import abandon, raise_for_code, translate
 from reconciler.lwm2m.codecs import CodecError, Value, encode, parse_link_format
 from reconciler.lwm2m.formats import decode_response, links_under, read_formats, write_formats
 from reconciler.lwm2m.observe import Observation, follow
-from reconciler.model.lwm2m import Path
+from reconciler.model.lwm2m import FW_PACKAGE, Path
 
 if TYPE_CHECKING:
     from reconciler.lwm2m.registry import Entry
@@ -103,12 +104,16 @@ class DeviceClient:
         return Observation(path, request, task, first)
 
     async def push_firmware(self, data: bytes, *, timeout: float) -> None:
-        """Write the package to /5/0/0 block-wise (Block1, opaque)."""
-        path = Path(5, 0, 0)
-        await self._exchange(path, timeout, lambda: Message(
-            code=Code.PUT, uri_path=_segments(path), payload=data, content_format=42))
+        """Write the package to /5/0/0 block-wise (Block1, opaque); a sleeping queue-mode
+        device is waited for first, within the same `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        entry = await self._awake_entry(FW_PACKAGE, timeout)
+        await push_firmware(self._server.context, data, timeout=deadline - loop.time(),
+                            remote=entry.remote)
+        self._server.queue.heard(self.endpoint)
 
-    # -- shared by the operations (and observe.py / push.py) ----------------------------
+    # -- shared by the operations ---------------------------------------------------------
 
     def _entry(self, path: Path) -> Entry:
         entry = self._server.entry(self.endpoint)
@@ -131,10 +136,11 @@ class DeviceClient:
             formats = (*(f for f in formats if f == known), *(f for f in formats if f != known))
         deadline = asyncio.get_running_loop().time() + timeout
         for index, fmt in enumerate(formats):
-            left = deadline - asyncio.get_running_loop().time()
+            loop = asyncio.get_running_loop()
             try:
-                request = await self._send(path, left, functools.partial(build, fmt))
-                response = await self._answer(path, request, left)
+                request = await self._send(path, deadline - loop.time(),
+                                           functools.partial(build, fmt))
+                response = await self._answer(path, request, deadline - loop.time())
             except DeviceRequestFailed as exc:
                 if exc.code in FALLBACK_CODES and index + 1 < len(formats):
                     continue
@@ -151,13 +157,8 @@ class DeviceClient:
         return await self._answer(path, request, deadline - asyncio.get_running_loop().time())
 
     async def _send(self, path: Path, timeout: float, build: Callable[[], Message]) -> Any:
-        """Wait while the device sleeps (queue mode), then send; returns the aiocoap
-        request. `RequestQueued` when it did not wake up within `timeout`."""
-        try:
-            async with asyncio.timeout(timeout):
-                entry = await self._reachable(path)
-        except TimeoutError:
-            raise RequestQueued(f"{self.endpoint}: asleep, {path} not sent in time") from None
+        """Send once the device is reachable; returns the aiocoap request."""
+        entry = await self._awake_entry(path, timeout)
         message = build()
         message.remote = entry.remote
         return self._server.context.request(message)
@@ -172,6 +173,15 @@ class DeviceClient:
         self._server.queue.heard(self.endpoint)
         raise_for_code(response, str(path), self.endpoint)
         return response
+
+    async def _awake_entry(self, path: Path, timeout: float) -> Entry:
+        """The registration, once the device is awake (queue mode: after its next
+        Register/Update). `RequestQueued` when it did not wake up within `timeout`."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._reachable(path)
+        except TimeoutError:
+            raise RequestQueued(f"{self.endpoint}: asleep, {path} not sent in time") from None
 
     async def _reachable(self, path: Path) -> Entry:
         entry = self._entry(path)

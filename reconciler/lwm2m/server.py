@@ -17,7 +17,9 @@ from typing import Any
 
 from aiocoap import Context, resource
 
+from reconciler.lwm2m.blockserver import install_fast_path
 from reconciler.lwm2m.client import DeviceClient
+from reconciler.lwm2m.firmware import FirmwareRepository
 from reconciler.lwm2m.queue import DEFAULT_AWAKE_SECONDS, QueueMode
 from reconciler.lwm2m.rd import EntryResource, RdService, RegisterResource
 from reconciler.lwm2m.registry import Entry, Registry
@@ -58,12 +60,17 @@ class Lwm2mServer:
         service = RdService(self._registry, self._admit, self._on_event)
         self.site.add_resource(("rd",), RegisterResource(service))
         self.site.add_resource(("rd",), EntryResource(service))
+        self.firmware = FirmwareRepository()
+        self.firmware.mount(self.site)
 
     async def start(self) -> None:
         self._context = await Context.create_server_context(
             self.site, bind=(self._host, self._requested_port), transports=["udp6"]
         )
         self._caches = harden(self._context)
+        # after harden: the firmware fast path wraps our datagram handler and passes on
+        # everything that is not a block GET of /fw/<token>
+        install_fast_path(self._context, self.firmware)
         self._sweeper = asyncio.create_task(self._sweep(), name="lwm2m registration sweeper")
 
     async def stop(self) -> None:
@@ -116,6 +123,14 @@ class Lwm2mServer:
 
     def client(self, endpoint: str) -> DeviceClient:
         return DeviceClient(self, endpoint)
+
+    def offer_firmware(self, endpoint: str, image_id: str, data: bytes) -> str:
+        """Serve `data` to `endpoint` only, block-wise; the full coap URI to write to
+        /5/0/1. Offering the same image again gives the same URI."""
+        return self.public_uri + self.firmware.offer(endpoint, image_id, data)
+
+    def revoke_firmware(self, endpoint: str) -> None:
+        self.firmware.revoke(endpoint)
 
     # -- for DeviceClient (same package) ------------------------------------------------
 
