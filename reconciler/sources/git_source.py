@@ -61,6 +61,7 @@ class GitSource:
         self._git_error: str | None = None
         self._last_sync: float | None = None
         self._good_keys: set[tuple[str, str]] = set()
+        self.watching = asyncio.Event()  # set once `run`'s watcher sees the git directory
 
     @property
     def current(self) -> DesiredState | None:
@@ -147,10 +148,26 @@ class GitSource:
         if git_dir is None:
             return
         # Commits change refs and objects under the git directory; working-tree edits are
-        # not desired state until committed, so only the git directory is watched.
-        async for _ in watchfiles.awatch(git_dir, stop_event=stop, watch_filter=None,
-                                         debounce=200, step=50):
-            poke.set()
+        # not desired state until committed, so only the git directory is watched. awatch
+        # sets the event it is given when cancelled, so it gets its own, not `stop`.
+        done = asyncio.Event()
+        changes = watchfiles.awatch(git_dir, stop_event=done, watch_filter=None,
+                                    debounce=200, step=50)
+        waiting = asyncio.ensure_future(anext(changes))
+        try:
+            await asyncio.sleep(0)  # the generator's first step registers its watches
+            self.watching.set()
+            while not stop.is_set():
+                await waiting
+                poke.set()
+                waiting = asyncio.ensure_future(anext(changes))
+        except StopAsyncIteration:
+            pass
+        finally:
+            done.set()
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
+            await changes.aclose()
 
     def _git_dir(self) -> Path | None:
         with self._lock:

@@ -108,8 +108,9 @@ def _parse_text(kind: str, data: bytes) -> Any:
     text = _decode(data)
     if isinstance(text, tuple):
         return DeviceRows(problems=[text]) if kind == "devices" else ParsedDoc(problems=[text])
-    parser = {"collection": parse_collection, "images": parse_images, "devices": parse_devices}
-    return parser[kind](text)
+    if kind == "devices":
+        return parse_devices(text)
+    return parse_collection(text) if kind == "collection" else parse_images(text)
 
 
 def _parse_binary(data: bytes) -> tuple[str, int]:

@@ -1,0 +1,155 @@
+"""GitSource against real repositories: exact commits, last good state, incremental loads."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from manifest_builders import COLLECTION, DEVICES, TWO
+
+from reconciler.model.desired import DesiredState
+from reconciler.sources import GitSource
+
+COLL = "manifests/fleet/collection.yaml"
+DEVICES_FILE = "manifests/fleet/devices/a.yaml"
+
+
+def source(repo: object, tmp_path: Path, **options: object) -> GitSource:
+    root = repo.root  # type: ignore[attr-defined]
+    return GitSource(str(root), "main", cache_dir=tmp_path / "cache", **options)  # type: ignore[arg-type]
+
+
+def test_sync_applies_the_branch_head_and_tags_it_with_the_commit(repo, tmp_path) -> None:
+    head = repo.repo.head.commit.hexsha
+    src = source(repo, tmp_path)
+    state = src.sync()
+    assert state is not None and state.revision == head and src.current is state
+    assert sorted(state.devices) == ["2000aaaa", "2000aaab"]
+    status = src.status
+    assert (status.applied_revision, status.head_revision, status.errors) == (head, head, ())
+    assert status.last_sync is not None and status.branch == "main"
+    assert src.sync() is None  # nothing new
+
+
+def test_uncommitted_edits_are_not_desired_state(repo, tmp_path) -> None:
+    src = source(repo, tmp_path)
+    src.sync()
+    repo.write(COLL, COLLECTION.replace('"1.0.0"', '"1.1.0"'))
+    assert src.sync() is None
+    assert src.current is not None
+    assert src.current.collections["1000aaaa"].target_image_id == "3000aaaa"
+
+
+def test_a_bad_commit_after_a_good_one_leaves_the_good_revision_applied(repo, tmp_path) -> None:
+    src = source(repo, tmp_path)
+    good = src.sync()
+    repo.write(COLL, COLLECTION.replace('"1.0.0"', '"7.0.0"'))
+    bad = repo.commit("target an image that does not exist")
+    assert src.sync() is None
+    assert src.current is good
+    status = src.status
+    assert status.applied_revision == good.revision and status.head_revision == bad
+    assert status.errors == (
+        f"{COLL}:5: firmware.target: no image of collection 1000aaaa has version or id '7.0.0'",
+    )
+    repo.write(COLL, COLLECTION.replace('"1.0.0"', '"1.1.0"'))
+    fixed = repo.commit("target 1.1.0")
+    state = src.sync()
+    assert state is not None and state.revision == fixed and src.status.errors == ()
+    assert state.collections["1000aaaa"].target_image_id == "3000aaab"
+
+
+def test_a_one_line_commit_parses_only_the_changed_blob(repo, tmp_path) -> None:
+    src = source(repo, tmp_path)
+    src.sync()
+    assert src.cache.parse_count == 5  # collection, images, devices, two binaries
+    repo.write(DEVICES_FILE, DEVICES.replace('"1.1.0"', '"1.0.0"'))
+    repo.commit("device 2000aaaa back to 1.0.0")
+    state = src.sync()
+    assert state is not None and state.devices["2000aaaa"].target_image_id == "3000aaaa"
+    changed = repo.repo.head.commit.tree[DEVICES_FILE].hexsha
+    assert src.cache.round_parsed == [changed]
+    assert src.cache.parse_count == 6
+
+
+def test_a_restart_reads_the_parse_cache_from_disk(repo, tmp_path) -> None:
+    first = source(repo, tmp_path).sync()
+    again = source(repo, tmp_path)
+    state = again.sync()
+    assert again.cache.parse_count == 0
+    assert state == first
+
+
+def test_image_bytes_come_from_the_applied_revision(repo, tmp_path) -> None:
+    src = source(repo, tmp_path)
+    state = src.sync()
+    assert state is not None
+    (repo.root / "images/fleet/zephyr-1.1.0.signed.bin").write_bytes(b"edited, uncommitted")
+    assert src.image_bytes(state.images["3000aaab"]) == TWO
+
+
+def test_a_remote_url_is_cloned_and_fetched(repo, tmp_path) -> None:
+    src = GitSource(repo.root.as_uri(), "main", cache_dir=tmp_path / "cache")
+    first = src.sync()
+    assert first is not None and first.revision == repo.repo.head.commit.hexsha
+    repo.write(COLL, COLLECTION.replace('"1.0.0"', '"1.1.0"'))
+    second = repo.commit("target 1.1.0")
+    state = src.sync()
+    assert state is not None and state.revision == second
+    assert (tmp_path / "cache" / "mirrors").is_dir()
+
+
+def test_an_unreachable_repository_is_reported_in_the_status(tmp_path) -> None:
+    src = GitSource((tmp_path / "missing").as_uri(), cache_dir=tmp_path / "cache")
+    assert src.sync() is None and src.current is None
+    assert src.status.errors[0].startswith("git: ")
+    with pytest.raises(FileNotFoundError):
+        src.image_bytes(object())  # type: ignore[arg-type]
+
+
+def test_another_branch_is_followed_independently(repo, tmp_path) -> None:
+    repo.repo.git.checkout("-b", "canary")
+    repo.write(COLL, COLLECTION.replace('"1.0.0"', '"1.1.0"'))
+    repo.commit("canary: 1.1.0")
+    repo.repo.git.checkout("main")
+    main = source(repo, tmp_path).sync()
+    canary = GitSource(str(repo.root), "canary", cache_dir=tmp_path / "cache").sync()
+    assert main is not None and canary is not None
+    assert main.collections["1000aaaa"].target_image_id == "3000aaaa"
+    assert canary.collections["1000aaaa"].target_image_id == "3000aaab"
+
+
+async def test_run_reacts_to_a_new_commit_without_waiting_for_the_poll(repo, tmp_path) -> None:
+    src = source(repo, tmp_path, interval=3600.0)
+    seen: asyncio.Queue[DesiredState] = asyncio.Queue()
+
+    async def on_desired(state: DesiredState) -> None:
+        await seen.put(state)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(src.run(on_desired, stop))
+    first = await asyncio.wait_for(seen.get(), 10)
+    await asyncio.wait_for(src.watching.wait(), 10)
+    repo.write(COLL, COLLECTION.replace('"1.0.0"', '"1.1.0"'))
+    second = await asyncio.to_thread(repo.commit, "target 1.1.0")
+    state = await asyncio.wait_for(seen.get(), 10)
+    assert first.revision != second and state.revision == second
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+async def test_run_stops_promptly_and_leaves_the_callers_event_alone(repo, tmp_path) -> None:
+    src = source(repo, tmp_path, interval=3600.0)
+    ready = asyncio.Event()
+
+    async def on_desired(state: DesiredState) -> None:
+        ready.set()
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(src.run(on_desired, stop))
+    await asyncio.wait_for(ready.wait(), 10)
+    await asyncio.wait_for(src.watching.wait(), 10)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert not stop.is_set()
