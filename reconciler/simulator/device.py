@@ -50,6 +50,7 @@ class Timing:
     install_delay: float = 0.05  # time in Updating before the reboot
     reboot_delay: float = 0.1  # off the air while rebooting
     retry_delay: float = 5.0  # after a failed Register
+    deregister_timeout: float = 10.0  # stop() gives up on a De-register after this
     slow_block_delay: float = 0.5
     flash_size: int = 16 * 1024 * 1024
     reliability: Reliability = field(default_factory=Reliability)
@@ -146,7 +147,8 @@ class SimDevice:
         if deregister and self.location is not None and not self.silent:
             with contextlib.suppress(RequestTimeout, RequestReset, TimeoutError):
                 await asyncio.wait_for(self._send(
-                    registration.deregister_message(self.location)), 2.0)
+                    registration.deregister_message(self.location)),
+                    self.timing.deregister_timeout)
         self.location = None
         if self._sleep_timer is not None:
             self._sleep_timer.cancel()

@@ -9,6 +9,7 @@ Tests and benchmarks use it directly; `fota simulate` (`cmd`) builds one from a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
@@ -55,19 +56,31 @@ class Fleet:
         return list(self._devices.values())
 
     async def start(self, wait_registered: bool = False, timeout: float = 60.0) -> None:
-        """Open every socket and start registering; optionally wait until all are."""
+        """Open every socket and register, at most `start_concurrency` Registers in flight
+        (a thousand at once only makes the server drop and everyone retransmit); with
+        `wait_registered`, fail unless all are registered within `timeout`."""
         gate = asyncio.Semaphore(self._concurrency)
 
         async def one(device: SimDevice) -> None:
             async with gate:
                 await device.start()
+                with contextlib.suppress(TimeoutError):  # a dead server must not stall start
+                    await device.wait_for(lambda: device.registrations > 0,
+                                          min(timeout, 5.0))
 
         await asyncio.gather(*(one(d) for d in self._devices.values()))
         if wait_registered:
             await self.wait_all(lambda d: d.registered, timeout)
 
     async def stop(self, deregister: bool = True) -> None:
-        await asyncio.gather(*(d.stop(deregister) for d in self._devices.values()))
+        """Stop every device (De-registering, as many at once as at start-up)."""
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(device: SimDevice) -> None:
+            async with gate:
+                await device.stop(deregister)
+
+        await asyncio.gather(*(one(d) for d in self._devices.values()))
 
     async def wait_all(self, predicate: Callable[[SimDevice], bool],
                        timeout: float | None = 60.0,

@@ -1,0 +1,100 @@
+"""Simulator fleet cost: N simulated devices in one process, printed as one JSON object.
+
+Starts `Lwm2mServer` in a child process on a loopback port (so its cost is not counted),
+then a `Fleet` of `--devices` simulated clients here: time until all are registered, a
+round of registration Updates from every device (64 in flight) and the time to stop
+(De-register) them all. Reports this process's RSS per device and CPU seconds per phase,
+which is what it costs to simulate a device (the server's side is bench/registrations.py).
+
+    .venv/bin/python bench/simulator_fleet.py [--devices 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from reconciler.simulator import DeviceSpec, Fleet, Timing
+
+SERVER = """
+import asyncio, sys
+from reconciler.lwm2m.server import Lwm2mServer
+async def main():
+    server = Lwm2mServer("127.0.0.1", 0)
+    await server.start()
+    print(server.port, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    print(len(server.registrations()), flush=True)
+    await server.stop()
+asyncio.run(main())
+"""
+
+
+def rss_kb() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+async def phase(name: str, results: dict[str, Any], work: Any) -> None:
+    wall, used = time.perf_counter(), cpu()
+    await work
+    results[f"{name}_seconds"] = round(time.perf_counter() - wall, 3)
+    results[f"{name}_cpu_seconds"] = round(cpu() - used, 3)
+
+
+async def update_round(fleet: Fleet, batch: int = 64) -> None:
+    """Every device sends one registration Update, `batch` at a time."""
+    devices = fleet.devices()
+    before = {d.endpoint: d.updates for d in devices}
+    for start in range(0, len(devices), batch):
+        chosen = devices[start:start + batch]
+        for device in chosen:
+            device.trigger_update()
+        await fleet.wait_all(lambda d: d.updates > before[d.endpoint], 60, chosen)
+
+
+async def run(devices: int) -> dict[str, Any]:
+    child = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        port = int(child.stdout.readline())
+        results: dict[str, Any] = {"devices": devices, "rss_kb_before": rss_kb()}
+        specs = [DeviceSpec(f"bench-{i:06d}", lifetime=3600) for i in range(devices)]
+        fleet = Fleet(f"coap://127.0.0.1:{port}", specs, timing=Timing(update_every=3600))
+        await phase("register", results,
+                    fleet.start(wait_registered=True, timeout=120))
+        results["rss_kb_registered"] = rss_kb()
+        results["rss_kb_per_device"] = round(
+            (results["rss_kb_registered"] - results["rss_kb_before"]) / devices, 2)
+        await phase("update_round", results, update_round(fleet))
+        await phase("stop", results, fleet.stop())
+        child.stdin.close()
+        results["server_registrations_left"] = int(child.stdout.readline())
+        results["registers_per_second"] = round(devices / results["register_seconds"], 1)
+        return results
+    finally:
+        child.kill()
+        child.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=1000)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args.devices))))
+
+
+if __name__ == "__main__":
+    main()
