@@ -144,8 +144,9 @@ def specs(count: int, version: str = "1.0", **kwargs: Any) -> list[DeviceSpec]:
 
 
 @asynccontextmanager
-async def fleet_of(running: Running, devices: Sequence[DeviceSpec]) -> AsyncIterator[Fleet]:
-    fleet = Fleet(f"coap://127.0.0.1:{running.coap_port}", devices, timing=SIM_TIMING)
+async def fleet_of(running: Running, devices: Sequence[DeviceSpec],
+                   timing: Timing = SIM_TIMING) -> AsyncIterator[Fleet]:
+    fleet = Fleet(f"coap://127.0.0.1:{running.coap_port}", devices, timing=timing)
     await fleet.start()
     try:
         yield fleet

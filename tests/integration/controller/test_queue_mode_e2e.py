@@ -1,0 +1,75 @@
+"""End to end: queue-mode devices are contacted only in the window right after they speak,
+and push-only devices get the package written to /5/0/0."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from controller_harness import (
+    SIM_TIMING,
+    DesiredRepo,
+    endpoint,
+    fleet_of,
+    serving,
+    settings_for,
+    specs,
+    states,
+    until,
+)
+
+from reconciler.model.lwm2m import DeliveryMethod
+from reconciler.model.status import UpdateState
+from reconciler.simulator import SimDevice
+
+
+def _probe(device: SimDevice, server: tuple[str, int], asleep: list[str]) -> None:
+    """Record every datagram the server sends while the device sleeps. The simulated
+    device drops those (a real radio is off); the probe only watches its admission."""
+    admits: Callable[[tuple[str, int]], bool] = device._admits
+
+    def watching(remote: tuple[str, int]) -> bool:
+        if remote == server and not device.awake and not device.silent:
+            asleep.append(device.endpoint)
+        return admits(remote)
+
+    device._admits = watching  # type: ignore[method-assign]
+    device._sock._admit = watching
+
+
+async def test_queue_mode_devices_are_only_contacted_right_after_they_speak(
+    tmp_path: Path,
+) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=3)
+    timing = replace(SIM_TIMING, update_every=3.0, queue_window=0.6)
+    async with serving(settings_for(repo, tmp_path / "s.db", awake_window=0.5)) as running, \
+            fleet_of(running, specs(3, queue_mode=True), timing) as fleet:
+        ctl = running.controller
+        asleep: list[str] = []
+        for device in fleet.devices():
+            _probe(device, device.server, asleep)
+        await until(ctl, lambda: all(s is UpdateState.CURRENT for s in states(ctl).values()))
+        # Falling asleep is the passing of time, not an event: wait out the window once.
+        await asyncio.sleep(timing.queue_window + 0.1)
+        assert not any(d.awake for d in fleet.devices())
+        repo.set_target("2.0")
+        await until(ctl, lambda: ctl.desired.revision == repo.repo.head.commit.hexsha)
+        await ctl.queue.idle()
+        assert {s for s in states(ctl).values()} == {UpdateState.PENDING}  # waiting for them
+        await until(ctl, lambda: all(s is UpdateState.CURRENT for s in states(ctl).values())
+                    and all(d.version == "2.0" for d in fleet.devices()), timeout=40)
+        assert asleep == []
+        assert [d.executes for d in fleet.devices()] == [1, 1, 1]
+
+
+async def test_a_push_only_device_gets_the_package_pushed(tmp_path: Path) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
+    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
+            fleet_of(running, specs(1, delivery=DeliveryMethod.PUSH_ONLY)) as fleet:
+        device = fleet.device(endpoint(0))
+        await device.wait_version("2.0", timeout=20)
+        ctl = running.controller
+        await until(ctl, lambda: all(s is UpdateState.CURRENT for s in states(ctl).values()))
+        assert device.fw.package_uri == "" and device.executes == 1
