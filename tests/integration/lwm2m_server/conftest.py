@@ -131,6 +131,8 @@ class TinyDevice:
     executed: list[tuple[Path, bytes]] = field(default_factory=list)
     context: Any = None
     nodes: dict[Path, Any] = field(default_factory=dict)
+    broken: bool = False  # answer reads with a payload that does not decode
+    break_next: int = 0  # ... or only the next this many (notifications, too)
 
     def under(self, base: Path) -> dict[Path, Value]:
         n = len(base.segments())
@@ -166,6 +168,9 @@ class Node(resource.ObservableResource):  # type: ignore[misc]
         if fmt not in self.device.formats:
             return Message(code=Code.NOT_ACCEPTABLE)
         payload = encode(fmt, self.path, self.device.under(self.path))
+        if self.device.broken or self.device.break_next > 0:
+            self.device.break_next -= 1
+            payload = b"\xc8\x00\x14" if fmt == ContentFormat.TLV else b"\x9f{[garbage"
         return Message(payload=payload, content_format=fmt)
 
     async def render_put(self, request: Message) -> Message:

@@ -137,7 +137,42 @@ async def test_observe_delivers_the_first_value_and_each_notification_until_canc
 
     assert (first, second) == ({FW_VERSION: "1.0.0"}, {FW_VERSION: "2.0.0"})
     assert observation.initial == first and not observation.active
+    device.set(FW_VERSION, "3.0.0")
+    await server.client("d10").read(FW_VERSION, timeout=5)  # the notify would be here by now
     assert seen.empty()
+
+
+async def test_a_notification_that_does_not_decode_is_dropped_and_observing_goes_on(
+    server, make_device, enroll
+):
+    device = await make_device(formats=(CF.TLV,))
+    await enroll(device, "ep=d11")
+    seen: asyncio.Queue[dict[Path, object]] = asyncio.Queue()
+    observation = await server.client("d11").observe(FW_VERSION, seen.put_nowait, timeout=5)
+
+    device.break_next = 1
+    device.set(FW_VERSION, "2.0.0")
+    while device.break_next > 0:  # until the broken notification has gone out
+        await asyncio.sleep(0)
+    device.set(FW_VERSION, "3.0.0")
+    notified = [seen.get_nowait(), await asyncio.wait_for(seen.get(), 5)]
+    await observation.cancel()
+
+    assert notified == [{FW_VERSION: "1.0.0"}, {FW_VERSION: "3.0.0"}]
+
+
+@pytest.mark.parametrize(("version", "formats"), [
+    ("1.0", (CF.TLV,)), ("1.1", (CF.SENML_CBOR,)), ("1.1", (CF.SENML_JSON,))])
+async def test_a_read_answer_that_does_not_decode_is_a_clear_request_failure(
+    server, make_device, enroll, version, formats
+):
+    device = await make_device(formats=formats, broken=True)
+    await enroll(device, f"ep=bad-{formats[0]}&lwm2m={version}")
+
+    with pytest.raises(DeviceRequestFailed) as failed:
+        await server.client(f"bad-{formats[0]}").read(Path(3, 0), timeout=5)
+
+    assert failed.value.code == "2.05" and "bad payload" in str(failed.value)
 
 
 async def test_a_request_to_an_unregistered_endpoint_raises_not_registered(server):

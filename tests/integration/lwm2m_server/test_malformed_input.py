@@ -135,3 +135,26 @@ async def test_a_retransmitted_register_gets_the_same_answer_and_registers_once(
     assert len(server.registrations()) == 1
     await events.next()
     assert events.queue.empty()
+
+
+async def test_an_unexpected_failure_is_answered_5_00_and_logged_and_serving_goes_on(
+    coap, caplog
+):
+    from reconciler.lwm2m.server import Lwm2mServer
+
+    def admit(endpoint: str) -> bool:
+        if endpoint == "boom":
+            raise RuntimeError("admission backend down")
+        return True
+
+    server = Lwm2mServer("127.0.0.1", 0, admit=admit)
+    await server.start()
+    try:
+        base = f"coap://127.0.0.1:{server.port}/rd?ep="
+        failed = await coap.request(Message(code=Code.POST, uri=base + "boom")).response
+        fine = await coap.request(Message(code=Code.POST, uri=base + "fine")).response
+    finally:
+        await server.stop()
+
+    assert failed.code == Code.INTERNAL_SERVER_ERROR and fine.code == Code.CREATED
+    assert "admission backend down" in caplog.text
