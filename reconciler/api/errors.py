@@ -23,6 +23,9 @@ READ_ONLY = ("this API is read-only: changes go through git "
              "(edit manifests/ in the repository and commit)")
 
 
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
@@ -54,10 +57,12 @@ async def _api_error(_: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.message, exc.headers)
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 405:
-        return error_response(405, READ_ONLY, dict(exc.headers or {}))
+        message = (READ_ONLY if request.method in WRITE_METHODS
+                   else f"{request.method} is not supported here; this API answers GET")
+        return error_response(405, message, dict(exc.headers or {}))
     message = exc.detail if isinstance(exc.detail, str) else "error"
     if exc.status_code == 404 and message == "Not Found":
         message = "no such resource"

@@ -15,10 +15,9 @@ from fastapi.responses import JSONResponse, Response
 
 from reconciler.api import render, schemas
 from reconciler.api.cache import BodyCache
-from reconciler.api.errors import READ_ONLY, ApiError, check_id, not_found
+from reconciler.api.errors import READ_ONLY, WRITE_METHODS, ApiError, check_id, not_found
 from reconciler.store import CollectionView, StoreReader
 
-WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": schemas.Error, "description": text}
     for code, text in ((400, "Malformed id"), (401, "Missing or wrong X-API-Token"),
@@ -44,7 +43,7 @@ def refuse_writes(router: APIRouter, path: str) -> None:
     async def read_only() -> Response:
         raise ApiError(405, READ_ONLY, {"Allow": "GET"})
 
-    router.add_api_route(path, read_only, methods=WRITE_METHODS, include_in_schema=False)
+    router.add_api_route(path, read_only, methods=list(WRITE_METHODS), include_in_schema=False)
 
 
 def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:

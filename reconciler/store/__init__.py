@@ -66,6 +66,11 @@ class StoreReader(Protocol):
     def close(self) -> None: ...
 
 
+def _conforms(store: SqliteStore, reader: SqliteReader) -> tuple[Store, StoreReader]:
+    """Never called: mypy checks here that the SQLite classes satisfy the protocols."""
+    return store, reader
+
+
 __all__ = [
     "CollectionStatus", "CollectionView", "DeviceView", "SqliteReader", "SqliteStore", "Store",
     "StoreReader", "Usage", "open_reader", "open_store",

@@ -83,6 +83,16 @@ async def test_a_device_or_image_of_another_collection_is_404_there(
     assert_error(r, 404, "unknown firmware image")
 
 
+async def test_other_methods_are_405_without_talking_about_git(
+        client: httpx.AsyncClient, ref: Any) -> None:
+    for method in ("HEAD", "OPTIONS"):
+        r = await client.request(method, f"/collections/{ref.cid}")
+        assert r.status_code == 405 and r.headers["allow"] == "GET"
+    body = (await client.request("OPTIONS", f"/collections/{ref.cid}")).json()
+    assert body == {"status": 405,
+                    "message": "OPTIONS is not supported here; this API answers GET"}
+
+
 async def test_an_unknown_path_is_a_json_404(client: httpx.AsyncClient) -> None:
     assert_error(await client.get("/devices"), 404, "no such resource")
     assert_error(await client.post("/nowhere"), 404, "no such resource")

@@ -78,7 +78,7 @@ def test_generated_requests_never_get_a_server_error_and_match_their_schema(
         served: tuple[httpx.Client, Any]) -> None:
     http, doc = served
 
-    @settings(max_examples=150, deadline=None,
+    @settings(max_examples=150, deadline=None, database=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(requests(doc))
     def check(request: tuple[str, str, str, dict[str, str]]) -> None:
