@@ -12,14 +12,16 @@ above all it lets every fault be injected at the datagram. Used by `device` and 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import random
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from aiocoap import ACK, CON, EMPTY, NON, RST, Message
+from aiocoap import ACK, CON, EMPTY, INTERNAL_SERVER_ERROR, NON, RST, Message
+
+log = logging.getLogger(__name__)
 
 Addr = tuple[str, int]
 # Incoming request -> the response to send, or None to drop it without a word.
@@ -72,7 +74,6 @@ class Endpoint(asyncio.DatagramProtocol):
         self._by_mid: dict[int, _Pending] = {}
         self._by_token: dict[bytes, _Pending] = {}
         self._answered: OrderedDict[tuple[Addr, int], bytes] = OrderedDict()
-        self.on_reset: Callable[[bytes], None] | None = None  # token of a reset notification
 
     async def open(self, host: str = "127.0.0.1", port: int = 0) -> None:
         loop = asyncio.get_running_loop()
@@ -152,10 +153,14 @@ class Endpoint(asyncio.DatagramProtocol):
             self._by_mid.pop(pending.mid, None)
             self._by_token.pop(pending.token, None)
 
-    async def notify(self, msg: Message, remote: Addr) -> None:
-        """Send a confirmable notification; an ACK or RST ends it, silence is tolerated."""
-        with contextlib.suppress(RequestTimeout, RequestReset):
+    async def notify(self, msg: Message, remote: Addr) -> bool:
+        """Send a confirmable notification; False when the observer reset it or stayed
+        silent, which ends the observation (RFC 7641 section 4.5)."""
+        try:
             await self.request(msg, remote, notification=True)
+        except (RequestTimeout, RequestReset):
+            return False
+        return True
 
     async def _transmit(self, msg: Message, pending: _Pending) -> Message:
         data = msg.encode()
@@ -180,7 +185,11 @@ class Endpoint(asyncio.DatagramProtocol):
             return
         if self._handler is None:
             return
-        response = self._handler(msg, remote)
+        try:
+            response = self._handler(msg, remote)
+        except Exception:  # a bug must cost one answer, never the socket
+            log.exception("simulated device failed on %s", msg)
+            response = Message(code=INTERNAL_SERVER_ERROR, payload=b"simulator error")
         if response is None:
             return
         response.token = msg.token
@@ -209,11 +218,8 @@ class Endpoint(asyncio.DatagramProtocol):
                 pending.future.set_result(msg)
         elif msg.mtype == ACK:
             pending.acked = True  # a separate response follows
-        elif msg.mtype == RST:
-            if self.on_reset is not None:
-                self.on_reset(pending.token)
-            if not pending.future.done():
-                pending.future.set_exception(RequestReset())
+        elif msg.mtype == RST and not pending.future.done():
+            pending.future.set_exception(RequestReset())
 
     def _on_response(self, msg: Message, remote: Addr) -> None:
         pending = self._by_mid.get(msg.mid) if msg.mtype == ACK else None

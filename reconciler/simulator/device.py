@@ -172,10 +172,14 @@ class SimDevice:
         self._wake.set()
 
     async def _run(self) -> None:
+        failures = 0
         while True:
             if not await self._register():
-                await self._pause(self.timing.retry_delay)
+                # Back off exponentially, as clients must not hammer a refusing server.
+                await self._pause(min(self.timing.retry_delay * 2**failures, 300.0))
+                failures = min(failures + 1, 16)
                 continue
+            failures = 0
             while True:
                 await self._pause(self._update_every())
                 if not await self._update():
@@ -280,8 +284,8 @@ class SimDevice:
         if self.fw.delivery == DeliveryMethod.PULL_ONLY:
             return Code.METHOD_NOT_ALLOWED
         num, more, szx = block if block is not None else (0, False, 6)
-        if num == 0 and self.fw.state != FirmwareState.IDLE:
-            return Code.METHOD_NOT_ALLOWED
+        if num == 0 and self.fw.state != FirmwareState.IDLE and not self.push.active:
+            return Code.METHOD_NOT_ALLOWED  # a push may restart, nothing else may interrupt
         return self._push_block(num, more, szx, payload)
 
     def _push_block(self, num: int, more: bool, szx: int, payload: bytes) -> Code | None:
@@ -350,8 +354,9 @@ class SimDevice:
 
     async def _reboot(self, version: str, result: UpdateResult) -> None:
         self._booting = True
-        if self._lifecycle is not None:
-            self._lifecycle.cancel()
+        for task in (self._lifecycle, self._work):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
         fresh = Endpoint(self._on_request, self._admits, self.timing.reliability)
         await fresh.open(self.timing.host, 0)  # opened before the old closes: a new port
         self._sock.close()
@@ -380,10 +385,15 @@ class SimDevice:
         if not self.silent and self._sock.is_open:
             for message, remote in self.observers.changed(self._render):
                 self._stay_awake()
-                self._spawn(self._sock.notify(message, remote))
+                self._spawn(self._notify(message, remote))
         for predicate, future in list(self._waiters):
             if not future.done() and predicate():
                 future.set_result(None)
+
+    async def _notify(self, message: Message, remote: Addr) -> None:
+        if not await self._sock.notify(message, remote):
+            self.observers.cancel(message.token)
+            self._changed()
 
     def _render(self, path: Any, fmt: int) -> bytes | None:
         return handlers.render(self, path, fmt)

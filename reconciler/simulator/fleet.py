@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from reconciler.simulator.coap import Addr
@@ -28,7 +29,7 @@ def parse_server_uri(uri: str) -> tuple[str, int]:
 
 def resolve_server(uri: str) -> Addr:
     host, port = parse_server_uri(uri)
-    infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_DGRAM)
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     address = infos[0][4]
     return str(address[0]), int(address[1])
 
@@ -39,6 +40,8 @@ class Fleet:
                  start_concurrency: int = 64) -> None:
         self.server = resolve_server(server_uri)
         self.timing = timing or Timing()
+        if ":" in self.server[0] and ":" not in self.timing.host:
+            self.timing = replace(self.timing, host="::1")  # an IPv6 server: IPv6 sockets
         self.catalog = dict(catalog or {})
         self._concurrency = start_concurrency
         self._devices = {spec.endpoint: SimDevice(spec, self.server, self.catalog,

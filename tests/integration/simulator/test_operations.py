@@ -121,3 +121,17 @@ async def test_observe_notifies_state_changes_and_a_reset_would_end_it(
     assert changed.payload == b"9"  # unsupported protocol: only plain CoAP is offered
     assert len(fleet.device("o").observers) == 1
     observed.observation.cancel()
+
+
+async def test_rebooting_through_object_3_abandons_a_download_and_comes_back_idle(
+        server: Any, launch: Any) -> None:
+    from reconciler.simulator import Fault, make_package
+
+    fleet = await launch(DeviceSpec("rb", faults=frozenset({Fault.SLOW})))
+    uri = server.offer("rb-pkg", make_package("2", bytes(4096)))
+    await server.request("rb", aiocoap.PUT, "/5/0/1", payload=uri.encode(),
+                         content_format=int(ContentFormat.TEXT))
+    assert (await server.request("rb", aiocoap.POST, "/3/0/4")).code == aiocoap.CHANGED
+    await server.wait_event("register", "rb", count=2)
+    device = fleet.device("rb")
+    assert (device.state, device.version, device.reboots) == (0, "1.0.0", 1)

@@ -116,3 +116,25 @@ async def test_an_unanswered_request_is_retransmitted_then_times_out() -> None:
     finally:
         transport.close()
         client.close()
+
+
+@pytest.mark.parametrize(("answer", "delivered"), [(ACK, True), (RST, False)])
+async def test_a_notification_ends_with_an_ack_or_reports_a_reset(
+        answer: object, delivered: bool) -> None:
+    transport, raw = await raw_socket()
+    device = Endpoint(reliability=QUICK)
+    await device.open()
+    try:
+        notification = Message(code=CONTENT, observe=3, payload=b"2")
+        notification.token = b"ob"
+        sent = asyncio.ensure_future(device.notify(notification,
+                                                   transport.get_extra_info("sockname")[:2]))
+        received = await raw.received.get()
+        assert (received.mtype, received.opt.observe, received.token) == (CON, 3, b"ob")
+        reply = Message(code=EMPTY)
+        reply.mtype, reply.mid = answer, received.mid
+        transport.sendto(reply.encode(), ("127.0.0.1", device.local_port))
+        assert await sent is delivered
+    finally:
+        transport.close()
+        device.close()
