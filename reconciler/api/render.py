@@ -90,11 +90,14 @@ def source(status: Mapping[str, object], applied: str | None) -> Json:
 
 
 def collection_status(s: CollectionStatus, conditions: list[Condition]) -> Json:
-    reason = _text(s.rollout.get("halt_reason"))
+    halted = bool(s.rollout.get("halted", False))
+    # The controller says why under "reason" (its gate's reason, meaningful as a halt
+    # reason only while halted); "halt_reason" is accepted too.
+    reason = _text(s.rollout.get("halt_reason")) or (
+        _text(s.rollout.get("reason")) if halted else None)
     return {**_present(collectionId=s.collection_id, management=s.management.value,
                        targetFirmwareId=s.target_image_id),
-            "devices": s.devices, "states": dict(s.counts),
-            "halted": bool(s.rollout.get("halted", reason is not None)),
+            "devices": s.devices, "states": dict(s.counts), "halted": halted or bool(reason),
             **_present(haltReason=reason), "rollout": dict(s.rollout),
             "conditions": [condition(c) for c in conditions]}
 

@@ -145,7 +145,7 @@ class SqliteStore:
 
     def put_collection_status(self, collection_id: str, status: Mapping[str, object]) -> None:
         """Replace the collection's rollout status. The API shows the whole mapping under
-        `rollout` and reads two keys: `halted` (bool) and `halt_reason` (str)."""
+        `rollout` and reads `halted` (bool) and `reason` (why, while halted) or `halt_reason`."""
         text = json.dumps(dict(status), default=_jsonable)
         with self._tx() as conn:
             conn.execute("INSERT OR REPLACE INTO collection_status VALUES (?, ?)",

@@ -41,6 +41,22 @@ async def test_status_shows_source_revision_errors_counts_and_halt_reason(
                                     "lastTransitionTime": 12500, "revision": "4f1"}]
 
 
+async def test_a_halt_shows_the_controllers_reason_only_while_halted(
+        client: httpx.AsyncClient, store: SqliteStore, ref: Any) -> None:
+    async def fleet() -> dict[str, Any]:
+        body = (await client.get("/status")).json()
+        return next(c for c in body["collections"] if c["collectionId"] == ref.cid)
+
+    store.put_collection_status(ref.cid, {"inFlight": 2, "halted": False,
+                                          "reason": "2 of 2 slots in use"})
+    shown = await fleet()
+    assert shown["halted"] is False and "haltReason" not in shown
+    assert shown["rollout"]["inFlight"] == 2
+    store.put_collection_status(ref.cid, {"halted": True, "reason": "rollout halted: 3 of 4"})
+    shown = await fleet()
+    assert shown["halted"] is True and shown["haltReason"] == "rollout halted: 3 of 4"
+
+
 async def test_device_status_has_conditions_and_recent_events_oldest_first(
         client: httpx.AsyncClient, store: SqliteStore, ref: Any) -> None:
     events = [DeviceEvent(ref.device, 100.0 + n, "state", f"event {n}", "4f1c2e9")
