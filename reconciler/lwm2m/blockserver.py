@@ -15,7 +15,7 @@ import asyncio
 import logging
 import secrets
 import socket
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from . import blockserver_wire as wire
 from .firmware import OPAQUE, BlockError, FirmwareRepository, Offer, block_value, select_block
@@ -134,23 +134,6 @@ def _block(value: bytes) -> tuple[int, bool, int]:
     return raw >> 4, bool(raw & 0x08), raw & 0x07
 
 
-class _BlockProtocol(asyncio.DatagramProtocol):
-    def __init__(self, fast: FastPath) -> None:
-        self._fast = fast
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        reply = _safely(self._fast, data, exclusive=True)
-        if reply and self.transport is not None:
-            self.transport.sendto(reply, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("firmware block socket: %s", exc)  # ICMP from a vanished client
-
-
 def _safely(fast: FastPath, data: bytes, *, exclusive: bool) -> bytes | None:
     try:
         return fast.handle(data, exclusive=exclusive)
@@ -160,7 +143,12 @@ def _safely(fast: FastPath, data: bytes, *, exclusive: bool) -> bytes | None:
 
 
 class BlockServer:
-    """The fast path on a UDP socket of its own (`port=0` picks a free port)."""
+    """The fast path on a UDP socket of its own (`port=0` picks a free port).
+
+    Reads the socket directly instead of through asyncio's datagram transport, which
+    allocates a 256 KiB buffer per datagram; each wake-up drains up to DRAIN datagrams."""
+
+    DRAIN = 64
 
     def __init__(
         self,
@@ -172,27 +160,49 @@ class BlockServer:
     ) -> None:
         self._fast = FastPath(repository)
         self._host, self._port, self._reuse_port = host, port, reuse_port
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _BlockProtocol(self._fast),
-            local_addr=(self._host, self._port),
-            reuse_port=self._reuse_port or None,
-        )
-        self._transport = transport
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if self._reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((self._host, self._port))
+            sock.setblocking(False)
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._drain, sock)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
 
     async def stop(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        if self._sock is not None:
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+
+    def _drain(self, sock: socket.socket) -> None:
+        for _ in range(self.DRAIN):
+            try:
+                data, address = sock.recvfrom(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # ICMP errors from vanished clients surface here
+                log.debug("firmware block socket: %s", exc)
+                continue
+            reply = _safely(self._fast, data, exclusive=True)
+            if reply:
+                try:
+                    sock.sendto(reply, address)
+                except OSError as exc:  # a full buffer drops this reply; CON retransmits
+                    log.debug("firmware block reply to %s dropped: %s", address, exc)
 
     @property
     def port(self) -> int:
-        if self._transport is None:
+        if self._sock is None:
             raise RuntimeError("BlockServer is not started")
-        return int(self._transport.get_extra_info("sockname")[1])
+        return int(self._sock.getsockname()[1])
 
     @property
     def base_uri(self) -> str:
