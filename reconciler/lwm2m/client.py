@@ -101,6 +101,7 @@ class DeviceClient:
             return Observation(path, request, None, first)
         task = asyncio.create_task(follow(request, path, on_notify, self._server.queue.heard,
                                           self.endpoint), name=f"observe {self.endpoint}{path}")
+        self._server.track(task)
         return Observation(path, request, task, first)
 
     async def push_firmware(self, data: bytes, *, timeout: float) -> None:

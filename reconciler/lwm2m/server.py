@@ -56,6 +56,7 @@ class Lwm2mServer:
         self._context: Any = None
         self._caches: list[DedupCache] = []
         self._sweeper: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # observation followers
         self.site = resource.Site()
         service = RdService(self._registry, self._admit, self._on_event)
         self.site.add_resource(("rd",), RegisterResource(service))
@@ -79,6 +80,9 @@ class Lwm2mServer:
             await asyncio.gather(self._sweeper, return_exceptions=True)
             self._sweeper = None
         self._queue.cancel_all()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._context is not None:
             await self._context.shutdown()
             self._context = None
@@ -140,6 +144,11 @@ class Lwm2mServer:
     @property
     def queue(self) -> QueueMode:
         return self._queue
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Keep a background task of a client alive until it ends or the server stops."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- internals ----------------------------------------------------------------------
 

@@ -191,3 +191,15 @@ async def test_a_device_that_never_answers_times_out(server, raw):
 
     request = Message.decode(await raw.receive())
     assert request.code == Code.GET and request.opt.uri_path == ("3", "0", "3")
+
+
+async def test_stopping_the_server_ends_running_observations(server, make_device, enroll):
+    device = await make_device()
+    await enroll(device, "ep=d12")
+    observation = await server.client("d12").observe(FW_VERSION, lambda values: None,
+                                                     timeout=5)
+    assert observation.active
+
+    await server.stop()
+
+    assert not observation.active

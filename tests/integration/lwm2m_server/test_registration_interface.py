@@ -182,3 +182,37 @@ async def test_unsubscribing_stops_the_events(server, coap, rd):
     await rd(coap, Code.POST, "rd?ep=dev-9", b"</3/0>")
 
     assert [e.registration.endpoint for e in seen] == ["dev-8"]
+
+
+async def test_an_update_from_a_new_address_moves_the_registration_there(server, coap, rd):
+    from aiocoap import Context
+
+    created = await rd(coap, Code.POST, "rd?ep=nat", b"</3/0>")
+    rebound = await Context.create_client_context(transports=["udp6"])
+    try:
+        await rd(rebound, Code.POST, "/".join(created.opt.location_path))
+        new_port = coap_port(rebound, server)
+    finally:
+        await rebound.shutdown()
+
+    reg = server.registration("nat")
+    assert reg is not None and reg.port == new_port
+
+
+async def test_the_server_serves_ipv6_loopback_too(coap):
+    from aiocoap import Message
+
+    from reconciler.lwm2m.server import Lwm2mServer
+
+    server = Lwm2mServer("::1", 0)
+    await server.start()
+    try:
+        request = Message(code=Code.POST, uri=f"coap://[::1]:{server.port}/rd?ep=six",
+                          payload=b"</3/0>")
+        response = await coap.request(request).response
+        reg = server.registration("six")
+    finally:
+        await server.stop()
+
+    assert response.code == Code.CREATED
+    assert reg is not None and reg.host == "::1"
