@@ -11,7 +11,6 @@ local repository also reacts at once to new commits through watchfiles.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 import time
@@ -25,6 +24,7 @@ import git
 from reconciler.model.desired import DesiredState, FirmwareImage
 from reconciler.sources.assemble import Assembler
 from reconciler.sources.gitrepo import RepoHandle
+from reconciler.sources.image_reader import ImageReader
 from reconciler.sources.parsing import ParseCache
 from reconciler.sources.snapshot import CommitSnapshot
 
@@ -52,6 +52,7 @@ class GitSource:
         self.watch = watch
         self.cache = ParseCache(cache_dir / "parsed")
         self._handle = RepoHandle(repo, cache_dir)
+        self._images = ImageReader(self._handle.open_reader)
         self._assembler = Assembler(self.cache)
         self._lock = threading.Lock()  # gitpython's object readers are not thread-safe
         self._current: DesiredState | None = None
@@ -87,11 +88,17 @@ class GitSource:
             self._last_sync = time.time()
             if commit.hexsha == self._head:
                 return None
-            self._head = commit.hexsha
             return self._load(commit)
 
     def _load(self, commit: Any) -> DesiredState | None:
-        state, problems = self._assembler.load(CommitSnapshot(commit))
+        try:
+            state, problems = self._assembler.load(CommitSnapshot(commit))
+        except (git.GitError, ValueError, OSError) as exc:
+            # Reading the commit failed (not its content): try it again next poll.
+            self._git_error = f"git: {_one_line(exc)}"
+            self.cache.end_round()
+            return None
+        self._head = commit.hexsha
         keys = self.cache.end_round()
         if state is None:
             self._errors = tuple(str(p) for p in problems)
@@ -102,24 +109,20 @@ class GitSource:
         self._errors = ()
         self._good_keys = keys
         self.cache.retain(keys)
+        self.cache.prune_disk(keys)
         self._current, self._applied = state, commit
         return state
 
     def image_bytes(self, image: FirmwareImage) -> bytes:
-        """The image's binary as committed in the applied revision, checked against its
-        declared sha256 so a device is never offered other bytes."""
-        with self._lock:
-            if self._applied is None:
-                raise FileNotFoundError("no revision has been applied yet")
-            snap = CommitSnapshot(self._applied)
-            found = snap.binary(image.path)
-            if isinstance(found, str):
-                raise FileNotFoundError(found)
-            data = snap.read(found)
-        if hashlib.sha256(data).hexdigest() != image.sha256:
-            revision = snap.revision[:12]
-            raise FileNotFoundError(f"{image.path} at {revision} is not image {image.image_id}")
-        return data
+        """The image's binary as committed in the applied revision (sha256 checked);
+        raises FileNotFoundError when there is none."""
+        applied = self._applied
+        if applied is None:
+            raise FileNotFoundError("no revision has been applied yet")
+        try:
+            return self._images.read(applied.hexsha, image)
+        except (git.GitError, ValueError, OSError) as exc:
+            raise FileNotFoundError(f"{image.path}: {_one_line(exc)}") from exc
 
     async def run(
         self, on_desired: Callable[[DesiredState], Awaitable[None]], stop: asyncio.Event
@@ -131,15 +134,22 @@ class GitSource:
         try:
             while not stop.is_set():
                 poke.clear()
-                desired = await asyncio.to_thread(self.sync)
-                if desired is not None:
-                    await on_desired(desired)
+                await self._sync_and_tell(on_desired)
                 await _first_of(stop, poke, self.interval)
         finally:
             if watcher is not None:
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)
             await asyncio.to_thread(self._close)
+
+    async def _sync_and_tell(self, on_desired: Callable[[DesiredState], Awaitable[None]]) -> None:
+        try:
+            desired = await asyncio.to_thread(self.sync)
+        except Exception:  # a bug in one poll must not end the source for good
+            log.exception("git source %s: sync failed", self.url)
+            return
+        if desired is not None:
+            await on_desired(desired)
 
     async def _watch(self, poke: asyncio.Event, stop: asyncio.Event) -> None:
         import watchfiles  # only a local development setup pays for it
@@ -179,6 +189,7 @@ class GitSource:
     def _close(self) -> None:
         with self._lock:
             self._handle.close()
+        self._images.close()
 
 
 async def _first_of(stop: asyncio.Event, poke: asyncio.Event, timeout: float) -> None:

@@ -43,6 +43,11 @@ class RepoHandle:
             self._repo = self._clone() if self.remote else git.Repo(self.location)
         return self._repo
 
+    def open_reader(self) -> Any:
+        """A second `Repo` on the same objects, for readers on other threads."""
+        repo = self.open()
+        return git.Repo(repo.working_tree_dir or repo.git_dir)
+
     def update(self) -> None:
         """Fetch new commits of a remote; a local repository is read as it is."""
         repo = self.open()

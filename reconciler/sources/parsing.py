@@ -156,6 +156,16 @@ class ParseCache:
         """Forget in-memory entries outside `keys` (the revisions still of interest)."""
         self._memory = {k: v for k, v in self._memory.items() if k in keys}
 
+    def prune_disk(self, keys: set[tuple[str, str]]) -> None:
+        """Delete cached files outside `keys` (the applied revision's blobs), so the
+        directory holds one revision's worth, not every blob ever seen."""
+        if self.directory is None:
+            return
+        wanted = {f"{key}.{kind}.{_FORMAT}" for kind, key in keys}
+        for path in self.directory.iterdir():
+            if path.name not in wanted and not path.name.endswith(".tmp"):
+                path.unlink(missing_ok=True)
+
     def _file(self, kind: str, key: str) -> Path | None:
         return None if self.directory is None else self.directory / f"{key}.{kind}.{_FORMAT}"
 

@@ -20,18 +20,21 @@ from reconciler.sources.snapshot import MANIFESTS, DirectorySnapshot
 
 def validate_tree(root: Path) -> list[Problem]:
     """Every problem of the desired state under `root`, sorted by file and line."""
-    _, problems = _load(root, "worktree")
+    _, problems = check_tree(root)
     return problems
 
 
 def load_tree(root: Path, revision: str = "worktree") -> DesiredState:
-    state, problems = _load(root, revision)
+    state, problems = check_tree(root, revision)
     if state is None:
         raise ManifestError([str(p) for p in problems])
     return state
 
 
-def _load(root: Path, revision: str) -> tuple[DesiredState | None, list[Problem]]:
+def check_tree(
+    root: Path, revision: str = "worktree"
+) -> tuple[DesiredState | None, list[Problem]]:
+    """The state when valid, else None and every problem: one load for both answers."""
     if not (root / MANIFESTS).is_dir():
         return None, [Problem(MANIFESTS, 1, "", f"no {MANIFESTS}/ directory in {root}")]
     return Assembler(ParseCache()).load(DirectorySnapshot(root, revision))

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from reconciler.sources.tree import load_tree, validate_tree
+from reconciler.sources.tree import check_tree
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,13 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     root: Path = args.repo
-    problems = validate_tree(root)
+    state, problems = check_tree(root)
     for problem in problems:
         print(problem.github() if args.format == "github" else str(problem))
-    if problems:
+    if state is None:
         print(f"{len(problems)} problem(s) found", file=sys.stderr)
         return 1
-    state = load_tree(root)
     print(
         f"ok: {len(state.collections)} collection(s), {len(state.images)} image(s), "
         f"{len(state.devices)} device(s)",

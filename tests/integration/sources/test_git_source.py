@@ -153,3 +153,42 @@ async def test_run_stops_promptly_and_leaves_the_callers_event_alone(repo, tmp_p
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert not stop.is_set()
+
+
+def test_a_committed_symlink_that_leaves_the_repository_is_refused(repo, tmp_path) -> None:
+    src = source(repo, tmp_path)
+    good = src.sync()
+    binary = repo.root / "images/fleet/zephyr-1.0.0.signed.bin"
+    binary.unlink()
+    binary.symlink_to("../../../outside.bin")
+    repo.commit("point the image outside")
+    assert src.sync() is None and src.current is good
+    assert src.status.errors == (
+        "manifests/fleet/images.yaml:4: images[0].path: images/fleet/zephyr-1.0.0.signed.bin "
+        "leaves the repository (symlink to ../../../outside.bin)",
+    )
+
+
+def test_a_committed_symlink_inside_the_repository_is_followed(repo, tmp_path) -> None:
+    binary = repo.root / "images/fleet/zephyr-1.1.0.signed.bin"
+    binary.rename(repo.root / "images/shared.bin")
+    binary.symlink_to("../shared.bin")
+    repo.commit("share a binary")
+    src = source(repo, tmp_path)
+    state = src.sync()
+    assert state is not None
+    assert src.image_bytes(state.images["3000aaab"]) == TWO
+
+
+def test_the_disk_cache_keeps_only_the_applied_revisions_blobs(repo, tmp_path) -> None:
+    src = source(repo, tmp_path)
+    src.sync()
+    repo.write(DEVICES_FILE, DEVICES.replace('"1.1.0"', '"1.0.0"'))
+    repo.commit("device 2000aaaa back to 1.0.0")
+    src.sync()
+    cached = {p.name.split(".")[0] for p in (tmp_path / "cache" / "parsed").iterdir()}
+    tree = repo.repo.head.commit.tree
+    wanted = {tree[p].hexsha for p in (COLL, DEVICES_FILE, "manifests/fleet/images.yaml",
+                                       "images/fleet/zephyr-1.0.0.signed.bin",
+                                       "images/fleet/zephyr-1.1.0.signed.bin")}
+    assert cached == wanted

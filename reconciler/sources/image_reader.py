@@ -1,0 +1,61 @@
+"""Firmware bytes for the controller's CoAP server, read from the applied commit.
+
+`ImageReader` has its own gitpython `Repo` (its own `git cat-file` process) and lock, so
+serving an image never waits for a long `sync()` holding the source's lock, and keeps the
+last few images in memory because a rollout serves the same image to many devices.
+Used by `reconciler.sources.git_source.GitSource.image_bytes`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from reconciler.model.desired import FirmwareImage
+from reconciler.sources.snapshot import CommitSnapshot
+
+_KEEP = 4
+
+
+class ImageReader:
+    def __init__(self, open_repo: Callable[[], Any]) -> None:
+        self._open_repo = open_repo
+        self._repo: Any = None
+        self._lock = threading.Lock()
+        self._recent: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+
+    def read(self, revision: str, image: FirmwareImage) -> bytes:
+        """The binary `image.path` names at `revision`, checked against its sha256 so a
+        device is never offered other bytes than the manifest declares."""
+        key = (revision, image.path)
+        with self._lock:
+            data = self._recent.get(key)
+            if data is None:
+                data = self._load(revision, image.path)
+                self._recent[key] = data
+                while len(self._recent) > _KEEP:
+                    self._recent.popitem(last=False)
+            self._recent.move_to_end(key)
+        if hashlib.sha256(data).hexdigest() != image.sha256:
+            where = f"{image.path} at {revision[:12]}"
+            raise FileNotFoundError(f"{where} is not image {image.image_id}")
+        return data
+
+    def close(self) -> None:
+        with self._lock:
+            if self._repo is not None:
+                self._repo.close()
+                self._repo = None
+            self._recent.clear()
+
+    def _load(self, revision: str, path: str) -> bytes:
+        if self._repo is None:
+            self._repo = self._open_repo()
+        snap = CommitSnapshot(self._repo.commit(revision))
+        found = snap.binary(path)
+        if isinstance(found, str):
+            raise FileNotFoundError(found)
+        return snap.read(found)
