@@ -118,3 +118,18 @@ def test_commit_records_exactly_the_binary_and_the_manifest(tree: Tree, build: P
     assert sorted(head.stats.files) == ["images/fleet/zephyr.signed.bin", IMAGES]
     assert not repo.is_dirty(untracked_files=True)
     repo.close()
+
+
+def test_commit_refuses_to_sweep_up_other_staged_changes(
+    tree: Tree, build: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = git.Repo.init(tree.root)
+    repo.index.add([p for p in snapshot(tree.root)])
+    repo.index.commit("initial desired state")
+    tree.write("manifests/fleet/collection.yaml", "collectionId: 1000aaaa\nname: WIP\n")
+    repo.index.add(["manifests/fleet/collection.yaml"])
+    before = snapshot(tree.root)
+    assert publish(tree, build, "--version", "1.2.0", "--commit") == 2
+    assert "other changes are staged" in capsys.readouterr().err
+    assert snapshot(tree.root) == before and len(list(repo.iter_commits())) == 1
+    repo.close()

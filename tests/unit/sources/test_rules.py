@@ -244,3 +244,37 @@ def test_every_problem_is_reported_at_once_in_file_and_line_order(tree: Tree) ->
     assert [p.split(": ")[0] for p in problems(tree)] == [
         f"{COLL}:6", f"{DEVICES_FILE}:2", f"{IMAGES}:6",
     ]
+
+
+def test_an_image_id_used_in_two_collections_is_an_error(tree: Tree) -> None:
+    tree.write("manifests/other/collection.yaml", "collectionId: 1000aaab\n")
+    other = images_yaml(ONE + b"x", b"y").replace("zephyr-1.", "other-1.")
+    tree.write("manifests/other/images.yaml", other.replace("3000aaab", "3000aaac"))
+    tree.binary("images/fleet/other-1.0.0.signed.bin", ONE + b"x")
+    tree.binary("images/fleet/other-1.1.0.signed.bin", b"y")
+    assert problems(tree) == [
+        "manifests/other/images.yaml:2: images[0].imageId: duplicate image id 3000aaaa, "
+        f"first declared at {IMAGES}:2",
+    ]
+
+
+def test_two_collections_with_one_id_is_an_error(tree: Tree) -> None:
+    tree.write("manifests/other/collection.yaml", "name: Twin\ncollectionId: 1000aaaa\n")
+    assert problems(tree) == [
+        "manifests/other/collection.yaml:2: collectionId: duplicate collection id 1000aaaa, "
+        f"also used by {COLL}",
+    ]
+
+
+def test_device_files_without_a_collection_manifest_are_an_error(tree: Tree) -> None:
+    tree.write("manifests/orphans/devices/a.yaml", 'devices:\n- {"endpoint": "urn:x"}\n')
+    assert problems(tree) == [
+        "manifests/orphans/devices/a.yaml:1: manifests/orphans/ has no collection.yaml",
+    ]
+
+
+def test_a_symlinked_manifest_is_an_error(tree: Tree) -> None:
+    os.symlink(tree.root / DEVICES_FILE, tree.root / "manifests/fleet/devices/b.yaml")
+    assert problems(tree) == [
+        "manifests/fleet/devices/b.yaml:1: manifest files must not be symlinks",
+    ]
