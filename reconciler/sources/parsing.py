@@ -26,7 +26,7 @@ from reconciler.sources.schema import CollectionDoc, ImageEntry, ImagesDoc, sche
 from reconciler.sources.yamlload import read_yaml
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
-_FORMAT = 2  # bump when any cached shape changes; old files are then ignored
+_FORMAT = 3  # bump when any cached shape changes; old files are then ignored
 
 
 @dataclass

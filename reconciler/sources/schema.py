@@ -133,6 +133,8 @@ def _message(error: Any) -> str:
         return "required key is missing"
     if kind == "string_type" and isinstance(given, int | float) and not isinstance(given, bool):
         return f'expected a string, got the number {given!r}; quote it ("{given}")'
+    if kind == "model_type":
+        kind = "dict_type"
     if kind in ("string_type", "int_type", "bool_type", "dict_type", "list_type"):
         wanted = kind.split("_")[0].replace("dict", "mapping").replace("int", "integer")
         return f"expected a{'n' if wanted[0] in 'aei' else ''} {wanted}, got {_kind(given)}"
@@ -140,6 +142,8 @@ def _message(error: Any) -> str:
         return f"must be one of {error['ctx']['expected']}, got {given!r}"
     if kind == "string_pattern_mismatch":
         return "must be 64 lowercase hex digits"
+    if kind == "greater_than_equal":
+        return f"must be at least {error['ctx']['ge']}, got {given!r}"
     if kind == "value_error":
         return str(error["ctx"]["error"])
     message: str = error["msg"]
