@@ -29,6 +29,9 @@ from reconciler.sources.parsing import ParseCache
 from reconciler.sources.snapshot import CommitSnapshot
 
 log = logging.getLogger(__name__)
+# A status is stored and served on every poll: a commit that breaks 100,000 devices keeps
+# the first problems and a count, `fota validate` prints them all.
+MAX_STATUS_ERRORS = 200
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class SourceStatus:
 
 
 class GitSource:
+    """Follows `branch` (default: HEAD) of a local repository or URL; see module doc.
+    `cache_dir` holds the parse cache and, for a URL, the mirror clone."""
+
     def __init__(
         self, repo: str, branch: str | None = None, *, cache_dir: Path,
         interval: float = 10.0, watch: bool = True,
@@ -101,10 +107,11 @@ class GitSource:
         self._head = commit.hexsha
         keys = self.cache.end_round()
         if state is None:
-            self._errors = tuple(str(p) for p in problems)
+            self._errors = _capped([str(p) for p in problems])
             self.cache.retain(self._good_keys | keys)
-            log.warning("revision %s is invalid (%d problems); keeping %s", commit.hexsha[:12],
-                        len(problems), self._applied.hexsha[:12] if self._applied else "none")
+            kept = self._applied.hexsha[:12] if self._applied is not None else "none"
+            log.warning("revision %s is invalid, keeping %s: %s", commit.hexsha[:12], kept,
+                        "; ".join(self._errors[:3]))
             return None
         self._errors = ()
         self._good_keys = keys
@@ -121,6 +128,8 @@ class GitSource:
             raise FileNotFoundError("no revision has been applied yet")
         try:
             return self._images.read(applied.hexsha, image)
+        except FileNotFoundError:
+            raise
         except (git.GitError, ValueError, OSError) as exc:
             raise FileNotFoundError(f"{image.path}: {_one_line(exc)}") from exc
 
@@ -200,6 +209,13 @@ async def _first_of(stop: asyncio.Event, poke: asyncio.Event, timeout: float) ->
         for task in waiters:
             task.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def _capped(errors: list[str]) -> tuple[str, ...]:
+    if len(errors) <= MAX_STATUS_ERRORS:
+        return tuple(errors)
+    more = len(errors) - MAX_STATUS_ERRORS
+    return (*errors[:MAX_STATUS_ERRORS], f"... and {more} more problems (run fota validate)")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -192,3 +192,20 @@ def test_the_disk_cache_keeps_only_the_applied_revisions_blobs(repo, tmp_path) -
                                        "images/fleet/zephyr-1.0.0.signed.bin",
                                        "images/fleet/zephyr-1.1.0.signed.bin")}
     assert cached == wanted
+
+
+def test_the_status_keeps_the_first_problems_and_a_count(
+    repo, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reconciler.sources import git_source
+
+    monkeypatch.setattr(git_source, "MAX_STATUS_ERRORS", 1)
+    repo.write(DEVICES_FILE, DEVICES.replace('"1.1.0"', '"8.0.0"') + "- {}\n")
+    repo.commit("two problems")
+    src = source(repo, tmp_path)
+    assert src.sync() is None and src.current is None
+    assert src.status.errors == (
+        f"{DEVICES_FILE}:2: devices[0].target: no image of collection 1000aaaa has version "
+        "or id '8.0.0'",
+        "... and 1 more problems (run fota validate)",
+    )
