@@ -216,3 +216,13 @@ async def test_the_server_serves_ipv6_loopback_too(coap):
 
     assert response.code == Code.CREATED
     assert reg is not None and reg.host == "::1"
+
+
+async def test_a_register_too_big_for_one_datagram_arrives_block_wise(server, coap, rd):
+    links = ",".join(f"</{obj}/{inst}>" for obj in (3, 5, 3303) for inst in range(150))
+
+    response = await rd(coap, Code.POST, "rd?ep=big", links.encode())
+
+    reg = server.registration("big")
+    assert len(links) > 1024 and response.code == Code.CREATED
+    assert reg is not None and len(reg.object_links) == 450
