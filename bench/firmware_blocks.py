@@ -124,7 +124,7 @@ async def download(uri: str, block_size: int, out: Path, limit: float = 30.0) ->
         "-b",
         str(block_size),
         "-B",
-        "5",
+        "60",
         "-o",
         str(out),
         uri,

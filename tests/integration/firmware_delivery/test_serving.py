@@ -148,3 +148,32 @@ async def test_the_fast_path_resets_malformed_confirmables(served: Served) -> No
                 assert (reply.mtype, reply.code, reply.mid) == (wire.RST, wire.EMPTY, 0x0A0B)
     finally:
         await server.stop()
+
+
+async def test_the_block_server_serves_ipv6_loopback(
+    served: Served, client: Any, image: bytes
+) -> None:
+    path = served.repository.offer("dev-a", "img", image)
+    server = BlockServer(served.repository, "::1")
+    await server.start()
+    try:
+        assert server.base_uri.startswith("coap://[::1]:")
+        assert (await fetch(client, server.base_uri + path, blockwise=True)).payload == image
+    finally:
+        await server.stop()
+
+
+async def test_block_servers_may_share_a_port_with_reuse_port(
+    served: Served, client: Any, image: bytes
+) -> None:
+    path = served.repository.offer("dev-a", "img", image)
+    first = BlockServer(served.repository, reuse_port=True)
+    await first.start()
+    second = BlockServer(served.repository, port=first.port, reuse_port=True)
+    try:
+        await second.start()
+        assert second.port == first.port
+        assert (await fetch(client, first.base_uri + path, blockwise=True)).payload == image
+    finally:
+        await second.stop()
+        await first.stop()
