@@ -169,6 +169,9 @@ class GitSource:
         # Commits change refs and objects under the git directory; working-tree edits are
         # not desired state until committed, so only the git directory is watched. awatch
         # sets the event it is given when cancelled, so it gets its own, not `stop`.
+        noisy = logging.getLogger("watchfiles.main")
+        if noisy.level == logging.NOTSET:  # it logs every batch of changes at INFO
+            noisy.setLevel(logging.WARNING)
         done = asyncio.Event()
         changes = watchfiles.awatch(git_dir, stop_event=done, watch_filter=None,
                                     debounce=200, step=50)
