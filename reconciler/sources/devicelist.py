@@ -77,8 +77,9 @@ def fast_entries(text: str) -> list[tuple[int, Any]] | None:
     """(line, mapping) per device when the whole file is in the one-line form, else None.
 
     Equivalence with YAML: no escapes or odd characters (checked once per file), no floats
-    (YAML 1.1 reads `1e5` as a string), and as many `":` as parsed keys, so a duplicate
-    key (JSON keeps the last silently) sends the file to the YAML path, which reports it."""
+    or NaN/Infinity (YAML 1.1 reads `1e5` and `NaN` as strings), and as many `":` as
+    parsed keys, so a duplicate key (JSON keeps the last silently) sends the file to the
+    YAML path, which reports it."""
     if _UNSAFE.search(text):
         return None
     entries: list[tuple[int, Any]] = []
@@ -87,7 +88,7 @@ def fast_entries(text: str) -> list[tuple[int, Any]] | None:
     for number, line in enumerate(text.split("\n"), 1):
         if line.startswith("- {"):
             try:
-                entry = loads(line[2:], parse_float=_no_float)
+                entry = loads(line[2:], parse_float=_no_float, parse_constant=_no_float)
             except ValueError:
                 return None
             if not header or not _keys_match(line, entry):
@@ -101,7 +102,7 @@ def fast_entries(text: str) -> list[tuple[int, Any]] | None:
 
 
 def _no_float(text: str) -> float:
-    raise ValueError("floats take the YAML path")
+    raise ValueError("floats and constants take the YAML path")
 
 
 def _keys_match(line: str, entry: Any) -> bool:

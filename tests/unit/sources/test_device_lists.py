@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -55,10 +56,11 @@ def test_a_duplicate_key_on_one_line_is_reported_by_the_yaml_path() -> None:
     assert rows.problems == [(2, "devices[0].endpoint", "duplicate key")]
 
 
-def test_a_number_yaml_reads_as_a_string_takes_the_yaml_path() -> None:
-    text = 'devices:\n- {"endpoint": "urn:imei:1", "target": 1e5}\n'
+@pytest.mark.parametrize("value", ["1e5", "NaN", "-Infinity"])
+def test_a_number_yaml_reads_as_a_string_takes_the_yaml_path(value: str) -> None:
+    text = 'devices:\n- {"endpoint": "urn:imei:1", "target": ' + value + "}\n"
     rows = parse_devices(text)
-    assert not rows.fast and rows.targets == ["1e5"]
+    assert not rows.fast and rows.targets == [value]
 
 
 def test_block_style_entries_load_the_same_devices_with_their_own_lines() -> None:
