@@ -24,11 +24,17 @@ def comparable(rows: DeviceRows) -> tuple[object, ...]:
     return rows.to_wire()[:-1]  # everything but the flag saying which path ran
 
 
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | TEXT,
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(TEXT, inner, max_size=2),
+    max_leaves=4,
+)
 entries = st.fixed_dictionaries(
     {"endpoint": TEXT},
     optional={"deviceId": st.sampled_from(["2000aaaa", "2000aaab", "bad-ID"]),
-              "target": st.one_of(st.none(), TEXT),
-              "tags": st.dictionaries(TEXT, TEXT, max_size=2)},
+              "target": st.one_of(st.none(), TEXT, JSON),
+              "tags": st.dictionaries(TEXT, TEXT, max_size=2) | JSON,
+              "extra": JSON},
 )
 
 
