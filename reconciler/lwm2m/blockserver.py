@@ -78,23 +78,26 @@ class FastPath:
         if message.code != wire.GET:
             raise _Refusal(wire.METHOD_NOT_ALLOWED, "firmware is only read with GET")
         offer = self._offer(path)
+        cached = offer.blocks.get(block2)
+        if cached is None:
+            cached = self._encode_block(offer, block2)
+            if len(offer.blocks) >= BLOCK_CACHE_CAP:
+                offer.blocks.clear()
+            offer.blocks[block2] = cached
+        return cached
+
+    def _encode_block(self, offer: Offer, block2: tuple[int, int] | None) -> bytes:
+        """Options and payload of the answer to `block2`, to be cached on the offer."""
         try:
             choice = select_block(len(offer.data), block2, self._repository.max_szx)
         except BlockError as exc:
             raise _Refusal(_ERROR_CODES[exc.code], str(exc)) from None
-        key = (choice.num, choice.szx, choice.blockwise)
-        cached = offer.blocks.get(key)
-        if cached is None:
-            if len(offer.blocks) >= BLOCK_CACHE_CAP:
-                offer.blocks.clear()
-            options = [(wire.ETAG, offer.etag), (wire.CONTENT_FORMAT, wire.uint(OPAQUE))]
-            options.append((wire.SIZE2, wire.uint(len(offer.data))))
-            if choice.blockwise:
-                value = block_value(choice.num, choice.more, choice.szx)
-                options.append((wire.BLOCK2, wire.uint(value)))
-            cached = wire.tail(options, offer.data[choice.start : choice.end])
-            offer.blocks[key] = cached
-        return cached
+        options = [(wire.ETAG, offer.etag), (wire.CONTENT_FORMAT, wire.uint(OPAQUE))]
+        options.append((wire.SIZE2, wire.uint(len(offer.data))))
+        if choice.blockwise:
+            value = block_value(choice.num, choice.more, choice.szx)
+            options.append((wire.BLOCK2, wire.uint(value)))
+        return wire.tail(options, offer.data[choice.start : choice.end])
 
     def _offer(self, path: list[bytes]) -> Offer:
         if len(path) == 2 and path[0] == self._prefix:

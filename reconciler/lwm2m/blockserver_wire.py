@@ -9,7 +9,7 @@ that is not well-formed raises `FormatError`, which the fast path turns into a R
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 CON, NON, ACK, RST = 0, 1, 2, 3
 EMPTY = 0x00
@@ -32,8 +32,9 @@ class FormatError(ValueError):
     """A datagram that is not a well-formed CoAP message (RFC 7252 §3)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Datagram:
+class Datagram(NamedTuple):
+    """A parsed message (a NamedTuple: the fast path builds one per datagram)."""
+
     mtype: int
     code: int
     mid: int
@@ -80,8 +81,10 @@ def _parse_options(data: bytes, pos: int) -> tuple[tuple[tuple[int, bytes], ...]
     while pos < end and data[pos] != 0xFF:
         delta, length = data[pos] >> 4, data[pos] & 0x0F
         pos += 1
-        delta, pos = _extended(data, pos, delta)
-        length, pos = _extended(data, pos, length)
+        if delta >= 13:  # the common small deltas and lengths skip these calls
+            delta, pos = _extended(data, pos, delta)
+        if length >= 13:
+            length, pos = _extended(data, pos, length)
         if pos + length > end:
             raise FormatError("option value runs past the end")
         number += delta

@@ -26,7 +26,8 @@ BAD_REQUEST, BAD_OPTION = "4.00", "4.02"
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Offer:
-    """One image offered to one endpoint; `blocks` caches encoded responses (fast path)."""
+    """One image offered to one endpoint; `blocks` caches the fast path's encoded answers
+    by the request's Block2 (num, szx), None for a request without Block2."""
 
     token: str
     endpoint: str
@@ -34,7 +35,7 @@ class Offer:
     data: bytes
     etag: bytes
     prefix: str = "fw"
-    blocks: dict[tuple[int, int, bool], bytes] = field(default_factory=dict, repr=False)
+    blocks: dict[tuple[int, int] | None, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def path(self) -> str:
