@@ -2,7 +2,8 @@
 
 Measures (median of REPEAT runs) a cold load and validation through `GitSource` with an
 empty cache, a restart with the on-disk parse cache, and applying a commit that changes
-one collection's target, plus `fota validate`'s directory load. Goals on a 2-core machine:
+one collection's target (and, for reference, one device's target in a 5,000-line file),
+plus `fota validate`'s directory load. Goals on a 2-core machine:
 cold <= 5 s, restart <= 1 s, one-line commit <= 0.2 s. Prints one JSON object.
 Run: .venv/bin/python bench/manifests.py [DEVICES]
 """
@@ -94,6 +95,17 @@ def main() -> None:
             seconds, state = timed(source.sync)
             assert state is not None and source.cache.parse_count == before + 1
             commit.append(seconds)
+        device = []
+        for n in range(REPEAT):
+            path = root / "manifests" / "fleet" / "devices" / "0000.yaml"
+            text = path.read_text()
+            old = f'"target": "1.{n % IMAGES}.0"'
+            path.write_text(text.replace(old, f'"target": "1.{(n + 5) % IMAGES}.0"', 1))
+            repo.index.add(["manifests/fleet/devices/0000.yaml"])
+            repo.index.commit(f"one device, take {n}")
+            seconds, state = timed(source.sync)
+            assert state is not None
+            device.append(seconds)
         directory, problems = timed(lambda: validate_tree(root))
         assert problems == []
         repo.close()
@@ -102,9 +114,11 @@ def main() -> None:
         "cold_load_s": round(statistics.median(cold), 3),
         "restart_with_cache_s": round(statistics.median(restart), 3),
         "one_line_commit_s": round(statistics.median(commit), 4),
+        "one_device_commit_s": round(statistics.median(device), 4),
         "validate_directory_s": round(directory, 3),
         "runs": {"cold": [round(x, 3) for x in cold], "restart": [round(x, 3) for x in restart],
-                 "commit": [round(x, 4) for x in commit]},
+                 "commit": [round(x, 4) for x in commit],
+                 "device": [round(x, 4) for x in device]},
         "goals_s": {"cold": 5.0, "restart": 1.0, "one_line_commit": 0.2},
     }))
 

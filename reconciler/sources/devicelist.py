@@ -84,11 +84,11 @@ def fast_entries(text: str) -> list[tuple[int, Any]] | None:
         return None
     entries: list[tuple[int, Any]] = []
     header = False
-    loads = json.loads
+    loads = _DECODER.decode
     for number, line in enumerate(text.split("\n"), 1):
         if line.startswith("- {"):
             try:
-                entry = loads(line[2:], parse_float=_no_float, parse_constant=_no_float)
+                entry = loads(line[2:])
             except ValueError:
                 return None
             if not header or not _keys_match(line, entry):
@@ -103,6 +103,10 @@ def fast_entries(text: str) -> list[tuple[int, Any]] | None:
 
 def _no_float(text: str) -> float:
     raise ValueError("floats and constants take the YAML path")
+
+
+# One decoder for all lines: json.loads with options would build a new one per call.
+_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_float)
 
 
 def _keys_match(line: str, entry: Any) -> bool:
@@ -147,7 +151,8 @@ def _fill(rows: DeviceRows, entries: list[tuple[int, Any]], lines: dict[str, int
         rows.targets.append(entry.get("target"))
         if entry.get("tags"):
             rows.tags[row] = entry["tags"]
-        _keep_field_lines(rows, index, line, lines)
+        if lines:  # the YAML path; the fast path has every field on the entry's line
+            _keep_field_lines(rows, index, line, lines)
     return rows
 
 
