@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from manifest_builders import COLLECTION, DEVICES, TWO
@@ -15,9 +16,9 @@ COLL = "manifests/fleet/collection.yaml"
 DEVICES_FILE = "manifests/fleet/devices/a.yaml"
 
 
-def source(repo: object, tmp_path: Path, **options: object) -> GitSource:
-    root = repo.root  # type: ignore[attr-defined]
-    return GitSource(str(root), "main", cache_dir=tmp_path / "cache", **options)  # type: ignore[arg-type]
+def source(repo: Any, tmp_path: Path, interval: float = 10.0) -> GitSource:
+    """A source following main of the `repo` fixture (a GitTree from conftest)."""
+    return GitSource(str(repo.root), "main", cache_dir=tmp_path / "cache", interval=interval)
 
 
 def test_sync_applies_the_branch_head_and_tags_it_with_the_commit(repo, tmp_path) -> None:
