@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +28,6 @@ from reconciler.model.lwm2m import FW_PACKAGE, Path
 if TYPE_CHECKING:
     from reconciler.lwm2m.registry import Entry
     from reconciler.lwm2m.server import Lwm2mServer
-
-log = logging.getLogger(__name__)
 
 FALLBACK_CODES = ("4.06", "4.15")  # Not Acceptable (Accept), Unsupported Content-Format
 
