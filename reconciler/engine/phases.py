@@ -58,8 +58,10 @@ def _begin(ctx: Ctx, record: DeviceProgress) -> Plan:
         observe = (Observe(),)
     how = "pushing" if push else "offering"
     message = f"attempt {attempt}: {how} {ctx.target.version} ({ctx.target.length} bytes)"
+    # Observe after the delivery: its first value must show the device's answer to this
+    # attempt, not an Update Result left over from the previous one.
     return moved(
-        ctx, record, S.INITIALIZING, message, (*observe, delivery),
+        ctx, record, S.INITIALIZING, message, (delivery, *observe),
         attempts=attempt, attempt_token=token, from_version=ctx.delta.reported_version,
         last_action="push" if push else "write-uri", phase_started_at=ctx.now,
         deadline=ctx.now + budget, next_attempt_at=None, executed_at=None,

@@ -59,9 +59,9 @@ def test_a_device_on_its_target_is_current_and_never_touched() -> None:
     assert again.progress is result.progress and again.events == ()
 
 
-def test_pull_start_observes_then_writes_the_uri_and_records_the_attempt() -> None:
+def test_pull_start_writes_the_uri_then_observes_and_records_the_attempt() -> None:
     result = plan(delta(rep=report(), reg=registration()), pending(), NOW)
-    assert result.actions == (Observe(), WriteUri(NEW.image_id, "1"))
+    assert result.actions == (WriteUri(NEW.image_id, "1"), Observe())
     p = result.progress
     assert p is not None
     assert (p.state, p.attempts, p.attempt_token, p.deadline) == (S.INITIALIZING, 1, "1", DEADLINE)
