@@ -307,6 +307,7 @@ class SimDevice:
     def execute_update(self) -> Code:
         self.executes += 1
         if self.fw.state != FirmwareState.DOWNLOADED:
+            self._changed()  # the count changed: someone may be waiting on it
             return Code.METHOD_NOT_ALLOWED
         self._set(FirmwareState.UPDATING, self.fw.result)
         self._work = self._spawn(self._install())

@@ -92,6 +92,22 @@ class Fleet:
         chosen = list(devices) if devices is not None else self.devices()
         await asyncio.gather(*(_wait_one(d, predicate, timeout) for d in chosen))
 
+    async def wait_any(self, predicate: Callable[[SimDevice], bool],
+                       timeout: float | None = 60.0) -> SimDevice:
+        """The first device for which `predicate(device)` holds (the other waits end)."""
+        waits = {asyncio.ensure_future(_wait_one(d, predicate, timeout)): d
+                 for d in self._devices.values()}
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.exception() is None:
+                    return waits[task]
+            raise TimeoutError(f"no device satisfied the condition within {timeout} s")
+        finally:
+            for task in waits:
+                task.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
     def versions(self) -> dict[str, str]:
         return {ep: d.version for ep, d in self._devices.items()}
 

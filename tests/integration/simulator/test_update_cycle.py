@@ -151,3 +151,12 @@ async def test_a_slow_link_waits_before_every_block(server: Any, launch: Any) ->
     await fleet.device("sl").wait_state(FirmwareState.DOWNLOADED)
     blocks = len(server.served["sl-pkg"].blocks)
     assert blocks == 4 and time.monotonic() - started >= blocks * 0.05
+
+
+async def test_the_fleet_reports_the_first_device_to_meet_a_condition(
+        server: Any, launch: Any) -> None:
+    fleet = await launch(DeviceSpec("w1"), DeviceSpec("w2"))
+    assert (await server.request("w2", aiocoap.POST, "/5/0/2")).code == (
+        aiocoap.METHOD_NOT_ALLOWED)
+    first = await fleet.wait_any(lambda d: d.executes >= 1, timeout=5)
+    assert first.endpoint == "w2" and fleet.device("w1").executes == 0
