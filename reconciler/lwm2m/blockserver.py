@@ -230,12 +230,29 @@ def install_fast_path(context: Any, repository: FirmwareRepository) -> int:
 
 
 def _hook(fast: FastPath, interface: Any, previous: Any) -> Any:
-    def received(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
+    def one(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
         reply = _safely(fast, data, exclusive=False)
         if reply is PASS:
             previous(data, ancdata, flags, address)
         elif reply:
             pktinfo = [a for a in ancdata if a[:2] == (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO)]
             interface.transport.sendmsg(reply, pktinfo, 0, address)
+
+    def received(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
+        one(data, ancdata, flags, address)
+        # aiocoap's transport reads one datagram per event-loop turn; under load, drain
+        # what is queued now (same recvmsg call), so a block costs no extra epoll round.
+        sock = interface.transport.get_extra_info("socket")
+        for _ in range(BlockServer.DRAIN - 1):
+            if sock.fileno() < 0:  # closed while dispatching: the context is shutting down
+                return
+            try:
+                more = sock.recvmsg(4096, 1024)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                interface.error_received(exc)
+                return
+            one(*more)
 
     return received
