@@ -3,7 +3,8 @@
 Devices are the endpoints declared in the repo's manifests (or `--count N` generated
 ones, `sim-00000`...), starting from `--version` or else their collection's oldest image;
 the image catalog (sha256 -> version) comes from the same manifests. Faults are spread
-with `--fault KIND:SHARE`. Wired into `reconciler.cli` as the `simulate` subcommand.
+with `--fault KIND:SHARE`. `--registrar` runs registrations only, many endpoints per
+socket (see `registrar`). Wired into `reconciler.cli` as the `simulate` subcommand.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from reconciler.model.lwm2m import DeliveryMethod
 from reconciler.simulator import manifests
 from reconciler.simulator.device import DeviceSpec, Timing
 from reconciler.simulator.faults import Fault, assign_faults, parse_fault_share
-from reconciler.simulator.fleet import Fleet, parse_server_uri
+from reconciler.simulator.fleet import Fleet, parse_server_uri, resolve_server
+from reconciler.simulator.registrar import Registrar, RoundStats
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--push", action="store_true", help="devices take push delivery only")
     parser.add_argument("--block-size", type=int, default=512)
     parser.add_argument("--seed", type=int, default=0, help="seed for choosing faulty devices")
+    parser.add_argument("--registrar", action="store_true",
+                        help="registrations only, many endpoints per socket (for 100k loads)")
+    parser.add_argument("--sockets", type=int, default=64, help="sockets for --registrar")
 
 
 def build_specs(args: argparse.Namespace) -> tuple[list[DeviceSpec], dict[str, str]]:
@@ -70,16 +75,47 @@ def run(args: argparse.Namespace) -> int:
     if not specs:
         print("fota simulate: no devices (none declared; use --count N)", file=sys.stderr)
         return 2
+    if args.registrar:
+        return asyncio.run(_registrar(args, [s.endpoint for s in specs]))
     asyncio.run(_simulate(args.server, specs, catalog))
     return 0
 
 
-async def _simulate(server: str, specs: list[DeviceSpec], catalog: dict[str, str]) -> None:
-    fleet = Fleet(server, specs, catalog, Timing())
+def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _registrar(args: argparse.Namespace, endpoints: list[str]) -> int:
+    registrar = Registrar(resolve_server(args.server), endpoints, sockets=args.sockets,
+                          lifetime=args.lifetime, lwm2m_version=args.lwm2m)
+    stop = _stop_event()
+    await registrar.open()
+    try:
+        _report("registered", await registrar.register_all())
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), args.lifetime * 0.75)
+            if not stop.is_set():
+                _report("updated", await registrar.update_all())
+        _report("deregistered", await registrar.deregister_all())
+    finally:
+        registrar.close()
+    return 0
+
+
+def _report(what: str, stats: RoundStats) -> None:
+    print(json.dumps({what: stats.ok, "failed": stats.failed,
+                      "seconds": round(stats.seconds, 3),
+                      "per_second": round(stats.per_second, 1)}), flush=True)
+
+
+async def _simulate(server: str, specs: list[DeviceSpec], catalog: dict[str, str]) -> None:
+    fleet = Fleet(server, specs, catalog, Timing())
+    stop = _stop_event()
     await fleet.start()
     print(json.dumps({"devices": len(fleet), "server": server, "images": len(catalog)}),
           flush=True)

@@ -41,6 +41,9 @@ class Reliability:
     max_retransmit: int = 4
 
 
+DEFAULT_RELIABILITY = Reliability()
+
+
 class RequestTimeout(Exception):
     """A confirmable request got neither answer nor reset after all retransmissions."""
 
@@ -64,7 +67,7 @@ class Endpoint(asyncio.DatagramProtocol):
 
     def __init__(self, handler: RequestHandler | None = None,
                  admit: Admission | None = None,
-                 reliability: Reliability = Reliability()) -> None:
+                 reliability: Reliability = DEFAULT_RELIABILITY) -> None:
         self._handler = handler
         self._admit = admit
         self._rel = reliability
