@@ -10,6 +10,7 @@ builds devices (memoised per file) and checks fleet-wide uniqueness. Used by
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from reconciler.model.desired import Collection, DesiredState, FirmwareImage
@@ -69,7 +70,8 @@ class Assembler:
         self._retain_memo(used)
         if problems:
             return None, sorted(problems)
-        return DesiredState(snap.revision, collections, images, devices), []
+        frozen = MappingProxyType  # a snapshot nobody can edit in place
+        return DesiredState(snap.revision, frozen(collections), frozen(images), frozen(devices)), []
 
     def _collection(self, snap: Snapshot, group: Group, problems: list[Problem]) -> _Part:
         entry = group.collection

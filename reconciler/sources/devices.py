@@ -66,7 +66,10 @@ def build_devices(path: str, rows: DeviceRows, targets: Targets) -> BuiltDevices
                 field_path = f"devices[{rows.positions[row]}].target"
                 line = rows.line_of(row, "target")
                 problems.append(Problem(path, line, field_path, targets.problem(target)))
-        devices[device_id] = Device(device_id, cid, endpoint, target_id, tags.get(row, _NO_TAGS))
+        own = tags.get(row)
+        # Read-only views: the dicts belong to the parse cache, shared across revisions.
+        view = MappingProxyType(own) if own else _NO_TAGS
+        devices[device_id] = Device(device_id, cid, endpoint, target_id, view)
     return BuiltDevices(path, rows, devices, problems)
 
 

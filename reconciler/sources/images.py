@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from reconciler.model.desired import FirmwareImage
@@ -69,7 +70,7 @@ def _image(value: dict[str, Any], collection_id: str) -> FirmwareImage:
         length=value["length"],
         created=value["created"],
         path=value["path"],
-        tags=value["tags"],
+        tags=MappingProxyType(value["tags"]),
     )
 
 

@@ -7,6 +7,7 @@ share of started updates (`"10%"`). Called by `reconciler.sources.assemble`.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 from reconciler.model.desired import (
@@ -38,7 +39,7 @@ def collection_from(
         name=value.get("name", ""),
         management=Management(firmware.get("management", "disabled")),
         target_image_id=target_id,
-        tags=value.get("tags") or {},
+        tags=MappingProxyType(value.get("tags") or {}),
         rollout=rollout_from(value.get("rollout") or {}),
     )
     return collection, problems
