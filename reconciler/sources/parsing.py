@@ -26,7 +26,7 @@ from reconciler.sources.schema import CollectionDoc, ImageEntry, ImagesDoc, sche
 from reconciler.sources.yamlload import read_yaml
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
-_FORMAT = 3  # bump when any cached shape changes; old files are then ignored
+_FORMAT = 4  # bump when any cached shape changes; old files are then ignored
 
 
 @dataclass
@@ -117,6 +117,20 @@ def _parse_binary(data: bytes) -> tuple[str, int]:
     return hashlib.sha256(data).hexdigest(), len(data)
 
 
+def _seal(wire: Any) -> bytes:
+    payload = marshal.dumps(wire)
+    return hashlib.blake2b(payload, digest_size=16).digest() + payload
+
+
+def _unseal(data: bytes) -> Any:
+    """The cached value, or ValueError for a file that is not exactly what was written
+    (marshal must never see corrupt bytes: it trusts its input)."""
+    digest, payload = data[:16], data[16:]
+    if hashlib.blake2b(payload, digest_size=16).digest() != digest:
+        raise ValueError("cache file does not match its digest")
+    return marshal.loads(payload)
+
+
 class ParseCache:
     """blob sha -> parsed file, in memory and (when given a directory) on disk."""
 
@@ -174,7 +188,7 @@ class ParseCache:
         if path is None or not path.exists():
             return None
         try:
-            wire = marshal.loads(path.read_bytes())
+            wire = _unseal(path.read_bytes())
         except (OSError, ValueError, EOFError, TypeError):
             return None  # a torn or foreign file is just a miss
         if kind == "binary":
@@ -188,7 +202,7 @@ class ParseCache:
         wire = value if kind == "binary" else value.to_wire()
         temp = path.with_suffix(f".{os.getpid()}.tmp")
         try:
-            temp.write_bytes(marshal.dumps(wire))
+            temp.write_bytes(_seal(wire))
             os.replace(temp, path)  # readers never see half a file
         except OSError:
             temp.unlink(missing_ok=True)  # a full disk costs speed, not correctness

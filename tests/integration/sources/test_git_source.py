@@ -210,3 +210,12 @@ def test_the_status_keeps_the_first_problems_and_a_count(
         "or id '8.0.0'",
         "... and 1 more problems (run fota validate)",
     )
+
+
+def test_a_corrupt_cache_file_is_parsed_again_not_trusted(repo, tmp_path) -> None:
+    first = source(repo, tmp_path).sync()
+    for path in (tmp_path / "cache" / "parsed").iterdir():
+        path.write_bytes(path.read_bytes()[:-3] + b"xyz")
+    again = source(repo, tmp_path)
+    assert again.sync() == first
+    assert again.cache.parse_count == 5
