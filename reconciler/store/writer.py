@@ -128,6 +128,16 @@ class SqliteStore:
             if events:
                 conn.executemany(_INSERT_EVENT, [codec.event_row(e) for e in events])
 
+    def put_progress_many(
+        self, items: Sequence[tuple[DeviceProgress, Sequence[DeviceEvent]]]
+    ) -> None:
+        """Many progress rows and their events in one transaction (a new revision that
+        retargets a whole fleet)."""
+        with self._tx() as conn:
+            conn.executemany(_UPSERT_PROGRESS, [codec.progress_row(p) for p, _ in items])
+            conn.executemany(_INSERT_EVENT,
+                             [codec.event_row(e) for _, events in items for e in events])
+
     def progress(self, device_id: str) -> DeviceProgress | None:
         rows = self._query("SELECT * FROM progress WHERE device_id = ?", (device_id,))
         return codec.progress_from_row(rows[0]) if rows else None
@@ -142,6 +152,14 @@ class SqliteStore:
             conn.execute("DELETE FROM conditions WHERE subject = ?", (subject,))
             conn.executemany(_INSERT_CONDITION,
                              [codec.condition_row(subject, c) for c in conditions])
+
+    def put_conditions_many(self, items: Sequence[tuple[str, Sequence[Condition]]]) -> None:
+        """`put_conditions` for many subjects in one transaction."""
+        with self._tx() as conn:
+            conn.executemany("DELETE FROM conditions WHERE subject = ?",
+                             [(subject,) for subject, _ in items])
+            conn.executemany(_INSERT_CONDITION, [codec.condition_row(subject, c)
+                                                 for subject, conds in items for c in conds])
 
     def put_collection_status(self, collection_id: str, status: Mapping[str, object]) -> None:
         """Replace the collection's rollout status. The API shows the whole mapping under
