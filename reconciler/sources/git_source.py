@@ -178,13 +178,16 @@ class GitSource:
         waiting = asyncio.ensure_future(anext(changes))
         try:
             await asyncio.sleep(0)  # the generator's first step registers its watches
-            self.watching.set()
+            if not waiting.done():
+                self.watching.set()
             while not stop.is_set():
                 await waiting
                 poke.set()
                 waiting = asyncio.ensure_future(anext(changes))
         except StopAsyncIteration:
             pass
+        except Exception as exc:  # e.g. the inotify watch limit: polling still works
+            log.warning("cannot watch %s (%s); polling every %ss", git_dir, exc, self.interval)
         finally:
             done.set()
             waiting.cancel()
