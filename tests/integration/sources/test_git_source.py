@@ -219,3 +219,22 @@ def test_a_corrupt_cache_file_is_parsed_again_not_trusted(repo, tmp_path) -> Non
     again = source(repo, tmp_path)
     assert again.sync() == first
     assert again.cache.parse_count == 5
+
+
+async def test_run_without_a_watcher_finds_new_commits_by_polling(repo, tmp_path) -> None:
+    src = GitSource(str(repo.root), "main", cache_dir=tmp_path / "cache", interval=0.05,
+                    watch=False)
+    seen: asyncio.Queue[DesiredState] = asyncio.Queue()
+
+    async def on_desired(state: DesiredState) -> None:
+        await seen.put(state)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(src.run(on_desired, stop))
+    await asyncio.wait_for(seen.get(), 10)
+    repo.write(COLL, COLLECTION.replace('"1.0.0"', '"1.1.0"'))
+    second = await asyncio.to_thread(repo.commit, "target 1.1.0")
+    assert (await asyncio.wait_for(seen.get(), 10)).revision == second
+    assert not src.watching.is_set()
+    stop.set()
+    await asyncio.wait_for(task, 10)
