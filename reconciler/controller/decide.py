@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from reconciler.controller.observers import Observers
 from reconciler.controller.rollout import RolloutIndex
 from reconciler.controller.settings import ControllerSettings
-from reconciler.engine import OPEN, Plan, Wait, diff, plan
+from reconciler.engine import OPEN, Plan, Wait, diff, plan, retarget
 from reconciler.engine.conditions import collection_conditions, device_conditions
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState, Device
-from reconciler.model.observed import DeviceProgress
+from reconciler.model.observed import DeviceEvent, DeviceProgress
+from reconciler.model.status import Condition
 from reconciler.store import SqliteStore
 
 log = logging.getLogger("reconciler.device")
@@ -56,12 +57,40 @@ class Decider:
             known = ((desired.devices[p.device_id].collection_id, p)
                      for p in self.store.all_progress() if p.device_id in desired.devices)
             self.index.load(known)
-            self._dirty.update(desired.collections)
-            return list(desired.devices)
-        for gone in set(old.devices) - set(desired.devices):
-            self.index.remove(gone)
+            affected = list(desired.devices)
+        else:
+            for gone in set(old.devices) - set(desired.devices):
+                self.index.remove(gone)
+            affected = [d for d in desired.devices if _changed(old, desired, d)]
         self._dirty.update(desired.collections)
-        return [d for d in desired.devices if _changed(old, desired, d)]
+        self._acknowledge(affected)
+        return affected
+
+    def _acknowledge(self, affected: list[str]) -> None:
+        """Record every affected device's new target at once, in one transaction, so the
+        API shows a revision's effect immediately; the queue then works through them."""
+        now, revision = self.clock(), self.desired.revision
+        records: list[tuple[DeviceProgress, tuple[DeviceEvent, ...]]] = []
+        conditions: list[tuple[str, tuple[Condition, ...]]] = []
+        for device_id in affected:
+            device = self.desired.devices[device_id]
+            before = self.index.get(device_id)
+            delta = diff(self.desired, device_id, self.store.report(device_id),
+                         self.server.registration(device.endpoint))
+            acknowledged = retarget(delta, before, now, self.config)
+            after = acknowledged.progress
+            if after is None or after is before:
+                continue
+            records.append((after, acknowledged.events))
+            conditions.append((device_id, device_conditions(after, revision, now)))
+            self.index.put(device.collection_id, after)
+            log.debug("%s (%s): %s", device_id, device.endpoint, after.message)
+        self.store.put_progress_many(records)
+        self.store.put_conditions_many(conditions)
+        if records:
+            self._changed.set()
+            log.info("revision %s: %d devices retargeted in %.2fs", revision[:12],
+                     len(records), self.clock() - now)
 
     def decide(self, device_id: str) -> Step | None:
         device = self.desired.devices.get(device_id)

@@ -21,7 +21,7 @@ from reconciler.engine.actions import (
 )
 from reconciler.engine.conditions import collection_conditions, device_conditions
 from reconciler.engine.delta import Delta, diff
-from reconciler.engine.plan import DEFAULT_CONFIG, plan
+from reconciler.engine.plan import DEFAULT_CONFIG, plan, retarget
 from reconciler.engine.policy import (
     OPEN,
     EngineConfig,
@@ -58,5 +58,6 @@ __all__ = [
     "device_conditions",
     "diff",
     "plan",
+    "retarget",
     "rollout_gate",
 ]

@@ -48,6 +48,20 @@ def plan(
     return Plan(step.actions, step.progress, events + step.events)
 
 
+def retarget(
+    delta: Delta, progress: DeviceProgress | None, now: float,
+    config: EngineConfig = DEFAULT_CONFIG,
+) -> Plan:
+    """Only acknowledge the device's target: a fresh record when it changed (Pending, or
+    Current when the device already reports it), never an action. The controller runs
+    this over every device a new revision affects, so the change shows at once."""
+    if not delta.managed or delta.target is None:
+        return Plan((), progress)
+    ctx = Ctx(delta, delta.target, now, OPEN, config)
+    record, events = _record_for_target(ctx, progress)
+    return Plan((), record, events)
+
+
 def _hands_off_reason(delta: Delta) -> str:
     if delta.device is None:
         return "device not in the desired state"

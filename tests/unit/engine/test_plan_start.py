@@ -16,6 +16,7 @@ from reconciler.engine import (
     Wait,
     WriteUri,
     plan,
+    retarget,
 )
 from reconciler.model.desired import Management
 from reconciler.model.lwm2m import DeliveryMethod, FirmwareState
@@ -116,3 +117,13 @@ def test_a_terminal_state_holds_until_the_target_changes() -> None:
     moved = plan(delta(rep=report(), reg=registration()), failed.evolve(target_image_id="x"), NOW)
     assert moved.progress is not None and moved.progress.state is S.INITIALIZING
     assert moved.progress.retries_left == DEFAULT_CONFIG.max_retries
+
+
+def test_retarget_only_acknowledges_a_new_target_and_never_acts() -> None:
+    fresh = retarget(delta(rep=report(), reg=registration()), None, NOW)
+    assert fresh.actions == () and fresh.progress is not None
+    assert (fresh.progress.state, fresh.progress.target_image_id) == (S.PENDING, NEW.image_id)
+    on_it = retarget(delta(rep=report("2.0"), reg=registration()), None, NOW)
+    assert on_it.progress is not None and on_it.progress.state is S.CURRENT
+    same = pending(state=S.DOWNLOADING)
+    assert retarget(delta(rep=report(), reg=registration()), same, NOW).progress is same
