@@ -6,7 +6,11 @@ round of registration Updates from every device (64 in flight) and the time to s
 (De-register) them all. Reports this process's RSS per device and CPU seconds per phase,
 which is what it costs to simulate a device (the server's side is bench/registrations.py).
 
-    .venv/bin/python bench/simulator_fleet.py [--devices 1000]
+`--registrar N` then runs the registrations-only `Registrar` with N endpoints over 64
+sockets against a fresh server (Register, Update, De-register rounds), the mode for the
+100,000-endpoint loads.
+
+    .venv/bin/python bench/simulator_fleet.py [--devices 1000] [--registrar 20000]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from typing import Any
 
 from reconciler.simulator import DeviceSpec, Fleet, Timing
+from reconciler.simulator.registrar import Registrar
 
 SERVER = """
 import asyncio, sys
@@ -64,12 +69,50 @@ async def update_round(fleet: Fleet, batch: int = 64) -> None:
         await fleet.wait_all(lambda d: d.updates > before[d.endpoint], 60, chosen)
 
 
-async def run(devices: int) -> dict[str, Any]:
+def start_server() -> tuple[subprocess.Popen[str], int]:
     child = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    return child, int(child.stdout.readline())
+
+
+def stop_server(child: subprocess.Popen[str]) -> int:
+    """Ask the server how many registrations it still holds, then end it."""
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.close()
+    left = int(child.stdout.readline())
+    child.wait(10)
+    return left
+
+
+async def registrar_rounds(endpoints: int) -> dict[str, Any]:
+    child, port = start_server()
     try:
-        assert child.stdout is not None and child.stdin is not None
-        port = int(child.stdout.readline())
+        names = [f"bulk-{i:06d}" for i in range(endpoints)]
+        registrar = Registrar(("127.0.0.1", port), names, sockets=64, in_flight=256)
+        await registrar.open()
+        results: dict[str, Any] = {"registrar_endpoints": endpoints}
+        try:
+            for name, work in (("register", registrar.register_all),
+                               ("update", registrar.update_all),
+                               ("deregister", registrar.deregister_all)):
+                used = cpu()
+                stats = await work()
+                results[f"registrar_{name}_per_second"] = round(stats.per_second, 1)
+                results[f"registrar_{name}_failed"] = stats.failed
+                results[f"registrar_{name}_cpu_seconds"] = round(cpu() - used, 2)
+        finally:
+            registrar.close()
+        results["registrar_server_registrations_left"] = stop_server(child)
+        return results
+    finally:
+        child.kill()
+        child.wait()
+
+
+async def run(devices: int) -> dict[str, Any]:
+    child, port = start_server()
+    try:
         results: dict[str, Any] = {"devices": devices, "rss_kb_before": rss_kb()}
         specs = [DeviceSpec(f"bench-{i:06d}", lifetime=3600) for i in range(devices)]
         fleet = Fleet(f"coap://127.0.0.1:{port}", specs, timing=Timing(update_every=3600))
@@ -80,8 +123,7 @@ async def run(devices: int) -> dict[str, Any]:
             (results["rss_kb_registered"] - results["rss_kb_before"]) / devices, 2)
         await phase("update_round", results, update_round(fleet))
         await phase("stop", results, fleet.stop())
-        child.stdin.close()
-        results["server_registrations_left"] = int(child.stdout.readline())
+        results["server_registrations_left"] = stop_server(child)
         results["registers_per_second"] = round(devices / results["register_seconds"], 1)
         return results
     finally:
@@ -92,8 +134,13 @@ async def run(devices: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--registrar", type=int, default=20000, metavar="ENDPOINTS",
+                        help="endpoints for the registrations-only phase (0: skip)")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.devices))))
+    results = asyncio.run(run(args.devices))
+    if args.registrar:
+        results.update(asyncio.run(registrar_rounds(args.registrar)))
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":
