@@ -199,3 +199,32 @@ def test_progress_for_the_present_target_gives_the_device_state(
     assert status.counts == {"UpdateFailed": 1, "Pending": 1} and status.devices == 2
     assert status.rollout == {"halted": True, "reason": "2 failures"}
     reader.close()
+
+
+def test_put_progress_many_lands_every_row_and_event_or_none(
+        store: SqliteStore, db_path: Path, fleet: Any) -> None:
+    store.apply_desired(fleet.snapshot(3))
+    items = [(DeviceProgress(f"dev{i:04d}", fleet.v2, UpdateState.PENDING),
+              [DeviceEvent(f"dev{i:04d}", 1.0, "target", "new target")]) for i in range(3)]
+    broken = [*items, (DeviceProgress("dev0009", fleet.v2, UpdateState.PENDING),
+                       [DeviceEvent("dev0009", 1.0, None, "x")])]  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.IntegrityError):
+        store.put_progress_many(broken)
+    assert store.all_progress() == []
+    store.put_progress_many(items)
+    assert [p.device_id for p in store.all_progress()] == ["dev0000", "dev0001", "dev0002"]
+    reader = open_reader(db_path)
+    assert [e.message for e in reader.events("dev0001")] == ["new target"]
+    reader.close()
+
+
+def test_put_conditions_many_replaces_each_subjects_conditions(
+        store: SqliteStore, db_path: Path) -> None:
+    ready = Condition(ConditionType.READY, True, "Current", "runs its target", 1.0, "r1")
+    stalled = Condition(ConditionType.STALLED, True, "Failed", "gave up", 2.0, "r1")
+    store.put_conditions_many([("dev0000", [ready, stalled]), ("dev0001", [stalled])])
+    store.put_conditions_many([("dev0000", [ready])])
+    reader = open_reader(db_path)
+    assert reader.conditions("dev0000") == [ready]
+    assert reader.conditions("dev0001") == [stalled]
+    reader.close()
