@@ -5,9 +5,10 @@ LwM2M specification says a client does, not as our server happens to accept. Pub
 `Fleet`, `DeviceSpec`, `Timing`, `Fault`, `make_package`; `fota simulate` is `cmd`.
 """
 
-from reconciler.simulator.device import DeviceSpec, SimDevice, Timing
+from reconciler.simulator.device import SimDevice
 from reconciler.simulator.faults import Fault
 from reconciler.simulator.firmware import make_package
 from reconciler.simulator.fleet import Fleet
+from reconciler.simulator.spec import DeviceSpec, Timing
 
 __all__ = ["DeviceSpec", "Fault", "Fleet", "SimDevice", "Timing", "make_package"]

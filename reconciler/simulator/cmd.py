@@ -19,10 +19,10 @@ from pathlib import Path
 
 from reconciler.model.lwm2m import DeliveryMethod
 from reconciler.simulator import manifests
-from reconciler.simulator.device import DeviceSpec, Timing
 from reconciler.simulator.faults import Fault, assign_faults, parse_fault_share
 from reconciler.simulator.fleet import Fleet, parse_server_uri, resolve_server
 from reconciler.simulator.registrar import Registrar, RoundStats
+from reconciler.simulator.spec import DeviceSpec, Timing
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,8 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from reconciler.simulator.coap import Addr
-from reconciler.simulator.device import DeviceSpec, SimDevice, Timing
+from reconciler.simulator.device import SimDevice
+from reconciler.simulator.spec import DeviceSpec, Timing
 
 
 def parse_server_uri(uri: str) -> tuple[str, int]:

@@ -134,16 +134,16 @@ def _apply(dev: SimDevice, values: dict[Path, Value]) -> Message | None:
     for target, value in values.items():
         if target.resource == 1:
             text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-            code = dev.write_package_uri(text)
+            code = dev.updater.write_package_uri(text)
         else:
-            code = dev.write_package(None, value if isinstance(value, bytes) else b"")
+            code = dev.updater.write_package(None, value if isinstance(value, bytes) else b"")
     return None if code is None else Message(code=code)
 
 
 def _write_package(dev: SimDevice, msg: Message) -> Message | None:
     block = msg.opt.block1
     parts = (block.block_number, block.more, block.size_exponent) if block else None
-    code = dev.write_package(parts, msg.payload)
+    code = dev.updater.write_package(parts, msg.payload)
     if code is None:
         return None  # a simulated lost link: the block is never answered
     response = Message(code=code)
@@ -157,7 +157,7 @@ def _execute(dev: SimDevice, path: Path) -> Message:
     if definition is None or "E" not in definition.ops or path.resource_instance is not None:
         return error(Code.METHOD_NOT_ALLOWED, f"{path} is not executable")
     if path == Path(5, 0, 2):
-        code = dev.execute_update()
+        code = dev.updater.execute_update()
         if code != CHANGED:
             return error(code, f"Update needs state Downloaded, not {dev.state.name}")
         return Message(code=code)
