@@ -1,0 +1,79 @@
+"""The simulator's Block2 download against libcoap's coap-server-notls, an independent
+CoAP implementation: the package is stored there with coap-client-notls (Block1 PUT)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiocoap
+import pytest
+
+from reconciler.lwm2m.codecs import ContentFormat
+from reconciler.model.lwm2m import FirmwareState, UpdateResult
+from reconciler.simulator import DeviceSpec, make_package
+
+pytestmark = pytest.mark.slow
+PACKAGE = make_package("4.2.0", os.urandom(5000))
+
+
+def _libcoap() -> bool:
+    found = shutil.which("coap-server-notls") and shutil.which("coap-client-notls")
+    if not found and os.environ.get("FOTA_REQUIRE_LIBCOAP"):
+        pytest.fail("libcoap3-bin is required (FOTA_REQUIRE_LIBCOAP is set)")
+    return bool(found)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _put(uri: str, path: Path) -> int:
+    put = await asyncio.create_subprocess_exec(
+        "coap-client-notls", "-m", "put", "-b", "512", "-B", "2", "-f", str(path), uri,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    return await put.wait()
+
+
+@pytest.fixture
+async def libcoap_package(tmp_path: Path) -> AsyncIterator[str]:
+    if not _libcoap():
+        pytest.skip("libcoap3-bin (coap-server-notls) is not installed")
+    port = _free_port()
+    server = await asyncio.create_subprocess_exec(
+        "coap-server-notls", "-A", "127.0.0.1", "-p", str(port), "-d", "2",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        (tmp_path / "pkg.bin").write_bytes(PACKAGE)
+        uri = f"coap://127.0.0.1:{port}/fw"
+        # The server may still be starting: the first PUT can go unanswered.
+        for _ in range(5):
+            if await _put(uri, tmp_path / "pkg.bin") == 0:
+                break
+        else:
+            pytest.fail("coap-server-notls never took the package")
+        yield uri
+    finally:
+        server.kill()
+        await server.wait()
+
+
+@pytest.mark.parametrize("block_size", [16, 256, 1024])
+async def test_a_device_downloads_block_wise_from_libcoap(
+        server: Any, launch: Any, libcoap_package: str, block_size: int) -> None:
+    fleet = await launch(DeviceSpec("lc", block_size=block_size))
+    answer = await server.request("lc", aiocoap.PUT, "/5/0/1",
+                                  payload=libcoap_package.encode(),
+                                  content_format=int(ContentFormat.TEXT))
+    assert answer.code == aiocoap.CHANGED
+    device = fleet.device("lc")
+    await device.wait_for(lambda: device.state != FirmwareState.DOWNLOADING, timeout=20)
+    assert (device.state, device.result) == (FirmwareState.DOWNLOADED, UpdateResult.INITIAL)
+    assert device.fw.pkg_version == "4.2.0" and device.downloads == 1
