@@ -31,6 +31,8 @@ def parse_server_uri(uri: str) -> tuple[str, int]:
 def resolve_server(uri: str) -> Addr:
     host, port = parse_server_uri(uri)
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    # IPv4 first: "localhost" should not pick ::1 for a server bound to 127.0.0.1.
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
     address = infos[0][4]
     return str(address[0]), int(address[1])
 

@@ -62,6 +62,7 @@ async def _blocks(endpoint: Endpoint, remote: tuple[str, int], uri: PackageUri,
                   options: PullOptions) -> bytes | UpdateResult:
     szx, received, blocks = size_exponent(options.block_size), bytearray(), 0
     lose_after: int | None = None  # with lose_link: blocks fetched before the link drops
+    etag: bytes | None = None
     while True:
         if options.slow_block_delay:
             await asyncio.sleep(options.slow_block_delay)
@@ -78,6 +79,11 @@ async def _blocks(endpoint: Endpoint, remote: tuple[str, int], uri: PackageUri,
         total = response.opt.size2
         if block.start != len(received):
             return UpdateResult.CONNECTION_LOST
+        if blocks == 0:
+            etag = _etag(response)
+        elif _etag(response) != etag:
+            # The image changed under us: what was assembled could never verify.
+            return UpdateResult.INTEGRITY_CHECK_FAILURE
         received += response.payload
         blocks += 1
         if len(received) > options.flash_size or (total or 0) > options.flash_size:
@@ -87,6 +93,11 @@ async def _blocks(endpoint: Endpoint, remote: tuple[str, int], uri: PackageUri,
         szx = min(szx, block.size_exponent)
         if options.lose_link and lose_after is None:
             lose_after = max(1, ((total or 0) >> (szx + 4)) // 2)
+
+
+def _etag(response: Message) -> bytes | None:
+    tags = response.opt.etags
+    return bytes(tags[0]) if tags else None
 
 
 def _failure(code: Code) -> UpdateResult:

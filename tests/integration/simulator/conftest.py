@@ -10,6 +10,7 @@ address a device registered from.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -71,9 +72,12 @@ class RdEntry(resource.Resource, resource.PathCapable):  # type: ignore[misc]
 
 
 class Image(resource.Resource):  # type: ignore[misc]
-    def __init__(self, data: bytes, served: Served) -> None:
+    """Serves `data` block-wise with an ETag; `replace_with` takes over after block 0,
+    as if the image were republished in the middle of a download."""
+
+    def __init__(self, data: bytes, served: Served, replace_with: bytes | None) -> None:
         super().__init__()
-        self.data, self.served = data, served
+        self.data, self.served, self.replace_with = data, served, replace_with
 
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
         return False  # slice here, so every block request is seen and logged
@@ -87,6 +91,9 @@ class Image(resource.Resource):  # type: ignore[misc]
         response = aiocoap.Message(payload=self.data[num * size:(num + 1) * size])
         response.opt.block2 = (num, (num + 1) * size < len(self.data), szx)
         response.opt.size2 = len(self.data)
+        response.opt.etag = hashlib.sha256(self.data).digest()[:4]
+        if self.replace_with is not None:
+            self.data, self.replace_with = self.replace_with, None
         return response
 
 
@@ -179,9 +186,9 @@ class TinyServer:
             message.transport_tuning = Impatient()
         return await self.ctx.request(message, handle_blockwise=blockwise).response
 
-    def offer(self, name: str, data: bytes) -> str:
+    def offer(self, name: str, data: bytes, replace_with: bytes | None = None) -> str:
         self.served[name] = Served()
-        self.site.add_resource(("fw", name), Image(data, self.served[name]))
+        self.site.add_resource(("fw", name), Image(data, self.served[name], replace_with))
         return f"{self.uri}/fw/{name}"
 
 

@@ -106,6 +106,17 @@ async def test_a_package_the_server_does_not_have_is_an_invalid_uri(
     await fleet.device("x").wait_state(FirmwareState.IDLE, UpdateResult.INVALID_URI)
 
 
+async def test_an_image_replaced_mid_download_is_caught_by_its_etag(
+        server: Any, launch: Any) -> None:
+    fleet = await launch(DeviceSpec("et"))
+    uri = server.offer("et-pkg", make_package("2", IMAGE),
+                       replace_with=make_package("3", IMAGE[::-1]))
+    await write_uri(server, "et", uri)
+    await fleet.device("et").wait_state(FirmwareState.IDLE,
+                                        UpdateResult.INTEGRITY_CHECK_FAILURE)
+    assert len(server.served["et-pkg"].blocks) == 2  # stopped at the first changed block
+
+
 async def test_bytes_matching_no_known_image_fail_the_integrity_check(
         server: Any, launch: Any) -> None:
     fleet = await launch(DeviceSpec("i"), catalog={"00" * 32: "2.0.0"})
