@@ -13,11 +13,21 @@ import contextlib
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from reconciler.simulator.coap import Addr
 from reconciler.simulator.device import SimDevice
+from reconciler.simulator.faults import Fault, assign_faults
 from reconciler.simulator.spec import DeviceSpec, Timing
+
+
+def make_specs(endpoints: Sequence[str], shares: Sequence[tuple[Fault, float]] = (),
+               seed: int = 0, **common: Any) -> list[DeviceSpec]:
+    """DeviceSpecs for `endpoints` sharing `common` fields, with faults spread by share,
+    e.g. `make_specs([f"d{i}" for i in range(100)], [(Fault.INTEGRITY, 0.1)])`."""
+    faults = assign_faults(endpoints, shares, seed)
+    return [DeviceSpec(endpoint=ep, faults=faults[ep], **common) for ep in endpoints]
 
 
 def parse_server_uri(uri: str) -> tuple[str, int]:

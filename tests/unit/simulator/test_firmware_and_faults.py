@@ -79,3 +79,13 @@ def test_a_fault_share_picks_that_many_distinct_devices_reproducibly() -> None:
     assert sum(Fault.SLOW in f for f in chosen.values()) == 50
     assert chosen == assign_faults(endpoints, shares, seed=7)
     assert chosen != assign_faults(endpoints, shares, seed=8)
+
+
+def test_make_specs_spreads_faults_over_common_specs() -> None:
+    from reconciler.simulator import make_specs
+
+    specs = make_specs([f"d{i}" for i in range(20)], [(Fault.REVERT, 0.25)], seed=1,
+                       version="1.4", queue_mode=True)
+    assert [s.endpoint for s in specs] == [f"d{i}" for i in range(20)]
+    assert {(s.version, s.queue_mode) for s in specs} == {("1.4", True)}
+    assert sum(Fault.REVERT in s.faults for s in specs) == 5
