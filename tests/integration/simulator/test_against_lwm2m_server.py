@@ -37,14 +37,7 @@ async def lwm2m() -> AsyncIterator[Lwm2mServer]:
 
 
 def offer(server: Lwm2mServer, endpoint: str, data: bytes) -> str:
-    offer_firmware = getattr(server, "offer_firmware", None)
-    if offer_firmware is not None:
-        return str(offer_firmware(endpoint, "img-2", data))
-    from reconciler.lwm2m.firmware import FirmwareRepository  # until the server offers
-
-    repository = FirmwareRepository()
-    repository.mount(server.site)
-    return server.public_uri + repository.offer(endpoint, "img-2", data)
+    return server.offer_firmware(endpoint, "img-2", data)
 
 
 async def start(server: Lwm2mServer, fleets: list[Fleet], *specs: DeviceSpec) -> Fleet:
