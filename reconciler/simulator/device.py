@@ -47,6 +47,7 @@ class SimDevice:
         self.location: tuple[str, ...] | None = None
         self.silent = False
         self.registrations = self.updates = self.reboots = 0
+        self.register_attempts = 0  # answered, refused or timed out
         self._sock = Endpoint(self._on_request, self._admits, timing.reliability)
         self._booting = False
         self._awake_until = 0.0
@@ -181,8 +182,10 @@ class SimDevice:
         try:
             response = await self._send(message)
         except (RequestTimeout, RequestReset):
-            return False
-        if response.code != CREATED:
+            response = None
+        self.register_attempts += 1
+        if response is None or response.code != CREATED:
+            self.changed()
             return False
         self.location = tuple(response.opt.location_path) or ("rd",)
         self.registrations += 1

@@ -72,16 +72,16 @@ class Fleet:
         return list(self._devices.values())
 
     async def start(self, wait_registered: bool = False, timeout: float = 60.0) -> None:
-        """Open every socket and register, at most `start_concurrency` Registers in flight
-        (a thousand at once only makes the server drop and everyone retransmit); with
-        `wait_registered`, fail unless all are registered within `timeout`."""
+        """Open every socket and register, at most `start_concurrency` first Registers in
+        flight (a thousand at once only makes the server drop and everyone retransmit);
+        with `wait_registered`, fail unless all are registered within `timeout`."""
         gate = asyncio.Semaphore(self._concurrency)
 
         async def one(device: SimDevice) -> None:
             async with gate:
                 await device.start()
                 with contextlib.suppress(TimeoutError):  # a dead server must not stall start
-                    await device.wait_for(lambda: device.registrations > 0,
+                    await device.wait_for(lambda: device.register_attempts > 0,
                                           min(timeout, 5.0))
 
         await asyncio.gather(*(one(d) for d in self._devices.values()))

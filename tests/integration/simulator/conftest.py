@@ -105,6 +105,8 @@ class TinyServer:
         self.regs: dict[str, Reg] = {}  # location id -> registration
         self.events: list[tuple[str, str]] = []  # (register|update|deregister, endpoint)
         self.served: dict[str, Served] = {}
+        self.refuse: set[str] = set()  # endpoints answered 4.03 Forbidden
+        self.stamps: list[tuple[str, str, float]] = []  # events with their loop time
         self._ids = itertools.count(1)
         self._cond = asyncio.Condition()
         self.ctx: Any = None
@@ -133,6 +135,9 @@ class TinyServer:
     def register(self, request: aiocoap.Message) -> aiocoap.Message:
         query = dict([*q.split("=", 1), None][:2] for q in request.opt.uri_query)
         endpoint = str(query["ep"])
+        if endpoint in self.refuse:
+            self._record("refused", endpoint)
+            return aiocoap.Message(code=aiocoap.FORBIDDEN)
         location = str(next(self._ids))
         cf = request.opt.content_format
         self.regs = {k: r for k, r in self.regs.items() if r.endpoint != endpoint}
@@ -158,6 +163,7 @@ class TinyServer:
 
     def _record(self, kind: str, endpoint: str) -> None:
         self.events.append((kind, endpoint))
+        self.stamps.append((kind, endpoint, asyncio.get_running_loop().time()))
         asyncio.get_running_loop().create_task(self._wake())
 
     async def _wake(self) -> None:

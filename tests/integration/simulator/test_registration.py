@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import aiocoap
@@ -71,3 +72,20 @@ async def test_requests_from_any_other_address_are_ignored(server: Any, launch: 
             pass
     finally:
         foreign.close()
+
+
+async def test_a_refused_device_retries_with_growing_pauses_until_admitted(
+        server: Any, fleets: Any) -> None:
+    from reconciler.simulator import Fleet, Timing
+
+    server.refuse.add("late")
+    fleet = Fleet(server.uri, [DeviceSpec("late")], timing=Timing(retry_delay=0.05))
+    fleets.append(fleet)
+    await fleet.start()
+    await server.wait_event("refused", "late", count=4)
+    assert not fleet.device("late").registered
+    times = [t for kind, _, t in server.stamps if kind == "refused"][:4]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps[0] < gaps[1] < gaps[2]  # 0.05, 0.1, 0.2 s
+    server.refuse.clear()
+    await fleet.device("late").wait_registered(timeout=5)
