@@ -19,7 +19,8 @@ from typing import Any
 
 from aiocoap import CREATED, NOT_FOUND, Message
 
-from reconciler.model.lwm2m import FirmwareState, UpdateResult
+from reconciler.lwm2m.codecs import Value
+from reconciler.model.lwm2m import FirmwareState, Path, UpdateResult
 from reconciler.simulator import handlers, objects, registration
 from reconciler.simulator.coap import Addr, Endpoint, RequestReset, RequestTimeout
 from reconciler.simulator.faults import Fault
@@ -43,7 +44,7 @@ class SimDevice:
         self.updater = FirmwareUpdater(self, spec, timing, catalog)
         self.fw = self.updater.fw
         self.observers = Observers()
-        self.attributes: dict[Any, str] = {}
+        self.attributes: dict[Path, str] = {}  # Write-Attributes, shown by Discover
         self.location: tuple[str, ...] | None = None
         self.silent = False
         self.registrations = self.updates = self.reboots = 0
@@ -236,7 +237,7 @@ class SimDevice:
     def _on_request(self, message: Message, remote: Addr) -> Message | None:
         return handlers.handle(self, message, remote)
 
-    def read_values(self) -> dict[Any, Any]:
+    def read_values(self) -> dict[Path, Value]:
         return objects.snapshot(self.info, self.fw, int(time.time()))
 
     # -- reboot -----------------------------------------------------------------------
@@ -278,7 +279,7 @@ class SimDevice:
             self.observers.cancel(message.token)
             self.changed()
 
-    def _render(self, path: Any, fmt: int) -> bytes | None:
+    def _render(self, path: Path, fmt: int) -> bytes | None:
         return handlers.render(self, path, fmt)
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
