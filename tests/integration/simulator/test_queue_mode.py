@@ -10,7 +10,7 @@ import pytest
 from reconciler.simulator import DeviceSpec, Timing
 from reconciler.simulator.coap import Reliability
 
-QUEUE = Timing(queue_window=0.3, update_every=60.0, retry_delay=0.2,
+QUEUE = Timing(queue_window=1.0, update_every=60.0, retry_delay=0.2,
                reliability=Reliability(ack_timeout=0.3, max_retransmit=2))
 
 
