@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -42,23 +43,40 @@ async def _put(uri: str, path: Path) -> int:
     return await put.wait()
 
 
-@pytest.fixture
-async def libcoap_package(tmp_path: Path) -> AsyncIterator[str]:
-    if not _libcoap():
-        pytest.skip("libcoap3-bin (coap-server-notls) is not installed")
+async def _serve(tmp_path: Path) -> tuple[asyncio.subprocess.Process, str] | None:
+    """coap-server-notls holding the package, or None if its port was taken meanwhile."""
     port = _free_port()
     server = await asyncio.create_subprocess_exec(
         "coap-server-notls", "-A", "127.0.0.1", "-p", str(port), "-d", "2",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    uri = f"coap://127.0.0.1:{port}/fw-{uuid.uuid4().hex[:8]}"
+    # The server may still be starting: the first PUT can go unanswered.
+    stored = False
+    for _ in range(5):
+        stored = server.returncode is None and await _put(uri, tmp_path / "pkg.bin") == 0
+        if stored:
+            break
+    if stored and server.returncode is None:
+        return server, uri
+    if server.returncode is None:
+        server.kill()  # alive but never took the package: try afresh
+    await server.wait()  # (or it could not bind: another process took the port first)
+    return None
+
+
+@pytest.fixture
+async def libcoap_package(tmp_path: Path) -> AsyncIterator[str]:
+    if not _libcoap():
+        pytest.skip("libcoap3-bin (coap-server-notls) is not installed")
+    (tmp_path / "pkg.bin").write_bytes(PACKAGE)
+    for _ in range(3):
+        started = await _serve(tmp_path)
+        if started is not None:
+            break
+    else:
+        pytest.fail("coap-server-notls would not start")
+    server, uri = started
     try:
-        (tmp_path / "pkg.bin").write_bytes(PACKAGE)
-        uri = f"coap://127.0.0.1:{port}/fw"
-        # The server may still be starting: the first PUT can go unanswered.
-        for _ in range(5):
-            if await _put(uri, tmp_path / "pkg.bin") == 0:
-                break
-        else:
-            pytest.fail("coap-server-notls never took the package")
         yield uri
     finally:
         server.kill()
