@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from reconciler.controller.decide import Decider, Step
 from reconciler.controller.executor import Executor
@@ -46,6 +47,7 @@ class Controller:
                                backoff=settings.error_backoff,
                                backoff_max=settings.error_backoff_max, clock=clock)
         self.decider.on_slot_free = self.queue.add_all
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def desired(self) -> DesiredState:
@@ -74,7 +76,15 @@ class Controller:
         if event.kind is not RegistrationEventKind.UPDATED:
             log.info("%s (%s): %s from %s:%d", device.device_id, reg.endpoint,
                      event.kind.value, reg.host, reg.port)
+            # Observations of an earlier registration died with it (a reboot, a new port).
+            keep = reg if event.kind is RegistrationEventKind.REGISTERED else None
+            self._spawn(self.observers.drop_stale(reg.endpoint, keep))
         self.queue.add(device.device_id)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _on_notify(self, device: Device, values: dict[Path, Value]) -> None:
         previous = self.store.report(device.device_id)
@@ -94,6 +104,10 @@ class Controller:
             except WaitingError as exc:
                 log.info("%s: waiting for the device to speak (%s)", device_id, exc)
                 return None
+            except Exception as exc:
+                # Into the device's history, then to the queue, which retries with backoff.
+                self.decider.note(step.device, "error", f"{type(exc).__name__}: {exc}")
+                raise
         return self.clock()
 
     async def _carry_out(self, step: Step) -> None:
@@ -107,7 +121,7 @@ class Controller:
         try:
             await stop.wait()
         finally:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, *self._tasks, return_exceptions=True)
             await self.observers.close()
             self.decider.flush_status()
 

@@ -26,6 +26,7 @@ from reconciler.model.status import Condition
 from reconciler.store import SqliteStore
 
 log = logging.getLogger("reconciler.device")
+ACK_CHUNK = 10_000  # devices retargeted per transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +68,24 @@ class Decider:
         return affected
 
     def _acknowledge(self, affected: list[str]) -> None:
-        """Record every affected device's new target at once, in one transaction, so the
-        API shows a revision's effect immediately; the queue then works through them."""
-        now, revision = self.clock(), self.desired.revision
+        """Record every affected device's new target at once, so the API shows a
+        revision's effect immediately; the queue then works through them. Written in
+        chunks of one transaction each: a crash between chunks only leaves work that the
+        level-triggered reconcile does anyway."""
+        started, count = self.clock(), 0
+        for first in range(0, len(affected), ACK_CHUNK):
+            count += self._acknowledge_chunk(affected[first:first + ACK_CHUNK], started)
+        if count:
+            self._changed.set()
+            log.info("revision %s: %d devices retargeted in %.2fs", self.desired.revision[:12],
+                     count, self.clock() - started)
+
+    def _acknowledge_chunk(self, device_ids: list[str], now: float) -> int:
+        revision = self.desired.revision
         records: list[tuple[DeviceProgress, tuple[DeviceEvent, ...]]] = []
         conditions: list[tuple[str, tuple[Condition, ...]]] = []
-        for device_id in affected:
+        shared: dict[tuple[str, str], tuple[Condition, ...]] = {}  # most devices say the same
+        for device_id in device_ids:
             device = self.desired.devices[device_id]
             before = self.index.get(device_id)
             delta = diff(self.desired, device_id, self.store.report(device_id),
@@ -82,15 +95,15 @@ class Decider:
             if after is None or after is before:
                 continue
             records.append((after, acknowledged.events))
-            conditions.append((device_id, device_conditions(after, revision, now)))
+            key = (after.state.value, after.message)
+            if key not in shared:
+                shared[key] = device_conditions(after, revision, now)
+            conditions.append((device_id, shared[key]))
             self.index.put(device.collection_id, after)
             log.debug("%s (%s): %s", device_id, device.endpoint, after.message)
         self.store.put_progress_many(records)
         self.store.put_conditions_many(conditions)
-        if records:
-            self._changed.set()
-            log.info("revision %s: %d devices retargeted in %.2fs", revision[:12],
-                     len(records), self.clock() - now)
+        return len(records)
 
     def decide(self, device_id: str) -> Step | None:
         device = self.desired.devices.get(device_id)
@@ -144,6 +157,15 @@ class Decider:
             free = limit - self.index.stats(collection_id).in_flight
         keys = [held.pop() for _ in range(min(max(free, 0), len(held)))]
         self.on_slot_free(keys)
+
+    def note(self, device: Device, kind: str, message: str) -> None:
+        """Append one line to the device's history (an error of an action, say)."""
+        progress = self.index.get(device.device_id)
+        if progress is None:
+            return
+        event = DeviceEvent(device.device_id, self.clock(), kind, message,
+                            self.desired.revision)
+        self.store.put_progress(progress, (event,))
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float | None) -> None:
         """Return once `predicate()` holds, checked after every progress change (tests,

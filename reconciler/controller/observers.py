@@ -54,6 +54,12 @@ class Observers:
         if entry is not None:
             await asyncio.gather(*(o.cancel() for o in entry[1]), return_exceptions=True)
 
+    async def drop_stale(self, endpoint: str, current: Registration | None) -> None:
+        """Cancel the endpoint's observations unless they belong to `current`."""
+        entry = self._live.get(endpoint)
+        if entry is not None and (current is None or entry[0] != current.registration_id):
+            await self.forget(endpoint)
+
     async def close(self) -> None:
         for endpoint in list(self._live):
             await self.forget(endpoint)

@@ -50,7 +50,10 @@ class RolloutIndex:
     def put(self, collection_id: str, progress: DeviceProgress) -> None:
         self.remove(progress.device_id)
         self._records[progress.device_id] = (collection_id, progress)
-        self._tallies.setdefault(collection_id, _Tally()).apply(progress, +1)
+        tally = self._tallies.get(collection_id)
+        if tally is None:
+            tally = self._tallies[collection_id] = _Tally()
+        tally.apply(progress, +1)
 
     def remove(self, device_id: str) -> None:
         old = self._records.pop(device_id, None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from reconciler.sources import GitSource
 from reconciler.store import SqliteStore, open_reader, open_store
 
 log = logging.getLogger("reconciler.serve")
+SHUTDOWN_GRACE = 10.0  # seconds each part gets to stop cleanly
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +97,28 @@ async def _run(settings: ControllerSettings, store: SqliteStore, source: GitSour
         log.info("shutting down")
         api.should_exit = True
         stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _stop_all(tasks)
         unsubscribe()
-        await server.stop()
+        await _bounded(server.stop(), "the CoAP server")
+        log.info("stopped")
+
+
+async def _stop_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Let each part finish on its own, then cancel whichever did not in time, saying so:
+    a shutdown never hangs on one part."""
+    _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
+    for task in pending:
+        log.warning("%s did not stop within %gs; cancelling it", task.get_name(),
+                    SHUTDOWN_GRACE)
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _bounded(work: Awaitable[None], what: str) -> None:
+    try:
+        await asyncio.wait_for(work, SHUTDOWN_GRACE)
+    except TimeoutError:
+        log.warning("%s did not stop within %gs", what, SHUTDOWN_GRACE)
 
 
 async def _first_revision(source: GitSource, store: SqliteStore, stop: asyncio.Event,

@@ -21,6 +21,8 @@ a `NoOp`. The decision table, top to bottom (first match wins):
 
 from __future__ import annotations
 
+import sys
+
 from reconciler.engine import phases
 from reconciler.engine.actions import NoOp, ReadState, Verify
 from reconciler.engine.delta import Delta
@@ -82,7 +84,9 @@ def _record_for_target(
         device_id=ctx.delta.device_id,
         target_image_id=target.image_id,
         state=S.CURRENT if on_it else S.PENDING,
-        message=f"running {target.version}" if on_it else f"update to {target.version} pending",
+        # Interned: a revision gives 100,000 records the same message.
+        message=sys.intern(f"running {target.version}" if on_it
+                           else f"update to {target.version} pending"),
         retries_left=ctx.config.max_retries,
         from_version=ctx.delta.reported_version,
         updated_at=ctx.now,

@@ -1,0 +1,233 @@
+"""Rollout benchmark, printed as one JSON object.
+
+(a) `fota serve` and `fota simulate` (1,000 devices, 64 KiB image, 512-byte blocks) as two
+processes on loopback: wall time from the commit that changes the collection's target to
+every device reported Current, and firmware blocks per second over that time.
+(b) `fota serve` holding 100,000 registrations (queue-mode endpoints from a `Registrar`
+over 64 sockets): the server's RSS, and the time to plan and persist a target change
+that affects all of them (the controller's own figure, and commit -> logged).
+
+Progress is read from the server's log lines, so measuring costs the server nothing.
+
+    .venv/bin/python bench/rollout.py [--devices 1000] [--registrations 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import math
+import os
+import re
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import git
+import yaml
+
+from reconciler.simulator.coap import Endpoint
+from reconciler.simulator.registrar import Registrar
+from reconciler.simulator.registration import register_message
+
+IMAGE_SIZE = 64 * 1024
+BLOCK = 512
+COLLECTION = "b0000c"
+SETTLE = {"FOTA_RESYNC_INTERVAL": "3600", "FOTA_POLL_SOURCE": "1"}
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_repo(root: Path, endpoints: list[str]) -> git.Repo:
+    """One collection targeting 1.0, images 1.0 and 2.0 of 64 KiB, the given devices."""
+    repo = git.Repo.init(root)
+    images = []
+    for n, version in enumerate(("1.0", "2.0")):
+        data = os.urandom(IMAGE_SIZE)
+        path = f"images/fw-{version}.bin"
+        (root / "images").mkdir(exist_ok=True)
+        (root / path).write_bytes(data)
+        images.append({"imageId": f"b0000{n + 1}", "version": version, "path": path,
+                       "filename": f"fw-{version}.bin", "length": len(data),
+                       "sha256": hashlib.sha256(data).hexdigest(), "created": 1_700_000_000_000})
+    base = root / "manifests" / "bench"
+    (base / "devices").mkdir(parents=True)
+    (base / "images.yaml").write_text(yaml.safe_dump({"images": images}))
+    lines = ["devices:"] + [f'- {{"endpoint": "{ep}"}}' for ep in endpoints]
+    (base / "devices" / "all.yaml").write_text("\n".join(lines) + "\n")
+    set_target(repo, "1.0")
+    return repo
+
+
+def set_target(repo: git.Repo, version: str) -> float:
+    doc = {"collectionId": COLLECTION, "name": "bench",
+           "firmware": {"management": "collection", "target": version}}
+    (Path(repo.working_dir) / "manifests/bench/collection.yaml").write_text(yaml.safe_dump(doc))
+    repo.git.add(A=True)
+    at = time.time()
+    repo.git.commit("-q", "-m", f"target {version}")
+    return at
+
+
+class Server:
+    """`fota serve` as a child process whose log lines the benchmark watches."""
+
+    def __init__(self, repo: Path, state: Path, port: int, env: dict[str, str]) -> None:
+        self.args = [sys.executable, "-m", "reconciler.cli", "serve", "--repo", str(repo),
+                     "--state", str(state), "--coap", f"127.0.0.1:{port}",
+                     "--http", "127.0.0.1:0"]
+        self.env = {**os.environ, **SETTLE, **env}
+        self.lines: list[tuple[float, str]] = []
+        self._event = asyncio.Event()
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.args, stderr=asyncio.subprocess.PIPE, env=self.env)
+        self._reader = asyncio.create_task(self._read())
+        await self.wait_for(lambda line: "fota serve ready" in line, 1, 120)
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        while raw := await self.proc.stderr.readline():
+            self.lines.append((time.time(), raw.decode(errors="replace")))
+            self._event.set()
+
+    async def wait_for(self, match: Any, count: int, timeout: float,
+                       since: float = 0.0) -> float:
+        """Until `count` log lines logged after `since` satisfy `match`; returns when the
+        last one arrived."""
+        async with asyncio.timeout(timeout):
+            while True:
+                hits = [at for at, line in self.lines if at >= since and match(line)]
+                if len(hits) >= count:
+                    return hits[count - 1]
+                if self.proc.returncode is not None:
+                    raise RuntimeError("fota serve exited:\n" + "".join(
+                        line for _, line in self.lines[-20:]))
+                self._event.clear()
+                await self._event.wait()
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 60)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+                tail = "".join(line for _, line in self.lines[-30:])
+                print(f"fota serve did not stop on SIGTERM; killed. Log tail:\n{tail}",
+                      file=sys.stderr)
+        await self._reader
+
+    def stopped_in(self) -> float | None:
+        """Seconds from "shutting down" to "stopped" in the log, if both appeared."""
+        marks = {m: at for at, line in self.lines for m in ("shutting down", "stopped")
+                 if f"reconciler.serve: {m}" in line}
+        if len(marks) < 2:
+            return None
+        return round(marks["stopped"] - marks["shutting down"], 2)
+
+
+async def rollout(devices: int, tmp: Path) -> dict[str, Any]:
+    endpoints = [f"sim-{i:05d}" for i in range(devices)]
+    repo = make_repo(tmp / "repo", endpoints)
+    port = _free_udp_port()
+    server = Server(tmp / "repo", tmp / "state.db", port, {})
+    await server.start()
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "reconciler.cli", "simulate", "--server",
+        f"coap://127.0.0.1:{port}", "--repo", str(tmp / "repo"), "--count", str(devices),
+        "--version", "1.0", "--block-size", str(BLOCK), stdout=asyncio.subprocess.DEVNULL)
+    try:
+        await server.wait_for(lambda line: "-> Current: running 1.0" in line, devices, 120)
+        committed = set_target(repo, "2.0")
+        done = await server.wait_for(lambda line: "-> Current: running 2.0" in line,
+                                     devices, 300, since=committed)
+    finally:
+        sim.terminate()
+        await sim.wait()
+        await server.stop()
+    seconds = done - committed
+    blocks = devices * math.ceil(IMAGE_SIZE / BLOCK)
+    return {"devices": devices, "image_bytes": IMAGE_SIZE, "block_size": BLOCK,
+            "commit_to_all_current_s": round(seconds, 2), "blocks": blocks,
+            "blocks_per_s": round(blocks / seconds), "goal_s": 15}
+
+
+class QueueRegistrar(Registrar):
+    """Registers in queue mode: 100,000 NB-IoT-like endpoints that sleep between reports."""
+
+    async def _register(self, sock: Endpoint, endpoint: str) -> bool:
+        message = register_message(endpoint, self.lifetime, self.lwm2m_version, True)
+        response = await sock.request(message, self.server)
+        if not response.code.is_successful():
+            return False
+        self.locations[endpoint] = tuple(response.opt.location_path)
+        return True
+
+
+async def registrations(count: int, tmp: Path) -> dict[str, Any]:
+    endpoints = [f"reg-{i:06d}" for i in range(count)]
+    repo = make_repo(tmp / "repo", endpoints)
+    port = _free_udp_port()
+    # The endpoints answer no device management: only ever "asleep" to the controller.
+    server = Server(tmp / "repo", tmp / "state.db", port, {"FOTA_AWAKE_WINDOW": "0.001"})
+    started = time.time()
+    await server.start()
+    boot_s = time.time() - started
+    registrar = QueueRegistrar(("127.0.0.1", port), endpoints, sockets=64, in_flight=256)
+    await registrar.open()
+    try:
+        stats = await registrar.register_all()
+        rss_registered = server.rss_mb()
+        committed = set_target(repo, "2.0")
+        logged = await server.wait_for(
+            lambda line: f"{count} devices retargeted" in line, 1, 300, since=committed)
+        line = next(text for at, text in server.lines
+                    if at >= committed and f"{count} devices retargeted" in text)
+        planned = float(re.search(r"in ([0-9.]+)s", line).group(1))  # type: ignore[union-attr]
+        rss_after = server.rss_mb()
+    finally:
+        registrar.close()
+        await server.stop()
+    return {"shutdown_s": server.stopped_in(), "registrations": stats.ok,
+            "register_failed": stats.failed,
+            "registers_per_s": round(stats.per_second), "server_start_s": round(boot_s, 2),
+            "server_rss_mb": round(rss_registered, 1),
+            "server_rss_after_retarget_mb": round(rss_after, 1), "rss_goal_mb": 300,
+            "plan_and_persist_s": planned,
+            "commit_to_persisted_s": round(logged - committed, 2)}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--registrations", type=int, default=100_000)
+    parser.add_argument("--only", choices=("rollout", "registrations"), default=None)
+    args = parser.parse_args()
+    result: dict[str, Any] = {}
+    if args.only in (None, "rollout"):
+        with tempfile.TemporaryDirectory() as a:
+            result["rollout"] = await rollout(args.devices, Path(a))
+    if args.only in (None, "registrations"):
+        with tempfile.TemporaryDirectory() as b:
+            result["registrations"] = await registrations(args.registrations, Path(b))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

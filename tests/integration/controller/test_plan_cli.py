@@ -1,0 +1,62 @@
+"""`fota plan` on a real repository against the state file a real `fota serve` wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from controller_harness import (
+    COLLECTION,
+    DesiredRepo,
+    all_in,
+    fleet_of,
+    serving,
+    settings_for,
+    specs,
+    until,
+)
+
+from reconciler.cli import main
+from reconciler.model.status import UpdateState
+
+
+async def _observed_fleet(tmp_path: Path) -> tuple[DesiredRepo, Path]:
+    repo = DesiredRepo(tmp_path / "repo", count=3)
+    state = tmp_path / "state.db"
+    async with serving(settings_for(repo, state)) as running, fleet_of(running, specs(3)):
+        await until(running.controller, all_in(running.controller, UpdateState.CURRENT))
+    return repo, state
+
+
+async def test_plan_counts_the_devices_a_proposed_target_would_move(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    repo, state = await _observed_fleet(tmp_path)
+    repo.target = "2.0"
+    repo.write_manifests()  # the pull request's working tree, not committed
+    code = main(["plan", "--repo", str(repo.root), "--against", str(state),
+                 "--format", "json"])
+    [plan] = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert (plan["collectionId"], plan["target"], plan["current"]) == (COLLECTION, "2.0", 0)
+    assert plan["moves"] == [{"from": "1.0", "to": "2.0", "devices": 3}]
+
+
+def test_plan_without_a_state_file_counts_devices_as_unreported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=2)
+    assert main(["plan", "--repo", str(repo.root)]) == 0
+    assert "2 devices move unreported -> 1.0" in capsys.readouterr().out
+
+
+def test_plan_of_an_invalid_tree_prints_file_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=2)
+    repo.target = "9.9"
+    repo.write_manifests()
+    assert main(["plan", "--repo", str(repo.root)]) == 1
+    error = capsys.readouterr().err
+    assert f"manifests/{COLLECTION}/collection.yaml:" in error and "9.9" in error
