@@ -38,6 +38,7 @@ from reconciler.simulator.registration import register_message
 IMAGE_SIZE = 64 * 1024
 BLOCK = 512
 COLLECTION = "b0000c"
+PATIENCE = 90.0  # seconds after the commit before the rollout is reported as it stands
 SETTLE = {"FOTA_RESYNC_INTERVAL": "3600", "FOTA_POLL_SOURCE": "1"}
 
 
@@ -105,16 +106,27 @@ class Server:
                        since: float = 0.0) -> float:
         """Until `count` log lines logged after `since` satisfy `match`; returns when the
         last one arrived."""
-        async with asyncio.timeout(timeout):
-            while True:
-                hits = [at for at, line in self.lines if at >= since and match(line)]
-                if len(hits) >= count:
-                    return hits[count - 1]
-                if self.proc.returncode is not None:
-                    raise RuntimeError("fota serve exited:\n" + "".join(
-                        line for _, line in self.lines[-20:]))
-                self._event.clear()
-                await self._event.wait()
+        hits: list[float] = []
+        try:
+            async with asyncio.timeout(timeout):
+                await self._until(match, count, since, hits)
+        except TimeoutError:
+            kept = Path(tempfile.gettempdir()) / "bench-rollout-serve.log"
+            kept.write_text("".join(f"{at:.3f} {line}" for at, line in self.lines))
+            raise RuntimeError(f"only {len(hits)} of {count} log lines in {timeout}s; "
+                               f"the server's log is in {kept}") from None
+        return hits[count - 1]
+
+    async def _until(self, match: Any, count: int, since: float, hits: list[float]) -> None:
+        while True:
+            hits[:] = [at for at, line in self.lines if at >= since and match(line)]
+            if len(hits) >= count:
+                return
+            if self.proc.returncode is not None:
+                raise RuntimeError("fota serve exited:\n" + "".join(
+                    line for _, line in self.lines[-20:]))
+            self._event.clear()
+            await self._event.wait()
 
     def rss_mb(self) -> float:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
@@ -155,17 +167,32 @@ async def rollout(devices: int, tmp: Path) -> dict[str, Any]:
     try:
         await server.wait_for(lambda line: "-> Current: running 1.0" in line, devices, 120)
         committed = set_target(repo, "2.0")
-        done = await server.wait_for(lambda line: "-> Current: running 2.0" in line,
-                                     devices, 300, since=committed)
+        current = "-> Current: running 2.0"
+        try:
+            await server.wait_for(lambda line: current in line, devices, PATIENCE,
+                                  since=committed)
+        except RuntimeError as exc:
+            print(f"rollout: {exc}", file=sys.stderr)
     finally:
         sim.terminate()
-        await sim.wait()
+        try:
+            await asyncio.wait_for(sim.wait(), 30)
+        except TimeoutError:
+            sim.kill()
+            await sim.wait()
         await server.stop()
-    seconds = done - committed
-    blocks = devices * math.ceil(IMAGE_SIZE / BLOCK)
+    times = sorted(at - committed for at, line in server.lines
+                   if at >= committed and current in line)
+    per_device = math.ceil(IMAGE_SIZE / BLOCK)
+    served = len(times) * per_device
+    last = times[-1] if times else float("nan")
     return {"devices": devices, "image_bytes": IMAGE_SIZE, "block_size": BLOCK,
-            "commit_to_all_current_s": round(seconds, 2), "blocks": blocks,
-            "blocks_per_s": round(blocks / seconds), "goal_s": 15}
+            "current": len(times), "never_current": devices - len(times),
+            "commit_to_99pct_current_s": round(times[int(0.99 * devices) - 1], 2)
+            if len(times) >= int(0.99 * devices) else None,
+            "commit_to_all_current_s": round(last, 2) if len(times) == devices else None,
+            "blocks": served, "blocks_per_s": round(served / last) if times else None,
+            "goal_s": 15}
 
 
 class QueueRegistrar(Registrar):
