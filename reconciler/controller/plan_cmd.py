@@ -1,9 +1,10 @@
-"""`fota plan [--repo DIR] [--against STATE_FILE]`: what a desired-state change would do.
+"""`fota plan [--repo DIR] [--against URL|STATE_FILE]`: what a desired-state change would do.
 
 Loads the working tree's desired state (as a pull request checks it out) and compares it
-with what a running reconciler last saw (its state file, read only): per collection, how
-many devices move from which image to which, how many already run their target, and
-which are blocked and why. Pure summarising in `summarize`; wired into `fota` by
+with what a running reconciler last saw (its state file or its API, `plan_observed`): per
+collection, how
+many devices move from which image to which, how many already run their target,
+and which are blocked and why. Pure summarising in `summarize`; wired into `fota` by
 `reconciler.cli`.
 """
 
@@ -11,17 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.controller import plan_observed
 from reconciler.errors import ManifestError
 from reconciler.model.desired import DesiredState, Device, Management
 from reconciler.model.status import UpdateState
 from reconciler.sources import load_tree
-from reconciler.store import DeviceView, open_reader
+from reconciler.store import DeviceView
 
 UNREPORTED = "unreported"
 
@@ -112,20 +115,23 @@ def render(plans: list[CollectionPlan]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", type=Path, default=Path("."),
                         help="repository working tree with the proposed desired state")
-    parser.add_argument("--against", type=Path, default=None, metavar="STATE_FILE",
-                        help="state file of a running reconciler (default .fota/state.db "
-                             "under --repo, when present)")
+    parser.add_argument("--against", default=None, metavar="URL|STATE_FILE",
+                        help="a running reconciler: its API URL (token from FOTA_API_TOKEN) "
+                             "or its state file (default .fota/state.db under --repo, "
+                             "when present)")
     parser.add_argument("--format", choices=("text", "json"), default="text")
 
 
-def _observed(desired: DesiredState, state: Path | None) -> dict[str, DeviceView]:
-    if state is None or not state.exists():
+def _observed(desired: DesiredState, args: argparse.Namespace) -> dict[str, DeviceView]:
+    against: str | None = args.against
+    if against is not None and against.startswith(("http://", "https://")):
+        return plan_observed.from_api(desired, against, os.environ.get("FOTA_API_TOKEN"))
+    state = Path(against) if against is not None else args.repo / ".fota" / "state.db"
+    if not state.exists():
+        if against is not None:
+            raise FileNotFoundError(f"no state file at {against}")
         return {}
-    reader = open_reader(state)
-    try:
-        return {v.device_id: v for cid in desired.collections for v in reader.devices(cid)}
-    finally:
-        reader.close()
+    return plan_observed.from_state(desired, state)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,11 +140,12 @@ def run(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 1
-    state = args.against if args.against is not None else args.repo / ".fota" / "state.db"
-    if args.against is not None and not args.against.exists():
-        print(f"fota plan: no state file at {args.against}", file=sys.stderr)
+    try:
+        observed = _observed(desired, args)
+    except (OSError, ValueError) as exc:  # urllib's errors are OSErrors
+        print(f"fota plan: {exc}", file=sys.stderr)
         return 2
-    plans = summarize(desired, _observed(desired, state))
+    plans = summarize(desired, observed)
     if args.format == "json":
         print(json.dumps([p.as_json() for p in plans], indent=2))
     else:

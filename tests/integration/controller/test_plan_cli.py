@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -41,6 +42,31 @@ async def test_plan_counts_the_devices_a_proposed_target_would_move(
     assert code == 0
     assert (plan["collectionId"], plan["target"], plan["current"]) == (COLLECTION, "2.0", 0)
     assert plan["moves"] == [{"from": "1.0", "to": "2.0", "devices": 3}]
+
+
+async def test_plan_can_ask_a_running_reconcilers_api(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=3)
+    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
+            fleet_of(running, specs(3)):
+        await until(running.controller, all_in(running.controller, UpdateState.CURRENT))
+        repo.target = "2.0"
+        repo.write_manifests()
+        url = f"http://127.0.0.1:{running.http_port}"
+        # fota plan blocks on HTTP; the server runs on this loop, so plan in a thread.
+        code = await asyncio.to_thread(main, ["plan", "--repo", str(repo.root),
+                                              "--against", url])
+    assert code == 0
+    assert "3 devices move 1.0 -> 2.0" in capsys.readouterr().out
+
+
+def test_plan_against_a_missing_state_file_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1)
+    assert main(["plan", "--repo", str(repo.root), "--against", str(tmp_path / "no.db")]) == 2
+    assert "no state file" in capsys.readouterr().err
 
 
 def test_plan_without_a_state_file_counts_devices_as_unreported(
