@@ -38,7 +38,7 @@ from reconciler.simulator.registration import register_message
 IMAGE_SIZE = 64 * 1024
 BLOCK = 512
 COLLECTION = "b0000c"
-PATIENCE = 90.0  # seconds after the commit before the rollout is reported as it stands
+PATIENCE = 40.0  # seconds after the commit before the rollout is reported as it stands
 SETTLE = {"FOTA_RESYNC_INTERVAL": "3600", "FOTA_POLL_SOURCE": "1"}
 
 
