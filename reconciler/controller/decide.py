@@ -130,8 +130,11 @@ class Decider:
         after = result.progress
         if after is None or (after == before and not result.events):
             return
-        # Persisted before any action of this plan runs: executed_at in particular.
-        self.store.put_progress(after, result.events)
+        # Persisted before any action of this plan runs: executed_at in particular, and
+        # that one synced to disk, since a lost record could mean a second Execute.
+        executing = after.executed_at is not None and (
+            before is None or before.executed_at != after.executed_at)
+        self.store.put_progress(after, result.events, durable=executing)
         self.index.put(device.collection_id, after)
         self._changed.set()
         for event in result.events:

@@ -2,8 +2,11 @@
 
 Every public method is one transaction (BEGIN IMMEDIATE ... COMMIT), so a `kill -9` at any
 moment leaves either all of a call or none of it; WAL with synchronous=NORMAL keeps
-committed transactions across a process crash. Thread safe through one lock, since the
-controller may call it from its event loop and from worker threads.
+committed transactions across a process crash, and a `durable` write (the one recording
+that Execute is about to be sent) is synced to disk with synchronous=FULL, so not even a
+power cut can make the controller forget it and execute the same download twice.
+Thread safe through one lock, since the controller may call it from its event loop and
+from worker threads.
 """
 
 from __future__ import annotations
@@ -65,15 +68,21 @@ class SqliteStore:
         self._lock = threading.Lock()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            if durable:
+                self._conn.execute("PRAGMA synchronous = FULL")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            finally:
+                if durable:
+                    self._conn.execute("PRAGMA synchronous = NORMAL")
 
     def _query(self, sql: str, args: Sequence[object] = ()) -> list[codec.Row]:
         with self._lock:
@@ -121,9 +130,11 @@ class SqliteStore:
         return codec.report_from_row(rows[0]) if rows else None
 
     # --- progress, events, conditions, collection status ---------------------------
-    def put_progress(self, progress: DeviceProgress, events: Sequence[DeviceEvent] = ()) -> None:
-        """The progress row and its events land together or not at all."""
-        with self._tx() as conn:
+    def put_progress(self, progress: DeviceProgress, events: Sequence[DeviceEvent] = (),
+                     *, durable: bool = False) -> None:
+        """The progress row and its events land together or not at all; `durable` also
+        waits until they are on disk (for the record that precedes an Execute)."""
+        with self._tx(durable=durable) as conn:
             conn.execute(_UPSERT_PROGRESS, codec.progress_row(progress))
             if events:
                 conn.executemany(_INSERT_EVENT, [codec.event_row(e) for e in events])

@@ -99,3 +99,20 @@ def test_a_deleted_registration_is_gone(store: SqliteStore) -> None:
     writer.put_registration(reg)
     writer.delete_registration("ep-9")
     assert writer.registrations() == []
+
+
+def test_a_durable_progress_write_commits_under_full_sync_and_then_relaxes(
+        db_path: Path) -> None:
+    store = open_store(db_path)
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    progress = DeviceProgress("dev0000", None, UpdateState.UPDATING, executed_at=5.0)
+    store.put_progress(progress, durable=True)
+    store.put_progress(progress.evolve(message="again"))
+    store._conn.set_trace_callback(None)
+    first_commit = statements.index("COMMIT")
+    assert statements[:first_commit].count("PRAGMA synchronous = FULL") == 1
+    assert statements[first_commit + 1] == "PRAGMA synchronous = NORMAL"
+    assert "PRAGMA synchronous = FULL" not in statements[first_commit + 1:]
+    assert store.progress("dev0000") == progress.evolve(message="again")
+    store.close()
