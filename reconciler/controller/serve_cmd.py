@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import logging
 import signal
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from reconciler.api import check_bind
 from reconciler.controller.service import run_service
 from reconciler.controller.settings import ControllerSettings
 
@@ -45,15 +45,6 @@ def split_host_port(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def settings_from(args: argparse.Namespace) -> ControllerSettings:
     coap_host, coap_port = split_host_port(args.coap)
     http_host, http_port = split_host_port(args.http)
@@ -71,9 +62,10 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, ValidationError) as exc:
         print(f"fota serve: {exc}", file=sys.stderr)
         return 2
-    if not settings.tokens and not _loopback(settings.http_host):
-        print("fota serve: refusing to serve the API off loopback without --token",
-              file=sys.stderr)
+    try:
+        check_bind(settings.http_host, settings.tokens)
+    except ValueError as exc:
+        print(f"fota serve: {exc}; a token is given with --token", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
