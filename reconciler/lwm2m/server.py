@@ -1,9 +1,10 @@
 """`Lwm2mServer`: the LwM2M server endpoint on one aiocoap UDP socket.
 
-Owns the aiocoap server context and its site (the registration interface at `rd`, the
-firmware repository beside it), the registration table, queue-mode bookkeeping and the
-subscribers to registration events. The controller builds one, subscribes, and asks for
-a `DeviceClient` per endpoint; requests to devices leave from this same socket.
+Owns the aiocoap server context and its site (the registration interface at `rd`, Send
+at `dp`, the firmware repository beside them), the registration table, queue-mode
+bookkeeping and the subscribers to registration events and to Sends. The controller
+builds one, subscribes, and asks for a `DeviceClient` per endpoint; requests to devices
+leave from this same socket.
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ from aiocoap import Context, resource
 
 from reconciler.lwm2m.blockserver import install_fast_path
 from reconciler.lwm2m.client import DeviceClient
+from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.firmware import FirmwareRepository
 from reconciler.lwm2m.queue import DEFAULT_AWAKE_SECONDS, QueueMode
 from reconciler.lwm2m.rd import EntryResource, RdService, RegisterResource
 from reconciler.lwm2m.registry import Entry, Registry
+from reconciler.lwm2m.send import AddressBook, SendResource, SendService
 from reconciler.lwm2m.wire import DedupCache, harden
-from reconciler.model.lwm2m import Registration, RegistrationEvent, RegistrationEventKind
+from reconciler.model.lwm2m import Path, Registration, RegistrationEvent, RegistrationEventKind
 
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[RegistrationEvent], None]
+SendSubscriber = Callable[[str, dict[Path, Value]], None]
 
 
 class Lwm2mServer:
@@ -52,6 +56,8 @@ class Lwm2mServer:
         self._registry = Registry(clock)
         self._queue = QueueMode(clock, awake_seconds)
         self._subscribers: list[Subscriber] = []
+        self._send_subscribers: list[SendSubscriber] = []
+        self._addresses = AddressBook()  # who registered from where: Send is told by source
         self.negotiated: dict[str, int | None] = {}  # endpoint -> format its reads accepted
         self._context: Any = None
         self._caches: list[DedupCache] = []
@@ -61,6 +67,8 @@ class Lwm2mServer:
         service = RdService(self._registry, self._admit, self._on_event)
         self.site.add_resource(("rd",), RegisterResource(service))
         self.site.add_resource(("rd",), EntryResource(service))
+        sends = SendService(self._addresses, self.registration, self._on_send)
+        self.site.add_resource(("dp",), SendResource(sends))
         self.firmware = FirmwareRepository()
         self.firmware.mount(self.site)
 
@@ -111,6 +119,16 @@ class Lwm2mServer:
         def unsubscribe() -> None:
             if cb in self._subscribers:
                 self._subscribers.remove(cb)
+
+        return unsubscribe
+
+    def subscribe_send(self, cb: SendSubscriber) -> Callable[[], None]:
+        """`cb(endpoint, values)` for each accepted Send (`POST /dp`), full paths."""
+        self._send_subscribers.append(cb)
+
+        def unsubscribe() -> None:
+            if cb in self._send_subscribers:
+                self._send_subscribers.remove(cb)
 
         return unsubscribe
 
@@ -170,11 +188,23 @@ class Lwm2mServer:
         else:
             self._queue.forget(endpoint)
         event = RegistrationEvent(kind, entry.registration, at=self._clock())
+        self._addresses.track(event)
         for subscriber in list(self._subscribers):
             try:
                 subscriber(event)
             except Exception:
                 log.exception("registration event subscriber failed on %s", kind)
+
+    def _on_send(self, endpoint: str, values: dict[Path, Value]) -> None:
+        # A Send is the device speaking: a queue-mode device is awake now, so requests
+        # held for it go out (wake releases them, heard opens the window they run in).
+        self._queue.wake(endpoint)
+        self._queue.heard(endpoint)
+        for subscriber in list(self._send_subscribers):
+            try:
+                subscriber(endpoint, dict(values))
+            except Exception:
+                log.exception("Send subscriber failed on %s", endpoint)
 
     async def _sweep(self) -> None:
         while True:
