@@ -8,7 +8,8 @@ exchange: ~2.6 KB per exchange by tracemalloc. `DedupCache` keeps only the encod
 response under (host, port, mid) in two bounded generations (~0.3 KB an entry, at most
 2 x GENERATION_CAP entries), rotated by time and by size, so memory stays flat. `harden`
 also answers malformed Confirmables (Reset, or 4.02 for an undecodable option value)
-instead of dropping them or letting aiocoap's decode raise. Used by `server.py`.
+instead of dropping them or letting aiocoap's decode raise, and keeps one peer's ICMP
+error from failing the exchanges of another (`_resilient_sends`). Used by `server.py`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 # this length keep every entry at least that long.
 GENERATION_SECONDS = 45.0
 GENERATION_CAP = 16384
+# A send that fails with an error the socket had pending is tried again this often.
+SEND_ATTEMPTS = 4
 
 Key = tuple[str, int, int]  # source host, source port, message id
 
@@ -105,8 +108,41 @@ def harden(context: Any) -> list[DedupCache]:
         mman._deduplicate_message = cache.deduplicate
         mman._store_response_for_duplicates = cache.store_response
         _reset_unparsable(mman.message_interface)
+        _resilient_sends(mman.message_interface)
         caches.append(cache)
     return caches
+
+
+def _resilient_sends(interface: Any) -> None:
+    """Replace the transport's sendmsg with one that survives another peer's ICMP error.
+
+    With IP_RECVERR (aiocoap sets it), a port unreachable caused by a datagram to peer A
+    (a device that just rebooted onto a new port, a finished download socket) is also
+    left pending on the socket, and the NEXT sendmsg fails with it, whatever its
+    destination B. aiocoap then drops B's datagram and pins the error on B, failing
+    B's exchanges and observations: an Execute that never left looked like "no answer,
+    the device is restarting", and the device waited in Downloaded for good. Reading
+    the error clears it, so the send is simply tried again; the error queue still tells
+    aiocoap, with the right address, that A is gone. Only an error that repeats belongs
+    to B. A full buffer drops the datagram quietly: a Confirmable is retransmitted."""
+    sock: socket.socket = interface.transport.get_extra_info("socket")
+
+    def sendmsg(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
+        failure: OSError | None = None
+        for _ in range(SEND_ATTEMPTS):
+            try:
+                sock.sendmsg((data,), ancdata, flags, address)
+                return
+            except (BlockingIOError, InterruptedError):
+                log.debug("send buffer full: a datagram to %s dropped", address)
+                return
+            except OSError as exc:
+                if failure is not None and exc.errno == failure.errno:
+                    break  # the same error again: it is this destination's own
+                failure = exc
+        interface.error_received(failure)
+
+    interface.transport.sendmsg = sendmsg
 
 
 def _reset_unparsable(interface: Any) -> None:

@@ -1,0 +1,85 @@
+"""One peer's ICMP port unreachable must not cost another peer its datagram or exchange.
+
+The server socket has IP_RECVERR set (aiocoap), so Linux reports the port unreachable
+caused by a datagram to a vanished peer (a device rebooted onto a new socket) a second
+time, on the socket's NEXT send, whatever that send's destination. In the 1,000-device
+rollout that dropped an Execute and failed it as "no answer" for the wrong device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiocoap import ACK, CONTENT, GET, NON, Message
+from aiocoap.transports.udp6 import UDP6EndpointAddress
+
+from reconciler.lwm2m.server import Lwm2mServer
+
+
+def _interface(server: Lwm2mServer) -> Any:
+    for token_manager in server.context.request_interfaces:
+        interface = getattr(token_manager.token_interface, "message_interface", None)
+        if interface is not None and hasattr(interface, "transport"):
+            return interface
+    raise AssertionError("the server has no udp6 interface")
+
+
+def _closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ghost:
+        ghost.bind(("127.0.0.1", 0))
+        return int(ghost.getsockname()[1])
+
+
+@pytest.fixture
+def peer() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    yield sock
+    sock.close()
+
+
+async def _receive(sock: socket.socket) -> tuple[bytes, Any]:
+    loop = asyncio.get_running_loop()
+    return await asyncio.wait_for(loop.sock_recvfrom(sock, 2048), 5)
+
+
+async def test_a_request_survives_a_port_unreachable_caused_by_another_peer(
+        server: Lwm2mServer, peer: socket.socket) -> None:
+    port = peer.getsockname()[1]
+    request = server.context.request(Message(code=GET, uri=f"coap://127.0.0.1:{port}/3/0/0"))
+    data, address = await _receive(peer)
+    asked = Message.decode(data)
+    interface = _interface(server)
+
+    # A datagram to a closed port, then (before the event loop can read the error queue)
+    # the server's next send, to the peer whose request is in flight.
+    interface.transport.sendmsg(b"\x50\x00\x00\x01", [], 0,
+                                ("::ffff:127.0.0.1", _closed_port(), 0, 0))
+    note = Message(_mtype=NON, _mid=7, code=CONTENT, payload=b"still here")
+    note.remote = UDP6EndpointAddress(("::ffff:127.0.0.1", port, 0, 0), interface)
+    interface.send(note)
+
+    arrived, _ = await _receive(peer)
+    assert Message.decode(arrived).payload == b"still here"
+    answer = Message(_mtype=ACK, _mid=asked.mid, _token=asked.token, code=CONTENT,
+                     payload=b"sim-1")
+    peer.sendto(answer.encode(), address)
+    response = await asyncio.wait_for(request.response, 5)
+    assert response.code == CONTENT and response.payload == b"sim-1"
+
+
+async def test_a_send_to_an_unreachable_destination_still_reports_its_own_error(
+        server: Lwm2mServer) -> None:
+    interface = _interface(server)
+    errors: list[OSError] = []
+    interface.error_received = errors.append
+    # Broadcast without SO_BROADCAST: refused every time, so the error is the destination's.
+    interface.transport.sendmsg(b"\x50\x00\x00\x02", [], 0,
+                                ("::ffff:255.255.255.255", 5683, 0, 0))
+    assert [error.errno for error in errors] == [errno.EACCES]
