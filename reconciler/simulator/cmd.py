@@ -15,7 +15,10 @@ import contextlib
 import json
 import signal
 import sys
+from collections.abc import Coroutine
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from reconciler.model.lwm2m import DeliveryMethod
 from reconciler.simulator import manifests
@@ -23,6 +26,8 @@ from reconciler.simulator.faults import Fault, assign_faults, parse_fault_share
 from reconciler.simulator.fleet import Fleet, parse_server_uri, resolve_server
 from reconciler.simulator.registrar import Registrar, RoundStats
 from reconciler.simulator.spec import DeviceSpec, Timing
+
+STOP_SECONDS = 3.0  # a signalled `fota simulate` gives de-registering this long
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,16 +100,21 @@ async def _registrar(args: argparse.Namespace, endpoints: list[str]) -> int:
     stop = _stop_event()
     await registrar.open()
     try:
-        _report("registered", await registrar.register_all())
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), args.lifetime * 0.75)
-            if not stop.is_set():
-                _report("updated", await registrar.update_all())
-        _report("deregistered", await registrar.deregister_all())
+        await _until_stopped(_registrar_rounds(registrar, args.lifetime), stop)
+        with contextlib.suppress(TimeoutError):
+            _report("deregistered",
+                    await asyncio.wait_for(registrar.deregister_all(), STOP_SECONDS))
     finally:
         registrar.close()
     return 0
+
+
+async def _registrar_rounds(registrar: Registrar, lifetime: int) -> None:
+    """Register everyone, then a round of Updates every 3/4 lifetime, until cancelled."""
+    _report("registered", await registrar.register_all())
+    while True:
+        await asyncio.sleep(lifetime * 0.75)
+        _report("updated", await registrar.update_all())
 
 
 def _report(what: str, stats: RoundStats) -> None:
@@ -114,15 +124,34 @@ def _report(what: str, stats: RoundStats) -> None:
 
 
 async def _simulate(server: str, specs: list[DeviceSpec], catalog: dict[str, str]) -> None:
-    fleet = Fleet(server, specs, catalog, Timing())
+    fleet = Fleet(server, specs, catalog, replace(Timing(), deregister_timeout=STOP_SECONDS))
     stop = _stop_event()
-    await fleet.start()
-    print(json.dumps({"devices": len(fleet), "server": server, "images": len(catalog)}),
-          flush=True)
-    with contextlib.suppress(asyncio.CancelledError):
+    if await _until_stopped(fleet.start(), stop):
+        print(json.dumps({"devices": len(fleet), "server": server, "images": len(catalog)}),
+              flush=True)
         await stop.wait()
-    await fleet.stop()
-    print(json.dumps({"stopped": len(fleet), "versions": _count(fleet.versions())}))
+    await _shut_down(fleet)
+    print(json.dumps({"stopped": len(fleet), "versions": _count(fleet.versions())}),
+          flush=True)
+
+
+async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:
+    """Run `work` unless a signal comes first (then cancel it); True when it finished."""
+    task, stopped = asyncio.ensure_future(work), asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    for pending in (task, stopped):
+        pending.cancel()
+    await asyncio.gather(task, stopped, return_exceptions=True)
+    return not stop.is_set()
+
+
+async def _shut_down(fleet: Fleet) -> None:
+    """De-register everyone, but a gone server must not keep a signalled process alive:
+    after STOP_SECONDS the sockets are simply closed."""
+    try:
+        await asyncio.wait_for(fleet.stop(), STOP_SECONDS)
+    except TimeoutError:
+        await fleet.stop(deregister=False)
 
 
 def _count(versions: dict[str, str]) -> dict[str, int]:

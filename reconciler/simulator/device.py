@@ -120,13 +120,12 @@ class SimDevice:
         self._lifecycle = asyncio.create_task(self._run())
 
     async def stop(self, deregister: bool = True) -> None:
-        for task in (self._lifecycle, *self._tasks):
-            if task is not None:
-                task.cancel()
-        for task in (self._lifecycle, *self._tasks):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        tasks = [task for task in (self._lifecycle, *self._tasks) if task is not None]
+        for task in tasks:
+            task.cancel()
+        # gather, not a suppressed await per task: a stop() that is itself cancelled
+        # (a bounded shutdown) must end, not go on to de-register.
+        await asyncio.gather(*tasks, return_exceptions=True)
         if deregister and self.location is not None and not self.silent:
             with contextlib.suppress(RequestTimeout, RequestReset, TimeoutError):
                 await asyncio.wait_for(self._send(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.simulator import Fault, cmd
 
 
@@ -91,3 +92,31 @@ async def test_fota_simulate_registers_the_fleet_and_de_registers_on_sigint(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@pytest.mark.slow
+async def test_fota_simulate_stops_promptly_on_sigterm_after_its_server_is_gone(
+        tmp_path: Path) -> None:
+    lwm2m = Lwm2mServer("127.0.0.1", 0)
+    await lwm2m.start()
+    gone = False
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "reconciler.cli", "simulate", "--server", lwm2m.public_uri,
+        "--repo", str(tmp_path), "--count", "100", stdout=asyncio.subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        started = json.loads(await asyncio.wait_for(process.stdout.readline(), 30))
+        assert started["devices"] == 100 and len(lwm2m.registrations()) == 100
+        await lwm2m.stop()
+        gone = True
+        process.send_signal(signal.SIGTERM)
+        # De-registering into the void is given cmd.STOP_SECONDS, not 10 s per device.
+        assert await asyncio.wait_for(process.wait(), cmd.STOP_SECONDS + 5) == 0
+        stopped = json.loads(await process.stdout.readline())
+        assert stopped == {"stopped": 100, "versions": {"0.0.0": 100}}
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        if not gone:
+            await lwm2m.stop()
