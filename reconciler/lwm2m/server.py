@@ -10,6 +10,7 @@ leave from this same socket.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import time
@@ -33,6 +34,23 @@ log = logging.getLogger(__name__)
 
 Subscriber = Callable[[RegistrationEvent], None]
 SendSubscriber = Callable[[str, dict[Path, Value]], None]
+
+
+def _ensure_port_free(host: str, port: int) -> None:
+    """Raise OSError(EADDRINUSE) when another process already serves this UDP port.
+
+    aiocoap binds with SO_REUSEPORT, which lets a second server share the port and get
+    half of every device's datagrams: two reconcilers would then split one fleet. A probe
+    bind without that option fails while anyone holds the port."""
+    for family, _, _, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM):
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                raise OSError(errno.EADDRINUSE, f"UDP {host}:{port} is already in use "
+                              "(another LwM2M server runs there)") from None
 
 
 class Lwm2mServer:
@@ -73,6 +91,8 @@ class Lwm2mServer:
         self.firmware.mount(self.site)
 
     async def start(self) -> None:
+        if self._requested_port != 0:
+            _ensure_port_free(self._host, self._requested_port)
         self._context = await Context.create_server_context(
             self.site, bind=(self._host, self._requested_port), transports=["udp6"]
         )
