@@ -63,14 +63,14 @@ def parse_devices(text: str, fast: bool = True) -> DeviceRows:
         rows = DeviceRows(fast=True)
         return _fill(rows, entries, {})
     doc = read_yaml(text)
-    rows = DeviceRows(problems=list(doc.problems))
-    _, problems = _check_top(doc.value, doc.lines)
-    rows.problems.extend(problems)
-    items = doc.value.get("devices") if isinstance(doc.value, dict) and not problems else None
-    if not isinstance(items, list):
-        return rows
-    entries = [(doc.lines[f"devices[{i}]"], item) for i, item in enumerate(items)]
-    return _fill(rows, entries, doc.lines)
+    rows = DeviceRows(problems=list(doc.problems) + _check_top(doc.value, doc.lines))
+    # Entries are checked even beside a top-level problem: every problem in one run.
+    items = doc.value.get("devices") if isinstance(doc.value, dict) else None
+    if isinstance(items, list):
+        entries = [(doc.lines[f"devices[{i}]"], item) for i, item in enumerate(items)]
+        _fill(rows, entries, doc.lines)
+    rows.problems.sort(key=_by_line)
+    return rows
 
 
 def fast_entries(text: str) -> list[tuple[int, Any]] | None:
@@ -119,15 +119,16 @@ def _keys_match(line: str, entry: Any) -> bool:
     return line.count('":') == keys
 
 
-def _check_top(value: Any, lines: dict[str, int]) -> tuple[Any, list[LocalProblem]]:
+def _check_top(value: Any, lines: dict[str, int]) -> list[LocalProblem]:
     if value is None:
-        return None, []
+        return []
     if not isinstance(value, dict):
-        return None, [(lines.get("", 1), "", "expected a mapping with a `devices:` list")]
+        return [(lines.get("", 1), "", "expected a mapping with a `devices:` list")]
     try:
-        return DevicesDoc.model_validate(value), []
+        DevicesDoc.model_validate(value)
+        return []
     except ValidationError as exc:
-        return None, schema_problems(exc, "", lambda p: lines.get(p, lines.get("", 1)))
+        return schema_problems(exc, "", lambda p: lines.get(p, lines.get("", 1)))
 
 
 def _fill(rows: DeviceRows, entries: list[tuple[int, Any]], lines: dict[str, int]) -> DeviceRows:
@@ -182,3 +183,7 @@ def _keep_field_lines(rows: DeviceRows, index: int, line: int, lines: dict[str, 
 
 def _bad_id(value: str) -> str:
     return f"malformed id {value!r}: use 4 to 16 base-24 digits (0-9, a-n)"
+
+
+def _by_line(problem: LocalProblem) -> int:
+    return problem[0]  # a stable sort keeps a line's fields in the schema's order

@@ -26,7 +26,7 @@ from reconciler.sources.schema import CollectionDoc, ImageEntry, ImagesDoc, sche
 from reconciler.sources.yamlload import read_yaml
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
-_FORMAT = 4  # bump when any cached shape changes; old files are then ignored
+_FORMAT = 5  # bump when any cached shape changes; old files are then ignored
 
 
 @dataclass
@@ -58,24 +58,28 @@ def blob_sha(data: bytes) -> str:
 
 def parse_collection(text: str) -> ParsedDoc:
     doc = _read(text)
-    if not doc.problems and doc.value is not None:
+    if doc.value is not None:  # after a duplicate key too: every problem in one run
         model = _validated(CollectionDoc.model_validate, doc.value, "", doc)
         doc.value = model.model_dump() if model is not None else None
+    doc.problems.sort(key=_by_line)
     return doc
 
 
 def parse_images(text: str) -> ParsedDoc:
     doc = _read(text)
-    top = _validated(ImagesDoc.model_validate, doc.value or {}, "", doc)
+    _validated(ImagesDoc.model_validate, doc.value or {}, "", doc)
+    # Entries are checked even when the top level is wrong (an unknown key beside them).
+    listed = (doc.value or {}).get("images")
     entries: list[tuple[int, dict[str, Any]]] = []
     broken: list[str] = []  # version and id of invalid entries: targets naming them are
-    for index, raw in enumerate(top.images if top is not None else []):  # not errors again
+    for index, raw in enumerate(listed if isinstance(listed, list) else []):  # not errors again
         entry = _validated(ImageEntry.model_validate, raw, f"images[{index}]", doc)
         if entry is not None:
             entries.append((index, entry.model_dump()))
         elif isinstance(raw, dict):
             broken.extend(str(raw[k]) for k in ("version", "imageId") if raw.get(k) is not None)
     doc.value = {"entries": entries, "broken": broken}
+    doc.problems.sort(key=_by_line)
     return doc
 
 
@@ -206,3 +210,7 @@ class ParseCache:
             os.replace(temp, path)  # readers never see half a file
         except OSError:
             temp.unlink(missing_ok=True)  # a full disk costs speed, not correctness
+
+
+def _by_line(problem: LocalProblem) -> int:
+    return problem[0]  # a stable sort keeps a line's fields in the schema's order
