@@ -1,6 +1,8 @@
 """The controller's in-memory index of progress per collection, for the rollout gate.
 
-Counts devices in flight, started and failed per collection incrementally, so deciding
+Counts devices in flight, started, failed and, per target, the rollout's population (the
+devices it has to update: all but those found already running it) per collection
+incrementally, so deciding
 whether one more update may start costs O(1) even with 100,000 devices. The controller
 updates it synchronously right after each plan (no await in between), so two concurrent
 reconciles can never both take the last slot. Also renders the collection's rollout
@@ -23,15 +25,23 @@ from reconciler.model.status import UpdateState
 class _Tally:
     states: Counter[UpdateState] = field(default_factory=Counter)
     started: int = 0
+    needing: Counter[str | None] = field(default_factory=Counter)  # target -> population
 
     def apply(self, progress: DeviceProgress, sign: int) -> None:
         self.states[progress.state] += sign
         self.started += sign * (progress.attempts > 0)
+        self.needing[progress.target_image_id] += sign * _needs_update(progress)
 
-    def stats(self) -> RolloutStats:
+    def stats(self, target: str | None) -> RolloutStats:
         in_flight = sum(n for s, n in self.states.items() if s.in_flight)
         failed = sum(n for s, n in self.states.items() if s.terminal)
-        return RolloutStats(in_flight=in_flight, started=self.started, failed=failed)
+        return RolloutStats(in_flight=in_flight, started=self.started, failed=failed,
+                            population=self.needing[target] if target else 0)
+
+
+def _needs_update(progress: DeviceProgress) -> bool:
+    """Part of the rollout unless found already running its target (never attempted)."""
+    return progress.state is not UpdateState.CURRENT or progress.attempts > 0
 
 
 class RolloutIndex:
@@ -60,20 +70,24 @@ class RolloutIndex:
         if old is not None:
             self._tallies[old[0]].apply(old[1], -1)
 
-    def stats(self, collection_id: str) -> RolloutStats:
+    def stats(self, collection_id: str, target: str | None = None) -> RolloutStats:
+        """The collection's counts; `population` only for `target` (its rollout's)."""
         tally = self._tallies.get(collection_id)
-        return tally.stats() if tally else RolloutStats()
+        return tally.stats(target) if tally else RolloutStats()
 
     def counts(self, collection_id: str) -> dict[UpdateState, int]:
         tally = self._tallies.get(collection_id)
         return {s: n for s, n in tally.states.items() if n} if tally else {}
 
     def gate(self, collection: Collection) -> Gate:
-        return rollout_gate(collection.rollout, self.stats(collection.collection_id))
+        return rollout_gate(collection.rollout, self._stats_of(collection))
+
+    def _stats_of(self, collection: Collection) -> RolloutStats:
+        return self.stats(collection.collection_id, collection.target_image_id)
 
     def status(self, collection: Collection, revision: str) -> dict[str, object]:
         """What the API's /status shows for this collection's rollout."""
-        stats, gate, policy = self.stats(collection.collection_id), self.gate(collection), \
+        stats, gate, policy = self._stats_of(collection), self.gate(collection), \
             collection.rollout
         return {
             "revision": revision,
@@ -82,6 +96,8 @@ class RolloutIndex:
             "inFlight": stats.in_flight,
             "started": stats.started,
             "failed": stats.failed,
+            "population": stats.population,
+            "failureThreshold": str(t) if (t := policy.failure_threshold) else None,
             "maxConcurrent": policy.max_concurrent,
             "paused": policy.paused,
             "halted": gate.halted,

@@ -76,6 +76,7 @@ class RolloutStats:
     in_flight: int = 0  # devices in Initializing..Completed
     started: int = 0  # devices with at least one attempt for their target
     failed: int = 0  # devices in a terminal failure (UpdateFailed, Reverted)
+    population: int = 0  # devices the rollout has to update (not found on it already)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,17 +95,22 @@ class Gate:
 OPEN = Gate()
 
 
+RESUME_HINT = "to resume, change the target or raise failureThreshold in git"
+
+
+def halt_reason(stats: RolloutStats, threshold: str) -> str:
+    """Why the rollout stopped and how the operator gets it going again."""
+    return (f"rollout halted: {stats.failed} of {stats.population} devices failed "
+            f"(threshold {threshold}); {RESUME_HINT}")
+
+
 def rollout_gate(policy: RolloutPolicy, stats: RolloutStats) -> Gate:
     """Apply paused, the failure threshold and maxConcurrent, in that order."""
     if policy.paused:
         return Gate(False, "rollout paused in the collection manifest", "paused")
     threshold = policy.failure_threshold
-    if threshold is not None and threshold.exceeded(stats.failed, stats.started):
-        return Gate(
-            False,
-            f"rollout halted: {stats.failed} of {stats.started} started updates failed",
-            "halted",
-        )
+    if threshold is not None and threshold.exceeded(stats.failed, stats.population):
+        return Gate(False, halt_reason(stats, str(threshold)), "halted")
     if policy.max_concurrent is not None and stats.in_flight >= policy.max_concurrent:
         return Gate(False, f"waiting for a slot: {stats.in_flight} of max "
                     f"{policy.max_concurrent} updating", "slots")

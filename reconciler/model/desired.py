@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from reconciler.model.versions import image_order
+
 
 class Management(StrEnum):
     """Who decides a device's target, exactly as the reference's management scope."""
@@ -22,18 +24,23 @@ class Management(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class FailureThreshold:
-    """Halt new starts once this many (count) or this share (percent) of started updates
-    in the collection ended in a terminal failure."""
+    """Halt new starts once this many devices (count) or this share (percent) of the
+    rollout's population (the devices it has to update, as hawkBit's error threshold)
+    ended in a terminal failure. A share of *started* updates would halt a 100,000-device
+    rollout on its first failure."""
 
     count: int | None = None
     percent: float | None = None
 
-    def exceeded(self, failed: int, started: int) -> bool:
+    def exceeded(self, failed: int, population: int) -> bool:
         if self.count is not None and failed >= self.count:
             return True
-        if self.percent is not None and started > 0:
-            return failed * 100.0 / started >= self.percent
+        if self.percent is not None and population > 0 and failed > 0:
+            return failed * 100.0 / population >= self.percent
         return False
+
+    def __str__(self) -> str:
+        return f"{self.percent:g}%" if self.percent is not None else str(self.count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +115,9 @@ class DesiredState:
         return self._by_version.get((collection_id, version.strip()))
 
     def images_of(self, collection_id: str) -> list[FirmwareImage]:
-        """The collection's images sorted by version, as the API lists them."""
+        """The collection's images in natural version order, as the API lists them."""
         found = [i for i in self.images.values() if i.collection_id == collection_id]
-        return sorted(found, key=lambda i: (i.version, i.image_id))
+        return sorted(found, key=image_order)
 
     def management_of(self, device: Device) -> Management:
         collection = self.collections.get(device.collection_id)

@@ -119,7 +119,8 @@ async def test_max_concurrent_is_never_exceeded(tmp_path: Path) -> None:
         assert peak["controller"] == 2 and peak["devices"] <= 2
 
 
-async def test_the_failure_threshold_halts_new_starts_and_says_so(tmp_path: Path) -> None:
+async def test_the_failure_threshold_halts_new_starts_until_raised_in_git(
+        tmp_path: Path) -> None:
     repo = DesiredRepo(tmp_path / "repo", count=5, target="2.0",
                        rollout={"maxConcurrent": 1, "failureThreshold": 2})
     state = tmp_path / "s.db"
@@ -136,11 +137,19 @@ async def test_the_failure_threshold_halts_new_starts_and_says_so(tmp_path: Path
         held = [p for d in ctl.desired.devices if (p := ctl.decider.index.get(d)) is not None
                 and p.state is S.PENDING]
         assert len(held) == 3 and all("rollout halted" in p.message for p in held)
+        assert ctl.decider.index.gate(ctl.desired.collections[COLLECTION]).reason == (
+            "rollout halted: 2 of 5 devices failed (threshold 2); "
+            "to resume, change the target or raise failureThreshold in git")
+        repo.rollout = {"maxConcurrent": 1, "failureThreshold": 4}
+        repo.commit("raise the failure threshold")
+        await until(ctl, lambda: failed() == 4)
+        await ctl.queue.idle()
         ctl.decider.flush_status()
     reader = open_reader(state)
     try:
         [status] = [s for s in reader.collection_statuses() if s.collection_id == COLLECTION]
         assert status.rollout["halted"] is True
-        assert status.rollout["reason"] == "rollout halted: 2 of 2 started updates failed"
+        assert str(status.rollout["reason"]).startswith(
+            "rollout halted: 4 of 5 devices failed (threshold 4); to resume")
     finally:
         reader.close()

@@ -9,7 +9,7 @@ from reconciler.controller.rollout import RolloutIndex
 from reconciler.controller.serve_cmd import split_host_port
 from reconciler.controller.settings import ControllerSettings
 from reconciler.engine import RolloutStats
-from reconciler.model.desired import Collection, Management, RolloutPolicy
+from reconciler.model.desired import Collection, FailureThreshold, Management, RolloutPolicy
 from reconciler.model.lwm2m import DeliveryMethod, FirmwareState, Path, UpdateResult
 from reconciler.model.observed import DeviceProgress, DeviceReport
 from reconciler.model.status import UpdateState
@@ -42,11 +42,42 @@ def test_the_rollout_index_counts_in_flight_started_and_failed_incrementally() -
     p = DeviceProgress("d1", "img", UpdateState.DOWNLOADING, attempts=1)
     index.put("c", p)
     index.put("c", DeviceProgress("d2", "img", UpdateState.PENDING))
-    assert index.stats("c") == RolloutStats(in_flight=1, started=1, failed=0)
+    assert index.stats("c", "img") == RolloutStats(in_flight=1, started=1, failed=0,
+                                                   population=2)
     index.put("c", p.evolve(state=UpdateState.UPDATE_FAILED))
-    assert index.stats("c") == RolloutStats(in_flight=0, started=1, failed=1)
+    assert index.stats("c", "img") == RolloutStats(in_flight=0, started=1, failed=1,
+                                                   population=2)
     index.remove("d1")
-    assert index.stats("c") == RolloutStats()
+    assert index.stats("c", "img") == RolloutStats(population=1)
+    index.remove("d2")
+    assert index.stats("c", "img") == RolloutStats()
+
+
+def test_the_population_is_the_devices_needing_the_collections_target() -> None:
+    index = RolloutIndex()
+    index.put("c", DeviceProgress("d1", "img", UpdateState.PENDING))  # never seen yet
+    index.put("c", DeviceProgress("d2", "img", UpdateState.CURRENT))  # found on it
+    index.put("c", DeviceProgress("d3", "img", UpdateState.CURRENT, attempts=1))  # updated
+    index.put("c", DeviceProgress("d4", "other", UpdateState.PENDING))  # its own target
+    assert index.stats("c", "img").population == 2
+    assert index.stats("c", "other").population == 1
+
+
+def test_a_percentage_threshold_does_not_halt_a_large_rollout_on_its_first_failure() -> None:
+    threshold = FailureThreshold(percent=25.0)
+    coll = Collection("c", management=Management.COLLECTION, target_image_id="img",
+                      rollout=RolloutPolicy(max_concurrent=2, failure_threshold=threshold))
+    index = RolloutIndex()
+    index.load(("c", DeviceProgress(f"d{n}", "img", UpdateState.PENDING)) for n in range(12))
+    index.put("c", DeviceProgress("d0", "img", UpdateState.UPDATE_FAILED, attempts=1))
+    index.put("c", DeviceProgress("d1", "img", UpdateState.DOWNLOADING, attempts=1))
+    assert index.gate(coll).may_start
+    for n in (1, 2):
+        index.put("c", DeviceProgress(f"d{n}", "img", UpdateState.REVERTED, attempts=1))
+    halted = index.status(coll, "rev")
+    assert halted["halted"] is True and halted["population"] == 12
+    assert str(halted["reason"]).startswith(
+        "rollout halted: 3 of 12 devices failed (threshold 25%); to resume, change the target")
 
 
 def test_the_gate_closes_at_max_concurrent() -> None:

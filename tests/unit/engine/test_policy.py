@@ -28,17 +28,41 @@ def test_paused_rollout_starts_nothing() -> None:
     assert gate == Gate(False, "rollout paused in the collection manifest", "paused")
 
 
-def test_failure_threshold_by_count_halts_new_starts() -> None:
-    policy = RolloutPolicy(failure_threshold=FailureThreshold(count=2))
-    assert rollout_gate(policy, RolloutStats(started=5, failed=1)).may_start
-    halted = rollout_gate(policy, RolloutStats(started=5, failed=2))
-    assert halted == Gate(False, "rollout halted: 2 of 5 started updates failed", "halted")
+HINT = "to resume, change the target or raise failureThreshold in git"
 
 
-def test_failure_threshold_by_percent_halts_new_starts() -> None:
+@pytest.mark.parametrize(
+    ("threshold", "stats", "halted"),
+    [
+        # count: that many failed devices halt, whatever the population
+        (FailureThreshold(count=2), RolloutStats(started=5, failed=1, population=12), False),
+        (FailureThreshold(count=2), RolloutStats(started=5, failed=2, population=12), True),
+        # percent: a share of the rollout's population, never of the updates started so far
+        (FailureThreshold(percent=25.0), RolloutStats(started=2, failed=1,
+                                                      population=100_000), False),
+        (FailureThreshold(percent=25.0), RolloutStats(started=8, failed=2, population=12),
+         False),
+        (FailureThreshold(percent=25.0), RolloutStats(started=8, failed=3, population=12),
+         True),
+        (FailureThreshold(percent=0.0), RolloutStats(population=12), False),
+        (FailureThreshold(percent=25.0), RolloutStats(failed=1, population=0), False),
+    ],
+)
+def test_the_failure_threshold_counts_failures_against_the_rollouts_population(
+    threshold: FailureThreshold, stats: RolloutStats, halted: bool,
+) -> None:
+    gate = rollout_gate(RolloutPolicy(failure_threshold=threshold), stats)
+    assert gate.may_start is not halted and gate.halted is halted
+
+
+def test_a_halt_says_how_many_of_the_population_failed_and_how_to_resume() -> None:
     policy = RolloutPolicy(failure_threshold=FailureThreshold(percent=25.0))
-    assert rollout_gate(policy, RolloutStats(started=8, failed=1)).may_start
-    assert not rollout_gate(policy, RolloutStats(started=8, failed=2)).may_start
+    gate = rollout_gate(policy, RolloutStats(started=6, failed=3, population=12))
+    assert gate == Gate(False, f"rollout halted: 3 of 12 devices failed (threshold 25%); "
+                               f"{HINT}", "halted")
+    by_count = rollout_gate(RolloutPolicy(failure_threshold=FailureThreshold(count=2)),
+                            RolloutStats(started=5, failed=2, population=5))
+    assert by_count.reason == f"rollout halted: 2 of 5 devices failed (threshold 2); {HINT}"
 
 
 def test_max_concurrent_allows_starts_only_below_the_cap() -> None:
@@ -64,7 +88,7 @@ def test_device_conditions_follow_the_state_and_keep_their_transition_time() -> 
 
 def test_collection_conditions_say_when_the_threshold_halted_the_rollout() -> None:
     counts = {UpdateState.CURRENT: 3, UpdateState.UPDATE_FAILED: 2, UpdateState.PENDING: 5}
-    gate = Gate(False, "rollout halted: 2 of 5 started updates failed", "halted")
+    gate = Gate(False, "rollout halted: 2 of 10 devices failed (threshold 2)", "halted")
     ready, _, stalled = collection_conditions(counts, gate, "rev1", 5.0)
     assert not ready.status and stalled.status and stalled.reason == "FailureThreshold"
     done = collection_conditions({UpdateState.CURRENT: 4}, Gate(), "rev1", 6.0)
