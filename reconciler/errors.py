@@ -53,3 +53,8 @@ class ManifestError(FotaError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class StateFileInUse(FotaError):
+    """Another process already writes this state file; two writers could execute one
+    download twice."""

@@ -11,13 +11,16 @@ from worker threads.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from reconciler.errors import StateFileInUse
 from reconciler.model.desired import DesiredState
 from reconciler.model.lwm2m import Registration
 from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
@@ -53,19 +56,40 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
 
 
 def open_store(path: Path) -> SqliteStore:
-    """Create (or open) the state file, migrate it and return its writer."""
+    """Create (or open) the state file, migrate it and return its writer.
+
+    Raises StateFileInUse while another writer holds the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(path)
-    migrate(conn)
-    return SqliteStore(conn)
+    lock = _lock_exclusively(path)
+    try:
+        conn = connect(path)
+        migrate(conn)
+    except BaseException:
+        os.close(lock)
+        raise
+    return SqliteStore(conn, lock)
+
+
+def _lock_exclusively(path: Path) -> int:
+    """An exclusive advisory lock on `<state>.lock`, held for the writer's lifetime: one
+    writer per state file, so two reconcilers never drive the same devices. The kernel
+    drops it when the process dies, so a kill -9 never leaves a stale lock behind."""
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StateFileInUse(f"{path} is in use by another fota process") from None
+    return fd
 
 
 class SqliteStore:
     """The writer. Build with `open_store(path)`."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, file_lock: int | None = None) -> None:
         self._conn = conn
         self._lock = threading.Lock()
+        self._file_lock = file_lock
 
     @contextmanager
     def _tx(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
@@ -183,6 +207,9 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            if self._file_lock is not None:
+                os.close(self._file_lock)
+                self._file_lock = None
 
 
 def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.errors import StateFileInUse
 from reconciler.model.lwm2m import Registration
 from reconciler.model.observed import DeviceProgress, DeviceReport
 from reconciler.model.status import UpdateState
@@ -116,3 +117,12 @@ def test_a_durable_progress_write_commits_under_full_sync_and_then_relaxes(
     assert "PRAGMA synchronous = FULL" not in statements[first_commit + 1:]
     assert store.progress("dev0000") == progress.evolve(message="again")
     store.close()
+
+
+def test_a_second_writer_on_the_same_state_file_is_refused_until_the_first_closes(
+        db_path: Path) -> None:
+    first = open_store(db_path)
+    with pytest.raises(StateFileInUse, match="in use by another fota process"):
+        open_store(db_path)
+    first.close()
+    open_store(db_path).close()
