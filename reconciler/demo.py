@@ -20,8 +20,10 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import git
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 120.0
@@ -89,11 +91,26 @@ def _target_of(clone: Path) -> str:
     return found.group(1) if found else ""
 
 
+def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Natural order: "1.10.0" after "1.9.0" (numbers compare as numbers)."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.+-]", version))
+
+
+def newest_other(images: list[dict[str, Any]], current: str) -> str:
+    """The version of the newest image (by `created`, then by version) other than
+    `current`; `current` when there is no other."""
+    others = [i for i in images if str(i.get("version")) != current]
+    if not others:
+        return current
+    newest = max(others, key=lambda i: (int(i.get("created", 0)),
+                                        _version_key(str(i.get("version")))))
+    return str(newest["version"])
+
+
 def _newest_other(clone: Path, current: str) -> str:
     text = next(clone.glob("manifests/*/images.yaml")).read_text()
-    versions = re.findall(r'version:\s*"([^"]*)"', text)
-    others = [v for v in versions if v != current]
-    return sorted(others)[-1] if others else current
+    images = (yaml.safe_load(text) or {}).get("images") or []
+    return newest_other(images, current)
 
 
 def main() -> int:
