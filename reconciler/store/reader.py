@@ -17,6 +17,7 @@ from pathlib import Path
 from reconciler.model.desired import FirmwareImage
 from reconciler.model.observed import DeviceEvent
 from reconciler.model.status import Condition
+from reconciler.model.versions import image_order
 from reconciler.store import codec
 from reconciler.store.json_lists import device_ids_json, devices_json
 from reconciler.store.schema import SCHEMA_VERSION, SchemaError, user_version
@@ -101,9 +102,10 @@ class SqliteReader:
         return str(low[0])
 
     def images(self, collection_id: str) -> list[FirmwareImage]:
-        rows = self._rows(_IMAGE_SQL + " WHERE collection_id = ? ORDER BY version, image_id",
-                          (collection_id,))
-        return [codec.image_from_row(r) for r in rows]
+        """The collection's images in natural version order (`DesiredState.images_of`'s):
+        SQL's ORDER BY would put "1.10.0" before "1.9.0"."""
+        rows = self._rows(_IMAGE_SQL + " WHERE collection_id = ?", (collection_id,))
+        return sorted((codec.image_from_row(r) for r in rows), key=image_order)
 
     def image(self, collection_id: str, image_id: str) -> FirmwareImage | None:
         row = self._one(_IMAGE_SQL + " WHERE image_id = ? AND collection_id = ?",
