@@ -23,7 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fota", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="fota", description="GitOps firmware-over-the-air for LwM2M devices.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     wanted = argv[0] if argv else None
     for name, (module_name, help_text) in COMMANDS.items():
