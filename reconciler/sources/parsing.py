@@ -27,6 +27,12 @@ from reconciler.sources.yamlload import read_yaml
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 _FORMAT = 5  # bump when any cached shape changes; old files are then ignored
+# A truncated collection.yaml would otherwise load as management `disabled` under a
+# derived id: the fleet would silently stop being managed.
+_EMPTY_COLLECTION = (
+    "collection manifest is empty (truncated?); it would silently stop managing the "
+    "collection: write `firmware: {management: disabled}` if that is meant"
+)
 
 
 @dataclass
@@ -58,6 +64,8 @@ def blob_sha(data: bytes) -> str:
 
 def parse_collection(text: str) -> ParsedDoc:
     doc = _read(text)
+    if not doc.value and not doc.problems:
+        doc.problems.append((1, "", _EMPTY_COLLECTION))
     if doc.value is not None:  # after a duplicate key too: every problem in one run
         model = _validated(CollectionDoc.model_validate, doc.value, "", doc)
         doc.value = model.model_dump() if model is not None else None
