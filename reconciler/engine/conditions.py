@@ -60,13 +60,17 @@ def collection_conditions(
     total = sum(counts.values())
     current = counts.get(UpdateState.CURRENT, 0)
     failed = sum(n for s, n in counts.items() if s.terminal)
-    busy = sum(n for s, n in counts.items() if s in RECONCILING_REASON)
-    summary = f"{current} of {total} devices current, {busy} updating, {failed} failed"
+    # Pending devices may not even have registered yet: waiting, not updating.
+    pending = counts.get(UpdateState.PENDING, 0)
+    busy = sum(n for s, n in counts.items() if s in RECONCILING_REASON) - pending
+    summary = (f"{current} of {total} devices current, {busy} updating, "
+               f"{pending} pending (not started or not seen yet), {failed} failed")
     halted = gate.halted
     return (
         _stamp(previous, ConditionType.READY, total > 0 and current == total,
                "AllCurrent" if current == total else "Progressing", summary, now, revision),
-        _stamp(previous, ConditionType.RECONCILING, busy > 0, "Rollout" if busy else "Idle",
+        _stamp(previous, ConditionType.RECONCILING, busy + pending > 0,
+               "Rollout" if busy else ("Waiting" if pending else "Idle"),
                gate.reason or summary, now, revision),
         _stamp(previous, ConditionType.STALLED, halted or (failed > 0 and busy == 0),
                "FailureThreshold" if halted else ("Failures" if failed else "None"),

@@ -93,3 +93,15 @@ def test_collection_conditions_say_when_the_threshold_halted_the_rollout() -> No
     assert not ready.status and stalled.status and stalled.reason == "FailureThreshold"
     done = collection_conditions({UpdateState.CURRENT: 4}, Gate(), "rev1", 6.0)
     assert done[0].status and not done[1].status and not done[2].status
+
+
+def test_devices_not_seen_yet_count_as_pending_not_updating() -> None:
+    ready, reconciling, _ = collection_conditions({UpdateState.PENDING: 4}, Gate(), "r", 1.0)
+    assert ready.message == ("0 of 4 devices current, 0 updating, "
+                             "4 pending (not started or not seen yet), 0 failed")
+    assert reconciling.status and reconciling.reason == "Waiting"
+    counts = {UpdateState.PENDING: 1, UpdateState.DOWNLOADING: 2, UpdateState.TIMED_OUT: 1,
+              UpdateState.CURRENT: 1}
+    ready, reconciling, _ = collection_conditions(counts, Gate(), "r", 2.0)
+    assert ready.message.startswith("1 of 5 devices current, 3 updating, 1 pending")
+    assert reconciling.reason == "Rollout"
