@@ -118,8 +118,12 @@ class Server:
         return hits[count - 1]
 
     async def _until(self, match: Any, count: int, since: float, hits: list[float]) -> None:
+        # Each line is looked at once: rescanning the whole log on every new line cost
+        # seconds of CPU the server and the simulator were short of on a 2-core machine.
+        seen = 0
         while True:
-            hits[:] = [at for at, line in self.lines if at >= since and match(line)]
+            fresh, seen = self.lines[seen:], len(self.lines)
+            hits += [at for at, line in fresh if at >= since and match(line)]
             if len(hits) >= count:
                 return
             if self.proc.returncode is not None:

@@ -1,11 +1,11 @@
 """Moving a firmware package onto a simulated device: block-wise pull and push.
 
 Pull: `download()` fetches a coap:// Package URI with Block2 (RFC 7959) from a fresh
-socket (as Zephyr's FOTA client does, so the server must authorise by URI, not by
-address), starting at the device's block size and following a server that answers with
-smaller blocks. Push: `PushReceiver` takes Block1 writes to /5/0/0 in order and answers
-2.31 Continue until the last block. Faults that bite during transfer (slow link, link
-lost half way) are applied here. Called by `device`.
+socket (`pull.BlockClient`; as Zephyr's FOTA client does, so the server must authorise
+by URI, not by address), starting at the device's block size and following a server
+that answers with smaller blocks. Push: `PushReceiver` takes Block1 writes to /5/0/0 in
+order and answers 2.31 Continue until the last block. Faults that bite during transfer
+(slow link, link lost half way) are applied here. Called by `device`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import asyncio
 import socket
 from dataclasses import dataclass, field
 
-from aiocoap import GET, Code, Message
+from aiocoap import Code
 
 from reconciler.model.lwm2m import UpdateResult
-from reconciler.simulator.coap import Endpoint, Reliability, RequestReset, RequestTimeout
+from reconciler.simulator.coap import Reliability, RequestReset, RequestTimeout
 from reconciler.simulator.firmware import PackageUri
+from reconciler.simulator.pull import BlockClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,17 +49,17 @@ async def download(uri: PackageUri, options: PullOptions) -> bytes | UpdateResul
         remote = await resolve(uri.host, uri.port)
     except OSError:
         return UpdateResult.INVALID_URI
-    endpoint = Endpoint(reliability=options.reliability)
-    await endpoint.open("::1" if ":" in remote[0] else "127.0.0.1", 0)
+    client = BlockClient(remote, options.reliability)
+    await client.open("::1" if ":" in remote[0] else "127.0.0.1")
     try:
-        return await _blocks(endpoint, remote, uri, options)
+        return await _blocks(client, uri, options)
     except (RequestTimeout, RequestReset):
         return UpdateResult.CONNECTION_LOST
     finally:
-        endpoint.close()
+        client.close()
 
 
-async def _blocks(endpoint: Endpoint, remote: tuple[str, int], uri: PackageUri,
+async def _blocks(client: BlockClient, uri: PackageUri,
                   options: PullOptions) -> bytes | UpdateResult:
     szx, received, blocks = size_exponent(options.block_size), bytearray(), 0
     lose_after: int | None = None  # with lose_link: blocks fetched before the link drops
@@ -68,41 +69,35 @@ async def _blocks(endpoint: Endpoint, remote: tuple[str, int], uri: PackageUri,
             await asyncio.sleep(options.slow_block_delay)
         if lose_after is not None and blocks >= lose_after:
             return UpdateResult.CONNECTION_LOST
-        request = Message(code=GET, uri_path=uri.path, uri_query=uri.query)
-        request.opt.block2 = (len(received) >> (szx + 4), False, szx)
-        response = await endpoint.request(request, remote)
-        if not response.code.is_successful():
+        num = len(received) >> (szx + 4)
+        response = await client.get(uri.path, uri.query, num << 4 | szx)
+        if not response.successful:
             return _failure(response.code)
-        block = response.opt.block2
+        block = response.block2
         if block is None:  # the server sent it all at once
             return UpdateResult.CONNECTION_LOST if options.lose_link else response.payload
-        total = response.opt.size2
-        if block.start != len(received):
+        if block[0] << (block[2] + 4) != len(received):
             return UpdateResult.CONNECTION_LOST
         if blocks == 0:
-            etag = _etag(response)
-        elif _etag(response) != etag:
+            etag = response.etag
+        elif response.etag != etag:
             # The image changed under us: what was assembled could never verify.
             return UpdateResult.INTEGRITY_CHECK_FAILURE
         received += response.payload
         blocks += 1
-        if len(received) > options.flash_size or (total or 0) > options.flash_size:
+        total = response.size2 or 0
+        if len(received) > options.flash_size or total > options.flash_size:
             return UpdateResult.NOT_ENOUGH_FLASH
-        if not block.more:
+        if not block[1]:
             return UpdateResult.CONNECTION_LOST if options.lose_link else bytes(received)
-        szx = min(szx, block.size_exponent)
+        szx = min(szx, block[2])
         if options.lose_link and lose_after is None:
-            lose_after = max(1, ((total or 0) >> (szx + 4)) // 2)
+            lose_after = max(1, (total >> (szx + 4)) // 2)
 
 
-def _etag(response: Message) -> bytes | None:
-    tags = response.opt.etags
-    return bytes(tags[0]) if tags else None
-
-
-def _failure(code: Code) -> UpdateResult:
+def _failure(code: int) -> UpdateResult:
     # 4.xx: the server does not know this package (any more): the URI is no good.
-    return UpdateResult.INVALID_URI if code.class_ == 4 else UpdateResult.CONNECTION_LOST
+    return UpdateResult.INVALID_URI if code >> 5 == 4 else UpdateResult.CONNECTION_LOST
 
 
 class PushReceiver:
