@@ -26,7 +26,7 @@ from reconciler.sources.schema import CollectionDoc, ImageEntry, ImagesDoc, sche
 from reconciler.sources.yamlload import read_yaml
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
-_FORMAT = 5  # bump when any cached shape changes; old files are then ignored
+_FORMAT = 6  # bump when any cached shape changes; old files are then ignored
 # A truncated collection.yaml would otherwise load as management `disabled` under a
 # derived id: the fleet would silently stop being managed.
 _EMPTY_COLLECTION = (

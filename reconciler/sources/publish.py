@@ -19,7 +19,7 @@ from typing import Any
 
 from reconciler.model.ids import new_id
 from reconciler.sources.parsing import ParsedDoc, parse_collection, parse_images
-from reconciler.sources.schema import derive_id
+from reconciler.sources.schema import EMPTY_IMAGE, derive_id
 from reconciler.sources.snapshot import MANIFESTS
 
 
@@ -49,6 +49,8 @@ def publish(
     tags: dict[str, str] | None = None, now_ms: int | None = None,
 ) -> Published:
     data = _read_image(image)
+    if not data:
+        raise PublishError(f"{image}: {EMPTY_IMAGE}; nothing was published")
     digest = hashlib.sha256(data).hexdigest()
     target = _find_collection(root, collection)
     if version is not None and (not version.strip() or version != version.strip()):

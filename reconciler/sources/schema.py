@@ -23,6 +23,7 @@ from reconciler.sources.yamlload import child_path
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 _PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
 Text = Annotated[str, Field(min_length=1)]
+EMPTY_IMAGE = "an empty (0-byte) file is not a firmware image"
 Tags = dict[str, str]
 
 
@@ -68,6 +69,13 @@ class ImageEntry(BaseModel):
     length: Annotated[int, Field(ge=0)]
     created: Annotated[int, Field(ge=0)]
     tags: Tags = {}
+
+    @field_validator("length")
+    @classmethod
+    def _not_empty(cls, value: int) -> int:
+        if value == 0:  # no device can install nothing; almost always a failed build
+            raise ValueError(EMPTY_IMAGE)
+        return value
 
 
 class ImagesDoc(BaseModel):
