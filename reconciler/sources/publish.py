@@ -19,6 +19,7 @@ from typing import Any
 
 from reconciler.model.ids import new_id
 from reconciler.sources.parsing import ParsedDoc, parse_collection, parse_images
+from reconciler.sources.problems import located
 from reconciler.sources.schema import EMPTY_IMAGE, derive_id
 from reconciler.sources.snapshot import MANIFESTS
 
@@ -87,17 +88,20 @@ def _find_collection(root: Path, wanted: str) -> _Target:
         directory = path.parent.relative_to(root).as_posix()
         cid = value.get("collectionId") or derive_id("collection", directory)
         if wanted in (cid, path.parent.name):
-            return _Target(path.parent, cid, _images(path.parent / "images.yaml"))
+            return _Target(path.parent, cid, _images(root, path.parent / "images.yaml"))
     raise PublishError(f"no collection {wanted!r} under {root / MANIFESTS}/*/collection.yaml")
 
 
-def _images(manifest: Path) -> list[dict[str, Any]]:
+def _images(root: Path, manifest: Path) -> list[dict[str, Any]]:
     if not manifest.exists():
         return []
     doc: ParsedDoc = parse_images(manifest.read_text(encoding="utf-8"))
     if doc.problems:
-        first = doc.problems[0]
-        raise PublishError(f"fix {manifest} first: line {first[0]}: {first[1]}: {first[2]}")
+        # Worded as `fota validate` words it: `path:line: field: message`.
+        first = located(manifest.relative_to(root).as_posix(), doc.problems[:1])[0]
+        more = len(doc.problems) - 1
+        also = f" (and {more} more; `fota validate` lists them)" if more else ""
+        raise PublishError(f"{first}{also}; fix it first, nothing was published")
     return [entry for _, entry in doc.value["entries"]]
 
 
