@@ -10,6 +10,7 @@ leave from this same socket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
@@ -34,6 +35,11 @@ log = logging.getLogger(__name__)
 
 Subscriber = Callable[[RegistrationEvent], None]
 SendSubscriber = Callable[[str, dict[Path, Value]], None]
+
+# A fleet keeps a request per downloading device in flight; the default ~200 KB receive
+# buffer holds ~250 datagrams, and every one dropped costs its device a 2-3 s
+# retransmission timeout. Linux caps this at net.core.rmem_max (needs no privilege).
+RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 def _ensure_port_free(host: str, port: int) -> None:
@@ -97,6 +103,8 @@ class Lwm2mServer:
             self.site, bind=(self._host, self._requested_port), transports=["udp6"]
         )
         self._caches = harden(self._context)
+        with contextlib.suppress(OSError):
+            self._socket().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         # after harden: the firmware fast path wraps our datagram handler and passes on
         # everything that is not a block GET of /fw/<token>
         install_fast_path(self._context, self.firmware)
