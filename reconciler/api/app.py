@@ -1,7 +1,8 @@
 """`create_app(reader, tokens=...)`: the read-only HTTP API as one FastAPI application.
 
 Composes the reference routes (`routes.py`), status and probes (`status.py`), the JSON
-error handlers (`errors.py`) and the token check (`access.py`) around one `StoreReader`.
+error handlers (`errors.py`), the token check (`access.py`) and HEAD support (`head.py`)
+around one `StoreReader`.
 No import-time globals: `fota serve` and the tests each build their own app.
 """
 
@@ -14,6 +15,7 @@ from fastapi import Depends, FastAPI
 from reconciler.api.access import TokenCheck
 from reconciler.api.cache import BodyCache
 from reconciler.api.errors import install_handlers
+from reconciler.api.head import HeadAsGet
 from reconciler.api.routes import collections_router
 from reconciler.api.status import health_router, status_router
 from reconciler.store import StoreReader
@@ -28,6 +30,7 @@ def create_app(reader: StoreReader, *, tokens: Sequence[str] = ()) -> FastAPI:
     app = FastAPI(title="fota-gitops", version="0.1.0", description=DESCRIPTION,
                   docs_url="/docs", redoc_url=None)
     install_handlers(app)
+    app.add_middleware(HeadAsGet)
     guard = [Depends(TokenCheck(tokens))]
     app.include_router(collections_router(reader, BodyCache(reader)), dependencies=guard)
     app.include_router(status_router(reader), dependencies=guard)

@@ -24,6 +24,7 @@ READ_ONLY = ("this API is read-only: changes go through git "
 
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+ALLOW = {"Allow": "GET, HEAD"}  # every path of this API answers exactly these
 
 
 class ApiError(Exception):
@@ -61,8 +62,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 405:
         message = (READ_ONLY if request.method in WRITE_METHODS
-                   else f"{request.method} is not supported here; this API answers GET")
-        return error_response(405, message, dict(exc.headers or {}))
+                   else f"{request.method} is not supported here; this API answers GET "
+                        "and HEAD")
+        return error_response(405, message, {**dict(exc.headers or {}), **ALLOW})
     message = exc.detail if isinstance(exc.detail, str) else "error"
     if exc.status_code == 404 and message == "Not Found":
         message = "no such resource"

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from reconciler.api import render, schemas
 from reconciler.api.cache import BodyCache
-from reconciler.api.errors import READ_ONLY, WRITE_METHODS, ApiError, check_id, not_found
+from reconciler.api.errors import ALLOW, READ_ONLY, WRITE_METHODS, ApiError, check_id, not_found
 from reconciler.store import CollectionView, StoreReader
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -41,7 +41,7 @@ def documented(model: type[schemas.Schema]) -> dict[str, Any]:
 
 def refuse_writes(router: APIRouter, path: str) -> None:
     async def read_only() -> Response:
-        raise ApiError(405, READ_ONLY, {"Allow": "GET"})
+        raise ApiError(405, READ_ONLY, ALLOW)
 
     router.add_api_route(path, read_only, methods=list(WRITE_METHODS), include_in_schema=False)
 

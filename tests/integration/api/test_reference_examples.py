@@ -56,7 +56,7 @@ async def test_patching_the_management_scope_is_refused_and_the_collection_reads
                            content='{"firmware":{"management": "device"}}')
     assert r.status_code == 405
     assert r.json()["status"] == 405 and "git" in r.json()["message"]
-    assert r.headers["allow"] == "GET"
+    assert r.headers["allow"] == "GET, HEAD"
     body = (await client.get(f"/collections/{ref.cid}")).json()
     assert_shape(body, {"collectionId": str, "firmware": dict, "tags": dict})
     # Every device reports 1.0, so the collection's currentFirmwareId is that image.
