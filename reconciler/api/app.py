@@ -27,8 +27,10 @@ of the JSON rather than sent as empty strings or null."""
 
 
 def create_app(reader: StoreReader, *, tokens: Sequence[str] = ()) -> FastAPI:
+    # No slash redirects: "/collections/" is an unknown path, answered with the JSON 404
+    # like any other, not a 307 with an empty body.
     app = FastAPI(title="fota-gitops", version="0.1.0", description=DESCRIPTION,
-                  docs_url="/docs", redoc_url=None)
+                  docs_url="/docs", redoc_url=None, redirect_slashes=False)
     install_handlers(app)
     app.add_middleware(HeadAsGet)
     guard = [Depends(TokenCheck(tokens))]

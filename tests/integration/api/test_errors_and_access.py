@@ -97,6 +97,15 @@ async def test_an_unknown_path_is_a_json_404(client: httpx.AsyncClient) -> None:
     assert_error(await client.post("/nowhere"), 404, "no such resource")
 
 
+@pytest.mark.parametrize("path", [*PATHS, "/healthz", "/readyz", "/openapi.json", "/docs"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_trailing_slash_is_an_unknown_path_answered_with_a_json_404_not_a_redirect(
+        client: httpx.AsyncClient, ref: Any, path: str, method: str) -> None:
+    r = await client.request(method, fill(path, ref) + "/")
+    assert_error(r, 404, "no such resource")
+    assert "location" not in r.headers
+
+
 async def test_without_configured_tokens_the_api_is_open(reader: SqliteReader,
                                                          ref: Any) -> None:
     transport = httpx.ASGITransport(app=create_app(reader))
