@@ -9,6 +9,7 @@ know yet (added by the pull request) simply has no observed devices. Called by
 from __future__ import annotations
 
 import json
+import sqlite3
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,14 +18,20 @@ from urllib.parse import quote
 
 from reconciler.model.desired import DesiredState
 from reconciler.store import DeviceView, open_reader
+from reconciler.store.schema import SchemaError
 
 
 def from_state(desired: DesiredState, state: Path) -> dict[str, DeviceView]:
-    reader = open_reader(state)
+    """Raises ValueError when `state` is not a fota state file (or not one this version
+    reads), OSError when it cannot be read."""
     try:
-        return {v.device_id: v for cid in desired.collections for v in reader.devices(cid)}
-    finally:
-        reader.close()
+        reader = open_reader(state)
+        try:
+            return {v.device_id: v for cid in desired.collections for v in reader.devices(cid)}
+        finally:
+            reader.close()
+    except (sqlite3.Error, SchemaError) as exc:
+        raise ValueError(f"{state} is not a fota state file ({exc})") from exc
 
 
 def from_api(desired: DesiredState, base: str, token: str | None) -> dict[str, DeviceView]:

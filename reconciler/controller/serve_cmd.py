@@ -17,8 +17,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from reconciler.api import check_bind
-from reconciler.controller.service import run_service
-from reconciler.controller.settings import ControllerSettings
+from reconciler.controller.service import StartupError, run_service
+from reconciler.controller.settings import ControllerSettings, describe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +59,10 @@ def settings_from(args: argparse.Namespace) -> ControllerSettings:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
-    except (ValueError, ValidationError) as exc:
+    except ValidationError as exc:
+        print(f"fota serve: {describe(exc)}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
         print(f"fota serve: {exc}", file=sys.stderr)
         return 2
     try:
@@ -69,7 +72,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(_main(settings))
+    try:
+        asyncio.run(_main(settings))
+    except StartupError as exc:  # bad configuration found on start: one line, no traceback
+        print(f"fota serve: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -20,6 +22,7 @@ import uvicorn
 from reconciler.api import create_app
 from reconciler.controller.core import Controller
 from reconciler.controller.settings import ControllerSettings
+from reconciler.errors import FotaError
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState
 from reconciler.sources import GitSource
@@ -27,6 +30,11 @@ from reconciler.store import SqliteStore, open_reader, open_store
 
 log = logging.getLogger("reconciler.serve")
 SHUTDOWN_GRACE = 10.0  # seconds each part gets to stop cleanly
+
+
+class StartupError(FotaError):
+    """The configuration cannot work (state file, repository, branch): `fota serve`
+    prints this one line and exits 2 instead of a traceback."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +54,33 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
+class _Source(GitSource):
+    """`GitSource` whose every failed poll shows in its status, including an exception
+    that escapes `sync` (gitdb's BadName for a branch that is gone): at runtime that is
+    a source error for the operator to see, never the end of following the repo."""
+
+    unexpected: str | None = None
+
+    def sync(self) -> DesiredState | None:
+        try:
+            desired = super().sync()
+        except Exception as exc:
+            # Logged by whoever reads the status (`_follow_source`), like other git errors.
+            self.unexpected = "git: " + " ".join(str(exc).split())[:500]
+            return None
+        self.unexpected = None
+        return desired
+
+    def git_error(self) -> str | None:
+        """Why the last poll could not read the repository, if it could not."""
+        failed = [e for e in self.status.errors if e.startswith("git: ")]
+        return self.unexpected or (failed[0] if failed else None)
+
+
 class _Images:
     """Image bytes by id at the applied revision, read from git once per image."""
 
-    def __init__(self, source: GitSource, controller: Callable[[], DesiredState]) -> None:
+    def __init__(self, source: _Source, controller: Callable[[], DesiredState]) -> None:
         self._source, self._desired = source, controller
         self._cache: dict[str, bytes] = {}
 
@@ -63,18 +94,25 @@ class _Images:
 
 async def run_service(settings: ControllerSettings, stop: asyncio.Event,
                       on_ready: Callable[[Running], None] | None = None) -> None:
-    store = open_store(settings.state)
-    source = GitSource(settings.repo, settings.branch, cache_dir=settings.state.parent / "cache",
-                       interval=settings.poll_source)
+    store = _open_store(settings.state)
+    source = _Source(settings.repo, settings.branch, cache_dir=settings.state.parent / "cache",
+                     interval=settings.poll_source)
     try:
         await _run(settings, store, source, stop, on_ready)
     finally:
         store.close()
 
 
-async def _run(settings: ControllerSettings, store: SqliteStore, source: GitSource,
+def _open_store(path: Path) -> SqliteStore:
+    try:
+        return open_store(path)
+    except (OSError, sqlite3.Error, FotaError) as exc:
+        raise StartupError(f"cannot use state file {path}: {exc}") from exc
+
+
+async def _run(settings: ControllerSettings, store: SqliteStore, source: _Source,
                stop: asyncio.Event, on_ready: Callable[[Running], None] | None) -> None:
-    desired = await _first_revision(source, store, stop, settings.poll_source)
+    desired = await _first_revision(source, store, stop, settings)
     if desired is None:
         return
     holder: list[Controller] = []
@@ -121,21 +159,27 @@ async def _bounded(work: Awaitable[None], what: str) -> None:
         log.warning("%s did not stop within %gs", what, SHUTDOWN_GRACE)
 
 
-async def _first_revision(source: GitSource, store: SqliteStore, stop: asyncio.Event,
-                          interval: float) -> DesiredState | None:
-    """Block until the repository yields a good revision (or stop)."""
+async def _first_revision(source: _Source, store: SqliteStore, stop: asyncio.Event,
+                          settings: ControllerSettings) -> DesiredState | None:
+    """Block until the repository yields a good revision (or stop). A local repository
+    or branch that cannot be read at all is a configuration error: raise StartupError
+    (a remote one may be unreachable for a while, so that is waited out)."""
     while not stop.is_set():
         desired: DesiredState | None = await asyncio.to_thread(source.sync) or source.current
         store.set_source_status(_status(source))
         if desired is not None:
             return desired
+        problem = source.git_error()
+        if problem is not None and Path(settings.repo).exists():
+            branch = f"branch {settings.branch!r} of " if settings.branch else ""
+            raise StartupError(f"cannot read {branch}{settings.repo}: {problem}")
         log.error("no valid revision yet: %s", "; ".join(source.status.errors) or "empty")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+            await asyncio.wait_for(stop.wait(), timeout=settings.poll_source)
     return None
 
 
-async def _follow_source(source: GitSource, controller: Controller, store: SqliteStore,
+async def _follow_source(source: _Source, controller: Controller, store: SqliteStore,
                          stop: asyncio.Event) -> None:
     async def on_desired(desired: DesiredState) -> None:
         await controller.set_desired(desired)
@@ -156,9 +200,10 @@ async def _follow_source(source: GitSource, controller: Controller, store: Sqlit
     await asyncio.gather(watcher, return_exceptions=True)
 
 
-def _status(source: GitSource) -> dict[str, Any]:
+def _status(source: _Source) -> dict[str, Any]:
     status = asdict(source.status)
-    status["errors"] = list(status.get("errors") or ())
+    status["errors"] = list(status.get("errors") or ()) + (
+        [source.unexpected] if source.unexpected else [])
     return status
 
 

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reconciler.engine import EngineConfig
 
@@ -70,3 +70,16 @@ class ControllerSettings(BaseModel):
                 values[name] = tuple(raw.split(",")) if name == "tokens" else raw
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls.model_validate(values)
+
+
+def describe(exc: ValidationError, environ: Mapping[str, str] | None = None) -> str:
+    """A pydantic error of the settings as one line naming the setting, where its value
+    came from (a `FOTA_*` variable or a flag) and what was wrong with it."""
+    env = os.environ if environ is None else environ
+    parts = []
+    for error in exc.errors(include_url=False):
+        name = ".".join(str(p) for p in error["loc"]) or "settings"
+        var = ENV_PREFIX + name.upper()
+        origin = f" (from {var})" if var in env else ""
+        parts.append(f"invalid {name}{origin}: {error['msg']}, got {error['input']!r}")
+    return "; ".join(parts)

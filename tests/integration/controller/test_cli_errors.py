@@ -1,0 +1,86 @@
+"""`fota serve` and `fota plan` given a bad setting: one clear line and exit 2, never a
+traceback; a followed branch that disappears at runtime is a source error in the status.
+
+Real git repositories in tmp_path, real SQLite files, the real command-line entry point."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from controller_harness import DesiredRepo, serving, settings_for
+
+from reconciler.cli import main
+from reconciler.store import SqliteReader, open_reader
+
+
+def _serve(repo: Path, state: Path, *extra: str) -> list[str]:
+    return ["serve", "--repo", str(repo), "--state", str(state), "--coap", "127.0.0.1:0",
+            "--http", "127.0.0.1:0", *extra]
+
+
+def _one_line(err: str, prefix: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_serve_on_a_branch_that_does_not_exist_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1)
+    assert main(_serve(repo.root, tmp_path / "s.db", "--branch", "nosuch")) == 2
+    line = _one_line(capsys.readouterr().err, "fota serve: ")
+    assert "cannot read branch 'nosuch'" in line and "nosuch" in line
+
+
+def test_serve_with_an_unusable_state_file_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1)
+    assert main(_serve(repo.root, Path("/proc/x.db"))) == 2
+    assert "cannot use state file /proc/x.db" in _one_line(capsys.readouterr().err,
+                                                            "fota serve: ")
+
+
+def test_serve_with_a_malformed_environment_setting_names_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOTA_POLL_SOURCE", "abc")
+    assert main(_serve(tmp_path, tmp_path / "s.db")) == 2
+    assert _one_line(capsys.readouterr().err, "fota serve: ") == (
+        "fota serve: invalid poll_source (from FOTA_POLL_SOURCE): Input should be a valid "
+        "number, unable to parse string as a number, got 'abc'")
+
+
+def test_plan_against_a_file_that_is_not_a_state_file_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1)
+    other = tmp_path / "passwd"
+    other.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    assert main(["plan", "--repo", str(repo.root), "--against", str(other)]) == 2
+    captured = capsys.readouterr()
+    assert _one_line(captured.err, "fota plan: ") == (
+        f"fota plan: {other} is not a fota state file (file is not a database)")
+    assert captured.out == ""
+
+
+async def test_a_followed_branch_deleted_at_runtime_is_a_source_error(tmp_path: Path) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1)
+    repo.repo.create_head("fleet")
+    state = tmp_path / "s.db"
+    async with serving(settings_for(repo, state, branch="fleet")) as running:
+        repo.repo.delete_head("fleet", force=True)
+        reader = open_reader(state)
+        try:
+            async with asyncio.timeout(15):
+                # written by the service's one-second status timer; no event to await
+                while not any("fleet" in str(e) for e in _errors(reader)):
+                    await asyncio.sleep(0.1)
+        finally:
+            reader.close()
+        assert running.controller.desired.revision  # still reconciling the last good one
+
+
+def _errors(reader: SqliteReader) -> list[object]:
+    errors = reader.source_status().get("errors")
+    return list(errors) if isinstance(errors, list) else []
