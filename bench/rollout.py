@@ -1,6 +1,7 @@
 """Rollout benchmark, printed as one JSON object.
 
-(a) `fota serve` and `fota simulate` (1,000 devices, 64 KiB image, 512-byte blocks) as two
+(a) `fota serve` and `fota simulate` (1,000 devices, 64 KiB image, 512-byte blocks unless
+`--block-size`) as two
 processes on loopback: wall time from the commit that changes the collection's target to
 every device reported Current, and firmware blocks per second over that time.
 (b) `fota serve` holding 100,000 registrations (queue-mode endpoints from a `Registrar`
@@ -10,6 +11,7 @@ that affects all of them (the controller's own figure, and commit -> logged).
 Progress is read from the server's log lines, so measuring costs the server nothing.
 
     .venv/bin/python bench/rollout.py [--devices 1000] [--registrations 100000]
+        [--block-size 512] [--only rollout|registrations]
 """
 
 from __future__ import annotations
@@ -158,7 +160,7 @@ class Server:
         return round(marks["stopped"] - marks["shutting down"], 2)
 
 
-async def rollout(devices: int, tmp: Path) -> dict[str, Any]:
+async def rollout(devices: int, tmp: Path, block: int = BLOCK) -> dict[str, Any]:
     endpoints = [f"sim-{i:05d}" for i in range(devices)]
     repo = make_repo(tmp / "repo", endpoints)
     port = _free_udp_port()
@@ -167,7 +169,7 @@ async def rollout(devices: int, tmp: Path) -> dict[str, Any]:
     sim = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "reconciler.cli", "simulate", "--server",
         f"coap://127.0.0.1:{port}", "--repo", str(tmp / "repo"), "--count", str(devices),
-        "--version", "1.0", "--block-size", str(BLOCK), stdout=asyncio.subprocess.DEVNULL)
+        "--version", "1.0", "--block-size", str(block), stdout=asyncio.subprocess.DEVNULL)
     try:
         await server.wait_for(lambda line: "-> Current: running 1.0" in line, devices, 120)
         committed = set_target(repo, "2.0")
@@ -187,10 +189,10 @@ async def rollout(devices: int, tmp: Path) -> dict[str, Any]:
         await server.stop()
     times = sorted(at - committed for at, line in server.lines
                    if at >= committed and current in line)
-    per_device = math.ceil(IMAGE_SIZE / BLOCK)
+    per_device = math.ceil(IMAGE_SIZE / block)
     served = len(times) * per_device
     last = times[-1] if times else float("nan")
-    return {"devices": devices, "image_bytes": IMAGE_SIZE, "block_size": BLOCK,
+    return {"devices": devices, "image_bytes": IMAGE_SIZE, "block_size": block,
             "current": len(times), "never_current": devices - len(times),
             "commit_to_99pct_current_s": round(times[int(0.99 * devices) - 1], 2)
             if len(times) >= int(0.99 * devices) else None,
@@ -248,12 +250,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--registrations", type=int, default=100_000)
+    parser.add_argument("--block-size", type=int, default=BLOCK,
+                        help="the simulated devices' Block2 size (16..1024)")
     parser.add_argument("--only", choices=("rollout", "registrations"), default=None)
     args = parser.parse_args()
     result: dict[str, Any] = {}
     if args.only in (None, "rollout"):
         with tempfile.TemporaryDirectory() as a:
-            result["rollout"] = await rollout(args.devices, Path(a))
+            result["rollout"] = await rollout(args.devices, Path(a), args.block_size)
     if args.only in (None, "registrations"):
         with tempfile.TemporaryDirectory() as b:
             result["registrations"] = await registrations(args.registrations, Path(b))

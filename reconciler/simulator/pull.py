@@ -49,6 +49,8 @@ class BlockClient(asyncio.DatagramProtocol):
         self._mid = random.randrange(0x10000)
         self._token = random.randrange(1 << 32)
         self._exchange: _Exchange | None = None
+        self._uri_key: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        self._uri_encoded = b""
 
     async def open(self, host: str) -> None:
         loop = asyncio.get_running_loop()
@@ -68,13 +70,11 @@ class BlockClient(asyncio.DatagramProtocol):
 
     async def get(self, path: Sequence[str], query: Sequence[str], block2: int) -> Answer:
         """GET with the Block2 option value `block2` (num << 4 | szx); the answer."""
-        options = [(wire.URI_PATH, segment.encode()) for segment in path]
-        options += [(wire.URI_QUERY, item.encode()) for item in query]
-        options.append((wire.BLOCK2, wire.uint(block2)))
         self._mid = (self._mid + 1) & 0xFFFF
         self._token = (self._token + 1) & 0xFFFFFFFF
         token = self._token.to_bytes(4, "big")
-        data = wire.build(wire.CON, wire.GET, self._mid, token, wire.encode_options(options))
+        data = wire.build(wire.CON, wire.GET, self._mid, token,
+                          self._uri_options(path, query) + _block2_option(block2, path, query))
         exchange = self._exchange = _Exchange(self._mid, token, data)
         timeout = self._rel.ack_timeout * random.uniform(1.0, self._rel.random_factor)
         self._transmit(exchange, timeout, self._rel.max_retransmit)
@@ -84,6 +84,15 @@ class BlockClient(asyncio.DatagramProtocol):
             if exchange.timer is not None:
                 exchange.timer.cancel()
             self._exchange = None
+
+    def _uri_options(self, path: Sequence[str], query: Sequence[str]) -> bytes:
+        """Uri-Path and Uri-Query encoded once per download: only Block2 changes."""
+        key = (tuple(path), tuple(query))
+        if self._uri_key != key:
+            options = [(wire.URI_PATH, segment.encode()) for segment in path]
+            options += [(wire.URI_QUERY, item.encode()) for item in query]
+            self._uri_key, self._uri_encoded = key, wire.encode_options(options)
+        return self._uri_encoded
 
     def _transmit(self, exchange: _Exchange, timeout: float, left: int) -> None:
         if self._transport is None:
@@ -145,6 +154,12 @@ class BlockClient(asyncio.DatagramProtocol):
     def _reply(self, data: bytes | None, remote: Addr) -> None:
         if data is not None and self._transport is not None:
             self._transport.sendto(data, remote)
+
+
+def _block2_option(value: int, path: Sequence[str], query: Sequence[str]) -> bytes:
+    """Block2 (23) after the last Uri-Path (11) or Uri-Query (15) option, if any."""
+    previous = wire.URI_QUERY if query else wire.URI_PATH if path else 0
+    return wire.encode_options([(wire.BLOCK2 - previous, wire.uint(value))])
 
 
 def _answer(message: wire.Datagram) -> Answer:
