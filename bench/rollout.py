@@ -1,9 +1,8 @@
 """Rollout benchmark, printed as one JSON object.
 
 (a) `fota serve` and `fota simulate` (1,000 devices, 64 KiB image, 512-byte blocks unless
-`--block-size`) as two
-processes on loopback: wall time from the commit that changes the collection's target to
-every device reported Current, and firmware blocks per second over that time.
+`--block-size`) as two processes on loopback: wall time from the commit that changes the
+collection's target to every device reported Current, and firmware blocks per second.
 (b) `fota serve` holding 100,000 registrations (queue-mode endpoints from a `Registrar`
 over 64 sockets): the server's RSS, and the time to plan and persist a target change
 that affects all of them (the controller's own figure, and commit -> logged).
