@@ -35,26 +35,58 @@ def from_state(desired: DesiredState, state: Path) -> dict[str, DeviceView]:
 
 
 def from_api(desired: DesiredState, base: str, token: str | None) -> dict[str, DeviceView]:
-    """GET /collections/{cid}/devices for every collection of the proposed state."""
+    """GET /collections, then /collections/{cid}/devices for every collection of the
+    proposed state the reconciler has. Raises ValueError when `base` does not answer as
+    a fota API (a 404, HTML, another JSON shape): comparing with nothing would claim
+    every device unreported."""
+    root = base.rstrip("/")
+    known = _collections(root, token)
     found: dict[str, DeviceView] = {}
     for cid in desired.collections:
-        body = _get(f"{base.rstrip('/')}/collections/{quote(cid)}/devices", token)
-        for item in body.get("devices", []) if body else []:
+        if cid not in known:
+            continue  # a collection the pull request adds
+        body = _get(root, f"/collections/{quote(cid)}/devices", token)
+        items = body.get("devices")
+        if not isinstance(items, list) or not all(_is_device(i) for i in items):
+            raise _not_fota(root, f"/collections/{cid}/devices has no device list")
+        for item in items:
             view = _view(cid, item)
             found[view.device_id] = view
     return found
 
 
-def _get(url: str, token: str | None) -> dict[str, Any] | None:
-    request = urllib.request.Request(url, headers={"X-API-Token": token} if token else {})
+def _collections(root: str, token: str | None) -> set[str]:
+    items = _get(root, "/collections", token).get("collections")
+    if not isinstance(items, list) or not all(
+            isinstance(i, dict) and isinstance(i.get("collectionId"), str) for i in items):
+        raise _not_fota(root, "/collections has no collection list")
+    return {i["collectionId"] for i in items}
+
+
+def _is_device(item: object) -> bool:
+    return isinstance(item, dict) and isinstance(item.get("deviceId"), str)
+
+
+def _not_fota(root: str, why: str) -> ValueError:
+    return ValueError(f"{root} is not a fota API: {why}")
+
+
+def _get(root: str, path: str, token: str | None) -> dict[str, Any]:
+    request = urllib.request.Request(root + path,
+                                     headers={"X-API-Token": token} if token else {})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            data: dict[str, Any] = json.loads(response.read())
-            return data
+            data = json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None  # a collection the running reconciler does not have yet
-        raise
+        if exc.code in (401, 403):
+            raise ValueError(f"{root}: GET {path} answered {exc.code} "
+                             "(set FOTA_API_TOKEN to an accepted token)") from exc
+        raise _not_fota(root, f"GET {path} answered {exc.code}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _not_fota(root, f"GET {path} did not answer JSON") from exc
+    if not isinstance(data, dict):
+        raise _not_fota(root, f"GET {path} did not answer a JSON object")
+    return data
 
 
 def _view(collection_id: str, item: dict[str, Any]) -> DeviceView:

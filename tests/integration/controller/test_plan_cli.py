@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -86,3 +91,44 @@ def test_plan_of_an_invalid_tree_prints_file_line_errors(
     assert main(["plan", "--repo", str(repo.root)]) == 1
     error = capsys.readouterr().err
     assert f"manifests/{COLLECTION}/collection.yaml:" in error and "9.9" in error
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Its access log would land in the captured stderr the test reads."""
+
+
+@contextmanager
+def _static_http(root: Path) -> Iterator[str]:
+    """`python3 -m http.server` for `root` on a free loopback port, in a thread."""
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize(
+    ("files", "why"),
+    [({}, "GET /collections answered 404"),
+     ({"collections": "<html>hello</html>"}, "GET /collections did not answer JSON"),
+     ({"collections": '{"items": []}'}, "/collections has no collection list")],
+)
+def test_plan_against_a_url_that_is_not_a_fota_api_fails_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], files: dict[str, str], why: str,
+) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1)
+    site = tmp_path / "site"
+    site.mkdir()
+    for name, text in files.items():
+        (site / name).write_text(text)
+    with _static_http(site) as url:
+        code = main(["plan", "--repo", str(repo.root), "--against", url])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert captured.err.strip().splitlines() == [f"fota plan: {url} is not a fota API: {why}"]
