@@ -5,11 +5,14 @@ device and progress changes, never fixed sleeps."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from controller_harness import (
     COLLECTION,
+    SIM_TIMING,
     DesiredRepo,
     device_id,
     endpoint,
@@ -62,6 +65,33 @@ async def test_an_integrity_failure_is_terminal_for_the_image(tmp_path: Path) ->
         assert progress.state is S.UPDATE_FAILED and progress.attempts == 1
         assert "integrity" in progress.message
         assert fleet.device(endpoint(0)).executes == 0
+
+
+async def test_an_unsupported_package_is_terminal_for_the_image(tmp_path: Path) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
+    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
+            fleet_of(running, specs(1, faults=frozenset({Fault.UNSUPPORTED}))) as fleet:
+        ctl = running.controller
+        device = fleet.device(endpoint(0))
+        await until(ctl, _state_is(ctl, S.UPDATE_FAILED))
+        await device.wait_for(lambda: device.updates >= 2)  # a later look changes nothing
+        await ctl.queue.idle()
+        progress = _progress(ctl)
+        assert progress.state is S.UPDATE_FAILED and progress.attempts == 1
+        assert "unsupported package type" in progress.message
+        assert (device.executes, device.version) == (0, "1.0")
+
+
+async def test_a_slow_download_within_its_deadline_ends_current(tmp_path: Path) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
+    slow = replace(SIM_TIMING, slow_block_delay=0.15)  # 5 blocks: under a second in all
+    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
+            fleet_of(running, specs(1, faults=frozenset({Fault.SLOW})), slow) as fleet:
+        ctl, began = running.controller, time.monotonic()
+        await fleet.device(endpoint(0)).wait_version("2.0", timeout=20)
+        await until(ctl, _state_is(ctl, S.CURRENT))
+        assert time.monotonic() - began >= 4 * slow.slow_block_delay  # it was slow
+        assert _progress(ctl).attempts == 1 and fleet.device(endpoint(0)).executes == 1
 
 
 async def test_a_stuck_download_times_out_and_the_retry_succeeds(tmp_path: Path) -> None:
