@@ -26,6 +26,7 @@ from reconciler.errors import FotaError
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState
 from reconciler.sources import GitSource
+from reconciler.sources.gitrepo import is_url
 from reconciler.store import SqliteStore, open_reader, open_store
 
 log = logging.getLogger("reconciler.serve")
@@ -170,7 +171,7 @@ async def _first_revision(source: _Source, store: SqliteStore, stop: asyncio.Eve
         if desired is not None:
             return desired
         problem = source.git_error()
-        if problem is not None and Path(settings.repo).exists():
+        if problem is not None and not is_url(settings.repo):
             branch = f"branch {settings.branch!r} of " if settings.branch else ""
             raise StartupError(f"cannot read {branch}{settings.repo}: {problem}")
         log.error("no valid revision yet: %s", "; ".join(source.status.errors) or "empty")

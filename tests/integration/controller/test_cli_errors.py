@@ -34,6 +34,13 @@ def test_serve_on_a_branch_that_does_not_exist_says_so(
     assert "cannot read branch 'nosuch'" in line and "nosuch" in line
 
 
+def test_serve_on_a_repository_path_that_does_not_exist_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_serve(tmp_path / "nowhere", tmp_path / "s.db")) == 2
+    line = _one_line(capsys.readouterr().err, "fota serve: ")
+    assert line.startswith(f"fota serve: cannot read {tmp_path / 'nowhere'}: git: ")
+
+
 def test_serve_with_an_unusable_state_file_says_so(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = DesiredRepo(tmp_path / "repo", count=1)
