@@ -16,6 +16,7 @@ from reconciler.api.access import TokenCheck
 from reconciler.api.cache import BodyCache
 from reconciler.api.errors import install_handlers
 from reconciler.api.head import HeadAsGet
+from reconciler.api.openapi import install_openapi
 from reconciler.api.routes import collections_router
 from reconciler.api.status import health_router, status_router
 from reconciler.store import StoreReader
@@ -23,7 +24,8 @@ from reconciler.store import StoreReader
 DESCRIPTION = """Read-only view of fota-gitops, with the GET shapes of the reference FOTA API.
 Desired state lives in git: every write method answers 405. Unset ids
 (`currentFirmwareId`, `targetFirmwareId`) and values a device never reported are left out
-of the JSON rather than sent as empty strings or null."""
+of the JSON rather than sent as empty strings or null. Every GET route also answers HEAD
+(the same status and headers, no body)."""
 
 
 def create_app(reader: StoreReader, *, tokens: Sequence[str] = ()) -> FastAPI:
@@ -33,6 +35,7 @@ def create_app(reader: StoreReader, *, tokens: Sequence[str] = ()) -> FastAPI:
                   docs_url="/docs", redoc_url=None, redirect_slashes=False)
     install_handlers(app)
     app.add_middleware(HeadAsGet)
+    install_openapi(app, guarded=any(tokens))
     guard = [Depends(TokenCheck(tokens))]
     app.include_router(collections_router(reader, BodyCache(reader)), dependencies=guard)
     app.include_router(status_router(reader), dependencies=guard)

@@ -7,22 +7,21 @@ Write methods on these paths answer 405: changes go through git.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 
 from reconciler.api import render, schemas
 from reconciler.api.cache import BodyCache
 from reconciler.api.errors import ALLOW, READ_ONLY, WRITE_METHODS, ApiError, check_id, not_found
+from reconciler.api.openapi import errors
 from reconciler.store import CollectionView, StoreReader
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": schemas.Error, "description": text}
-    for code, text in ((400, "Malformed id"), (401, "Missing or wrong X-API-Token"),
-                       (404, "Unknown id"))
-}
+ID_ERRORS = (400, 401, 404)  # routes with ids: malformed, no token, unknown
 
 
 class JsonBytes(JSONResponse):
@@ -33,17 +32,36 @@ class JsonBytes(JSONResponse):
         return content if isinstance(content, bytes) else super().render(content)
 
 
-def documented(model: type[schemas.Schema]) -> dict[str, Any]:
-    """Route kwargs: the schema shows in /docs but the body is our pre-rendered bytes."""
+def documented(model: type[schemas.Schema], *codes: int) -> dict[str, Any]:
+    """Route kwargs: the schema shows in /docs but the body is our pre-rendered bytes;
+    `codes` are the error statuses the route answers."""
     return {"response_class": JsonBytes, "response_model": None,
-            "responses": {200: {"model": model}, **ERRORS}}
+            "responses": {200: {"model": model}, **errors(*codes)}}
 
 
-def refuse_writes(router: APIRouter, path: str) -> None:
+def refuse_writes(router: APIRouter, path: str, *, guarded: bool = True) -> None:
+    """405 for every write method on `path`, documented so clients see the refusal
+    (and the 401 that comes first when the router checks the token)."""
     async def read_only() -> Response:
         raise ApiError(405, READ_ONLY, ALLOW)
 
-    router.add_api_route(path, read_only, methods=list(WRITE_METHODS), include_in_schema=False)
+    for method in WRITE_METHODS:  # one route each: one operation (and operationId) each
+        router.add_api_route(path, read_only, methods=[method],
+                             summary=f"{method}: refused, changes go through git",
+                             status_code=405, response_class=JsonBytes, response_model=None,
+                             response_description=READ_ONLY,
+                             responses=errors(405, *((401,) if guarded else ())),
+                             openapi_extra={"parameters": path_parameters(path)})
+        # Only this tag, not the router's: /docs groups the refusals apart from the GETs.
+        added = router.routes[-1]
+        assert isinstance(added, APIRoute)
+        added.tags = ["writes (refused)"]
+
+
+def path_parameters(path: str) -> list[dict[str, Any]]:
+    """OpenAPI wants every `{name}` of a path declared, even where the handler ignores it."""
+    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"\{(\w+)\}", path)]
 
 
 def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
@@ -66,19 +84,20 @@ def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
         if reader.image(cid, check_id("firmware image", fid)) is None:
             raise not_found("firmware image", fid)
 
-    @router.get("/collections", summary="List collections", **documented(schemas.CollectionList))
+    @router.get("/collections", summary="List collections",
+                **documented(schemas.CollectionList, 401))
     async def list_collections() -> Response:
         return body(("collections",), lambda: render.dumps(
             {"collections": [render.collection(c) for c in reader.collections()]}))
 
     @router.get("/collections/{collectionId}", summary="Get a collection",
-                **documented(schemas.Collection))
+                **documented(schemas.Collection, *ID_ERRORS))
     async def get_collection(collectionId: str) -> Response:
         return body(("collection", collectionId),
                     lambda: render.dumps(render.collection(known_collection(collectionId))))
 
     @router.get("/collections/{collectionId}/firmware", summary="List firmware images",
-                **documented(schemas.ImageList))
+                **documented(schemas.ImageList, *ID_ERRORS))
     async def list_images(collectionId: str) -> Response:
         def build() -> bytes:
             known_collection(collectionId)
@@ -87,7 +106,7 @@ def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
         return body(("images", collectionId), build)
 
     @router.get("/collections/{collectionId}/firmware/{imageId}", summary="Get a firmware image",
-                **documented(schemas.Image))
+                **documented(schemas.Image, *ID_ERRORS))
     async def get_image(collectionId: str, imageId: str) -> Response:
         def build() -> bytes:
             known_image(collectionId, imageId)
@@ -98,7 +117,7 @@ def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
 
     @router.get("/collections/{collectionId}/firmware/{imageId}/usage",
                 summary="Devices targeting or running a firmware image",
-                **documented(schemas.Usage))
+                **documented(schemas.Usage, *ID_ERRORS))
     async def get_usage(collectionId: str, imageId: str) -> Response:
         def build() -> bytes:
             known_image(collectionId, imageId)
@@ -107,7 +126,7 @@ def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
         return await big_body(("usage", collectionId, imageId), build)
 
     @router.get("/collections/{collectionId}/devices", summary="List the devices of a collection",
-                **documented(schemas.DeviceList))
+                **documented(schemas.DeviceList, *ID_ERRORS))
     async def list_devices(collectionId: str) -> Response:
         def build() -> bytes:
             known_collection(collectionId)
@@ -115,7 +134,7 @@ def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
         return await big_body(("devices", collectionId), build)
 
     @router.get("/collections/{collectionId}/devices/{deviceId}", summary="Get a device",
-                **documented(schemas.Device))
+                **documented(schemas.Device, *ID_ERRORS))
     async def get_device(collectionId: str, deviceId: str) -> Response:
         def build() -> bytes:
             known_collection(collectionId)

@@ -13,7 +13,8 @@ from fastapi.responses import Response
 
 from reconciler.api import render, schemas
 from reconciler.api.errors import check_id, error_response, not_found
-from reconciler.api.routes import JsonBytes, documented, refuse_writes
+from reconciler.api.openapi import errors
+from reconciler.api.routes import ID_ERRORS, JsonBytes, documented, refuse_writes
 from reconciler.store import StoreReader
 
 EVENT_LIMIT = 50
@@ -23,7 +24,7 @@ def status_router(reader: StoreReader) -> APIRouter:
     router = APIRouter(tags=["status"])
 
     @router.get("/status", summary="Source, revision and per-collection rollout status",
-                **documented(schemas.Status))
+                **documented(schemas.Status, 401))
     async def get_status() -> Response:
         applied = reader.applied_revision()
         collections = [render.collection_status(s, reader.conditions(s.collection_id))
@@ -35,7 +36,7 @@ def status_router(reader: StoreReader) -> APIRouter:
 
     @router.get("/status/devices/{deviceId}",
                 summary="A device's firmware view, conditions and recent events",
-                **documented(schemas.DeviceStatus))
+                **documented(schemas.DeviceStatus, *ID_ERRORS))
     async def get_device_status(deviceId: str) -> Response:
         cid = reader.device_collection(check_id("device", deviceId))
         view = reader.device(cid, deviceId) if cid else None
@@ -54,16 +55,15 @@ def status_router(reader: StoreReader) -> APIRouter:
 
 def health_router(reader: StoreReader) -> APIRouter:
     router = APIRouter(tags=["health"])
-    probe: dict[str, Any] = {
-        "response_class": JsonBytes, "response_model": None,
-        "responses": {200: {"model": schemas.Health}, 503: {"model": schemas.Error}}}
+    probe: dict[str, Any] = {"response_class": JsonBytes, "response_model": None}
 
-    @router.get("/healthz", summary="The process is up", **probe)
+    @router.get("/healthz", summary="The process is up",
+                responses={200: {"model": schemas.Health}, **errors()}, **probe)
     async def healthz() -> Response:
         return JsonBytes(render.dumps({"status": "ok"}))
 
     @router.get("/readyz", summary="The store is readable and a desired state is applied",
-                **probe)
+                responses={200: {"model": schemas.Health}, **errors(503)}, **probe)
     async def readyz() -> Response:
         try:
             revision = reader.applied_revision() if reader.ping() else None
@@ -73,4 +73,6 @@ def health_router(reader: StoreReader) -> APIRouter:
             return error_response(503, "no desired state applied yet")
         return JsonBytes(render.dumps({"status": "ready", "appliedRevision": revision}))
 
+    for route in list(router.routes):
+        refuse_writes(router, getattr(route, "path", ""), guarded=False)
     return router
