@@ -1,8 +1,9 @@
 """`create_app(reader, tokens=...)`: the read-only HTTP API as one FastAPI application.
 
 Composes the reference routes (`routes.py`), status and probes (`status.py`), the JSON
-error handlers (`errors.py`), the token check (`access.py`) and HEAD support (`head.py`)
-around one `StoreReader`.
+error handlers (`errors.py`), the token check (`access.py`), HEAD support (`head.py`),
+the trimmed OpenAPI document (`openapi.py`) and offline /docs (`docs.py`) around one
+`StoreReader`.
 No import-time globals: `fota serve` and the tests each build their own app.
 """
 
@@ -14,6 +15,7 @@ from fastapi import Depends, FastAPI
 
 from reconciler.api.access import TokenCheck
 from reconciler.api.cache import BodyCache
+from reconciler.api.docs import install_docs
 from reconciler.api.errors import install_handlers
 from reconciler.api.head import HeadAsGet
 from reconciler.api.openapi import install_openapi
@@ -32,10 +34,11 @@ def create_app(reader: StoreReader, *, tokens: Sequence[str] = ()) -> FastAPI:
     # No slash redirects: "/collections/" is an unknown path, answered with the JSON 404
     # like any other, not a 307 with an empty body.
     app = FastAPI(title="fota-gitops", version="0.1.0", description=DESCRIPTION,
-                  docs_url="/docs", redoc_url=None, redirect_slashes=False)
+                  docs_url=None, redoc_url=None, redirect_slashes=False)
     install_handlers(app)
     app.add_middleware(HeadAsGet)
     install_openapi(app, guarded=any(tokens))
+    install_docs(app)  # /docs with local Swagger UI assets instead of FastAPI's CDN page
     guard = [Depends(TokenCheck(tokens))]
     app.include_router(collections_router(reader, BodyCache(reader)), dependencies=guard)
     app.include_router(status_router(reader), dependencies=guard)
