@@ -22,7 +22,7 @@ from typing import Any
 from aiocoap import Message
 from aiocoap import error as coap_error
 from aiocoap.message import Direction
-from aiocoap.numbers.types import CON
+from aiocoap.numbers.types import ACK, CON, RST
 from aiocoap.transports.udp6 import UDP6EndpointAddress
 
 log = logging.getLogger(__name__)
@@ -35,18 +35,25 @@ GENERATION_CAP = 16384
 SEND_ATTEMPTS = 4
 
 Key = tuple[str, int, int]  # source host, source port, message id
+Seen = tuple[bytes, bytes | None]  # the request's token, the encoded response (when sent)
 
 
 class DedupCache:
-    """(remote, message id) -> encoded response (None while the request is in progress)."""
+    """(remote, message id) -> (request token, encoded response or None while the request
+    is in progress).
+
+    A duplicate is a retransmission: same source, message id AND token. A new exchange
+    that merely reuses a recent (port, message id), say a rebooted device whose new
+    socket got a port another client just gave up, has its own token and is handled
+    afresh, never answered with the response to the other exchange."""
 
     def __init__(self, message_manager: Any, *, span: float = GENERATION_SECONDS,
                  cap: int = GENERATION_CAP) -> None:
         self._mman = message_manager
         self._span = span
         self._cap = cap
-        self._new: dict[Key, bytes | None] = {}
-        self._old: dict[Key, bytes | None] = {}
+        self._new: dict[Key, Seen] = {}
+        self._old: dict[Key, Seen] = {}
         self._rotated_at = time.monotonic()
 
     def __len__(self) -> int:
@@ -60,21 +67,27 @@ class DedupCache:
     def deduplicate(self, message: Message) -> bool:
         """True when `message` was seen before (its stored answer is sent again)."""
         key = _key(message)
-        stored = self._new.get(key, self._old.get(key, False))
-        if stored is False:
+        stored = self._new.get(key) or self._old.get(key)
+        if stored is None or stored[0] != message.token:
             if len(self._new) >= self._cap:
                 self._rotate()
-            self._new[key] = None
+            self._new[key] = (message.token, None)
             return False
-        if message.mtype is CON and isinstance(stored, bytes):
-            send_raw(self._mman.message_interface, stored, message.remote)
+        if message.mtype is CON and stored[1] is not None:
+            send_raw(self._mman.message_interface, stored[1], message.remote)
         return True
 
     def store_response(self, message: Message) -> None:
+        """Called for every message the server sends: only an ACK or a Reset carries the
+        message id of the request it answers; a request of the server's own to that
+        device may happen to reuse the id and must not replace the answer."""
+        if message.mtype not in (ACK, RST):
+            return
         key = _key(message)
         for generation in (self._new, self._old):
-            if key in generation:
-                generation[key] = message.encode()
+            seen = generation.get(key)
+            if seen is not None:
+                generation[key] = (seen[0], message.encode())
                 return
 
     def _rotate(self) -> None:
