@@ -76,7 +76,8 @@ class Endpoint(asyncio.DatagramProtocol):
         self._token = random.randrange(1 << 32)
         self._by_mid: dict[int, _Pending] = {}
         self._by_token: dict[bytes, _Pending] = {}
-        self._answered: OrderedDict[tuple[Addr, int], bytes] = OrderedDict()
+        # (remote, mid) -> (token, encoded answer): a retransmission repeats both
+        self._answered: OrderedDict[tuple[Addr, int], tuple[bytes, bytes]] = OrderedDict()
 
     async def open(self, host: str = "127.0.0.1", port: int = 0) -> None:
         loop = asyncio.get_running_loop()
@@ -182,9 +183,10 @@ class Endpoint(asyncio.DatagramProtocol):
     # -- receiving ----------------------------------------------------------
     def _on_request(self, msg: Message, remote: Addr) -> None:
         key = (remote, msg.mid)
-        if msg.mtype == CON and key in self._answered:
+        answered = self._answered.get(key)
+        if msg.mtype == CON and answered is not None and answered[0] == msg.token:
             if self._transport is not None:
-                self._transport.sendto(self._answered[key], remote)
+                self._transport.sendto(answered[1], remote)
             return
         if self._handler is None:
             return
@@ -201,12 +203,13 @@ class Endpoint(asyncio.DatagramProtocol):
         else:
             response.mtype, response.mid = NON, self.next_mid()
         data = response.encode()
-        self._remember(key, data)
+        self._remember(key, msg.token, data)
         if self._transport is not None:
             self._transport.sendto(data, remote)
 
-    def _remember(self, key: tuple[Addr, int], data: bytes) -> None:
-        self._answered[key] = data
+    def _remember(self, key: tuple[Addr, int], token: bytes, data: bytes) -> None:
+        self._answered.pop(key, None)  # a reused id: the newest exchange, kept longest
+        self._answered[key] = (token, data)
         if len(self._answered) > _DEDUP_KEEP:
             self._answered.popitem(last=False)
 
