@@ -123,7 +123,11 @@ async def _run(settings: ControllerSettings, store: SqliteStore, source: _Source
     controller = Controller(store, server, _Images(source, lambda: controller.desired), settings)
     holder.append(controller)
     await controller.set_desired(desired)
-    await server.start()
+    try:
+        await server.start()
+    except OSError as exc:
+        raise StartupError(f"cannot serve LwM2M on {settings.coap_host}:"
+                           f"{settings.coap_port}: {exc.strerror or exc}") from exc
     unsubscribe = server.subscribe(controller.on_registration)
     api = _api(settings)
     tasks = [asyncio.create_task(controller.run(stop), name="controller"),

@@ -6,13 +6,14 @@ Real git repositories in tmp_path, real SQLite files, the real command-line entr
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
 from controller_harness import DesiredRepo, serving, settings_for
 
 from reconciler.cli import main
-from reconciler.store import SqliteReader, open_reader
+from reconciler.store import SqliteReader, open_reader, open_store
 
 
 def _serve(repo: Path, state: Path, *extra: str) -> list[str]:
@@ -47,6 +48,32 @@ def test_serve_with_an_unusable_state_file_says_so(
     assert main(_serve(repo.root, Path("/proc/x.db"))) == 2
     assert "cannot use state file /proc/x.db" in _one_line(capsys.readouterr().err,
                                                             "fota serve: ")
+
+
+def test_serve_on_a_busy_coap_port_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+        other.bind(("127.0.0.1", 0))
+        port = other.getsockname()[1]
+        args = _serve(repo.root, tmp_path / "s.db")
+        args[args.index("127.0.0.1:0")] = f"127.0.0.1:{port}"  # the --coap value
+        assert main(args) == 2
+    line = _one_line(capsys.readouterr().err, "fota serve: ")
+    assert line.startswith(f"fota serve: cannot serve LwM2M on 127.0.0.1:{port}: ")
+    assert "already in use" in line
+
+
+def test_a_second_serve_on_the_same_state_file_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1)
+    holder = open_store(tmp_path / "s.db")
+    try:
+        assert main(_serve(repo.root, tmp_path / "s.db")) == 2
+    finally:
+        holder.close()
+    assert "in use by another fota process" in _one_line(capsys.readouterr().err,
+                                                          "fota serve: ")
 
 
 def test_serve_with_a_malformed_environment_setting_names_it(
