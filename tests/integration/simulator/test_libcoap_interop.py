@@ -7,7 +7,6 @@ import asyncio
 import os
 import shutil
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,9 @@ async def _serve(tmp_path: Path) -> tuple[asyncio.subprocess.Process, str] | Non
     server = await asyncio.create_subprocess_exec(
         "coap-server-notls", "-A", "127.0.0.1", "-p", str(port), "-d", "2",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    uri = f"coap://127.0.0.1:{port}/fw-{uuid.uuid4().hex[:8]}"
+    # /example_data is coap-server's built-in resource that keeps what a PUT sends; a
+    # dynamically created resource (-d) was seen answering 4.04 to a later GET.
+    uri = f"coap://127.0.0.1:{port}/example_data"
     # The server may still be starting: the first PUT can go unanswered.
     stored = False
     for _ in range(5):
