@@ -11,6 +11,7 @@ order and answers 2.31 Continue until the last block. Faults that bite during tr
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 from dataclasses import dataclass, field
 
@@ -38,6 +39,14 @@ def size_exponent(block_size: int) -> int:
 
 
 async def resolve(host: str, port: int) -> tuple[str, int]:
+    """(address, port) to send to. An address literal (what a server's Package URI
+    usually holds) is used as it is: getaddrinfo runs in the loop's thread pool, and a
+    thousand downloads at once paid a thread hop each for it (profiled: ~13% of the
+    simulator's samples)."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]"))), port
+    except ValueError:
+        pass  # a name: ask the resolver
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     address = infos[0][4]
     return str(address[0]), int(address[1])

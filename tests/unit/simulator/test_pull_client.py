@@ -11,6 +11,7 @@ from aiocoap import ACK, CON, CONTENT, EMPTY, GET, RST, Message
 
 from reconciler.simulator.coap import Reliability, RequestReset, RequestTimeout
 from reconciler.simulator.pull import BlockClient
+from reconciler.simulator.transfer import resolve
 
 QUICK = Reliability(ack_timeout=0.05, random_factor=1.0, max_retransmit=2)
 
@@ -110,3 +111,11 @@ async def test_a_reset_fails_the_request_and_silence_times_it_out(peer: Peer) ->
             await client.get(("fw",), (), 0)  # 1 + 2 retransmissions, never answered
     finally:
         client.close()
+
+
+async def test_an_address_literal_is_used_as_it_is_and_a_name_is_resolved() -> None:
+    assert await resolve("127.0.0.1", 5683) == ("127.0.0.1", 5683)
+    assert await resolve("::1", 5684) == ("::1", 5684)
+    assert await resolve("[0:0::1]", 5685) == ("::1", 5685)
+    host, port = await resolve("localhost", 5686)
+    assert port == 5686 and host in ("127.0.0.1", "::1")
