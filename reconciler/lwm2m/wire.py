@@ -168,7 +168,7 @@ def _reset_unparsable(interface: Any) -> None:
             None,
         )
         remote = UDP6EndpointAddress(address, interface, pktinfo=pktinfo)
-        if data and data[0] & 0x0F == 15:  # token length 15 is reserved (RFC 8974 §2.1)
+        if format_error(data) is not None:
             _answer(interface, _reset(data), ancdata, address)
             return
         try:
@@ -187,6 +187,15 @@ def _reset_unparsable(interface: Any) -> None:
             log.exception("CoAP message layer failed on a message from %s", address)
 
     interface.datagram_msg_received = received
+
+
+def format_error(data: bytes) -> str | None:
+    """Why `data` is not a well-formed CoAP message where aiocoap's decode would accept
+    it, or None. Token lengths 9-15 are reserved (RFC 7252 §3): this server negotiates
+    no extended tokens (RFC 8974), so they are format errors, not longer tokens."""
+    if data and data[0] & 0x0F > 8:
+        return f"token length {data[0] & 0x0F}"
+    return None
 
 
 def _answer(interface: Any, reply: bytes | None, ancdata: list[Any], address: Any) -> None:

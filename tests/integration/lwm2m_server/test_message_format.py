@@ -1,0 +1,68 @@
+"""RFC 7252 §3 message format errors, as raw datagrams on real servers on loopback
+ports: the LwM2M server's port (the firmware fast path first, then aiocoap) and a
+firmware block server (the fast path alone). A format error in a Confirmable is
+answered with an empty Reset carrying its message id (§4.2); in any other message it
+is silently ignored (§4.3)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from reconciler.lwm2m.blockserver import BlockServer
+from reconciler.lwm2m.server import Lwm2mServer
+
+from .conftest import RawSocket
+
+CON, NON = 0x40, 0x50  # version 1 and the type, the token length still to be or-ed in
+
+
+def reset(mid: int) -> bytes:
+    return bytes((0x70, 0x00, mid >> 8, mid & 0xFF))
+
+
+@pytest.fixture(params=["lwm2m server port", "firmware block server"])
+async def peer(request: pytest.FixtureRequest, server: Lwm2mServer) -> AsyncIterator[RawSocket]:
+    block = None
+    port = server.port
+    if request.param == "firmware block server":
+        block = BlockServer(server.firmware)
+        await block.start()
+        port = block.port
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(
+        RawSocket, remote_addr=("127.0.0.1", port))
+    try:
+        yield protocol
+    finally:
+        transport.close()
+        if block is not None:
+            await block.stop()
+
+
+async def assert_nothing_answered(peer: RawSocket, ping_mid: int = 0x7E57) -> None:
+    """Datagrams on loopback arrive in order: when the answer to a later CoAP ping (an
+    empty Confirmable, answered with a Reset) is the first thing back, the datagrams
+    sent before it got no answer."""
+    peer.send(bytes((CON, 0x00, ping_mid >> 8, ping_mid & 0xFF)))
+    assert await peer.receive() == reset(ping_mid)
+
+
+@pytest.mark.parametrize("tkl", range(9, 16))
+async def test_a_confirmable_with_a_reserved_token_length_is_reset(
+    peer: RawSocket, tkl: int
+) -> None:
+    peer.send(bytes((CON | tkl, 0x01, 0x00, 0x21)) + b"A" * tkl)
+
+    assert await peer.receive() == reset(0x21)
+
+
+@pytest.mark.parametrize("tkl", range(9, 16))
+async def test_a_non_confirmable_with_a_reserved_token_length_is_ignored(
+    peer: RawSocket, tkl: int
+) -> None:
+    peer.send(bytes((NON | tkl, 0x01, 0x00, 0x21)) + b"A" * tkl)
+
+    await assert_nothing_answered(peer)
