@@ -192,9 +192,12 @@ def _reset_unparsable(interface: Any) -> None:
 def format_error(data: bytes) -> str | None:
     """Why `data` is not a well-formed CoAP message where aiocoap's decode would accept
     it, or None. Token lengths 9-15 are reserved (RFC 7252 §3): this server negotiates
-    no extended tokens (RFC 8974), so they are format errors, not longer tokens."""
+    no extended tokens (RFC 8974), so they are format errors, not longer tokens; and a
+    datagram cut short inside its token carries no token at all."""
     if data and data[0] & 0x0F > 8:
         return f"token length {data[0] & 0x0F}"
+    if len(data) >= 4 and len(data) < 4 + (data[0] & 0x0F):
+        return "shorter than its header and token"  # aiocoap would cut the token short
     return None
 
 

@@ -66,3 +66,24 @@ async def test_a_non_confirmable_with_a_reserved_token_length_is_ignored(
     peer.send(bytes((NON | tkl, 0x01, 0x00, 0x21)) + b"A" * tkl)
 
     await assert_nothing_answered(peer)
+
+
+TRUNCATED_TOKENS = [(8, b"AAA"), (4, b""), (2, b"A")]
+
+
+@pytest.mark.parametrize(("tkl", "present"), TRUNCATED_TOKENS)
+async def test_a_confirmable_shorter_than_its_token_length_is_reset(
+    peer: RawSocket, tkl: int, present: bytes
+) -> None:
+    peer.send(bytes((CON | tkl, 0x01, 0x00, 0x22)) + present)
+
+    assert await peer.receive() == reset(0x22)
+
+
+@pytest.mark.parametrize(("tkl", "present"), TRUNCATED_TOKENS)
+async def test_a_non_confirmable_shorter_than_its_token_length_is_ignored(
+    peer: RawSocket, tkl: int, present: bytes
+) -> None:
+    peer.send(bytes((NON | tkl, 0x01, 0x00, 0x22)) + present)
+
+    await assert_nothing_answered(peer)
