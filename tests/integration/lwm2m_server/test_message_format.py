@@ -87,3 +87,31 @@ async def test_a_non_confirmable_shorter_than_its_token_length_is_ignored(
     peer.send(bytes((NON | tkl, 0x01, 0x00, 0x22)) + present)
 
     await assert_nothing_answered(peer)
+
+
+# POST /rd?ep=marker (on the LwM2M server) and GET /fw/x (on either), each ending in a
+# payload marker with nothing after it
+MARKER_ONLY = [
+    bytes((0x01, 0x02, 0x00, 0x23)) + b"t\xb2rd\x47ep=mark\xff",
+    bytes((0x01, 0x01, 0x00, 0x23)) + b"t\xb2fw\x01x\xff",
+]
+
+
+@pytest.mark.parametrize("datagram", MARKER_ONLY)
+async def test_a_confirmable_with_a_payload_marker_and_no_payload_is_reset(
+    peer: RawSocket, server: Lwm2mServer, datagram: bytes
+) -> None:
+    peer.send(bytes((datagram[0] | CON,)) + datagram[1:])
+
+    assert await peer.receive() == reset(0x23)
+    assert server.registrations() == []
+
+
+@pytest.mark.parametrize("datagram", MARKER_ONLY)
+async def test_a_non_confirmable_with_a_payload_marker_and_no_payload_is_ignored(
+    peer: RawSocket, server: Lwm2mServer, datagram: bytes
+) -> None:
+    peer.send(bytes((datagram[0] | NON,)) + datagram[1:])
+
+    await assert_nothing_answered(peer)
+    assert server.registrations() == []
