@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from reconciler.api import check_bind
+from reconciler.controller.loghandler import LoopBatchedHandler
 from reconciler.controller.service import StartupError, run_service
 from reconciler.controller.settings import ControllerSettings, describe
 
@@ -70,13 +71,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"fota serve: {exc}; a token is given with --token", file=sys.stderr)
         return 2
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+    handler = LoopBatchedHandler(sys.stderr)
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(_main(settings))
     except StartupError as exc:  # bad configuration found on start: one line, no traceback
+        handler.flush()  # the log so far comes before the reason it ends
         print(f"fota serve: {exc}", file=sys.stderr)
         return 2
+    finally:
+        handler.flush()
     return 0
 
 
