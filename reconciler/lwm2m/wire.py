@@ -9,7 +9,9 @@ response under (host, port, mid) in two bounded generations (~0.3 KB an entry, a
 2 x GENERATION_CAP entries), rotated by time and by size, so memory stays flat. `harden`
 also answers malformed Confirmables (Reset, or 4.02 for an undecodable option value)
 instead of dropping them or letting aiocoap's decode raise, and keeps one peer's ICMP
-error from failing the exchanges of another (`_resilient_sends`). Used by `server.py`.
+error from failing the exchanges of another (`_resilient_sends`). Malformed datagrams
+are logged at DEBUG with one INFO summary per minute at most (`MalformedLog`), so a
+flood cannot fill the disk. Used by `server.py`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiocoap import Message
@@ -35,6 +38,8 @@ GENERATION_SECONDS = 45.0
 GENERATION_CAP = 16384
 # A send that fails with an error the socket had pending is tried again this often.
 SEND_ATTEMPTS = 4
+# Malformed datagrams are summarized at INFO at most once per this many seconds.
+SUMMARY_SECONDS = 60.0
 
 Key = tuple[str, int, int]  # source host, source port, message id
 Seen = tuple[bytes, bytes | None]  # the request's token, the encoded response (when sent)
@@ -50,8 +55,9 @@ class DedupCache:
     afresh, never answered with the response to the other exchange."""
 
     def __init__(self, message_manager: Any, *, span: float = GENERATION_SECONDS,
-                 cap: int = GENERATION_CAP) -> None:
+                 cap: int = GENERATION_CAP, on_tick: Callable[[], None] | None = None) -> None:
         self._mman = message_manager
+        self._on_tick = on_tick
         self._span = span
         self._cap = cap
         self._new: dict[Key, Seen] = {}
@@ -65,6 +71,8 @@ class DedupCache:
         """Rotate when the current generation is old; the server calls this periodically."""
         if time.monotonic() - self._rotated_at >= self._span:
             self._rotate()
+        if self._on_tick is not None:
+            self._on_tick()
 
     def deduplicate(self, message: Message) -> bool:
         """True when `message` was seen before (its stored answer is sent again)."""
@@ -110,19 +118,53 @@ def send_raw(interface: Any, data: bytes, remote: Any) -> None:
     interface.transport.sendmsg(data, ancdata, 0, remote.sockaddr)
 
 
-def harden(context: Any) -> list[DedupCache]:
+class MalformedLog:
+    """Logs malformed datagrams so that a flood cannot fill the disk: each one at DEBUG,
+    and at most one INFO line per `interval` counting them (the first after a quiet
+    interval is told at once). `flush`, called on the server's periodic tick, tells
+    the count left over when a flood stops."""
+
+    def __init__(self, *, interval: float = SUMMARY_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval, self._clock = interval, clock
+        self._count = 0
+        self._latest: tuple[Any, str] = (None, "")
+        self._told_at: float | None = None
+
+    def record(self, address: Any, reason: str) -> None:
+        log.debug("malformed CoAP datagram from %s: %s", address, reason)
+        self._count += 1
+        self._latest = (address, reason)
+        self.flush()
+
+    def flush(self) -> None:
+        now = self._clock()
+        if self._told_at is not None and now - self._told_at < self._interval:
+            return
+        if self._count == 0:
+            self._told_at = None  # quiet for a whole interval: tell the next one at once
+            return
+        span = self._interval if self._told_at is None else now - self._told_at
+        log.info("%d malformed CoAP datagram(s) reset or ignored in the last %.0f s "
+                 "(the latest from %s: %s)", self._count, span, *self._latest)
+        self._count, self._told_at = 0, now
+
+
+def harden(context: Any, *, clock: Callable[[], float] = time.monotonic) -> list[DedupCache]:
     """Install the bounded dedup cache and the Reset on unparsable CONs on every UDP
-    message manager of an aiocoap server context; returns the caches (for `tick`)."""
+    message manager of an aiocoap server context; returns the caches (for `tick`).
+    `clock` times the summaries of malformed datagrams (tests pass their own)."""
     caches = []
     for token_manager in context.request_interfaces:
         mman = getattr(token_manager, "token_interface", None)
         if mman is None or not hasattr(mman, "_recent_messages"):
             continue
-        cache = DedupCache(mman)
+        malformed = MalformedLog(clock=clock)
+        cache = DedupCache(mman, on_tick=malformed.flush)
         # Instance attributes shadow the methods the message manager calls on itself.
         mman._deduplicate_message = cache.deduplicate
         mman._store_response_for_duplicates = cache.store_response
-        _reset_unparsable(mman.message_interface)
+        _reset_unparsable(mman.message_interface, malformed)
         _resilient_sends(mman.message_interface)
         caches.append(cache)
     return caches
@@ -160,8 +202,14 @@ def _resilient_sends(interface: Any) -> None:
     interface.transport.sendmsg = sendmsg
 
 
-def _reset_unparsable(interface: Any) -> None:
+def _reset_unparsable(interface: Any, malformed: MalformedLog) -> None:
     """Replace udp6's datagram handler with one that resets malformed Confirmables."""
+
+    def reject(reply: bytes | None, ancdata: list[Any], address: Any, reason: str) -> None:
+        malformed.record(address, reason)
+        if reply is not None:
+            pktinfo = [a for a in ancdata if a[0] == socket.IPPROTO_IPV6]
+            interface.transport.sendmsg(reply, pktinfo, 0, address)
 
     def received(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
         pktinfo = next(
@@ -170,17 +218,18 @@ def _reset_unparsable(interface: Any) -> None:
             None,
         )
         remote = UDP6EndpointAddress(address, interface, pktinfo=pktinfo)
-        if format_error(data) is not None:
-            _answer(interface, _reset(data), ancdata, address)
+        reason = format_error(data)
+        if reason is not None:
+            reject(_reset(data), ancdata, address, reason)
             return
         try:
             message = Message.decode(data, remote)
-        except coap_error.UnparsableMessage:
-            _answer(interface, _reset(data), ancdata, address)
+        except coap_error.UnparsableMessage as exc:
+            reject(_reset(data), ancdata, address, str(exc))
             return
-        except Exception:
+        except Exception as exc:
             # aiocoap lets e.g. UnicodeDecodeError of a bad Uri-Path escape decode()
-            _answer(interface, _bad_option(data), ancdata, address)
+            reject(_bad_option(data), ancdata, address, f"option value: {exc}")
             return
         message.direction = Direction.INCOMING
         try:
@@ -202,13 +251,6 @@ def format_error(data: bytes) -> str | None:
     except framing.FormatError as exc:
         return str(exc)
     return None
-
-
-def _answer(interface: Any, reply: bytes | None, ancdata: list[Any], address: Any) -> None:
-    log.info("malformed CoAP datagram from %s", address)
-    if reply is not None:
-        pktinfo = [a for a in ancdata if a[0] == socket.IPPROTO_IPV6]
-        interface.transport.sendmsg(reply, pktinfo, 0, address)
 
 
 def _confirmable(data: bytes) -> bool:
