@@ -19,7 +19,7 @@ from typing import Any
 from reconciler.controller.decide import Decider, Step
 from reconciler.controller.executor import Executor
 from reconciler.controller.observers import Observers
-from reconciler.controller.reports import merge_report
+from reconciler.controller.reports import Reports
 from reconciler.controller.settings import ControllerSettings
 from reconciler.controller.workqueue import WorkQueue
 from reconciler.errors import WaitingError
@@ -40,8 +40,9 @@ class Controller:
                  clock: Callable[[], float] = time.time) -> None:
         self.store, self.server, self.settings, self.clock = store, server, settings, clock
         self.observers = Observers()
-        self.decider = Decider(store, server, self.observers, settings, clock)
-        self.executor = Executor(server, store, self.observers, images, settings,
+        self.reports = Reports(store)
+        self.decider = Decider(store, self.reports, server, self.observers, settings, clock)
+        self.executor = Executor(server, self.reports, self.observers, images, settings,
                                  self._on_notify, clock)
         self.queue = WorkQueue(self.reconcile_device, workers=settings.workers,
                                backoff=settings.error_backoff,
@@ -87,9 +88,7 @@ class Controller:
         task.add_done_callback(self._tasks.discard)
 
     def _on_notify(self, device: Device, values: dict[Path, Value]) -> None:
-        previous = self.store.report(device.device_id)
-        report = merge_report(previous, device.endpoint, values, self.clock())
-        self.store.put_report(device.device_id, report)
+        self.reports.merge(device.device_id, device.endpoint, values, self.clock())
         self.queue.add(device.device_id)
 
     async def reconcile_device(self, device_id: str) -> float | None:

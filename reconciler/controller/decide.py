@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler.controller.observers import Observers
+from reconciler.controller.reports import Reports
 from reconciler.controller.rollout import RolloutIndex
 from reconciler.controller.settings import ControllerSettings
 from reconciler.engine import OPEN, Plan, Wait, diff, plan, retarget
@@ -36,9 +37,11 @@ class Step:
 
 
 class Decider:
-    def __init__(self, store: SqliteStore, server: Lwm2mServer, observers: Observers,
-                 settings: ControllerSettings, clock: Callable[[], float]) -> None:
+    def __init__(self, store: SqliteStore, reports: Reports, server: Lwm2mServer,
+                 observers: Observers, settings: ControllerSettings,
+                 clock: Callable[[], float]) -> None:
         self.store, self.server, self.observers, self.clock = store, server, observers, clock
+        self.reports = reports
         self.config = settings.engine_config()
         self.desired = DesiredState.empty()
         self.index = RolloutIndex()
@@ -88,7 +91,7 @@ class Decider:
         for device_id in device_ids:
             device = self.desired.devices[device_id]
             before = self.index.get(device_id)
-            delta = diff(self.desired, device_id, self.store.report(device_id),
+            delta = diff(self.desired, device_id, self.reports.get(device_id),
                          self.server.registration(device.endpoint))
             acknowledged = retarget(delta, before, now, self.config)
             after = acknowledged.progress
@@ -111,7 +114,7 @@ class Decider:
             return None
         reg = self.server.registration(device.endpoint)
         delta = diff(
-            self.desired, device_id, self.store.report(device_id), reg,
+            self.desired, device_id, self.reports.get(device_id), reg,
             awake=reg is not None and self.server.is_awake(device.endpoint),
             observing=reg is not None and self.observers.observing(reg),
             can_observe=reg is None or self.observers.can_observe(reg),

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from reconciler.controller.observers import Observers
-from reconciler.controller.reports import merge_report
+from reconciler.controller.reports import Reports
 from reconciler.controller.settings import ControllerSettings
 from reconciler.engine import (
     Action,
@@ -31,7 +31,6 @@ from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState, Device
 from reconciler.model.lwm2m import FW_PACKAGE_URI, FW_UPDATE, Path
-from reconciler.store import SqliteStore
 
 log = logging.getLogger("reconciler.executor")
 
@@ -40,11 +39,11 @@ FALLBACK_READS = (Path(3, 0, 3), Path(5, 0, 3), Path(5, 0, 5))  # when a whole i
 
 
 class Executor:
-    def __init__(self, server: Lwm2mServer, store: SqliteStore, observers: Observers,
+    def __init__(self, server: Lwm2mServer, reports: Reports, observers: Observers,
                  images: Callable[[str], bytes], settings: ControllerSettings,
                  on_notify: Callable[[Device, dict[Path, Value]], None],
                  clock: Callable[[], float] = time.time) -> None:
-        self._server, self._store, self._observers = server, store, observers
+        self._server, self._reports, self._observers = server, reports, observers
         self._images, self._settings, self._clock = images, settings, clock
         self._on_notify = on_notify
 
@@ -70,9 +69,7 @@ class Executor:
                 values.update(await client.read(path, timeout=self._settings.request_timeout))
             except DeviceRequestFailed:
                 values.update(await self._read_each(device, path))
-        previous = self._store.report(device.device_id)
-        self._store.put_report(device.device_id,
-                               merge_report(previous, device.endpoint, values, self._clock()))
+        self._reports.merge(device.device_id, device.endpoint, values, self._clock())
 
     async def _read_each(self, device: Device, instance: Path) -> dict[Path, object]:
         client = self._server.client(device.endpoint)

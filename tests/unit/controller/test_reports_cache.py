@@ -1,0 +1,39 @@
+"""`Reports`: the controller's write-through view of the store's device reports, on a
+real SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path as FsPath
+
+from reconciler.controller.reports import Reports
+from reconciler.model.lwm2m import DEV_FIRMWARE_VERSION, FW_STATE, FirmwareState
+from reconciler.model.observed import DeviceReport
+from reconciler.store import open_store
+
+
+def test_a_merged_report_is_in_the_store_and_read_back_without_a_query(
+        tmp_path: FsPath) -> None:
+    store = open_store(tmp_path / "state.db")
+    try:
+        reports = Reports(store)
+        merged = reports.merge("d1", "ep-1", {DEV_FIRMWARE_VERSION: "1.0"}, 10.0)
+        assert store.report("d1") == merged
+        store.put_report("d1", DeviceReport(endpoint="ep-1"))  # behind the cache's back
+        assert reports.get("d1") == merged  # the controller is the only writer
+        again = reports.merge("d1", "ep-1", {FW_STATE: 1}, 11.0)
+        assert again.firmware_version == "1.0" and again.fw_state is FirmwareState.DOWNLOADING
+        assert store.report("d1") == again
+    finally:
+        store.close()
+
+
+def test_a_report_written_by_an_earlier_run_is_read_from_the_store(tmp_path: FsPath) -> None:
+    store = open_store(tmp_path / "state.db")
+    try:
+        store.put_report("d2", DeviceReport(endpoint="ep-2", firmware_version="2.0"))
+        reports = Reports(store)
+        assert reports.get("missing") is None
+        found = reports.get("d2")
+        assert found is not None and found.firmware_version == "2.0"
+    finally:
+        store.close()
