@@ -7,11 +7,11 @@ both messages with their option objects stay alive, and one asyncio TimerHandle 
 exchange: ~2.6 KB per exchange by tracemalloc. `DedupCache` keeps only the encoded
 response under (host, port, mid) in two bounded generations (~0.3 KB an entry, at most
 2 x GENERATION_CAP entries), rotated by time and by size, so memory stays flat. `harden`
-also answers malformed Confirmables (Reset, or 4.02 for an undecodable option value)
-instead of dropping them or letting aiocoap's decode raise, and keeps one peer's ICMP
-error from failing the exchanges of another (`_resilient_sends`). Malformed datagrams
-are logged at DEBUG with one INFO summary per minute at most (`MalformedLog`), so a
-flood cannot fill the disk. Used by `server.py`.
+also answers malformed Confirmables (Reset; 4.02 for an undecodable option value or an
+unrecognized critical option) instead of dropping them or letting aiocoap's decode
+raise, and keeps one peer's ICMP error from failing the exchanges of another
+(`_resilient_sends`). Malformed datagrams are logged at DEBUG with one INFO summary a
+minute at most (`MalformedLog`), so a flood cannot fill the disk. Used by `server.py`.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ GENERATION_SECONDS = 45.0
 GENERATION_CAP = 16384
 # A send that fails with an error the socket had pending is tried again this often.
 SEND_ATTEMPTS = 4
+# The critical options of a request aiocoap acts on (RFC 7252 §5.4.1): Uri-Host, -Port,
+# -Path, -Query, Accept, Block2, Block1; any other earns 4.02, the proxy options 5.05.
+RECOGNIZED_CRITICAL = frozenset({3, 7, 11, 15, 17, 23, 27})
 # Malformed datagrams are summarized at INFO at most once per this many seconds.
 SUMMARY_SECONDS = 60.0
 
@@ -231,6 +234,10 @@ def _reset_unparsable(interface: Any, malformed: MalformedLog) -> None:
             # aiocoap lets e.g. UnicodeDecodeError of a bad Uri-Path escape decode()
             reject(_bad_option(data), ancdata, address, f"option value: {exc}")
             return
+        refusal = _refusal(message)
+        if refusal is not None:  # a NON request is rejected by ignoring it (§4.3)
+            reject(_bad_option(data, *refusal), ancdata, address, refusal[1])
+            return
         message.direction = Direction.INCOMING
         try:
             interface._ctx.dispatch_message(message)
@@ -264,14 +271,30 @@ def _reset(data: bytes) -> bytes | None:
     return bytes((0x70, 0x00, data[2], data[3])) if _confirmable(data) else None
 
 
-def _bad_option(data: bytes) -> bytes | None:
-    """Well-framed but an option value breaks its format (say, Uri-Path that is not
-    UTF-8): such an option counts as unrecognized (§5.4.1), and as every option aiocoap
-    decodes is critical, a Confirmable request gets a piggybacked 4.02 Bad Option."""
-    token_length, code = data[0] & 0x0F if data else 0, data[1] if len(data) > 1 else 0
+def _bad_option(data: bytes, code: int = framing.BAD_OPTION,
+                diagnostic: str = "invalid option value") -> bytes | None:
+    """A Confirmable request's piggybacked error: 4.02 when an option value breaks its
+    format (a Uri-Path that is not UTF-8 counts as unrecognized, §5.4.1, and every
+    option aiocoap decodes is critical), or `_refusal`'s; else as `_reset`."""
+    token_length, method = data[0] & 0x0F if data else 0, data[1] if len(data) > 1 else 0
     if not _confirmable(data) or token_length > 8 or len(data) < 4 + token_length:
         return _reset(data)
-    if not 1 <= code < 32:  # not a request: nothing to answer but a Reset
+    if not 1 <= method < 32:  # not a request: nothing to answer but a Reset
         return _reset(data)
-    header = bytes((0x60 | token_length, 0x82, data[2], data[3]))
-    return header + data[4 : 4 + token_length] + b"\xffinvalid option value"
+    header = bytes((0x60 | token_length, code, data[2], data[3]))
+    return header + data[4 : 4 + token_length] + b"\xff" + diagnostic.encode()
+
+
+def _refusal(message: Message) -> tuple[int, str] | None:
+    """The error a request earns for an option no resource here may act on: a critical
+    option this server does not implement is 4.02 Bad Option (§5.4.1; aiocoap would
+    serve the request as if it were absent), Proxy-Uri or Proxy-Scheme 5.05 (§5.7.2)."""
+    if not message.code.is_request():
+        return None
+    for option in message.opt.option_list():
+        number = int(option.number)
+        if number in (framing.PROXY_URI, framing.PROXY_SCHEME):
+            return framing.PROXYING_NOT_SUPPORTED, "this is not a proxy"
+        if number & 1 and number not in RECOGNIZED_CRITICAL:
+            return framing.BAD_OPTION, f"unrecognized critical option {number}"
+    return None

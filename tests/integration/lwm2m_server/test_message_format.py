@@ -10,6 +10,9 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from aiocoap import Message
+from aiocoap.numbers.codes import Code
+from aiocoap.numbers.types import Type
 
 from reconciler.lwm2m.blockserver import BlockServer
 from reconciler.lwm2m.server import Lwm2mServer
@@ -115,3 +118,77 @@ async def test_a_non_confirmable_with_a_payload_marker_and_no_payload_is_ignored
 
     await assert_nothing_answered(peer)
     assert server.registrations() == []
+
+
+@pytest.mark.parametrize("version", [0, 2, 3])
+@pytest.mark.parametrize("mtype", [CON, NON])
+async def test_a_message_of_another_version_is_silently_ignored(
+    peer: RawSocket, version: int, mtype: int
+) -> None:
+    # a GET of /fw/x, the firmware fast path's own kind of request, and an empty message
+    header = (version << 6) | (mtype & 0x30)
+    peer.send(bytes((header | 1, 0x01, 0x00, 0x24)) + b"t\xb2fw\x01x")
+    peer.send(bytes((header, 0x00, 0x00, 0x25)))
+
+    await assert_nothing_answered(peer)
+
+
+async def test_an_unrecognized_critical_option_in_a_confirmable_get_is_a_bad_option(
+    peer: RawSocket,
+) -> None:
+    peer.send(bytes((CON | 1, 0x01, 0x00, 0x26)) + b"t\xb2fw\x01x\xa1x")  # option 25
+
+    answer = Message.decode(await peer.receive())
+
+    assert (answer.mtype, answer.code, answer.mid, answer.token) == (
+        Type.ACK, Code.BAD_OPTION, 0x26, b"t")
+
+
+REGISTER = b"t\xb2rd\x47ep=crit"  # token "t", POST /rd?ep=crit, options to follow
+
+
+@pytest.mark.parametrize(("datagram", "code"), [
+    (REGISTER + b"\xa1x", Code.BAD_OPTION),  # option 25: critical, unassigned
+    (b"t\x91x\x22rd\x47ep=crit", Code.BAD_OPTION),  # option 9 (OSCORE), not implemented
+    (REGISTER + b"\xd5\x07coap:", Code.PROXYING_NOT_SUPPORTED),  # Proxy-Uri (35)
+])
+async def test_a_register_with_an_option_the_server_cannot_act_on_is_refused(
+    server: Lwm2mServer, raw: RawSocket, datagram: bytes, code: Code
+) -> None:
+    raw.send(bytes((CON | 1, 0x02, 0x00, 0x27)) + datagram)
+
+    answer = Message.decode(await raw.receive())
+
+    assert (answer.mtype, answer.code, answer.mid, answer.token) == (Type.ACK, code, 0x27, b"t")
+    assert server.registrations() == []
+
+
+async def test_an_if_match_the_server_does_not_implement_is_a_bad_option(
+    server: Lwm2mServer, raw: RawSocket
+) -> None:
+    raw.send(bytes((CON | 1, 0x02, 0x00, 0x28)) + b"t\x10\xa2rd\x47ep=crit")  # If-Match (1)
+
+    answer = Message.decode(await raw.receive())
+
+    assert (answer.code, answer.mid) == (Code.BAD_OPTION, 0x28)
+    assert server.registrations() == []
+
+
+async def test_a_non_confirmable_register_with_an_unrecognized_critical_option_is_ignored(
+    server: Lwm2mServer, raw: RawSocket
+) -> None:
+    raw.send(bytes((NON | 1, 0x02, 0x00, 0x29)) + REGISTER + b"\xa1x")
+
+    await assert_nothing_answered(raw)
+    assert server.registrations() == []
+
+
+async def test_an_unrecognized_elective_option_is_ignored_and_the_register_served(
+    server: Lwm2mServer, raw: RawSocket
+) -> None:
+    raw.send(bytes((CON | 1, 0x02, 0x00, 0x2A)) + REGISTER + b"\xb1x")  # option 26
+
+    answer = Message.decode(await raw.receive())
+
+    assert (answer.code, answer.mid) == (Code.CREATED, 0x2A)
+    assert [reg.endpoint for reg in server.registrations()] == ["crit"]
