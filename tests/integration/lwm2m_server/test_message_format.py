@@ -1,8 +1,9 @@
-"""RFC 7252 §3 message format errors, as raw datagrams on real servers on loopback
-ports: the LwM2M server's port (the firmware fast path first, then aiocoap) and a
-firmware block server (the fast path alone). A format error in a Confirmable is
-answered with an empty Reset carrying its message id (§4.2); in any other message it
-is silently ignored (§4.3)."""
+"""RFC 7252 §3 message format errors, other versions and options a request may not
+carry, as raw datagrams on real servers on loopback ports: the LwM2M server's port (the
+firmware fast path first, then aiocoap) and a firmware block server (the fast path
+alone). A format error in a Confirmable is answered with an empty Reset carrying its
+message id (§4.2), in any other message silently ignored (§4.3), as is a message of
+another version (§3); an unrecognized critical option earns 4.02 (§5.4.1)."""
 
 from __future__ import annotations
 
