@@ -25,17 +25,21 @@ from reconciler.model.status import UpdateState
 class _Tally:
     states: Counter[UpdateState] = field(default_factory=Counter)
     started: int = 0
+    in_flight: int = 0  # kept alongside `states`: every decision asks for the gate
+    failed: int = 0
     needing: Counter[str | None] = field(default_factory=Counter)  # target -> population
 
     def apply(self, progress: DeviceProgress, sign: int) -> None:
-        self.states[progress.state] += sign
+        state = progress.state
+        self.states[state] += sign
+        self.in_flight += sign * state.in_flight
+        self.failed += sign * state.terminal
         self.started += sign * (progress.attempts > 0)
         self.needing[progress.target_image_id] += sign * _needs_update(progress)
 
     def stats(self, target: str | None) -> RolloutStats:
-        in_flight = sum(n for s, n in self.states.items() if s.in_flight)
-        failed = sum(n for s, n in self.states.items() if s.terminal)
-        return RolloutStats(in_flight=in_flight, started=self.started, failed=failed,
+        return RolloutStats(in_flight=self.in_flight, started=self.started,
+                            failed=self.failed,
                             population=self.needing[target] if target else 0)
 
 

@@ -41,6 +41,15 @@ async def test_a_collection_target_commit_brings_every_device_to_current(tmp_pat
         await until(ctl, lambda: ctl.desired.revision == repo.repo.head.commit.hexsha
                     and all_in(ctl, CURRENT)())
         assert [d.executes for d in fleet.devices()] == [1] * 6
+        # Conditions are written in one batch per loop pass, before waiters resume.
+        head = repo.repo.head.commit.hexsha
+        live = open_reader(state)
+        try:
+            for n in range(6):
+                ready = {c.type.value: c for c in live.conditions(device_id(n))}["Ready"]
+                assert (ready.status, ready.reason, ready.revision) == (True, "Current", head)
+        finally:
+            live.close()
     reader = open_reader(state)
     try:
         views = reader.devices(COLLECTION)
