@@ -6,7 +6,10 @@ itself (profiled: the simulator, not the server, bounded the 1,000-device rollou
 `BlockClient` builds each GET from bytes and parses answers with `blockserver_wire`,
 retransmits on one timer per request (RFC 7252 §4.2: ACK_TIMEOUT x RANDOM_FACTOR,
 doubling, MAX_RETRANSMIT times) and takes piggybacked or separate responses (an empty
-ACK, then a Confirmable it acknowledges). One request at a time. Used by `transfer`.
+ACK, then a Confirmable it acknowledges). One request at a time, and one timer per
+client rather than one per request: an answer usually comes long before ACK_TIMEOUT, so
+the timer re-arms for the request then current instead of being created and cancelled
+for each of ~128 blocks. Used by `transfer`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import NamedTuple, cast
 
 from reconciler.lwm2m import blockserver_wire as wire
 from reconciler.simulator.coap import Addr, Reliability, RequestReset, RequestTimeout
+
+CLOCK_SLACK = 0.001  # a timer may run this much before its time: due, not early
 
 
 class Answer(NamedTuple):
@@ -33,13 +38,15 @@ class Answer(NamedTuple):
 
 
 class _Exchange:
-    __slots__ = ("acked", "data", "future", "mid", "timer", "token")
+    __slots__ = ("acked", "data", "due", "future", "left", "mid", "timeout", "token")
 
-    def __init__(self, mid: int, token: bytes, data: bytes) -> None:
+    def __init__(self, mid: int, token: bytes, data: bytes, timeout: float,
+                 left: int) -> None:
         self.mid, self.token, self.data = mid, token, data
         self.acked = False  # an empty ACK came: a separate response follows
         self.future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self.timer: asyncio.TimerHandle | None = None
+        self.timeout, self.left = timeout, left  # this wait, retransmissions still allowed
+        self.due = 0.0  # loop time at which this wait ends
 
 
 class BlockClient(asyncio.DatagramProtocol):
@@ -49,6 +56,7 @@ class BlockClient(asyncio.DatagramProtocol):
         self._mid = random.randrange(0x10000)
         self._token = random.randrange(1 << 32)
         self._exchange: _Exchange | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._uri_key: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self._uri_encoded = b""
 
@@ -63,6 +71,9 @@ class BlockClient(asyncio.DatagramProtocol):
         pass  # ICMP and the like: the retransmission timer decides
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None
@@ -75,14 +86,13 @@ class BlockClient(asyncio.DatagramProtocol):
         token = self._token.to_bytes(4, "big")
         data = wire.build(wire.CON, wire.GET, self._mid, token,
                           self._uri_options(path, query) + _block2_option(block2, path, query))
-        exchange = self._exchange = _Exchange(self._mid, token, data)
         timeout = self._rel.ack_timeout * random.uniform(1.0, self._rel.random_factor)
-        self._transmit(exchange, timeout, self._rel.max_retransmit)
+        exchange = self._exchange = _Exchange(self._mid, token, data, timeout,
+                                              self._rel.max_retransmit)
+        self._transmit(exchange)
         try:
             return await exchange.future
         finally:
-            if exchange.timer is not None:
-                exchange.timer.cancel()
             self._exchange = None
 
     def _uri_options(self, path: Sequence[str], query: Sequence[str]) -> bytes:
@@ -94,23 +104,40 @@ class BlockClient(asyncio.DatagramProtocol):
             self._uri_key, self._uri_encoded = key, wire.encode_options(options)
         return self._uri_encoded
 
-    def _transmit(self, exchange: _Exchange, timeout: float, left: int) -> None:
+    def _transmit(self, exchange: _Exchange) -> None:
         if self._transport is None:
             self._fail(RequestTimeout("socket closed"))
             return
         if not exchange.acked:
             self._transport.sendto(exchange.data, self._remote)
-        exchange.timer = asyncio.get_running_loop().call_later(
-            timeout, self._expire, exchange, timeout, left)
+        loop = asyncio.get_running_loop()
+        exchange.due = loop.time() + exchange.timeout
+        self._arm(loop, exchange.due)
 
-    def _expire(self, exchange: _Exchange, timeout: float, left: int) -> None:
-        if exchange.future.done():
-            return
-        if left == 0:
+    def _arm(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
+        """Make the timer fire no later than `due` (it re-arms itself if early)."""
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= due:
+                return
+            timer.cancel()
+        self._timer = loop.call_at(due, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        exchange = self._exchange
+        if exchange is None or exchange.future.done():
+            return  # idle: the next request arms the timer again
+        loop = asyncio.get_running_loop()
+        if loop.time() < exchange.due - CLOCK_SLACK:
+            self._arm(loop, exchange.due)  # armed for an earlier request, answered since
+        elif exchange.left == 0:
             host, port = self._remote
             exchange.future.set_exception(RequestTimeout(f"no answer from {host}:{port}"))
-            return
-        self._transmit(exchange, timeout * 2, left - 1)
+        else:
+            exchange.left -= 1
+            exchange.timeout *= 2
+            self._transmit(exchange)
 
     def _fail(self, exc: Exception) -> None:
         exchange = self._exchange

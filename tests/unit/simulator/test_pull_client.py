@@ -113,6 +113,29 @@ async def test_a_reset_fails_the_request_and_silence_times_it_out(peer: Peer) ->
         client.close()
 
 
+async def test_a_request_after_an_answered_one_is_retransmitted_on_its_own_schedule(
+        peer: Peer) -> None:
+    loop = asyncio.get_running_loop()
+    client = await client_of(peer)
+    try:
+        first = asyncio.ensure_future(client.get(("fw",), (), 0))
+        request, source = await peer.next()
+        peer.send(reply(request, ACK), source)
+        await first
+        second = asyncio.ensure_future(client.get(("fw",), (), 1 << 4))
+        lost, _ = await peer.next()
+        sent = loop.time()
+        again, source = await peer.next()  # the shared timer re-armed for this request
+        waited = loop.time() - sent
+        assert again.mid == lost.mid and waited >= QUICK.ack_timeout * 0.9
+        lost_again, _ = await peer.next()  # doubled: 2 x ACK_TIMEOUT later
+        assert loop.time() - sent >= 3 * QUICK.ack_timeout * 0.9
+        peer.send(reply(lost_again, ACK), source)
+        assert (await second).payload == b"block"
+    finally:
+        client.close()
+
+
 async def test_an_address_literal_is_used_as_it_is_and_a_name_is_resolved() -> None:
     assert await resolve("127.0.0.1", 5683) == ("127.0.0.1", 5683)
     assert await resolve("::1", 5684) == ("::1", 5684)
