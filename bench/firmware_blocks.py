@@ -102,16 +102,38 @@ def start_libcoap(image_file: str) -> tuple[subprocess.Popen[str], str]:
         text=True,
     )
     uri = f"coap://127.0.0.1:{port}/fw/bench-token"
-    for _ in range(50):  # wait for it to listen: the PUT succeeds once it does
+    if listening(process, port):
         put = subprocess.run(
             [CLIENT, "-m", "put", "-f", image_file, "-b", "1024", "-B", "2", uri],
             capture_output=True,
         )
         if put.returncode == 0 and not put.stderr.startswith((b"4.", b"5.")):
             return process, uri
-        time.sleep(0.1)
     process.terminate()
+    process.wait(timeout=10)
     raise RuntimeError("coap-server-notls did not take the image")
+
+
+def listening(process: subprocess.Popen[str], port: int) -> bool:
+    """Whether coap-server answers a CoAP ping (empty CON, RFC 7252 §4.3) with a RST
+    within 5 s. The PUT cannot tell: sent before the server binds it is refused, yet
+    coap-client exits 0. (A blocking copy of the readiness wait in
+    tests/integration/simulator/test_libcoap_interop.py, which is async.)"""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("127.0.0.1", port))
+        probe.settimeout(0.05)
+        for _ in range(100):
+            if process.poll() is not None:
+                return False
+            try:
+                probe.send(b"\x40\x00\x12\x34")
+                if probe.recv(64)[:1] == b"\x70":  # v1, RST, empty
+                    return True
+            except TimeoutError:
+                pass  # no answer within the 50 ms timeout: ask again
+            except ConnectionRefusedError:
+                time.sleep(0.05)  # ICMP port unreachable: not bound yet
+    return False
 
 
 # --- the load ----------------------------------------------------------------------
