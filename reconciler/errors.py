@@ -1,10 +1,10 @@
 """The one error tree of fota-gitops, shared by every layer.
 
-Three outcome kinds drive the controller (as Leshan and controller-runtime do):
+Two exception kinds drive the controller (as Leshan and controller-runtime do):
 `TemporaryError` -> retry with backoff, `WaitingError` -> not a failure, wait for the
-device to speak (a sleeping queue-mode device), `TerminalError` -> stalled until the
-desired state changes. aiocoap exceptions are translated into these inside
-`reconciler.lwm2m` only.
+device to speak (a sleeping queue-mode device). Terminal outcomes (stalled until the
+desired state changes) are decided by the engine from Update Result codes, not raised.
+aiocoap exceptions are translated into these inside `reconciler.lwm2m` only.
 """
 
 from __future__ import annotations
@@ -20,10 +20,6 @@ class TemporaryError(FotaError):
 
 class WaitingError(FotaError):
     """Nothing is wrong; the device cannot be reached until it speaks again."""
-
-
-class TerminalError(FotaError):
-    """Retrying the same thing will not help until the desired state changes."""
 
 
 class DeviceTimeout(TemporaryError):

@@ -44,9 +44,6 @@ FW_PACKAGE_URI = Path(5, 0, 1)
 FW_UPDATE = Path(5, 0, 2)
 FW_STATE = Path(5, 0, 3)
 FW_UPDATE_RESULT = Path(5, 0, 5)
-FW_PKG_NAME = Path(5, 0, 6)
-FW_PKG_VERSION = Path(5, 0, 7)
-FW_PROTOCOL_SUPPORT = Path(5, 0, 8)
 FW_DELIVERY_METHOD = Path(5, 0, 9)
 DEV_MANUFACTURER = Path(3, 0, 0)
 DEV_MODEL = Path(3, 0, 1)
@@ -119,10 +116,6 @@ class Registration:
     @property
     def expires_at(self) -> float:
         return self.updated_at + self.lifetime
-
-    def has_object(self, object_id: int) -> bool:
-        prefix = f"/{object_id}"
-        return any(link == prefix or link.startswith(prefix + "/") for link in self.object_links)
 
 
 class RegistrationEventKind(StrEnum):
