@@ -28,6 +28,7 @@ from reconciler.model.desired import DesiredState
 from reconciler.sources import GitSource
 from reconciler.sources.gitrepo import is_url
 from reconciler.store import SqliteStore, open_reader, open_store
+from reconciler.store.schema import SchemaError
 
 log = logging.getLogger("reconciler.serve")
 SHUTDOWN_GRACE = 10.0  # seconds each part gets to stop cleanly
@@ -107,7 +108,7 @@ async def run_service(settings: ControllerSettings, stop: asyncio.Event,
 def _open_store(path: Path) -> SqliteStore:
     try:
         return open_store(path)
-    except (OSError, sqlite3.Error, FotaError) as exc:
+    except (OSError, sqlite3.Error, SchemaError, FotaError) as exc:
         raise StartupError(f"cannot use state file {path}: {exc}") from exc
 
 

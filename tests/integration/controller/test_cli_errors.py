@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,29 @@ def test_serve_with_an_unusable_state_file_says_so(
     assert main(_serve(repo.root, Path("/proc/x.db"))) == 2
     assert "cannot use state file /proc/x.db" in _one_line(capsys.readouterr().err,
                                                             "fota serve: ")
+
+
+def test_serve_with_a_state_file_from_a_newer_release_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1)
+    state = tmp_path / "s.db"
+    with sqlite3.connect(state) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    assert main(_serve(repo.root, state)) == 2
+    line = _one_line(capsys.readouterr().err, "fota serve: ")
+    assert line.startswith(f"fota serve: cannot use state file {state}: ")
+    assert "schema version 99 is newer" in line
+
+
+def test_serve_with_a_state_file_that_is_not_a_database_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1)
+    state = tmp_path / "s.db"
+    state.write_bytes(b"not sqlite " * 64)
+    assert main(_serve(repo.root, state)) == 2
+    line = _one_line(capsys.readouterr().err, "fota serve: ")
+    assert line == f"fota serve: cannot use state file {state}: file is not a database"
 
 
 def test_serve_on_a_busy_coap_port_says_so(
