@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiocoap import Context, resource
 
-from reconciler.lwm2m.blockserver import BlockServer
+from reconciler.lwm2m.blockserver import BlockServer, install_fast_path
 from reconciler.lwm2m.firmware import FirmwareRepository
 
 
@@ -48,6 +48,24 @@ async def served() -> AsyncIterator[Served]:
         yield Served(repository, context, socket_port(context))
     finally:
         await context.shutdown()
+
+
+@pytest.fixture(params=["aiocoap", "fast-own-socket", "fast-shared-socket"])
+async def base(request: pytest.FixtureRequest, served: Served) -> AsyncIterator[str]:
+    """Base URI of each way we serve the repository: the aiocoap resource, the fast path
+    on its own socket, the fast path hooked into the aiocoap server socket."""
+    if request.param == "aiocoap":
+        yield served.base
+    elif request.param == "fast-shared-socket":
+        assert install_fast_path(served.context, served.repository) == 1
+        yield served.base
+    else:
+        server = BlockServer(served.repository)
+        await server.start()
+        try:
+            yield server.base_uri
+        finally:
+            await server.stop()
 
 
 @pytest.fixture

@@ -8,12 +8,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
-from reconciler.lwm2m.blockserver import BlockServer, install_fast_path
 
 from .conftest import Served
 
@@ -29,22 +26,6 @@ def coap_client() -> str:
             pytest.fail(f"{CLIENT} is required (FOTA_REQUIRE_LIBCOAP=1) but not installed")
         pytest.skip(f"{CLIENT} not installed (Debian package libcoap3-bin)")
     return found
-
-
-@pytest.fixture(params=["aiocoap", "fast-own-socket", "fast-shared-socket"])
-async def base(request: pytest.FixtureRequest, served: Served) -> AsyncIterator[str]:
-    if request.param == "aiocoap":
-        yield served.base
-    elif request.param == "fast-shared-socket":
-        install_fast_path(served.context, served.repository)
-        yield served.base
-    else:
-        server = BlockServer(served.repository)
-        await server.start()
-        try:
-            yield server.base_uri
-        finally:
-            await server.stop()
 
 
 async def download(coap_client: str, uri: str, out: Path, *extra: str) -> tuple[int, bytes]:

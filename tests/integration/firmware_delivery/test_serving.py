@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from aiocoap import GET, POST, Context, Message
 from aiocoap.numbers.codes import Code
 
 from reconciler.lwm2m import blockserver_wire as wire
-from reconciler.lwm2m.blockserver import BlockServer, install_fast_path
+from reconciler.lwm2m.blockserver import BlockServer
 
 from .conftest import Served
 
@@ -22,22 +20,6 @@ async def fetch(client: Any, uri: str, *, blockwise: bool = False, **options: An
     message = Message(code=options.pop("code", GET), uri=uri, **options)
     request = client.request(message, handle_blockwise=blockwise)
     return await asyncio.wait_for(request.response, 10)
-
-
-@pytest.fixture(params=["aiocoap", "fast-own-socket", "fast-shared-socket"])
-async def base(request: Any, served: Served) -> AsyncIterator[str]:
-    if request.param == "aiocoap":
-        yield served.base
-    elif request.param == "fast-shared-socket":
-        assert install_fast_path(served.context, served.repository) == 1
-        yield served.base
-    else:
-        server = BlockServer(served.repository)
-        await server.start()
-        try:
-            yield server.base_uri
-        finally:
-            await server.stop()
 
 
 async def test_a_whole_image_downloads_byte_exact_with_client_blockwise(
