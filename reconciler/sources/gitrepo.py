@@ -55,11 +55,15 @@ class RepoHandle:
             repo.git.fetch("--prune", "origin")
 
     def head(self, branch: str | None) -> Any:
-        """The commit `branch` (or HEAD) points to now."""
+        """The commit `branch` (or HEAD) points to now; ValueError when there is no such
+        branch (gitdb's BadName is no GitError, so callers would not see it as one)."""
         repo = self.open()
         if branch is None:
             return repo.head.commit
-        return repo.commit(f"refs/heads/{branch}")
+        try:
+            return repo.commit(f"refs/heads/{branch}")
+        except git.BadName:
+            raise ValueError(f"branch {branch!r} not found in {self.location}") from None
 
     def close(self) -> None:
         if self._repo is not None:

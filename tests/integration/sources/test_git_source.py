@@ -109,6 +109,18 @@ def test_an_unreachable_repository_is_reported_in_the_status(tmp_path) -> None:
         src.image_bytes(object())  # type: ignore[arg-type]
 
 
+def test_a_missing_branch_is_a_source_error_and_keeps_the_applied_state(repo, tmp_path) -> None:
+    src = GitSource(str(repo.root), "gone", cache_dir=tmp_path / "cache")
+    assert src.sync() is None and src.current is None
+    assert src.status.errors == (f"git: branch 'gone' not found in {repo.root}",)
+    followed = source(repo, tmp_path)
+    state = followed.sync()
+    repo.repo.git.branch("-m", "main", "renamed")
+    assert followed.sync() is None and followed.current is state
+    assert followed.status.errors == (f"git: branch 'main' not found in {repo.root}",)
+    assert followed.status.applied_revision == repo.repo.head.commit.hexsha
+
+
 def test_another_branch_is_followed_independently(repo, tmp_path) -> None:
     repo.repo.git.checkout("-b", "canary")
     repo.write(COLL, COLLECTION.replace('"1.0.0"', '"1.1.0"'))
