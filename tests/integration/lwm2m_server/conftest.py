@@ -1,11 +1,13 @@
 """Fixtures for the LwM2M server tests: a real server on a loopback port 0, a small
-aiocoap registration client, a raw UDP socket for malformed datagrams, and a tiny
-in-test LwM2M device (an aiocoap server context that registers from its own socket)."""
+aiocoap registration client, raw UDP sockets (one to the server for malformed datagrams,
+a peer whose message ids and tokens the test picks), and a tiny in-test LwM2M device (an
+aiocoap server context that registers from its own socket)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +115,16 @@ async def raw(server: Lwm2mServer) -> AsyncIterator[RawSocket]:
         RawSocket, remote_addr=("127.0.0.1", server.port))
     yield protocol
     transport.close()
+
+
+@pytest.fixture
+def peer() -> Iterator[socket.socket]:
+    """A non-blocking UDP socket on a loopback port, for loop.sock_sendto/sock_recvfrom."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.setblocking(False)
+    yield sock
+    sock.close()
 
 
 # -- a tiny LwM2M device ---------------------------------------------------------------

@@ -10,25 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from aiocoap import ACK, CON, CREATED, GET, POST, Message
 
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.lwm2m import Path
 
 LINKS = b"</1/0>,</3/0>,</5/0>"
-
-
-@pytest.fixture
-def device() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.setblocking(False)
-    yield sock
-    sock.close()
 
 
 def register(endpoint: str, mid: int, token: bytes) -> bytes:
@@ -55,30 +44,30 @@ def message_manager(server: Lwm2mServer) -> Any:
 
 
 async def test_a_new_register_reusing_a_recent_port_and_message_id_is_handled_afresh(
-        server: Lwm2mServer, device: socket.socket) -> None:
-    first = await exchange(device, server, register("old-owner", 100, b"tok-1"))
-    second = await exchange(device, server, register("rebooted", 100, b"tok-2"))
+        server: Lwm2mServer, peer: socket.socket) -> None:
+    first = await exchange(peer, server, register("old-owner", 100, b"tok-1"))
+    second = await exchange(peer, server, register("rebooted", 100, b"tok-2"))
 
     assert (first.code, first.token) == (CREATED, b"tok-1")
     assert (second.mtype, second.code, second.token) == (ACK, CREATED, b"tok-2")
     assert second.opt.location_path != first.opt.location_path
     assert server.registration("rebooted") is not None
     # a true retransmission (same id and token) still gets the stored answer, once handled
-    again = await exchange(device, server, register("rebooted", 100, b"tok-2"))
+    again = await exchange(peer, server, register("rebooted", 100, b"tok-2"))
     assert (again.token, again.opt.location_path) == (b"tok-2", second.opt.location_path)
 
 
 async def test_a_server_request_reusing_a_device_s_message_id_keeps_its_answer(
-        server: Lwm2mServer, device: socket.socket) -> None:
-    answer = await exchange(device, server, register("dev", 200, b"tok-r"))
+        server: Lwm2mServer, peer: socket.socket) -> None:
+    answer = await exchange(peer, server, register("dev", 200, b"tok-r"))
     assert answer.code == CREATED
     message_manager(server).message_id = 200  # the server's next request: mid 200 too
     read = asyncio.ensure_future(server.client("dev").read(Path(3, 0, 0), timeout=5))
     try:
-        request = await receive(device)
+        request = await receive(peer)
         assert (request.mtype, request.code, request.mid) == (CON, GET, 200)
         # the device retransmits its Register (its ACK was "lost"): same answer as before
-        again = await exchange(device, server, register("dev", 200, b"tok-r"))
+        again = await exchange(peer, server, register("dev", 200, b"tok-r"))
         assert (again.mtype, again.code, again.token) == (ACK, CREATED, b"tok-r")
     finally:
         read.cancel()

@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from aiocoap import ACK, CONTENT, GET, NON, Message
 from aiocoap.transports.udp6 import UDP6EndpointAddress
 
@@ -33,15 +31,6 @@ def _closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ghost:
         ghost.bind(("127.0.0.1", 0))
         return int(ghost.getsockname()[1])
-
-
-@pytest.fixture
-def peer() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.setblocking(False)
-    yield sock
-    sock.close()
 
 
 async def _receive(sock: socket.socket) -> tuple[bytes, Any]:
