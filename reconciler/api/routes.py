@@ -19,6 +19,7 @@ from reconciler.api import render, schemas
 from reconciler.api.cache import BodyCache
 from reconciler.api.errors import ALLOW, READ_ONLY, WRITE_METHODS, ApiError, check_id, not_found
 from reconciler.api.openapi import errors
+from reconciler.model.desired import FirmwareImage
 from reconciler.store import CollectionView, StoreReader
 
 ID_ERRORS = (400, 401, 404)  # routes with ids: malformed, no token, unknown
@@ -79,10 +80,12 @@ def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
             raise not_found("collection", cid)
         return found
 
-    def known_image(cid: str, fid: str) -> None:
+    def known_image(cid: str, fid: str) -> FirmwareImage:
         known_collection(cid)
-        if reader.image(cid, check_id("firmware image", fid)) is None:
+        found = reader.image(cid, check_id("firmware image", fid))
+        if found is None:
             raise not_found("firmware image", fid)
+        return found
 
     @router.get("/collections", summary="List collections",
                 **documented(schemas.CollectionList, 401))
@@ -108,12 +111,8 @@ def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
     @router.get("/collections/{collectionId}/firmware/{imageId}", summary="Get a firmware image",
                 **documented(schemas.Image, *ID_ERRORS))
     async def get_image(collectionId: str, imageId: str) -> Response:
-        def build() -> bytes:
-            known_image(collectionId, imageId)
-            found = reader.image(collectionId, imageId)
-            assert found is not None
-            return render.dumps(render.image(found))
-        return body(("image", collectionId, imageId), build)
+        return body(("image", collectionId, imageId),
+                    lambda: render.dumps(render.image(known_image(collectionId, imageId))))
 
     @router.get("/collections/{collectionId}/firmware/{imageId}/usage",
                 summary="Devices targeting or running a firmware image",
