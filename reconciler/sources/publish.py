@@ -115,7 +115,7 @@ def _existing(target: _Target, digest: str, version: str | None) -> dict[str, An
         if same_bytes:
             raise PublishConflict(
                 f"these bytes are already published as version {entry['version']!r} "
-                f"(image {_id_of(entry, target)}); one image has one version"
+                f"(image {_id_of(entry, target.collection_id)}); one image has one version"
             )
         if version is not None and entry["version"] == version:
             raise PublishConflict(
@@ -125,14 +125,14 @@ def _existing(target: _Target, digest: str, version: str | None) -> dict[str, An
     return None
 
 
-def _id_of(entry: dict[str, Any], target: _Target) -> str:
+def _id_of(entry: dict[str, Any], collection_id: str) -> str:
     given: str | None = entry.get("imageId")
-    return given or derive_id("image", f"{target.collection_id}:{entry['sha256']}")
+    return given or derive_id("image", f"{collection_id}:{entry['sha256']}")
 
 
 def _shape(entry: dict[str, Any], collection_id: str) -> dict[str, Any]:
     return {
-        "imageId": entry.get("imageId") or derive_id("image", f"{collection_id}:{entry['sha256']}"),
+        "imageId": _id_of(entry, collection_id),
         "version": entry["version"],
         "filename": entry.get("filename") or Path(entry["path"]).name,
         "sha256": entry["sha256"],
