@@ -108,7 +108,8 @@ def _validated(check: Callable[[Any], Any], value: Any, prefix: str, doc: Parsed
         return None
 
 
-def _decode(data: bytes) -> str | LocalProblem:
+def decode_utf8(data: bytes) -> str | LocalProblem:
+    """The text, or the problem naming the first line that is not UTF-8."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -117,7 +118,7 @@ def _decode(data: bytes) -> str | LocalProblem:
 
 
 def _parse_text(kind: str, data: bytes) -> Any:
-    text = _decode(data)
+    text = decode_utf8(data)
     if isinstance(text, tuple):
         return DeviceRows(problems=[text]) if kind == "devices" else ParsedDoc(problems=[text])
     if kind == "devices":

@@ -15,11 +15,11 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from reconciler.model.ids import new_id
-from reconciler.sources.parsing import ParsedDoc, parse_collection, parse_images
-from reconciler.sources.problems import located
+from reconciler.sources.parsing import ParsedDoc, decode_utf8, parse_collection, parse_images
+from reconciler.sources.problems import LocalProblem, located
 from reconciler.sources.schema import EMPTY_IMAGE, derive_id
 from reconciler.sources.snapshot import MANIFESTS
 
@@ -83,7 +83,7 @@ def _read_image(image: Path) -> bytes:
 
 def _find_collection(root: Path, wanted: str) -> _Target:
     for path in sorted((root / MANIFESTS).glob("*/collection.y*ml")):
-        doc = parse_collection(path.read_text(encoding="utf-8"))
+        doc = parse_collection(_manifest_text(root, path))
         value = doc.value or {}
         directory = path.parent.relative_to(root).as_posix()
         cid = value.get("collectionId") or derive_id("collection", directory)
@@ -95,14 +95,25 @@ def _find_collection(root: Path, wanted: str) -> _Target:
 def _images(root: Path, manifest: Path) -> list[dict[str, Any]]:
     if not manifest.exists():
         return []
-    doc: ParsedDoc = parse_images(manifest.read_text(encoding="utf-8"))
+    doc: ParsedDoc = parse_images(_manifest_text(root, manifest))
     if doc.problems:
-        # Worded as `fota validate` words it: `path:line: field: message`.
-        first = located(manifest.relative_to(root).as_posix(), doc.problems[:1])[0]
         more = len(doc.problems) - 1
         also = f" (and {more} more; `fota validate` lists them)" if more else ""
-        raise PublishError(f"{first}{also}; fix it first, nothing was published")
+        _refuse(root, manifest, doc.problems[0], also)
     return [entry for _, entry in doc.value["entries"]]
+
+
+def _manifest_text(root: Path, manifest: Path) -> str:
+    text = decode_utf8(manifest.read_bytes())
+    if isinstance(text, tuple):
+        _refuse(root, manifest, text)
+    return text
+
+
+def _refuse(root: Path, manifest: Path, problem: LocalProblem, also: str = "") -> NoReturn:
+    # Worded as `fota validate` words it: `path:line: field: message`.
+    first = located(manifest.relative_to(root).as_posix(), [problem])[0]
+    raise PublishError(f"{first}{also}; fix it first, nothing was published")
 
 
 def _existing(target: _Target, digest: str, version: str | None) -> dict[str, Any] | None:

@@ -44,3 +44,19 @@ def test_schema_problems_name_the_field_and_count_the_rest(
         f"fota publish: {IMAGES}:7: images[0].created: must be at least 0, got -1 "
         "(and 1 more; `fota validate` lists them); fix it first, nothing was published\n"
     )
+
+
+@pytest.mark.parametrize("manifest", [IMAGES, "manifests/fleet/collection.yaml"])
+def test_a_manifest_that_is_not_utf8_is_named_with_its_line_not_a_traceback(
+    tree: Tree, tmp_path: Path, capsys: pytest.CaptureFixture[str], manifest: str
+) -> None:
+    path = tree.root / manifest
+    before = path.read_bytes() + b"# caf\xe9\n"
+    path.write_bytes(before)
+    line = before.count(b"\n")
+    assert publish(tree, tmp_path) == 2
+    assert capsys.readouterr().err == (
+        f"fota publish: {manifest}:{line}: not UTF-8 text; fix it first, nothing was published\n"
+    )
+    assert path.read_bytes() == before
+    assert not (tree.root / "images/fleet/zephyr-1.2.0.bin").exists()
