@@ -6,10 +6,13 @@ device and progress changes, never fixed sleeps."""
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from controller_harness import (
     COLLECTION,
     SIM_TIMING,
@@ -27,7 +30,7 @@ from controller_harness import (
 from reconciler.controller.core import Controller
 from reconciler.model.lwm2m import FirmwareState, UpdateResult
 from reconciler.model.status import UpdateState
-from reconciler.simulator import Fault
+from reconciler.simulator import Fault, SimDevice, Timing
 from reconciler.store import open_reader
 
 S = UpdateState
@@ -41,90 +44,71 @@ def _state_is(ctl: Controller, state: UpdateState, n: int = 0) -> Any:
     return lambda: states(ctl)[device_id(n)] is state
 
 
-async def test_a_lost_connection_is_retried_and_then_current(tmp_path: Path) -> None:
+@asynccontextmanager
+async def _one_device_with(tmp_path: Path, fault: Fault, timing: Timing = SIM_TIMING,
+                           **overrides: Any) -> AsyncIterator[tuple[Controller, SimDevice]]:
+    """The service and one device on 1.0 with `fault` injected, targeted at 2.0."""
     repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
-    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
-            fleet_of(running, specs(1, faults=frozenset({Fault.CONNECTION_LOST}))) as fleet:
-        device = fleet.device(endpoint(0))
+    async with serving(settings_for(repo, tmp_path / "s.db", **overrides)) as running, \
+            fleet_of(running, specs(1, faults=frozenset({fault})), timing) as fleet:
+        yield running.controller, fleet.device(endpoint(0))
+
+
+async def test_a_lost_connection_is_retried_and_then_current(tmp_path: Path) -> None:
+    async with _one_device_with(tmp_path, Fault.CONNECTION_LOST) as (ctl, device):
         await device.wait_state(FirmwareState.IDLE, UpdateResult.CONNECTION_LOST, timeout=20)
         device.clear(Fault.CONNECTION_LOST)
         await device.wait_version("2.0", timeout=20)
-        await until(running.controller, _state_is(running.controller, S.CURRENT))
-        assert _progress(running.controller).attempts == 2 and device.executes == 1
+        await until(ctl, _state_is(ctl, S.CURRENT))
+        assert _progress(ctl).attempts == 2 and device.executes == 1
 
 
-async def test_an_integrity_failure_is_terminal_for_the_image(tmp_path: Path) -> None:
-    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
-    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
-            fleet_of(running, specs(1, faults=frozenset({Fault.INTEGRITY}))) as fleet:
-        ctl = running.controller
-        await until(ctl, _state_is(ctl, S.UPDATE_FAILED))
-        await fleet.device(endpoint(0)).wait_for(lambda: fleet.device(endpoint(0)).updates >= 2)
-        await ctl.queue.idle()
-        progress = _progress(ctl)
-        assert progress.state is S.UPDATE_FAILED and progress.attempts == 1
-        assert "integrity" in progress.message
-        assert fleet.device(endpoint(0)).executes == 0
-
-
-async def test_an_unsupported_package_is_terminal_for_the_image(tmp_path: Path) -> None:
-    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
-    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
-            fleet_of(running, specs(1, faults=frozenset({Fault.UNSUPPORTED}))) as fleet:
-        ctl = running.controller
-        device = fleet.device(endpoint(0))
+@pytest.mark.parametrize(("fault", "message"), [
+    (Fault.INTEGRITY, "integrity"),
+    (Fault.UNSUPPORTED, "unsupported package type"),
+])
+async def test_an_integrity_or_package_type_failure_is_terminal_for_the_image(
+        tmp_path: Path, fault: Fault, message: str) -> None:
+    async with _one_device_with(tmp_path, fault) as (ctl, device):
         await until(ctl, _state_is(ctl, S.UPDATE_FAILED))
         await device.wait_for(lambda: device.updates >= 2)  # a later look changes nothing
         await ctl.queue.idle()
         progress = _progress(ctl)
         assert progress.state is S.UPDATE_FAILED and progress.attempts == 1
-        assert "unsupported package type" in progress.message
+        assert message in progress.message
         assert (device.executes, device.version) == (0, "1.0")
 
 
 async def test_a_slow_download_within_its_deadline_ends_current(tmp_path: Path) -> None:
-    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
     slow = replace(SIM_TIMING, slow_block_delay=0.15)  # 5 blocks: under a second in all
-    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
-            fleet_of(running, specs(1, faults=frozenset({Fault.SLOW})), slow) as fleet:
-        ctl, began = running.controller, time.monotonic()
-        await fleet.device(endpoint(0)).wait_version("2.0", timeout=20)
+    async with _one_device_with(tmp_path, Fault.SLOW, slow) as (ctl, device):
+        began = time.monotonic()
+        await device.wait_version("2.0", timeout=20)
         await until(ctl, _state_is(ctl, S.CURRENT))
         assert time.monotonic() - began >= 4 * slow.slow_block_delay  # it was slow
-        assert _progress(ctl).attempts == 1 and fleet.device(endpoint(0)).executes == 1
+        assert _progress(ctl).attempts == 1 and device.executes == 1
 
 
 async def test_a_stuck_download_times_out_and_the_retry_succeeds(tmp_path: Path) -> None:
-    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
-    settings = settings_for(repo, tmp_path / "s.db", min_download_time=0.5)
-    async with serving(settings) as running, \
-            fleet_of(running, specs(1, faults=frozenset({Fault.SLOW}))) as fleet:
-        ctl = running.controller
+    async with _one_device_with(tmp_path, Fault.SLOW, min_download_time=0.5) as (ctl, device):
         await until(ctl, _state_is(ctl, S.TIMED_OUT))
-        fleet.device(endpoint(0)).clear(Fault.SLOW)
-        await fleet.device(endpoint(0)).wait_version("2.0", timeout=20)
+        device.clear(Fault.SLOW)
+        await device.wait_version("2.0", timeout=20)
         await until(ctl, _state_is(ctl, S.CURRENT))
         assert _progress(ctl).attempts == 2
 
 
 async def test_a_failed_install_is_retried_once_then_update_failed(tmp_path: Path) -> None:
-    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
-    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
-            fleet_of(running, specs(1, faults=frozenset({Fault.UPDATE_FAILED}))) as fleet:
-        ctl = running.controller
+    async with _one_device_with(tmp_path, Fault.UPDATE_FAILED) as (ctl, device):
         await until(ctl, _state_is(ctl, S.UPDATE_FAILED))
-        device = fleet.device(endpoint(0))
         assert (device.executes, device.version, _progress(ctl).attempts) == (2, "1.0", 2)
         assert "Update Result 8" in _progress(ctl).message
 
 
 async def test_a_device_back_on_the_old_version_is_reverted(tmp_path: Path) -> None:
-    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
-    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
-            fleet_of(running, specs(1, faults=frozenset({Fault.REVERT}))) as fleet:
-        ctl = running.controller
+    async with _one_device_with(tmp_path, Fault.REVERT) as (ctl, device):
         await until(ctl, _state_is(ctl, S.REVERTED))
-        assert fleet.device(endpoint(0)).executes == 1
+        assert device.executes == 1
         assert _progress(ctl).message == "device came back running 1.0, not 2.0"
 
 
