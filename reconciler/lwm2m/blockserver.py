@@ -18,7 +18,15 @@ import socket
 from typing import Any, Final
 
 from . import blockserver_wire as wire
-from .firmware import OPAQUE, BlockError, FirmwareRepository, Offer, block_value, select_block
+from .firmware import (
+    OPAQUE,
+    BlockError,
+    FirmwareRepository,
+    Offer,
+    block_value,
+    parse_block_value,
+    select_block,
+)
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +128,7 @@ def _read_options(message: wire.Datagram) -> tuple[list[bytes], tuple[int, int] 
         elif number == wire.BLOCK2:
             if len(value) > 3 or block2 is not None:
                 raise _Refusal(wire.BAD_OPTION, "Block2 must be one option of 0-3 bytes")
-            num, _more, szx = _block(value)
+            num, _more, szx = parse_block_value(int.from_bytes(value, "big"))
             block2 = (num, szx)
         elif number == wire.ACCEPT:
             if int.from_bytes(value, "big") != OPAQUE:
@@ -130,11 +138,6 @@ def _read_options(message: wire.Datagram) -> tuple[list[bytes], tuple[int, int] 
         elif number & 1 and number not in _IGNORED_OPTIONS:
             raise _Refusal(wire.BAD_OPTION, f"unrecognised critical option {number}")
     return path, block2
-
-
-def _block(value: bytes) -> tuple[int, bool, int]:
-    raw = int.from_bytes(value, "big")
-    return raw >> 4, bool(raw & 0x08), raw & 0x07
 
 
 def _safely(fast: FastPath, data: bytes, *, exclusive: bool) -> bytes | None:

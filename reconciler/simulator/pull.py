@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import NamedTuple, cast
 
 from reconciler.lwm2m import blockserver_wire as wire
+from reconciler.lwm2m.firmware import parse_block_value
 from reconciler.simulator.coap import Addr, Reliability, RequestReset, RequestTimeout
 
 CLOCK_SLACK = 0.001  # a timer may run this much before its time: due, not early
@@ -193,8 +194,7 @@ def _answer(message: wire.Datagram) -> Answer:
     block2 = size2 = etag = None
     for number, value in message.options:
         if number == wire.BLOCK2 and len(value) <= 3:
-            raw = int.from_bytes(value, "big")
-            block2 = (raw >> 4, bool(raw & 0x08), raw & 0x07)
+            block2 = parse_block_value(int.from_bytes(value, "big"))
         elif number == wire.SIZE2:
             size2 = int.from_bytes(value, "big")
         elif number == wire.ETAG and etag is None:
