@@ -37,7 +37,6 @@ RESOURCES: dict[tuple[int, int], ResourceDef] = {
     (5, 7): ResourceDef("R"), (5, 8): ResourceDef("R", True), (5, 9): ResourceDef("R"),
 }
 OBJECTS = (1, 3, 5)
-TEXT_FORMATS = frozenset({ContentFormat.TEXT})
 FORMATS_1_0 = frozenset({ContentFormat.TEXT, ContentFormat.OPAQUE, ContentFormat.TLV})
 FORMATS_1_1 = FORMATS_1_0 | {ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR}
 
