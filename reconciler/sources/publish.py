@@ -42,6 +42,7 @@ class Published:
 class _Target:
     directory: Path  # manifests/<dir>
     collection_id: str
+    images_text: str | None  # images.yaml as read once (None: there is none yet)
     images: list[dict[str, Any]]
 
 
@@ -67,7 +68,7 @@ def publish(
         "created": created, "tags": dict(tags or {}),
     }
     manifest = target.directory / "images.yaml"
-    text = _appended(manifest, entry)
+    text = _appended(target.images_text or "", entry, manifest)
     binary.parent.mkdir(parents=True, exist_ok=True)
     binary.write_bytes(data)
     manifest.write_text(text, encoding="utf-8")
@@ -88,14 +89,16 @@ def _find_collection(root: Path, wanted: str) -> _Target:
         directory = path.parent.relative_to(root).as_posix()
         cid = value.get("collectionId") or derive_id("collection", directory)
         if wanted in (cid, path.parent.name):
-            return _Target(path.parent, cid, _images(root, path.parent / "images.yaml"))
+            manifest = path.parent / "images.yaml"
+            text = _manifest_text(root, manifest) if manifest.exists() else None
+            return _Target(path.parent, cid, text, _images(root, manifest, text))
     raise PublishError(f"no collection {wanted!r} under {root / MANIFESTS}/*/collection.yaml")
 
 
-def _images(root: Path, manifest: Path) -> list[dict[str, Any]]:
-    if not manifest.exists():
+def _images(root: Path, manifest: Path, text: str | None) -> list[dict[str, Any]]:
+    if text is None:
         return []
-    doc: ParsedDoc = parse_images(_manifest_text(root, manifest))
+    doc: ParsedDoc = parse_images(text)
     if doc.problems:
         more = len(doc.problems) - 1
         also = f" (and {more} more; `fota validate` lists them)" if more else ""
@@ -163,9 +166,8 @@ def _binary_path(root: Path, target: _Target, name: str, data: bytes) -> Path:
     return folder / f"{hashlib.sha256(data).hexdigest()[:12]}-{name}"
 
 
-def _appended(manifest: Path, entry: dict[str, Any]) -> str:
-    """images.yaml with `entry` appended in the file's own indentation."""
-    text = manifest.read_text(encoding="utf-8") if manifest.exists() else ""
+def _appended(text: str, entry: dict[str, Any], manifest: Path) -> str:
+    """images.yaml's `text` with `entry` appended in the file's own indentation."""
     found = re.search(r"^( *)- ", text, flags=re.MULTILINE)
     if not re.search(r"^images:\s*(#.*)?$", text, flags=re.MULTILINE) or found is None:
         text = re.sub(r"^images:.*$", "", text, flags=re.MULTILINE).rstrip("\n")

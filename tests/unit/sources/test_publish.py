@@ -12,6 +12,7 @@ from manifest_builders import ONE, Tree
 
 from reconciler.cli import main
 from reconciler.sources import validate_tree
+from reconciler.sources.parsing import parse_images
 
 IMAGES = "manifests/fleet/images.yaml"
 BUILD = b"\x3d\xb8\xf3\x96" + b"zephyr 1.2.0 " * 280
@@ -48,6 +49,18 @@ def test_publish_adds_a_valid_entry_and_prints_the_reference_shape(
     assert printed["tags"] == {"git": "4f2a91c"} and printed["created"] > 1_700_000_000_000
     assert (tree.root / "images/fleet/zephyr.signed.bin").read_bytes() == BUILD
     assert validate_tree(tree.root) == []
+
+
+def test_a_collection_without_images_yaml_gets_one_holding_the_entry(
+    tree: Tree, build: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tree.root / IMAGES).unlink()
+    assert publish(tree, build, "--version", "1.2.0") == 0
+    printed = json.loads(capsys.readouterr().out)
+    doc = parse_images((tree.root / IMAGES).read_text())
+    assert doc.problems == [] and [e["sha256"] for _, e in doc.value["entries"]] == [
+        printed["sha256"]
+    ]
 
 
 def test_the_default_version_is_the_sha256_hex(
