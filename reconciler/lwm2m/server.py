@@ -16,7 +16,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiocoap import Context, resource
 
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 Subscriber = Callable[[RegistrationEvent], None]
 SendSubscriber = Callable[[str, dict[Path, Value]], None]
+_Callback = TypeVar("_Callback")
 
 # A fleet keeps a request per downloading device in flight; the default ~200 KB receive
 # buffer holds ~250 datagrams, and every one dropped costs its device a 2-3 s
@@ -142,23 +143,11 @@ class Lwm2mServer:
         return f"coap://{host}:{self.port}"
 
     def subscribe(self, cb: Subscriber) -> Callable[[], None]:
-        self._subscribers.append(cb)
-
-        def unsubscribe() -> None:
-            if cb in self._subscribers:
-                self._subscribers.remove(cb)
-
-        return unsubscribe
+        return _subscribe(self._subscribers, cb)
 
     def subscribe_send(self, cb: SendSubscriber) -> Callable[[], None]:
         """`cb(endpoint, values)` for each accepted Send (`POST /dp`), full paths."""
-        self._send_subscribers.append(cb)
-
-        def unsubscribe() -> None:
-            if cb in self._send_subscribers:
-                self._send_subscribers.remove(cb)
-
-        return unsubscribe
+        return _subscribe(self._send_subscribers, cb)
 
     def registration(self, endpoint: str) -> Registration | None:
         entry = self._registry.get(endpoint)
@@ -241,3 +230,14 @@ class Lwm2mServer:
                 self._on_event(RegistrationEventKind.EXPIRED, entry)
             for cache in self._caches:
                 cache.tick()
+
+
+def _subscribe(callbacks: list[_Callback], cb: _Callback) -> Callable[[], None]:
+    """Add `cb`; the returned function removes it again (a second call does nothing)."""
+    callbacks.append(cb)
+
+    def unsubscribe() -> None:
+        if cb in callbacks:
+            callbacks.remove(cb)
+
+    return unsubscribe
