@@ -21,7 +21,7 @@ from reconciler.sources.layout import Group, group_files
 from reconciler.sources.parsing import ParseCache, ParsedDoc
 from reconciler.sources.policy import collection_from
 from reconciler.sources.problems import Problem, located
-from reconciler.sources.schema import derive_id
+from reconciler.sources.schema import derive_id, malformed_id
 from reconciler.sources.snapshot import FileEntry, Snapshot
 
 
@@ -83,7 +83,7 @@ class Assembler:
         collection_id = given or derive_id("collection", group.directory)
         if given and not is_valid_id(given):
             line = doc.line_of("collectionId")
-            problems.append(Problem(entry.path, line, "collectionId", _bad_id(given)))
+            problems.append(Problem(entry.path, line, "collectionId", malformed_id(given)))
         return _Part(group, doc, collection_id)
 
     def _devices(
@@ -151,7 +151,3 @@ def _unique_images(
                 continue
             images[image.image_id] = image
             where[image.image_id] = f"{path}:{line}"
-
-
-def _bad_id(value: str) -> str:
-    return f"malformed id {value!r}: use 4 to 16 base-24 digits (0-9, a-n)"

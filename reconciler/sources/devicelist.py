@@ -17,8 +17,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.model.ids import is_valid_id
-from reconciler.sources.problems import LocalProblem
-from reconciler.sources.schema import DEVICE_LIST, DevicesDoc, derive_id, schema_problems
+from reconciler.sources.problems import LocalProblem, by_line
+from reconciler.sources.schema import (
+    DEVICE_LIST,
+    DevicesDoc,
+    derive_id,
+    malformed_id,
+    schema_problems,
+)
 from reconciler.sources.yamlload import read_yaml
 
 # Characters where YAML and JSON could read a line differently (YAML's extra line breaks,
@@ -69,7 +75,7 @@ def parse_devices(text: str, fast: bool = True) -> DeviceRows:
     if isinstance(items, list):
         entries = [(doc.lines[f"devices[{i}]"], item) for i, item in enumerate(items)]
         _fill(rows, entries, doc.lines)
-    rows.problems.sort(key=_by_line)
+    rows.problems.sort(key=by_line)
     return rows
 
 
@@ -143,7 +149,7 @@ def _fill(rows: DeviceRows, entries: list[tuple[int, Any]], lines: dict[str, int
             device_id = derive_id("device", endpoint)
         elif not is_valid_id(device_id):
             where = lines.get(f"devices[{index}].deviceId", line)
-            rows.problems.append((where, f"devices[{index}].deviceId", _bad_id(device_id)))
+            rows.problems.append((where, f"devices[{index}].deviceId", malformed_id(device_id)))
             continue
         rows.lines.append(line)
         rows.positions.append(index)
@@ -179,11 +185,3 @@ def _keep_field_lines(rows: DeviceRows, index: int, line: int, lines: dict[str, 
         where = lines.get(path)
         if where is not None and where != line:
             rows.field_lines[path] = where
-
-
-def _bad_id(value: str) -> str:
-    return f"malformed id {value!r}: use 4 to 16 base-24 digits (0-9, a-n)"
-
-
-def _by_line(problem: LocalProblem) -> int:
-    return problem[0]  # a stable sort keeps a line's fields in the schema's order

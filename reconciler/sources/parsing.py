@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.sources.devicelist import DeviceRows, parse_devices
-from reconciler.sources.problems import LocalProblem
+from reconciler.sources.problems import LocalProblem, by_line
 from reconciler.sources.schema import CollectionDoc, ImageEntry, ImagesDoc, schema_problems
 from reconciler.sources.yamlload import read_yaml
 
@@ -69,7 +69,7 @@ def parse_collection(text: str) -> ParsedDoc:
     if doc.value is not None:  # after a duplicate key too: every problem in one run
         model = _validated(CollectionDoc.model_validate, doc.value, "", doc)
         doc.value = model.model_dump() if model is not None else None
-    doc.problems.sort(key=_by_line)
+    doc.problems.sort(key=by_line)
     return doc
 
 
@@ -87,7 +87,7 @@ def parse_images(text: str) -> ParsedDoc:
         elif isinstance(raw, dict):
             broken.extend(str(raw[k]) for k in ("version", "imageId") if raw.get(k) is not None)
     doc.value = {"entries": entries, "broken": broken}
-    doc.problems.sort(key=_by_line)
+    doc.problems.sort(key=by_line)
     return doc
 
 
@@ -219,7 +219,3 @@ class ParseCache:
             os.replace(temp, path)  # readers never see half a file
         except OSError:
             temp.unlink(missing_ok=True)  # a full disk costs speed, not correctness
-
-
-def _by_line(problem: LocalProblem) -> int:
-    return problem[0]  # a stable sort keeps a line's fields in the schema's order

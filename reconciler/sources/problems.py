@@ -41,6 +41,12 @@ def located(file: str, found: Iterable[LocalProblem]) -> list[Problem]:
     return [Problem(file, line, field, message) for line, field, message in found]
 
 
+def by_line(problem: LocalProblem) -> int:
+    """Sort key for one file's problems; a stable sort keeps a line's fields in the
+    schema's order."""
+    return problem[0]
+
+
 def _escape_data(text: str) -> str:
     # The escaping GitHub's toolkit applies to a command's message.
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")

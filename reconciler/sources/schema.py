@@ -109,6 +109,10 @@ def derive_id(kind: str, key: str) -> str:
     return encode_base24(int.from_bytes(digest[:8], "big"))
 
 
+def malformed_id(value: str) -> str:
+    return f"malformed id {value!r}: use 4 to 16 base-24 digits (0-9, a-n)"
+
+
 def validate_model(
     check: Callable[[Any], Any], value: Any, prefix: str, lines: Callable[[str], int]
 ) -> tuple[Any, list[LocalProblem]]:
