@@ -120,3 +120,16 @@ async def test_fota_simulate_stops_promptly_on_sigterm_after_its_server_is_gone(
             await process.wait()
         if not gone:
             await lwm2m.stop()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("devices: [unclosed\n", "cannot read"),
+    ("devices: 5\n", "devices: expected a list"),
+])
+def test_an_unreadable_device_manifest_exits_2_naming_the_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str) -> None:
+    bad = make_repo(tmp_path) / "manifests" / "trackers" / "devices" / "bad.yaml"
+    bad.write_text(text)
+    assert cmd.run(parse("--server", "coap://h", "--repo", str(tmp_path))) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and message in err, err
