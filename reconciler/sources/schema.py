@@ -113,16 +113,6 @@ def malformed_id(value: str) -> str:
     return f"malformed id {value!r}: use 4 to 16 base-24 digits (0-9, a-n)"
 
 
-def validate_model(
-    check: Callable[[Any], Any], value: Any, prefix: str, lines: Callable[[str], int]
-) -> tuple[Any, list[LocalProblem]]:
-    """Run a pydantic validator; on failure return None and every error located."""
-    try:
-        return check(value), []
-    except ValidationError as exc:
-        return None, schema_problems(exc, prefix, lines)
-
-
 def schema_problems(
     exc: ValidationError, prefix: str, line_of: Callable[[str], int]
 ) -> list[LocalProblem]:
