@@ -1,8 +1,10 @@
-"""RFC 7959 Block2 arithmetic (`select_block`) and the repository's offers, without sockets."""
+"""RFC 7959 Block2 arithmetic (`select_block`), the repository's offers and its settings,
+and that /.well-known/core never lists an offer, without sockets."""
 
 from __future__ import annotations
 
 import pytest
+from aiocoap import resource
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -102,3 +104,18 @@ def test_revoking_forgets_the_offer() -> None:
     repository.revoke("dev-a")
     repository.revoke("dev-unknown")
     assert repository.lookup(path.removeprefix("/fw/")) is None and len(repository) == 0
+
+
+@pytest.mark.parametrize("max_szx", [-1, 7])
+def test_a_block_size_limit_outside_rfc_7959_is_refused(max_szx: int) -> None:
+    with pytest.raises(ValueError, match=r"max_szx must be 0\.\.6"):
+        FirmwareRepository(max_szx=max_szx)
+
+
+def test_well_known_core_lists_the_site_but_never_an_offer_path() -> None:
+    repository, site = FirmwareRepository(), resource.Site()
+    repository.mount(site)
+    site.add_resource(("other",), resource.Resource())
+    token = repository.offer("dev-a", "img", b"image").rsplit("/", 1)[1]
+    links = str(site.get_resources_as_linkheader())
+    assert links == "</other>" and token not in links
