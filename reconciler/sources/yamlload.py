@@ -35,9 +35,7 @@ def read_yaml(text: str) -> YamlDoc:
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        return YamlDoc(problems=[(line, "", f"invalid YAML: {exc.problem or exc.context}")])
+        return YamlDoc(problems=[_invalid(exc)])
     except yaml.YAMLError as exc:
         return YamlDoc(problems=[(1, "", f"invalid YAML: {exc}")])
     doc = YamlDoc()
@@ -51,10 +49,14 @@ def read_yaml(text: str) -> YamlDoc:
     try:
         doc.value = _Converter(doc).convert(node, "")
     except yaml.MarkedYAMLError as exc:  # e.g. a merge key that names no mapping
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        doc.problems.append((line, "", f"invalid YAML: {exc.problem or exc.context}"))
+        doc.problems.append(_invalid(exc))
     return doc
+
+
+def _invalid(exc: yaml.MarkedYAMLError) -> LocalProblem:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else 1
+    return (line, "", f"invalid YAML: {exc.problem or exc.context}")
 
 
 def child_path(parent: str, key: object) -> str:

@@ -42,6 +42,15 @@ def test_a_few_anchors_and_merge_keys_are_fine() -> None:
     assert doc.lines["tags.rack"] == 4
 
 
+def test_a_merge_key_that_names_no_mapping_is_invalid_yaml_not_a_crash() -> None:
+    doc = read_yaml("size: &size 5\ntags:\n  <<: *size\n")
+    assert doc.value is None
+    assert doc.problems == [
+        (1, "", "invalid YAML: expected a mapping or list of mappings for merging, "
+         "but found scalar"),
+    ]
+
+
 def test_a_file_over_the_size_limit_is_refused_unread(
     tree: Tree, monkeypatch: pytest.MonkeyPatch
 ) -> None:
