@@ -58,6 +58,9 @@ async def test_an_unsupported_accept_gets_4_06(
     (aiocoap.DELETE, "/5/0", aiocoap.METHOD_NOT_ALLOWED),
     (aiocoap.POST, "/5", aiocoap.METHOD_NOT_ALLOWED),
     (aiocoap.POST, "/5/0/2", aiocoap.METHOD_NOT_ALLOWED),  # Update while Idle
+    (aiocoap.GET, "/abc", aiocoap.NOT_FOUND),  # not an LwM2M path
+    (aiocoap.PUT, "/5", aiocoap.METHOD_NOT_ALLOWED),  # Write on an Object
+    (aiocoap.PUT, "/5/0/1", aiocoap.BAD_REQUEST),  # a Write without a Content-Format
 ])
 async def test_wrong_targets_and_operations_get_the_spec_error_codes(
         server: Any, launch: Any, code: aiocoap.Code, path: str,
@@ -79,6 +82,14 @@ async def test_discover_lists_object_5_resources_with_write_attributes(
     assert links >= {"/5/0", "/5/0/0", "/5/0/1", "/5/0/2", "/5/0/3", "/5/0/5",
                           "/5/0/8", "/5/0/9"}
     assert answer.payload.decode().count("</5/0/3>;pmin=1;pmax=60") == 1
+
+
+async def test_write_attributes_with_an_unknown_attribute_get_4_00_and_set_nothing(
+        server: Any, launch: Any) -> None:
+    fleet = await launch(DeviceSpec("u"))
+    answer = await server.request("u", aiocoap.PUT, "/5/0/3", uri_query=("pmin=1", "color=red"))
+    assert answer.code == aiocoap.BAD_REQUEST and b"color" in answer.payload
+    assert fleet.device("u").attributes == {}
 
 
 async def test_a_write_in_an_unknown_format_gets_4_15_and_garbage_gets_4_00(
