@@ -109,6 +109,18 @@ def test_an_unknown_collection_is_a_usage_error(
     assert code == 2 and "no collection 'nope'" in capsys.readouterr().err
 
 
+def test_an_image_file_that_cannot_be_read_is_a_usage_error_and_writes_nothing(
+    tree: Tree, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "out" / "never-built.bin"
+    before = snapshot(tree.root)
+    assert publish(tree, missing, "--version", "1.2.0") == 2
+    assert capsys.readouterr().err == (
+        f"fota publish: cannot read {missing}: No such file or directory\n"
+    )
+    assert snapshot(tree.root) == before
+
+
 def test_a_second_build_with_the_same_file_name_keeps_both_binaries(
     tree: Tree, build: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
