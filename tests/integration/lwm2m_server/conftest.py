@@ -108,17 +108,26 @@ class RawSocket(asyncio.DatagramProtocol):
         return await asyncio.wait_for(self.received.get(), 5)
 
 
+async def open_raw(port: int) -> tuple[Any, RawSocket]:
+    """(transport, RawSocket) connected to 127.0.0.1:`port`; close the transport after."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_datagram_endpoint(RawSocket, remote_addr=("127.0.0.1", port))
+
+
+def reset(mid: int) -> bytes:
+    """The Reset (empty RST) a CoAP endpoint answers message id `mid` with."""
+    return bytes((0x70, 0x00, mid >> 8, mid & 0xFF))
+
+
 @pytest.fixture
 async def raw(server: Lwm2mServer) -> AsyncIterator[RawSocket]:
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(
-        RawSocket, remote_addr=("127.0.0.1", server.port))
+    transport, protocol = await open_raw(server.port)
     yield protocol
     transport.close()
 
 
 @pytest.fixture
-def peer() -> Iterator[socket.socket]:
+def udp_peer() -> Iterator[socket.socket]:
     """A non-blocking UDP socket on a loopback port, for loop.sock_sendto/sock_recvfrom."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))

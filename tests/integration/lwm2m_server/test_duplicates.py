@@ -44,30 +44,30 @@ def message_manager(server: Lwm2mServer) -> Any:
 
 
 async def test_a_new_register_reusing_a_recent_port_and_message_id_is_handled_afresh(
-        server: Lwm2mServer, peer: socket.socket) -> None:
-    first = await exchange(peer, server, register("old-owner", 100, b"tok-1"))
-    second = await exchange(peer, server, register("rebooted", 100, b"tok-2"))
+        server: Lwm2mServer, udp_peer: socket.socket) -> None:
+    first = await exchange(udp_peer, server, register("old-owner", 100, b"tok-1"))
+    second = await exchange(udp_peer, server, register("rebooted", 100, b"tok-2"))
 
     assert (first.code, first.token) == (CREATED, b"tok-1")
     assert (second.mtype, second.code, second.token) == (ACK, CREATED, b"tok-2")
     assert second.opt.location_path != first.opt.location_path
     assert server.registration("rebooted") is not None
     # a true retransmission (same id and token) still gets the stored answer, once handled
-    again = await exchange(peer, server, register("rebooted", 100, b"tok-2"))
+    again = await exchange(udp_peer, server, register("rebooted", 100, b"tok-2"))
     assert (again.token, again.opt.location_path) == (b"tok-2", second.opt.location_path)
 
 
 async def test_a_server_request_reusing_a_device_s_message_id_keeps_its_answer(
-        server: Lwm2mServer, peer: socket.socket) -> None:
-    answer = await exchange(peer, server, register("dev", 200, b"tok-r"))
+        server: Lwm2mServer, udp_peer: socket.socket) -> None:
+    answer = await exchange(udp_peer, server, register("dev", 200, b"tok-r"))
     assert answer.code == CREATED
     message_manager(server).message_id = 200  # the server's next request: mid 200 too
     read = asyncio.ensure_future(server.client("dev").read(Path(3, 0, 0), timeout=5))
     try:
-        request = await receive(peer)
+        request = await receive(udp_peer)
         assert (request.mtype, request.code, request.mid) == (CON, GET, 200)
         # the device retransmits its Register (its ACK was "lost"): same answer as before
-        again = await exchange(peer, server, register("dev", 200, b"tok-r"))
+        again = await exchange(udp_peer, server, register("dev", 200, b"tok-r"))
         assert (again.mtype, again.code, again.token) == (ACK, CREATED, b"tok-r")
     finally:
         read.cancel()

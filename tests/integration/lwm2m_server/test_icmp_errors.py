@@ -39,10 +39,10 @@ async def _receive(sock: socket.socket) -> tuple[bytes, Any]:
 
 
 async def test_a_request_survives_a_port_unreachable_caused_by_another_peer(
-        server: Lwm2mServer, peer: socket.socket) -> None:
-    port = peer.getsockname()[1]
+        server: Lwm2mServer, udp_peer: socket.socket) -> None:
+    port = udp_peer.getsockname()[1]
     request = server.context.request(Message(code=GET, uri=f"coap://127.0.0.1:{port}/3/0/0"))
-    data, address = await _receive(peer)
+    data, address = await _receive(udp_peer)
     asked = Message.decode(data)
     interface = _interface(server)
 
@@ -54,11 +54,11 @@ async def test_a_request_survives_a_port_unreachable_caused_by_another_peer(
     note.remote = UDP6EndpointAddress(("::ffff:127.0.0.1", port, 0, 0), interface)
     interface.send(note)
 
-    arrived, _ = await _receive(peer)
+    arrived, _ = await _receive(udp_peer)
     assert Message.decode(arrived).payload == b"still here"
     answer = Message(_mtype=ACK, _mid=asked.mid, _token=asked.token, code=CONTENT,
                      payload=b"sim-1")
-    peer.sendto(answer.encode(), address)
+    udp_peer.sendto(answer.encode(), address)
     response = await asyncio.wait_for(request.response, 5)
     assert response.code == CONTENT and response.payload == b"sim-1"
 

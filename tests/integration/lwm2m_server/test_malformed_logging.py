@@ -4,10 +4,8 @@ the summary interval runs on an injected clock, so nothing sleeps."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from aiocoap import Context, resource
@@ -15,7 +13,7 @@ from aiocoap import Context, resource
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.lwm2m.wire import SUMMARY_SECONDS, DedupCache, harden
 
-from .conftest import FakeClock, RawSocket
+from .conftest import FakeClock, RawSocket, open_raw, reset
 
 WIRE = "reconciler.lwm2m.wire"
 
@@ -24,18 +22,9 @@ def malformed_con(mid: int) -> bytes:
     return bytes((0x49, 0x01, mid >> 8, mid & 0xFF)) + b"A" * 9  # token length 9
 
 
-def reset(mid: int) -> bytes:
-    return bytes((0x70, 0x00, mid >> 8, mid & 0xFF))
-
-
 def lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
     return [r.getMessage() for r in caplog.records
             if r.name == WIRE and r.levelno == level and "malformed" in r.getMessage()]
-
-
-async def open_raw(port: int) -> tuple[Any, RawSocket]:
-    loop = asyncio.get_running_loop()
-    return await loop.create_datagram_endpoint(RawSocket, remote_addr=("127.0.0.1", port))
 
 
 async def send_malformed(raw: RawSocket, mids: range) -> None:

@@ -7,7 +7,6 @@ another version (§3); an unrecognized critical option earns 4.02 (§5.4.1)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -18,13 +17,9 @@ from aiocoap.numbers.types import Type
 from reconciler.lwm2m.blockserver import BlockServer
 from reconciler.lwm2m.server import Lwm2mServer
 
-from .conftest import RawSocket
+from .conftest import RawSocket, open_raw, reset
 
 CON, NON = 0x40, 0x50  # version 1 and the type, the token length still to be or-ed in
-
-
-def reset(mid: int) -> bytes:
-    return bytes((0x70, 0x00, mid >> 8, mid & 0xFF))
 
 
 @pytest.fixture(params=["lwm2m server port", "firmware block server"])
@@ -35,9 +30,7 @@ async def peer(request: pytest.FixtureRequest, server: Lwm2mServer) -> AsyncIter
         block = BlockServer(server.firmware)
         await block.start()
         port = block.port
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(
-        RawSocket, remote_addr=("127.0.0.1", port))
+    transport, protocol = await open_raw(port)
     try:
         yield protocol
     finally:
