@@ -42,7 +42,8 @@ class Published:
 class _Target:
     directory: Path  # manifests/<dir>
     collection_id: str
-    images_text: str | None  # images.yaml as read once (None: there is none yet)
+    manifest: Path  # its images.yaml (or images.yml), existing or to be created
+    images_text: str | None  # the manifest as read once (None: there is none yet)
     images: list[dict[str, Any]]
 
 
@@ -67,7 +68,7 @@ def publish(
         "path": binary.relative_to(root).as_posix(), "sha256": digest, "length": len(data),
         "created": created, "tags": dict(tags or {}),
     }
-    manifest = target.directory / "images.yaml"
+    manifest = target.manifest
     text = _appended(target.images_text or "", entry, manifest)
     binary.parent.mkdir(parents=True, exist_ok=True)
     binary.write_bytes(data)
@@ -89,9 +90,11 @@ def _find_collection(root: Path, wanted: str) -> _Target:
         directory = path.parent.relative_to(root).as_posix()
         cid = value.get("collectionId") or derive_id("collection", directory)
         if wanted in (cid, path.parent.name):
-            manifest = path.parent / "images.yaml"
-            text = _manifest_text(root, manifest) if manifest.exists() else None
-            return _Target(path.parent, cid, text, _images(root, manifest, text))
+            # The loader takes either spelling; writing the other would make a second one.
+            found = sorted(path.parent.glob("images.y*ml"))
+            manifest = found[0] if found else path.parent / "images.yaml"
+            text = _manifest_text(root, manifest) if found else None
+            return _Target(path.parent, cid, manifest, text, _images(root, manifest, text))
     raise PublishError(f"no collection {wanted!r} under {root / MANIFESTS}/*/collection.yaml")
 
 

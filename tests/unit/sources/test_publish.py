@@ -63,6 +63,16 @@ def test_a_collection_without_images_yaml_gets_one_holding_the_entry(
     ]
 
 
+def test_an_images_yml_manifest_gets_the_entry_instead_of_a_second_images_yaml(
+    tree: Tree, build: Path
+) -> None:
+    (tree.root / IMAGES).rename(tree.root / "manifests/fleet/images.yml")
+    assert publish(tree, build, "--version", "1.2.0") == 0
+    assert not (tree.root / IMAGES).exists()
+    assert "version: \"1.2.0\"" in (tree.root / "manifests/fleet/images.yml").read_text()
+    assert validate_tree(tree.root) == []
+
+
 def test_the_default_version_is_the_sha256_hex(
     tree: Tree, build: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
