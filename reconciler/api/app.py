@@ -40,7 +40,8 @@ def create_app(reader: StoreReader, *, tokens: Sequence[str] = ()) -> FastAPI:
     install_openapi(app, guarded=any(tokens))
     install_docs(app)  # /docs with local Swagger UI assets instead of FastAPI's CDN page
     guard = [Depends(TokenCheck(tokens))]
-    app.include_router(collections_router(reader, BodyCache(reader)), dependencies=guard)
-    app.include_router(status_router(reader), dependencies=guard)
+    cache = BodyCache(reader)
+    app.include_router(collections_router(reader, cache), dependencies=guard)
+    app.include_router(status_router(reader, cache), dependencies=guard)
     app.include_router(health_router(reader))
     return app
