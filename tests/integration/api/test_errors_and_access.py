@@ -97,6 +97,15 @@ async def test_an_unknown_path_is_a_json_404(client: httpx.AsyncClient) -> None:
     assert_error(await client.post("/nowhere"), 404, "no such resource")
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_an_id_with_an_encoded_slash_is_an_unknown_path_answered_with_a_json_404(
+        client: httpx.AsyncClient, ref: Any, method: str) -> None:
+    # %2F is decoded before routing: /collections/%2F is /collections//, no route of ours.
+    assert_error(await client.request(method, "/collections/%2F"), 404, "no such resource")
+    r = await client.request(method, f"/collections/{ref.cid}/devices/a%2Fb")
+    assert_error(r, 404, "no such resource")
+
+
 @pytest.mark.parametrize("path", [*PATHS, "/healthz", "/readyz", "/openapi.json", "/docs"])
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_a_trailing_slash_is_an_unknown_path_answered_with_a_json_404_not_a_redirect(
