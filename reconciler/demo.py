@@ -25,6 +25,8 @@ from typing import Any
 import git
 import yaml
 
+from reconciler.model.versions import version_key
+
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 120.0
 
@@ -91,11 +93,6 @@ def _target_of(clone: Path) -> str:
     return found.group(1) if found else ""
 
 
-def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """Natural order: "1.10.0" after "1.9.0" (numbers compare as numbers)."""
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.+-]", version))
-
-
 def newest_other(images: list[dict[str, Any]], current: str) -> str:
     """The version of the newest image (by `created`, then by version) other than
     `current`; `current` when there is no other."""
@@ -103,7 +100,7 @@ def newest_other(images: list[dict[str, Any]], current: str) -> str:
     if not others:
         return current
     newest = max(others, key=lambda i: (int(i.get("created", 0)),
-                                        _version_key(str(i.get("version")))))
+                                        version_key(str(i.get("version")))))
     return str(newest["version"])
 
 
