@@ -111,7 +111,7 @@ class Controller:
 
     async def _carry_out(self, step: Step) -> None:
         for action in step.plan.actions:
-            await self.executor.run(self.desired, step.device, action)
+            await self.executor.run(step.device, action)
 
     async def run(self, stop: asyncio.Event) -> None:
         """The work queue, the resync timer and the status flusher, until `stop`."""

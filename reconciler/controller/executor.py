@@ -29,7 +29,7 @@ from reconciler.engine import (
 from reconciler.errors import DeviceRequestFailed, TemporaryError, WaitingError
 from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.server import Lwm2mServer
-from reconciler.model.desired import DesiredState, Device
+from reconciler.model.desired import Device
 from reconciler.model.lwm2m import FW_PACKAGE_URI, FW_UPDATE, Path
 
 log = logging.getLogger("reconciler.executor")
@@ -47,7 +47,7 @@ class Executor:
         self._images, self._settings, self._clock = images, settings, clock
         self._on_notify = on_notify
 
-    async def run(self, desired: DesiredState, device: Device, action: Action) -> None:
+    async def run(self, device: Device, action: Action) -> None:
         if isinstance(action, ReadState | Verify):
             await self.read_state(device)
         elif isinstance(action, Observe):
