@@ -122,6 +122,20 @@ def test_plan_against_a_file_that_is_not_a_state_file_says_so(
     assert captured.out == ""
 
 
+def test_plan_against_a_state_file_from_a_newer_release_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1)
+    state = tmp_path / "s.db"
+    with sqlite3.connect(state) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    assert main(["plan", "--repo", str(repo.root), "--against", str(state)]) == 2
+    captured = capsys.readouterr()
+    line = _one_line(captured.err, "fota plan: ")
+    assert line.startswith(f"fota plan: {state} is not a fota state file (")
+    assert "schema version 99" in line and captured.out == ""
+
+
 async def test_a_followed_branch_deleted_at_runtime_is_a_source_error(tmp_path: Path) -> None:
     repo = DesiredRepo(tmp_path / "repo", count=1)
     repo.repo.create_head("fleet")
