@@ -18,7 +18,7 @@ from reconciler.controller.observers import Observers
 from reconciler.controller.reports import Reports
 from reconciler.controller.rollout import RolloutIndex
 from reconciler.controller.settings import ControllerSettings
-from reconciler.engine import OPEN, Plan, Wait, diff, plan, retarget
+from reconciler.engine import OPEN, Plan, diff, plan, retarget, slots_to_release
 from reconciler.engine.conditions import collection_conditions, device_conditions
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState, Device
@@ -127,7 +127,7 @@ class Decider:
         before = self.index.get(device_id)
         result = plan(delta, before, self.clock(), gate, self.config)
         self._record(device, before, result)
-        if not gate.may_start and Wait(gate.reason) in result.actions:
+        if result.gated:
             self._gated.setdefault(device.collection_id, set()).add(device_id)
         return Step(device, result)
 
@@ -135,11 +135,9 @@ class Decider:
         after = result.progress
         if after is None or (after == before and not result.events):
             return
-        # Persisted before any action of this plan runs: executed_at in particular, and
-        # that one synced to disk, since a lost record could mean a second Execute.
-        executing = after.executed_at is not None and (
-            before is None or before.executed_at != after.executed_at)
-        self.store.put_progress(after, result.events, durable=executing)
+        # Persisted before any action of this plan runs; synced to disk when the engine
+        # says so (before an Execute: a lost record could mean a second one).
+        self.store.put_progress(after, result.events, durable=result.durable)
         self.index.put(device.collection_id, after)
         if before is None or (before.state, before.message) != (after.state, after.message):
             conditions = device_conditions(after, self.desired.revision, self.clock())
@@ -176,12 +174,9 @@ class Decider:
         collection = self.desired.collections.get(collection_id)
         if not held or collection is None:
             return
-        gate = self.index.gate(collection)
-        limit = collection.rollout.max_concurrent
-        free = len(held)
-        if gate.kind != "halted" and gate.kind != "paused" and limit is not None:
-            free = limit - self.index.stats(collection_id).in_flight
-        keys = [held.pop() for _ in range(min(max(free, 0), len(held)))]
+        free = slots_to_release(self.index.gate(collection), collection.rollout.max_concurrent,
+                                self.index.stats(collection_id).in_flight, len(held))
+        keys = [held.pop() for _ in range(free)]
         self.on_slot_free(keys)
 
     def note(self, device: Device, kind: str, message: str) -> None:

@@ -26,10 +26,12 @@ from reconciler.engine.policy import (
     OPEN,
     EngineConfig,
     Gate,
+    GateKind,
     Outcome,
     RolloutStats,
     classify,
     rollout_gate,
+    slots_to_release,
 )
 from reconciler.engine.step import Plan
 
@@ -43,6 +45,7 @@ __all__ = [
     "EngineConfig",
     "Execute",
     "Gate",
+    "GateKind",
     "NoOp",
     "Observe",
     "Outcome",
@@ -60,4 +63,5 @@ __all__ = [
     "plan",
     "retarget",
     "rollout_gate",
+    "slots_to_release",
 ]

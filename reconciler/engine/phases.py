@@ -7,6 +7,8 @@ with backoff while the per-device, per-target budget lasts, terminal otherwise.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from reconciler.engine.actions import (
     Action,
     CancelDownload,
@@ -31,7 +33,8 @@ def start(ctx: Ctx, record: DeviceProgress) -> Plan:
     if record.next_attempt_at is not None and ctx.now < record.next_attempt_at:
         return wait(record, "backing off before the next attempt", record.next_attempt_at)
     if not ctx.gate.may_start:
-        return wait(record.evolve(message=ctx.gate.reason), ctx.gate.reason)
+        held = wait(record.evolve(message=ctx.gate.reason), ctx.gate.reason)
+        return replace(held, gated=True)
     if not ctx.delta.awake:
         return wait(record, "queue mode: waiting for the device to speak")
     fw_state = ctx.report.fw_state
@@ -124,7 +127,7 @@ def _execute(ctx: Ctx, record: DeviceProgress) -> Plan:
     return moved(
         ctx, record, S.UPDATING, msg, (Execute(ctx.target.image_id),),
         executed_at=ctx.now, phase_started_at=ctx.now, last_action="execute",
-        deadline=ctx.now + ctx.config.update_timeout,
+        deadline=ctx.now + ctx.config.update_timeout, durable=True,
     )
 
 

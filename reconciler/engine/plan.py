@@ -22,6 +22,7 @@ a `NoOp`. The decision table, top to bottom (first match wins):
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 from reconciler.engine import phases
 from reconciler.engine.actions import NoOp, ReadState, Verify
@@ -47,7 +48,7 @@ def plan(
     ctx = Ctx(delta, delta.target, now, gate, config)
     record, events = _record_for_target(ctx, progress)
     step = _decide(ctx, record)
-    return Plan(step.actions, step.progress, events + step.events)
+    return replace(step, events=events + step.events)
 
 
 def retarget(

@@ -79,20 +79,40 @@ class RolloutStats:
     population: int = 0  # devices the rollout has to update (not found on it already)
 
 
+class GateKind(Enum):
+    """Why a collection's rollout gate is open or closed."""
+
+    OPEN = "open"
+    PAUSED = "paused"  # the manifest says so
+    HALTED = "halted"  # the failure threshold is exceeded
+    SLOTS = "slots"  # maxConcurrent devices are in flight
+
+
 @dataclass(frozen=True, slots=True)
 class Gate:
     """Whether the collection's rollout allows another attempt to start now."""
 
     may_start: bool = True
     reason: str = ""
-    kind: str = ""  # why it is closed: "paused", "halted" or "slots"
+    kind: GateKind = GateKind.OPEN
 
     @property
     def halted(self) -> bool:
-        return self.kind == "halted"
+        return self.kind is GateKind.HALTED
 
 
 OPEN = Gate()
+
+
+def slots_to_release(gate: Gate, max_concurrent: int | None, in_flight: int,
+                     held: int) -> int:
+    """How many of the `held` gate-held devices to wake when an update leaves flight:
+    as many as there are free slots, or all of them when the rollout is halted, paused
+    or unlimited, so each one says why it waits (or starts)."""
+    free = held
+    if gate.kind not in (GateKind.HALTED, GateKind.PAUSED) and max_concurrent is not None:
+        free = max_concurrent - in_flight
+    return min(max(free, 0), held)
 
 
 RESUME_HINT = "to resume, change the target or raise failureThreshold in git"
@@ -107,11 +127,11 @@ def halt_reason(stats: RolloutStats, threshold: str) -> str:
 def rollout_gate(policy: RolloutPolicy, stats: RolloutStats) -> Gate:
     """Apply paused, the failure threshold and maxConcurrent, in that order."""
     if policy.paused:
-        return Gate(False, "rollout paused in the collection manifest", "paused")
+        return Gate(False, "rollout paused in the collection manifest", GateKind.PAUSED)
     threshold = policy.failure_threshold
     if threshold is not None and threshold.exceeded(stats.failed, stats.population):
-        return Gate(False, halt_reason(stats, str(threshold)), "halted")
+        return Gate(False, halt_reason(stats, str(threshold)), GateKind.HALTED)
     if policy.max_concurrent is not None and stats.in_flight >= policy.max_concurrent:
         return Gate(False, f"waiting for a slot: {stats.in_flight} of max "
-                    f"{policy.max_concurrent} updating", "slots")
+                    f"{policy.max_concurrent} updating", GateKind.SLOTS)
     return OPEN

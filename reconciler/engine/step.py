@@ -21,6 +21,11 @@ class Plan:
     actions: tuple[Action, ...]
     progress: DeviceProgress | None  # None: nothing to persist (hands off, never seen)
     events: tuple[DeviceEvent, ...] = ()
+    # Held by the collection's rollout gate: the controller wakes it when a slot frees.
+    gated: bool = False
+    # The progress record must reach the disk before the actions run (set by the Execute
+    # step: a lost executed_at could mean a second Execute after a restart).
+    durable: bool = False
 
     @property
     def wake_at(self) -> float | None:
@@ -65,6 +70,6 @@ def move(ctx: Ctx, record: DeviceProgress, state: UpdateState, message: str,
 
 
 def moved(ctx: Ctx, record: DeviceProgress, state: UpdateState, message: str,
-          actions: tuple[Action, ...], **changes: object) -> Plan:
+          actions: tuple[Action, ...], *, durable: bool = False, **changes: object) -> Plan:
     new, events = move(ctx, record, state, message, **changes)
-    return Plan(actions, new, events)
+    return Plan(actions, new, events, durable=durable)

@@ -101,6 +101,8 @@ def test_a_closed_rollout_gate_holds_the_start_and_says_why() -> None:
     result = plan(delta(rep=report(), reg=registration()), pending(), NOW, gate)
     assert result.actions == (Wait("waiting for a slot: 2 of max 2 updating"),)
     assert result.progress is not None and result.progress.message == gate.reason
+    assert result.gated and not plan(delta(rep=report(), reg=registration()), pending(),
+                                     NOW).gated
 
 
 def test_a_sleeping_queue_mode_device_is_never_contacted() -> None:

@@ -60,7 +60,9 @@ def test_downloaded_executes_once_with_executed_at_recorded_first() -> None:
     assert result.actions == (Execute(NEW.image_id),)
     p = result.progress
     assert p is not None and (p.state, p.executed_at) == (S.UPDATING, NOW)
+    assert result.durable  # executed_at must reach the disk before Execute is sent
     again = plan(delta(rep=rep, reg=registration(), observing=True), p, NOW + 1)
+    assert not again.durable
     assert again.actions == (Wait("waiting for the device to install and restart", p.deadline),)
 
 

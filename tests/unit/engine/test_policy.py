@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.engine import Gate, Outcome, RolloutStats, classify, rollout_gate
+from reconciler.engine import (
+    Gate,
+    GateKind,
+    Outcome,
+    RolloutStats,
+    classify,
+    rollout_gate,
+    slots_to_release,
+)
 from reconciler.engine.conditions import collection_conditions, device_conditions
 from reconciler.model.desired import FailureThreshold, RolloutPolicy
 from reconciler.model.lwm2m import UpdateResult
@@ -25,7 +33,7 @@ def test_every_update_result_code_maps_to_an_outcome(code: int, outcome: Outcome
 
 def test_paused_rollout_starts_nothing() -> None:
     gate = rollout_gate(RolloutPolicy(paused=True), RolloutStats())
-    assert gate == Gate(False, "rollout paused in the collection manifest", "paused")
+    assert gate == Gate(False, "rollout paused in the collection manifest", GateKind.PAUSED)
 
 
 HINT = "to resume, change the target or raise failureThreshold in git"
@@ -59,7 +67,7 @@ def test_a_halt_says_how_many_of_the_population_failed_and_how_to_resume() -> No
     policy = RolloutPolicy(failure_threshold=FailureThreshold(percent=25.0))
     gate = rollout_gate(policy, RolloutStats(started=6, failed=3, population=12))
     assert gate == Gate(False, f"rollout halted: 3 of 12 devices failed (threshold 25%); "
-                               f"{HINT}", "halted")
+                               f"{HINT}", GateKind.HALTED)
     by_count = rollout_gate(RolloutPolicy(failure_threshold=FailureThreshold(count=2)),
                             RolloutStats(started=5, failed=2, population=5))
     assert by_count.reason == f"rollout halted: 2 of 5 devices failed (threshold 2); {HINT}"
@@ -69,7 +77,7 @@ def test_max_concurrent_allows_starts_only_below_the_cap() -> None:
     policy = RolloutPolicy(max_concurrent=2)
     assert rollout_gate(policy, RolloutStats(in_flight=1)).may_start
     assert rollout_gate(policy, RolloutStats(in_flight=2)) == Gate(
-        False, "waiting for a slot: 2 of max 2 updating", "slots")
+        False, "waiting for a slot: 2 of max 2 updating", GateKind.SLOTS)
 
 
 def test_device_conditions_follow_the_state_and_keep_their_transition_time() -> None:
@@ -88,7 +96,7 @@ def test_device_conditions_follow_the_state_and_keep_their_transition_time() -> 
 
 def test_collection_conditions_say_when_the_threshold_halted_the_rollout() -> None:
     counts = {UpdateState.CURRENT: 3, UpdateState.UPDATE_FAILED: 2, UpdateState.PENDING: 5}
-    gate = Gate(False, "rollout halted: 2 of 10 devices failed (threshold 2)", "halted")
+    gate = Gate(False, "rollout halted: 2 of 10 devices failed (threshold 2)", GateKind.HALTED)
     ready, _, stalled = collection_conditions(counts, gate, "rev1", 5.0)
     assert not ready.status and stalled.status and stalled.reason == "FailureThreshold"
     done = collection_conditions({UpdateState.CURRENT: 4}, Gate(), "rev1", 6.0)
@@ -105,3 +113,18 @@ def test_devices_not_seen_yet_count_as_pending_not_updating() -> None:
     ready, reconciling, _ = collection_conditions(counts, Gate(), "r", 2.0)
     assert ready.message.startswith("1 of 5 devices current, 3 updating, 1 pending")
     assert reconciling.reason == "Rollout"
+
+
+@pytest.mark.parametrize(("kind", "limit", "in_flight", "held", "woken"), [
+    (GateKind.SLOTS, 3, 2, 5, 1),  # one slot free: one held device starts
+    (GateKind.SLOTS, 3, 4, 5, 0),  # still over the cap (a target change): none
+    (GateKind.OPEN, 3, 0, 2, 2),  # never more than are held
+    (GateKind.HALTED, 3, 3, 5, 5),  # all of them, so each says why it waits
+    (GateKind.PAUSED, 1, 1, 4, 4),
+    (GateKind.OPEN, None, 7, 4, 4),  # unlimited
+])
+def test_a_freed_slot_wakes_as_many_held_devices_as_the_gate_lets_through(
+    kind: GateKind, limit: int | None, in_flight: int, held: int, woken: int,
+) -> None:
+    assert slots_to_release(Gate(kind is GateKind.OPEN, "", kind), limit, in_flight,
+                            held) == woken
