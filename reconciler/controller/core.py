@@ -21,7 +21,7 @@ from reconciler.controller.executor import Executor
 from reconciler.controller.observers import Observers
 from reconciler.controller.reports import Reports
 from reconciler.controller.settings import ControllerSettings
-from reconciler.controller.workqueue import WorkQueue
+from reconciler.controller.workqueue import Requeue, WorkQueue
 from reconciler.errors import WaitingError
 from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.server import Lwm2mServer
@@ -32,6 +32,11 @@ from reconciler.store import SqliteStore
 log = logging.getLogger("reconciler.controller")
 
 MAX_STEPS = 12  # plan -> act rounds per reconcile before yielding the worker
+# After the step cap: come back later, not now, so a device that keeps asking for more
+# work gets a bounded rate of requests instead of a hot loop.
+STEP_CAP_DELAY = 1.0
+# A plan that waits until an instant already past is looked at again after this.
+MIN_REQUEUE = 0.05
 
 
 class Controller:
@@ -91,13 +96,15 @@ class Controller:
         self.reports.merge(device.device_id, device.endpoint, values, self.clock())
         self.queue.add(device.device_id)
 
-    async def reconcile_device(self, device_id: str) -> float | None:
-        """Drive one device one step further; returns when to look again (None: on a
+    async def reconcile_device(self, device_id: str) -> Requeue | None:
+        """Drive one device one step further; returns when to look again (None: only on a
         trigger). One call per device at a time, guaranteed by the work queue."""
         for _ in range(MAX_STEPS):
             step = self.decider.decide(device_id)
-            if step is None or step.plan.settled:
-                return None if step is None else step.plan.wake_at
+            if step is None:
+                return None
+            if step.plan.settled:
+                return self._requeue_at(step.plan.wake_at)
             try:
                 await self._carry_out(step)
             except WaitingError as exc:
@@ -107,7 +114,12 @@ class Controller:
                 # Into the device's history, then to the queue, which retries with backoff.
                 self.decider.note(step.device, "error", f"{type(exc).__name__}: {exc}")
                 raise
-        return self.clock()
+        return Requeue(STEP_CAP_DELAY)
+
+    def _requeue_at(self, wake_at: float | None) -> Requeue | None:
+        if wake_at is None:
+            return None
+        return Requeue(max(wake_at - self.clock(), MIN_REQUEUE))
 
     async def _carry_out(self, step: Step) -> None:
         for action in step.plan.actions:

@@ -4,7 +4,8 @@ Triggers only `add(key)`; a key waiting in the queue is held once however often 
 added, a key being processed is marked dirty and processed again afterwards, so one key
 never runs twice at once and a duplicated trigger costs at most one extra reconcile.
 `add(key, at=t)` schedules a look at wall-clock time `t` (the earliest wins). A handler
-returns the next time it wants to look (or None); an exception retries the key with
+returns a `Requeue` (look again after a delay, always > 0) or None (only on a trigger),
+like controller-runtime's `Result{RequeueAfter}`; an exception retries the key with
 exponential backoff. Used by the controller; knows nothing about devices.
 """
 
@@ -16,10 +17,24 @@ import heapq
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 log = logging.getLogger("reconciler.queue")
 
-Handler = Callable[[str], Awaitable[float | None]]
+
+@dataclass(frozen=True, slots=True)
+class Requeue:
+    """Look at the key again `after` seconds from now. Never "now": a handler that could
+    ask for that would spin a key that keeps wanting more work."""
+
+    after: float
+
+    def __post_init__(self) -> None:
+        if not self.after > 0:  # also rejects NaN
+            raise ValueError(f"a requeue needs a delay > 0, not {self.after!r}")
+
+
+Handler = Callable[[str], Awaitable[Requeue | None]]  # None: only on a trigger
 
 
 class WorkQueue:
@@ -120,4 +135,4 @@ class WorkQueue:
             return
         self._failures.pop(key, None)
         if again is not None:
-            self.add(key, again)
+            self.add(key, self._clock() + again.after)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from reconciler.controller.workqueue import WorkQueue
+import pytest
+
+from reconciler.controller.workqueue import Requeue, WorkQueue
 
 
 async def _running(queue: WorkQueue) -> tuple[asyncio.Event, asyncio.Task[None]]:
@@ -83,12 +85,12 @@ async def test_a_failing_key_is_retried_with_backoff_and_a_wake_time_is_honoured
     done = asyncio.Event()
     clock = asyncio.get_running_loop().time
 
-    async def handler(key: str) -> float | None:
+    async def handler(key: str) -> Requeue | None:
         attempts.append(key)
         if len(attempts) < 3:
             raise RuntimeError("device did not answer")
         if len(attempts) == 3:
-            return clock() + 0.01  # look again shortly
+            return Requeue(0.01)  # look again shortly
         done.set()
         return None
 
@@ -99,3 +101,9 @@ async def test_a_failing_key_is_retried_with_backoff_and_a_wake_time_is_honoured
     stop.set()
     await task
     assert attempts == ["x"] * 4
+
+
+@pytest.mark.parametrize("after", [0.0, -1.0, float("nan")])
+def test_a_requeue_always_carries_a_delay(after: float) -> None:
+    with pytest.raises(ValueError, match="delay > 0"):
+        Requeue(after)
