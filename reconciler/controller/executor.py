@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import assert_never
 
 from reconciler.controller.observers import Observers
 from reconciler.controller.reports import Reports
@@ -20,10 +21,12 @@ from reconciler.engine import (
     Action,
     CancelDownload,
     Execute,
+    NoOp,
     Observe,
     PushPackage,
     ReadState,
     Verify,
+    Wait,
     WriteUri,
 )
 from reconciler.errors import DeviceRequestFailed, TemporaryError, WaitingError
@@ -60,6 +63,10 @@ class Executor:
             await self._execute(device)
         elif isinstance(action, CancelDownload):
             await self._cancel(device)
+        elif isinstance(action, Wait | NoOp):
+            pass  # nothing to send: the controller requeues from the plan
+        else:
+            assert_never(action)
 
     async def read_state(self, device: Device) -> None:
         client = self._server.client(device.endpoint)

@@ -4,7 +4,8 @@ Given what separates a device from its target, the controller's progress record 
 the time and the collection's rollout gate, it returns the next actions (data), the
 progress record to persist *before* those actions run, and the events to append. The
 controller calls it in a loop: execute, observe, plan again, until it returns a `Wait` or
-a `NoOp`. The decision table, top to bottom (first match wins):
+a `NoOp`. The decision table, top to bottom (first match wins); the last three rows are
+`PHASE`, the lookup `_decide` runs by the record's state:
 
 | situation                                   | result                                  |
 | ------------------------------------------- | --------------------------------------- |
@@ -13,15 +14,19 @@ a `NoOp`. The decision table, top to bottom (first match wins):
 | not registered                              | Wait for Register                       |
 | report older than the registration          | ReadState (Verify after an Execute)     |
 | reports the target version                  | Current, NoOp (never touched)           |
-| UpdateFailed / Reverted                     | hold until the target changes           |
-| Pending / TimedOut / drifted Current        | `_start`: backoff, gate, cancel, write  |
-| Initializing / Downloading / Downloaded     | `_downloading`: Execute once Downloaded |
-| Updating / Completed                        | `_updating`: verify, Reverted, timeout  |
+| UpdateFailed / Reverted                     | `hold` until the target changes         |
+| Pending / TimedOut / drifted Current        | `phases.start`: backoff, gate, reset,   |
+|                                             | write the URI (or push)                 |
+| Initializing / Downloading / Downloaded     | `phases.downloading`: Execute once      |
+|                                             | Downloaded                              |
+| Updating / Completed                        | `phases.updating`: verify, Reverted,    |
+|                                             | timeout                                 |
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 
 from reconciler.engine import phases
@@ -105,13 +110,27 @@ def _decide(ctx: Ctx, record: DeviceProgress) -> Plan:
         return _read(ctx, record)
     if delta.on_target:
         return _current(ctx, record)
-    if record.state.terminal:
-        return Plan((NoOp(f"{record.state.value} holds until the target changes"),), record)
-    if record.state in (S.INITIALIZING, S.DOWNLOADING, S.DOWNLOADED):
-        return phases.downloading(ctx, record)
-    if record.state in (S.UPDATING, S.COMPLETED):
-        return phases.updating(ctx, record)
-    return phases.start(ctx, record)
+    return PHASE[record.state](ctx, record)
+
+
+def hold(ctx: Ctx, record: DeviceProgress) -> Plan:
+    """UpdateFailed and Reverted: nothing more for this target."""
+    return Plan((NoOp(f"{record.state.value} holds until the target changes"),), record)
+
+
+# The phase that decides for a device not yet on its target, by its record's state.
+PHASE: dict[S, Callable[[Ctx, DeviceProgress], Plan]] = {
+    S.PENDING: phases.start,
+    S.TIMED_OUT: phases.start,
+    S.CURRENT: phases.start,  # drifted: it reported another version since
+    S.INITIALIZING: phases.downloading,
+    S.DOWNLOADING: phases.downloading,
+    S.DOWNLOADED: phases.downloading,
+    S.UPDATING: phases.updating,
+    S.COMPLETED: phases.updating,
+    S.UPDATE_FAILED: hold,
+    S.REVERTED: hold,
+}
 
 
 def _read(ctx: Ctx, record: DeviceProgress) -> Plan:

@@ -6,6 +6,7 @@ import pytest
 from engine_builders import NEW, T0, delta, registration, report
 
 from reconciler.engine import DEFAULT_CONFIG, Execute, ReadState, Verify, Wait, WriteUri, plan
+from reconciler.engine.plan import PHASE
 from reconciler.model.lwm2m import FirmwareState as F
 from reconciler.model.lwm2m import UpdateResult as R
 from reconciler.model.observed import DeviceProgress
@@ -147,3 +148,7 @@ def test_an_invalid_uri_from_before_a_server_restart_is_retried_not_terminal() -
     assert "lost when the server restarted" in lost.progress.message
     bad = plan(delta(rep=rep, reg=registration(), offers_since=START - 1), attempt(), NOW)
     assert bad.progress is not None and bad.progress.state is S.UPDATE_FAILED
+
+
+def test_every_update_state_has_a_phase() -> None:
+    assert set(PHASE) == set(S)
