@@ -89,6 +89,20 @@ def source(status: Mapping[str, object], applied: str | None) -> Json:
             "errors": [str(e) for e in errors] if isinstance(errors, list) else [str(errors)]}
 
 
+def restart(status: Mapping[str, object]) -> Json | None:
+    """The controller's restart record (`started_at`, `registrations`, `offers`)."""
+    started = status.get("started_at")
+    if not isinstance(started, int | float):
+        return None
+    return {"startedAt": ms(started),
+            "restoredRegistrations": _count(status.get("registrations")),
+            "restoredOffers": _count(status.get("offers"))}
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def collection_status(s: CollectionStatus, conditions: list[Condition]) -> Json:
     halted = bool(s.rollout.get("halted", False))
     # The controller says why under "reason" (its gate's reason, meaningful as a halt

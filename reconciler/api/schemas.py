@@ -133,9 +133,18 @@ class CollectionStatusOut(Schema):
     conditions: list[ConditionOut]
 
 
+class RestartOut(Schema):
+    """What the running server restored from the state file when it started."""
+
+    startedAt: int  # milliseconds since the epoch
+    restoredRegistrations: int  # devices resumed at once, without waiting for an Update
+    restoredOffers: int  # package URIs that kept serving across the restart
+
+
 class Status(Schema):
     appliedRevision: str | Absent = None
     source: SourceOut
+    restart: RestartOut | Absent = None  # absent until the controller has started
     collections: list[CollectionStatusOut]
 
 

@@ -118,6 +118,31 @@ class Registration:
         return self.updated_at + self.lifetime
 
 
+@dataclass(frozen=True, slots=True)
+class ContentFormats:
+    """What a device told us about content formats, kept with its registration so a
+    restarted server asks it right the first time."""
+
+    announced: int | None = None  # the `ct` of its 1.2 root link
+    read: int | None = None  # the format its reads last accepted (None: not known)
+
+
+NO_FORMATS = ContentFormats()  # nothing known yet
+
+
+@dataclass(frozen=True, slots=True)
+class FirmwareOffer:
+    """A package URI handed to one device: `/fw/<token>` serves image `image_id` to
+    whoever holds the token until `expires_at`. A small record: the bytes are looked up
+    by image id, so the record is what a restart (or a second node) needs to keep
+    serving the same URI."""
+
+    token: str
+    endpoint: str
+    image_id: str
+    expires_at: float  # seconds since the epoch
+
+
 class RegistrationEventKind(StrEnum):
     REGISTERED = "registered"
     UPDATED = "updated"

@@ -14,7 +14,15 @@ from dataclasses import asdict
 from typing import Any
 
 from reconciler.model.desired import Collection, DesiredState, Device, FirmwareImage, Management
-from reconciler.model.lwm2m import DeliveryMethod, FirmwareState, Registration, UpdateResult
+from reconciler.model.lwm2m import (
+    NO_FORMATS,
+    ContentFormats,
+    DeliveryMethod,
+    FirmwareOffer,
+    FirmwareState,
+    Registration,
+    UpdateResult,
+)
 from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
 from reconciler.model.status import Condition, ConditionType, UpdateState
 
@@ -63,10 +71,10 @@ def management_of(text: str) -> Management:
         return Management.DISABLED
 
 
-def registration_row(r: Registration) -> Row:
+def registration_row(r: Registration, formats: ContentFormats = NO_FORMATS) -> Row:
     return (r.endpoint, r.registration_id, r.host, r.port, r.lifetime, r.lwm2m_version,
             r.binding, int(r.queue_mode), json.dumps(list(r.object_links)),
-            r.registered_at, r.updated_at)
+            r.registered_at, r.updated_at, formats.announced, formats.read)
 
 
 def registration_from_row(r: Row) -> Registration:
@@ -74,6 +82,19 @@ def registration_from_row(r: Row) -> Registration:
                         lifetime=r[4], lwm2m_version=r[5], binding=r[6],
                         queue_mode=bool(r[7]), object_links=tuple(json.loads(r[8])),
                         registered_at=r[9], updated_at=r[10])
+
+
+def formats_from_row(r: Row) -> ContentFormats:
+    """The formats stored beside a registration (the row's last two columns)."""
+    return ContentFormats(announced=r[11], read=r[12])
+
+
+def offer_row(o: FirmwareOffer) -> Row:
+    return (o.token, o.endpoint, o.image_id, o.expires_at)
+
+
+def offer_from_row(r: Row) -> FirmwareOffer:
+    return FirmwareOffer(token=r[0], endpoint=r[1], image_id=r[2], expires_at=r[3])
 
 
 def report_row(device_id: str, r: DeviceReport) -> Row:

@@ -161,7 +161,14 @@ class SqliteReader:
         return str(row[0]) if row else None
 
     def source_status(self) -> dict[str, object]:
-        row = self._one("SELECT value FROM meta WHERE key = 'source_status'")
+        return self._meta_json("source_status")
+
+    def restart_status(self) -> dict[str, object]:
+        """What the running controller restored when it started ({} before it wrote it)."""
+        return self._meta_json("restart_status")
+
+    def _meta_json(self, key: str) -> dict[str, object]:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
         loaded = json.loads(row[0]) if row else {}
         return loaded if isinstance(loaded, dict) else {}
 

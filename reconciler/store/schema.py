@@ -59,6 +59,16 @@ MIGRATIONS: tuple[str, ...] = (
         revision TEXT NOT NULL, PRIMARY KEY (subject, type));
     CREATE TABLE collection_status (collection_id TEXT PRIMARY KEY, status TEXT NOT NULL);
     """,
+    # 2: what a restart needs to resume at once: the formats each device told us about,
+    # beside its registration, and the package URIs handed out (token -> image, device).
+    """
+    ALTER TABLE registrations ADD COLUMN announced_format INTEGER;
+    ALTER TABLE registrations ADD COLUMN read_format INTEGER;
+    CREATE TABLE offers (
+        token TEXT PRIMARY KEY, endpoint TEXT NOT NULL UNIQUE, image_id TEXT NOT NULL,
+        expires_at REAL NOT NULL);
+    CREATE INDEX offers_by_expiry ON offers (expires_at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

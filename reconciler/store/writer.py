@@ -22,14 +22,15 @@ from pathlib import Path
 
 from reconciler.errors import StateFileInUse
 from reconciler.model.desired import DesiredState
-from reconciler.model.lwm2m import Registration
+from reconciler.model.lwm2m import NO_FORMATS, ContentFormats, FirmwareOffer, Registration
 from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
 from reconciler.model.status import Condition
 from reconciler.store import codec
 from reconciler.store.desired_sync import desired_rows, reported_versions, sync_table
 from reconciler.store.schema import migrate
 
-_UPSERT_REGISTRATION = "INSERT OR REPLACE INTO registrations VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+_UPSERT_REGISTRATION = "INSERT OR REPLACE INTO registrations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_LIVE = "updated_at + lifetime > ?"  # a registration's expiry, as Registration.expires_at
 _UPSERT_REPORT = "INSERT OR REPLACE INTO reports VALUES (?,?,?,?,?,?,?,?,?,?)"
 _UPSERT_PROGRESS = "INSERT OR REPLACE INTO progress VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _INSERT_EVENT = "INSERT INTO events (device_id, at, kind, message, revision) VALUES (?,?,?,?,?)"
@@ -130,9 +131,10 @@ class SqliteStore:
             _set_meta(conn, "source_status", json.dumps(dict(status), default=_jsonable))
 
     # --- registrations and reports -------------------------------------------------
-    def put_registration(self, reg: Registration) -> None:
+    def put_registration(self, reg: Registration,
+                         formats: ContentFormats = NO_FORMATS) -> None:
         with self._tx() as conn:
-            conn.execute(_UPSERT_REGISTRATION, codec.registration_row(reg))
+            conn.execute(_UPSERT_REGISTRATION, codec.registration_row(reg, formats))
 
     def delete_registration(self, endpoint: str) -> None:
         with self._tx() as conn:
@@ -141,6 +143,45 @@ class SqliteStore:
     def registrations(self) -> list[Registration]:
         rows = self._query("SELECT * FROM registrations ORDER BY endpoint")
         return [codec.registration_from_row(r) for r in rows]
+
+    def live_registrations(self, now: float) -> list[tuple[Registration, ContentFormats]]:
+        """Registrations whose lifetime has not run out at `now`, with their formats:
+        what a restarted server restores."""
+        rows = self._query(f"SELECT * FROM registrations WHERE {_LIVE} ORDER BY endpoint",
+                           (now,))
+        return [(codec.registration_from_row(r), codec.formats_from_row(r)) for r in rows]
+
+    # --- firmware offers -------------------------------------------------------------
+    def put_offer(self, offer: FirmwareOffer) -> None:
+        """Record a package URI before it is handed out; it replaces the endpoint's
+        previous offer (one live offer per endpoint, so the table stays as small as the
+        fleet)."""
+        with self._tx() as conn:
+            conn.execute("DELETE FROM offers WHERE endpoint = ?", (offer.endpoint,))
+            conn.execute("INSERT OR REPLACE INTO offers VALUES (?,?,?,?)",
+                         codec.offer_row(offer))
+
+    def delete_offer(self, endpoint: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM offers WHERE endpoint = ?", (endpoint,))
+
+    def live_offers(self, now: float) -> list[FirmwareOffer]:
+        rows = self._query("SELECT * FROM offers WHERE expires_at > ? ORDER BY endpoint",
+                           (now,))
+        return [codec.offer_from_row(r) for r in rows]
+
+    def forget_expired(self, now: float) -> int:
+        """Delete registrations and offers that ran out before `now`; returns how many."""
+        with self._tx() as conn:
+            gone = conn.execute(f"DELETE FROM registrations WHERE NOT ({_LIVE})",
+                                (now,)).rowcount
+            gone += conn.execute("DELETE FROM offers WHERE expires_at <= ?", (now,)).rowcount
+        return int(gone)
+
+    def set_restart_status(self, status: Mapping[str, object]) -> None:
+        """What this process restored when it started (shown under /status)."""
+        with self._tx() as conn:
+            _set_meta(conn, "restart_status", json.dumps(dict(status), default=_jsonable))
 
     def put_report(self, device_id: str, report: DeviceReport) -> None:
         """Store the report and re-derive the device's current image in one transaction."""

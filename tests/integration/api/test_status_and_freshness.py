@@ -57,6 +57,16 @@ async def test_a_halt_shows_the_controllers_reason_only_while_halted(
     assert shown["halted"] is True and shown["haltReason"] == "rollout halted: 3 of 4"
 
 
+async def test_status_says_what_the_running_server_restored_once_it_started(
+        client: httpx.AsyncClient, store: SqliteStore) -> None:
+    assert "restart" not in (await client.get("/status")).json()
+    store.set_restart_status({"started_at": 1700000000.5, "registrations": 7, "offers": 2})
+    body = (await client.get("/status")).json()
+    schemas.Status.model_validate(body)
+    assert body["restart"] == {"startedAt": 1700000000500, "restoredRegistrations": 7,
+                               "restoredOffers": 2}
+
+
 async def test_device_status_has_conditions_and_recent_events_oldest_first(
         client: httpx.AsyncClient, store: SqliteStore, ref: Any) -> None:
     events = [DeviceEvent(ref.device, 100.0 + n, "state", f"event {n}", "4f1c2e9")
