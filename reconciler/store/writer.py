@@ -59,23 +59,33 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
 def open_store(path: Path) -> SqliteStore:
     """Create (or open) the state file, migrate it and return its writer.
 
-    Raises StateFileInUse while another writer holds the file."""
+    Raises StateFileInUse while another writer holds the file, by whatever name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = _lock_exclusively(path)
+    conn: sqlite3.Connection | None = None
     try:
-        conn = connect(path)
+        # The resolved name: SQLite names the WAL after the path it was given, and the
+        # API's reader must find the same WAL.
+        conn = connect(path.resolve())
         migrate(conn)
     except BaseException:
+        if conn is not None:
+            conn.close()
         os.close(lock)
         raise
     return SqliteStore(conn, lock)
 
 
 def _lock_exclusively(path: Path) -> int:
-    """An exclusive advisory lock on `<state>.lock`, held for the writer's lifetime: one
-    writer per state file, so two reconcilers never drive the same devices. The kernel
-    drops it when the process dies, so a kill -9 never leaves a stale lock behind."""
-    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    """An exclusive flock on the database file itself, held for the writer's lifetime:
+    one writer per state file, so two reconcilers never drive the same devices. The lock
+    belongs to the file (its inode), not to a name, so a symlink or a hard link to a
+    state file in use is refused too (a second writer through a hard link would give one
+    database two WALs, which corrupts it). flock and SQLite's own POSIX byte-range locks
+    are independent on Linux; the descriptor stays open until after SQLite closes (a
+    close would drop SQLite's POSIX locks). The kernel drops the lock when the process
+    dies, so a kill -9 never leaves a stale lock behind."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # an empty file is an empty database
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -126,3 +126,21 @@ def test_a_second_writer_on_the_same_state_file_is_refused_until_the_first_close
         open_store(db_path)
     first.close()
     open_store(db_path).close()
+
+
+@pytest.mark.parametrize("link", ["symlink", "hard link"])
+def test_a_second_writer_through_a_link_to_the_state_file_is_refused(
+        db_path: Path, link: str) -> None:
+    first = open_store(db_path)
+    other = db_path.parent / "other-name.db"
+    if link == "symlink":
+        other.symlink_to(db_path)
+    else:
+        other.hardlink_to(db_path)
+    try:
+        with pytest.raises(StateFileInUse, match="in use by another fota process"):
+            open_store(other)
+        assert not (db_path.parent / "other-name.db-wal").exists()  # never a second WAL
+    finally:
+        first.close()
+    open_store(other).close()
