@@ -1,0 +1,80 @@
+"""`fota serve` as a real child process for the restart tests: started on a given state
+file and CoAP port, its readiness awaited from its log, killed with SIGKILL on demand,
+and always reaped. The log goes to `serve.log` beside the state file, to read when a
+test fails."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from controller_harness import FAST
+
+ENV = {f"FOTA_{k.upper()}": str(v) for k, v in FAST.items()
+       if k not in ("coap_port", "http_port")}
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_args(repo: Path, state: Path, coap_port: int) -> list[str]:
+    return [sys.executable, "-m", "reconciler.cli", "serve", "--repo", str(repo),
+            "--state", str(state), "--coap", f"127.0.0.1:{coap_port}", "--http", "127.0.0.1:0"]
+
+
+@asynccontextmanager
+async def fota_serve(repo: Path, state: Path, coap_port: int,
+                     env: Mapping[str, str] | None = None,
+                     ) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Start `fota serve`, wait for its ready line, and make sure it is gone afterwards."""
+    log = (state.parent / "serve.log").open("ab")
+    proc = await asyncio.create_subprocess_exec(
+        *serve_args(repo, state, coap_port), stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **ENV, **(env or {})})
+    assert proc.stderr is not None
+    drain: asyncio.Task[None] | None = None
+    try:
+        async with asyncio.timeout(30):
+            while b"fota serve ready" not in (line := await proc.stderr.readline()):
+                log.write(line)
+                assert line, "fota serve exited before it was ready"
+        log.write(line)
+        drain = asyncio.create_task(_drain(proc.stderr, log))
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+        if drain is not None:
+            await drain
+        log.close()
+
+
+async def _drain(stream: asyncio.StreamReader, log: BinaryIO) -> None:
+    while line := await stream.readline():
+        log.write(line)
+        log.flush()
+
+
+async def run_to_exit(args: list[str], timeout: float = 30) -> tuple[int, str]:
+    """Run a command to its end; (exit code, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        *args, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        env={**os.environ, **ENV})
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, err.decode(errors="replace")
