@@ -99,12 +99,14 @@ class Executor:
         uri = self._server.offer_firmware(device.endpoint, action.image_id, data)
         client = self._server.client(device.endpoint)
         await client.write(FW_PACKAGE_URI, uri, timeout=self._settings.request_timeout)
-        log.info("%s: wrote /5/0/1 (%d bytes offered)", device.device_id, len(data))
+        log.info("%s: attempt %d: wrote /5/0/1 (%d bytes offered)", device.device_id,
+                 action.attempt, len(data))
 
     async def _push(self, device: Device, action: PushPackage) -> None:
         data = self._images(action.image_id)
         await self._server.client(device.endpoint).push_firmware(data, timeout=action.timeout)
-        log.info("%s: pushed %d bytes to /5/0/0", device.device_id, len(data))
+        log.info("%s: attempt %d: pushed %d bytes to /5/0/0", device.device_id,
+                 action.attempt, len(data))
 
     async def _execute(self, device: Device) -> None:
         client = self._server.client(device.endpoint)

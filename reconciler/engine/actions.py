@@ -45,7 +45,7 @@ class WriteUri:
     """Offer the image under a per-device URI and write that URI to /5/0/1 (pull)."""
 
     image_id: str
-    attempt_token: str
+    attempt: int  # the attempt number, for the executor's log line
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,7 @@ class PushPackage:
     """Write the image block-wise to /5/0/0 (push only devices); `timeout` in seconds."""
 
     image_id: str
-    attempt_token: str
+    attempt: int
     timeout: float
 
 

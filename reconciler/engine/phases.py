@@ -45,17 +45,16 @@ def start(ctx: Ctx, record: DeviceProgress) -> Plan:
         # Left over from an earlier target or attempt: reset Object 5 to Idle first.
         reason = "device holds another download; resetting it"
         actions = (CancelDownload(reason), ReadState("after reset"))
-        return Plan(actions, record.evolve(last_action="cancel", updated_at=ctx.now))
+        return Plan(actions, record.evolve(updated_at=ctx.now))
     return _begin(ctx, record)
 
 
 def _begin(ctx: Ctx, record: DeviceProgress) -> Plan:
     attempt = record.attempts + 1
-    token = str(attempt)
     budget = ctx.config.download_deadline(ctx.target)
     push = ctx.report.delivery_method is DeliveryMethod.PUSH_ONLY
-    delivery: Action = (PushPackage(ctx.target.image_id, token, budget) if push
-                        else WriteUri(ctx.target.image_id, token))
+    delivery: Action = (PushPackage(ctx.target.image_id, attempt, budget) if push
+                        else WriteUri(ctx.target.image_id, attempt))
     observe: tuple[Action, ...] = ()
     if ctx.delta.can_observe and not ctx.delta.observing:
         observe = (Observe(),)
@@ -65,8 +64,7 @@ def _begin(ctx: Ctx, record: DeviceProgress) -> Plan:
     # attempt, not an Update Result left over from the previous one.
     return moved(
         ctx, record, S.INITIALIZING, message, (delivery, *observe),
-        attempts=attempt, attempt_token=token, from_version=ctx.delta.reported_version,
-        last_action="push" if push else "write-uri", phase_started_at=ctx.now,
+        attempts=attempt, phase_started_at=ctx.now,
         deadline=ctx.now + budget, next_attempt_at=None, executed_at=None,
     )
 
@@ -126,7 +124,7 @@ def _execute(ctx: Ctx, record: DeviceProgress) -> Plan:
     msg = f"installing {version}; waiting for the device to restart"
     return moved(
         ctx, record, S.UPDATING, msg, (Execute(ctx.target.image_id),),
-        executed_at=ctx.now, phase_started_at=ctx.now, last_action="execute",
+        executed_at=ctx.now, phase_started_at=ctx.now,
         deadline=ctx.now + ctx.config.update_timeout, durable=True,
     )
 

@@ -94,7 +94,6 @@ def _record_for_target(
         message=sys.intern(f"running {target.version}" if on_it
                            else f"update to {target.version} pending"),
         retries_left=ctx.config.max_retries,
-        from_version=ctx.delta.reported_version,
         updated_at=ctx.now,
     )
     return record, (ctx.event(f"target set to {target.version} ({target.image_id})", "target"),)
@@ -144,7 +143,7 @@ def _read(ctx: Ctx, record: DeviceProgress) -> Plan:
     if not restarted:
         return Plan((ReadState("device registered; reading its firmware state"),), record)
     msg = f"device restarted after the update; verifying it runs {ctx.target.version}"
-    new, events = move(ctx, record, S.COMPLETED, msg, last_action="verify")
+    new, events = move(ctx, record, S.COMPLETED, msg)
     return Plan((Verify(ctx.target.image_id),), new, events)
 
 

@@ -36,7 +36,7 @@ class DeviceProgress:
 
     A change of `target_image_id` starts a fresh record. `executed_at` is set (and
     persisted) *before* Execute is sent, so a restart never executes the same download
-    twice; `attempt_token` names the per-attempt firmware URI."""
+    twice."""
 
     device_id: str
     target_image_id: str | None
@@ -44,9 +44,6 @@ class DeviceProgress:
     message: str = ""
     attempts: int = 0  # attempts started for this target
     retries_left: int = 3
-    from_version: str | None = None  # /3/0/3 before the update, to recognise Reverted
-    attempt_token: str | None = None
-    last_action: str = ""  # e.g. "write-uri", "push", "execute", "verify"
     phase_started_at: float | None = None
     deadline: float | None = None  # current phase times out at this instant
     next_attempt_at: float | None = None  # backoff: do not start before this

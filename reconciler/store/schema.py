@@ -69,6 +69,14 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at REAL NOT NULL);
     CREATE INDEX offers_by_expiry ON offers (expires_at);
     """,
+    # 3: written and never read (issue 14 item 6).
+    """
+    -- The attempt count names the attempt, Reverted is told by
+    -- the re-registration, and the state says what was done last.
+    ALTER TABLE progress DROP COLUMN from_version;
+    ALTER TABLE progress DROP COLUMN attempt_token;
+    ALTER TABLE progress DROP COLUMN last_action;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

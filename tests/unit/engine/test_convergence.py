@@ -43,16 +43,16 @@ class DeviceModel:
     result: R = R.INITIAL
     registered_at: float = T0
     fault: str = "ok"
-    executes: dict[str, int] = field(default_factory=dict)
-    token: str = ""
+    executes: dict[int, int] = field(default_factory=dict)  # attempt -> Execute count
+    attempt: int = 0
 
     def report(self, now: float) -> DeviceReport:
         return DeviceReport("ep-1", self.version, fw_state=self.fw, update_result=self.result,
                             reported_at=now)
 
-    def start(self, token: str) -> None:
+    def start(self, attempt: int) -> None:
         assert self.fw is not F.DOWNLOADING, "re-wrote /5/0/1 during a running download"
-        self.token, self.fw, self.result = token, F.DOWNLOADING, R.INITIAL
+        self.attempt, self.fw, self.result = attempt, F.DOWNLOADING, R.INITIAL
         self.fault = self.faults.pop(0) if self.faults else "ok"
 
     def tick(self) -> None:
@@ -62,7 +62,7 @@ class DeviceModel:
         self.fw, self.result = (F.IDLE, code) if code else (F.DOWNLOADED, R.INITIAL)
 
     def execute(self, now: float) -> None:
-        self.executes[self.token] = self.executes.get(self.token, 0) + 1
+        self.executes[self.attempt] = self.executes.get(self.attempt, 0) + 1
         self.fw = F.IDLE
         if self.fault == "fail8":
             self.result = R.UPDATE_FAILED
@@ -76,7 +76,7 @@ def _apply(device: DeviceModel, actions: tuple[object, ...], now: float,
            report: DeviceReport) -> DeviceReport:
     for action in actions:
         if isinstance(action, WriteUri | PushPackage):
-            device.start(action.attempt_token)
+            device.start(action.attempt)
         elif isinstance(action, Execute):
             device.execute(now)
         elif isinstance(action, CancelDownload):

@@ -29,7 +29,7 @@ DEADLINE = NOW + DEFAULT_CONFIG.download_deadline(NEW)
 
 def pending(**changes: object) -> DeviceProgress:
     base = DeviceProgress("d1", NEW.image_id, S.PENDING, "update to 2.0 pending",
-                          from_version="1.0", updated_at=T0)
+                          updated_at=T0)
     return base.evolve(**changes)
 
 
@@ -62,23 +62,23 @@ def test_a_device_on_its_target_is_current_and_never_touched() -> None:
 
 def test_pull_start_writes_the_uri_then_observes_and_records_the_attempt() -> None:
     result = plan(delta(rep=report(), reg=registration()), pending(), NOW)
-    assert result.actions == (WriteUri(NEW.image_id, "1"), Observe())
+    assert result.actions == (WriteUri(NEW.image_id, 1), Observe())
     p = result.progress
     assert p is not None
-    assert (p.state, p.attempts, p.attempt_token, p.deadline) == (S.INITIALIZING, 1, "1", DEADLINE)
+    assert (p.state, p.attempts, p.deadline) == (S.INITIALIZING, 1, DEADLINE)
     assert p.executed_at is None and p.phase_started_at == NOW
 
 
 def test_push_only_device_gets_the_package_pushed() -> None:
     rep = report(delivery=DeliveryMethod.PUSH_ONLY)
     result = plan(delta(rep=rep, reg=registration(), observing=True), pending(), NOW)
-    assert result.actions == (PushPackage(NEW.image_id, "1", DEADLINE - NOW),)
+    assert result.actions == (PushPackage(NEW.image_id, 1, DEADLINE - NOW),)
 
 
 def test_no_observe_when_one_runs_or_the_device_refuses_it() -> None:
     running = plan(delta(rep=report(), reg=registration(), observing=True), pending(), NOW)
     refused = plan(delta(rep=report(), reg=registration(), can_observe=False), pending(), NOW)
-    assert running.actions == refused.actions == (WriteUri(NEW.image_id, "1"),)
+    assert running.actions == refused.actions == (WriteUri(NEW.image_id, 1),)
 
 
 def test_a_leftover_download_is_reset_before_the_new_attempt() -> None:

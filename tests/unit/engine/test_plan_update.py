@@ -21,14 +21,13 @@ RETRIES = DEFAULT_CONFIG.max_retries
 def attempt(state: S = S.DOWNLOADING, **changes: object) -> DeviceProgress:
     base = DeviceProgress(
         "d1", NEW.image_id, state, "downloading 2.0", attempts=1, retries_left=RETRIES,
-        from_version="1.0", attempt_token="1", last_action="write-uri",
         phase_started_at=START, deadline=DEADLINE, updated_at=START,
     )
     return base.evolve(**changes)
 
 
 def executed(state: S = S.UPDATING, **changes: object) -> DeviceProgress:
-    return attempt(state, executed_at=START, last_action="execute", **changes)
+    return attempt(state, executed_at=START, **changes)
 
 
 def test_initializing_moves_to_downloading_when_the_device_says_so() -> None:
