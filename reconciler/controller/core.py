@@ -18,9 +18,9 @@ from typing import Any
 
 from reconciler.controller.decide import Decider, Step
 from reconciler.controller.executor import Executor
-from reconciler.controller.observers import Observers
 from reconciler.controller.reports import Reports
 from reconciler.controller.settings import ControllerSettings
+from reconciler.controller.watches import Watches
 from reconciler.controller.workqueue import Requeue, WorkQueue
 from reconciler.errors import WaitingError
 from reconciler.lwm2m.codecs import Value
@@ -44,10 +44,10 @@ class Controller:
                  images: Callable[[str], bytes], settings: ControllerSettings,
                  clock: Callable[[], float] = time.time) -> None:
         self.store, self.server, self.settings, self.clock = store, server, settings, clock
-        self.observers = Observers()
+        self.watches = Watches()
         self.reports = Reports(store)
-        self.decider = Decider(store, self.reports, server, self.observers, settings, clock)
-        self.executor = Executor(server, self.reports, self.observers, images, settings,
+        self.decider = Decider(store, self.reports, server, self.watches, settings, clock)
+        self.executor = Executor(server, self.reports, self.watches, images, settings,
                                  self._on_notify, clock)
         self.queue = WorkQueue(self.reconcile_device, workers=settings.workers,
                                backoff=settings.error_backoff,
@@ -84,7 +84,7 @@ class Controller:
                      event.kind.value, reg.host, reg.port)
             # Observations of an earlier registration died with it (a reboot, a new port).
             keep = reg if event.kind is RegistrationEventKind.REGISTERED else None
-            self._spawn(self.observers.drop_stale(reg.endpoint, keep))
+            self._spawn(self.watches.drop_stale(reg.endpoint, keep))
         self.queue.add(device.device_id)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -133,7 +133,7 @@ class Controller:
             await stop.wait()
         finally:
             await asyncio.gather(*tasks, *self._tasks, return_exceptions=True)
-            await self.observers.close()
+            await self.watches.close()
             self.decider.flush_status()
 
     async def _resync(self, stop: asyncio.Event) -> None:

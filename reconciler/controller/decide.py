@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reconciler.controller.observers import Observers
 from reconciler.controller.reports import Reports
 from reconciler.controller.rollout import RolloutIndex
 from reconciler.controller.settings import ControllerSettings
+from reconciler.controller.watches import Watches
 from reconciler.engine import OPEN, Plan, diff, plan, retarget, slots_to_release
 from reconciler.engine.conditions import collection_conditions, device_conditions
 from reconciler.lwm2m.server import Lwm2mServer
@@ -38,9 +38,9 @@ class Step:
 
 class Decider:
     def __init__(self, store: SqliteStore, reports: Reports, server: Lwm2mServer,
-                 observers: Observers, settings: ControllerSettings,
+                 watches: Watches, settings: ControllerSettings,
                  clock: Callable[[], float]) -> None:
-        self.store, self.server, self.observers, self.clock = store, server, observers, clock
+        self.store, self.server, self.watches, self.clock = store, server, watches, clock
         self.reports = reports
         self.config = settings.engine_config()
         self.desired = DesiredState.empty()
@@ -118,8 +118,8 @@ class Decider:
         delta = diff(
             self.desired, device_id, self.reports.get(device_id), reg,
             awake=reg is not None and self.server.is_awake(device.endpoint),
-            observing=reg is not None and self.observers.observing(reg),
-            can_observe=reg is None or self.observers.can_observe(reg),
+            observing=reg is not None and self.watches.observing(reg),
+            can_observe=reg is None or self.watches.can_observe(reg),
             offers_since=self._started,
         )
         collection = self.desired.collections.get(device.collection_id)

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from typing import assert_never
 
-from reconciler.controller.observers import Observers
 from reconciler.controller.reports import Reports
 from reconciler.controller.settings import ControllerSettings
+from reconciler.controller.watches import Watches
 from reconciler.engine import (
     Action,
     CancelDownload,
@@ -42,11 +42,11 @@ FALLBACK_READS = (Path(3, 0, 3), Path(5, 0, 3), Path(5, 0, 5))  # when a whole i
 
 
 class Executor:
-    def __init__(self, server: Lwm2mServer, reports: Reports, observers: Observers,
+    def __init__(self, server: Lwm2mServer, reports: Reports, watches: Watches,
                  images: Callable[[str], bytes], settings: ControllerSettings,
                  on_notify: Callable[[Device, dict[Path, Value]], None],
                  clock: Callable[[], float] = time.time) -> None:
-        self._server, self._reports, self._observers = server, reports, observers
+        self._server, self._reports, self._watches = server, reports, watches
         self._images, self._settings, self._clock = images, settings, clock
         self._on_notify = on_notify
 
@@ -90,7 +90,7 @@ class Executor:
         reg = self._server.registration(device.endpoint)
         if reg is None:
             return
-        await self._observers.start(
+        await self._watches.start(
             self._server.client(device.endpoint), reg, action.paths,
             lambda values: self._on_notify(device, values), self._settings.request_timeout)
 

@@ -1,4 +1,5 @@
-"""Observations of /5/0/3 and /5/0/5, one set per live registration.
+"""`Watches`: the controller's Observe of /5/0/3 and /5/0/5, one set per live registration
+(the simulator's `Observers` is the device side of Observe).
 
 The executor starts them (an `Observe` action); the controller asks `observing(reg)` and
 `can_observe(reg)` when it builds a Delta. An observation belongs to the registration it
@@ -20,7 +21,7 @@ from reconciler.model.lwm2m import Path, Registration
 Notify = Callable[[dict[Path, Value]], None]
 
 
-class Observers:
+class Watches:
     def __init__(self) -> None:
         self._live: dict[str, tuple[str, list[Observation]]] = {}  # endpoint -> (reg id, obs)
         self._refused: dict[str, str] = {}  # endpoint -> registration id that refused
