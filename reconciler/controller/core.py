@@ -27,7 +27,7 @@ from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState, Device
 from reconciler.model.lwm2m import Path, RegistrationEvent, RegistrationEventKind
-from reconciler.store import SqliteStore
+from reconciler.store import Store
 
 log = logging.getLogger("reconciler.controller")
 
@@ -40,7 +40,7 @@ MIN_REQUEUE = 0.05
 
 
 class Controller:
-    def __init__(self, store: SqliteStore, server: Lwm2mServer,
+    def __init__(self, store: Store, server: Lwm2mServer,
                  images: Callable[[str], bytes], settings: ControllerSettings,
                  clock: Callable[[], float] = time.time) -> None:
         self.store, self.server, self.settings, self.clock = store, server, settings, clock

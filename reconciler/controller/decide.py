@@ -24,7 +24,7 @@ from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState, Device
 from reconciler.model.observed import DeviceEvent, DeviceProgress
 from reconciler.model.status import Condition
-from reconciler.store import SqliteStore
+from reconciler.store import Store
 
 log = logging.getLogger("reconciler.device")
 ACK_CHUNK = 10_000  # devices retargeted per transaction
@@ -37,7 +37,7 @@ class Step:
 
 
 class Decider:
-    def __init__(self, store: SqliteStore, reports: Reports, server: Lwm2mServer,
+    def __init__(self, store: Store, reports: Reports, server: Lwm2mServer,
                  watches: Watches, settings: ControllerSettings,
                  clock: Callable[[], float]) -> None:
         self.store, self.server, self.watches, self.clock = store, server, watches, clock

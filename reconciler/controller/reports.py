@@ -25,7 +25,7 @@ from reconciler.model.lwm2m import (
     UpdateResult,
 )
 from reconciler.model.observed import DeviceReport
-from reconciler.store import SqliteStore
+from reconciler.store import Store
 
 
 def _text(value: object) -> str | None:
@@ -84,7 +84,7 @@ class Reports:
     """Reports by device id: read from the store once, then kept as written. Every
     write goes to the store first (a failed write changes nothing here)."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
         self._known: dict[str, DeviceReport] = {}
 
