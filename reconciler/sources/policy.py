@@ -1,8 +1,10 @@
 """A parsed `collection.yaml` -> `Collection`: management, resolved target, rollout guards.
 
 The target may be written as a version (what a reviewer reads) or an image id of the
-same collection; it resolves to the image id. `failureThreshold` is a count (`3`) or a
-share of started updates (`"10%"`). Called by `reconciler.sources.assemble`.
+same collection; it resolves to the image id. `failureThreshold` is a count of failed
+devices (`3`) or a share of the rollout's population (`"10%"`: failed devices among those
+the rollout has to update, all but the ones found already on the target). Called by
+`reconciler.sources.assemble`.
 """
 
 from __future__ import annotations
