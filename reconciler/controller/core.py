@@ -2,9 +2,9 @@
 
 Triggers (a new desired revision, Register/Update/De-register, Observe notifications, a
 periodic resync) only enqueue device ids on the `WorkQueue`. `reconcile_device(id)`
-re-reads desired and observed state, asks the pure engine for a plan, persists the
-plan's progress and events *before* any effect, then hands the actions to the executor,
-and loops until the plan only waits. Built and run by `service.run_service`.
+re-reads desired and observed state, asks the pure engine for a decision, persists its
+progress and events *before* any effect, then hands the actions to the executor, and
+loops until the decision only waits. Built and run by `service.run_service`.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from reconciler.store import Store
 
 log = logging.getLogger("reconciler.controller")
 
-MAX_STEPS = 12  # plan -> act rounds per reconcile before yielding the worker
+MAX_STEPS = 12  # decide -> act rounds per reconcile before yielding the worker
 # After the step cap: come back later, not now, so a device that keeps asking for more
 # work gets a bounded rate of requests instead of a hot loop.
 STEP_CAP_DELAY = 1.0
-# A plan that waits until an instant already past is looked at again after this.
+# A decision that waits until an instant already past is looked at again after this.
 MIN_REQUEUE = 0.05
 
 
@@ -100,11 +100,11 @@ class Controller:
         """Drive one device one step further; returns when to look again (None: only on a
         trigger). One call per device at a time, guaranteed by the work queue."""
         for _ in range(MAX_STEPS):
-            step = self.decider.decide(device_id)
+            step = self.decider.decide_and_record(device_id)
             if step is None:
                 return None
-            if step.plan.settled:
-                return self._requeue_at(step.plan.wake_at)
+            if step.decision.settled:
+                return self._requeue_at(step.decision.wake_at)
             try:
                 await self._carry_out(step)
             except WaitingError as exc:
@@ -122,7 +122,7 @@ class Controller:
         return Requeue(max(wake_at - self.clock(), MIN_REQUEUE))
 
     async def _carry_out(self, step: Step) -> None:
-        for action in step.plan.actions:
+        for action in step.decision.actions:
             await self.executor.run(step.device, action)
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -1,5 +1,5 @@
 """The synchronous half of a reconcile: read desired and observed state, diff, gate,
-plan, and persist the plan's progress and events before the controller acts on it.
+decide, and persist the decision's progress and events before the controller acts on it.
 
 Everything here runs without an await, so on the one event loop a decision and the
 rollout index update it causes are atomic: two devices can never take the last
@@ -18,7 +18,7 @@ from reconciler.controller.reports import Reports
 from reconciler.controller.rollout import RolloutIndex
 from reconciler.controller.settings import ControllerSettings
 from reconciler.controller.watches import Watches
-from reconciler.engine import OPEN, Plan, diff, plan, retarget, slots_to_release
+from reconciler.engine import OPEN, Decision, decide, diff, retarget, slots_to_release
 from reconciler.engine.conditions import collection_conditions, device_conditions
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState, Device
@@ -33,7 +33,7 @@ ACK_CHUNK = 10_000  # devices retargeted per transaction
 @dataclass(frozen=True, slots=True)
 class Step:
     device: Device
-    plan: Plan
+    decision: Decision
 
 
 class Decider:
@@ -110,7 +110,9 @@ class Decider:
         self.store.put_conditions_many(conditions)
         return len(records)
 
-    def decide(self, device_id: str) -> Step | None:
+    def decide_and_record(self, device_id: str) -> Step | None:
+        """The engine's next decision for one device, with its progress, events and
+        conditions already written to the store (and the rollout index updated)."""
         device = self.desired.devices.get(device_id)
         if device is None:
             return None
@@ -125,17 +127,17 @@ class Decider:
         collection = self.desired.collections.get(device.collection_id)
         gate = self.index.gate(collection) if collection else OPEN
         before = self.index.get(device_id)
-        result = plan(delta, before, self.clock(), gate, self.config)
+        result = decide(delta, before, self.clock(), gate, self.config)
         self._record(device, before, result)
         if result.gated:
             self._gated.setdefault(device.collection_id, set()).add(device_id)
         return Step(device, result)
 
-    def _record(self, device: Device, before: DeviceProgress | None, result: Plan) -> None:
+    def _record(self, device: Device, before: DeviceProgress | None, result: Decision) -> None:
         after = result.progress
         if after is None or (after == before and not result.events):
             return
-        # Persisted before any action of this plan runs; synced to disk when the engine
+        # Persisted before any action of this decision runs; synced to disk when the engine
         # says so (before an Execute: a lost record could mean a second one).
         self.store.put_progress(after, result.events, durable=result.durable)
         self.index.put(device.collection_id, after)

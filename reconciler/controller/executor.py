@@ -1,8 +1,8 @@
 """The executor: the one place that turns engine actions into LwM2M requests.
 
-The controller persists the plan's progress record first and then hands each action to
+The controller persists the decision's progress record first and then hands each action to
 `Executor.run`; results flow back only as observed state (reports in the store, Observe
-notifications), never as return values, so the next `plan()` decides from the store
+notifications), never as return values, so the next `decide()` decides from the store
 alone. A transport error right after Execute is expected (the device reboots) and is
 swallowed; other errors propagate as the error tree's kinds for the work queue.
 """
@@ -64,7 +64,7 @@ class Executor:
         elif isinstance(action, CancelDownload):
             await self._cancel(device)
         elif isinstance(action, Wait | NoOp):
-            pass  # nothing to send: the controller requeues from the plan
+            pass  # nothing to send: the controller requeues from the decision
         else:
             assert_never(action)
 

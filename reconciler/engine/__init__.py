@@ -1,7 +1,7 @@
-"""The decision core: pure `diff()` and `plan()` returning frozen action values.
+"""The decision core: pure `diff()` and `decide()` returning frozen action values.
 
-`diff` joins desired and observed facts about one device into a `Delta`; `plan` runs the
-Object 5 update state machine over it and returns a `Plan` (actions, the progress record
+`diff` joins desired and observed facts about one device into a `Delta`; `decide` runs the
+Object 5 update state machine over it and returns a `Decision` (actions, the progress record
 to persist first, events). `rollout_gate` applies a collection's rollout guards and
 `conditions` turns progress into Flux-style conditions. Called by the controller only.
 """
@@ -20,8 +20,9 @@ from reconciler.engine.actions import (
     WriteUri,
 )
 from reconciler.engine.conditions import collection_conditions, device_conditions
+from reconciler.engine.decision import Decision
 from reconciler.engine.delta import Delta, diff
-from reconciler.engine.plan import DEFAULT_CONFIG, plan, retarget
+from reconciler.engine.machine import DEFAULT_CONFIG, decide, retarget
 from reconciler.engine.policy import (
     OPEN,
     EngineConfig,
@@ -33,7 +34,6 @@ from reconciler.engine.policy import (
     rollout_gate,
     slots_to_release,
 )
-from reconciler.engine.step import Plan
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -41,6 +41,7 @@ __all__ = [
     "OPEN",
     "Action",
     "CancelDownload",
+    "Decision",
     "Delta",
     "EngineConfig",
     "Execute",
@@ -49,7 +50,6 @@ __all__ = [
     "NoOp",
     "Observe",
     "Outcome",
-    "Plan",
     "PushPackage",
     "ReadState",
     "RolloutStats",
@@ -58,9 +58,9 @@ __all__ = [
     "WriteUri",
     "classify",
     "collection_conditions",
+    "decide",
     "device_conditions",
     "diff",
-    "plan",
     "retarget",
     "rollout_gate",
     "slots_to_release",

@@ -1,4 +1,4 @@
-"""The action values `plan()` returns: data describing one effect each, never the effect.
+"""The action values `decide()` returns: data describing one effect each, never the effect.
 
 The controller's executor is the only code that turns these into LwM2M requests, in the
 order given, after persisting the progress record that came with them. Keeping actions as

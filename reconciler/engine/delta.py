@@ -2,7 +2,7 @@
 
 Pure: it joins the desired snapshot with the device's last report and registration and
 names the target and the current image (the image of the device's collection whose
-version equals the trimmed /3/0/3). The controller calls it on every reconcile; `plan()`
+version equals the trimmed /3/0/3). The controller calls it on every reconcile; `decide()`
 decides from the result alone.
 """
 

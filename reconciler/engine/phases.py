@@ -1,6 +1,6 @@
 """The three active phases of an update: starting an attempt, downloading, installing.
 
-Each takes the decision context and the progress record and returns a `Plan`; `plan()`
+Each takes the decision context and the progress record and returns a `Decision`; `decide()`
 picks the phase from the record's state. Failures and timeouts end here too: retried
 with backoff while the per-device, per-target budget lasts, terminal otherwise.
 """
@@ -18,8 +18,8 @@ from reconciler.engine.actions import (
     ReadState,
     WriteUri,
 )
+from reconciler.engine.decision import Ctx, Decision, moved, wait
 from reconciler.engine.policy import Outcome, classify
-from reconciler.engine.step import Ctx, Plan, moved, wait
 from reconciler.model.lwm2m import DeliveryMethod, FirmwareState, UpdateResult
 from reconciler.model.observed import DeviceProgress
 from reconciler.model.status import UpdateState as S
@@ -28,7 +28,7 @@ BUSY = (FirmwareState.DOWNLOADING, FirmwareState.DOWNLOADED)
 OBSERVED_POLL_FACTOR = 4  # poll this much less often while an Observe runs
 
 
-def start(ctx: Ctx, record: DeviceProgress) -> Plan:
+def start(ctx: Ctx, record: DeviceProgress) -> Decision:
     """Pending, TimedOut or drifted: begin the next attempt if everything allows it."""
     if record.next_attempt_at is not None and ctx.now < record.next_attempt_at:
         return wait(record, "backing off before the next attempt", record.next_attempt_at)
@@ -45,11 +45,11 @@ def start(ctx: Ctx, record: DeviceProgress) -> Plan:
         # Left over from an earlier target or attempt: reset Object 5 to Idle first.
         reason = "device holds another download; resetting it"
         actions = (CancelDownload(reason), ReadState("after reset"))
-        return Plan(actions, record.evolve(updated_at=ctx.now))
+        return Decision(actions, record.evolve(updated_at=ctx.now))
     return _begin(ctx, record)
 
 
-def _begin(ctx: Ctx, record: DeviceProgress) -> Plan:
+def _begin(ctx: Ctx, record: DeviceProgress) -> Decision:
     attempt = record.attempts + 1
     budget = ctx.config.download_deadline(ctx.target)
     push = ctx.report.delivery_method is DeliveryMethod.PUSH_ONLY
@@ -69,7 +69,7 @@ def _begin(ctx: Ctx, record: DeviceProgress) -> Plan:
     )
 
 
-def downloading(ctx: Ctx, record: DeviceProgress) -> Plan:
+def downloading(ctx: Ctx, record: DeviceProgress) -> Decision:
     """Initializing/Downloading/Downloaded: never re-write /5/0/1 while this runs."""
     report = ctx.report
     seen = record.phase_started_at is None or report.reported_at >= record.phase_started_at
@@ -84,7 +84,7 @@ def downloading(ctx: Ctx, record: DeviceProgress) -> Plan:
         return moved(ctx, record, S.DOWNLOADING, message, (*_poll(ctx, record),))
     if record.deadline is not None and ctx.now >= record.deadline:
         return timed_out(ctx, record, "download did not finish before its deadline")
-    return Plan(_poll(ctx, record), record)
+    return Decision(_poll(ctx, record), record)
 
 
 def _download_result(ctx: Ctx, record: DeviceProgress) -> tuple[Outcome, str]:
@@ -114,12 +114,12 @@ def _poll(ctx: Ctx, record: DeviceProgress) -> tuple[Action, ...]:
     return wait(record, "waiting for the device's next report", until).actions
 
 
-def _execute(ctx: Ctx, record: DeviceProgress) -> Plan:
+def _execute(ctx: Ctx, record: DeviceProgress) -> Decision:
     version = ctx.target.version
     if not ctx.delta.awake:
         msg = f"downloaded {version}; waiting for the device to speak"
         return moved(ctx, record, S.DOWNLOADED, msg, wait(record, msg).actions)
-    # executed_at goes out with the plan and is persisted before Execute is sent, so a
+    # executed_at goes out with the decision and is persisted before Execute is sent, so a
     # restart sees it and never executes the same download a second time.
     msg = f"installing {version}; waiting for the device to restart"
     return moved(
@@ -129,7 +129,7 @@ def _execute(ctx: Ctx, record: DeviceProgress) -> Plan:
     )
 
 
-def updating(ctx: Ctx, record: DeviceProgress) -> Plan:
+def updating(ctx: Ctx, record: DeviceProgress) -> Decision:
     """Updating/Completed: success only by /3/0/3 (checked before this runs)."""
     assert ctx.delta.registration is not None
     executed = record.executed_at or 0.0
@@ -149,7 +149,7 @@ def updating(ctx: Ctx, record: DeviceProgress) -> Plan:
     return wait(record, "waiting for the device to install and restart", record.deadline)
 
 
-def fail(ctx: Ctx, record: DeviceProgress, outcome: Outcome, text: str) -> Plan:
+def fail(ctx: Ctx, record: DeviceProgress, outcome: Outcome, text: str) -> Decision:
     """An Update Result failure: retry with backoff, once for code 8, else terminal."""
     code = int(ctx.report.update_result or 0)
     first_failure = record.retries_left >= ctx.config.max_retries
@@ -166,7 +166,7 @@ def fail(ctx: Ctx, record: DeviceProgress, outcome: Outcome, text: str) -> Plan:
     return moved(ctx, record, S.UPDATE_FAILED, msg, (), deadline=None, next_attempt_at=None)
 
 
-def timed_out(ctx: Ctx, record: DeviceProgress, text: str) -> Plan:
+def timed_out(ctx: Ctx, record: DeviceProgress, text: str) -> Decision:
     if record.retries_left <= 0:
         msg = f"{text}; no retries left after {record.attempts} attempts"
         return moved(ctx, record, S.UPDATE_FAILED, msg, (), deadline=None)

@@ -1,7 +1,7 @@
 """The engine's tunables and the tables it decides by: Update Result codes, deadlines,
 backoff and the collection rollout gate.
 
-Pure values and functions; `plan()` reads them, the controller builds `EngineConfig` from
+Pure values and functions; `decide()` reads them, the controller builds `EngineConfig` from
 its pydantic settings and computes `RolloutStats` from the progress records it holds.
 """
 

@@ -1,5 +1,5 @@
 """Convergence property: against a small pure model of an LwM2M device with faults drawn
-by hypothesis, repeated diff -> plan -> apply ends in Current or a terminal state, never
+by hypothesis, repeated diff -> decide -> apply ends in Current or a terminal state, never
 executes one download twice, never re-writes a running download, and a converged device
 yields no effects."""
 
@@ -20,8 +20,8 @@ from reconciler.engine import (
     ReadState,
     Verify,
     WriteUri,
+    decide,
     diff,
-    plan,
 )
 from reconciler.model.lwm2m import FirmwareState as F
 from reconciler.model.lwm2m import UpdateResult as R
@@ -96,7 +96,7 @@ def _run(device: DeviceModel) -> DeviceProgress:
         if (device.fw, device.result) != before:  # Observe on /5/0/3 and /5/0/5 tells us
             report = device.report(now)
         delta = diff(state, "d1", report, registration(device.registered_at), observing=True)
-        result = plan(delta, progress, now, config=CONFIG)
+        result = decide(delta, progress, now, config=CONFIG)
         progress = result.progress
         report = _apply(device, result.actions, now, report)
         assert progress is not None
@@ -122,6 +122,6 @@ def test_a_converged_device_gets_no_effects() -> None:
     final = _run(device)
     report = device.report(T0 + 9999)
     delta = diff(desired(), "d1", report, registration(device.registered_at))
-    result = plan(delta, final, T0 + 9999, config=CONFIG)
+    result = decide(delta, final, T0 + 9999, config=CONFIG)
     assert not any(isinstance(a, EFFECTS) for a in result.actions)
     assert result.progress is final

@@ -1,12 +1,12 @@
-"""plan() during an attempt: downloading, Execute once, verifying, failures, timeouts."""
+"""decide() during an attempt: downloading, Execute once, verifying, failures, timeouts."""
 
 from __future__ import annotations
 
 import pytest
 from engine_builders import NEW, T0, delta, registration, report
 
-from reconciler.engine import DEFAULT_CONFIG, Execute, ReadState, Verify, Wait, WriteUri, plan
-from reconciler.engine.plan import PHASE
+from reconciler.engine import DEFAULT_CONFIG, Execute, ReadState, Verify, Wait, WriteUri, decide
+from reconciler.engine.machine import PHASE
 from reconciler.model.lwm2m import FirmwareState as F
 from reconciler.model.lwm2m import UpdateResult as R
 from reconciler.model.observed import DeviceProgress
@@ -32,7 +32,8 @@ def executed(state: S = S.UPDATING, **changes: object) -> DeviceProgress:
 
 def test_initializing_moves_to_downloading_when_the_device_says_so() -> None:
     rep = report(fw=F.DOWNLOADING, at=NOW)
-    result = plan(delta(rep=rep, reg=registration(), observing=True), attempt(S.INITIALIZING), NOW)
+    result = decide(delta(rep=rep, reg=registration(), observing=True),
+                    attempt(S.INITIALIZING), NOW)
     assert result.progress is not None and result.progress.state is S.DOWNLOADING
     expected = NOW + 4 * DEFAULT_CONFIG.poll_interval
     assert result.actions == (Wait("waiting for the device's next report", expected),)
@@ -41,44 +42,44 @@ def test_initializing_moves_to_downloading_when_the_device_says_so() -> None:
 def test_a_running_download_is_never_written_again() -> None:
     rep = report(fw=F.DOWNLOADING, at=NOW)
     for now in (NOW, NOW + 30, NOW + 300, DEADLINE - 1):
-        result = plan(delta(rep=rep, reg=registration()), attempt(), now)
+        result = decide(delta(rep=rep, reg=registration()), attempt(), now)
         assert not any(isinstance(a, WriteUri) for a in result.actions)
 
 
 def test_without_observe_the_download_is_polled_at_the_interval() -> None:
     rep = report(fw=F.DOWNLOADING, at=NOW)
-    soon = plan(delta(rep=rep, reg=registration(), can_observe=False), attempt(), NOW + 1)
+    soon = decide(delta(rep=rep, reg=registration(), can_observe=False), attempt(), NOW + 1)
     expected = NOW + DEFAULT_CONFIG.poll_interval
     assert soon.actions == (Wait("waiting for the device's next report", expected),)
-    due = plan(delta(rep=rep, reg=registration()), attempt(), NOW + 30)
+    due = decide(delta(rep=rep, reg=registration()), attempt(), NOW + 30)
     assert due.actions == (ReadState("polling the download"),)
 
 
 def test_downloaded_executes_once_with_executed_at_recorded_first() -> None:
     rep = report(fw=F.DOWNLOADED, at=NOW)
-    result = plan(delta(rep=rep, reg=registration(), observing=True), attempt(), NOW)
+    result = decide(delta(rep=rep, reg=registration(), observing=True), attempt(), NOW)
     assert result.actions == (Execute(NEW.image_id),)
     p = result.progress
     assert p is not None and (p.state, p.executed_at) == (S.UPDATING, NOW)
     assert result.durable  # executed_at must reach the disk before Execute is sent
-    again = plan(delta(rep=rep, reg=registration(), observing=True), p, NOW + 1)
+    again = decide(delta(rep=rep, reg=registration(), observing=True), p, NOW + 1)
     assert not again.durable
     assert again.actions == (Wait("waiting for the device to install and restart", p.deadline),)
 
 
 def test_a_restart_after_execute_is_verified_before_anything_else() -> None:
     reg = registration(at=NOW)  # re-registered after Execute, not read yet
-    result = plan(delta(rep=report(at=START), reg=reg), executed(), NOW + 1)
+    result = decide(delta(rep=report(at=START), reg=reg), executed(), NOW + 1)
     assert result.actions == (Verify(NEW.image_id),)
     assert result.progress is not None and result.progress.state is S.COMPLETED
 
 
 def test_success_only_when_the_device_reports_the_target_version() -> None:
     reg = registration(at=NOW)
-    ok = plan(delta(rep=report("2.0", at=NOW + 1), reg=reg), executed(S.COMPLETED), NOW + 2)
+    ok = decide(delta(rep=report("2.0", at=NOW + 1), reg=reg), executed(S.COMPLETED), NOW + 2)
     assert ok.progress is not None and ok.progress.state is S.CURRENT
     claimed = report("1.0", result=R.SUCCESS, at=NOW + 1)
-    back = plan(delta(rep=claimed, reg=reg), executed(S.COMPLETED), NOW + 2)
+    back = decide(delta(rep=claimed, reg=reg), executed(S.COMPLETED), NOW + 2)
     assert back.progress is not None and back.progress.state is S.REVERTED
     assert back.progress.message == "device came back running 1.0, not 2.0"
 
@@ -86,7 +87,7 @@ def test_success_only_when_the_device_reports_the_target_version() -> None:
 @pytest.mark.parametrize("code", [R.NOT_ENOUGH_FLASH, R.OUT_OF_RAM, R.CONNECTION_LOST])
 def test_transient_update_results_retry_with_backoff(code: R) -> None:
     rep = report(fw=F.IDLE, result=code, at=NOW)
-    result = plan(delta(rep=rep, reg=registration()), attempt(), NOW)
+    result = decide(delta(rep=rep, reg=registration()), attempt(), NOW)
     p = result.progress
     assert p is not None and p.state is S.PENDING and p.retries_left == RETRIES - 1
     assert p.next_attempt_at == NOW + DEFAULT_CONFIG.backoff_base
@@ -96,7 +97,7 @@ def test_transient_update_results_retry_with_backoff(code: R) -> None:
 @pytest.mark.parametrize("code", [R.INTEGRITY_CHECK_FAILURE, R.UNSUPPORTED_PACKAGE_TYPE,
                                   R.INVALID_URI, R.UNSUPPORTED_PROTOCOL])
 def test_terminal_update_results_fail_the_image_at_once(code: R) -> None:
-    result = plan(delta(rep=report(fw=F.IDLE, result=code, at=NOW), reg=registration()),
+    result = decide(delta(rep=report(fw=F.IDLE, result=code, at=NOW), reg=registration()),
                   attempt(), NOW)
     assert result.progress is not None and result.progress.state is S.UPDATE_FAILED
     assert result.actions == ()
@@ -105,23 +106,23 @@ def test_terminal_update_results_fail_the_image_at_once(code: R) -> None:
 @pytest.mark.parametrize("back_in", [F.DOWNLOADED, F.IDLE])
 def test_update_failed_is_retried_once_then_terminal(back_in: F) -> None:
     rep = report(fw=back_in, result=R.UPDATE_FAILED, at=NOW + 1)
-    first = plan(delta(rep=rep, reg=registration()), executed(), NOW + 1)
+    first = decide(delta(rep=rep, reg=registration()), executed(), NOW + 1)
     assert first.progress is not None and first.progress.state is S.PENDING
-    second = plan(delta(rep=rep, reg=registration()),
+    second = decide(delta(rep=rep, reg=registration()),
                   executed(retries_left=RETRIES - 1, attempts=2), NOW + 1)
     assert second.progress is not None and second.progress.state is S.UPDATE_FAILED
 
 
 def test_an_exhausted_budget_turns_a_transient_failure_terminal() -> None:
     rep = report(fw=F.IDLE, result=R.CONNECTION_LOST, at=NOW)
-    result = plan(delta(rep=rep, reg=registration()), attempt(retries_left=0, attempts=4), NOW)
+    result = decide(delta(rep=rep, reg=registration()), attempt(retries_left=0, attempts=4), NOW)
     assert result.progress is not None and result.progress.state is S.UPDATE_FAILED
     assert "no retries left" in result.progress.message
 
 
 def test_a_stuck_download_times_out_and_is_retried_later() -> None:
     rep = report(fw=F.DOWNLOADING, at=NOW)
-    result = plan(delta(rep=rep, reg=registration(), observing=True), attempt(), DEADLINE)
+    result = decide(delta(rep=rep, reg=registration(), observing=True), attempt(), DEADLINE)
     p = result.progress
     assert p is not None and p.state is S.TIMED_OUT and p.retries_left == RETRIES - 1
     assert p.next_attempt_at == DEADLINE + DEFAULT_CONFIG.backoff_base
@@ -130,7 +131,7 @@ def test_a_stuck_download_times_out_and_is_retried_later() -> None:
 def test_a_device_that_never_comes_back_times_out_without_a_second_execute() -> None:
     rep = report(fw=F.DOWNLOADED, at=NOW)  # Execute may never have arrived
     for now in (NOW, DEADLINE - 1, DEADLINE):
-        result = plan(delta(rep=rep, reg=registration(), observing=True), executed(), now)
+        result = decide(delta(rep=rep, reg=registration(), observing=True), executed(), now)
         assert not any(isinstance(a, Execute) for a in result.actions)
     assert result.progress is not None and result.progress.state is S.TIMED_OUT
 
@@ -142,10 +143,10 @@ def test_deadlines_grow_with_the_image_so_slow_links_get_half_an_hour() -> None:
 
 def test_an_invalid_uri_from_before_a_server_restart_is_retried_not_terminal() -> None:
     rep = report(fw=F.IDLE, result=R.INVALID_URI, at=NOW)
-    lost = plan(delta(rep=rep, reg=registration(), offers_since=START + 1), attempt(), NOW)
+    lost = decide(delta(rep=rep, reg=registration(), offers_since=START + 1), attempt(), NOW)
     assert lost.progress is not None and lost.progress.state is S.PENDING
     assert "lost when the server restarted" in lost.progress.message
-    bad = plan(delta(rep=rep, reg=registration(), offers_since=START - 1), attempt(), NOW)
+    bad = decide(delta(rep=rep, reg=registration(), offers_since=START - 1), attempt(), NOW)
     assert bad.progress is not None and bad.progress.state is S.UPDATE_FAILED
 
 

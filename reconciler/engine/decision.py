@@ -1,7 +1,7 @@
-"""The building blocks the state machine's phases share: the `Plan` value, the decision
+"""The building blocks the state machine's phases share: the `Decision` value, the decision
 context and the helpers that move a progress record to a new state with its event.
 
-Used only by `plan.py` and `phases.py`; the controller sees `Plan`.
+Used only by `machine.py` and `phases.py`; the controller sees `Decision`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from reconciler.model.status import UpdateState
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class Decision:
     actions: tuple[Action, ...]
     progress: DeviceProgress | None  # None: nothing to persist (hands off, never seen)
     events: tuple[DeviceEvent, ...] = ()
@@ -56,8 +56,8 @@ class Ctx:
         return DeviceEvent(self.delta.device_id, self.now, kind, message, self.delta.revision)
 
 
-def wait(record: DeviceProgress, reason: str, until: float | None = None) -> Plan:
-    return Plan((Wait(reason, until),), record)
+def wait(record: DeviceProgress, reason: str, until: float | None = None) -> Decision:
+    return Decision((Wait(reason, until),), record)
 
 
 def move(ctx: Ctx, record: DeviceProgress, state: UpdateState, message: str,
@@ -70,6 +70,6 @@ def move(ctx: Ctx, record: DeviceProgress, state: UpdateState, message: str,
 
 
 def moved(ctx: Ctx, record: DeviceProgress, state: UpdateState, message: str,
-          actions: tuple[Action, ...], *, durable: bool = False, **changes: object) -> Plan:
+          actions: tuple[Action, ...], *, durable: bool = False, **changes: object) -> Decision:
     new, events = move(ctx, record, state, message, **changes)
-    return Plan(actions, new, events, durable=durable)
+    return Decision(actions, new, events, durable=durable)

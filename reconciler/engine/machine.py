@@ -1,9 +1,9 @@
-"""`plan()`: the Object 5 update state machine, as a pure function of one `Delta`.
+"""`decide()`: the Object 5 update state machine, as a pure function of one `Delta`.
 
 Given what separates a device from its target, the controller's progress record for it,
 the time and the collection's rollout gate, it returns the next actions (data), the
 progress record to persist *before* those actions run, and the events to append. The
-controller calls it in a loop: execute, observe, plan again, until it returns a `Wait` or
+controller calls it in a loop: execute, observe, decide again, until it returns a `Wait` or
 a `NoOp`. The decision table, top to bottom (first match wins); the last three rows are
 `PHASE`, the lookup `_decide` runs by the record's state:
 
@@ -31,25 +31,25 @@ from dataclasses import replace
 
 from reconciler.engine import phases
 from reconciler.engine.actions import NoOp, ReadState, Verify
+from reconciler.engine.decision import Ctx, Decision, move, moved, wait
 from reconciler.engine.delta import Delta
 from reconciler.engine.policy import OPEN, EngineConfig, Gate
-from reconciler.engine.step import Ctx, Plan, move, moved, wait
 from reconciler.model.observed import DeviceEvent, DeviceProgress
 from reconciler.model.status import UpdateState as S
 
 DEFAULT_CONFIG = EngineConfig()
 
 
-def plan(
+def decide(
     delta: Delta,
     progress: DeviceProgress | None,
     now: float,
     gate: Gate = OPEN,
     config: EngineConfig = DEFAULT_CONFIG,
-) -> Plan:
+) -> Decision:
     """The next step for one device; see the module's table."""
     if not delta.managed or delta.target is None:
-        return Plan((NoOp(_hands_off_reason(delta)),), progress)
+        return Decision((NoOp(_hands_off_reason(delta)),), progress)
     ctx = Ctx(delta, delta.target, now, gate, config)
     record, events = _record_for_target(ctx, progress)
     step = _decide(ctx, record)
@@ -59,15 +59,15 @@ def plan(
 def retarget(
     delta: Delta, progress: DeviceProgress | None, now: float,
     config: EngineConfig = DEFAULT_CONFIG,
-) -> Plan:
+) -> Decision:
     """Only acknowledge the device's target: a fresh record when it changed (Pending, or
     Current when the device already reports it), never an action. The controller runs
     this over every device a new revision affects, so the change shows at once."""
     if not delta.managed or delta.target is None:
-        return Plan((), progress)
+        return Decision((), progress)
     ctx = Ctx(delta, delta.target, now, OPEN, config)
     record, events = _record_for_target(ctx, progress)
-    return Plan((), record, events)
+    return Decision((), record, events)
 
 
 def _hands_off_reason(delta: Delta) -> str:
@@ -99,7 +99,7 @@ def _record_for_target(
     return record, (ctx.event(f"target set to {target.version} ({target.image_id})", "target"),)
 
 
-def _decide(ctx: Ctx, record: DeviceProgress) -> Plan:
+def _decide(ctx: Ctx, record: DeviceProgress) -> Decision:
     delta = ctx.delta
     if delta.registration is None:
         if record.state.in_flight and record.deadline is not None and ctx.now >= record.deadline:
@@ -112,13 +112,13 @@ def _decide(ctx: Ctx, record: DeviceProgress) -> Plan:
     return PHASE[record.state](ctx, record)
 
 
-def hold(ctx: Ctx, record: DeviceProgress) -> Plan:
+def hold(ctx: Ctx, record: DeviceProgress) -> Decision:
     """UpdateFailed and Reverted: nothing more for this target."""
-    return Plan((NoOp(f"{record.state.value} holds until the target changes"),), record)
+    return Decision((NoOp(f"{record.state.value} holds until the target changes"),), record)
 
 
 # The phase that decides for a device not yet on its target, by its record's state.
-PHASE: dict[S, Callable[[Ctx, DeviceProgress], Plan]] = {
+PHASE: dict[S, Callable[[Ctx, DeviceProgress], Decision]] = {
     S.PENDING: phases.start,
     S.TIMED_OUT: phases.start,
     S.CURRENT: phases.start,  # drifted: it reported another version since
@@ -132,7 +132,7 @@ PHASE: dict[S, Callable[[Ctx, DeviceProgress], Plan]] = {
 }
 
 
-def _read(ctx: Ctx, record: DeviceProgress) -> Plan:
+def _read(ctx: Ctx, record: DeviceProgress) -> Decision:
     """The device (re)registered since we last read it: read before deciding anything."""
     assert ctx.delta.registration is not None
     executed = record.executed_at
@@ -141,15 +141,15 @@ def _read(ctx: Ctx, record: DeviceProgress) -> Plan:
     if not ctx.delta.awake:
         return wait(record, "queue mode: waiting for the device to speak")
     if not restarted:
-        return Plan((ReadState("device registered; reading its firmware state"),), record)
+        return Decision((ReadState("device registered; reading its firmware state"),), record)
     msg = f"device restarted after the update; verifying it runs {ctx.target.version}"
     new, events = move(ctx, record, S.COMPLETED, msg)
-    return Plan((Verify(ctx.target.image_id),), new, events)
+    return Decision((Verify(ctx.target.image_id),), new, events)
 
 
-def _current(ctx: Ctx, record: DeviceProgress) -> Plan:
+def _current(ctx: Ctx, record: DeviceProgress) -> Decision:
     message = f"running {ctx.target.version}"
     done = (NoOp("device runs its target"),)
     if record.state is S.CURRENT and record.message == message and record.deadline is None:
-        return Plan(done, record)  # unchanged: no write on every resync
+        return Decision(done, record)  # unchanged: no write on every resync
     return moved(ctx, record, S.CURRENT, message, done, deadline=None, next_attempt_at=None)

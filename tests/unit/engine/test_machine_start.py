@@ -1,4 +1,4 @@
-"""plan() before an attempt runs: hands off, reading first, current devices, starting."""
+"""decide() before an attempt runs: hands off, reading first, current devices, starting."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from reconciler.engine import (
     ReadState,
     Wait,
     WriteUri,
-    plan,
+    decide,
     retarget,
 )
 from reconciler.model.desired import Management
@@ -35,33 +35,33 @@ def pending(**changes: object) -> DeviceProgress:
 
 def test_disabled_collection_gets_no_action_and_no_progress_change() -> None:
     old = pending(state=S.DOWNLOADING)
-    result = plan(delta(desired(Management.DISABLED), report(), registration()), old, NOW)
+    result = decide(delta(desired(Management.DISABLED), report(), registration()), old, NOW)
     assert result.actions == (NoOp("firmware management disabled for the collection"),)
     assert result.progress is old and result.events == ()
 
 
 def test_unregistered_device_gets_a_pending_record_and_waits() -> None:
-    result = plan(delta(rep=report(), reg=None), None, NOW)
+    result = decide(delta(rep=report(), reg=None), None, NOW)
     assert result.actions == (Wait("device not registered; waiting for it to register"),)
     assert result.progress is not None and result.progress.state is S.PENDING
     assert [e.kind for e in result.events] == ["target"]
 
 
 def test_a_report_older_than_the_registration_is_read_first() -> None:
-    result = plan(delta(rep=report(at=T0 - 5), reg=registration(T0)), pending(), NOW)
+    result = decide(delta(rep=report(at=T0 - 5), reg=registration(T0)), pending(), NOW)
     assert result.actions == (ReadState("device registered; reading its firmware state"),)
 
 
 def test_a_device_on_its_target_is_current_and_never_touched() -> None:
-    result = plan(delta(rep=report("2.0"), reg=registration()), None, NOW)
+    result = decide(delta(rep=report("2.0"), reg=registration()), None, NOW)
     assert result.actions == (NoOp("device runs its target"),)
     assert result.progress is not None and result.progress.state is S.CURRENT
-    again = plan(delta(rep=report("2.0"), reg=registration()), result.progress, NOW + 99)
+    again = decide(delta(rep=report("2.0"), reg=registration()), result.progress, NOW + 99)
     assert again.progress is result.progress and again.events == ()
 
 
 def test_pull_start_writes_the_uri_then_observes_and_records_the_attempt() -> None:
-    result = plan(delta(rep=report(), reg=registration()), pending(), NOW)
+    result = decide(delta(rep=report(), reg=registration()), pending(), NOW)
     assert result.actions == (WriteUri(NEW.image_id, 1), Observe())
     p = result.progress
     assert p is not None
@@ -71,52 +71,52 @@ def test_pull_start_writes_the_uri_then_observes_and_records_the_attempt() -> No
 
 def test_push_only_device_gets_the_package_pushed() -> None:
     rep = report(delivery=DeliveryMethod.PUSH_ONLY)
-    result = plan(delta(rep=rep, reg=registration(), observing=True), pending(), NOW)
+    result = decide(delta(rep=rep, reg=registration(), observing=True), pending(), NOW)
     assert result.actions == (PushPackage(NEW.image_id, 1, DEADLINE - NOW),)
 
 
 def test_no_observe_when_one_runs_or_the_device_refuses_it() -> None:
-    running = plan(delta(rep=report(), reg=registration(), observing=True), pending(), NOW)
-    refused = plan(delta(rep=report(), reg=registration(), can_observe=False), pending(), NOW)
+    running = decide(delta(rep=report(), reg=registration(), observing=True), pending(), NOW)
+    refused = decide(delta(rep=report(), reg=registration(), can_observe=False), pending(), NOW)
     assert running.actions == refused.actions == (WriteUri(NEW.image_id, 1),)
 
 
 def test_a_leftover_download_is_reset_before_the_new_attempt() -> None:
     rep = report(fw=FirmwareState.DOWNLOADED)
-    result = plan(delta(rep=rep, reg=registration()), pending(), NOW)
+    result = decide(delta(rep=rep, reg=registration()), pending(), NOW)
     assert result.actions == (CancelDownload("device holds another download; resetting it"),
                               ReadState("after reset"))
 
 
 def test_backoff_holds_the_next_attempt_until_its_time() -> None:
     record = pending(state=S.TIMED_OUT, next_attempt_at=NOW + 60)
-    early = plan(delta(rep=report(), reg=registration()), record, NOW)
+    early = decide(delta(rep=report(), reg=registration()), record, NOW)
     assert early.actions == (Wait("backing off before the next attempt", NOW + 60),)
-    late = plan(delta(rep=report(), reg=registration()), record, NOW + 60)
+    late = decide(delta(rep=report(), reg=registration()), record, NOW + 60)
     assert late.progress is not None and late.progress.state is S.INITIALIZING
 
 
 def test_a_closed_rollout_gate_holds_the_start_and_says_why() -> None:
     gate = Gate(False, "waiting for a slot: 2 of max 2 updating")
-    result = plan(delta(rep=report(), reg=registration()), pending(), NOW, gate)
+    result = decide(delta(rep=report(), reg=registration()), pending(), NOW, gate)
     assert result.actions == (Wait("waiting for a slot: 2 of max 2 updating"),)
     assert result.progress is not None and result.progress.message == gate.reason
-    assert result.gated and not plan(delta(rep=report(), reg=registration()), pending(),
+    assert result.gated and not decide(delta(rep=report(), reg=registration()), pending(),
                                      NOW).gated
 
 
 def test_a_sleeping_queue_mode_device_is_never_contacted() -> None:
     d = delta(rep=report(), reg=registration(queue=True), awake=False)
-    result = plan(d, pending(), NOW)
+    result = decide(d, pending(), NOW)
     assert not any(isinstance(a, (*EFFECTS, ReadState)) for a in result.actions)
     assert result.actions == (Wait("queue mode: waiting for the device to speak"),)
 
 
 def test_a_terminal_state_holds_until_the_target_changes() -> None:
     failed = pending(state=S.UPDATE_FAILED, message="integrity")
-    held = plan(delta(rep=report(), reg=registration()), failed, NOW)
+    held = decide(delta(rep=report(), reg=registration()), failed, NOW)
     assert held.actions == (NoOp("UpdateFailed holds until the target changes"),)
-    moved = plan(delta(rep=report(), reg=registration()), failed.evolve(target_image_id="x"), NOW)
+    moved = decide(delta(rep=report(), reg=registration()), failed.evolve(target_image_id="x"), NOW)
     assert moved.progress is not None and moved.progress.state is S.INITIALIZING
     assert moved.progress.retries_left == DEFAULT_CONFIG.max_retries
 
