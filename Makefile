@@ -32,6 +32,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check reconciler tests bench
 	$(BIN)/mypy --strict reconciler
+	$(BIN)/lint-imports --no-cache --no-logo
 
 test: $(STAMP) coap-tools lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
