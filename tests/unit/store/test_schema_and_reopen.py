@@ -14,6 +14,7 @@ from reconciler.model.observed import DeviceProgress, DeviceReport
 from reconciler.model.status import UpdateState
 from reconciler.store import SqliteStore, open_reader, open_store
 from reconciler.store.schema import MIGRATIONS, SCHEMA_VERSION, SchemaError, migrate
+from reconciler.store.writer import connect
 
 
 def _version(path: Path) -> int:
@@ -104,13 +105,18 @@ def test_a_deleted_registration_is_gone(store: SqliteStore) -> None:
 
 def test_a_durable_progress_write_commits_under_full_sync_and_then_relaxes(
         db_path: Path) -> None:
-    store = open_store(db_path)
+    # The writer over a connection the test holds (its public constructor), so the test
+    # can trace the statements it sends.
+    db_path.parent.mkdir(parents=True)
+    conn = connect(db_path)
+    migrate(conn)
+    store = SqliteStore(conn)
     statements: list[str] = []
-    store._conn.set_trace_callback(statements.append)
+    conn.set_trace_callback(statements.append)
     progress = DeviceProgress("dev0000", None, UpdateState.UPDATING, executed_at=5.0)
     store.put_progress(progress, durable=True)
     store.put_progress(progress.evolve(message="again"))
-    store._conn.set_trace_callback(None)
+    conn.set_trace_callback(None)
     first_commit = statements.index("COMMIT")
     assert statements[:first_commit].count("PRAGMA synchronous = FULL") == 1
     assert statements[first_commit + 1] == "PRAGMA synchronous = NORMAL"
