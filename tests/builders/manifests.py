@@ -1,5 +1,4 @@
-"""A small valid desired-state tree that each test breaks in one place (shared with
-tests/integration/sources through sys.path: tests run in importlib mode, without packages)."""
+"""A small valid desired-state tree on disk that each test breaks in one place."""
 
 from __future__ import annotations
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from builders import desired_state, image
 
 from reconciler.api import create_app
-from reconciler.model.desired import Collection, DesiredState, FirmwareImage
+from reconciler.model.desired import Collection, DesiredState
 from reconciler.store import open_reader, open_store
 
 CID = "17dh0cf43jfhig"
@@ -17,9 +18,8 @@ VERSIONS = {"17dh0cf43jfh01": "1.10.0", "17dh0cf43jfh02": "4.0.0", "17dh0cf43jfh
 
 
 def desired() -> DesiredState:
-    images = {fid: FirmwareImage(fid, CID, version, f"{fid}.bin", "0" * 64, 10, 1,
-                                 f"images/{fid}.bin") for fid, version in VERSIONS.items()}
-    return DesiredState("abc1234", {CID: Collection(CID)}, images, {})
+    images = [image(fid, version, CID) for fid, version in VERSIONS.items()]
+    return desired_state(Collection(CID), images, revision="abc1234")
 
 
 async def test_versions_are_listed_naturally_with_ties_broken_by_image_id(

@@ -1,15 +1,11 @@
 """Real git repositories in tmp_path holding the unit tests' valid tree."""
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import git
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parents[2] / "unit" / "sources"))
-
-from manifest_builders import Tree
+from builders.manifests import Tree
 
 
 class GitTree(Tree):

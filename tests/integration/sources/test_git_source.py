@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from manifest_builders import COLLECTION, DEVICES, TWO
+from builders.manifests import COLLECTION, DEVICES, TWO
 
 from reconciler.model.desired import DesiredState
 from reconciler.sources import GitSource

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import random
 
-from reconciler.model.desired import Collection, DesiredState, FirmwareImage
+from builders import CID, desired_state, image
+
+from reconciler.model.desired import Collection
 from reconciler.model.versions import image_order, version_key
 
 NATURAL = ["1.0.0", "1.1.0", "1.2.0", "1.9.0", "1.10.0", "4.0.0"]
-
-
-def image(image_id: str, version: str, collection_id: str = "cccc") -> FirmwareImage:
-    return FirmwareImage(image_id, collection_id, version, "f.bin", "0" * 64, 1, 0,
-                         "images/f.bin")
 
 
 def test_numeric_runs_compare_as_numbers_so_1_10_comes_after_1_9() -> None:
@@ -40,9 +37,7 @@ def test_a_run_of_thousands_of_digits_is_ordered_without_overflowing_int() -> No
 def test_images_of_lists_in_natural_version_order_with_the_image_id_breaking_ties() -> None:
     images = [image("nnnn", "1.10.0"), image("mmmm", "1.9.0"), image("dddd", "1.2.0"),
               image("bbbb", "1.2.0"), image("aaaa", "4.0.0"), image("kkkk", "1.0", "other")]
-    state = DesiredState("r1", {"cccc": Collection("cccc")}, {i.image_id: i for i in images},
-                         {})
-    listed = state.images_of("cccc")
+    listed = desired_state(Collection(CID), images).images_of(CID)
     assert [(i.version, i.image_id) for i in listed] == [
         ("1.2.0", "bbbb"), ("1.2.0", "dddd"), ("1.9.0", "mmmm"), ("1.10.0", "nnnn"),
         ("4.0.0", "aaaa")]

@@ -4,26 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from reconciler.controller.decide import _changed
-from reconciler.model.desired import (
-    Collection,
-    DesiredState,
-    Device,
-    FirmwareImage,
-    Management,
-    RolloutPolicy,
-)
+from builders import NEW, OLD, collection, desired_state, device
 
-IMG = {i: FirmwareImage(i, "cc", v, "f", "0" * 64, 1, 1, "images/f")
-       for i, v in (("aaaa", "1.0"), ("bbbb", "2.0"))}
+from reconciler.controller.decide import _changed
+from reconciler.model.desired import Collection, DesiredState, Device, Management, RolloutPolicy
 
 
 def _state(coll: Collection, dev: Device) -> DesiredState:
-    return DesiredState("rev", {"cc": coll}, IMG, {dev.device_id: dev})
+    return desired_state(coll, devices=[dev])
 
 
-COLL = Collection("cc", "c", Management.COLLECTION, "aaaa")
-DEV = Device("d1", "cc", "ep1", "bbbb")
+COLL = collection(OLD.image_id)
+DEV = device(target=NEW.image_id)
 
 
 def test_an_unrelated_revision_affects_no_device() -> None:
@@ -32,7 +24,7 @@ def test_an_unrelated_revision_affects_no_device() -> None:
 
 def test_a_new_collection_target_or_scope_affects_the_device() -> None:
     old = _state(COLL, DEV)
-    assert _changed(old, _state(replace(COLL, target_image_id="bbbb"), DEV), "d1")
+    assert _changed(old, _state(replace(COLL, target_image_id=NEW.image_id), DEV), "d1")
     assert _changed(old, _state(replace(COLL, management=Management.DISABLED), DEV), "d1")
 
 
@@ -40,7 +32,7 @@ def test_a_device_target_matters_only_in_device_scope_but_the_device_changed() -
     old = _state(COLL, DEV)
     # The device's own record changed, so it is looked at even though its effective
     # target (the collection's) did not move.
-    assert _changed(old, _state(COLL, replace(DEV, target_image_id="aaaa")), "d1")
+    assert _changed(old, _state(COLL, replace(DEV, target_image_id=OLD.image_id)), "d1")
 
 
 def test_a_rollout_policy_change_affects_the_collections_devices() -> None:
@@ -49,5 +41,5 @@ def test_a_rollout_policy_change_affects_the_collections_devices() -> None:
 
 
 def test_a_device_new_to_the_desired_state_is_affected() -> None:
-    empty = DesiredState("rev", {"cc": COLL}, IMG, {})
+    empty = desired_state(COLL)
     assert _changed(empty, _state(COLL, DEV), "d1")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine_builders import NEW, T0, desired, registration
+from builders import NEW, T0, one_device, registration
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,7 +87,7 @@ def _apply(device: DeviceModel, actions: tuple[object, ...], now: float,
 
 
 def _run(device: DeviceModel) -> DeviceProgress:
-    state, progress = desired(), None
+    state, progress = one_device(), None
     report = device.report(T0)
     for step in range(400):
         now = T0 + 1 + step * 7.0
@@ -121,7 +121,7 @@ def test_a_converged_device_gets_no_effects() -> None:
     device = DeviceModel([])
     final = _run(device)
     report = device.report(T0 + 9999)
-    delta = diff(desired(), "d1", report, registration(device.registered_at))
+    delta = diff(one_device(), "d1", report, registration(device.registered_at))
     result = decide(delta, final, T0 + 9999, config=CONFIG)
     assert not any(isinstance(a, EFFECTS) for a in result.actions)
     assert result.progress is final

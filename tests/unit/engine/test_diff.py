@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from engine_builders import NEW, OLD, delta, desired, registration, report
+from builders import NEW, OLD, one_device, registration, report
+from builders.engine import delta
 
 from reconciler.engine import diff
 from reconciler.model.desired import Management
 
 
 def test_collection_scope_targets_the_collections_image() -> None:
-    d = delta(desired(Management.COLLECTION, NEW.image_id, OLD.image_id), report())
+    d = delta(one_device(Management.COLLECTION, NEW.image_id, OLD.image_id), report())
     assert d.target == NEW and d.managed
 
 
 def test_device_scope_targets_the_devices_own_image() -> None:
-    d = delta(desired(Management.DEVICE, NEW.image_id, OLD.image_id), report())
+    d = delta(one_device(Management.DEVICE, NEW.image_id, OLD.image_id), report())
     assert d.target == OLD
 
 
 def test_disabled_scope_has_no_target_and_is_not_managed() -> None:
-    d = delta(desired(Management.DISABLED), report())
+    d = delta(one_device(Management.DISABLED), report())
     assert d.target is None and not d.managed
 
 
@@ -29,7 +30,7 @@ def test_current_image_is_the_one_whose_version_equals_the_trimmed_report() -> N
 
 
 def test_a_device_missing_from_the_desired_state_is_not_managed() -> None:
-    missing = diff(desired(), "nope", report(), registration())
+    missing = diff(one_device(), "nope", report(), registration())
     assert not missing.managed and missing.target is None
 
 

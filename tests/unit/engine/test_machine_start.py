@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from engine_builders import NEW, T0, delta, desired, registration, report
+from builders import NEW, T0, one_device, registration, report
+from builders.engine import delta
 
 from reconciler.engine import (
     DEFAULT_CONFIG,
@@ -35,7 +36,7 @@ def pending(**changes: object) -> DeviceProgress:
 
 def test_disabled_collection_gets_no_action_and_no_progress_change() -> None:
     old = pending(state=S.DOWNLOADING)
-    result = decide(delta(desired(Management.DISABLED), report(), registration()), old, NOW)
+    result = decide(delta(one_device(Management.DISABLED), report(), registration()), old, NOW)
     assert result.actions == (NoOp("firmware management disabled for the collection"),)
     assert result.progress is old and result.events == ()
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from engine_builders import NEW, T0, delta, registration, report
+from builders import NEW, T0, registration, report
+from builders.engine import delta
 
 from reconciler.engine import DEFAULT_CONFIG, Execute, ReadState, Verify, Wait, WriteUri, decide
 from reconciler.engine.machine import PHASE

@@ -1,13 +1,9 @@
-"""Makes manifest_builders importable (importlib mode) and offers the `tree` fixture."""
+"""The `tree` fixture: a valid desired-state tree in tmp_path."""
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from manifest_builders import Tree
+from builders.manifests import Tree
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ change the derived collection id, so a truncated file would silently stop a flee
 from __future__ import annotations
 
 import pytest
-from manifest_builders import Tree
+from builders.manifests import Tree
 
 from reconciler.cli import main
 from reconciler.sources import validate_tree

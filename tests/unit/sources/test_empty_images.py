@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from manifest_builders import ONE, TWO, Tree, images_yaml
+from builders.manifests import ONE, TWO, Tree, images_yaml
 
 from reconciler.cli import main
 

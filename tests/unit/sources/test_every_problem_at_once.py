@@ -4,7 +4,7 @@ entry, duplicate keys and unknown keys together, never one layer after another."
 from __future__ import annotations
 
 import pytest
-from manifest_builders import COLLECTION, Tree
+from builders.manifests import COLLECTION, Tree
 
 from reconciler.cli import main
 from reconciler.sources.devicelist import parse_devices

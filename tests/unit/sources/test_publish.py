@@ -8,7 +8,7 @@ from pathlib import Path
 
 import git
 import pytest
-from manifest_builders import ONE, Tree
+from builders.manifests import ONE, Tree
 
 from reconciler.cli import main
 from reconciler.sources import validate_tree

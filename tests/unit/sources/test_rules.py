@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from manifest_builders import COLLECTION, DEVICES, ONE, Tree, images_yaml
+from builders.manifests import COLLECTION, DEVICES, ONE, Tree, images_yaml
 
 from reconciler.sources import validate_tree
 from reconciler.sources.tree import load_tree

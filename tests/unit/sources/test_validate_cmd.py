@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from manifest_builders import COLLECTION, Tree
+from builders.manifests import COLLECTION, Tree
 
 from reconciler.cli import main
 from reconciler.sources import Problem, validate_tree

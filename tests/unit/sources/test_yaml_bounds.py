@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from manifest_builders import Tree
+from builders.manifests import Tree
 
 from reconciler.sources import layout, validate_tree
 from reconciler.sources.yamlload import read_yaml
