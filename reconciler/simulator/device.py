@@ -49,6 +49,7 @@ class SimDevice:
         self.silent = False
         self.registrations = self.updates = self.reboots = 0
         self.register_attempts = 0  # answered, refused or timed out
+        self.dropped_asleep = 0  # datagrams from the server that came while it slept
         self._sock = Endpoint(self._on_request, self._admits, timing.reliability)
         self._booting = False
         self._awake_until = 0.0
@@ -224,9 +225,12 @@ class SimDevice:
 
     # -- requests -------------------------------------------------------------------
     def _admits(self, remote: Addr) -> bool:
-        if self.silent or self._booting or remote != self.server:
+        if self.silent or remote != self.server:
             return False
-        return not self.spec.queue_mode or self.awake
+        if self.spec.queue_mode and not self.awake:
+            self.dropped_asleep += 1  # a server that honours queue mode never causes this
+            return False
+        return not self._booting
 
     @property
     def awake(self) -> bool:
