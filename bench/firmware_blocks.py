@@ -49,7 +49,8 @@ async def serve(kind: str, image_file: str, port: int) -> None:
     """Child process: serve the image one way until SIGTERM; print the URI first."""
     from aiocoap import Context, resource
 
-    from reconciler.lwm2m.blockserver import BlockServer, install_fast_path
+    from bench.blockserver import BlockServer
+    from reconciler.lwm2m.fastpath import install_fast_path
     from reconciler.lwm2m.firmware import FirmwareRepository
 
     repository = FirmwareRepository()

@@ -6,6 +6,6 @@ interface (`rd.py` resources, `registration.py` parsing, `registry.py` table), S
 (`send.py`, `POST /dp`), queue mode (`queue.py`) and hardening of aiocoap's message layer
 (`wire.py`); `client.py` the device operations (`DeviceClient`, with `formats.py`
 negotiation and `observe.py`); `coaperrors.py` the translation of aiocoap errors.
-`firmware.py`, `blockserver*.py` do block-wise firmware delivery. The controller composes
+`firmware.py`, `fastpath.py`, `push.py` do block-wise firmware delivery. The controller composes
 them; the simulator reuses the codecs. See docs/contracts.md for the public surface.
 """

@@ -18,11 +18,11 @@ from aiocoap import Message
 from aiocoap.numbers.codes import Code
 
 from reconciler.errors import DeviceNotRegistered, DeviceRequestFailed, RequestQueued
-from reconciler.lwm2m.blockserver_push import push_firmware
 from reconciler.lwm2m.coaperrors import abandon, raise_for_code, translate
 from reconciler.lwm2m.codecs import CodecError, Value, encode, parse_link_format
 from reconciler.lwm2m.formats import decode_response, links_under, read_formats, write_formats
 from reconciler.lwm2m.observe import Observation, follow
+from reconciler.lwm2m.push import push_firmware
 from reconciler.model.lwm2m import FW_PACKAGE, Path
 
 if TYPE_CHECKING:

@@ -5,8 +5,8 @@ a path carrying an unguessable token (secrets.token_urlsafe), so only the device
 offered to can fetch it; every other path answers 4.04. Authorisation is by token, never
 by source address: devices often download from another port or socket. The repository
 is served by `FirmwareResource` (an aiocoap resource, `repository.mount(site)`) and by the
-fast path in `blockserver.py`; both choose blocks with the pure `select_block`. Called by
-`server.py` (offer_firmware / revoke_firmware); `blockserver_push.py` pushes instead.
+fast path in `fastpath.py`; both choose blocks with the pure `select_block`. Called by
+`server.py` (offer_firmware / revoke_firmware); `push.py` pushes instead.
 """
 
 from __future__ import annotations

@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 
 from aiocoap import Context, resource
 
-from reconciler.lwm2m.blockserver import install_fast_path
 from reconciler.lwm2m.client import DeviceClient
 from reconciler.lwm2m.codecs import Value
+from reconciler.lwm2m.fastpath import install_fast_path
 from reconciler.lwm2m.firmware import FirmwareRepository
 from reconciler.lwm2m.queue import DEFAULT_AWAKE_SECONDS, QueueMode
 from reconciler.lwm2m.rd import EntryResource, RdService, RegisterResource

@@ -28,7 +28,7 @@ from aiocoap.message import Direction
 from aiocoap.numbers.types import ACK, CON, RST
 from aiocoap.transports.udp6 import UDP6EndpointAddress
 
-from . import blockserver_wire as framing
+from . import coapframe
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +254,8 @@ def format_error(data: bytes) -> str | None:
     datagram cut short inside its token carries no token at all, a payload marker must
     be followed by a payload, and an Empty message has nothing after its header (§4.1)."""
     try:
-        framing.parse(data)
-    except framing.FormatError as exc:
+        coapframe.parse(data)
+    except coapframe.FormatError as exc:
         return str(exc)
     return None
 
@@ -271,7 +271,7 @@ def _reset(data: bytes) -> bytes | None:
     return bytes((0x70, 0x00, data[2], data[3])) if _confirmable(data) else None
 
 
-def _bad_option(data: bytes, code: int = framing.BAD_OPTION,
+def _bad_option(data: bytes, code: int = coapframe.BAD_OPTION,
                 diagnostic: str = "invalid option value") -> bytes | None:
     """A Confirmable request's piggybacked error: 4.02 when an option value breaks its
     format (a Uri-Path that is not UTF-8 counts as unrecognized, §5.4.1, and every
@@ -293,8 +293,8 @@ def _refusal(message: Message) -> tuple[int, str] | None:
         return None
     for option in message.opt.option_list():
         number = int(option.number)
-        if number in (framing.PROXY_URI, framing.PROXY_SCHEME):
-            return framing.PROXYING_NOT_SUPPORTED, "this is not a proxy"
+        if number in (coapframe.PROXY_URI, coapframe.PROXY_SCHEME):
+            return coapframe.PROXYING_NOT_SUPPORTED, "this is not a proxy"
         if number & 1 and number not in RECOGNIZED_CRITICAL:
-            return framing.BAD_OPTION, f"unrecognized critical option {number}"
+            return coapframe.BAD_OPTION, f"unrecognized critical option {number}"
     return None

@@ -3,7 +3,7 @@
 A pull is ~128 request/response pairs per device and a fleet pulls a thousand at once,
 so aiocoap `Message` objects and an `asyncio.wait` per request cost more than the block
 itself (profiled: the simulator, not the server, bounded the 1,000-device rollout).
-`BlockClient` builds each GET from bytes and parses answers with `blockserver_wire`,
+`BlockClient` builds each GET from bytes and parses answers with `lwm2m.coapframe`,
 retransmits on one timer per request (RFC 7252 §4.2: ACK_TIMEOUT x RANDOM_FACTOR,
 doubling, MAX_RETRANSMIT times) and takes piggybacked or separate responses (an empty
 ACK, then a Confirmable it acknowledges). One request at a time, and one timer per
@@ -19,7 +19,7 @@ import random
 from collections.abc import Sequence
 from typing import NamedTuple, cast
 
-from reconciler.lwm2m import blockserver_wire as wire
+from reconciler.lwm2m import coapframe
 from reconciler.lwm2m.firmware import parse_block_value
 from reconciler.simulator.coap import Addr, Reliability, RequestReset, RequestTimeout
 
@@ -85,7 +85,7 @@ class BlockClient(asyncio.DatagramProtocol):
         self._mid = (self._mid + 1) & 0xFFFF
         self._token = (self._token + 1) & 0xFFFFFFFF
         token = self._token.to_bytes(4, "big")
-        data = wire.build(wire.CON, wire.GET, self._mid, token,
+        data = coapframe.build(coapframe.CON, coapframe.GET, self._mid, token,
                           self._uri_options(path, query) + _block2_option(block2, path, query))
         timeout = self._rel.ack_timeout * random.uniform(1.0, self._rel.random_factor)
         exchange = self._exchange = _Exchange(self._mid, token, data, timeout,
@@ -100,9 +100,9 @@ class BlockClient(asyncio.DatagramProtocol):
         """Uri-Path and Uri-Query encoded once per download: only Block2 changes."""
         key = (tuple(path), tuple(query))
         if self._uri_key != key:
-            options = [(wire.URI_PATH, segment.encode()) for segment in path]
-            options += [(wire.URI_QUERY, item.encode()) for item in query]
-            self._uri_key, self._uri_encoded = key, wire.encode_options(options)
+            options = [(coapframe.URI_PATH, segment.encode()) for segment in path]
+            options += [(coapframe.URI_QUERY, item.encode()) for item in query]
+            self._uri_key, self._uri_encoded = key, coapframe.encode_options(options)
         return self._uri_encoded
 
     def _transmit(self, exchange: _Exchange) -> None:
@@ -148,34 +148,34 @@ class BlockClient(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         remote: Addr = (str(addr[0]), int(addr[1]))
         try:
-            message = wire.parse(data)
-        except wire.FormatError:
-            self._reply(wire.reset_for(data), remote)  # RFC 7252 §4.2
+            message = coapframe.parse(data)
+        except coapframe.FormatError:
+            self._reply(coapframe.reset_for(data), remote)  # RFC 7252 §4.2
             return
         exchange = self._exchange
-        if message.code == wire.EMPTY:
+        if message.code == coapframe.EMPTY:
             self._on_empty(message, exchange, remote)
         elif message.code >= 0x40:  # a response; requests are not ours to answer
             self._on_response(message, exchange, remote)
 
-    def _on_empty(self, message: wire.Datagram, exchange: _Exchange | None,
+    def _on_empty(self, message: coapframe.Datagram, exchange: _Exchange | None,
                   remote: Addr) -> None:
-        if message.mtype == wire.CON:  # CoAP ping
-            self._reply(wire.reset(message.mid), remote)
+        if message.mtype == coapframe.CON:  # CoAP ping
+            self._reply(coapframe.reset(message.mid), remote)
         elif exchange is None or message.mid != exchange.mid:
             return
-        elif message.mtype == wire.ACK:
+        elif message.mtype == coapframe.ACK:
             exchange.acked = True
-        elif message.mtype == wire.RST and not exchange.future.done():
+        elif message.mtype == coapframe.RST and not exchange.future.done():
             exchange.future.set_exception(RequestReset())
 
-    def _on_response(self, message: wire.Datagram, exchange: _Exchange | None,
+    def _on_response(self, message: coapframe.Datagram, exchange: _Exchange | None,
                      remote: Addr) -> None:
         ours = exchange is not None and message.token == exchange.token and (
-            message.mtype != wire.ACK or message.mid == exchange.mid)
-        if message.mtype == wire.CON:  # separate: acknowledged; unknown: reset (§5.3.2)
-            kind = wire.ACK if ours else wire.RST
-            self._reply(wire.build(kind, wire.EMPTY, message.mid, b""), remote)
+            message.mtype != coapframe.ACK or message.mid == exchange.mid)
+        if message.mtype == coapframe.CON:  # separate: acknowledged; unknown: reset (§5.3.2)
+            kind = coapframe.ACK if ours else coapframe.RST
+            self._reply(coapframe.build(kind, coapframe.EMPTY, message.mid, b""), remote)
         if ours and exchange is not None and not exchange.future.done():
             exchange.future.set_result(_answer(message))
 
@@ -186,17 +186,17 @@ class BlockClient(asyncio.DatagramProtocol):
 
 def _block2_option(value: int, path: Sequence[str], query: Sequence[str]) -> bytes:
     """Block2 (23) after the last Uri-Path (11) or Uri-Query (15) option, if any."""
-    previous = wire.URI_QUERY if query else wire.URI_PATH if path else 0
-    return wire.encode_options([(wire.BLOCK2 - previous, wire.uint(value))])
+    previous = coapframe.URI_QUERY if query else coapframe.URI_PATH if path else 0
+    return coapframe.encode_options([(coapframe.BLOCK2 - previous, coapframe.uint(value))])
 
 
-def _answer(message: wire.Datagram) -> Answer:
+def _answer(message: coapframe.Datagram) -> Answer:
     block2 = size2 = etag = None
     for number, value in message.options:
-        if number == wire.BLOCK2 and len(value) <= 3:
+        if number == coapframe.BLOCK2 and len(value) <= 3:
             block2 = parse_block_value(int.from_bytes(value, "big"))
-        elif number == wire.SIZE2:
+        elif number == coapframe.SIZE2:
             size2 = int.from_bytes(value, "big")
-        elif number == wire.ETAG and etag is None:
+        elif number == coapframe.ETAG and etag is None:
             etag = value
     return Answer(message.code, block2, size2, etag, message.payload)

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from aiocoap import Context, resource
 
-from reconciler.lwm2m.blockserver import BlockServer, install_fast_path
+from bench.blockserver import BlockServer
+from reconciler.lwm2m.fastpath import install_fast_path
 from reconciler.lwm2m.firmware import FirmwareRepository
 
 

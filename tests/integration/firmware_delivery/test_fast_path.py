@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.lwm2m import blockserver_wire as wire
-from reconciler.lwm2m.blockserver import PASS, FastPath
+from reconciler.lwm2m import coapframe
+from reconciler.lwm2m.fastpath import PASS, FastPath
 from reconciler.lwm2m.firmware import FirmwareRepository, block_value
 
 IMAGE = bytes(range(256)) * 20  # 5120 bytes
@@ -26,24 +26,24 @@ def path(repository: FirmwareRepository) -> list[bytes]:
 def request(
     path: list[bytes],
     *,
-    mtype: int = wire.CON,
-    code: int = wire.GET,
+    mtype: int = coapframe.CON,
+    code: int = coapframe.GET,
     mid: int = 0x1234,
     token: bytes = b"\xa1\xb2",
     extra: tuple[tuple[int, bytes], ...] = (),
 ) -> bytes:
-    options = [(wire.URI_PATH, segment) for segment in path] + list(extra)
-    return wire.build(mtype, code, mid, token, wire.tail(options))
+    options = [(coapframe.URI_PATH, segment) for segment in path] + list(extra)
+    return coapframe.build(mtype, code, mid, token, coapframe.tail(options))
 
 
 def block2(num: int, szx: int) -> tuple[tuple[int, bytes], ...]:
-    return ((wire.BLOCK2, wire.uint(block_value(num, False, szx))),)
+    return ((coapframe.BLOCK2, coapframe.uint(block_value(num, False, szx))),)
 
 
-def answer(repository: FirmwareRepository, datagram: bytes) -> wire.Datagram:
+def answer(repository: FirmwareRepository, datagram: bytes) -> coapframe.Datagram:
     reply = FastPath(repository).handle(datagram)
     assert reply is not None and reply is not PASS
-    return wire.parse(reply)
+    return coapframe.parse(reply)
 
 
 def test_a_confirmable_block_get_gets_a_piggybacked_ack_with_its_mid_and_token(
@@ -51,27 +51,28 @@ def test_a_confirmable_block_get_gets_a_piggybacked_ack_with_its_mid_and_token(
 ) -> None:
     reply = answer(repository, request(path, extra=block2(2, 2)))
     assert (reply.mtype, reply.code, reply.mid, reply.token) == (
-        wire.ACK,
-        wire.CONTENT,
+        coapframe.ACK,
+        coapframe.CONTENT,
         0x1234,
         b"\xa1\xb2",
     )
     assert reply.payload == IMAGE[128:192]
     offer = repository.offered("dev-a")
     assert offer is not None
-    assert reply.values(wire.ETAG) == [offer.etag]
-    assert reply.values(wire.CONTENT_FORMAT) == [wire.uint(42)]
-    assert reply.values(wire.BLOCK2) == [wire.uint(block_value(2, True, 2))]
-    assert reply.values(wire.SIZE2) == [wire.uint(len(IMAGE))]
+    assert reply.values(coapframe.ETAG) == [offer.etag]
+    assert reply.values(coapframe.CONTENT_FORMAT) == [coapframe.uint(42)]
+    assert reply.values(coapframe.BLOCK2) == [coapframe.uint(block_value(2, True, 2))]
+    assert reply.values(coapframe.SIZE2) == [coapframe.uint(len(IMAGE))]
 
 
 def test_a_non_confirmable_get_gets_a_non_reply_with_a_fresh_mid(
     repository: FirmwareRepository, path: list[bytes]
 ) -> None:
     fast = FastPath(repository)
-    first = wire.parse(fast.handle(request(path, mtype=wire.NON, extra=block2(0, 6))) or b"")
-    second = wire.parse(fast.handle(request(path, mtype=wire.NON, extra=block2(1, 6))) or b"")
-    assert (first.mtype, first.token, first.payload) == (wire.NON, b"\xa1\xb2", IMAGE[:1024])
+    non = coapframe.NON
+    first = coapframe.parse(fast.handle(request(path, mtype=non, extra=block2(0, 6))) or b"")
+    second = coapframe.parse(fast.handle(request(path, mtype=non, extra=block2(1, 6))) or b"")
+    assert (first.mtype, first.token, first.payload) == (coapframe.NON, b"\xa1\xb2", IMAGE[:1024])
     assert first.mid != second.mid
 
 
@@ -88,20 +89,20 @@ def test_a_first_get_without_block2_gets_block_zero_with_size2(
 ) -> None:
     reply = answer(repository, request(path))
     assert reply.payload == IMAGE[:1024]
-    assert reply.values(wire.BLOCK2) == [wire.uint(block_value(0, True, 6))]
-    assert reply.values(wire.SIZE2) == [wire.uint(len(IMAGE))]
+    assert reply.values(coapframe.BLOCK2) == [coapframe.uint(block_value(0, True, 6))]
+    assert reply.values(coapframe.SIZE2) == [coapframe.uint(len(IMAGE))]
 
 
 @pytest.mark.parametrize(
     ("extra", "code", "message"),
     [
-        (block2(5, 6), wire.BAD_OPTION, b"starts past"),
-        (block2(0, 7), wire.BAD_REQUEST, b"reserved"),
-        (((wire.BLOCK2, b"\x00\x00\x00\x10"),), wire.BAD_OPTION, b"0-3 bytes"),
-        (block2(0, 6) + block2(1, 6), wire.BAD_OPTION, b"0-3 bytes"),
-        (((wire.ACCEPT, wire.uint(50)),), wire.NOT_ACCEPTABLE, b"octet-stream"),
-        (((wire.IF_MATCH, b""),), wire.BAD_OPTION, b"critical option 1"),
-        (((wire.PROXY_URI, b"coap://x/"),), wire.PROXYING_NOT_SUPPORTED, b"not a proxy"),
+        (block2(5, 6), coapframe.BAD_OPTION, b"starts past"),
+        (block2(0, 7), coapframe.BAD_REQUEST, b"reserved"),
+        (((coapframe.BLOCK2, b"\x00\x00\x00\x10"),), coapframe.BAD_OPTION, b"0-3 bytes"),
+        (block2(0, 6) + block2(1, 6), coapframe.BAD_OPTION, b"0-3 bytes"),
+        (((coapframe.ACCEPT, coapframe.uint(50)),), coapframe.NOT_ACCEPTABLE, b"octet-stream"),
+        (((coapframe.IF_MATCH, b""),), coapframe.BAD_OPTION, b"critical option 1"),
+        (((coapframe.PROXY_URI, b"coap://x/"),), coapframe.PROXYING_NOT_SUPPORTED, b"not a proxy"),
     ],
 )
 def test_bad_requests_get_the_matching_error_code_and_a_diagnostic(
@@ -112,36 +113,38 @@ def test_bad_requests_get_the_matching_error_code_and_a_diagnostic(
     message: bytes,
 ) -> None:
     reply = answer(repository, request(path, extra=extra))
-    assert (reply.mtype, reply.code, reply.mid) == (wire.ACK, code, 0x1234)
+    assert (reply.mtype, reply.code, reply.mid) == (coapframe.ACK, code, 0x1234)
     assert message in reply.payload
 
 
 def test_an_unknown_token_or_a_revoked_offer_is_not_found(
     repository: FirmwareRepository, path: list[bytes]
 ) -> None:
-    assert answer(repository, request([b"fw", b"guess"])).code == wire.NOT_FOUND
-    assert answer(repository, request([b"fw"])).code == wire.NOT_FOUND
-    assert answer(repository, request([*path, b"more"])).code == wire.NOT_FOUND
-    assert answer(repository, request([b"fw", b"\xff"])).code == wire.BAD_REQUEST
+    assert answer(repository, request([b"fw", b"guess"])).code == coapframe.NOT_FOUND
+    assert answer(repository, request([b"fw"])).code == coapframe.NOT_FOUND
+    assert answer(repository, request([*path, b"more"])).code == coapframe.NOT_FOUND
+    assert answer(repository, request([b"fw", b"\xff"])).code == coapframe.BAD_REQUEST
     repository.revoke("dev-a")
-    assert answer(repository, request(path)).code == wire.NOT_FOUND
+    assert answer(repository, request(path)).code == coapframe.NOT_FOUND
 
 
 def test_methods_other_than_get_are_not_allowed(
     repository: FirmwareRepository, path: list[bytes]
 ) -> None:
-    assert answer(repository, request(path, code=0x03)).code == wire.METHOD_NOT_ALLOWED
+    assert answer(repository, request(path, code=0x03)).code == coapframe.METHOD_NOT_ALLOWED
 
 
 def test_a_coap_ping_gets_a_reset_and_acks_and_resets_get_nothing(
     repository: FirmwareRepository,
 ) -> None:
     fast = FastPath(repository)
-    assert fast.handle(wire.build(wire.CON, wire.EMPTY, 7, b"")) == wire.reset(7)
-    assert fast.handle(wire.build(wire.ACK, wire.EMPTY, 7, b"")) is None
-    assert fast.handle(wire.build(wire.RST, wire.EMPTY, 7, b"")) is None
-    assert fast.handle(wire.build(wire.CON, wire.CONTENT, 8, b"t")) == wire.reset(8)
-    assert fast.handle(wire.build(wire.NON, wire.CONTENT, 8, b"t")) is None
+    empty_con = coapframe.build(coapframe.CON, coapframe.EMPTY, 7, b"")
+    assert fast.handle(empty_con) == coapframe.reset(7)
+    assert fast.handle(coapframe.build(coapframe.ACK, coapframe.EMPTY, 7, b"")) is None
+    assert fast.handle(coapframe.build(coapframe.RST, coapframe.EMPTY, 7, b"")) is None
+    response_con = coapframe.build(coapframe.CON, coapframe.CONTENT, 8, b"t")
+    assert fast.handle(response_con) == coapframe.reset(8)
+    assert fast.handle(coapframe.build(coapframe.NON, coapframe.CONTENT, 8, b"t")) is None
 
 
 @pytest.mark.parametrize(
@@ -158,7 +161,7 @@ def test_a_coap_ping_gets_a_reset_and_acks_and_resets_get_nothing(
 )
 def test_malformed_confirmables_get_a_reset_and_non_confirmables_nothing(datagram: bytes) -> None:
     fast = FastPath(FirmwareRepository())
-    assert fast.handle(datagram) == wire.reset(9)
+    assert fast.handle(datagram) == coapframe.reset(9)
     assert fast.handle(bytes([datagram[0] | 0x10]) + datagram[1:]) is None
     assert fast.handle(datagram, exclusive=False) is PASS
 
@@ -174,9 +177,10 @@ def test_on_a_shared_socket_only_fw_requests_are_taken(
 ) -> None:
     fast = FastPath(repository)
     assert fast.handle(request([b"rd"], code=0x02), exclusive=False) is PASS
-    assert fast.handle(wire.build(wire.ACK, wire.CONTENT, 1, b""), exclusive=False) is PASS
+    ack = coapframe.build(coapframe.ACK, coapframe.CONTENT, 1, b"")
+    assert fast.handle(ack, exclusive=False) is PASS
     taken = fast.handle(request(path, extra=block2(1, 6)), exclusive=False)
-    assert taken is not PASS and wire.parse(taken or b"").payload == IMAGE[1024:2048]
+    assert taken is not PASS and coapframe.parse(taken or b"").payload == IMAGE[1024:2048]
 
 
 @settings(max_examples=400, deadline=None)
@@ -187,9 +191,9 @@ def test_any_datagram_gets_a_well_formed_reply_or_none(datagram: bytes) -> None:
     reply = FastPath(repository).handle(datagram)
     if reply is None:
         return
-    parsed = wire.parse(reply)
-    assert parsed.mid == (datagram[2] << 8 | datagram[3]) or parsed.mtype == wire.NON
-    assert parsed.mtype in (wire.ACK, wire.RST, wire.NON)
+    parsed = coapframe.parse(reply)
+    assert parsed.mid == (datagram[2] << 8 | datagram[3]) or parsed.mtype == coapframe.NON
+    assert parsed.mtype in (coapframe.ACK, coapframe.RST, coapframe.NON)
 
 
 @settings(max_examples=300, deadline=None)
@@ -201,7 +205,7 @@ def test_any_datagram_gets_a_well_formed_reply_or_none(datagram: bytes) -> None:
         ),
         max_size=6,
     ),
-    mtype=st.sampled_from([wire.CON, wire.NON]),
+    mtype=st.sampled_from([coapframe.CON, coapframe.NON]),
     code=st.integers(0, 255),
 )
 def test_well_formed_requests_with_any_options_get_a_coap_answer(
@@ -209,9 +213,10 @@ def test_well_formed_requests_with_any_options_get_a_coap_answer(
 ) -> None:
     repository = FirmwareRepository()
     path = repository.offer("dev-a", "img", IMAGE).strip("/").split("/")
-    all_options = [(wire.URI_PATH, p.encode()) for p in path] + options
-    reply = FastPath(repository).handle(wire.build(mtype, code, 5, b"tk", wire.tail(all_options)))
+    all_options = [(coapframe.URI_PATH, p.encode()) for p in path] + options
+    datagram = coapframe.build(mtype, code, 5, b"tk", coapframe.tail(all_options))
+    reply = FastPath(repository).handle(datagram)
     if reply is not None:
-        parsed = wire.parse(reply)
-        assert parsed.mtype in (wire.ACK, wire.NON, wire.RST)
-        assert parsed.mtype == wire.RST or parsed.token == b"tk"
+        parsed = coapframe.parse(reply)
+        assert parsed.mtype in (coapframe.ACK, coapframe.NON, coapframe.RST)
+        assert parsed.mtype == coapframe.RST or parsed.token == b"tk"

@@ -14,7 +14,7 @@ from aiocoap import GET, Context, Message, resource
 from aiocoap.numbers.codes import Code
 
 from reconciler.errors import DeviceRequestFailed, DeviceTimeout
-from reconciler.lwm2m.blockserver_push import push_firmware
+from reconciler.lwm2m.push import push_firmware
 
 from .conftest import socket_port
 

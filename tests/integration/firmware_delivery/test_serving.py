@@ -10,8 +10,8 @@ from typing import Any
 from aiocoap import GET, POST, Context, Message
 from aiocoap.numbers.codes import Code
 
-from reconciler.lwm2m import blockserver_wire as wire
-from reconciler.lwm2m.blockserver import BlockServer
+from bench.blockserver import BlockServer
+from reconciler.lwm2m import coapframe
 
 from .conftest import Served
 
@@ -126,8 +126,9 @@ async def test_the_fast_path_resets_malformed_confirmables(served: Served) -> No
             raw.connect(("127.0.0.1", server.port))
             for datagram in MALFORMED:
                 await loop.sock_sendall(raw, datagram)
-                reply = wire.parse(await asyncio.wait_for(loop.sock_recv(raw, 1500), 5))
-                assert (reply.mtype, reply.code, reply.mid) == (wire.RST, wire.EMPTY, 0x0A0B)
+                reply = coapframe.parse(await asyncio.wait_for(loop.sock_recv(raw, 1500), 5))
+                expected = (coapframe.RST, coapframe.EMPTY, 0x0A0B)
+                assert (reply.mtype, reply.code, reply.mid) == expected
     finally:
         await server.stop()
 

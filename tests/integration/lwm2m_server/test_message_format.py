@@ -14,7 +14,7 @@ from aiocoap import Message
 from aiocoap.numbers.codes import Code
 from aiocoap.numbers.types import Type
 
-from reconciler.lwm2m.blockserver import BlockServer
+from bench.blockserver import BlockServer
 from reconciler.lwm2m.server import Lwm2mServer
 
 from .conftest import RawSocket, open_raw, reset

@@ -1,9 +1,10 @@
-"""Just enough RFC 7252 to answer firmware block GETs without aiocoap's message layer.
+"""A CoAP frame codec (RFC 7252 §3): datagrams to fields and back, without aiocoap.
 
 Parses a datagram's header, token, options and payload (`parse`), and builds responses
 (`build`, `encode_options`) with the option delta/length encoding of RFC 7252 §3.1. Pure
-functions over bytes, used by `blockserver.py` (the fast path) and its tests; anything
-that is not well-formed raises `FormatError`, which the fast path turns into a Reset.
+functions over bytes, used by `fastpath.py` (firmware block GETs), `wire.py` (the format
+check of every datagram the server receives) and the simulator's block client (`pull.py`);
+anything that is not well-formed raises `FormatError`.
 """
 
 from __future__ import annotations

@@ -5,19 +5,19 @@ option views, exchange bookkeeping), so block GETs are answered here with a pre-
 response tail (options + payload, cached per offer and block) behind a 4-byte header.
 Spec rules kept: CON -> piggybacked ACK with the same message id and token, NON -> NON
 with a fresh message id; a duplicate is simply answered again (GET is idempotent);
-malformed CONs get a Reset, bad requests a CoAP error code, nothing ever raises. Used as
-`BlockServer` (its own socket) or `install_fast_path` (beside aiocoap on the server socket).
+malformed CONs get a Reset, bad requests a CoAP error code, nothing ever raises. Installed
+by `Lwm2mServer` beside aiocoap on its socket (`install_fast_path`); bench/blockserver.py
+runs it on a socket of its own for tests and the benchmark.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import socket
 from typing import Any, Final
 
-from . import blockserver_wire as wire
+from . import coapframe
 from .firmware import (
     OPAQUE,
     BlockError,
@@ -33,9 +33,12 @@ log = logging.getLogger(__name__)
 PASS: Final = b"pass"  # shared socket: not a firmware request, hand it to aiocoap
 BLOCK_CACHE_CAP = 4096  # encoded responses kept per offer before the cache starts over
 _IGNORED_OPTIONS = frozenset(
-    {wire.URI_HOST, wire.ETAG, wire.OBSERVE, wire.URI_PORT, wire.URI_QUERY, wire.SIZE2}
+    {coapframe.URI_HOST, coapframe.ETAG, coapframe.OBSERVE, coapframe.URI_PORT,
+     coapframe.URI_QUERY, coapframe.SIZE2}
 )
-_ERROR_CODES = {"4.00": wire.BAD_REQUEST, "4.02": wire.BAD_OPTION}
+# Datagrams read per wake-up of a socket: one epoll round serves a burst of block GETs.
+DRAIN = 64
+_ERROR_CODES = {"4.00": coapframe.BAD_REQUEST, "4.02": coapframe.BAD_OPTION}
 
 
 class _Refusal(Exception):
@@ -54,37 +57,37 @@ class FastPath:
 
     def handle(self, data: bytes, *, exclusive: bool = True) -> bytes | None:
         try:
-            message = wire.parse(data)
-        except wire.FormatError:
-            return wire.reset_for(data) if exclusive else PASS
+            message = coapframe.parse(data)
+        except coapframe.FormatError:
+            return coapframe.reset_for(data) if exclusive else PASS
         if not exclusive and not self._is_ours(message):
             return PASS
         return self._respond(message)
 
-    def _is_ours(self, message: wire.Datagram) -> bool:
+    def _is_ours(self, message: coapframe.Datagram) -> bool:
         if not 1 <= message.code <= 31:
             return False
-        return next(iter(message.values(wire.URI_PATH)), None) == self._prefix
+        return next(iter(message.values(coapframe.URI_PATH)), None) == self._prefix
 
-    def _respond(self, message: wire.Datagram) -> bytes | None:
-        if message.mtype in (wire.ACK, wire.RST):
+    def _respond(self, message: coapframe.Datagram) -> bytes | None:
+        if message.mtype in (coapframe.ACK, coapframe.RST):
             return None  # the fast path never sends Confirmables of its own
-        if message.code == wire.EMPTY or not 1 <= message.code <= 31:
+        if message.code == coapframe.EMPTY or not 1 <= message.code <= 31:
             # CoAP ping (empty CON) or a response we never asked for: Reset (§4.2, §4.3).
-            return wire.reset(message.mid) if message.mtype == wire.CON else None
+            return coapframe.reset(message.mid) if message.mtype == coapframe.CON else None
         try:
-            code, tail = wire.CONTENT, self._content(message)
+            code, tail = coapframe.CONTENT, self._content(message)
         except _Refusal as refusal:
-            code, tail = refusal.code, wire.tail((), str(refusal).encode())
-        if message.mtype == wire.CON:
-            return wire.build(wire.ACK, code, message.mid, message.token, tail)
+            code, tail = refusal.code, coapframe.tail((), str(refusal).encode())
+        if message.mtype == coapframe.CON:
+            return coapframe.build(coapframe.ACK, code, message.mid, message.token, tail)
         self._mid = (self._mid + 1) & 0xFFFF
-        return wire.build(wire.NON, code, self._mid, message.token, tail)
+        return coapframe.build(coapframe.NON, code, self._mid, message.token, tail)
 
-    def _content(self, message: wire.Datagram) -> bytes:
+    def _content(self, message: coapframe.Datagram) -> bytes:
         path, block2 = _read_options(message)
-        if message.code != wire.GET:
-            raise _Refusal(wire.METHOD_NOT_ALLOWED, "firmware is only read with GET")
+        if message.code != coapframe.GET:
+            raise _Refusal(coapframe.METHOD_NOT_ALLOWED, "firmware is only read with GET")
         offer = self._offer(path)
         cached = offer.blocks.get(block2)
         if cached is None:
@@ -100,120 +103,54 @@ class FastPath:
             choice = select_block(len(offer.data), block2, self._repository.max_szx)
         except BlockError as exc:
             raise _Refusal(_ERROR_CODES[exc.code], str(exc)) from None
-        options = [(wire.ETAG, offer.etag), (wire.CONTENT_FORMAT, wire.uint(OPAQUE))]
-        options.append((wire.SIZE2, wire.uint(len(offer.data))))
+        options = [(coapframe.ETAG, offer.etag), (coapframe.CONTENT_FORMAT, coapframe.uint(OPAQUE))]
+        options.append((coapframe.SIZE2, coapframe.uint(len(offer.data))))
         if choice.blockwise:
             value = block_value(choice.num, choice.more, choice.szx)
-            options.append((wire.BLOCK2, wire.uint(value)))
-        return wire.tail(options, offer.data[choice.start : choice.end])
+            options.append((coapframe.BLOCK2, coapframe.uint(value)))
+        return coapframe.tail(options, offer.data[choice.start : choice.end])
 
     def _offer(self, path: list[bytes]) -> Offer:
         if len(path) == 2 and path[0] == self._prefix:
             try:
                 offer = self._repository.lookup(path[1].decode())
             except UnicodeDecodeError:
-                raise _Refusal(wire.BAD_REQUEST, "Uri-Path is not UTF-8") from None
+                raise _Refusal(coapframe.BAD_REQUEST, "Uri-Path is not UTF-8") from None
             if offer is not None:
                 return offer
-        raise _Refusal(wire.NOT_FOUND, "no firmware offered at this path")
+        raise _Refusal(coapframe.NOT_FOUND, "no firmware offered at this path")
 
 
-def _read_options(message: wire.Datagram) -> tuple[list[bytes], tuple[int, int] | None]:
+def _read_options(message: coapframe.Datagram) -> tuple[list[bytes], tuple[int, int] | None]:
     """Uri-Path segments and Block2 (num, szx); refuses what RFC 7252 §5.4.1 says to."""
     path: list[bytes] = []
     block2: tuple[int, int] | None = None
     for number, value in message.options:
-        if number == wire.URI_PATH:
+        if number == coapframe.URI_PATH:
             path.append(value)
-        elif number == wire.BLOCK2:
+        elif number == coapframe.BLOCK2:
             if len(value) > 3 or block2 is not None:
-                raise _Refusal(wire.BAD_OPTION, "Block2 must be one option of 0-3 bytes")
+                raise _Refusal(coapframe.BAD_OPTION, "Block2 must be one option of 0-3 bytes")
             num, _more, szx = parse_block_value(int.from_bytes(value, "big"))
             block2 = (num, szx)
-        elif number == wire.ACCEPT:
+        elif number == coapframe.ACCEPT:
             if int.from_bytes(value, "big") != OPAQUE:
-                raise _Refusal(wire.NOT_ACCEPTABLE, "firmware is application/octet-stream (42)")
-        elif number in (wire.PROXY_URI, wire.PROXY_SCHEME):
-            raise _Refusal(wire.PROXYING_NOT_SUPPORTED, "this is not a proxy")
+                raise _Refusal(coapframe.NOT_ACCEPTABLE,
+                               "firmware is application/octet-stream (42)")
+        elif number in (coapframe.PROXY_URI, coapframe.PROXY_SCHEME):
+            raise _Refusal(coapframe.PROXYING_NOT_SUPPORTED, "this is not a proxy")
         elif number & 1 and number not in _IGNORED_OPTIONS:
-            raise _Refusal(wire.BAD_OPTION, f"unrecognised critical option {number}")
+            raise _Refusal(coapframe.BAD_OPTION, f"unrecognised critical option {number}")
     return path, block2
 
 
-def _safely(fast: FastPath, data: bytes, *, exclusive: bool) -> bytes | None:
+def answer(fast: FastPath, data: bytes, *, exclusive: bool) -> bytes | None:
+    """`fast.handle`, but a bug costs one answer (a Reset for a CON), never the server."""
     try:
         return fast.handle(data, exclusive=exclusive)
-    except Exception:  # a bug must cost one answer, never the server
+    except Exception:
         log.exception("firmware fast path failed on a %d-byte datagram", len(data))
-        return wire.reset_for(data)
-
-
-class BlockServer:
-    """The fast path on a UDP socket of its own (`port=0` picks a free port).
-
-    Reads the socket directly instead of through asyncio's datagram transport, which
-    allocates a 256 KiB buffer per datagram; each wake-up drains up to DRAIN datagrams."""
-
-    DRAIN = 64
-
-    def __init__(
-        self,
-        repository: FirmwareRepository,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
-        reuse_port: bool = False,
-    ) -> None:
-        self._fast = FastPath(repository)
-        self._host, self._port, self._reuse_port = host, port, reuse_port
-        self._sock: socket.socket | None = None
-
-    async def start(self) -> None:
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            if self._reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((self._host, self._port))
-            sock.setblocking(False)
-            asyncio.get_running_loop().add_reader(sock.fileno(), self._drain, sock)
-        except BaseException:
-            sock.close()
-            raise
-        self._sock = sock
-
-    async def stop(self) -> None:
-        if self._sock is not None:
-            asyncio.get_running_loop().remove_reader(self._sock.fileno())
-            self._sock.close()
-            self._sock = None
-
-    def _drain(self, sock: socket.socket) -> None:
-        for _ in range(self.DRAIN):
-            try:
-                data, address = sock.recvfrom(4096)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # ICMP errors from vanished clients surface here
-                log.debug("firmware block socket: %s", exc)
-                continue
-            reply = _safely(self._fast, data, exclusive=True)
-            if reply:
-                try:
-                    sock.sendto(reply, address)
-                except OSError as exc:  # a full buffer drops this reply; CON retransmits
-                    log.debug("firmware block reply to %s dropped: %s", address, exc)
-
-    @property
-    def port(self) -> int:
-        if self._sock is None:
-            raise RuntimeError("BlockServer is not started")
-        return int(self._sock.getsockname()[1])
-
-    @property
-    def base_uri(self) -> str:
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"coap://{host}:{self.port}"
+        return coapframe.reset_for(data)
 
 
 def install_fast_path(context: Any, repository: FirmwareRepository) -> int:
@@ -234,7 +171,7 @@ def install_fast_path(context: Any, repository: FirmwareRepository) -> int:
 
 def _hook(fast: FastPath, interface: Any, previous: Any) -> Any:
     def one(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
-        reply = _safely(fast, data, exclusive=False)
+        reply = answer(fast, data, exclusive=False)
         if reply is PASS:
             previous(data, ancdata, flags, address)
         elif reply:
@@ -246,7 +183,7 @@ def _hook(fast: FastPath, interface: Any, previous: Any) -> Any:
         # aiocoap's transport reads one datagram per event-loop turn; under load, drain
         # what is queued now (same recvmsg call), so a block costs no extra epoll round.
         sock = interface.transport.get_extra_info("socket")
-        for _ in range(BlockServer.DRAIN - 1):
+        for _ in range(DRAIN - 1):
             if sock.fileno() < 0:  # closed while dispatching: the context is shutting down
                 return
             try:
