@@ -4,8 +4,10 @@
 JSON, link format). `server.py` is the server endpoint (`Lwm2mServer`): the registration
 interface (`rd.py` resources, `registration.py` parsing, `registry.py` table), Send
 (`send.py`, `POST /dp`), queue mode (`queue.py`) and hardening of aiocoap's message layer
-(`wire.py`); `client.py` the device operations (`DeviceClient`, with `formats.py`
+(`wire.py`, through `aiocoap_adapter.py`, the one module that touches aiocoap's
+internals); `client.py` the device operations (`DeviceClient`, with `formats.py`
 negotiation and `observe.py`); `coaperrors.py` the translation of aiocoap errors.
-`firmware.py`, `fastpath.py`, `push.py` do block-wise firmware delivery. The controller composes
-them; the simulator reuses the codecs. See docs/contracts.md for the public surface.
+`firmware.py`, `fastpath.py` and `push.py` do block-wise firmware delivery, `coapframe.py`
+is a CoAP frame codec. The controller composes them; the simulator reuses the codecs.
+See docs/contracts.md for the public surface.
 """

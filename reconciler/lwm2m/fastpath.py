@@ -12,12 +12,14 @@ runs it on a socket of its own for tests and the benchmark.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import socket
 from typing import Any, Final
 
 from . import coapframe
+from .aiocoap_adapter import Receive, UdpSocket, udp_sockets
 from .firmware import (
     OPAQUE,
     BlockError,
@@ -157,32 +159,27 @@ def install_fast_path(context: Any, repository: FirmwareRepository) -> int:
     """Answer /fw block GETs on an aiocoap server context's UDP sockets before aiocoap
     sees them; everything else goes on to aiocoap. Returns how many sockets were hooked
     (0 when the context has no udp6 transport: the aiocoap resource still serves)."""
-    fast, hooked = FastPath(repository), 0
-    for token_manager in getattr(context, "request_interfaces", ()):
-        interface = getattr(
-            getattr(token_manager, "token_interface", None), "message_interface", None
-        )
-        if interface is None or not hasattr(interface, "datagram_msg_received"):
-            continue
-        interface.datagram_msg_received = _hook(fast, interface, interface.datagram_msg_received)
-        hooked += 1
-    return hooked
+    fast = FastPath(repository)
+    sockets = udp_sockets(context)
+    for udp in sockets:
+        udp.wrap_receive(functools.partial(_hook, fast, udp))
+    return len(sockets)
 
 
-def _hook(fast: FastPath, interface: Any, previous: Any) -> Any:
+def _hook(fast: FastPath, udp: UdpSocket, previous: Receive) -> Receive:
     def one(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
         reply = answer(fast, data, exclusive=False)
         if reply is PASS:
             previous(data, ancdata, flags, address)
         elif reply:
             pktinfo = [a for a in ancdata if a[:2] == (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO)]
-            interface.transport.sendmsg(reply, pktinfo, 0, address)
+            udp.sendmsg(reply, pktinfo, address)
 
     def received(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
         one(data, ancdata, flags, address)
         # aiocoap's transport reads one datagram per event-loop turn; under load, drain
         # what is queued now (same recvmsg call), so a block costs no extra epoll round.
-        sock = interface.transport.get_extra_info("socket")
+        sock = udp.socket
         for _ in range(DRAIN - 1):
             if sock.fileno() < 0:  # closed while dispatching: the context is shutting down
                 return
@@ -191,7 +188,7 @@ def _hook(fast: FastPath, interface: Any, previous: Any) -> Any:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                interface.error_received(exc)
+                udp.error_received(exc)
                 return
             one(*more)
 

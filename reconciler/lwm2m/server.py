@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from aiocoap import Context, resource
 
+from reconciler.lwm2m.aiocoap_adapter import udp_sockets
 from reconciler.lwm2m.client import DeviceClient
 from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.fastpath import install_fast_path
@@ -188,12 +189,8 @@ class Lwm2mServer:
     # -- internals ----------------------------------------------------------------------
 
     def _socket(self) -> socket.socket:
-        for token_manager in self.context.request_interfaces:
-            interface = getattr(token_manager.token_interface, "message_interface", None)
-            transport = getattr(interface, "transport", None)
-            if transport is not None:
-                sock: socket.socket = transport.get_extra_info("socket")
-                return sock
+        for udp in udp_sockets(self.context):
+            return udp.socket
         raise RuntimeError("the aiocoap context has no UDP socket")
 
     def _on_event(self, kind: RegistrationEventKind, entry: Entry) -> None:

@@ -11,7 +11,8 @@ also answers malformed Confirmables (Reset; 4.02 for an undecodable option value
 unrecognized critical option) instead of dropping them or letting aiocoap's decode
 raise, and keeps one peer's ICMP error from failing the exchanges of another
 (`_resilient_sends`). Malformed datagrams are logged at DEBUG with one INFO summary a
-minute at most (`MalformedLog`), so a flood cannot fill the disk. Used by `server.py`.
+minute at most (`MalformedLog`), so a flood cannot fill the disk. Used by `server.py`;
+every touch of aiocoap's internals goes through `aiocoap_adapter.UdpSocket`.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ from typing import Any
 
 from aiocoap import Message
 from aiocoap import error as coap_error
-from aiocoap.message import Direction
 from aiocoap.numbers.types import ACK, CON, RST
-from aiocoap.transports.udp6 import UDP6EndpointAddress
 
 from . import coapframe
+from .aiocoap_adapter import Receive, UdpSocket, udp_sockets
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,9 @@ class DedupCache:
     socket got a port another client just gave up, has its own token and is handled
     afresh, never answered with the response to the other exchange."""
 
-    def __init__(self, message_manager: Any, *, span: float = GENERATION_SECONDS,
+    def __init__(self, udp: UdpSocket, *, span: float = GENERATION_SECONDS,
                  cap: int = GENERATION_CAP, on_tick: Callable[[], None] | None = None) -> None:
-        self._mman = message_manager
+        self._udp = udp
         self._on_tick = on_tick
         self._span = span
         self._cap = cap
@@ -87,7 +87,7 @@ class DedupCache:
             self._new[key] = (message.token, None)
             return False
         if message.mtype is CON and stored[1] is not None:
-            send_raw(self._mman.message_interface, stored[1], message.remote)
+            self._udp.send_to_remote(stored[1], message.remote)
         return True
 
     def store_response(self, message: Message) -> None:
@@ -112,13 +112,6 @@ def _key(message: Message) -> Key:
     # Plain values, not the remote object: a key then costs ~100 bytes instead of ~400.
     sockaddr = message.remote.sockaddr
     return (sockaddr[0], sockaddr[1], message.mid)
-
-
-def send_raw(interface: Any, data: bytes, remote: Any) -> None:
-    """Put an already encoded datagram on the wire of aiocoap's udp6 interface."""
-    pktinfo = remote.pktinfo
-    ancdata = [] if pktinfo is None else [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)]
-    interface.transport.sendmsg(data, ancdata, 0, remote.sockaddr)
 
 
 class MalformedLog:
@@ -158,22 +151,17 @@ def harden(context: Any, *, clock: Callable[[], float] = time.monotonic) -> list
     message manager of an aiocoap server context; returns the caches (for `tick`).
     `clock` times the summaries of malformed datagrams (tests pass their own)."""
     caches = []
-    for token_manager in context.request_interfaces:
-        mman = getattr(token_manager, "token_interface", None)
-        if mman is None or not hasattr(mman, "_recent_messages"):
-            continue
+    for udp in udp_sockets(context):
         malformed = MalformedLog(clock=clock)
-        cache = DedupCache(mman, on_tick=malformed.flush)
-        # Instance attributes shadow the methods the message manager calls on itself.
-        mman._deduplicate_message = cache.deduplicate
-        mman._store_response_for_duplicates = cache.store_response
-        _reset_unparsable(mman.message_interface, malformed)
-        _resilient_sends(mman.message_interface)
+        cache = DedupCache(udp, on_tick=malformed.flush)
+        udp.replace_deduplication(cache.deduplicate, cache.store_response)
+        udp.replace_receive(_reset_unparsable(udp, malformed))
+        _resilient_sends(udp)
         caches.append(cache)
     return caches
 
 
-def _resilient_sends(interface: Any) -> None:
+def _resilient_sends(udp: UdpSocket) -> None:
     """Replace the transport's sendmsg with one that survives another peer's ICMP error.
 
     With IP_RECVERR (aiocoap sets it), a port unreachable caused by a datagram to peer A
@@ -185,7 +173,7 @@ def _resilient_sends(interface: Any) -> None:
     the error clears it, so the send is simply tried again; the error queue still tells
     aiocoap, with the right address, that A is gone. Only an error that repeats belongs
     to B. A full buffer drops the datagram quietly: a Confirmable is retransmitted."""
-    sock: socket.socket = interface.transport.get_extra_info("socket")
+    sock = udp.socket
 
     def sendmsg(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
         failure: OSError | None = None
@@ -200,19 +188,19 @@ def _resilient_sends(interface: Any) -> None:
                 if failure is not None and exc.errno == failure.errno:
                     break  # the same error again: it is this destination's own
                 failure = exc
-        interface.error_received(failure)
+        udp.error_received(failure)
 
-    interface.transport.sendmsg = sendmsg
+    udp.replace_sendmsg(sendmsg)
 
 
-def _reset_unparsable(interface: Any, malformed: MalformedLog) -> None:
-    """Replace udp6's datagram handler with one that resets malformed Confirmables."""
+def _reset_unparsable(udp: UdpSocket, malformed: MalformedLog) -> Receive:
+    """A datagram handler in place of udp6's that resets malformed Confirmables."""
 
     def reject(reply: bytes | None, ancdata: list[Any], address: Any, reason: str) -> None:
         malformed.record(address, reason)
         if reply is not None:
             pktinfo = [a for a in ancdata if a[0] == socket.IPPROTO_IPV6]
-            interface.transport.sendmsg(reply, pktinfo, 0, address)
+            udp.sendmsg(reply, pktinfo, address)
 
     def received(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
         pktinfo = next(
@@ -220,7 +208,7 @@ def _reset_unparsable(interface: Any, malformed: MalformedLog) -> None:
              if lvl == socket.IPPROTO_IPV6 and typ == socket.IPV6_PKTINFO),
             None,
         )
-        remote = UDP6EndpointAddress(address, interface, pktinfo=pktinfo)
+        remote = udp.endpoint_address(address, pktinfo)
         reason = format_error(data)
         if reason is not None:
             reject(_reset(data), ancdata, address, reason)
@@ -238,13 +226,12 @@ def _reset_unparsable(interface: Any, malformed: MalformedLog) -> None:
         if refusal is not None:  # a NON request is rejected by ignoring it (§4.3)
             reject(_bad_option(data, *refusal), ancdata, address, refusal[1])
             return
-        message.direction = Direction.INCOMING
         try:
-            interface._ctx.dispatch_message(message)
+            udp.dispatch(message)
         except Exception:
             log.exception("CoAP message layer failed on a message from %s", address)
 
-    interface.datagram_msg_received = received
+    return received
 
 
 def format_error(data: bytes) -> str | None:

@@ -45,7 +45,7 @@ def _request(mid: int, interface: _Interface) -> Message:
 
 def test_the_dedup_cache_remembers_recent_messages_and_stays_bounded():
     interface = _Interface()
-    cache = DedupCache(message_manager=None, span=3600, cap=10)
+    cache = DedupCache(udp=None, span=3600, cap=10)
 
     assert [cache.deduplicate(_request(m, interface)) for m in range(25)] == [False] * 25
     assert len(cache) <= 20
@@ -55,7 +55,7 @@ def test_the_dedup_cache_remembers_recent_messages_and_stays_bounded():
 
 def test_the_dedup_cache_empties_after_two_idle_generations():
     interface = _Interface()
-    cache = DedupCache(message_manager=None, span=0.0, cap=10)
+    cache = DedupCache(udp=None, span=0.0, cap=10)
     cache.deduplicate(_request(1, interface))
 
     cache.tick()

@@ -1,0 +1,125 @@
+"""The one place that reaches into aiocoap's private parts: its udp6 message layer.
+
+aiocoap offers no public hook for what a server in front of a fleet needs (a bounded
+duplicate cache, a Reset for malformed Confirmables, firmware blocks answered before its
+message layer, surviving another peer's ICMP error), so `wire.py` and `fastpath.py`
+replace a few attributes of its udp6 transport and message manager. They do it only
+through `UdpSocket`, which names every private attribute touched; `server.py` finds its
+socket the same way. These internals were read in the aiocoap versions listed in
+`CHECKED_AIOCOAP_VERSIONS`; tests/unit/lwm2m_server/test_aiocoap_adapter.py fails on any
+other version (and on a missing attribute), so an upgrade means re-reading
+aiocoap/messagemanager.py and aiocoap/transports/udp6.py and adding the version here.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import aiocoap.meta
+from aiocoap import Message
+from aiocoap.message import Direction
+from aiocoap.transports.udp6 import UDP6EndpointAddress
+
+log = logging.getLogger(__name__)
+
+CHECKED_AIOCOAP_VERSIONS = frozenset({"0.4.17"})
+
+# asyncio's DatagramProtocol hook as udp6 calls it: (data, ancdata, flags, address)
+Receive = Callable[[bytes, list[Any], int, Any], None]
+SendMsg = Callable[[bytes, list[Any], int, Any], None]
+
+
+def version_checked() -> bool:
+    """Whether the running aiocoap is one whose internals `UdpSocket` was checked against."""
+    return aiocoap.meta.version in CHECKED_AIOCOAP_VERSIONS
+
+
+class UdpSocket:
+    """One udp6 socket of an aiocoap context: its message manager and message interface.
+
+    The private attributes used: `MessageManager._recent_messages` (to recognise the
+    udp6 kind), `._deduplicate_message`, `._store_response_for_duplicates`,
+    `MessageInterfaceUDP6.datagram_msg_received`, `._ctx.dispatch_message`,
+    `.transport.sendmsg` (replaced per instance) and `.error_received`."""
+
+    def __init__(self, message_manager: Any, interface: Any) -> None:
+        self._mman = message_manager
+        self._interface = interface
+
+    @property
+    def socket(self) -> socket.socket:
+        sock: socket.socket = self._interface.transport.get_extra_info("socket")
+        return sock
+
+    # -- receiving --------------------------------------------------------------------
+
+    def replace_receive(self, handler: Receive) -> None:
+        """Read every datagram of this socket with `handler` instead of udp6's own."""
+        self._interface.datagram_msg_received = handler
+
+    def wrap_receive(self, wrapper: Callable[[Receive], Receive]) -> None:
+        """Put `wrapper(previous handler)` in front of every datagram this socket reads."""
+        previous: Receive = self._interface.datagram_msg_received
+        self._interface.datagram_msg_received = wrapper(previous)
+
+    def endpoint_address(self, address: Any, pktinfo: bytes | None) -> Any:
+        """The aiocoap remote for a datagram from `address` (as udp6 would build it)."""
+        return UDP6EndpointAddress(address, self._interface, pktinfo=pktinfo)
+
+    def dispatch(self, message: Message) -> None:
+        """Hand a decoded incoming message to aiocoap's message manager."""
+        message.direction = Direction.INCOMING
+        self._interface._ctx.dispatch_message(message)
+
+    def replace_deduplication(self, deduplicate: Callable[[Message], bool],
+                              store_response: Callable[[Message], None]) -> None:
+        """Instance attributes shadow the methods the message manager calls on itself."""
+        self._mman._deduplicate_message = deduplicate
+        self._mman._store_response_for_duplicates = store_response
+
+    # -- sending ----------------------------------------------------------------------
+
+    def sendmsg(self, data: bytes, ancdata: list[Any], address: Any) -> None:
+        """Send through the transport (through `replace_sendmsg`'s function, if any)."""
+        self._interface.transport.sendmsg(data, ancdata, 0, address)
+
+    def send_to_remote(self, data: bytes, remote: Any) -> None:
+        """Put an encoded datagram on the wire to an aiocoap udp6 remote."""
+        pktinfo = remote.pktinfo
+        ancdata = [] if pktinfo is None else [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO,
+                                               pktinfo)]
+        self.sendmsg(data, ancdata, remote.sockaddr)
+
+    def replace_sendmsg(self, sendmsg: SendMsg) -> None:
+        self._interface.transport.sendmsg = sendmsg
+
+    def error_received(self, exc: Exception | None) -> None:
+        """Tell aiocoap about a socket error, as the transport would."""
+        self._interface.error_received(exc)
+
+
+def udp_sockets(context: Any) -> list[UdpSocket]:
+    """The udp6 sockets of an aiocoap server context (none for other transports)."""
+    if not version_checked():
+        _warn_unchecked()
+    found = []
+    for token_manager in getattr(context, "request_interfaces", ()):
+        mman = getattr(token_manager, "token_interface", None)
+        interface = getattr(mman, "message_interface", None)
+        if interface is None or not hasattr(mman, "_recent_messages"):
+            continue
+        if not hasattr(interface, "datagram_msg_received"):
+            continue
+        found.append(UdpSocket(mman, interface))
+    return found
+
+
+@functools.cache
+def _warn_unchecked() -> None:
+    log.warning("aiocoap %s is not among the versions whose internals were checked (%s): "
+                "the message-layer hooks may misbehave", aiocoap.meta.version,
+                ", ".join(sorted(CHECKED_AIOCOAP_VERSIONS)))
