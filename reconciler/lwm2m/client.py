@@ -4,7 +4,8 @@ Read, Write (PUT replace / POST partial update), Execute, Observe (and cancel), 
 and block-wise push of a firmware package. Requests leave from the server's own socket
 to the address the device last registered from, wait for a queue-mode device's next
 Register/Update when it sleeps, negotiate the content format (`formats.py`) and raise only
-errors of `reconciler.errors`. Made by `Lwm2mServer.client`; used by the controller.
+errors of `reconciler.errors`. Made by `Lwm2mServer.client`, which it sees only as a
+`ServerSide`; used by the controller.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiocoap import Message
 from aiocoap.numbers.codes import Code
@@ -23,17 +24,42 @@ from reconciler.lwm2m.codecs import CodecError, Value, encode, parse_link_format
 from reconciler.lwm2m.formats import decode_response, links_under, read_formats, write_formats
 from reconciler.lwm2m.observe import Observation, follow
 from reconciler.lwm2m.push import push_firmware
-from reconciler.model.lwm2m import FW_PACKAGE, Path
-
-if TYPE_CHECKING:
-    from reconciler.lwm2m.registry import Entry
-    from reconciler.lwm2m.server import Lwm2mServer
+from reconciler.lwm2m.registry import Entry
+from reconciler.model.lwm2m import FW_PACKAGE, Path, Registration
 
 FALLBACK_CODES = ("4.06", "4.15")  # Not Acceptable (Accept), Unsupported Content-Format
 
 
+class ServerSide(Protocol):
+    """What a device client needs of the server it speaks through (`Lwm2mServer`)."""
+
+    def entry(self, endpoint: str) -> Entry | None:
+        """The live registration and the remote it came from."""
+
+    def awake(self, registration: Registration) -> bool:
+        """Whether the device listens now (queue mode: inside its window)."""
+
+    async def wait_awake(self, endpoint: str) -> None:
+        """Until the device's next Register or Update (the caller bounds the wait)."""
+
+    def heard(self, endpoint: str) -> None:
+        """The device answered: a queue-mode device is awake for another window."""
+
+    def request(self, message: Message, handle_blockwise: bool = True) -> Any:
+        """Send from the server's socket; the aiocoap request (as `Context.request`)."""
+
+    def keep(self, task: asyncio.Task[None]) -> None:
+        """Keep a background task alive until it ends or the server stops."""
+
+    def preferred_format(self, endpoint: str) -> tuple[int | None, ...]:
+        """The content format the device's reads last accepted: () when none yet."""
+
+    def remember_format(self, endpoint: str, fmt: int | None) -> None:
+        """The device's reads accepted `fmt` (kept until it registers again)."""
+
+
 class DeviceClient:
-    def __init__(self, server: Lwm2mServer, endpoint: str) -> None:
+    def __init__(self, server: ServerSide, endpoint: str) -> None:
         self._server = server
         self.endpoint = endpoint
 
@@ -96,9 +122,9 @@ class DeviceClient:
         on_notify(first)
         if response.opt.observe is None:
             return Observation(path, request, None, first)
-        task = asyncio.create_task(follow(request, path, on_notify, self._server.queue.heard,
+        task = asyncio.create_task(follow(request, path, on_notify, self._server.heard,
                                           self.endpoint), name=f"observe {self.endpoint}{path}")
-        self._server.track(task)
+        self._server.keep(task)
         return Observation(path, request, task, first)
 
     async def push_firmware(self, data: bytes, *, timeout: float) -> None:
@@ -107,9 +133,9 @@ class DeviceClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         entry = await self._awake_entry(FW_PACKAGE, timeout)
-        await push_firmware(self._server.context, data, timeout=deadline - loop.time(),
+        await push_firmware(self._server, data, timeout=deadline - loop.time(),
                             remote=entry.remote)
-        self._server.queue.heard(self.endpoint)
+        self._server.heard(self.endpoint)
 
     # -- shared by the operations ---------------------------------------------------------
 
@@ -130,8 +156,8 @@ class DeviceClient:
         if formats is None:
             entry = self._entry(path)
             formats = read_formats(entry.registration.lwm2m_version, entry.root_content_format)
-            known = self._server.negotiated.get(self.endpoint, -1)
-            formats = (*(f for f in formats if f == known), *(f for f in formats if f != known))
+            known = self._server.preferred_format(self.endpoint)
+            formats = (*(f for f in formats if f in known), *(f for f in formats if f not in known))
         deadline = asyncio.get_running_loop().time() + timeout
         for index, fmt in enumerate(formats):
             loop = asyncio.get_running_loop()
@@ -144,7 +170,7 @@ class DeviceClient:
                     continue
                 raise
             if remember:
-                self._server.negotiated[self.endpoint] = fmt
+                self._server.remember_format(self.endpoint, fmt)
             return (response, request) if keep else response
         raise AssertionError("unreachable: the format list is never empty")
 
@@ -159,7 +185,7 @@ class DeviceClient:
         entry = await self._awake_entry(path, timeout)
         message = build()
         message.remote = entry.remote
-        return self._server.context.request(message)
+        return self._server.request(message)
 
     async def _answer(self, path: Path, request: Any, timeout: float) -> Message:
         try:
@@ -168,7 +194,7 @@ class DeviceClient:
         except Exception as exc:
             abandon(request)
             raise translate(exc, f"{self.endpoint} {path}") from None
-        self._server.queue.heard(self.endpoint)
+        self._server.heard(self.endpoint)
         raise_for_code(response, str(path), self.endpoint)
         return response
 
@@ -183,8 +209,8 @@ class DeviceClient:
 
     async def _reachable(self, path: Path) -> Entry:
         entry = self._entry(path)
-        while not self._server.queue.is_awake(entry.registration):
-            await self._server.queue.wait(self.endpoint)
+        while not self._server.awake(entry.registration):
+            await self._server.wait_awake(self.endpoint)
             entry = self._entry(path)
         return entry
 

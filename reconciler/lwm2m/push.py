@@ -11,7 +11,7 @@ Called by `DeviceClient.push_firmware` with the server's context and the device'
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 from aiocoap import Message
 from aiocoap import error as coap_error
@@ -23,8 +23,14 @@ from reconciler.model.lwm2m import FW_PACKAGE, Path
 from .firmware import MAX_SZX, OPAQUE
 
 
+class Requester(Protocol):
+    """What sends the blocks: an aiocoap `Context`, or `Lwm2mServer` (its socket)."""
+
+    def request(self, message: Message, handle_blockwise: bool = True) -> Any: ...
+
+
 async def push_firmware(
-    context: Any,
+    context: Requester,
     data: bytes,
     *,
     timeout: float,
@@ -57,7 +63,7 @@ def _target(remote: Any, uri: str | None, path: Path) -> dict[str, Any]:
 
 
 async def _send_blocks(
-    context: Any, data: bytes, target: dict[str, Any], path: Path, szx: int
+    context: Requester, data: bytes, target: dict[str, Any], path: Path, szx: int
 ) -> None:
     offset, num = 0, 0
     remote = target.pop("remote", None)

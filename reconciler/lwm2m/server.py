@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from aiocoap import Context, resource
+from aiocoap import Context, Message, resource
 
 from reconciler.lwm2m.aiocoap_adapter import udp_sockets
 from reconciler.lwm2m.client import DeviceClient
@@ -84,7 +84,7 @@ class Lwm2mServer:
         self._subscribers: list[Subscriber] = []
         self._send_subscribers: list[SendSubscriber] = []
         self._addresses = AddressBook()  # who registered from where: Send is told by source
-        self.negotiated: dict[str, int | None] = {}  # endpoint -> format its reads accepted
+        self._formats: dict[str, int | None] = {}  # endpoint -> format its reads accepted
         self._context: Any = None
         self._caches: list[DedupCache] = []
         self._sweeper: asyncio.Task[None] | None = None
@@ -172,19 +172,37 @@ class Lwm2mServer:
     def revoke_firmware(self, endpoint: str) -> None:
         self.firmware.revoke(endpoint)
 
-    # -- for DeviceClient (same package) ------------------------------------------------
+    @property
+    def queue(self) -> QueueMode:
+        """Queue-mode bookkeeping (read by tests: how many requests a device holds)."""
+        return self._queue
+
+    # -- the `client.ServerSide` a DeviceClient sees --------------------------------------
 
     def entry(self, endpoint: str) -> Entry | None:
         return self._registry.get(endpoint)
 
-    @property
-    def queue(self) -> QueueMode:
-        return self._queue
+    def awake(self, registration: Registration) -> bool:
+        return self._queue.is_awake(registration)
 
-    def track(self, task: asyncio.Task[None]) -> None:
-        """Keep a background task of a client alive until it ends or the server stops."""
+    async def wait_awake(self, endpoint: str) -> None:
+        await self._queue.wait(endpoint)
+
+    def heard(self, endpoint: str) -> None:
+        self._queue.heard(endpoint)
+
+    def request(self, message: Message, handle_blockwise: bool = True) -> Any:
+        return self.context.request(message, handle_blockwise=handle_blockwise)
+
+    def keep(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def preferred_format(self, endpoint: str) -> tuple[int | None, ...]:
+        return (self._formats[endpoint],) if endpoint in self._formats else ()
+
+    def remember_format(self, endpoint: str, fmt: int | None) -> None:
+        self._formats[endpoint] = fmt
 
     # -- internals ----------------------------------------------------------------------
 
@@ -196,7 +214,7 @@ class Lwm2mServer:
     def _on_event(self, kind: RegistrationEventKind, entry: Entry) -> None:
         endpoint = entry.registration.endpoint
         if kind is not RegistrationEventKind.UPDATED:
-            self.negotiated.pop(endpoint, None)  # a new registration may be new firmware
+            self._formats.pop(endpoint, None)  # a new registration may be new firmware
         if kind in (RegistrationEventKind.REGISTERED, RegistrationEventKind.UPDATED):
             self._queue.wake(endpoint)
         else:

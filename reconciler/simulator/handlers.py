@@ -6,22 +6,38 @@ Maps CoAP methods to LwM2M operations as the core spec's mapping table does: GET
 partial Write and on a resource Execute; Create and Delete are refused (4.05) since
 Objects 3 and 5 are single-instance. Error codes follow the spec: 4.04 unknown target,
 4.05 operation not allowed there (or not in this state), 4.06 unsupported Accept, 4.15
-unsupported Content-Format, 4.00 undecodable payload. Called by `device` per request.
+unsupported Content-Format, 4.00 undecodable payload. Called by `device` per request;
+sees the device only as a `ManagedDevice`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiocoap import CHANGED, CONTENT, GET, POST, PUT, Code, Message
 
 from reconciler.lwm2m.codecs import CodecError, ContentFormat, Value, decode, encode
-from reconciler.model.lwm2m import Path
+from reconciler.model.lwm2m import FirmwareState, Path
 from reconciler.simulator import objects
 from reconciler.simulator.coap import Addr
+from reconciler.simulator.observe import Observers
+from reconciler.simulator.spec import DeviceSpec
+from reconciler.simulator.updater import FirmwareUpdater
 
-if TYPE_CHECKING:
-    from reconciler.simulator.device import SimDevice
+
+class ManagedDevice(Protocol):
+    """What the device management interface acts on (`SimDevice`)."""
+
+    spec: DeviceSpec
+    attributes: dict[Path, str]  # Write-Attributes, shown by Discover
+    observers: Observers
+    updater: FirmwareUpdater  # Object 5: package writes and Execute /5/0/2
+
+    @property
+    def state(self) -> FirmwareState: ...
+    def read_values(self) -> dict[Path, Value]: ...
+    def reboot_now(self) -> None: ...  # Execute /3/0/4
+    def trigger_update(self) -> None: ...  # Execute /1/0/8
 
 _ATTRIBUTES = frozenset({"pmin", "pmax", "gt", "lt", "st", "epmin", "epmax"})
 _MAX_PAYLOAD = 1024  # larger answers go block-wise (Block2)
@@ -31,7 +47,7 @@ def error(code: Code, diagnostic: str = "") -> Message:
     return Message(code=code, payload=diagnostic.encode())
 
 
-def handle(dev: SimDevice, msg: Message, remote: Addr) -> Message | None:
+def handle(dev: ManagedDevice, msg: Message, remote: Addr) -> Message | None:
     try:
         path = Path.parse("/".join(msg.opt.uri_path))
     except ValueError:
@@ -54,7 +70,7 @@ def handle(dev: SimDevice, msg: Message, remote: Addr) -> Message | None:
     return error(Code.METHOD_NOT_ALLOWED, f"{msg.code} is not allowed on {path}")
 
 
-def render(dev: SimDevice, path: Path, fmt: int) -> bytes | None:
+def render(dev: ManagedDevice, path: Path, fmt: int) -> bytes | None:
     """The encoded value(s) at `path`, or None when there is nothing to encode."""
     values = objects.select(dev.read_values(), path)
     if not values:
@@ -65,7 +81,7 @@ def render(dev: SimDevice, path: Path, fmt: int) -> bytes | None:
         return None
 
 
-def _read(dev: SimDevice, msg: Message, path: Path, remote: Addr) -> Message:
+def _read(dev: ManagedDevice, msg: Message, path: Path, remote: Addr) -> Message:
     definition = objects.resource_def(path)
     if definition is not None and "R" not in definition.ops:
         return error(Code.METHOD_NOT_ALLOWED, f"{path} is not readable")
@@ -101,13 +117,13 @@ def _blockwise(response: Message, payload: bytes, request: Message) -> Message:
     return response
 
 
-def _discover(dev: SimDevice, path: Path) -> Message:
+def _discover(dev: ManagedDevice, path: Path) -> Message:
     links = objects.discover(path, dev.attributes)
     return Message(code=CONTENT, content_format=int(ContentFormat.LINK_FORMAT),
                    payload=links.encode())
 
 
-def _write(dev: SimDevice, msg: Message, path: Path) -> Message | None:
+def _write(dev: ManagedDevice, msg: Message, path: Path) -> Message | None:
     if path.instance is None:
         return error(Code.METHOD_NOT_ALLOWED, "Write on an Object is not allowed")
     if path == Path(5, 0, 0) and (msg.opt.block1 is not None
@@ -125,7 +141,7 @@ def _write(dev: SimDevice, msg: Message, path: Path) -> Message | None:
     return _apply(dev, values)
 
 
-def _apply(dev: SimDevice, values: dict[Path, Value]) -> Message | None:
+def _apply(dev: ManagedDevice, values: dict[Path, Value]) -> Message | None:
     for target in values:
         definition = objects.resource_def(target)
         if not objects.exists(target) or definition is None or "W" not in definition.ops:
@@ -140,7 +156,7 @@ def _apply(dev: SimDevice, values: dict[Path, Value]) -> Message | None:
     return None if code is None else Message(code=code)
 
 
-def _write_package(dev: SimDevice, msg: Message) -> Message | None:
+def _write_package(dev: ManagedDevice, msg: Message) -> Message | None:
     block = msg.opt.block1
     parts = (block.block_number, block.more, block.size_exponent) if block else None
     code = dev.updater.write_package(parts, msg.payload)
@@ -152,7 +168,7 @@ def _write_package(dev: SimDevice, msg: Message) -> Message | None:
     return response
 
 
-def _execute(dev: SimDevice, path: Path) -> Message:
+def _execute(dev: ManagedDevice, path: Path) -> Message:
     definition = objects.resource_def(path)
     if definition is None or "E" not in definition.ops or path.resource_instance is not None:
         return error(Code.METHOD_NOT_ALLOWED, f"{path} is not executable")
@@ -168,7 +184,7 @@ def _execute(dev: SimDevice, path: Path) -> Message:
     return Message(code=CHANGED)
 
 
-def _write_attributes(dev: SimDevice, path: Path, query: tuple[str, ...]) -> Message:
+def _write_attributes(dev: ManagedDevice, path: Path, query: tuple[str, ...]) -> Message:
     for item in query:
         name = item.partition("=")[0]
         if name not in _ATTRIBUTES:
