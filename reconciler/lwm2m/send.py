@@ -3,28 +3,25 @@
 `Lwm2mServer` mounts `SendResource` at `dp` on its site and feeds `AddressBook` its
 registration events. A Send belongs to the live registration whose registered address
 (host, port) is the request's source; its SenML JSON (110) or SenML CBOR (112) pack names
-full paths. The decoded {Path: Value} goes to the server's `deliver` and the device gets
-2.04 Changed. Refusals carry a diagnostic: 4.04 for a source with no registration or an
-Object the registration does not list (OMA 1.1 core Table 5.1-1 gives Send only 2.04,
-4.00, 4.04), 4.15 for any other content format (LwM2M-CBOR 11544 too), 4.00 for a payload
-that does not decode; anything unexpected is logged and answered 5.00, never raised.
+full paths (decoded by `codecs.senml.decode_senml`, the one SenML decoder). The decoded
+{Path: Value} goes to the server's `deliver` and the device gets 2.04 Changed. Refusals
+carry a diagnostic: 4.04 for a source with no registration or an Object the registration
+does not list (OMA 1.1 core Table 5.1-1 gives Send only 2.04, 4.00, 4.04), 4.15 for any
+other content format (LwM2M-CBOR 11544 too), 4.00 for a payload that does not decode;
+anything unexpected is logged and answered 5.00, never raised.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 from collections.abc import Callable
-from typing import Any
 
-import cbor2
 from aiocoap import Message, resource
 from aiocoap.numbers.codes import Code
 
 from reconciler.lwm2m.coaperrors import error_response
 from reconciler.lwm2m.codecs import CodecError, ContentFormat, Value
-from reconciler.lwm2m.codecs.senml import CBOR_LABELS, decode_records
+from reconciler.lwm2m.codecs.senml import decode_senml
 from reconciler.lwm2m.rd import source_of
 from reconciler.lwm2m.registration import Rejected
 from reconciler.model.lwm2m import Path, Registration, RegistrationEvent, RegistrationEventKind
@@ -34,7 +31,6 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 Deliver = Callable[[str, dict[Path, Value]], None]
 SEND_FORMATS = (ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR)
-_VALUE_FIELDS = ("v", "vs", "vb", "vd", "vlo")
 _LIVE = (RegistrationEventKind.REGISTERED, RegistrationEventKind.UPDATED)
 
 
@@ -87,87 +83,14 @@ def decode_send(content_format: int | None, payload: bytes) -> dict[Path, Value]
                                f"not content format {content_format}")
     if not payload:
         raise Rejected("4.00", "Send without a payload")
-    binary = content_format == ContentFormat.SENML_CBOR
+    cbor = content_format == ContentFormat.SENML_CBOR
     try:
-        values = send_values(_parse_cbor(payload) if binary else _parse_json(payload), binary)
+        values = decode_senml(payload, cbor=cbor, base=None)
     except CodecError as exc:
         raise Rejected("4.00", f"malformed Send payload: {exc}") from None
     if not values:
         raise Rejected("4.00", "Send carries no resource values")
     return values
-
-
-def _parse_json(payload: bytes) -> object:
-    try:
-        return json.loads(payload)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise CodecError(f"SenML JSON does not parse: {exc}") from None
-
-
-def _parse_cbor(payload: bytes) -> object:
-    stream = io.BytesIO(payload)
-    try:
-        pack = cbor2.CBORDecoder(stream).decode()
-    except (cbor2.CBORError, ValueError, TypeError, LookupError, RecursionError) as exc:
-        raise CodecError(f"SenML CBOR does not parse: {exc}") from None
-    if stream.tell() != len(payload):
-        raise CodecError(f"{len(payload) - stream.tell()} bytes after the SenML CBOR pack")
-    return pack
-
-
-def send_values(pack: object, binary: bool) -> dict[Path, Value]:
-    """Records with full names (bn + n) -> values typed by the object models; a later
-    record for the same path (a time series) supersedes an earlier one."""
-    if not isinstance(pack, list):
-        raise CodecError(f"SenML pack must be an array of records, got {type(pack).__name__}")
-    values: dict[Path, Value] = {}
-    base_name = ""
-    for index, raw in enumerate(pack):
-        record = _named(raw, index)
-        if "bn" in record:
-            base_name = _text(record, "bn", index)
-        path = _full_path(base_name + _text(record, "n", index), index)
-        fields = {key: record[key] for key in _VALUE_FIELDS if key in record}
-        if len(fields) != 1:
-            raise CodecError(f"record {index} ({path}) needs one value field, has {list(fields)}")
-        try:
-            values.update(decode_records(Path(path.object_id), [{"n": str(path), **fields}],
-                                         binary_vd=binary))
-        except CodecError as exc:
-            raise CodecError(f"record {index}: {exc}") from None
-    return values
-
-
-def _named(raw: object, index: int) -> dict[str, Any]:
-    """A record with CBOR's numeric labels as SenML names (unknown labels dropped:
-    RFC 8428 §4.4 has a receiver ignore fields it does not know)."""
-    if not isinstance(raw, dict):
-        raise CodecError(f"record {index} is not a map")
-    named: dict[str, Any] = {}
-    for key, value in raw.items():
-        name = CBOR_LABELS.get(key) if isinstance(key, int) else key
-        if isinstance(name, str):
-            named[name] = value
-    return named
-
-
-def _text(record: dict[str, Any], key: str, index: int) -> str:
-    value = record.get(key, "")
-    if not isinstance(value, str):
-        raise CodecError(f"record {index}: {key} must be text, got {value!r:.40}")
-    return value
-
-
-def _full_path(name: str, index: int) -> Path:
-    if not name.startswith("/"):
-        raise CodecError(f"record {index}: {name!r} is not a full path (bn + n)")
-    try:
-        path = Path.parse(name)
-    except ValueError as exc:
-        raise CodecError(f"record {index}: {exc}") from None
-    if path.resource is None:
-        raise CodecError(f"record {index}: {name!r} names no resource")
-    return path
 
 
 def check_objects(registration: Registration, values: dict[Path, Value]) -> None:

@@ -4,12 +4,17 @@ Records carry bn (base name, replaced by each record that has one), n (name, app
 the current base name to give the full path), and one value field: v (number), vs
 (string), vb (boolean), vd (opaque: base64url in JSON, a byte string in CBOR) or vlo (the
 LwM2M Object Link "3:0"). CBOR uses the numeric labels -2 bn, -3 bt, 0 n, 2 v, 3 vs,
-4 vb, 6 t, 8 vd and the text label "vlo". Called through `codecs.encode/decode`.
+4 vb, 6 t, 8 vd and the text label "vlo". Called through `codecs.encode/decode` (names
+relative to the request path) and by Send (`decode_senml(..., base=None)`: full paths).
+One decoder, one strictness: a pack is exactly one CBOR data item or JSON text; a CBOR
+label that is neither a number nor text is malformed; labels and fields we do not know
+are ignored (RFC 8428 §4.4).
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 from collections.abc import Mapping
@@ -47,36 +52,60 @@ _VALUE_FIELDS = ("v", "vs", "vb", "vd", "vlo")
 # --- decoding ----------------------------------------------------------------------
 
 
+def decode_senml(payload: bytes, *, cbor: bool, base: Path | None) -> dict[Path, Value]:
+    """The values of a SenML JSON (`cbor=False`) or CBOR pack. With a `base` (a Read or
+    Notify of that path) names are relative to it and must stay under it; with None (a
+    Send) every record must name a full path (bn + n)."""
+    pack = _parse_cbor(payload) if cbor else _parse_json(payload)
+    if cbor and isinstance(pack, list):
+        pack = [_cbor_record(r) if isinstance(r, dict) else r for r in pack]
+    return decode_records(base, pack, binary_vd=cbor)
+
+
 def decode_senml_json(base: Path, payload: bytes) -> dict[Path, Value]:
-    try:
-        pack = json.loads(payload)
-    except (ValueError, RecursionError) as exc:
-        raise CodecError(f"SenML JSON does not parse: {exc}") from None
-    return decode_records(base, pack, binary_vd=False)
+    return decode_senml(payload, cbor=False, base=base)
 
 
 def decode_senml_cbor(base: Path, payload: bytes) -> dict[Path, Value]:
+    return decode_senml(payload, cbor=True, base=base)
+
+
+def _parse_json(payload: bytes) -> object:
     try:
-        pack = cbor2.loads(payload)
+        return json.loads(payload)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise CodecError(f"SenML JSON does not parse: {exc}") from None
+
+
+def _parse_cbor(payload: bytes) -> object:
+    stream = io.BytesIO(payload)
+    try:
+        pack = cbor2.CBORDecoder(stream).decode()
     except (cbor2.CBORError, ValueError, TypeError, LookupError, RecursionError) as exc:
         raise CodecError(f"SenML CBOR does not parse: {exc}") from None
-    if isinstance(pack, list):
-        pack = [_cbor_record(r) if isinstance(r, dict) else r for r in pack]
-    return decode_records(base, pack, binary_vd=True)
+    if stream.tell() != len(payload):
+        raise CodecError(f"{len(payload) - stream.tell()} bytes after the SenML CBOR pack")
+    return pack
 
 
 def _cbor_record(record: dict[Any, Any]) -> dict[str, Any]:
+    """CBOR's numeric labels as SenML names; unknown numeric labels are dropped."""
     named: dict[str, Any] = {}
     for key, value in record.items():
-        name = CBOR_LABELS.get(key, key) if isinstance(key, int) else key
-        if not isinstance(name, str):
+        if isinstance(key, int):
+            name = CBOR_LABELS.get(key)
+            if name is not None:
+                named[name] = value
+        elif isinstance(key, str):
+            named[key] = value
+        else:
             raise CodecError(f"SenML CBOR label {key!r:.40} is neither a number nor text")
-        named[name] = value
     return named
 
 
-def decode_records(base: Path, pack: object, *, binary_vd: bool) -> dict[Path, Value]:
-    """Resolve names and values of a parsed SenML pack (list of records)."""
+def decode_records(base: Path | None, pack: object, *, binary_vd: bool) -> dict[Path, Value]:
+    """Resolve names and values of a parsed SenML pack (list of records); `base` as for
+    `decode_senml`."""
     if not isinstance(pack, list):
         raise CodecError(f"SenML pack must be an array of records, got {type(pack).__name__}")
     out: dict[Path, Value] = {}
@@ -88,7 +117,10 @@ def decode_records(base: Path, pack: object, *, binary_vd: bool) -> dict[Path, V
             base_name = _text_field(record, "bn", index)
         path = resolve_name(base, base_name, _text_field(record, "n", index, ""), index)
         # Later records for the same name (a time series) supersede earlier ones.
-        out[path] = _record_value(record, path, index, binary_vd=binary_vd)
+        try:
+            out[path] = _record_value(record, path, index, binary_vd=binary_vd)
+        except CodecError as exc:
+            raise CodecError(f"record {index}: {exc}") from None
     return out
 
 
@@ -99,10 +131,13 @@ def _text_field(record: Mapping[str, Any], key: str, index: int, default: str = 
     return value
 
 
-def resolve_name(base: Path, base_name: str | None, name: str, index: int) -> Path:
-    """bn + n as an LwM2M path under the request path (names without bn are relative)."""
+def resolve_name(base: Path | None, base_name: str | None, name: str, index: int) -> Path:
+    """bn + n as an LwM2M path under the request path (names without bn are relative), or
+    as a full path when there is no request path (`base` None)."""
     full = (base_name or "") + name
     if not full.startswith("/"):
+        if base is None:
+            raise CodecError(f"record {index}: {full!r} is not a full path (bn + n)")
         full = f"{base}/{full}" if full else str(base)
     try:
         path = Path.parse(full)
@@ -110,7 +145,7 @@ def resolve_name(base: Path, base_name: str | None, name: str, index: int) -> Pa
         raise CodecError(f"record {index}: {exc}") from None
     if path.resource is None:
         raise CodecError(f"record {index}: {full!r} names no resource")
-    if path.segments()[: len(base.segments())] != base.segments():
+    if base is not None and path.segments()[: len(base.segments())] != base.segments():
         raise CodecError(f"record {index}: {path} is outside the request path {base}")
     return path
 
@@ -118,7 +153,7 @@ def resolve_name(base: Path, base_name: str | None, name: str, index: int) -> Pa
 def _record_value(record: Mapping[str, Any], path: Path, index: int, *, binary_vd: bool) -> Value:
     present = [key for key in _VALUE_FIELDS if key in record]
     if len(present) != 1:
-        raise CodecError(f"record {index} ({path}) needs exactly one value field, has {present}")
+        raise CodecError(f"{path} needs exactly one value field, has {present}")
     key, raw = present[0], record[present[0]]
     rtype = resource_type(path.object_id, path.resource)
     return coerce(_raw_value(key, raw, path, binary_vd), rtype, path)

@@ -6,6 +6,7 @@ import cbor2
 import pytest
 
 from reconciler.lwm2m.codecs import CodecError, ContentFormat, decode, encode
+from reconciler.lwm2m.codecs.senml import decode_senml
 from reconciler.model.lwm2m import Path
 
 from .vectors import DEVICE_SENML_JSON, DEVICE_VALUES, h
@@ -123,3 +124,21 @@ def test_malformed_senml_cbor_raises_a_codec_error_that_says_why(
 ) -> None:
     with pytest.raises(CodecError, match=message):
         decode(CBOR, Path(5), payload)
+
+
+def test_reads_and_send_share_one_strictness_for_cbor_labels_and_trailing_bytes() -> None:
+    unknown_label = cbor2.dumps([{0: "/3/0/9", 2: 5, 99: "ignored"}])
+    assert decode(CBOR, Path(3, 0), unknown_label) == {Path(3, 0, 9): 5}
+    assert decode_senml(unknown_label, cbor=True, base=None) == {Path(3, 0, 9): 5}
+    for base in (Path(3, 0), None):
+        with pytest.raises(CodecError, match="bytes after the SenML CBOR pack"):
+            decode_senml(unknown_label + b"\x00", cbor=True, base=base)
+        with pytest.raises(CodecError, match="neither a number nor text"):
+            decode_senml(cbor2.dumps([{b"n": "/3/0/9", 2: 5}]), cbor=True, base=base)
+
+
+def test_without_a_request_path_every_name_must_be_a_full_path() -> None:
+    with pytest.raises(CodecError, match="not a full path"):
+        decode_senml(b'[{"n":"9","v":5}]', cbor=False, base=None)
+    assert decode_senml(b'[{"bn":"/3/0/","n":"9","v":5}]', cbor=False, base=None) == {
+        Path(3, 0, 9): 5}
