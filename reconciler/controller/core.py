@@ -53,6 +53,7 @@ class Controller:
                                backoff=settings.error_backoff,
                                backoff_max=settings.error_backoff_max, clock=clock)
         self.decider.on_slot_free = self.queue.add_all
+        server.subscribe_send(self.on_send)  # for the server's life, as the controller's
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -86,6 +87,12 @@ class Controller:
             keep = reg if event.kind is RegistrationEventKind.REGISTERED else None
             self._spawn(self.watches.drop_stale(reg.endpoint, keep))
         self.queue.add(device.device_id)
+
+    def on_send(self, endpoint: str, values: dict[Path, Value]) -> None:
+        """A Send (LwM2M 1.1+ `POST /dp`) reports values as a notification does."""
+        device = self.desired.device_by_endpoint(endpoint)
+        if device is not None:
+            self._on_notify(device, values)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
