@@ -17,8 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("reconciler.sources.validate_cmd", "check a desired-state repository"),
     "publish": ("reconciler.sources.publish_cmd", "add a firmware image to the repository"),
     "simulate": ("reconciler.simulator.cmd", "run a fleet of simulated LwM2M devices"),
-    "serve": ("reconciler.controller.serve_cmd", "run the reconciler, CoAP and HTTP servers"),
-    "plan": ("reconciler.controller.plan_cmd", "show what a change of desired state would do"),
+    "serve": ("reconciler.serve.cmd", "run the reconciler, CoAP and HTTP servers"),
+    "plan": ("reconciler.review.cmd", "show what a change of desired state would do"),
 }
 
 

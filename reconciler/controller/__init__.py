@@ -1,7 +1,7 @@
-"""The controller: joins desired state, the engine and the LwM2M layer into the product.
+"""The reconcile loop: joins desired state, the engine and the LwM2M layer.
 
 `workqueue` (keyed level-triggered queue), `decide` (diff, gate, decide, persist),
 `executor` (the only place effects are sequenced), `core.Controller` (triggers and the
-reconcile loop), `service.run_service` (everything in one event loop), and the `fota
-serve` / `fota plan` commands (`serve_cmd`, `plan_cmd`).
+reconcile loop), `rollout`, `reports`, `observers`. The process that runs it is
+`reconciler.serve`; `fota plan` (`reconciler.review`) never touches it.
 """

@@ -4,7 +4,7 @@ Triggers (a new desired revision, Register/Update/De-register, Observe notificat
 periodic resync) only enqueue device ids on the `WorkQueue`. `reconcile_device(id)`
 re-reads desired and observed state, asks the pure engine for a decision, persists its
 progress and events *before* any effect, then hands the actions to the executor, and
-loops until the decision only waits. Built and run by `service.run_service`.
+loops until the decision only waits. Built and run by `reconciler.serve.service`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any
 from reconciler.controller.decide import Decider, Step
 from reconciler.controller.executor import Executor
 from reconciler.controller.reports import Reports
-from reconciler.controller.settings import ControllerSettings
 from reconciler.controller.watches import Watches
 from reconciler.controller.workqueue import Requeue, WorkQueue
 from reconciler.errors import WaitingError
@@ -27,6 +26,7 @@ from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState, Device
 from reconciler.model.lwm2m import Path, RegistrationEvent, RegistrationEventKind
+from reconciler.serve.settings import ControllerSettings
 from reconciler.store import Store
 
 log = logging.getLogger("reconciler.controller")

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from reconciler.controller.reports import Reports
 from reconciler.controller.rollout import RolloutIndex
-from reconciler.controller.settings import ControllerSettings
 from reconciler.controller.watches import Watches
 from reconciler.engine import OPEN, Decision, decide, diff, retarget, slots_to_release
 from reconciler.engine.conditions import collection_conditions, device_conditions
@@ -24,6 +23,7 @@ from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState, Device
 from reconciler.model.observed import DeviceEvent, DeviceProgress
 from reconciler.model.status import Condition
+from reconciler.serve.settings import ControllerSettings
 from reconciler.store import Store
 
 log = logging.getLogger("reconciler.device")

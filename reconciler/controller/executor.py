@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import assert_never
 
 from reconciler.controller.reports import Reports
-from reconciler.controller.settings import ControllerSettings
 from reconciler.controller.watches import Watches
 from reconciler.engine import (
     Action,
@@ -34,6 +33,7 @@ from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import Device
 from reconciler.model.lwm2m import FW_PACKAGE_URI, FW_UPDATE, Path
+from reconciler.serve.settings import ControllerSettings
 
 log = logging.getLogger("reconciler.executor")
 

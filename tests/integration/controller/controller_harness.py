@@ -21,9 +21,9 @@ import git
 import yaml
 
 from reconciler.controller.core import Controller
-from reconciler.controller.service import Running, run_service
-from reconciler.controller.settings import ControllerSettings
 from reconciler.model.status import UpdateState
+from reconciler.serve.service import Running, run_service
+from reconciler.serve.settings import ControllerSettings
 from reconciler.simulator import DeviceSpec, Fleet, Timing, make_package
 
 COLLECTION = "c0ll00"

@@ -6,13 +6,13 @@ import pytest
 
 from reconciler.controller.reports import merge_report
 from reconciler.controller.rollout import RolloutIndex
-from reconciler.controller.serve_cmd import split_host_port
-from reconciler.controller.settings import ControllerSettings
 from reconciler.engine import RolloutStats
 from reconciler.model.desired import Collection, FailureThreshold, Management, RolloutPolicy
 from reconciler.model.lwm2m import DeliveryMethod, FirmwareState, Path, UpdateResult
 from reconciler.model.observed import DeviceProgress, DeviceReport
 from reconciler.model.status import UpdateState
+from reconciler.serve.cmd import split_host_port
+from reconciler.serve.settings import ControllerSettings
 
 
 def test_a_read_of_objects_3_and_5_fills_the_report() -> None:

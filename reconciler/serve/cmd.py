@@ -17,9 +17,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from reconciler.api import check_bind
-from reconciler.controller.loghandler import LoopBatchedHandler
-from reconciler.controller.service import StartupError, run_service
-from reconciler.controller.settings import ControllerSettings, describe
+from reconciler.serve.loghandler import LoopBatchedHandler
+from reconciler.serve.service import StartupError, run_service
+from reconciler.serve.settings import ControllerSettings, describe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ one, a system call apiece (profiled: ~9% of the server's time during a 1,000-dev
 rollout). On the thread running an event loop this handler collects the formatted lines
 and writes them with one call at the end of the loop's current pass (`call_soon`), so a
 line is delayed by microseconds, never lost to a slow trigger. Elsewhere (worker threads,
-no loop) and on `flush()`/`close()` it writes at once. Installed by `serve_cmd`.
+no loop) and on `flush()`/`close()` it writes at once. Installed by `serve.cmd`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The controller's settings: one pydantic model read from CLI flags and `FOTA_*`
 environment variables (for tests and operators who need short or long deadlines).
 
-Built by `serve_cmd` (and tests); `engine_config()` hands the engine its frozen values.
+Built by `serve.cmd` (and tests); `engine_config()` hands the engine its frozen values.
 """
 
 from __future__ import annotations

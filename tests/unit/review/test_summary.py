@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from reconciler.controller.plan_cmd import render, summarize
 from reconciler.model.desired import (
     Collection,
     DesiredState,
@@ -11,6 +10,7 @@ from reconciler.model.desired import (
     Management,
     RolloutPolicy,
 )
+from reconciler.review.cmd import render, summarize
 from reconciler.store import DeviceView
 
 V1 = FirmwareImage("aaaa", "cc", "1.0", "a.bin", "a" * 64, 10, 1, "images/a.bin")

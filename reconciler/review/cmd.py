@@ -1,11 +1,10 @@
 """`fota plan [--repo DIR] [--against URL|STATE_FILE]`: what a desired-state change would do.
 
 Loads the working tree's desired state (as a pull request checks it out) and compares it
-with what a running reconciler last saw (its state file or its API, `plan_observed`): per
-collection, how
-many devices move from which image to which, how many already run their target,
-and which are blocked and why. Pure summarising in `summarize`; wired into `fota` by
-`reconciler.cli`.
+with what a running reconciler last saw (its state file or its API, `review.observed`):
+per collection, how many devices move from which image to which, how many already run
+their target, and which are blocked and why. Pure summarising in `summarize`; wired
+into `fota` by `reconciler.cli`.
 """
 
 from __future__ import annotations
@@ -19,10 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.controller import plan_observed
 from reconciler.errors import ManifestError
 from reconciler.model.desired import DesiredState, Device, Management
 from reconciler.model.status import UpdateState
+from reconciler.review import observed as plan_observed
 from reconciler.sources import load_tree
 from reconciler.store import DeviceView
 

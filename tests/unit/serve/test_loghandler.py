@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from reconciler.controller.loghandler import LoopBatchedHandler
+from reconciler.serve.loghandler import LoopBatchedHandler
 
 
 class CountingStream(io.StringIO):

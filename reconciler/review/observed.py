@@ -3,7 +3,7 @@ reconciler last saw them, read from its state file (read only) or from its HTTP 
 
 Both give `DeviceView` values keyed by device id; a collection the reconciler does not
 know yet (added by the pull request) simply has no observed devices. Called by
-`plan_cmd` only.
+`review.cmd` only.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The composition `fota serve` runs (tests and the demo call it too): it opens the store,
 loads the first good revision, starts the CoAP server with the controller subscribed,
 serves the read-only API with uvicorn's programmatic `Server`, and on `stop` (SIGINT or
-SIGTERM from `serve_cmd`) shuts everything down in reverse order.
+SIGTERM from `serve.cmd`) shuts everything down in reverse order.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import uvicorn
 
 from reconciler.api import create_app
 from reconciler.controller.core import Controller
-from reconciler.controller.settings import ControllerSettings
 from reconciler.errors import FotaError
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState
+from reconciler.serve.settings import ControllerSettings
 from reconciler.sources import GitSource
 from reconciler.sources.gitrepo import is_url
 from reconciler.store import SqliteStore, open_reader, open_store
