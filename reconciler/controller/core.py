@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from reconciler.controller.config import ControllerConfig
 from reconciler.controller.decide import Decider, Step
 from reconciler.controller.executor import Executor
 from reconciler.controller.reports import Reports
@@ -26,7 +27,6 @@ from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState, Device
 from reconciler.model.lwm2m import Path, RegistrationEvent, RegistrationEventKind
-from reconciler.serve.settings import ControllerSettings
 from reconciler.store import Store
 
 log = logging.getLogger("reconciler.controller")
@@ -41,7 +41,7 @@ MIN_REQUEUE = 0.05
 
 class Controller:
     def __init__(self, store: Store, server: Lwm2mServer,
-                 images: Callable[[str], bytes], settings: ControllerSettings,
+                 images: Callable[[str], bytes], settings: ControllerConfig,
                  clock: Callable[[], float] = time.time) -> None:
         self.store, self.server, self.settings, self.clock = store, server, settings, clock
         self.watches = Watches()

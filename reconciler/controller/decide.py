@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from reconciler.controller.config import ControllerConfig
 from reconciler.controller.reports import Reports
 from reconciler.controller.rollout import RolloutIndex
 from reconciler.controller.watches import Watches
@@ -23,7 +24,6 @@ from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState, Device
 from reconciler.model.observed import DeviceEvent, DeviceProgress
 from reconciler.model.status import Condition
-from reconciler.serve.settings import ControllerSettings
 from reconciler.store import Store
 
 log = logging.getLogger("reconciler.device")
@@ -38,7 +38,7 @@ class Step:
 
 class Decider:
     def __init__(self, store: Store, reports: Reports, server: Lwm2mServer,
-                 watches: Watches, settings: ControllerSettings,
+                 watches: Watches, settings: ControllerConfig,
                  clock: Callable[[], float]) -> None:
         self.store, self.server, self.watches, self.clock = store, server, watches, clock
         self.reports = reports

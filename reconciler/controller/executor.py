@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import assert_never
 
+from reconciler.controller.config import ControllerConfig
 from reconciler.controller.reports import Reports
 from reconciler.controller.watches import Watches
 from reconciler.engine import (
@@ -33,7 +34,6 @@ from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import Device
 from reconciler.model.lwm2m import FW_PACKAGE_URI, FW_UPDATE, Path
-from reconciler.serve.settings import ControllerSettings
 
 log = logging.getLogger("reconciler.executor")
 
@@ -43,7 +43,7 @@ FALLBACK_READS = (Path(3, 0, 3), Path(5, 0, 3), Path(5, 0, 5))  # when a whole i
 
 class Executor:
     def __init__(self, server: Lwm2mServer, reports: Reports, watches: Watches,
-                 images: Callable[[str], bytes], settings: ControllerSettings,
+                 images: Callable[[str], bytes], settings: ControllerConfig,
                  on_notify: Callable[[Device, dict[Path, Value]], None],
                  clock: Callable[[], float] = time.time) -> None:
         self._server, self._reports, self._watches = server, reports, watches

@@ -1,6 +1,6 @@
 """`fota serve`: run the reconciler, the CoAP server and the HTTP API in one process.
 
-Parses the flags into `ControllerSettings` (environment `FOTA_*` variables fill in what
+Parses the flags into `ServeSettings` (environment `FOTA_*` variables fill in what
 the flags leave out), sets up logging, and runs `service.run_service` until SIGINT or
 SIGTERM, which shut it down cleanly. Wired into `fota` by `reconciler.cli`.
 """
@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from reconciler.api import check_bind
 from reconciler.serve.loghandler import LoopBatchedHandler
 from reconciler.serve.service import StartupError, run_service
-from reconciler.serve.settings import ControllerSettings, describe
+from reconciler.serve.settings import ServeSettings, describe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,10 +46,10 @@ def split_host_port(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def settings_from(args: argparse.Namespace) -> ControllerSettings:
+def settings_from(args: argparse.Namespace) -> ServeSettings:
     coap_host, coap_port = split_host_port(args.coap)
     http_host, http_port = split_host_port(args.http)
-    return ControllerSettings.load({
+    return ServeSettings.load({
         "repo": args.repo, "branch": args.branch, "state": args.state,
         "coap_host": coap_host, "coap_port": coap_port, "http_host": http_host,
         "http_port": http_port, "public_uri": args.public_uri,
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _main(settings: ControllerSettings) -> None:
+async def _main(settings: ServeSettings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

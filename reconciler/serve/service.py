@@ -24,7 +24,7 @@ from reconciler.controller.core import Controller
 from reconciler.errors import FotaError
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState
-from reconciler.serve.settings import ControllerSettings
+from reconciler.serve.settings import ServeSettings
 from reconciler.sources import GitSource
 from reconciler.sources.gitrepo import is_url
 from reconciler.store import SqliteStore, open_reader, open_store
@@ -94,7 +94,7 @@ class _Images:
         return data
 
 
-async def run_service(settings: ControllerSettings, stop: asyncio.Event,
+async def run_service(settings: ServeSettings, stop: asyncio.Event,
                       on_ready: Callable[[Running], None] | None = None) -> None:
     store = _open_store(settings.state)
     source = _Source(settings.repo, settings.branch, cache_dir=settings.state.parent / "cache",
@@ -112,7 +112,7 @@ def _open_store(path: Path) -> SqliteStore:
         raise StartupError(f"cannot use state file {path}: {exc}") from exc
 
 
-async def _run(settings: ControllerSettings, store: SqliteStore, source: _Source,
+async def _run(settings: ServeSettings, store: SqliteStore, source: _Source,
                stop: asyncio.Event, on_ready: Callable[[Running], None] | None) -> None:
     desired = await _first_revision(source, store, stop, settings)
     if desired is None:
@@ -121,7 +121,8 @@ async def _run(settings: ControllerSettings, store: SqliteStore, source: _Source
     server = Lwm2mServer(settings.coap_host, settings.coap_port,
                          admit=lambda ep: bool(holder) and holder[0].admit(ep),
                          public_uri=settings.public_uri, awake_seconds=settings.awake_window)
-    controller = Controller(store, server, _Images(source, lambda: controller.desired), settings)
+    controller = Controller(store, server, _Images(source, lambda: controller.desired),
+                            settings.controller)
     holder.append(controller)
     await controller.set_desired(desired)
     try:
@@ -166,7 +167,7 @@ async def _bounded(work: Awaitable[None], what: str) -> None:
 
 
 async def _first_revision(source: _Source, store: SqliteStore, stop: asyncio.Event,
-                          settings: ControllerSettings) -> DesiredState | None:
+                          settings: ServeSettings) -> DesiredState | None:
     """Block until the repository yields a good revision (or stop). A local repository
     or branch that cannot be read at all is a configuration error: raise StartupError
     (a remote one may be unreachable for a while, so that is waited out)."""
@@ -213,7 +214,7 @@ def _status(source: _Source) -> dict[str, Any]:
     return status
 
 
-def _api(settings: ControllerSettings) -> _ApiServer:
+def _api(settings: ServeSettings) -> _ApiServer:
     reader = open_reader(settings.state)
     app = create_app(reader, tokens=settings.tokens)
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
@@ -221,7 +222,7 @@ def _api(settings: ControllerSettings) -> _ApiServer:
     return _ApiServer(config)
 
 
-async def _announce(settings: ControllerSettings, server: Lwm2mServer, api: _ApiServer,
+async def _announce(settings: ServeSettings, server: Lwm2mServer, api: _ApiServer,
                     controller: Controller, on_ready: Callable[[Running], None] | None) -> None:
     while not api.started:
         await asyncio.sleep(0.01)  # uvicorn offers no event for "listening"

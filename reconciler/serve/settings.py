@@ -1,23 +1,35 @@
-"""The controller's settings: one pydantic model read from CLI flags and `FOTA_*`
+"""`fota serve`'s settings: one pydantic model read from CLI flags and `FOTA_*`
 environment variables (for tests and operators who need short or long deadlines).
 
-Built by `serve.cmd` (and tests); `engine_config()` hands the engine its frozen values.
+The process's own settings (repository, ports, state file, tokens, polling) are fields
+here; the reconcile loop's tunables are the fields of `ControllerConfig` and the engine's
+those of `EngineConfig`, composed as `controller` (with its `engine`) and never repeated:
+every one of their fields is a setting under its own flat name (`FOTA_UPDATE_TIMEOUT`,
+`workers`), found by walking the dataclasses. Built by `serve.cmd` (and tests).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
+from reconciler.controller.config import ControllerConfig
 from reconciler.engine import EngineConfig
 
 ENV_PREFIX = "FOTA_"
+# The engine's values are durations and counts (EngineConfig carries no bounds of its own):
+# none may be negative, these must be above zero or a floor.
+_ENGINE_FLOORS: dict[str, tuple[float, bool]] = {  # name -> (floor, floor allowed)
+    "update_timeout": (0, False), "poll_interval": (0, False), "block_size": (16, True)}
 
 
-class ControllerSettings(BaseModel):
+class ServeSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     repo: str = "."
@@ -29,47 +41,64 @@ class ControllerSettings(BaseModel):
     http_port: int = Field(8080, ge=0, le=65535)
     public_uri: str | None = None
     tokens: tuple[str, ...] = ()
-    # the work queue
-    workers: int = Field(64, ge=1)  # reconciles running at once
-    resync_interval: float = Field(60.0, gt=0)  # every device is looked at this often
-    error_backoff: float = Field(1.0, gt=0)  # first delay after a failed reconcile
-    error_backoff_max: float = Field(60.0, gt=0)
     poll_source: float = Field(10.0, gt=0)  # git poll interval
-    request_timeout: float = Field(20.0, gt=0)  # one CoAP request to a device
-    execute_timeout: float = Field(5.0, gt=0)  # devices often reboot before answering
     # A queue-mode device listens this long after it last spoke (OMA: MAX_TRANSMIT_WAIT);
     # the controller contacts it only inside that window.
     awake_window: float = Field(93.0, gt=0)
-    # the update state machine (see reconciler.engine.policy.EngineConfig)
-    max_retries: int = Field(3, ge=0)
-    backoff_base: float = Field(30.0, ge=0)
-    backoff_max: float = Field(3600.0, ge=0)
-    block_size: int = Field(256, ge=16)
-    seconds_per_block: float = Field(4.0, ge=0)
-    min_download_time: float = Field(120.0, ge=0)
-    update_timeout: float = Field(900.0, gt=0)
-    poll_interval: float = Field(30.0, gt=0)
+    controller: ControllerConfig = Field(default_factory=ControllerConfig)
+
+    @field_validator("controller")
+    @classmethod
+    def _engine_bounds(cls, value: ControllerConfig) -> ControllerConfig:
+        for f in dataclasses.fields(EngineConfig):
+            number = getattr(value.engine, f.name)
+            floor, inclusive = _ENGINE_FLOORS.get(f.name, (0, True))
+            if number < floor or (number == floor and not inclusive):
+                raise PydanticCustomError(
+                    "engine_bound", "Input should be {bound} {floor}",
+                    {"name": f.name, "value": number, "floor": floor,
+                     "bound": "greater than or equal to" if inclusive else "greater than"})
+        return value
 
     def engine_config(self) -> EngineConfig:
-        return EngineConfig(
-            max_retries=self.max_retries, backoff_base=self.backoff_base,
-            backoff_max=self.backoff_max, block_size=self.block_size,
-            seconds_per_block=self.seconds_per_block, min_download_time=self.min_download_time,
-            update_timeout=self.update_timeout, poll_interval=self.poll_interval,
-        )
+        return self.controller.engine
 
     @classmethod
     def load(cls, overrides: Mapping[str, object] | None = None,
-             environ: Mapping[str, str] | None = None) -> ControllerSettings:
-        """Defaults, then `FOTA_<FIELD>` variables, then explicit overrides (CLI flags)."""
+             environ: Mapping[str, str] | None = None) -> ServeSettings:
+        """Defaults, then `FOTA_<NAME>` variables, then explicit overrides (CLI flags)."""
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for name in cls.model_fields:
+        flat: dict[str, object] = {}
+        for name, _ in setting_names():
             raw = env.get(ENV_PREFIX + name.upper())
             if raw is not None:
-                values[name] = tuple(raw.split(",")) if name == "tokens" else raw
-        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-        return cls.model_validate(values)
+                flat[name] = tuple(raw.split(",")) if name == "tokens" else raw
+        flat.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls.model_validate(_nest(flat))
+
+
+def setting_names() -> Iterator[tuple[str, tuple[str, ...]]]:
+    """Every setting's flat name and where it lives in the model (its path)."""
+    for name in ServeSettings.model_fields:
+        if name != "controller":
+            yield name, (name,)
+    for f in dataclasses.fields(ControllerConfig):
+        if f.name != "engine":
+            yield f.name, ("controller", f.name)
+    for f in dataclasses.fields(EngineConfig):
+        yield f.name, ("controller", "engine", f.name)
+
+
+def _nest(flat: Mapping[str, object]) -> dict[str, Any]:
+    paths = dict(setting_names())
+    nested: dict[str, Any] = {}
+    for name, value in flat.items():
+        *parents, leaf = paths.get(name, (name,))  # an unknown name is refused by the model
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
 
 
 def describe(exc: ValidationError, environ: Mapping[str, str] | None = None) -> str:
@@ -78,8 +107,12 @@ def describe(exc: ValidationError, environ: Mapping[str, str] | None = None) -> 
     env = os.environ if environ is None else environ
     parts = []
     for error in exc.errors(include_url=False):
-        name = ".".join(str(p) for p in error["loc"]) or "settings"
+        ctx = error.get("ctx") or {}
+        if error["type"] == "engine_bound":  # raised for the whole engine: name the field
+            name, given = str(ctx["name"]), ctx["value"]
+        else:
+            name, given = str(error["loc"][-1]) if error["loc"] else "settings", error["input"]
         var = ENV_PREFIX + name.upper()
         origin = f" (from {var})" if var in env else ""
-        parts.append(f"invalid {name}{origin}: {error['msg']}, got {error['input']!r}")
+        parts.append(f"invalid {name}{origin}: {error['msg']}, got {given!r}")
     return "; ".join(parts)

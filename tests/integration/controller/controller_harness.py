@@ -1,7 +1,7 @@
 """Real parts for the controller's end-to-end tests: a desired-state git repository in
 tmp_path, `run_service` on loopback port 0, and a simulator fleet pointed at it.
 
-Timings are shortened through `ControllerSettings` so a whole rollout, its retries and its
+Timings are shortened through `ServeSettings` so a whole rollout, its retries and its
 timeouts take seconds; every test awaits events (device versions, progress changes)
 rather than sleeping.
 """
@@ -23,7 +23,7 @@ import yaml
 from reconciler.controller.core import Controller
 from reconciler.model.status import UpdateState
 from reconciler.serve.service import Running, run_service
-from reconciler.serve.settings import ControllerSettings
+from reconciler.serve.settings import ServeSettings
 from reconciler.simulator import DeviceSpec, Fleet, Timing, make_package
 
 COLLECTION = "c0ll00"
@@ -116,13 +116,13 @@ class DesiredRepo:
         return self.commit(f"target {version}")
 
 
-def settings_for(repo: DesiredRepo, state: Path, **overrides: Any) -> ControllerSettings:
-    return ControllerSettings.load({**FAST, "repo": str(repo.root), "state": state,
+def settings_for(repo: DesiredRepo, state: Path, **overrides: Any) -> ServeSettings:
+    return ServeSettings.load({**FAST, "repo": str(repo.root), "state": state,
                                     **overrides}, environ={})
 
 
 @asynccontextmanager
-async def serving(settings: ControllerSettings) -> AsyncIterator[Running]:
+async def serving(settings: ServeSettings) -> AsyncIterator[Running]:
     """`run_service` in this event loop until the block ends; always shut down."""
     stop = asyncio.Event()
     ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import pytest
+from dataclasses import fields
 
+import pytest
+from pydantic import ValidationError
+
+from reconciler.controller.config import ControllerConfig
 from reconciler.controller.reports import merge_report
 from reconciler.controller.rollout import RolloutIndex
-from reconciler.engine import RolloutStats
+from reconciler.engine import EngineConfig, RolloutStats
 from reconciler.model.desired import Collection, FailureThreshold, Management, RolloutPolicy
 from reconciler.model.lwm2m import DeliveryMethod, FirmwareState, Path, UpdateResult
 from reconciler.model.observed import DeviceProgress, DeviceReport
 from reconciler.model.status import UpdateState
 from reconciler.serve.cmd import split_host_port
-from reconciler.serve.settings import ControllerSettings
+from reconciler.serve.settings import ServeSettings, describe, setting_names
 
 
 def test_a_read_of_objects_3_and_5_fills_the_report() -> None:
@@ -92,14 +96,35 @@ def test_the_gate_closes_at_max_concurrent() -> None:
 
 def test_settings_come_from_defaults_then_environment_then_flags() -> None:
     env = {"FOTA_UPDATE_TIMEOUT": "5", "FOTA_TOKENS": "a,b", "FOTA_WORKERS": "8"}
-    settings = ControllerSettings.load({"workers": 2}, environ=env)
-    assert (settings.update_timeout, settings.tokens, settings.workers) == (5.0, ("a", "b"), 2)
-    assert settings.engine_config().update_timeout == 5.0
+    settings = ServeSettings.load({"workers": 2}, environ=env)
+    assert (settings.engine_config().update_timeout, settings.tokens,
+            settings.controller.workers) == (5.0, ("a", "b"), 2)
+    assert settings.controller.engine.max_retries == EngineConfig().max_retries
 
 
-def test_bad_settings_are_refused_with_the_field_named() -> None:
-    with pytest.raises(ValueError, match="workers"):
-        ControllerSettings.load({"workers": 0}, environ={})
+def test_every_controller_and_engine_field_is_a_setting_under_its_own_name() -> None:
+    names = dict(setting_names())
+    wanted = [f.name for f in fields(EngineConfig)] + [
+        f.name for f in fields(ControllerConfig) if f.name != "engine"]
+    assert all(name in names for name in wanted)
+    assert len(names) == len(set(names))  # no flat name is ambiguous
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"workers": 0}, "invalid workers: Input should be greater than or equal to 1, got 0"),
+    ({"update_timeout": 0}, "invalid update_timeout: Input should be greater than 0, got 0.0"),
+    ({"block_size": 8},
+     "invalid block_size: Input should be greater than or equal to 16, got 8"),
+    ({"backoff_base": -1},
+     "invalid backoff_base: Input should be greater than or equal to 0, got -1.0"),
+    ({"http_port": 70000},
+     "invalid http_port: Input should be less than or equal to 65535, got 70000"),
+])
+def test_bad_settings_are_refused_with_the_field_named(overrides: dict[str, object],
+                                                       message: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        ServeSettings.load(overrides, environ={})
+    assert describe(caught.value, environ={}) == message
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -1,0 +1,30 @@
+"""`ControllerConfig`: the reconcile loop's tunables, with the engine's inside.
+
+A frozen value the loop reads (`Controller`, `Decider`, `Executor`); built by
+`reconciler.serve.settings` from flags and `FOTA_*` variables, or by tests directly. The
+bounds are `annotated_types` metadata so the settings model validates them without
+repeating a field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from annotated_types import Ge, Gt
+
+from reconciler.engine import EngineConfig
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    workers: Annotated[int, Ge(1)] = 64  # reconciles running at once
+    resync_interval: Annotated[float, Gt(0)] = 60.0  # every device is looked at this often
+    error_backoff: Annotated[float, Gt(0)] = 1.0  # first delay after a failed reconcile
+    error_backoff_max: Annotated[float, Gt(0)] = 60.0
+    request_timeout: Annotated[float, Gt(0)] = 20.0  # one CoAP request to a device
+    execute_timeout: Annotated[float, Gt(0)] = 5.0  # devices often reboot before answering
+    engine: EngineConfig = field(default_factory=EngineConfig)
+
+    def engine_config(self) -> EngineConfig:
+        return self.engine
