@@ -42,11 +42,32 @@ def start(ctx: Ctx, record: DeviceProgress) -> Decision:
         later = ctx.now + ctx.config.poll_interval
         return wait(record, "device is installing other firmware", later)
     if fw_state in BUSY:
-        # Left over from an earlier target or attempt: reset Object 5 to Idle first.
-        reason = "device holds another download; resetting it"
-        actions = (CancelDownload(reason), ReadState("after reset"))
-        return Decision(actions, record.evolve(updated_at=ctx.now))
+        return _reset(ctx, record, fw_state)
     return _begin(ctx, record)
+
+
+def _reset(ctx: Ctx, record: DeviceProgress, fw_state: FirmwareState) -> Decision:
+    """Left over from an earlier target or attempt: reset Object 5 to Idle (an empty
+    /5/0/1) first. Bounded: each reset gets a doubling delay to take effect, and a device
+    still busy after `max_resets` does not follow Object 5: terminal, saying so."""
+    resets = record.resets
+    if resets:
+        settle = (record.phase_started_at or 0.0) + ctx.config.reset_wait(resets)
+        if ctx.now < settle:
+            return wait(record, "waiting for the device to reset Object 5", settle)
+        if ctx.report.reported_at < settle:
+            return Decision((ReadState("checking the reset"),), record)
+        if resets >= ctx.config.max_resets:
+            msg = (f"/5/0/3 stayed {int(fw_state)} after the URI was cleared {resets} "
+                   f"time{'s' if resets > 1 else ''}: the device does not follow Object 5")
+            return moved(ctx, record, S.UPDATE_FAILED, msg, (), deadline=None,
+                         next_attempt_at=None)
+    reason = "device holds another download; resetting it"
+    actions = (CancelDownload(reason), ReadState("after reset"))
+    # phase_started_at is when the last reset went out (an attempt's own phase starts
+    # in _begin, which sets it again).
+    return Decision(actions, record.evolve(resets=resets + 1, phase_started_at=ctx.now,
+                                           updated_at=ctx.now))
 
 
 def _begin(ctx: Ctx, record: DeviceProgress) -> Decision:
@@ -64,7 +85,7 @@ def _begin(ctx: Ctx, record: DeviceProgress) -> Decision:
     # attempt, not an Update Result left over from the previous one.
     return moved(
         ctx, record, S.INITIALIZING, message, (delivery, *observe),
-        attempts=attempt, phase_started_at=ctx.now,
+        attempts=attempt, phase_started_at=ctx.now, resets=0,
         deadline=ctx.now + budget, next_attempt_at=None, executed_at=None,
     )
 

@@ -28,10 +28,19 @@ class EngineConfig:
     min_download_time: float = 120.0
     update_timeout: float = 900.0  # Execute -> device back with a version
     poll_interval: float = 30.0  # when the device does not accept Observe
+    # A device told to reset Object 5 (an empty /5/0/1) gets reset_delay to go Idle,
+    # doubled for each further reset; still busy after max_resets, it does not follow
+    # Object 5 and the update ends (terminal) saying so.
+    reset_delay: float = 5.0
+    max_resets: int = 3
 
     def download_deadline(self, image: FirmwareImage) -> float:
         blocks = math.ceil(max(image.length, 1) / self.block_size)
         return self.min_download_time + blocks * self.seconds_per_block
+
+    def reset_wait(self, resets: int) -> float:
+        """How long to give the device after its `resets`-th reset (1-based)."""
+        return float(self.reset_delay * 2 ** max(resets - 1, 0))
 
     def backoff(self, attempts: int) -> float:
         return float(min(self.backoff_max, self.backoff_base * 2 ** max(attempts - 1, 0)))

@@ -49,6 +49,7 @@ class DeviceProgress:
     next_attempt_at: float | None = None  # backoff: do not start before this
     executed_at: float | None = None
     updated_at: float = 0.0
+    resets: int = 0  # empty /5/0/1 writes before this attempt could start (bounded)
 
     def evolve(self, **changes: object) -> DeviceProgress:
         return replace(self, **changes)  # type: ignore[arg-type]

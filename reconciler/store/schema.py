@@ -77,6 +77,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE progress DROP COLUMN attempt_token;
     ALTER TABLE progress DROP COLUMN last_action;
     """,
+    # 4: the engine bounds the Object 5 reset before an attempt (issue 8 item 3).
+    """
+    ALTER TABLE progress ADD COLUMN resets INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -89,6 +89,38 @@ def test_a_leftover_download_is_reset_before_the_new_attempt() -> None:
                               ReadState("after reset"))
 
 
+def test_a_device_that_ignores_the_reset_ends_failed_within_three_resets_saying_why() -> None:
+    """The skeleton Object 5 of a common open-source client: state 1, writes ignored."""
+    record: DeviceProgress | None = pending()
+    rep, now, resets = report(fw=FirmwareState.DOWNLOADING), NOW, 0
+    for _ in range(20):
+        assert record is not None
+        result = decide(delta(rep=rep, reg=registration()), record, now)
+        record = result.progress
+        assert record is not None
+        resets += sum(isinstance(a, CancelDownload) for a in result.actions)
+        if any(isinstance(a, ReadState) for a in result.actions):
+            rep = report(fw=FirmwareState.DOWNLOADING, at=now)  # it answers: still 1
+        elif record.state.terminal:
+            break
+        else:
+            assert isinstance(result.actions[0], Wait) and result.actions[0].until is not None
+            now = result.actions[0].until
+    assert record is not None and (record.state, resets) == (S.UPDATE_FAILED, 3)
+    assert record.message == ("/5/0/3 stayed 1 after the URI was cleared 3 times: "
+                              "the device does not follow Object 5")
+    assert now - NOW == 5 + 10 + 20  # each reset gets twice the time of the one before
+
+
+def test_a_device_that_follows_the_reset_starts_its_attempt_at_once() -> None:
+    busy = decide(delta(rep=report(fw=FirmwareState.DOWNLOADED), reg=registration()),
+                  pending(), NOW)
+    assert busy.progress is not None and busy.progress.resets == 1
+    idle = decide(delta(rep=report(at=NOW), reg=registration()), busy.progress, NOW)
+    assert isinstance(idle.actions[0], WriteUri)
+    assert idle.progress is not None and idle.progress.resets == 0
+
+
 def test_backoff_holds_the_next_attempt_until_its_time() -> None:
     record = pending(state=S.TIMED_OUT, next_attempt_at=NOW + 60)
     early = decide(delta(rep=report(), reg=registration()), record, NOW)
