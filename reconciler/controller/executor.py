@@ -23,6 +23,7 @@ from reconciler.engine import (
     Execute,
     NoOp,
     Observe,
+    Probe,
     PushPackage,
     ReadState,
     Verify,
@@ -33,12 +34,20 @@ from reconciler.errors import DeviceRequestFailed, TemporaryError, WaitingError
 from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import Device
-from reconciler.model.lwm2m import FW_PACKAGE_URI, FW_UPDATE, Path
+from reconciler.model.lwm2m import (
+    DEV_FIRMWARE_VERSION,
+    FW_PACKAGE_URI,
+    FW_STATE,
+    FW_UPDATE,
+    FW_UPDATE_RESULT,
+    Path,
+)
 
 log = logging.getLogger("reconciler.executor")
 
 READS = (Path(3, 0), Path(5, 0))
 FALLBACK_READS = (Path(3, 0, 3), Path(5, 0, 3), Path(5, 0, 5))  # when a whole instance fails
+PROBES = (FW_STATE, FW_UPDATE_RESULT, DEV_FIRMWARE_VERSION)  # after an Execute
 
 
 class Executor:
@@ -53,6 +62,8 @@ class Executor:
     async def run(self, device: Device, action: Action) -> None:
         if isinstance(action, ReadState | Verify):
             await self.read_state(device)
+        elif isinstance(action, Probe):
+            await self._probe(device)
         elif isinstance(action, Observe):
             await self._observe(device, action)
         elif isinstance(action, WriteUri):
@@ -77,6 +88,23 @@ class Executor:
             except DeviceRequestFailed:
                 values.update(await self._read_each(device, path))
         self._reports.merge(device.device_id, device.endpoint, values, self._clock())
+
+    async def _probe(self, device: Device) -> None:
+        """Read what tells how an install went. Silence is expected while the device
+        restarts: what was read is kept, the engine asks again later."""
+        client = self._server.client(device.endpoint)
+        values: dict[Path, object] = {}
+        for path in PROBES:
+            try:
+                values.update(await client.read(path, timeout=self._settings.request_timeout))
+            except DeviceRequestFailed:
+                continue  # this resource refused; the others still tell
+            except (TemporaryError, WaitingError) as exc:
+                log.info("%s: no answer to a probe (%s); expected while it restarts",
+                         device.device_id, type(exc).__name__)
+                break
+        if values:
+            self._reports.merge(device.device_id, device.endpoint, values, self._clock())
 
     async def _read_each(self, device: Device, instance: Path) -> dict[Path, object]:
         client = self._server.client(device.endpoint)

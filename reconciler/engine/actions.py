@@ -27,6 +27,12 @@ class Verify:
 
 
 @dataclass(frozen=True, slots=True)
+class Probe:
+    """Ask a device how its install is going: read /5/0/3, /5/0/5 and /3/0/3. No answer
+    is expected while it restarts; the engine asks again later."""
+
+
+@dataclass(frozen=True, slots=True)
 class Observe:
     """Start Observe on the Object 5 resources that drive the state machine."""
 
@@ -80,7 +86,8 @@ class NoOp:
 
 
 Action = (
-    ReadState | Verify | Observe | CancelDownload | WriteUri | PushPackage | Execute | Wait | NoOp
+    ReadState | Verify | Probe | Observe | CancelDownload | WriteUri | PushPackage | Execute
+    | Wait | NoOp
 )
 
 # Actions that change something on the device; everything else only reads or waits.

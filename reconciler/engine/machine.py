@@ -17,10 +17,11 @@ a `NoOp`. The decision table, top to bottom (first match wins); the last three r
 | UpdateFailed / Reverted                     | `hold` until the target changes         |
 | Pending / TimedOut / drifted Current        | `phases.start`: backoff, gate, reset,   |
 |                                             | write the URI (or push)                 |
-| Initializing / Downloading / Downloaded     | `phases.downloading`: Execute once      |
-|                                             | Downloaded                              |
-| Updating / Completed                        | `phases.updating`: verify, Reverted,    |
-|                                             | timeout                                 |
+| Initializing / Downloading / Downloaded     | `phases.downloading`: Execute           |
+|                                             | (`install.execute`) once Downloaded     |
+| Updating / Completed                        | `install.updating`: probe with backoff, |
+|                                             | Execute again if it never arrived,      |
+|                                             | Reverted, timeout                       |
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 
-from reconciler.engine import phases
+from reconciler.engine import install, phases
 from reconciler.engine.actions import NoOp, ReadState, Verify
 from reconciler.engine.decision import Ctx, Decision, move, moved, wait
 from reconciler.engine.delta import Delta
+from reconciler.engine.endings import timed_out
 from reconciler.engine.policy import OPEN, EngineConfig, Gate
 from reconciler.model.observed import DeviceEvent, DeviceProgress
 from reconciler.model.status import UpdateState as S
@@ -103,7 +105,7 @@ def _decide(ctx: Ctx, record: DeviceProgress) -> Decision:
     delta = ctx.delta
     if delta.registration is None:
         if record.state.in_flight and record.deadline is not None and ctx.now >= record.deadline:
-            return phases.timed_out(ctx, record, "device went away during the update")
+            return timed_out(ctx, record, "device went away during the update")
         return wait(record, "device not registered; waiting for it to register", record.deadline)
     if not delta.report_fresh:
         return _read(ctx, record)
@@ -125,8 +127,8 @@ PHASE: dict[S, Callable[[Ctx, DeviceProgress], Decision]] = {
     S.INITIALIZING: phases.downloading,
     S.DOWNLOADING: phases.downloading,
     S.DOWNLOADED: phases.downloading,
-    S.UPDATING: phases.updating,
-    S.COMPLETED: phases.updating,
+    S.UPDATING: install.updating,
+    S.COMPLETED: install.updating,
     S.UPDATE_FAILED: hold,
     S.REVERTED: hold,
 }

@@ -1,24 +1,26 @@
-"""The three active phases of an update: starting an attempt, downloading, installing.
+"""The first two active phases of an update: starting an attempt (with the bounded reset
+of a busy Object 5) and downloading. Installing is `install.py`.
 
-Each takes the decision context and the progress record and returns a `Decision`; `decide()`
-picks the phase from the record's state. Failures and timeouts end here too: retried
-with backoff while the per-device, per-target budget lasts, terminal otherwise.
+Each takes the decision context and the progress record and returns a `Decision`;
+`decide()` picks the phase from the record's state (`machine.PHASE`). Failures and
+timeouts go to `endings.py`.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+from reconciler.engine import install
 from reconciler.engine.actions import (
     Action,
     CancelDownload,
-    Execute,
     Observe,
     PushPackage,
     ReadState,
     WriteUri,
 )
 from reconciler.engine.decision import Ctx, Decision, moved, wait
+from reconciler.engine.endings import fail, timed_out
 from reconciler.engine.policy import Outcome, classify
 from reconciler.model.lwm2m import DeliveryMethod, FirmwareState, UpdateResult
 from reconciler.model.observed import DeviceProgress
@@ -85,7 +87,7 @@ def _begin(ctx: Ctx, record: DeviceProgress) -> Decision:
     # attempt, not an Update Result left over from the previous one.
     return moved(
         ctx, record, S.INITIALIZING, message, (delivery, *observe),
-        attempts=attempt, phase_started_at=ctx.now, resets=0,
+        attempts=attempt, phase_started_at=ctx.now, resets=0, probes=0, executes=0,
         deadline=ctx.now + budget, next_attempt_at=None, executed_at=None,
     )
 
@@ -95,7 +97,7 @@ def downloading(ctx: Ctx, record: DeviceProgress) -> Decision:
     report = ctx.report
     seen = record.phase_started_at is None or report.reported_at >= record.phase_started_at
     if seen and report.fw_state is FirmwareState.DOWNLOADED:
-        return _execute(ctx, record)
+        return install.execute(ctx, record)
     if seen and report.fw_state in (FirmwareState.IDLE, None):
         outcome, text = _download_result(ctx, record)
         if outcome is not Outcome.OK:
@@ -133,66 +135,3 @@ def _poll(ctx: Ctx, record: DeviceProgress) -> tuple[Action, ...]:
         return (ReadState("polling the download"),)
     until = last + interval if deadline is None else min(last + interval, deadline)
     return wait(record, "waiting for the device's next report", until).actions
-
-
-def _execute(ctx: Ctx, record: DeviceProgress) -> Decision:
-    version = ctx.target.version
-    if not ctx.delta.awake:
-        msg = f"downloaded {version}; waiting for the device to speak"
-        return moved(ctx, record, S.DOWNLOADED, msg, wait(record, msg).actions)
-    # executed_at goes out with the decision and is persisted before Execute is sent, so a
-    # restart sees it and never executes the same download a second time.
-    msg = f"installing {version}; waiting for the device to restart"
-    return moved(
-        ctx, record, S.UPDATING, msg, (Execute(ctx.target.image_id),),
-        executed_at=ctx.now, phase_started_at=ctx.now,
-        deadline=ctx.now + ctx.config.update_timeout, durable=True,
-    )
-
-
-def updating(ctx: Ctx, record: DeviceProgress) -> Decision:
-    """Updating/Completed: success only by /3/0/3 (checked before this runs)."""
-    assert ctx.delta.registration is not None
-    executed = record.executed_at or 0.0
-    report = ctx.report
-    if report.reported_at > executed and report.fw_state is not FirmwareState.UPDATING:
-        # A failed install returns to Downloaded (or Idle) with its Update Result set.
-        outcome, text = classify(report.update_result)
-        if outcome is not Outcome.OK:
-            return fail(ctx, record, outcome, text)
-        idle = report.fw_state in (FirmwareState.IDLE, None)
-        if idle and ctx.delta.registration.registered_at > executed:
-            running = ctx.delta.reported_version or "an unknown version"
-            msg = f"device came back running {running}, not {ctx.target.version}"
-            return moved(ctx, record, S.REVERTED, msg, (), deadline=None)
-    if record.deadline is not None and ctx.now >= record.deadline:
-        return timed_out(ctx, record, "device did not come back with the new version in time")
-    return wait(record, "waiting for the device to install and restart", record.deadline)
-
-
-def fail(ctx: Ctx, record: DeviceProgress, outcome: Outcome, text: str) -> Decision:
-    """An Update Result failure: retry with backoff, once for code 8, else terminal."""
-    code = int(ctx.report.update_result or 0)
-    first_failure = record.retries_left >= ctx.config.max_retries
-    retry = outcome is Outcome.RETRY or (outcome is Outcome.RETRY_ONCE and first_failure)
-    if retry and record.retries_left > 0:
-        delay = ctx.config.backoff(record.attempts)
-        msg = (f"attempt {record.attempts} failed: {text} (Update Result {code}); "
-               f"retry in {delay:g}s")
-        return moved(ctx, record, S.PENDING, msg, wait(record, msg, ctx.now + delay).actions,
-                     retries_left=record.retries_left - 1, next_attempt_at=ctx.now + delay,
-                     deadline=None)
-    why = "no retries left" if retry else "not retried for this image"
-    msg = f"{text} (Update Result {code}); {why}"
-    return moved(ctx, record, S.UPDATE_FAILED, msg, (), deadline=None, next_attempt_at=None)
-
-
-def timed_out(ctx: Ctx, record: DeviceProgress, text: str) -> Decision:
-    if record.retries_left <= 0:
-        msg = f"{text}; no retries left after {record.attempts} attempts"
-        return moved(ctx, record, S.UPDATE_FAILED, msg, (), deadline=None)
-    delay = ctx.config.backoff(record.attempts)
-    msg = f"{text}; retry in {delay:g}s"
-    return moved(ctx, record, S.TIMED_OUT, msg, wait(record, msg, ctx.now + delay).actions,
-                 retries_left=record.retries_left - 1, next_attempt_at=ctx.now + delay,
-                 deadline=None)

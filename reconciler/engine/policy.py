@@ -33,6 +33,11 @@ class EngineConfig:
     # Object 5 and the update ends (terminal) saying so.
     reset_delay: float = 5.0
     max_resets: int = 3
+    # After Execute, ask the device (Probe) probe_delay later, then twice as long each
+    # time, instead of waiting out update_timeout; a device still holding the download
+    # without a failure never got the Execute and gets it again, max_executes in all.
+    probe_delay: float = 5.0
+    max_executes: int = 3
 
     def download_deadline(self, image: FirmwareImage) -> float:
         blocks = math.ceil(max(image.length, 1) / self.block_size)
@@ -41,6 +46,10 @@ class EngineConfig:
     def reset_wait(self, resets: int) -> float:
         """How long to give the device after its `resets`-th reset (1-based)."""
         return float(self.reset_delay * 2 ** max(resets - 1, 0))
+
+    def probe_wait(self, probe: int) -> float:
+        """Seconds from the Execute to the `probe`-th Probe (1-based): d, 3d, 7d, ..."""
+        return float(self.probe_delay * (2 ** max(probe, 1) - 1))
 
     def backoff(self, attempts: int) -> float:
         return float(min(self.backoff_max, self.backoff_base * 2 ** max(attempts - 1, 0)))

@@ -50,6 +50,8 @@ class DeviceProgress:
     executed_at: float | None = None
     updated_at: float = 0.0
     resets: int = 0  # empty /5/0/1 writes before this attempt could start (bounded)
+    probes: int = 0  # Probes since the last Execute (they back off)
+    executes: int = 0  # Executes sent in this attempt (bounded)
 
     def evolve(self, **changes: object) -> DeviceProgress:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -81,6 +81,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE progress ADD COLUMN resets INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: the engine asks a device after Execute and re-sends a lost one (issue 8 item 10).
+    """
+    ALTER TABLE progress ADD COLUMN probes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE progress ADD COLUMN executes INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

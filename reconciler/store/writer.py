@@ -32,7 +32,7 @@ from reconciler.store.schema import migrate
 _UPSERT_REGISTRATION = "INSERT OR REPLACE INTO registrations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _LIVE = "updated_at + lifetime > ?"  # a registration's expiry, as Registration.expires_at
 _UPSERT_REPORT = "INSERT OR REPLACE INTO reports VALUES (?,?,?,?,?,?,?,?,?,?)"
-_UPSERT_PROGRESS = "INSERT OR REPLACE INTO progress VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+_UPSERT_PROGRESS = "INSERT OR REPLACE INTO progress VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _INSERT_EVENT = "INSERT INTO events (device_id, at, kind, message, revision) VALUES (?,?,?,?,?)"
 _INSERT_CONDITION = "INSERT INTO conditions VALUES (?,?,?,?,?,?,?)"
 # The device's current image: the image of its collection whose version equals the

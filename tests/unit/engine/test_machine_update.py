@@ -6,7 +6,16 @@ import pytest
 from builders import NEW, T0, registration, report
 from builders.engine import delta
 
-from reconciler.engine import DEFAULT_CONFIG, Execute, ReadState, Verify, Wait, WriteUri, decide
+from reconciler.engine import (
+    DEFAULT_CONFIG,
+    Execute,
+    Probe,
+    ReadState,
+    Verify,
+    Wait,
+    WriteUri,
+    decide,
+)
 from reconciler.engine.machine import PHASE
 from reconciler.model.lwm2m import FirmwareState as F
 from reconciler.model.lwm2m import UpdateResult as R
@@ -65,7 +74,55 @@ def test_downloaded_executes_once_with_executed_at_recorded_first() -> None:
     assert result.durable  # executed_at must reach the disk before Execute is sent
     again = decide(delta(rep=rep, reg=registration(), observing=True), p, NOW + 1)
     assert not again.durable
-    assert again.actions == (Wait("waiting for the device to install and restart", p.deadline),)
+    # the first Probe is due probe_delay after the Execute, long before the deadline
+    first_probe = NOW + DEFAULT_CONFIG.probe_delay
+    assert again.actions == (Wait("waiting for the device to install and restart",
+                                  first_probe),)
+
+
+def test_after_execute_the_device_is_probed_with_backoff_not_left_to_the_timeout() -> None:
+    record, rep, asked = executed(executes=1), report(fw=F.DOWNLOADED, at=START - 1), []
+    now = START
+    while record.state is S.UPDATING:
+        result = decide(delta(rep=rep, reg=registration(), observing=True), record, now)
+        assert result.progress is not None
+        record = result.progress
+        if result.actions == (Probe(),):
+            asked.append(now - START)
+            rep = report(fw=F.UPDATING, at=now)  # installing: answers, no restart yet
+        else:
+            assert isinstance(result.actions[0], Wait) and result.actions[0].until is not None
+            now = result.actions[0].until
+    assert asked == [5, 15, 35, 75, 155, 315]  # then the deadline (500 s) ends it
+    assert record.state is S.TIMED_OUT
+
+
+def test_a_lost_execute_is_sent_again_once_a_probe_finds_the_download_untouched() -> None:
+    probed = executed(executes=1, probes=1)
+    rep = report(fw=F.DOWNLOADED, at=START + DEFAULT_CONFIG.probe_delay)
+    result = decide(delta(rep=rep, reg=registration()), probed, START + 6)
+    assert result.actions == (Execute(NEW.image_id),) and result.durable
+    p = result.progress
+    assert p is not None and (p.executes, p.probes, p.executed_at) == (2, 0, START + 6)
+    assert p.message == ("Execute did not reach the device (/5/0/3 still 2, no restart); "
+                         "installing 2.0 again (Execute 2 of 3)")
+
+
+def test_a_device_that_never_acts_on_execute_ends_failed_saying_so() -> None:
+    probed = executed(executes=3, probes=1)
+    rep = report(fw=F.DOWNLOADED, at=START + DEFAULT_CONFIG.probe_delay)
+    result = decide(delta(rep=rep, reg=registration()), probed, START + 6)
+    assert result.progress is not None and result.progress.state is S.UPDATE_FAILED
+    assert result.progress.message == ("/5/0/3 stayed 2 after Execute was sent 3 times: "
+                                       "the device does not follow Object 5")
+
+
+def test_a_stale_downloaded_state_never_causes_a_second_execute() -> None:
+    # a notification of /5/0/5 alone right after the Execute: /5/0/3 = 2 is left over
+    rep = report(fw=F.DOWNLOADED, at=START + 1)
+    result = decide(delta(rep=rep, reg=registration(), observing=True),
+                    executed(executes=1), START + 1)
+    assert not any(isinstance(a, Execute) for a in result.actions)
 
 
 def test_a_restart_after_execute_is_verified_before_anything_else() -> None:

@@ -1,0 +1,39 @@
+"""How an attempt ends when it does not succeed: an Update Result failure (`fail`) or a
+deadline (`timed_out`). Retried with backoff while the per-device, per-target budget
+lasts, terminal otherwise. Called by the phases and by `machine` (device gone away).
+"""
+
+from __future__ import annotations
+
+from reconciler.engine.decision import Ctx, Decision, moved, wait
+from reconciler.engine.policy import Outcome
+from reconciler.model.observed import DeviceProgress
+from reconciler.model.status import UpdateState as S
+
+
+def fail(ctx: Ctx, record: DeviceProgress, outcome: Outcome, text: str) -> Decision:
+    """An Update Result failure: retry with backoff, once for code 8, else terminal."""
+    code = int(ctx.report.update_result or 0)
+    first_failure = record.retries_left >= ctx.config.max_retries
+    retry = outcome is Outcome.RETRY or (outcome is Outcome.RETRY_ONCE and first_failure)
+    if retry and record.retries_left > 0:
+        delay = ctx.config.backoff(record.attempts)
+        msg = (f"attempt {record.attempts} failed: {text} (Update Result {code}); "
+               f"retry in {delay:g}s")
+        return moved(ctx, record, S.PENDING, msg, wait(record, msg, ctx.now + delay).actions,
+                     retries_left=record.retries_left - 1, next_attempt_at=ctx.now + delay,
+                     deadline=None)
+    why = "no retries left" if retry else "not retried for this image"
+    msg = f"{text} (Update Result {code}); {why}"
+    return moved(ctx, record, S.UPDATE_FAILED, msg, (), deadline=None, next_attempt_at=None)
+
+
+def timed_out(ctx: Ctx, record: DeviceProgress, text: str) -> Decision:
+    if record.retries_left <= 0:
+        msg = f"{text}; no retries left after {record.attempts} attempts"
+        return moved(ctx, record, S.UPDATE_FAILED, msg, (), deadline=None)
+    delay = ctx.config.backoff(record.attempts)
+    msg = f"{text}; retry in {delay:g}s"
+    return moved(ctx, record, S.TIMED_OUT, msg, wait(record, msg, ctx.now + delay).actions,
+                 retries_left=record.retries_left - 1, next_attempt_at=ctx.now + delay,
+                 deadline=None)
