@@ -1,6 +1,7 @@
 """`fota plan`: reviews a desired-state change before it is merged.
 
-`cmd` (the subcommand: load the proposed state, summarise per collection, render) and
+`summary` (pure: per collection, who moves, who is already there, who is blocked and
+why), `cmd` (the subcommand: load the proposed state, summarise, render) and
 `observed` (what a running reconciler last saw, from its state file or its API). Reads
 the store and the sources only; it never runs or imports the reconcile loop.
 """

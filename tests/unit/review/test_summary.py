@@ -10,7 +10,7 @@ from reconciler.model.desired import (
     Management,
     RolloutPolicy,
 )
-from reconciler.review.cmd import render, summarize
+from reconciler.review.summary import render, summarize
 from reconciler.store import DeviceView
 
 V1 = FirmwareImage("aaaa", "cc", "1.0", "a.bin", "a" * 64, 10, 1, "images/a.bin")
