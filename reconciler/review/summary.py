@@ -1,17 +1,21 @@
 """What a proposed desired state does to the fleet as last observed: pure summarising.
 
 `summarize(desired, observed)` gives, per collection, how many devices move from which
-version to which, how many already run their target, and which are blocked and why;
-`render` prints it. Called by `review.cmd` (`fota plan`).
+version to which, how many already run their target, which are blocked and why, and how
+many wait for a rollout slot; `render` prints it. The verdicts are the engine's own: a
+device's state is terminal by `UpdateState.terminal`, and the collection's rollout guards
+(paused, failureThreshold, maxConcurrent) are `rollout_gate` over counts taken from the
+observed devices as the controller's rollout index keeps them. Called by `review.cmd`.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from reconciler.model.desired import DesiredState, Device, Management
+from reconciler.engine import GateKind, RolloutStats, rollout_gate
+from reconciler.model.desired import Collection, DesiredState, Device, Management
 from reconciler.model.status import UpdateState
 from reconciler.store import DeviceView
 
@@ -27,6 +31,8 @@ class CollectionPlan:
     moves: Counter[tuple[str, str]] = field(default_factory=Counter)
     current: int = 0
     blocked: Counter[str] = field(default_factory=Counter)
+    waiting: int = 0  # of the moves, how many wait for a slot (maxConcurrent)
+    max_concurrent: int | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -36,7 +42,47 @@ class CollectionPlan:
                       for (a, b), n in sorted(self.moves.items())],
             "current": self.current,
             "blocked": [{"reason": r, "devices": n} for r, n in sorted(self.blocked.items())],
+            "waitingForSlot": self.waiting, "maxConcurrent": self.max_concurrent,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """One device of the proposed state beside what was last observed of it."""
+
+    device: Device
+    target_id: str | None  # effective target under the proposed state
+    state: UpdateState | None  # the observed update state
+    failed: bool  # in a terminal state for this very target
+    current: str  # the version it reports, as the plan labels it
+    target: str | None  # the target's version
+
+
+def summarize(desired: DesiredState, observed: Mapping[str, DeviceView]) -> list[CollectionPlan]:
+    members: dict[str, list[_Seen]] = defaultdict(list)
+    for device in desired.devices.values():
+        members[device.collection_id].append(_seen(desired, device,
+                                                   observed.get(device.device_id)))
+    return [_collection_plan(desired, c, members[cid])
+            for cid, c in sorted(desired.collections.items())]
+
+
+def _seen(desired: DesiredState, device: Device, view: DeviceView | None) -> _Seen:
+    target_id = desired.effective_target(device)
+    state = _state(view)
+    failed = (state is not None and state.terminal and view is not None
+              and target_id is not None and view.target_image_id == target_id)
+    return _Seen(device, target_id, state, failed, _label(desired, device, view),
+                 _version(desired, target_id))
+
+
+def _state(view: DeviceView | None) -> UpdateState | None:
+    if view is None or not view.state:
+        return None
+    try:
+        return UpdateState(view.state)
+    except ValueError:  # a state a newer release wrote: no verdict from it
+        return None
 
 
 def _label(desired: DesiredState, device: Device, view: DeviceView | None) -> str:
@@ -46,40 +92,60 @@ def _label(desired: DesiredState, device: Device, view: DeviceView | None) -> st
     return image.version if image else f"{view.firmware_version.strip()} (unknown image)"
 
 
-def _blocked(desired: DesiredState, device: Device, view: DeviceView | None) -> str | None:
-    collection = desired.collections.get(device.collection_id)
-    if collection is None or collection.management is Management.DISABLED:
+def _collection_plan(desired: DesiredState, collection: Collection,
+                     seen: Sequence[_Seen]) -> CollectionPlan:
+    policy = collection.rollout
+    entry = CollectionPlan(collection.collection_id, collection.name,
+                           collection.management.value,
+                           _version(desired, collection.target_image_id),
+                           max_concurrent=policy.max_concurrent)
+    stats = _stats(collection, seen)
+    gate = rollout_gate(policy, stats)
+    free = None if policy.max_concurrent is None else \
+        max(policy.max_concurrent - stats.in_flight, 0)
+    for s in seen:
+        if s.target is not None and s.current == s.target:
+            entry.current += 1
+        elif (reason := _held(desired, s)) is not None:
+            entry.blocked[reason] += 1
+        elif s.target is None:
+            entry.blocked["target image unknown"] += 1
+        elif s.state is not None and s.state.in_flight:
+            entry.moves[(s.current, s.target)] += 1  # already under way: the gate let it
+        elif gate.kind in (GateKind.PAUSED, GateKind.HALTED):
+            entry.blocked[gate.reason] += 1
+        else:
+            entry.moves[(s.current, s.target)] += 1
+            if free is not None:
+                entry.waiting += free == 0
+                free = max(free - 1, 0)
+    return entry
+
+
+def _held(desired: DesiredState, s: _Seen) -> str | None:
+    """Why this device will not move whatever the rollout says, if it will not."""
+    if desired.management_of(s.device) is Management.DISABLED:
         return "firmware management disabled"
-    target = desired.effective_target(device)
-    if target is None:
+    if s.target_id is None:
         return "no target firmware"
-    terminal = {UpdateState.UPDATE_FAILED.value, UpdateState.REVERTED.value}
-    if view is not None and view.state in terminal and view.target_image_id == target:
-        return f"{view.state} holds until the target changes"
-    if collection.rollout.paused:
-        return "rollout paused"
+    if s.failed and s.state is not None:
+        return f"{s.state.value} holds until the target changes"
     return None
 
 
-def summarize(desired: DesiredState, observed: Mapping[str, DeviceView]) -> list[CollectionPlan]:
-    plans = {cid: CollectionPlan(cid, c.name, c.management.value,
-                                 _version(desired, c.target_image_id))
-             for cid, c in sorted(desired.collections.items())}
-    for device in desired.devices.values():
-        entry = plans.get(device.collection_id)
-        if entry is None:
-            continue
-        view = observed.get(device.device_id)
-        target = _version(desired, desired.effective_target(device))
-        current = _label(desired, device, view)
-        reason = _blocked(desired, device, view)
-        if target is not None and current == target:
-            entry.current += 1
-        elif reason is not None:
-            entry.blocked[reason] += 1
-        elif target is not None:
-            entry.moves[(current, target)] += 1
-    return list(plans.values())
+def _stats(collection: Collection, seen: Sequence[_Seen]) -> RolloutStats:
+    """The collection's rollout counts as the controller's rollout index keeps them,
+    from the observed devices: in flight, failed for their target, and the population
+    of the collection's target (devices targeting it that do not run it). A device that
+    reached the target through this rollout cannot be told apart here from one found on
+    it, so this population is never larger than the controller's: a failure share is
+    never under-estimated."""
+    in_flight = sum(1 for s in seen if s.state is not None and s.state.in_flight)
+    failed = sum(1 for s in seen if s.failed)
+    target = collection.target_image_id
+    population = 0 if target is None else sum(
+        1 for s in seen if s.target_id == target and s.current != s.target)
+    return RolloutStats(in_flight=in_flight, failed=failed, population=population)
 
 
 def _version(desired: DesiredState, image_id: str | None) -> str | None:
@@ -95,6 +161,9 @@ def render(plans: list[CollectionPlan]) -> str:
                      f"target {p.target or '-'}")
         for (old, new), count in sorted(p.moves.items()):
             lines.append(f"  {count} device{'s' * (count != 1)} move {old} -> {new}")
+        if p.waiting:
+            lines.append(f"  {p.waiting} of them wait for a slot "
+                         f"(maxConcurrent {p.max_concurrent})")
         lines.append(f"  {p.current} already on target")
         for reason, count in sorted(p.blocked.items()):
             lines.append(f"  {count} blocked: {reason}")

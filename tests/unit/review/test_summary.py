@@ -6,6 +6,7 @@ from reconciler.model.desired import (
     Collection,
     DesiredState,
     Device,
+    FailureThreshold,
     FirmwareImage,
     Management,
     RolloutPolicy,
@@ -17,9 +18,11 @@ V1 = FirmwareImage("aaaa", "cc", "1.0", "a.bin", "a" * 64, 10, 1, "images/a.bin"
 V2 = FirmwareImage("bbbb", "cc", "2.0", "b.bin", "b" * 64, 10, 1, "images/b.bin")
 
 
-def _desired(management: Management = Management.COLLECTION, paused: bool = False) -> DesiredState:
-    coll = Collection("cc", "fleet", management, "bbbb", rollout=RolloutPolicy(paused=paused))
-    devices = {f"d{n}": Device(f"d{n}", "cc", f"ep{n}") for n in range(5)}
+def _desired(management: Management = Management.COLLECTION, paused: bool = False,
+             rollout: RolloutPolicy | None = None, count: int = 5) -> DesiredState:
+    coll = Collection("cc", "fleet", management, "bbbb",
+                      rollout=rollout or RolloutPolicy(paused=paused))
+    devices = {f"d{n}": Device(f"d{n}", "cc", f"ep{n}") for n in range(count)}
     return DesiredState("rev", {"cc": coll}, {"aaaa": V1, "bbbb": V2}, devices)
 
 
@@ -45,7 +48,43 @@ def test_disabled_and_paused_collections_block_every_move() -> None:
     [off] = summarize(_desired(Management.DISABLED), OBSERVED)
     assert dict(off.blocked) == {"firmware management disabled": 5} and not off.moves
     [paused] = summarize(_desired(paused=True), OBSERVED)
-    assert paused.blocked["rollout paused"] == 3
+    assert dict(paused.blocked) == {"rollout paused in the collection manifest": 3,
+                                    "UpdateFailed holds until the target changes": 1}
+
+
+def test_a_failure_threshold_already_exceeded_blocks_every_new_start() -> None:
+    observed = {**OBSERVED, "d4": _view("d4", "1.0", "Reverted", "bbbb"),
+                "d1": _view("d1", "1.0", "Downloading", "bbbb")}
+    policy = RolloutPolicy(failure_threshold=FailureThreshold(count=2))
+    [plan] = summarize(_desired(rollout=policy), observed)
+    halted = ("rollout halted: 2 of 4 devices failed (threshold 2); to resume, change "
+              "the target or raise failureThreshold in git")
+    assert dict(plan.blocked) == {halted: 1,  # d0; d1 is under way and goes on
+                                  "UpdateFailed holds until the target changes": 1,
+                                  "Reverted holds until the target changes": 1}
+    assert dict(plan.moves) == {("1.0", "2.0"): 1}
+
+
+def test_a_failure_threshold_not_reached_lets_the_moves_start() -> None:
+    policy = RolloutPolicy(failure_threshold=FailureThreshold(count=2))
+    [plan] = summarize(_desired(rollout=policy), OBSERVED)
+    assert sum(plan.moves.values()) == 3 and plan.waiting == 0
+
+
+def test_a_failure_on_an_older_target_does_not_count_against_this_one() -> None:
+    observed = {**OBSERVED, "d3": _view("d3", "1.0", "UpdateFailed", "aaaa")}
+    policy = RolloutPolicy(failure_threshold=FailureThreshold(count=1))
+    [plan] = summarize(_desired(rollout=policy), observed)
+    assert not plan.blocked and sum(plan.moves.values()) == 4
+
+
+def test_max_concurrent_lets_the_free_slots_start_and_the_rest_wait() -> None:
+    observed = {f"d{n}": _view(f"d{n}", "1.0") for n in range(10)}
+    observed["d0"] = _view("d0", "1.0", "Updating", "bbbb")
+    [plan] = summarize(_desired(rollout=RolloutPolicy(max_concurrent=3), count=10), observed)
+    assert plan.moves[("1.0", "2.0")] == 10
+    assert plan.waiting == 7  # 3 slots, one taken by d0: two start now
+    assert "  7 of them wait for a slot (maxConcurrent 3)" in render([plan]).splitlines()
 
 
 def test_the_text_rendering_reads_as_a_plan() -> None:
