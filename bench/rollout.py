@@ -33,8 +33,8 @@ import git
 import yaml
 
 from reconciler.simulator.coap import Endpoint
-from reconciler.simulator.registrar import Registrar
-from reconciler.simulator.registration import register_message
+from reconciler.simulator.register_messages import register_message
+from reconciler.simulator.registration_load import Registrar
 
 IMAGE_SIZE = 64 * 1024
 BLOCK = 512

@@ -32,7 +32,7 @@ from typing import Any
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.lwm2m import FW_PACKAGE_URI, FW_UPDATE, FirmwareState
 from reconciler.simulator import DeviceSpec, Fleet, SimDevice, Timing, make_package
-from reconciler.simulator.registrar import Registrar
+from reconciler.simulator.registration_load import Registrar
 
 SERVER = """
 import asyncio, sys

@@ -2,7 +2,7 @@
 
 aiocoap offers no public hook for what a server in front of a fleet needs (a bounded
 duplicate cache, a Reset for malformed Confirmables, firmware blocks answered before its
-message layer, surviving another peer's ICMP error), so `wire.py` and `fastpath.py`
+message layer, surviving another peer's ICMP error), so `hardening.py` and `fastpath.py`
 replace a few attributes of its udp6 transport and message manager. They do it only
 through `UdpSocket`, which names every private attribute touched; `server.py` finds its
 socket the same way. These internals were read in the aiocoap versions listed in

@@ -24,7 +24,7 @@ from reconciler.lwm2m.codecs import CodecError, Value, encode, parse_link_format
 from reconciler.lwm2m.formats import decode_response, links_under, read_formats, write_formats
 from reconciler.lwm2m.observe import Observation, follow
 from reconciler.lwm2m.push import push_firmware
-from reconciler.lwm2m.registry import Entry
+from reconciler.lwm2m.rd_table import Entry
 from reconciler.model.lwm2m import FW_PACKAGE, Path, Registration
 
 FALLBACK_CODES = ("4.06", "4.15")  # Not Acceptable (Accept), Unsupported Content-Format

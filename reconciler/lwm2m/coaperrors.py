@@ -1,7 +1,7 @@
 """The border between aiocoap's errors and ours, in both directions.
 
 Outgoing: `error_response` renders a dotted code and a diagnostic as a CoAP response (used
-by `rd.py`). Incoming: `translate` turns aiocoap exceptions raised while talking to a
+by `rd_resources.py`). Incoming: `translate` turns aiocoap exceptions raised while talking to a
 device into the `reconciler.errors` tree, and `raise_for_code` turns an error answer into
 `DeviceRequestFailed`; `client.py` calls both so no aiocoap exception leaves lwm2m/.
 """

@@ -2,7 +2,7 @@
 
 Parses a datagram's header, token, options and payload (`parse`), and builds responses
 (`build`, `encode_options`) with the option delta/length encoding of RFC 7252 §3.1. Pure
-functions over bytes, used by `fastpath.py` (firmware block GETs), `wire.py` (the format
+functions over bytes, used by `fastpath.py` (firmware block GETs), `hardening.py` (the format
 check of every datagram the server receives) and the simulator's block client (`pull.py`);
 anything that is not well-formed raises `FormatError`.
 """

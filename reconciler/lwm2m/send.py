@@ -22,8 +22,8 @@ from aiocoap.numbers.codes import Code
 from reconciler.lwm2m.coaperrors import error_response
 from reconciler.lwm2m.codecs import CodecError, ContentFormat, Value
 from reconciler.lwm2m.codecs.senml import decode_senml
-from reconciler.lwm2m.rd import source_of
-from reconciler.lwm2m.registration import Rejected
+from reconciler.lwm2m.rd_parsing import Rejected
+from reconciler.lwm2m.rd_resources import source_of
 from reconciler.model.lwm2m import Path, Registration, RegistrationEvent, RegistrationEventKind
 
 log = logging.getLogger(__name__)

@@ -25,11 +25,11 @@ from reconciler.lwm2m.client import DeviceClient
 from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.fastpath import install_fast_path
 from reconciler.lwm2m.firmware import FirmwareRepository
+from reconciler.lwm2m.hardening import DedupCache, harden
 from reconciler.lwm2m.queue import DEFAULT_AWAKE_SECONDS, QueueMode
-from reconciler.lwm2m.rd import EntryResource, RdService, RegisterResource
-from reconciler.lwm2m.registry import Entry, Registry
+from reconciler.lwm2m.rd_resources import EntryResource, RdService, RegisterResource
+from reconciler.lwm2m.rd_table import Entry, RegistrationTable
 from reconciler.lwm2m.send import AddressBook, SendResource, SendService
-from reconciler.lwm2m.wire import DedupCache, harden
 from reconciler.model.lwm2m import Path, Registration, RegistrationEvent, RegistrationEventKind
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class Lwm2mServer:
         self._public_uri = public_uri
         self._clock = clock
         self._sweep_interval = sweep_interval
-        self._registry = Registry(clock)
+        self._registry = RegistrationTable(clock)
         self._queue = QueueMode(clock, awake_seconds)
         self._subscribers: list[Subscriber] = []
         self._send_subscribers: list[SendSubscriber] = []

@@ -4,7 +4,7 @@ Devices are the endpoints declared in the repo's manifests (or `--count N` gener
 ones, `sim-00000`...), starting from `--version` or else their collection's oldest image;
 the image catalog (sha256 -> version) comes from the same manifests. Faults are spread
 with `--fault KIND:SHARE`. `--registrar` runs registrations only, many endpoints per
-socket (see `registrar`). Wired into `reconciler.cli` as the `simulate` subcommand.
+socket (see `registration_load`). Wired into `reconciler.cli` as the `simulate` subcommand.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from reconciler.model.lwm2m import DeliveryMethod
 from reconciler.simulator import manifests
 from reconciler.simulator.faults import Fault, assign_faults, parse_fault_share
 from reconciler.simulator.fleet import Fleet, parse_server_uri, resolve_server
-from reconciler.simulator.registrar import Registrar, RoundStats
+from reconciler.simulator.registration_load import Registrar, RoundStats
 from reconciler.simulator.spec import DeviceSpec, Timing
 
 STOP_SECONDS = 3.0  # a signalled `fota simulate` gives de-registering this long

@@ -21,7 +21,7 @@ from aiocoap import CREATED, NOT_FOUND, Message
 
 from reconciler.lwm2m.codecs import Value
 from reconciler.model.lwm2m import FirmwareState, Path, UpdateResult
-from reconciler.simulator import handlers, objects, registration
+from reconciler.simulator import handlers, objects, register_messages
 from reconciler.simulator.coap import Addr, Endpoint, RequestReset, RequestTimeout
 from reconciler.simulator.faults import Fault
 from reconciler.simulator.observe import Observers
@@ -40,7 +40,7 @@ class SimDevice:
         self.info = objects.DeviceInfo(
             manufacturer=spec.manufacturer, model=spec.model, serial=f"SN-{spec.endpoint}",
             firmware_version=spec.version, lifetime=spec.lifetime,
-            binding=registration.binding_of(spec.lwm2m_version, spec.queue_mode))
+            binding=register_messages.binding_of(spec.lwm2m_version, spec.queue_mode))
         self.updater = FirmwareUpdater(self, spec, timing, catalog)
         self.fw = self.updater.fw
         self.observers = Observers()
@@ -130,7 +130,7 @@ class SimDevice:
         if deregister and self.location is not None and not self.silent:
             with contextlib.suppress(RequestTimeout, RequestReset, TimeoutError):
                 await asyncio.wait_for(self._send(
-                    registration.deregister_message(self.location)),
+                    register_messages.deregister_message(self.location)),
                     self.timing.deregister_timeout)
         self.location = None
         if self._sleep_timer is not None:
@@ -178,7 +178,7 @@ class SimDevice:
         self._wake.clear()
 
     async def _register(self) -> bool:
-        message = registration.register_message(
+        message = register_messages.register_message(
             self.endpoint, self.info.lifetime, self.spec.lwm2m_version, self.spec.queue_mode)
         try:
             response = await self._send(message)
@@ -197,7 +197,7 @@ class SimDevice:
         """One registration Update; False when the device must register again."""
         assert self.location is not None
         try:
-            response = await self._send(registration.update_message(self.location))
+            response = await self._send(register_messages.update_message(self.location))
         except (RequestTimeout, RequestReset):
             return False
         if response.code == NOT_FOUND or not response.code.is_successful():

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 import pytest
 from aiocoap import Context, resource
 
+from reconciler.lwm2m.hardening import SUMMARY_SECONDS, DedupCache, harden
 from reconciler.lwm2m.server import Lwm2mServer
-from reconciler.lwm2m.wire import SUMMARY_SECONDS, DedupCache, harden
 
 from .conftest import FakeClock, RawSocket, open_raw, reset
 
-WIRE = "reconciler.lwm2m.wire"
+WIRE = "reconciler.lwm2m.hardening"
 
 
 def malformed_con(mid: int) -> bytes:

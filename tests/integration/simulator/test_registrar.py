@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.simulator.registrar import Registrar
+from reconciler.simulator.registration_load import Registrar
 
 
 async def test_the_registrar_registers_updates_and_de_registers_every_endpoint(

@@ -9,7 +9,7 @@ from aiocoap.transports.udp6 import UDP6EndpointAddress
 
 from reconciler.lwm2m.codecs import ContentFormat as CF
 from reconciler.lwm2m.formats import links_under, read_formats, write_formats
-from reconciler.lwm2m.wire import DedupCache
+from reconciler.lwm2m.hardening import DedupCache
 from reconciler.model.lwm2m import Path
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.lwm2m.registration import (
+from reconciler.lwm2m.rd_parsing import (
     Rejected,
     parse_object_links,
     parse_register,

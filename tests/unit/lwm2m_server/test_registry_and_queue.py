@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from reconciler.lwm2m.queue import QueueMode
-from reconciler.lwm2m.registration import RegisterParams, UpdateParams
-from reconciler.lwm2m.registry import Registry, Source
+from reconciler.lwm2m.rd_parsing import RegisterParams, UpdateParams
+from reconciler.lwm2m.rd_table import RegistrationTable, Source
 
 
 class Clock:
@@ -28,7 +28,7 @@ HOME, ROAMED = Source("10.0.0.1", 5000, "remote-1"), Source("10.0.0.1", 6000, "r
 
 def test_a_registration_lives_until_its_lifetime_runs_out():
     clock = Clock()
-    registry = Registry(clock)
+    registry = RegistrationTable(clock)
     entry, replaced = registry.register(params(), HOME)
     clock.now += 59
 
@@ -40,7 +40,7 @@ def test_a_registration_lives_until_its_lifetime_runs_out():
 
 def test_an_update_moves_the_registration_to_the_new_address_and_renews_it():
     clock = Clock()
-    registry = Registry(clock)
+    registry = RegistrationTable(clock)
     entry, _ = registry.register(params(), HOME)
     clock.now += 50
 
@@ -52,7 +52,7 @@ def test_an_update_moves_the_registration_to_the_new_address_and_renews_it():
 
 
 def test_a_second_register_replaces_the_first_and_retires_its_location():
-    registry = Registry(Clock())
+    registry = RegistrationTable(Clock())
     first, _ = registry.register(params(), HOME)
     second, replaced = registry.register(params(), ROAMED)
 
@@ -64,7 +64,7 @@ def test_a_second_register_replaces_the_first_and_retires_its_location():
 
 
 def test_registration_ids_differ_between_endpoints():
-    registry = Registry(Clock())
+    registry = RegistrationTable(Clock())
     ids = {registry.register(params(f"e{i}"), HOME)[0].registration.registration_id
            for i in range(200)}
 
@@ -73,7 +73,7 @@ def test_registration_ids_differ_between_endpoints():
 
 def test_a_queue_mode_device_sleeps_after_the_window_and_an_answer_extends_it():
     clock = Clock()
-    registry, queue = Registry(clock), QueueMode(clock, awake=10)
+    registry, queue = RegistrationTable(clock), QueueMode(clock, awake=10)
     reg = registry.register(params(queue=True), HOME)[0].registration
     assert queue.is_awake(reg)
 

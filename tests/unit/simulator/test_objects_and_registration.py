@@ -6,7 +6,7 @@ import pytest
 
 from reconciler.lwm2m.codecs import ContentFormat
 from reconciler.model.lwm2m import Path
-from reconciler.simulator import objects, registration
+from reconciler.simulator import objects, register_messages
 from reconciler.simulator.transfer import PushReceiver, size_exponent
 
 TEXT, TLV, CBOR, OPAQUE = (ContentFormat.TEXT, ContentFormat.TLV, ContentFormat.SENML_CBOR,
@@ -59,7 +59,7 @@ def test_discover_on_an_object_lists_instance_and_resources() -> None:
 ])
 def test_register_carries_the_version_binding_and_links(
         version: str, queue: bool, query: tuple[str, ...], root: str) -> None:
-    message = registration.register_message("e", 60, version, queue)
+    message = register_messages.register_message("e", 60, version, queue)
     assert message.opt.uri_path == ("rd",)
     assert message.opt.uri_query == query
     assert message.opt.content_format == ContentFormat.LINK_FORMAT
@@ -67,10 +67,10 @@ def test_register_carries_the_version_binding_and_links(
 
 
 def test_update_and_deregister_address_the_location() -> None:
-    update = registration.update_message(("rd", "7f"))
+    update = register_messages.update_message(("rd", "7f"))
     assert (update.opt.uri_path, update.opt.uri_query, update.payload) == (("rd", "7f"), (), b"")
-    assert registration.update_message(("rd", "7f"), lifetime=90).opt.uri_query == ("lt=90",)
-    assert registration.deregister_message(("rd", "7f")).opt.uri_path == ("rd", "7f")
+    assert register_messages.update_message(("rd", "7f"), lifetime=90).opt.uri_query == ("lt=90",)
+    assert register_messages.deregister_message(("rd", "7f")).opt.uri_path == ("rd", "7f")
 
 
 def test_push_blocks_must_arrive_in_order_and_fit_in_flash() -> None:

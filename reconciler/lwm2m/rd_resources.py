@@ -1,8 +1,8 @@
 """The registration interface's aiocoap resources: `POST /rd`, `POST|DELETE /rd/<id>`.
 
 `Lwm2mServer` mounts `RegisterResource` and `EntryResource` at `rd` on its site. They read
-the request (query, payload, source address), let `registration.py` parse it, apply it to
-the `Registry` and hand an event to the server's `emit`. Every refusal is a CoAP error
+the request (query, payload, source address), let `rd_parsing.py` parse it, apply it to
+the `RegistrationTable` and hand an event to the server's `emit`. Every refusal is a CoAP error
 with a diagnostic payload; anything unexpected is logged and answered 5.00, never raised.
 """
 
@@ -15,8 +15,8 @@ from aiocoap import Message, resource
 from aiocoap.numbers.codes import Code
 
 from reconciler.lwm2m.coaperrors import error_response
-from reconciler.lwm2m.registration import Rejected, parse_register, parse_update, split_query
-from reconciler.lwm2m.registry import Entry, Registry, Source
+from reconciler.lwm2m.rd_parsing import Rejected, parse_register, parse_update, split_query
+from reconciler.lwm2m.rd_table import Entry, RegistrationTable, Source
 from reconciler.model.lwm2m import RegistrationEventKind
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,8 @@ Emit = Callable[[RegistrationEventKind, Entry], None]
 class RdService:
     """What Register/Update/De-register do, apart from CoAP framing."""
 
-    def __init__(self, registry: Registry, admit: Callable[[str], bool], emit: Emit) -> None:
+    def __init__(self, registry: RegistrationTable, admit: Callable[[str], bool],
+                 emit: Emit) -> None:
         self.registry = registry
         self._admit = admit
         self._emit = emit

@@ -4,7 +4,7 @@ Turns the query options and CoRE link-format payload of Register (`POST /rd?ep=.
 Update (`POST /rd/<id>?lt=...`) into `RegisterParams` / `UpdateParams`, accepting what
 LwM2M 1.0, 1.1 and 1.2 clients send (defaults lt=86400, lwm2m=1.0, b=U; the `Q` flag of
 1.1+; an optional `</>` or alternate root link with rt="oma.lwm2m"). Anything malformed
-raises `Rejected` carrying the CoAP code and a diagnostic; `rd.py` renders it.
+raises `Rejected` carrying the CoAP code and a diagnostic; `rd_resources.py` renders it.
 """
 
 from __future__ import annotations

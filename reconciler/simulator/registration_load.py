@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from aiocoap import CHANGED, CREATED, DELETED, Message
 
-from reconciler.simulator import registration
+from reconciler.simulator import register_messages
 from reconciler.simulator.coap import (
     DEFAULT_RELIABILITY,
     Addr,
@@ -91,7 +91,7 @@ class Registrar:
         return RoundStats(ok, len(results) - ok, time.perf_counter() - started)
 
     async def _register(self, sock: Endpoint, endpoint: str) -> bool:
-        message = registration.register_message(endpoint, self.lifetime,
+        message = register_messages.register_message(endpoint, self.lifetime,
                                                 self.lwm2m_version, False)
         response = await sock.request(message, self.server)
         if response.code != CREATED:
@@ -100,12 +100,12 @@ class Registrar:
         return True
 
     async def _update(self, sock: Endpoint, endpoint: str) -> bool:
-        message = registration.update_message(self.locations[endpoint])
+        message = register_messages.update_message(self.locations[endpoint])
         response: Message = await sock.request(message, self.server)
         return bool(response.code == CHANGED)
 
     async def _deregister(self, sock: Endpoint, endpoint: str) -> bool:
-        message = registration.deregister_message(self.locations[endpoint])
+        message = register_messages.deregister_message(self.locations[endpoint])
         response = await sock.request(message, self.server)
         if response.code == DELETED:
             self.locations.pop(endpoint, None)

@@ -1,6 +1,6 @@
 """The registration table: live registrations by id and by endpoint, with expiry.
 
-Owned by `Lwm2mServer`; `rd.py` feeds it parsed Register/Update/De-register requests and
+Owned by `Lwm2mServer`; `rd_resources.py` feeds it parsed Register/Update/De-register requests and
 the server's sweeper asks it for expired entries. Besides the public `Registration` value
 each entry keeps the transport remote the device last spoke from (opaque here), so
 requests to the device leave from the server's socket to exactly that address.
@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from reconciler.lwm2m.registration import RegisterParams, UpdateParams
+from reconciler.lwm2m.rd_parsing import RegisterParams, UpdateParams
 from reconciler.model.lwm2m import Registration
 
 
@@ -32,7 +32,7 @@ class Source:
     remote: object
 
 
-class Registry:
+class RegistrationTable:
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self._by_id: dict[str, Entry] = {}
