@@ -114,8 +114,17 @@ class FirmwareRepository:
         current = self._by_endpoint.get(endpoint)
         if current is not None and current.image_id == image_id and current.etag == etag:
             return current.path
+        return self._file(secrets.token_urlsafe(18), endpoint, image_id, data, etag)
+
+    def restore(self, token: str, endpoint: str, image_id: str, data: bytes) -> str:
+        """File an offer an earlier run of the server handed out, under its old token, so
+        the URI the device holds keeps working (and its download resumes at the block it
+        asks for); returns its path."""
+        return self._file(token, endpoint, image_id, data, hashlib.sha256(data).digest()[:8])
+
+    def _file(self, token: str, endpoint: str, image_id: str, data: bytes,
+              etag: bytes) -> str:
         self.revoke(endpoint)
-        token = secrets.token_urlsafe(18)
         offer = Offer(token, endpoint, image_id, bytes(data), etag, self.prefix)
         self._by_token[token] = offer
         self._by_endpoint[endpoint] = offer

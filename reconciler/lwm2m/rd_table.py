@@ -78,6 +78,17 @@ class RegistrationTable:
         self._store(updated)
         return updated
 
+    def restore(self, entry: Entry) -> bool:
+        """Put back a registration an earlier run of the server accepted, under the id
+        the device knows (so its next Update is accepted, not answered 4.04). False, and
+        nothing changed, when it has expired or its endpoint or id is live already."""
+        reg = entry.registration
+        taken = reg.endpoint in self._by_endpoint or reg.registration_id in self._by_id
+        if taken or reg.expires_at <= self._clock():
+            return False
+        self._store(entry)
+        return True
+
     def deregister(self, registration_id: str) -> Entry:
         """Remove a live registration; KeyError when unknown or already expired."""
         entry = self._live(registration_id)

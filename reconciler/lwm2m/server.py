@@ -15,7 +15,7 @@ import errno
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from aiocoap import Context, Message, resource
@@ -30,12 +30,20 @@ from reconciler.lwm2m.queue import DEFAULT_AWAKE_SECONDS, QueueMode
 from reconciler.lwm2m.rd_resources import EntryResource, RdService, RegisterResource
 from reconciler.lwm2m.rd_table import Entry, RegistrationTable
 from reconciler.lwm2m.send import AddressBook, SendResource, SendService
-from reconciler.model.lwm2m import Path, Registration, RegistrationEvent, RegistrationEventKind
+from reconciler.model.lwm2m import (
+    ContentFormats,
+    FirmwareOffer,
+    Path,
+    Registration,
+    RegistrationEvent,
+    RegistrationEventKind,
+)
 
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[RegistrationEvent], None]
 SendSubscriber = Callable[[str, dict[Path, Value]], None]
+OfferSubscriber = Callable[[str, FirmwareOffer | None], None]  # endpoint, offer or revoked
 _Callback = TypeVar("_Callback")
 
 # A fleet keeps a request per downloading device in flight; the default ~200 KB receive
@@ -72,6 +80,7 @@ class Lwm2mServer:
         clock: Callable[[], float] = time.time,
         awake_seconds: float = DEFAULT_AWAKE_SECONDS,
         sweep_interval: float = 1.0,
+        offer_lifetime: float = 86400.0,
     ) -> None:
         self._host = host
         self._requested_port = port
@@ -79,10 +88,12 @@ class Lwm2mServer:
         self._public_uri = public_uri
         self._clock = clock
         self._sweep_interval = sweep_interval
+        self._offer_lifetime = offer_lifetime
         self._registry = RegistrationTable(clock)
         self._queue = QueueMode(clock, awake_seconds)
         self._subscribers: list[Subscriber] = []
         self._send_subscribers: list[SendSubscriber] = []
+        self._offer_subscribers: list[OfferSubscriber] = []
         self._addresses = AddressBook()  # who registered from where: Send is told by source
         self._formats: dict[str, int | None] = {}  # endpoint -> format its reads accepted
         self._context: Any = None
@@ -150,6 +161,12 @@ class Lwm2mServer:
         """`cb(endpoint, values)` for each accepted Send (`POST /dp`), full paths."""
         return _subscribe(self._send_subscribers, cb)
 
+    def subscribe_offers(self, cb: OfferSubscriber) -> Callable[[], None]:
+        """`cb(endpoint, offer)` when a package URI is handed out (before the caller can
+        write it to the device), `cb(endpoint, None)` when it is revoked: what a
+        restarted server needs to keep serving the same URIs."""
+        return _subscribe(self._offer_subscribers, cb)
+
     def registration(self, endpoint: str) -> Registration | None:
         entry = self._registry.get(endpoint)
         return None if entry is None else entry.registration
@@ -167,10 +184,47 @@ class Lwm2mServer:
     def offer_firmware(self, endpoint: str, image_id: str, data: bytes) -> str:
         """Serve `data` to `endpoint` only, block-wise; the full coap URI to write to
         /5/0/1. Offering the same image again gives the same URI."""
-        return self.public_uri + self.firmware.offer(endpoint, image_id, data)
+        before = self.firmware.offered(endpoint)
+        path = self.firmware.offer(endpoint, image_id, data)
+        offer = self.firmware.offered(endpoint)
+        if offer is not None and offer is not before:
+            record = FirmwareOffer(offer.token, endpoint, image_id,
+                                   self._clock() + self._offer_lifetime)
+            self._tell_offer(endpoint, record)
+        return self.public_uri + path
 
     def revoke_firmware(self, endpoint: str) -> None:
-        self.firmware.revoke(endpoint)
+        if self.firmware.offered(endpoint) is not None:
+            self.firmware.revoke(endpoint)
+            self._tell_offer(endpoint, None)
+
+    # -- after a restart: what an earlier run of this server handed out -------------------
+
+    def restore(self, records: Iterable[tuple[Registration, ContentFormats]]) -> int:
+        """Make registrations an earlier run accepted live again (started servers only):
+        requests go to the address each was last heard from, under the registration id
+        the device knows, in the formats it told us. A device that moved meanwhile is
+        found again at its next Register or Update. Returns how many were restored."""
+        restored = 0
+        for reg, formats in records:
+            entry = Entry(reg, self._remote(reg.host, reg.port), formats.announced)
+            if not self._registry.restore(entry):
+                continue
+            if formats.read is not None:
+                self._formats[reg.endpoint] = formats.read
+            self._addresses.track(RegistrationEvent(RegistrationEventKind.REGISTERED, reg))
+            restored += 1
+        return restored
+
+    def restore_offer(self, offer: FirmwareOffer, data: bytes) -> None:
+        """Serve `data` again at the URI an earlier run handed out with `offer`."""
+        self.firmware.restore(offer.token, offer.endpoint, offer.image_id, data)
+
+    def formats(self, endpoint: str) -> ContentFormats:
+        """The formats the endpoint announced and its reads accepted, to persist."""
+        entry = self._registry.get(endpoint)
+        return ContentFormats(announced=None if entry is None else entry.root_content_format,
+                              read=self._formats.get(endpoint))
 
     @property
     def queue(self) -> QueueMode:
@@ -206,6 +260,14 @@ class Lwm2mServer:
 
     # -- internals ----------------------------------------------------------------------
 
+    def _remote(self, host: str, port: int) -> Any:
+        """The aiocoap remote for a device at host:port on our socket, as a datagram from
+        there would have built it (IPv4 as IPv4-mapped IPv6, udp6's way)."""
+        address = f"::ffff:{host}" if "." in host else host
+        for udp in udp_sockets(self.context):
+            return udp.endpoint_address((address, port, 0, 0), None)
+        raise RuntimeError("the aiocoap context has no UDP socket")
+
     def _socket(self) -> socket.socket:
         for udp in udp_sockets(self.context):
             return udp.socket
@@ -226,6 +288,12 @@ class Lwm2mServer:
                 subscriber(event)
             except Exception:
                 log.exception("registration event subscriber failed on %s", kind)
+
+    def _tell_offer(self, endpoint: str, offer: FirmwareOffer | None) -> None:
+        # Not caught: a subscriber that cannot record the offer (the store) must stop
+        # the URI from reaching the device, or a restart would leave it dangling.
+        for subscriber in list(self._offer_subscribers):
+            subscriber(endpoint, offer)
 
     def _on_send(self, endpoint: str, values: dict[Path, Value]) -> None:
         # A Send is the device speaking: a queue-mode device is awake now, so requests
