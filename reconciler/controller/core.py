@@ -20,6 +20,7 @@ from reconciler.controller.config import ControllerConfig
 from reconciler.controller.decide import Decider, Step
 from reconciler.controller.executor import Executor
 from reconciler.controller.reports import Reports
+from reconciler.controller.restore import RestartRecords, Restored
 from reconciler.controller.watches import Watches
 from reconciler.controller.workqueue import Requeue, WorkQueue
 from reconciler.errors import WaitingError
@@ -54,6 +55,9 @@ class Controller:
                                backoff_max=settings.error_backoff_max, clock=clock)
         self.decider.on_slot_free = self.queue.add_all
         server.subscribe_send(self.on_send)  # for the server's life, as the controller's
+        self.restart = RestartRecords(store, server)
+        server.subscribe_offers(self.restart.on_offer)  # recorded before a URI goes out
+        self._images = images
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -71,6 +75,15 @@ class Controller:
                  len(affected))
         self.queue.add_all(affected)
 
+    def restore(self) -> Restored:
+        """After a restart: the live registrations and running downloads' offers of the
+        last run come back, and their devices are looked at at once. Call once the CoAP
+        server runs and the first revision is applied, before `run`."""
+        restored = self.restart.restore(self.desired, self._images, self.clock())
+        devices = (self.desired.device_by_endpoint(ep) for ep in restored.endpoints)
+        self.queue.add_all([d.device_id for d in devices if d is not None])
+        return restored
+
     def on_registration(self, event: RegistrationEvent) -> None:
         reg = event.registration
         device = self.desired.device_by_endpoint(reg.endpoint)
@@ -79,7 +92,7 @@ class Controller:
         if event.kind in (RegistrationEventKind.DEREGISTERED, RegistrationEventKind.EXPIRED):
             self.store.delete_registration(reg.endpoint)
         else:
-            self.store.put_registration(reg)
+            self.store.put_registration(reg, self.server.formats(reg.endpoint))
         if event.kind is not RegistrationEventKind.UPDATED:
             log.info("%s (%s): %s from %s:%d", device.device_id, reg.endpoint,
                      event.kind.value, reg.host, reg.port)

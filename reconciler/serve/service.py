@@ -131,6 +131,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: _Source,
         raise StartupError(f"cannot serve LwM2M on {settings.coap_host}:"
                            f"{settings.coap_port}: {exc.strerror or exc}") from exc
     unsubscribe = server.subscribe(controller.on_registration)
+    controller.restore()
     api = _api(settings)
     tasks = [asyncio.create_task(controller.run(stop), name="controller"),
              asyncio.create_task(api.serve(), name="http-api"),

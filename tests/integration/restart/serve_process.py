@@ -78,3 +78,20 @@ async def run_to_exit(args: list[str], timeout: float = 30) -> tuple[int, str]:
             await proc.wait()
     assert proc.returncode is not None
     return proc.returncode, err.decode(errors="replace")
+
+
+async def until_all_current(state: Path, count: int, timeout: float = 20.0) -> None:
+    """Poll the store the child process writes (no event crosses the process boundary)
+    until `count` devices show Current for their target."""
+    from reconciler.store import open_reader
+
+    reader = open_reader(state)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                views = [v for c in reader.collections() for v in reader.devices(c.collection_id)]
+                if len(views) == count and all(v.state == "Current" for v in views):
+                    return
+                await asyncio.sleep(0.05)
+    finally:
+        reader.close()

@@ -1,0 +1,88 @@
+"""What a restart needs, written as it happens and read back on start.
+
+A `fota serve` that is killed and started again must not forget its fleet: devices whose
+registration has not expired are live again at once (not at their next Update, hours
+away for a 24 h lifetime), and package URIs handed out keep serving, so a download
+resumes at the block the device asks for instead of failing with 4.04 and costing the
+device a retry. `RestartRecords` keeps the store's offers in step with the server's (the
+server tells it before a URI can reach a device) and, on start, `restore` puts back what
+is still valid. Built by the controller; `restore` is called by the service once the
+CoAP server runs and before the work queue does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reconciler.lwm2m.server import Lwm2mServer
+from reconciler.model.desired import DesiredState
+from reconciler.model.lwm2m import FirmwareOffer
+from reconciler.model.observed import DeviceProgress
+from reconciler.model.status import UpdateState
+from reconciler.store import Store
+
+log = logging.getLogger("reconciler.restore")
+
+# An offer is worth serving again only while its download may still be running.
+DOWNLOADING = frozenset({UpdateState.INITIALIZING, UpdateState.DOWNLOADING,
+                         UpdateState.DOWNLOADED})
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    started_at: float
+    registrations: int
+    offers: int
+    endpoints: tuple[str, ...]  # the restored registrations' endpoints
+
+
+def offer_still_wanted(offer: FirmwareOffer, desired: DesiredState,
+                       progress: DeviceProgress | None) -> bool:
+    """Pure: an offer is served again only for a device still downloading that image as
+    its target. An offer whose update ended, failed or was retargeted stays dead (4.04)."""
+    device = desired.device_by_endpoint(offer.endpoint)
+    if device is None or offer.image_id not in desired.images or progress is None:
+        return False
+    return (progress.target_image_id == offer.image_id
+            and desired.effective_target(device) == offer.image_id
+            and progress.state in DOWNLOADING)
+
+
+class RestartRecords:
+    def __init__(self, store: Store, server: Lwm2mServer) -> None:
+        self._store, self._server = store, server
+
+    def on_offer(self, endpoint: str, offer: FirmwareOffer | None) -> None:
+        """The server handed out (or revoked) a package URI: record it first."""
+        if offer is None:
+            self._store.delete_offer(endpoint)
+        else:
+            self._store.put_offer(offer)
+
+    def restore(self, desired: DesiredState, images: Callable[[str], bytes],
+                now: float) -> Restored:
+        """Put back the live registrations of declared devices and the offers of their
+        running downloads; record (and log) how many, for /status."""
+        self._store.forget_expired(now)
+        records = [(reg, formats) for reg, formats in self._store.live_registrations(now)
+                   if desired.device_by_endpoint(reg.endpoint) is not None]
+        restored = self._server.restore(records)
+        offers = 0
+        for offer in self._store.live_offers(now):
+            device = desired.device_by_endpoint(offer.endpoint)
+            progress = self._store.progress(device.device_id) if device else None
+            if offer_still_wanted(offer, desired, progress):
+                self._server.restore_offer(offer, images(offer.image_id))
+                offers += 1
+            else:
+                self._store.delete_offer(offer.endpoint)
+        endpoints = tuple(reg.endpoint for reg, _ in records
+                          if self._server.registration(reg.endpoint) is not None)
+        result = Restored(now, restored, offers, endpoints)
+        self._store.set_restart_status({"started_at": now, "registrations": restored,
+                                        "offers": offers})
+        log.info("restored %d registrations and %d firmware offers from the state file",
+                 restored, offers)
+        return result

@@ -1,0 +1,95 @@
+"""`kill -9` of a real `fota serve` and a restart: the fleet is not forgotten.
+
+Devices stay registered across the restart (their lifetime has not run out) and send
+nothing meanwhile, yet the restarted server drives them at once, and a download that the
+kill interrupted resumes on the same URI with no retry spent and no second Execute."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from controller_harness import SIM_TIMING, DesiredRepo, specs
+from serve_process import fota_serve, free_udp_port, until_all_current
+
+from reconciler.model.lwm2m import FirmwareState
+from reconciler.simulator import DeviceSpec, Fault, Fleet
+from reconciler.store import open_reader
+
+pytestmark = pytest.mark.slow
+
+QUIET = replace(SIM_TIMING, update_every=600.0)  # no Update for 10 minutes
+
+
+def _specs(count: int) -> list[DeviceSpec]:
+    return [replace(s, lifetime=900) for s in specs(count)]
+
+
+def _restart_status(state: Path) -> dict[str, object]:
+    reader = open_reader(state)
+    try:
+        return reader.restart_status()
+    finally:
+        reader.close()
+
+
+def _progress(state: Path) -> list[tuple[str, int, int]]:
+    """(state, attempts, retries_left) of every device, read after the server is gone."""
+    with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT state, attempts, retries_left FROM progress "
+                            "ORDER BY device_id").fetchall()
+    return [(str(s), int(a), int(r)) for s, a, r in rows]
+
+
+async def test_a_restart_drives_registered_devices_at_once_without_waiting_for_an_update(
+        tmp_path: Path) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=4)
+    state, port = tmp_path / "s.db", free_udp_port()
+    fleet = Fleet(f"coap://127.0.0.1:{port}", _specs(4), timing=QUIET)
+    try:
+        async with fota_serve(repo.root, state, port) as first:
+            await fleet.start(wait_registered=True, timeout=20)
+            first.kill()
+        repo.set_target("2.0")  # applied by the restarted server as its first revision
+        async with fota_serve(repo.root, state, port):
+            started = asyncio.get_running_loop().time()
+            await fleet.wait_all(lambda d: d.version == "2.0", timeout=20)
+            took = asyncio.get_running_loop().time() - started
+            await until_all_current(state, 4)
+            restart = _restart_status(state)
+        assert took < 20  # the devices' next Update is 10 minutes away
+        assert restart["registrations"] == 4
+        assert [(d.updates, d.executes) for d in fleet.devices()] == [(0, 1)] * 4
+        # one Register before the kill, one after the new firmware booted: none forced
+        assert [d.registrations for d in fleet.devices()] == [2] * 4
+    finally:
+        await fleet.stop()
+
+
+async def test_kill_9_mid_download_resumes_on_the_same_uri_without_a_retry_spent(
+        tmp_path: Path) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=4, image_size=48 * 512)
+    state, port = tmp_path / "s.db", free_udp_port()
+    devices = [replace(s, faults=frozenset({Fault.SLOW})) for s in _specs(4)]
+    fleet = Fleet(f"coap://127.0.0.1:{port}", devices,
+                  timing=replace(QUIET, slow_block_delay=0.05))
+    env = {"FOTA_MIN_DOWNLOAD_TIME": "60"}  # the restart itself is not what is timed here
+    try:
+        async with fota_serve(repo.root, state, port, env) as first:
+            await fleet.start(wait_registered=True, timeout=20)
+            repo.set_target("2.0")
+            await fleet.wait_all(lambda d: d.state is FirmwareState.DOWNLOADING, timeout=20)
+            first.kill()
+        assert all(d.state is FirmwareState.DOWNLOADING for d in fleet.devices())
+        async with fota_serve(repo.root, state, port, env):
+            await fleet.wait_all(lambda d: d.version == "2.0", timeout=40)
+            await until_all_current(state, 4)
+            restart = _restart_status(state)
+        assert restart == {**restart, "registrations": 4, "offers": 4}
+        assert [(d.downloads, d.executes) for d in fleet.devices()] == [(1, 1)] * 4
+        assert _progress(state) == [("Current", 1, 2)] * 4  # FAST: max_retries 2
+    finally:
+        await fleet.stop()
