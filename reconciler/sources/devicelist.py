@@ -23,6 +23,7 @@ from reconciler.sources.schema import (
     DevicesDoc,
     derive_id,
     malformed_id,
+    salvaged,
     schema_problems,
 )
 from reconciler.sources.yamlload import read_yaml
@@ -74,7 +75,7 @@ def parse_devices(text: str, fast: bool = True) -> DeviceRows:
     items = doc.value.get("devices") if isinstance(doc.value, dict) else None
     if isinstance(items, list):
         entries = [(doc.lines[f"devices[{i}]"], item) for i, item in enumerate(items)]
-        _fill(rows, entries, doc.lines)
+        _fill(rows, entries, doc.lines, doc.written)
     rows.problems.sort(key=by_line)
     return rows
 
@@ -137,11 +138,16 @@ def _check_top(value: Any, lines: dict[str, int]) -> list[LocalProblem]:
         return schema_problems(exc, "", lambda p: lines.get(p, lines.get("", 1)))
 
 
-def _fill(rows: DeviceRows, entries: list[tuple[int, Any]], lines: dict[str, int]) -> DeviceRows:
-    bad = _schema_errors(rows, entries, lines)
+def _fill(rows: DeviceRows, entries: list[tuple[int, Any]], lines: dict[str, int],
+          written: dict[str, str] | None = None) -> DeviceRows:
+    bad = _schema_errors(rows, entries, lines, written)
     for index, (line, entry) in enumerate(entries):
         if index in bad:
-            continue
+            # Reported already; what is left of it (its endpoint, its target) still
+            # meets the cross-file rules, so one CI round shows every problem.
+            entry = _salvaged_entry(entry)
+            if entry is None:
+                continue
         row = len(rows.lines)
         endpoint = entry["endpoint"]
         device_id = entry.get("deviceId")
@@ -164,7 +170,8 @@ def _fill(rows: DeviceRows, entries: list[tuple[int, Any]], lines: dict[str, int
 
 
 def _schema_errors(
-    rows: DeviceRows, entries: list[tuple[int, Any]], lines: dict[str, int]
+    rows: DeviceRows, entries: list[tuple[int, Any]], lines: dict[str, int],
+    written: dict[str, str] | None,
 ) -> set[int]:
     try:
         DEVICE_LIST.validate_python([entry for _, entry in entries])
@@ -174,8 +181,17 @@ def _schema_errors(
             index = int(path[len("devices["):].split("]")[0])
             return lines.get(path, entries[index][0])
 
-        rows.problems.extend(schema_problems(exc, "devices", line_of))
+        rows.problems.extend(schema_problems(exc, "devices", line_of, written))
         return {int(e["loc"][0]) for e in exc.errors() if e["loc"]}
+
+
+def _salvaged_entry(entry: Any) -> Any:
+    """The entry without the fields the schema refused, or None (no endpoint left)."""
+    try:
+        return DEVICE_LIST.validate_python([entry])[0]
+    except ValidationError as exc:  # locations are (0, key): inside the one-entry list
+        kept = salvaged(DEVICE_LIST.validate_python, [entry], exc)
+        return kept[0] if kept else None
 
 
 def _keep_field_lines(rows: DeviceRows, index: int, line: int, lines: dict[str, int]) -> None:

@@ -22,11 +22,17 @@ from pydantic import ValidationError
 
 from reconciler.sources.devicelist import DeviceRows, parse_devices
 from reconciler.sources.problems import LocalProblem, by_line
-from reconciler.sources.schema import CollectionDoc, ImageEntry, ImagesDoc, schema_problems
+from reconciler.sources.schema import (
+    CollectionDoc,
+    ImageEntry,
+    ImagesDoc,
+    salvaged,
+    schema_problems,
+)
 from reconciler.sources.yamlload import read_yaml
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
-_FORMAT = 6  # bump when any cached shape changes; old files are then ignored
+_FORMAT = 7  # bump when any cached shape or meaning changes; old files are then ignored
 # A truncated collection.yaml would otherwise load as management `disabled` under a
 # derived id: the fleet would silently stop being managed.
 _EMPTY_COLLECTION = (
@@ -42,6 +48,7 @@ class ParsedDoc:
     value: Any = None  # collection: dict; images: {"entries": [(index, dict)], "broken": [..]}
     lines: dict[str, int] = field(default_factory=dict)
     problems: list[LocalProblem] = field(default_factory=list)
+    written: dict[str, str] = field(default_factory=dict)  # for messages only: not cached
 
     def line_of(self, path: str) -> int:
         while path not in self.lines and path:
@@ -67,7 +74,9 @@ def parse_collection(text: str) -> ParsedDoc:
     if not doc.value and not doc.problems:
         doc.problems.append((1, "", _EMPTY_COLLECTION))
     if doc.value is not None:  # after a duplicate key too: every problem in one run
-        model = _validated(CollectionDoc.model_validate, doc.value, "", doc)
+        # What the schema refused is reported; the rest still meets the cross-file rules
+        # (its target against the images), so one CI round shows every problem.
+        model = _validated(CollectionDoc.model_validate, doc.value, "", doc, salvage=True)
         doc.value = model.model_dump() if model is not None else None
     doc.problems.sort(key=by_line)
     return doc
@@ -93,19 +102,22 @@ def parse_images(text: str) -> ParsedDoc:
 
 def _read(text: str) -> ParsedDoc:
     found = read_yaml(text)
-    doc = ParsedDoc(found.value, found.lines, list(found.problems))
+    doc = ParsedDoc(found.value, found.lines, list(found.problems), found.written)
     if doc.value is not None and not isinstance(doc.value, dict):
         doc.problems.append((doc.line_of(""), "", "expected a mapping at the top level"))
         doc.value = None
     return doc
 
 
-def _validated(check: Callable[[Any], Any], value: Any, prefix: str, doc: ParsedDoc) -> Any:
+def _validated(check: Callable[[Any], Any], value: Any, prefix: str, doc: ParsedDoc,
+               *, salvage: bool = False) -> Any:
+    """`check(value)`, or None with the problems recorded in `doc`; with `salvage`, the
+    valid rest of a refused value instead of None (see `schema.salvaged`)."""
     try:
         return check(value)
     except ValidationError as exc:
-        doc.problems.extend(schema_problems(exc, prefix, doc.line_of))
-        return None
+        doc.problems.extend(schema_problems(exc, prefix, doc.line_of, doc.written))
+        return salvaged(check, value, exc) if salvage else None
 
 
 def decode_utf8(data: bytes) -> str | LocalProblem:

@@ -8,10 +8,11 @@ errors into `(line, field.path, message)`. Used by `reconciler.sources.parsing`.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
-from collections.abc import Callable
-from typing import Annotated, Any, Literal, NotRequired
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal, NotRequired, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from typing_extensions import TypedDict  # pydantic needs this one on Python 3.11
@@ -24,6 +25,8 @@ _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 _PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
 Text = Annotated[str, Field(min_length=1)]
 EMPTY_IMAGE = "an empty (0-byte) file is not a firmware image"
+_SALVAGE_ROUNDS = 4
+T = TypeVar("T")
 Tags = dict[str, str]
 
 
@@ -114,27 +117,70 @@ def malformed_id(value: str) -> str:
 
 
 def schema_problems(
-    exc: ValidationError, prefix: str, line_of: Callable[[str], int]
+    exc: ValidationError, prefix: str, line_of: Callable[[str], int],
+    written: Mapping[str, str] | None = None,
 ) -> list[LocalProblem]:
+    """(line, field path, message) per error; `written` maps a field path to the source
+    text of a number where it differs from the parsed value (see `YamlDoc.written`)."""
     found: list[LocalProblem] = []
     for error in exc.errors(include_url=False):
         path = prefix
-        for part in error["loc"]:
-            if isinstance(part, str) and part.startswith(("function-after", "constrained")):
-                continue
+        for part in _keys(error["loc"]):
             path = child_path(path, part)
-        found.append((line_of(path), path, _message(error)))
+        text = written.get(path) if written else None
+        found.append((line_of(path), path, _message(error, text)))
     return found
 
 
-def _message(error: Any) -> str:
+def _keys(loc: tuple[int | str, ...]) -> list[int | str]:
+    """The field path of an error's location, without pydantic's validator steps."""
+    return [part for part in loc
+            if not (isinstance(part, str) and part.startswith(("function-after", "constrained")))]
+
+
+def salvaged(check: Callable[[Any], T], value: Any, exc: ValidationError) -> T | None:
+    """What `check` accepts of `value` once every field it refused is left out, so the
+    rules that need other files (a target against the images, duplicate endpoints) still
+    run on the rest and `fota validate` reports everything in one round. None when
+    nothing can be kept (the error is the whole value, or a required key)."""
+    for _ in range(_SALVAGE_ROUNDS):  # a refused field may hide another one below it
+        refused = dict.fromkeys(tuple(_keys(error["loc"])) for error in exc.errors())
+        value = _without(value, list(refused))
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except ValidationError as again:
+            exc = again
+    return None
+
+
+def _without(value: Any, locations: list[tuple[int | str, ...]]) -> Any:
+    """A copy of `value` without the keys at `locations`; None when one of them is not
+    there to drop (a missing required key, or an error about the whole value)."""
+    value = copy.deepcopy(value)
+    for keys in locations:
+        node = value
+        for key in keys[:-1]:
+            if isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+                node = node[key]
+            else:
+                node = node.get(key) if isinstance(node, dict) else None
+        if not keys or not isinstance(node, dict) or keys[-1] not in node:
+            return None
+        del node[keys[-1]]
+    return value
+
+
+def _message(error: Any, written: str | None = None) -> str:
     kind, given = error["type"], error.get("input")
     if kind == "extra_forbidden":
         return "unknown key"
     if kind == "missing":
         return "required key is missing"
     if kind == "string_type" and isinstance(given, int | float) and not isinstance(given, bool):
-        return f'expected a string, got the number {given!r}; quote it ("{given}")'
+        text = written or str(given)
+        return f'expected a string, got the number {text}; quote it ("{text}")'
     if kind == "model_type":
         kind = "dict_type"
     if kind in ("string_type", "int_type", "bool_type", "dict_type", "list_type"):

@@ -23,11 +23,14 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 @dataclass
 class YamlDoc:
-    """A document's value and the 1-based line of every node, keyed by field path."""
+    """A document's value and the 1-based line of every node, keyed by field path;
+    `written` keeps the source text of numbers YAML reads differently from how they are
+    written (`2.30` is the float 2.3), so a hint can quote what the author wrote."""
 
     value: Any = None
     lines: dict[str, int] = field(default_factory=dict)
     problems: list[LocalProblem] = field(default_factory=list)
+    written: dict[str, str] = field(default_factory=dict)
 
 
 def read_yaml(text: str) -> YamlDoc:
@@ -124,7 +127,10 @@ class _Converter:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(item, child_path(path, i)) for i, item in enumerate(node.value)]
-        return self.constructor.construct_object(node, deep=True)
+        value = self.constructor.construct_object(node, deep=True)
+        if type(value) in (int, float) and node.value != str(value):
+            self.doc.written[path] = node.value
+        return value
 
     def _mapping(self, node: yaml.MappingNode, path: str) -> dict[Any, Any]:
         self.constructor.flatten_mapping(node)  # resolves `<<: *defaults` merge keys

@@ -64,3 +64,44 @@ def test_fota_validate_reports_both_files_problems_in_one_run(
         f"{DEVS}:1: x: unknown key",
         f"{DEVS}:2: devices[0]: expected a mapping, got an integer",
     ]
+
+
+def test_schema_errors_do_not_hide_the_cross_file_problems_of_the_same_files(
+    tree: Tree, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two schema errors and a dangling target in the collection, a key typo beside a
+    # dangling target and a duplicate endpoint in the devices: one run names all six.
+    tree.write(COLL, """\
+        collectionId: 1000aaaa
+        firmware:
+          managment: collection
+          target: "9.9.9"
+        rollout:
+          maxConcurrent: 0
+        """)
+    tree.write(DEVS, """\
+        devices:
+        - {"deviceId": "2000aaaa", "endpoint": "urn:imei:1", "target": "7.7", "tagz": {}}
+        - {"deviceId": "2000aaab", "endpoint": "urn:imei:1"}
+        """)
+    assert main(["validate", str(tree.root)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{COLL}:3: firmware.managment: unknown key",
+        f"{COLL}:4: firmware.target: no image of collection 1000aaaa has version or id '9.9.9'",
+        f"{COLL}:6: rollout.maxConcurrent: must be at least 1, got 0",
+        f"{DEVS}:2: devices[0].tagz: unknown key",
+        f"{DEVS}:2: devices[0].target: no image of collection 1000aaaa has version or id '7.7'",
+        f"{DEVS}:3: devices[1].endpoint: endpoint 'urn:imei:1' is already declared at "
+        f"{DEVS}:2 (collection 1000aaaa)",
+    ]
+
+
+def test_an_unquoted_version_is_quoted_in_the_hint_as_written() -> None:
+    sha = "0" * 64
+    text = f'images:\n- {{version: 2.30, path: a, sha256: "{sha}", length: 1, created: 1}}\n'
+    assert parse_images(text).problems == [
+        (2, "images[0].version", 'expected a string, got the number 2.30; quote it ("2.30")'),
+    ]
+    assert parse_devices('devices:\n- {"endpoint": "a", "target": 1.10}\n').problems == [
+        (2, "devices[0].target", 'expected a string, got the number 1.10; quote it ("1.10")'),
+    ]
