@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registrar", action="store_true",
                         help="registrations only, many endpoints per socket (for 100k loads)")
     parser.add_argument("--sockets", type=int, default=64, help="sockets for --registrar")
+    parser.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                        help="how long start-up waits for registrations before it reports "
+                             "(exit 1 when no device registered by then)")
 
 
 def build_specs(args: argparse.Namespace) -> tuple[list[DeviceSpec], dict[str, str]]:
@@ -82,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.registrar:
         return asyncio.run(_registrar(args, [s.endpoint for s in specs]))
-    asyncio.run(_simulate(args.server, specs, catalog))
-    return 0
+    return asyncio.run(_simulate(args.server, specs, catalog, args.wait))
 
 
 def _stop_event() -> asyncio.Event:
@@ -123,16 +125,43 @@ def _report(what: str, stats: RoundStats) -> None:
                       "per_second": round(stats.per_second, 1)}), flush=True)
 
 
-async def _simulate(server: str, specs: list[DeviceSpec], catalog: dict[str, str]) -> None:
+async def _simulate(server: str, specs: list[DeviceSpec], catalog: dict[str, str],
+                    wait: float) -> int:
     fleet = Fleet(server, specs, catalog, replace(Timing(), deregister_timeout=STOP_SECONDS))
     stop = _stop_event()
-    if await _until_stopped(fleet.start(), stop):
-        print(json.dumps({"devices": len(fleet), "server": server, "images": len(catalog)}),
-              flush=True)
+    if await _until_stopped(_start(fleet, wait), stop):
+        registered = sum(d.registered for d in fleet.devices())
+        if not registered:  # a success line would be a lie: nothing runs against it
+            await _shut_down(fleet)
+            print(f"fota simulate: none of {len(fleet)} devices registered with {server} "
+                  f"within {wait:g}s (no answer, or refused: is the server up, and are the "
+                  "endpoints declared in its repository?)", file=sys.stderr)
+            return 1
+        _started(fleet, server, registered, len(catalog))
         await stop.wait()
     await _shut_down(fleet)
     print(json.dumps({"stopped": len(fleet), "versions": _count(fleet.versions())}),
           flush=True)
+    return 0
+
+
+async def _start(fleet: Fleet, wait: float) -> None:
+    """Start the fleet; then wait, at most `wait` seconds from the start, until each
+    device registered or its first Register ended otherwise (refused, or timed out)."""
+    deadline = asyncio.get_running_loop().time() + wait
+    await fleet.start(timeout=wait)
+    left = max(0.0, deadline - asyncio.get_running_loop().time())
+    with contextlib.suppress(TimeoutError):
+        await fleet.wait_all(lambda d: d.registered or d.register_attempts > 0, left)
+
+
+def _started(fleet: Fleet, server: str, registered: int, images: int) -> None:
+    print(json.dumps({"devices": len(fleet), "registered": registered, "server": server,
+                      "images": images}), flush=True)
+    if registered < len(fleet):
+        print(f"fota simulate: {len(fleet) - registered} of {len(fleet)} devices are not "
+              f"registered with {server} yet (no answer or refused); they keep trying",
+              file=sys.stderr, flush=True)
 
 
 async def _until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> bool:

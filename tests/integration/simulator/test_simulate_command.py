@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -133,3 +134,43 @@ def test_an_unreadable_device_manifest_exits_2_naming_the_file(
     assert cmd.run(parse("--server", "coap://h", "--repo", str(tmp_path))) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and message in err, err
+
+
+async def _simulate_exits(server: str, *argv: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "reconciler.cli", "simulate", "--server", server, *argv,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.slow
+async def test_fota_simulate_against_a_dead_server_exits_1_without_a_success_line(
+        tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a port nobody serves
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, out, err = await _simulate_exits(f"coap://127.0.0.1:{port}", "--repo",
+                                           str(make_repo(tmp_path)), "--wait", "1")
+    assert (code, out) == (1, "")
+    assert f"none of 10 devices registered with coap://127.0.0.1:{port} within 1s" in err
+
+
+@pytest.mark.slow
+async def test_fota_simulate_count_refused_by_the_server_exits_1_without_a_success_line(
+        tmp_path: Path) -> None:
+    lwm2m = Lwm2mServer("127.0.0.1", 0, admit=lambda endpoint: False)  # declared: nobody
+    await lwm2m.start()
+    try:
+        code, out, err = await _simulate_exits(lwm2m.public_uri, "--repo", str(tmp_path),
+                                               "--count", "3", "--wait", "20")
+    finally:
+        await lwm2m.stop()
+    assert (code, out) == (1, "")
+    assert "none of 3 devices registered" in err
