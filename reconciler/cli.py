@@ -8,7 +8,9 @@ each lazily so `fota validate` never pays for aiocoap or FastAPI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -42,8 +44,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(args_list)
     args = parser.parse_args(args_list)
-    code: int = args._run(args)
+    try:
+        code: int = args._run(args)
+        sys.stdout.flush()  # a reader gone early shows here, not in the exit's own flush
+    except BrokenPipeError:
+        # `fota validate | head`: the reader stopped before the end. No traceback; exit 1,
+        # since what it did not read may have mattered (a command whose work is done,
+        # like publish, handles this itself and keeps its exit code).
+        quiet_stdout()
+        return 1
     return code
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's flush at exit cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

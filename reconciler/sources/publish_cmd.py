@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -45,7 +46,12 @@ def run(args: argparse.Namespace) -> int:
         _commit(args.repo, result)
     if not result.changed:
         print("fota publish: already published, nothing changed", file=sys.stderr)
-    print(json.dumps(result.entry, indent=2))
+    try:
+        print(json.dumps(result.entry, indent=2), flush=True)
+    except BrokenPipeError:
+        # `fota publish | head`: the reader stopped early, the image is published all
+        # the same. stdout goes to /dev/null so the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
