@@ -56,33 +56,10 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
-class _Source(GitSource):
-    """`GitSource` whose every failed poll shows in its status, including an exception
-    that escapes `sync` (gitdb's BadName for a branch that is gone): at runtime that is
-    a source error for the operator to see, never the end of following the repo."""
-
-    unexpected: str | None = None
-
-    def sync(self) -> DesiredState | None:
-        try:
-            desired = super().sync()
-        except Exception as exc:
-            # Logged by whoever reads the status (`_follow_source`), like other git errors.
-            self.unexpected = "git: " + " ".join(str(exc).split())[:500]
-            return None
-        self.unexpected = None
-        return desired
-
-    def git_error(self) -> str | None:
-        """Why the last poll could not read the repository, if it could not."""
-        failed = [e for e in self.status.errors if e.startswith("git: ")]
-        return self.unexpected or (failed[0] if failed else None)
-
-
 class _Images:
     """Image bytes by id at the applied revision, read from git once per image."""
 
-    def __init__(self, source: _Source, controller: Callable[[], DesiredState]) -> None:
+    def __init__(self, source: GitSource, controller: Callable[[], DesiredState]) -> None:
         self._source, self._desired = source, controller
         self._cache: dict[str, bytes] = {}
 
@@ -97,7 +74,7 @@ class _Images:
 async def run_service(settings: ServeSettings, stop: asyncio.Event,
                       on_ready: Callable[[Running], None] | None = None) -> None:
     store = _open_store(settings.state)
-    source = _Source(settings.repo, settings.branch, cache_dir=settings.state.parent / "cache",
+    source = GitSource(settings.repo, settings.branch, cache_dir=settings.state.parent / "cache",
                      interval=settings.poll_source)
     try:
         await _run(settings, store, source, stop, on_ready)
@@ -112,7 +89,7 @@ def _open_store(path: Path) -> SqliteStore:
         raise StartupError(f"cannot use state file {path}: {exc}") from exc
 
 
-async def _run(settings: ServeSettings, store: SqliteStore, source: _Source,
+async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
                stop: asyncio.Event, on_ready: Callable[[Running], None] | None) -> None:
     desired = await _first_revision(source, store, stop, settings)
     if desired is None:
@@ -167,7 +144,7 @@ async def _bounded(work: Awaitable[None], what: str) -> None:
         log.warning("%s did not stop within %gs", what, SHUTDOWN_GRACE)
 
 
-async def _first_revision(source: _Source, store: SqliteStore, stop: asyncio.Event,
+async def _first_revision(source: GitSource, store: SqliteStore, stop: asyncio.Event,
                           settings: ServeSettings) -> DesiredState | None:
     """Block until the repository yields a good revision (or stop). A local repository
     or branch that cannot be read at all is a configuration error: raise StartupError
@@ -177,7 +154,7 @@ async def _first_revision(source: _Source, store: SqliteStore, stop: asyncio.Eve
         store.set_source_status(_status(source))
         if desired is not None:
             return desired
-        problem = source.git_error()
+        problem = source.git_error
         if problem is not None and not is_url(settings.repo):
             branch = f"branch {settings.branch!r} of " if settings.branch else ""
             raise StartupError(f"cannot read {branch}{settings.repo}: {problem}")
@@ -187,7 +164,7 @@ async def _first_revision(source: _Source, store: SqliteStore, stop: asyncio.Eve
     return None
 
 
-async def _follow_source(source: _Source, controller: Controller, store: SqliteStore,
+async def _follow_source(source: GitSource, controller: Controller, store: SqliteStore,
                          stop: asyncio.Event) -> None:
     async def on_desired(desired: DesiredState) -> None:
         await controller.set_desired(desired)
@@ -208,10 +185,9 @@ async def _follow_source(source: _Source, controller: Controller, store: SqliteS
     await asyncio.gather(watcher, return_exceptions=True)
 
 
-def _status(source: _Source) -> dict[str, Any]:
+def _status(source: GitSource) -> dict[str, Any]:
     status = asdict(source.status)
-    status["errors"] = list(status.get("errors") or ()) + (
-        [source.unexpected] if source.unexpected else [])
+    status["errors"] = list(status["errors"])
     return status
 
 

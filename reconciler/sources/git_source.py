@@ -80,30 +80,42 @@ class GitSource:
         applied = self._applied.hexsha if self._applied is not None else None
         return SourceStatus(self.url, self.branch, applied, self._head, self._last_sync, errors)
 
+    @property
+    def git_error(self) -> str | None:
+        """Why the last poll could not read the repository ("git: ..."), if it could not."""
+        return self._git_error
+
     def sync(self) -> DesiredState | None:
-        """Poll once; the new state when a new good revision was applied, else None."""
+        """Poll once; the new state when a new good revision was applied, else None.
+        Never raises: whatever stops a poll (gitdb's BadName for a branch that is gone as
+        much as a network error) is recorded as `git_error` and shows in `status`, so the
+        operator sees it and the next poll tries again."""
         with self._lock:
             try:
-                self._handle.update()
-                commit = self._handle.head(self.branch)
-            except (git.GitError, ValueError, OSError) as exc:
+                return self._sync()
+            except Exception as exc:
                 self._git_error = f"git: {_one_line(exc)}"
-                log.warning("git source %s: %s", self.url, self._git_error)
+                expected = isinstance(exc, git.GitError | ValueError | OSError)
+                log.warning("git source %s: %s", self.url, self._git_error,
+                            exc_info=not expected)  # anything else may be our bug
                 return None
-            self._git_error = None
-            self._last_sync = time.time()
-            if commit.hexsha == self._head:
-                return None
-            return self._load(commit)
+
+    def _sync(self) -> DesiredState | None:
+        self._handle.update()
+        commit = self._handle.head(self.branch)
+        self._git_error = None
+        self._last_sync = time.time()
+        if commit.hexsha == self._head:
+            return None
+        return self._load(commit)
 
     def _load(self, commit: Any) -> DesiredState | None:
         try:
             state, problems = self._assembler.load(CommitSnapshot(commit))
-        except (git.GitError, ValueError, OSError) as exc:
+        except Exception:
             # Reading the commit failed (not its content): try it again next poll.
-            self._git_error = f"git: {_one_line(exc)}"
             self.cache.end_round()
-            return None
+            raise
         self._head = commit.hexsha
         keys = self.cache.end_round()
         if state is None:
@@ -152,11 +164,7 @@ class GitSource:
             await asyncio.to_thread(self._close)
 
     async def _sync_and_tell(self, on_desired: Callable[[DesiredState], Awaitable[None]]) -> None:
-        try:
-            desired = await asyncio.to_thread(self.sync)
-        except Exception:  # a bug in one poll must not end the source for good
-            log.exception("git source %s: sync failed", self.url)
-            return
+        desired = await asyncio.to_thread(self.sync)
         if desired is not None:
             await on_desired(desired)
 

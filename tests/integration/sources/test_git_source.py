@@ -250,3 +250,15 @@ async def test_run_without_a_watcher_finds_new_commits_by_polling(repo, tmp_path
     assert not src.watching.is_set()
     stop.set()
     await asyncio.wait_for(task, 10)
+
+
+def test_a_followed_branch_deleted_after_a_sync_is_recorded_not_raised(repo, tmp_path) -> None:
+    repo.repo.create_head("fleet")
+    src = GitSource(str(repo.root), "fleet", cache_dir=tmp_path / "cache")
+    state = src.sync()
+    repo.repo.delete_head("fleet", force=True)
+    assert src.sync() is None and src.current is state
+    assert src.git_error is not None and "fleet" in src.git_error
+    assert src.status.errors == (src.git_error,)
+    repo.repo.create_head("fleet")
+    assert src.sync() is None and src.git_error is None and src.status.errors == ()
