@@ -15,7 +15,6 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 
@@ -25,7 +24,7 @@ from reconciler.errors import FotaError
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState
 from reconciler.serve.settings import ServeSettings
-from reconciler.sources import GitSource
+from reconciler.sources import GitSource, SourceStatus
 from reconciler.sources.gitrepo import is_url
 from reconciler.store import SqliteStore, open_reader, open_store
 from reconciler.store.schema import SchemaError
@@ -75,7 +74,7 @@ async def run_service(settings: ServeSettings, stop: asyncio.Event,
                       on_ready: Callable[[Running], None] | None = None) -> None:
     store = _open_store(settings.state)
     source = GitSource(settings.repo, settings.branch, cache_dir=settings.state.parent / "cache",
-                     interval=settings.poll_source)
+                       interval=settings.poll_source, on_status=_status_writer(store))
     try:
         await _run(settings, store, source, stop, on_ready)
     finally:
@@ -112,7 +111,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     api = _api(settings)
     tasks = [asyncio.create_task(controller.run(stop), name="controller"),
              asyncio.create_task(api.serve(), name="http-api"),
-             asyncio.create_task(_follow_source(source, controller, store, stop), name="source")]
+             asyncio.create_task(source.run(controller.set_desired, stop), name="source")]
     try:
         await _announce(settings, server, api, controller, on_ready)
         await stop.wait()
@@ -150,8 +149,7 @@ async def _first_revision(source: GitSource, store: SqliteStore, stop: asyncio.E
     or branch that cannot be read at all is a configuration error: raise StartupError
     (a remote one may be unreachable for a while, so that is waited out)."""
     while not stop.is_set():
-        desired: DesiredState | None = await asyncio.to_thread(source.sync) or source.current
-        store.set_source_status(_status(source))
+        desired = await source.poll() or source.current
         if desired is not None:
             return desired
         problem = source.git_error
@@ -164,31 +162,22 @@ async def _first_revision(source: GitSource, store: SqliteStore, stop: asyncio.E
     return None
 
 
-async def _follow_source(source: GitSource, controller: Controller, store: SqliteStore,
-                         stop: asyncio.Event) -> None:
-    async def on_desired(desired: DesiredState) -> None:
-        await controller.set_desired(desired)
-        store.set_source_status(_status(source))
+def _status_writer(store: SqliteStore) -> Callable[[SourceStatus], None]:
+    """The source's status callback: store every change for /status, and log the errors
+    of a head commit that is not applied once, when they change."""
+    logged: tuple[str, ...] = ()
 
-    watcher = asyncio.create_task(source.run(on_desired, stop))
-    last: dict[str, Any] = {}
-    while not stop.is_set():  # errors of a bad head commit reach the status too
-        status = _status(source)
-        if status != last:
-            store.set_source_status(status)
-            if status.get("errors") and status.get("errors") != last.get("errors"):
-                log.error("revision %s not applied: %s", str(status.get("head_revision"))[:12],
-                          "; ".join(map(str, status["errors"])))
-            last = status
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=1.0)
-    await asyncio.gather(watcher, return_exceptions=True)
+    def write(status: SourceStatus) -> None:
+        nonlocal logged
+        record = asdict(status)
+        record["errors"] = list(status.errors)
+        store.set_source_status(record)
+        if status.errors and status.errors != logged:
+            log.error("revision %s not applied: %s", str(status.head_revision)[:12],
+                      "; ".join(status.errors))
+        logged = status.errors
 
-
-def _status(source: GitSource) -> dict[str, Any]:
-    status = asdict(source.status)
-    status["errors"] = list(status["errors"])
-    return status
+    return write
 
 
 def _api(settings: ServeSettings) -> _ApiServer:

@@ -4,8 +4,9 @@
 before, loads it from the object database. A valid commit becomes the new `current`
 state; an invalid one is never applied: the last good state stays current and the
 problems (file:line) go to `status.errors`, as Flux keeps its last artifact. Loading is
-incremental through the blob-keyed parse cache under `cache_dir`. `run()` polls, and on a
-local repository also reacts at once to new commits through watchfiles.
+incremental through the blob-keyed parse cache under `cache_dir`. `poll()` runs `sync` off
+the event loop and calls `on_status` back whenever the status changed; `run()` polls, and
+on a local repository also reacts at once to new commits through watchfiles.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class GitSource:
     def __init__(
         self, repo: str, branch: str | None = None, *, cache_dir: Path,
         interval: float = 10.0, watch: bool = True,
+        on_status: Callable[[SourceStatus], None] | None = None,
     ) -> None:
         self.url = repo
         self.branch = branch
@@ -68,6 +70,8 @@ class GitSource:
         self._git_error: str | None = None
         self._last_sync: float | None = None
         self._good_keys: set[tuple[str, str]] = set()
+        self._on_status = on_status  # called on the event loop when `status` changed
+        self._told: SourceStatus | None = None
         self.watching = asyncio.Event()  # set once `run`'s watcher sees the git directory
 
     @property
@@ -155,7 +159,7 @@ class GitSource:
         try:
             while not stop.is_set():
                 poke.clear()
-                await self._sync_and_tell(on_desired)
+                await self.poll(on_desired)
                 await _first_of(stop, poke, self.interval)
         finally:
             if watcher is not None:
@@ -163,10 +167,20 @@ class GitSource:
                 await asyncio.gather(watcher, return_exceptions=True)
             await asyncio.to_thread(self._close)
 
-    async def _sync_and_tell(self, on_desired: Callable[[DesiredState], Awaitable[None]]) -> None:
+    async def poll(
+        self, on_desired: Callable[[DesiredState], Awaitable[None]] | None = None,
+    ) -> DesiredState | None:
+        """`sync` in a worker thread; a new state goes to `on_desired` first, then a
+        changed status to the constructor's `on_status`, both on the caller's loop (so
+        whoever stores them needs no lock). Returns the new state, if any."""
         desired = await asyncio.to_thread(self.sync)
-        if desired is not None:
+        if desired is not None and on_desired is not None:
             await on_desired(desired)
+        status = self.status
+        if self._on_status is not None and status != self._told:
+            self._told = status
+            self._on_status(status)
+        return desired
 
     async def _watch(self, poke: asyncio.Event, stop: asyncio.Event) -> None:
         import watchfiles  # only a local development setup pays for it

@@ -145,7 +145,8 @@ async def test_a_followed_branch_deleted_at_runtime_is_a_source_error(tmp_path: 
         reader = open_reader(state)
         try:
             async with asyncio.timeout(15):
-                # written by the service's one-second status timer; no event to await
+                # written by the source's status callback at its next poll; the store offers
+                # no event to await
                 while not any("fleet" in str(e) for e in _errors(reader)):
                     await asyncio.sleep(0.1)
         finally:

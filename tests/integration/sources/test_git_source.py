@@ -262,3 +262,25 @@ def test_a_followed_branch_deleted_after_a_sync_is_recorded_not_raised(repo, tmp
     assert src.status.errors == (src.git_error,)
     repo.repo.create_head("fleet")
     assert src.sync() is None and src.git_error is None and src.status.errors == ()
+
+
+async def test_poll_calls_back_with_each_changed_status_after_the_new_state(
+        repo, tmp_path) -> None:
+    told: list[tuple[str, Any]] = []
+
+    async def on_desired(state: DesiredState) -> None:
+        told.append(("desired", state.revision))
+
+    src = GitSource(str(repo.root), "main", cache_dir=tmp_path / "cache",
+                    on_status=lambda status: told.append(("status", status)))
+    first = repo.repo.head.commit.hexsha
+    assert (await src.poll(on_desired)) is not None
+    assert [kind for kind, _ in told] == ["desired", "status"]
+    assert told[1][1].applied_revision == first and told[1][1].errors == ()
+    repo.write(COLL, COLLECTION.replace('"1.0.0"', '"7.0.0"'))
+    bad = repo.commit("target an image that does not exist")
+    assert await src.poll(on_desired) is None
+    kind, status = told[-1]
+    assert (kind, status.head_revision, status.applied_revision) == ("status", bad, first)
+    assert len(status.errors) == 1 and "7.0.0" in status.errors[0]
+    assert len(told) == 3  # no state to apply, one changed status
