@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from reconciler.controller.config import ControllerConfig
@@ -42,7 +42,7 @@ MIN_REQUEUE = 0.05
 
 class Controller:
     def __init__(self, store: Store, server: Lwm2mServer,
-                 images: Callable[[str], bytes], settings: ControllerConfig,
+                 images: Callable[[str], Awaitable[bytes]], settings: ControllerConfig,
                  clock: Callable[[], float] = time.time) -> None:
         self.store, self.server, self.settings, self.clock = store, server, settings, clock
         self.watches = Watches()
@@ -75,11 +75,11 @@ class Controller:
                  len(affected))
         self.queue.add_all(affected)
 
-    def restore(self) -> Restored:
+    async def restore(self) -> Restored:
         """After a restart: the live registrations and running downloads' offers of the
         last run come back, and their devices are looked at at once. Call once the CoAP
         server runs and the first revision is applied, before `run`."""
-        restored = self.restart.restore(self.desired, self._images, self.clock())
+        restored = await self.restart.restore(self.desired, self._images, self.clock())
         devices = (self.desired.device_by_endpoint(ep) for ep in restored.endpoints)
         self.queue.add_all([d.device_id for d in devices if d is not None])
         return restored

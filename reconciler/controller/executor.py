@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import assert_never
 
 from reconciler.controller.config import ControllerConfig
@@ -52,7 +52,7 @@ PROBES = (FW_STATE, FW_UPDATE_RESULT, DEV_FIRMWARE_VERSION)  # after an Execute
 
 class Executor:
     def __init__(self, server: Lwm2mServer, reports: Reports, watches: Watches,
-                 images: Callable[[str], bytes], settings: ControllerConfig,
+                 images: Callable[[str], Awaitable[bytes]], settings: ControllerConfig,
                  on_notify: Callable[[Device, dict[Path, Value]], None],
                  clock: Callable[[], float] = time.time) -> None:
         self._server, self._reports, self._watches = server, reports, watches
@@ -123,7 +123,7 @@ class Executor:
             lambda values: self._on_notify(device, values), self._settings.request_timeout)
 
     async def _write_uri(self, device: Device, action: WriteUri) -> None:
-        data = self._images(action.image_id)
+        data = await self._images(action.image_id)
         uri = self._server.offer_firmware(device.endpoint, action.image_id, data)
         client = self._server.client(device.endpoint)
         await client.write(FW_PACKAGE_URI, uri, timeout=self._settings.request_timeout)
@@ -131,7 +131,7 @@ class Executor:
                  action.attempt, len(data))
 
     async def _push(self, device: Device, action: PushPackage) -> None:
-        data = self._images(action.image_id)
+        data = await self._images(action.image_id)
         await self._server.client(device.endpoint).push_firmware(data, timeout=action.timeout)
         log.info("%s: attempt %d: pushed %d bytes to /5/0/0", device.device_id,
                  action.attempt, len(data))

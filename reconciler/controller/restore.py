@@ -13,7 +13,7 @@ CoAP server runs and before the work queue does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from reconciler.lwm2m.server import Lwm2mServer
@@ -61,8 +61,8 @@ class RestartRecords:
         else:
             self._store.put_offer(offer)
 
-    def restore(self, desired: DesiredState, images: Callable[[str], bytes],
-                now: float) -> Restored:
+    async def restore(self, desired: DesiredState,
+                      images: Callable[[str], Awaitable[bytes]], now: float) -> Restored:
         """Put back the live registrations of declared devices and the offers of their
         running downloads; record (and log) how many, for /status."""
         self._store.forget_expired(now)
@@ -74,7 +74,7 @@ class RestartRecords:
             device = desired.device_by_endpoint(offer.endpoint)
             progress = self._store.progress(device.device_id) if device else None
             if offer_still_wanted(offer, desired, progress):
-                self._server.restore_offer(offer, images(offer.image_id))
+                self._server.restore_offer(offer, await images(offer.image_id))
                 offers += 1
             else:
                 self._store.delete_offer(offer.endpoint)

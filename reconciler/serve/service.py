@@ -55,21 +55,6 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
-class _Images:
-    """Image bytes by id at the applied revision, read from git once per image."""
-
-    def __init__(self, source: GitSource, controller: Callable[[], DesiredState]) -> None:
-        self._source, self._desired = source, controller
-        self._cache: dict[str, bytes] = {}
-
-    def __call__(self, image_id: str) -> bytes:
-        data = self._cache.get(image_id)
-        if data is None:
-            data = self._source.image_bytes(self._desired().images[image_id])
-            self._cache[image_id] = data
-        return data
-
-
 async def run_service(settings: ServeSettings, stop: asyncio.Event,
                       on_ready: Callable[[Running], None] | None = None) -> None:
     store = _open_store(settings.state)
@@ -97,8 +82,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     server = Lwm2mServer(settings.coap_host, settings.coap_port,
                          admit=lambda ep: bool(holder) and holder[0].admit(ep),
                          public_uri=settings.public_uri, awake_seconds=settings.awake_window)
-    controller = Controller(store, server, _Images(source, lambda: controller.desired),
-                            settings.controller)
+    controller = Controller(store, server, source.image, settings.controller)
     holder.append(controller)
     await controller.set_desired(desired)
     try:
@@ -107,7 +91,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
         raise StartupError(f"cannot serve LwM2M on {settings.coap_host}:"
                            f"{settings.coap_port}: {exc.strerror or exc}") from exc
     unsubscribe = server.subscribe(controller.on_registration)
-    controller.restore()
+    await controller.restore()
     api = _api(settings)
     tasks = [asyncio.create_task(controller.run(stop), name="controller"),
              asyncio.create_task(api.serve(), name="http-api"),

@@ -149,6 +149,16 @@ class GitSource:
         except (git.GitError, ValueError, OSError) as exc:
             raise FileNotFoundError(f"{image.path}: {_one_line(exc)}") from exc
 
+    async def image(self, image_id: str) -> bytes:
+        """The bytes of image `image_id` of the current state, read off the event loop
+        (`ImageReader` keeps the last few in memory); FileNotFoundError when there is
+        no such image or file."""
+        current = self._current
+        image = current.images.get(image_id) if current is not None else None
+        if image is None:
+            raise FileNotFoundError(f"no image {image_id} in the applied revision")
+        return await asyncio.to_thread(self.image_bytes, image)
+
     async def run(
         self, on_desired: Callable[[DesiredState], Awaitable[None]], stop: asyncio.Event
     ) -> None:

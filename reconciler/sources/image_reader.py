@@ -25,23 +25,23 @@ class ImageReader:
         self._open_repo = open_repo
         self._repo: Any = None
         self._lock = threading.Lock()
-        self._recent: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._recent: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
 
     def read(self, revision: str, image: FirmwareImage) -> bytes:
         """The binary `image.path` names at `revision`, checked against its sha256 so a
         device is never offered other bytes than the manifest declares."""
-        key = (revision, image.path)
+        key = (revision, image.path, image.sha256)
         with self._lock:
             data = self._recent.get(key)
             if data is None:
                 data = self._load(revision, image.path)
-                self._recent[key] = data
+                if hashlib.sha256(data).hexdigest() != image.sha256:
+                    where = f"{image.path} at {revision[:12]}"
+                    raise FileNotFoundError(f"{where} is not image {image.image_id}")
+                self._recent[key] = data  # checked once: a rollout offers it many times
                 while len(self._recent) > _KEEP:
                     self._recent.popitem(last=False)
             self._recent.move_to_end(key)
-        if hashlib.sha256(data).hexdigest() != image.sha256:
-            where = f"{image.path} at {revision[:12]}"
-            raise FileNotFoundError(f"{where} is not image {image.image_id}")
         return data
 
     def close(self) -> None:

@@ -284,3 +284,11 @@ async def test_poll_calls_back_with_each_changed_status_after_the_new_state(
     assert (kind, status.head_revision, status.applied_revision) == ("status", bad, first)
     assert len(status.errors) == 1 and "7.0.0" in status.errors[0]
     assert len(told) == 3  # no state to apply, one changed status
+
+
+async def test_image_reads_the_current_states_image_off_the_loop(repo, tmp_path) -> None:
+    src = source(repo, tmp_path)
+    assert await src.poll() is not None
+    assert await src.image("3000aaab") == TWO
+    with pytest.raises(FileNotFoundError, match="no image 3000ffff"):
+        await src.image("3000ffff")
