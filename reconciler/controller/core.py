@@ -64,10 +64,6 @@ class Controller:
     def desired(self) -> DesiredState:
         return self.decider.desired
 
-    def admit(self, endpoint: str) -> bool:
-        """Only endpoints declared in the desired state may register."""
-        return self.decider.desired.device_by_endpoint(endpoint) is not None
-
     async def set_desired(self, desired: DesiredState) -> None:
         """Apply a new good revision: materialise it, then enqueue the devices it affects."""
         affected = self.decider.set_desired(desired)

@@ -23,6 +23,7 @@ from reconciler.controller.core import Controller
 from reconciler.errors import FotaError
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState
+from reconciler.serve.admission import Admission
 from reconciler.serve.settings import ServeSettings
 from reconciler.sources import GitSource, SourceStatus
 from reconciler.sources.gitrepo import is_url
@@ -78,12 +79,9 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     desired = await _first_revision(source, store, stop, settings)
     if desired is None:
         return
-    holder: list[Controller] = []
-    server = Lwm2mServer(settings.coap_host, settings.coap_port,
-                         admit=lambda ep: bool(holder) and holder[0].admit(ep),
+    server = Lwm2mServer(settings.coap_host, settings.coap_port, admit=Admission(source),
                          public_uri=settings.public_uri, awake_seconds=settings.awake_window)
     controller = Controller(store, server, source.image, settings.controller)
-    holder.append(controller)
     await controller.set_desired(desired)
     try:
         await server.start()
