@@ -50,7 +50,7 @@ class Decider:
         self._dirty: set[str] = set()  # collections whose status changed
         self._conditions: dict[str, tuple[Condition, ...]] = {}  # device -> to write
         self._loaded = False
-        self._started = clock()  # offers (package URIs) of earlier runs are gone
+        self._started = clock()  # what began before this is disturbed by our restart
         self._changed = asyncio.Event()
 
     def set_desired(self, desired: DesiredState) -> list[str]:
@@ -122,7 +122,7 @@ class Decider:
             awake=reg is not None and self.server.is_awake(device.endpoint),
             observing=reg is not None and self.watches.observing(reg),
             can_observe=reg is None or self.watches.can_observe(reg),
-            offers_since=self._started,
+            server_started=self._started,
         )
         collection = self.desired.collections.get(device.collection_id)
         gate = self.index.gate(collection) if collection else OPEN

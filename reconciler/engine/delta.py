@@ -28,7 +28,9 @@ class Delta:
     awake: bool = True  # not queue mode, or inside the window after it spoke
     observing: bool = False  # an Observe on /5/0/3 and /5/0/5 is active
     can_observe: bool = True  # the device accepts Observe (else poll)
-    offers_since: float = 0.0  # package URIs offered before this died with a server restart
+    # When this server process started: an attempt or phase begun before it was disturbed
+    # by our restart, and what that costs is ours, never the device's retries.
+    server_started: float = 0.0
 
     @property
     def managed(self) -> bool:
@@ -63,7 +65,7 @@ def diff(
     awake: bool = True,
     observing: bool = False,
     can_observe: bool = True,
-    offers_since: float = 0.0,
+    server_started: float = 0.0,
 ) -> Delta:
     """Join desired and observed facts about one device; never raises for unknown ids."""
     device = desired.devices.get(device_id)
@@ -85,5 +87,5 @@ def diff(
         awake=awake,
         observing=observing,
         can_observe=can_observe,
-        offers_since=offers_since,
+        server_started=server_started,
     )

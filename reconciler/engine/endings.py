@@ -11,9 +11,25 @@ from reconciler.model.observed import DeviceProgress
 from reconciler.model.status import UpdateState as S
 
 
+def phase_deadline(ctx: Ctx, record: DeviceProgress) -> float | None:
+    """The record's deadline, except that a phase begun before this server started gets
+    its whole budget again from the start: the time we were down is not the device's."""
+    deadline, began = record.deadline, record.phase_started_at
+    if deadline is None or began is None or began >= ctx.delta.server_started:
+        return deadline
+    return max(deadline, ctx.delta.server_started + (deadline - began))
+
+
 def fail(ctx: Ctx, record: DeviceProgress, outcome: Outcome, text: str) -> Decision:
-    """An Update Result failure: retry with backoff, once for code 8, else terminal."""
+    """An Update Result failure: retry with backoff, once for code 8, else terminal; a
+    failure our own restart caused starts again soon without spending a retry."""
     code = int(ctx.report.update_result or 0)
+    if outcome is Outcome.OURS:
+        delay = ctx.config.restart_retry_delay
+        msg = (f"attempt {record.attempts}: {text} (Update Result {code}); "
+               f"starting again in {delay:g}s, no retry spent")
+        return moved(ctx, record, S.PENDING, msg, wait(record, msg, ctx.now + delay).actions,
+                     next_attempt_at=ctx.now + delay, deadline=None)
     first_failure = record.retries_left >= ctx.config.max_retries
     retry = outcome is Outcome.RETRY or (outcome is Outcome.RETRY_ONCE and first_failure)
     if retry and record.retries_left > 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from reconciler.engine.actions import Execute, Probe
 from reconciler.engine.decision import Ctx, Decision, moved, wait
-from reconciler.engine.endings import fail, timed_out
+from reconciler.engine.endings import fail, phase_deadline, timed_out
 from reconciler.engine.policy import Outcome, classify
 from reconciler.model.lwm2m import FirmwareState
 from reconciler.model.observed import DeviceProgress
@@ -53,7 +53,7 @@ def updating(ctx: Ctx, record: DeviceProgress) -> Decision:
             running = ctx.delta.reported_version or "an unknown version"
             msg = f"device came back running {running}, not {ctx.target.version}"
             return moved(ctx, record, S.REVERTED, msg, (), deadline=None)
-    deadline = record.deadline
+    deadline = phase_deadline(ctx, record)
     if deadline is not None and ctx.now >= deadline:
         return timed_out(ctx, record, "device did not come back with the new version in time")
     reason = "waiting for the device to install and restart"
@@ -67,8 +67,12 @@ def updating(ctx: Ctx, record: DeviceProgress) -> Decision:
 
 def probe_due(ctx: Ctx, record: DeviceProgress) -> float:
     """When to ask the device next: probe_delay after the Execute, then twice as long
-    each time (5 s, 15 s, 35 s, 75 s, ... by default), until the deadline."""
+    each time (5 s, 15 s, 35 s, 75 s, ... by default), until the deadline. After our
+    own restart, at once (once: the Probe's record write is newer than the start)."""
     executed = record.executed_at or 0.0
+    started = ctx.delta.server_started
+    if executed < started and record.updated_at < started:
+        return ctx.now
     return executed + ctx.config.probe_wait(record.probes + 1)
 
 
@@ -79,8 +83,9 @@ def _asked(ctx: Ctx, record: DeviceProgress) -> bool:
     if ctx.delta.registration is not None and (
             ctx.delta.registration.registered_at > (record.executed_at or 0.0)):
         return True  # read after the device registered again (Verify)
-    first_probe = (record.executed_at or 0.0) + ctx.config.probe_wait(1)
-    return record.probes > 0 and ctx.report.reported_at >= first_probe
+    # A Probe writes the record (probes + 1) before it is sent: a report at least as new
+    # carries its answer.
+    return record.probes > 0 and ctx.report.reported_at >= record.updated_at
 
 
 def _not_executed(ctx: Ctx, record: DeviceProgress) -> Decision:

@@ -34,7 +34,7 @@ from reconciler.engine import install, phases
 from reconciler.engine.actions import NoOp, ReadState, Verify
 from reconciler.engine.decision import Ctx, Decision, move, moved, wait
 from reconciler.engine.delta import Delta
-from reconciler.engine.endings import timed_out
+from reconciler.engine.endings import phase_deadline, timed_out
 from reconciler.engine.policy import OPEN, EngineConfig, Gate
 from reconciler.model.observed import DeviceEvent, DeviceProgress
 from reconciler.model.status import UpdateState as S
@@ -104,9 +104,10 @@ def _record_for_target(
 def _decide(ctx: Ctx, record: DeviceProgress) -> Decision:
     delta = ctx.delta
     if delta.registration is None:
-        if record.state.in_flight and record.deadline is not None and ctx.now >= record.deadline:
+        deadline = phase_deadline(ctx, record)
+        if record.state.in_flight and deadline is not None and ctx.now >= deadline:
             return timed_out(ctx, record, "device went away during the update")
-        return wait(record, "device not registered; waiting for it to register", record.deadline)
+        return wait(record, "device not registered; waiting for it to register", deadline)
     if not delta.report_fresh:
         return _read(ctx, record)
     if delta.on_target:
@@ -138,13 +139,16 @@ def _read(ctx: Ctx, record: DeviceProgress) -> Decision:
     """The device (re)registered since we last read it: read before deciding anything."""
     assert ctx.delta.registration is not None
     executed = record.executed_at
-    restarted = (executed is not None and record.state in (S.UPDATING, S.COMPLETED)
-                 and ctx.delta.registration.registered_at > executed)
+    since_execute = (executed is not None and record.state in (S.UPDATING, S.COMPLETED)
+                     and ctx.delta.registration.registered_at > executed)
     if not ctx.delta.awake:
         return wait(record, "queue mode: waiting for the device to speak")
-    if not restarted:
+    if not since_execute:
         return Decision((ReadState("device registered; reading its firmware state"),), record)
-    msg = f"device restarted after the update; verifying it runs {ctx.target.version}"
+    # Not "restarted": our own restart also makes devices register again. What it runs
+    # and its /5/0/3 tell (install.updating decides from the read).
+    msg = (f"device registered again after the Execute; reading whether it runs "
+           f"{ctx.target.version}")
     new, events = move(ctx, record, S.COMPLETED, msg)
     return Decision((Verify(ctx.target.image_id),), new, events)
 

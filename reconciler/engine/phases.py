@@ -20,13 +20,15 @@ from reconciler.engine.actions import (
     WriteUri,
 )
 from reconciler.engine.decision import Ctx, Decision, moved, wait
-from reconciler.engine.endings import fail, timed_out
+from reconciler.engine.endings import fail, phase_deadline, timed_out
 from reconciler.engine.policy import Outcome, classify
 from reconciler.model.lwm2m import DeliveryMethod, FirmwareState, UpdateResult
 from reconciler.model.observed import DeviceProgress
 from reconciler.model.status import UpdateState as S
 
 BUSY = (FirmwareState.DOWNLOADING, FirmwareState.DOWNLOADED)
+# Update Results a restart of ours causes mid-download (the URI or the socket went away).
+OUR_RESTART = (UpdateResult.CONNECTION_LOST, UpdateResult.INVALID_URI)
 OBSERVED_POLL_FACTOR = 4  # poll this much less often while an Observe runs
 
 
@@ -105,26 +107,28 @@ def downloading(ctx: Ctx, record: DeviceProgress) -> Decision:
     if seen and report.fw_state is FirmwareState.DOWNLOADING and record.state is S.INITIALIZING:
         message = f"downloading {ctx.target.version}"
         return moved(ctx, record, S.DOWNLOADING, message, (*_poll(ctx, record),))
-    if record.deadline is not None and ctx.now >= record.deadline:
+    deadline = phase_deadline(ctx, record)
+    if deadline is not None and ctx.now >= deadline:
         return timed_out(ctx, record, "download did not finish before its deadline")
     return Decision(_poll(ctx, record), record)
 
 
 def _download_result(ctx: Ctx, record: DeviceProgress) -> tuple[Outcome, str]:
-    """Classify the Update Result; an Invalid URI for a package offered by a previous
-    server run is our restart's doing, not the image's, so it is worth a retry."""
+    """Classify the Update Result. A lost connection or an Invalid URI during a download
+    that began before this server started is our restart's doing, not the device's or
+    the image's: it never costs a retry (nor counts toward the failure threshold)."""
     result = ctx.report.update_result
     outcome, text = classify(result)
     started = record.phase_started_at or 0.0
-    if result == UpdateResult.INVALID_URI and started < ctx.delta.offers_since:
-        return Outcome.RETRY, "package URI lost when the server restarted"
+    if result in OUR_RESTART and started < ctx.delta.server_started:
+        return Outcome.OURS, f"{text}: the download was cut by our restart"
     return outcome, text
 
 
 def _poll(ctx: Ctx, record: DeviceProgress) -> tuple[Action, ...]:
     """Read /5/0 again when due. With an Observe running, notifications carry the news
     and a rare read only guards against a lost one (they are often non-confirmable)."""
-    deadline = record.deadline
+    deadline = phase_deadline(ctx, record)
     if not ctx.delta.awake:
         return wait(record, "waiting for the device's next report", deadline).actions
     last = ctx.report.reported_at

@@ -38,6 +38,8 @@ class EngineConfig:
     # without a failure never got the Execute and gets it again, max_executes in all.
     probe_delay: float = 5.0
     max_executes: int = 3
+    # A download our own restart broke is started again after this, without a retry.
+    restart_retry_delay: float = 1.0
 
     def download_deadline(self, image: FirmwareImage) -> float:
         blocks = math.ceil(max(image.length, 1) / self.block_size)
@@ -60,6 +62,7 @@ class Outcome(Enum):
     RETRY = "retry"  # transient: retry with backoff while the budget lasts
     RETRY_ONCE = "retry-once"  # retried once per target, then terminal
     TERMINAL = "terminal"  # this image will not work on this device
+    OURS = "ours"  # our own restart caused it: start again, never spend a retry
 
 
 # /5/0/5 Update Result -> what it means for the update (OMA LwM2M 1.1 E.6, codes 0-11).

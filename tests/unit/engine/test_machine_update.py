@@ -199,13 +199,63 @@ def test_deadlines_grow_with_the_image_so_slow_links_get_half_an_hour() -> None:
     assert DEFAULT_CONFIG.download_deadline(big) >= 30 * 60
 
 
-def test_an_invalid_uri_from_before_a_server_restart_is_retried_not_terminal() -> None:
-    rep = report(fw=F.IDLE, result=R.INVALID_URI, at=NOW)
-    lost = decide(delta(rep=rep, reg=registration(), offers_since=START + 1), attempt(), NOW)
-    assert lost.progress is not None and lost.progress.state is S.PENDING
-    assert "lost when the server restarted" in lost.progress.message
-    bad = decide(delta(rep=rep, reg=registration(), offers_since=START - 1), attempt(), NOW)
-    assert bad.progress is not None and bad.progress.state is S.UPDATE_FAILED
+@pytest.mark.parametrize("code", [R.INVALID_URI, R.CONNECTION_LOST])
+def test_a_download_cut_by_our_restart_starts_again_without_spending_a_retry(code: R) -> None:
+    rep = report(fw=F.IDLE, result=code, at=NOW)
+    ours = decide(delta(rep=rep, reg=registration(), server_started=START + 1), attempt(), NOW)
+    p = ours.progress
+    assert p is not None and (p.state, p.retries_left) == (S.PENDING, RETRIES)
+    assert p.next_attempt_at == NOW + DEFAULT_CONFIG.restart_retry_delay
+    assert "cut by our restart" in p.message and "no retry spent" in p.message
+    # the same result for an attempt begun by this server is the device's (or image's)
+    theirs = decide(delta(rep=rep, reg=registration(), server_started=START - 1), attempt(),
+                    NOW)
+    expected = {R.INVALID_URI: (S.UPDATE_FAILED, RETRIES),
+                R.CONNECTION_LOST: (S.PENDING, RETRIES - 1)}[code]
+    assert theirs.progress is not None
+    assert (theirs.progress.state, theirs.progress.retries_left) == expected
+
+
+def test_a_phase_begun_before_our_restart_gets_its_budget_again_from_the_start() -> None:
+    # down for 600 s across the download's deadline (START + 500)
+    restarted_at = START + 600
+    d = delta(rep=report(fw=F.DOWNLOADING, at=restarted_at), reg=registration(),
+              observing=True, server_started=restarted_at)
+    result = decide(d, attempt(), restarted_at + 1)
+    assert result.progress is not None and result.progress.state is S.DOWNLOADING
+    budget = DEADLINE - START
+    assert result.actions == (Wait("waiting for the device's next report",
+                                   min(restarted_at + budget,
+                                       restarted_at + 4 * DEFAULT_CONFIG.poll_interval)),)
+
+
+def test_after_our_restart_an_execute_that_never_arrived_is_sent_again() -> None:
+    """Killed between persisting executed_at and sending Execute: the device still holds
+    the download in state 2, so it never got it; it is asked at once, then executed."""
+    restarted_at = START + 30
+    before = executed(executes=1, updated_at=START)
+    held = report(fw=F.DOWNLOADED, at=START - 1)  # read before the Execute
+    first = decide(delta(rep=held, reg=registration(), server_started=restarted_at),
+                   before, restarted_at + 0.5)
+    assert first.actions == (Probe(),)
+    assert first.progress is not None
+    answer = report(fw=F.DOWNLOADED, at=restarted_at + 0.6)
+    again = decide(delta(rep=answer, reg=registration(), server_started=restarted_at),
+                   first.progress, restarted_at + 0.7)
+    assert again.actions == (Execute(NEW.image_id),) and again.durable
+    assert again.progress is not None and again.progress.retries_left == RETRIES
+    assert "device restarted" not in again.progress.message
+
+
+def test_a_device_that_registered_again_after_our_restart_is_read_not_called_restarted() -> None:
+    reg = registration(at=NOW)  # its registration was ours to lose, not its reboot
+    result = decide(delta(rep=report(at=START), reg=reg, server_started=NOW - 1),
+                    executed(), NOW + 1)
+    assert result.actions == (Verify(NEW.image_id),)
+    assert result.progress is not None and "restarted" not in result.progress.message
+    read = report(fw=F.DOWNLOADED, at=NOW + 2)  # it still holds the download
+    decided = decide(delta(rep=read, reg=reg), result.progress, NOW + 3)
+    assert decided.actions == (Execute(NEW.image_id),)
 
 
 def test_every_update_state_has_a_phase() -> None:
