@@ -1,0 +1,235 @@
+"""Every branch of the engine is bounded (issue 8 item 3), shown over scripted devices.
+
+Hypothesis scripts a device's answer to every request it gets: any /5/0/3 state (known
+or not), any Update Result, any version, a CoAP error, or silence (the request times
+out); an Execute may make it register again. The real `decide()` runs in a model of the
+controller's loop (the executor's requests per action, the work queue's step cap,
+requeue floor, error backoff and resync, all with their real values and the engine's
+default timings) on an injected clock. No device ever gets more than 60 requests in any
+minute, and each ends Current, terminal, or waiting with a time to look again.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from builders import T0, one_device, registration
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.controller.config import ControllerConfig
+from reconciler.controller.core import MAX_STEPS, MIN_REQUEUE, STEP_CAP_DELAY
+from reconciler.engine import (
+    DEFAULT_CONFIG,
+    Action,
+    CancelDownload,
+    Decision,
+    Execute,
+    NoOp,
+    Observe,
+    Probe,
+    PushPackage,
+    ReadState,
+    Verify,
+    Wait,
+    WriteUri,
+    decide,
+    diff,
+)
+from reconciler.model.lwm2m import FirmwareState, UpdateResult
+from reconciler.model.observed import DeviceProgress, DeviceReport
+from reconciler.model.status import UpdateState
+
+LOOP = ControllerConfig()
+LATENCY = 0.02  # an answered request
+HORIZON = 3 * 3600.0  # long enough for every retry, backoff and timeout to run out
+LIMIT = 60  # requests per device in any minute
+
+
+@dataclass(frozen=True)
+class Answer:
+    kind: str  # "ok", "error" (a 4.xx/5.xx) or "silent" (no answer: times out)
+    fw: int | None = None  # /5/0/3 (None: absent from the answer)
+    result: int = 0  # /5/0/5
+    version: str = "1.0"  # /3/0/3
+    reboot: bool = False  # after an Execute: registers again
+
+
+ANSWERS = st.one_of(
+    st.builds(Answer, st.just("ok"), st.sampled_from([None, 0, 1, 2, 3, 9]),
+              st.integers(0, 12), st.sampled_from(["1.0", "2.0", "junk"]), st.booleans()),
+    st.just(Answer("error")),
+    st.just(Answer("silent")),
+)
+
+
+class Failed(Exception):
+    """A request the real executor would raise for: the work queue backs off."""
+
+
+@dataclass
+class Device:
+    script: list[Answer]
+    sent: list[float] = field(default_factory=list)  # when each request reached it
+    registered_at: float = T0
+
+    def answer(self, now: float) -> Answer:
+        self.sent.append(now)
+        return self.script[(len(self.sent) - 1) % len(self.script)]
+
+
+@dataclass
+class Loop:
+    """The controller's loop and executor over one device, on an injected clock."""
+
+    device: Device
+    now: float = T0
+    report: DeviceReport | None = None
+    progress: DeviceProgress | None = None
+    last: Decision | None = None
+    observing: bool = False
+    can_observe: bool = True
+
+    def request(self, timeout: float = LOOP.request_timeout) -> Answer:
+        answer = self.device.answer(self.now)
+        self.now += timeout if answer.kind == "silent" else LATENCY
+        return answer
+
+    @staticmethod
+    def values(answer: Answer, fields: tuple[str, ...]) -> dict[str, object]:
+        known = {"firmware_version": answer.version, "update_result": answer.result,
+                 "fw_state": answer.fw}
+        return {k: v for k, v in known.items() if k in fields and v is not None}
+
+    def merge(self, values: dict[str, object]) -> None:
+        typed = {k: (FirmwareState(v) if k == "fw_state" else
+                     UpdateResult(v) if k == "update_result" else v)
+                 for k, v in values.items() if isinstance(v, int | str)}
+        base = self.report or DeviceReport("ep-1")
+        self.report = base.with_values(reported_at=self.now, **typed)
+
+    def read_state(self) -> None:
+        """Executor.read_state: /3/0 and /5/0, one resource at a time after a 4.xx."""
+        values: dict[str, object] = {}
+        for instance in (("firmware_version",), ("fw_state", "update_result")):
+            answer = self.request()
+            if answer.kind == "silent":
+                raise Failed("read timed out")
+            for one in (instance if answer.kind == "error" else ()):
+                each = self.request()
+                if each.kind != "ok":
+                    raise Failed("read failed")
+                values.update(self.values(each, (one,)))
+            if answer.kind == "ok":
+                values.update(self.values(answer, instance))
+        self.merge(values)
+
+    def probe(self) -> None:
+        """Executor._probe: three resources; a refusal skips one, silence ends it."""
+        values: dict[str, object] = {}
+        for one in ("fw_state", "update_result", "firmware_version"):
+            answer = self.request()
+            if answer.kind == "silent":
+                break
+            if answer.kind == "ok":
+                values.update(self.values(answer, (one,)))
+        if values:
+            self.merge(values)
+
+    def run(self, action: Action) -> None:
+        if isinstance(action, ReadState | Verify):
+            self.read_state()
+        elif isinstance(action, Probe):
+            self.probe()
+        elif isinstance(action, Observe):
+            for _ in action.paths:
+                answer = self.request()
+                if answer.kind == "silent":
+                    raise Failed("observe timed out")
+                if answer.kind == "error":
+                    self.can_observe = False
+                    return
+            self.observing = True  # ... and it never notifies: polls must still come
+        elif isinstance(action, Execute):
+            answer = self.request(LOOP.execute_timeout)
+            if answer.kind == "error":
+                raise Failed("execute refused")
+            if answer.kind == "ok" and answer.reboot:
+                self.device.registered_at = self.now
+                self.observing, self.can_observe = False, True
+        elif isinstance(action, WriteUri | PushPackage | CancelDownload):
+            timeout = action.timeout if isinstance(action, PushPackage) else None
+            if self.request(timeout or LOOP.request_timeout).kind != "ok":
+                raise Failed("write failed")
+        else:
+            assert isinstance(action, Wait | NoOp)
+
+    def reconcile(self) -> float | None:
+        """Controller.reconcile_device: seconds until the next look (None: a trigger)."""
+        for _ in range(MAX_STEPS):
+            delta = diff(one_device(), "d1", self.report, registration(self.device.registered_at),
+                         observing=self.observing, can_observe=self.can_observe,
+                         server_started=T0 - 1)
+            self.last = decide(delta, self.progress, self.now, config=DEFAULT_CONFIG)
+            self.progress = self.last.progress
+            if self.last.settled:
+                wake = self.last.wake_at
+                return None if wake is None else max(wake - self.now, MIN_REQUEUE)
+            for action in self.last.actions:
+                self.run(action)
+        return STEP_CAP_DELAY
+
+
+def drive(device: Device) -> tuple[Loop, bool]:
+    """The work queue over one device until HORIZON; (loop, whether it ended in error
+    backoff)."""
+    loop, due, failures, resync = Loop(device), T0, 0, T0 + LOOP.resync_interval
+    end = T0 + HORIZON
+    while True:
+        at = resync if due is None else min(due, resync)
+        if at >= end:
+            return loop, failures > 0
+        loop.now = max(loop.now, at)
+        while resync <= loop.now:
+            resync += LOOP.resync_interval
+        registered = device.registered_at
+        try:
+            after = loop.reconcile()
+            failures = 0
+            due = None if after is None else loop.now + after
+        except Failed:
+            failures += 1
+            due = loop.now + min(LOOP.error_backoff_max, LOOP.error_backoff * 2 ** (failures - 1))
+        if device.registered_at != registered:
+            due = loop.now  # a Register is a trigger: looked at again at once
+
+
+def busiest_minute(times: list[float]) -> int:
+    return max((bisect.bisect_left(times, t + 60.0) - i for i, t in enumerate(times)),
+               default=0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(ANSWERS, min_size=1, max_size=10))
+def test_no_scripted_device_gets_more_than_60_requests_a_minute_and_each_one_ends(
+    script: list[Answer],
+) -> None:
+    device = Device(script)
+    loop, backing_off = drive(device)
+    assert busiest_minute(device.sent) <= LIMIT
+    assert loop.progress is not None and loop.last is not None
+    state = loop.progress.state
+    ended = state is UpdateState.CURRENT or state.terminal
+    assert ended or backing_off or loop.last.wake_at is not None, (state, loop.last)
+
+
+def test_the_skeleton_object_5_ends_failed_and_a_silent_device_is_asked_rarely() -> None:
+    stubborn = Device([Answer("ok", fw=1)])  # state 1 forever, writes "accepted"
+    loop, _ = drive(stubborn)
+    assert loop.progress is not None and loop.progress.state is UpdateState.UPDATE_FAILED
+    assert loop.progress.message.startswith("/5/0/3 stayed 1 after the URI was cleared 3")
+    assert len(stubborn.sent) <= 20
+    silent = Device([Answer("silent")])
+    drive(silent)
+    assert busiest_minute(silent.sent) <= 3
