@@ -51,7 +51,7 @@ def _free_udp_port() -> int:
 
 def make_repo(root: Path, endpoints: list[str]) -> git.Repo:
     """One collection targeting 1.0, images 1.0 and 2.0 of 64 KiB, the given devices."""
-    repo = git.Repo.init(root)
+    repo = git.Repo.init(root, initial_branch="main")
     images = []
     for n, version in enumerate(("1.0", "2.0")):
         data = os.urandom(IMAGE_SIZE)

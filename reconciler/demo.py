@@ -113,12 +113,14 @@ def _newest_other(clone: Path, current: str) -> str:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="fota-demo-") as tmp:
         clone = Path(tmp) / "desired"
-        git.Repo.clone_from(str(ROOT), str(clone))
+        with git.Repo.clone_from(str(ROOT), str(clone)) as cloned:
+            branch = cloned.active_branch.name  # the demo commits to it: follow it
         coap, http = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
         base = [sys.executable, "-m", "reconciler.cli"]
         log = (Path(tmp) / "serve.log").open("w")
         serve = subprocess.Popen(
-            [*base, "serve", "--repo", str(clone), "--state", f"{tmp}/state.db",
+            [*base, "serve", "--repo", str(clone), "--branch", branch,
+             "--state", f"{tmp}/state.db",
              "--coap", f"127.0.0.1:{coap}", "--http", f"127.0.0.1:{http}"],
             stderr=log, env={**os.environ, "FOTA_POLL_SOURCE": "1"})
         sim = subprocess.Popen([*base, "simulate", "--server", f"coap://127.0.0.1:{coap}",

@@ -24,7 +24,9 @@ from reconciler.serve.settings import ServeSettings, describe
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", default=".", help="desired-state git repository (path or URL)")
-    parser.add_argument("--branch", default=None, help="branch to follow (default: HEAD's)")
+    parser.add_argument("--branch", default=None,
+                        help="branch to follow (default main; for a URL the remote's "
+                             "default branch); never the working tree's HEAD")
     parser.add_argument("--state", type=Path, default=Path(".fota/state.db"),
                         help="SQLite state file (default .fota/state.db)")
     parser.add_argument("--coap", default="127.0.0.1:5683", metavar="HOST:PORT",

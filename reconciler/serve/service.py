@@ -136,7 +136,8 @@ async def _first_revision(source: GitSource, store: SqliteStore, stop: asyncio.E
             return desired
         problem = source.git_error
         if problem is not None and not is_url(settings.repo):
-            branch = f"branch {settings.branch!r} of " if settings.branch else ""
+            followed = source.branch or settings.branch
+            branch = f"branch {followed!r} of " if followed else ""
             raise StartupError(f"cannot read {branch}{settings.repo}: {problem}")
         log.error("no valid revision yet: %s", "; ".join(source.status.errors) or "empty")
         with contextlib.suppress(TimeoutError):

@@ -46,7 +46,9 @@ class SourceStatus:
 
 
 class GitSource:
-    """Follows `branch` (default: HEAD) of a local repository or URL; see module doc.
+    """Follows `branch` of a local repository or URL; see module doc. Without one it
+    follows `main`, or for a URL the remote's default branch, resolved on the first poll
+    and kept: never the working tree's HEAD, which a checkout would move.
     `cache_dir` holds the parse cache and, for a URL, the mirror clone."""
 
     def __init__(
@@ -106,6 +108,8 @@ class GitSource:
 
     def _sync(self) -> DesiredState | None:
         self._handle.update()
+        if self.branch is None:  # resolved once: a later change of HEAD changes nothing
+            self.branch = self._handle.default_branch()
         commit = self._handle.head(self.branch)
         self._git_error = None
         self._last_sync = time.time()

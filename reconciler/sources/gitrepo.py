@@ -14,6 +14,7 @@ from typing import Any
 
 import git
 
+DEFAULT_BRANCH = "main"
 # scp-like "user@host:path" as well as scheme://
 _URL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://|[^/\s]+@[^/\s]+:)")
 
@@ -54,12 +55,19 @@ class RepoHandle:
         if self.remote:
             repo.git.fetch("--prune", "origin")
 
-    def head(self, branch: str | None) -> Any:
-        """The commit `branch` (or HEAD) points to now; ValueError when there is no such
-        branch (gitdb's BadName is no GitError, so callers would not see it as one)."""
+    def default_branch(self) -> str:
+        """The branch followed when none is named: the remote's default branch for a URL
+        (where the mirror clone's HEAD points), else `main`. Never a working tree's HEAD,
+        which a checkout moves."""
+        if not self.remote:
+            return DEFAULT_BRANCH
+        ref = str(self.open().git.symbolic_ref("HEAD"))
+        return ref.removeprefix("refs/heads/")
+
+    def head(self, branch: str) -> Any:
+        """The commit `branch` points to now; ValueError when there is no such branch
+        (gitdb's BadName is no GitError, so callers would not see it as one)."""
         repo = self.open()
-        if branch is None:
-            return repo.head.commit
         try:
             return repo.commit(f"refs/heads/{branch}")
         except git.BadName:

@@ -67,7 +67,7 @@ class DesiredRepo:
     image_size: int = 2048
 
     def __post_init__(self) -> None:
-        self.repo = git.Repo.init(self.root)
+        self.repo = git.Repo.init(self.root, initial_branch="main")
         with self.repo.config_writer() as config:
             config.set_value("user", "name", "test").set_value("user", "email", "t@example.com")
         self.write_images()

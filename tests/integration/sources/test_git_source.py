@@ -292,3 +292,31 @@ async def test_image_reads_the_current_states_image_off_the_loop(repo, tmp_path)
     assert await src.image("3000aaab") == TWO
     with pytest.raises(FileNotFoundError, match="no image 3000ffff"):
         await src.image("3000ffff")
+
+
+def test_without_a_branch_main_is_followed_and_a_checkout_changes_nothing(
+        repo, tmp_path) -> None:
+    src = GitSource(str(repo.root), cache_dir=tmp_path / "cache")
+    main = src.sync()
+    assert main is not None and src.status.branch == "main"
+    repo.repo.git.checkout("-b", "pr/x")
+    repo.write(COLL, COLLECTION.replace('"1.0.0"', '"1.1.0"'))
+    pr = repo.commit("an unmerged change")
+    assert src.sync() is None and src.current is main
+    assert (src.status.applied_revision, src.status.head_revision) == (main.revision,
+                                                                       main.revision)
+    repo.repo.git.checkout("main")
+    repo.repo.git.merge(pr)
+    merged = src.sync()
+    assert merged is not None and merged.revision == pr
+
+
+def test_a_url_without_a_branch_follows_the_remotes_default_branch(repo, tmp_path) -> None:
+    repo.repo.git.branch("-m", "main", "trunk")
+    src = GitSource(repo.root.as_uri(), cache_dir=tmp_path / "cache")
+    state = src.sync()
+    assert state is not None and src.status.branch == "trunk"
+    repo.repo.git.checkout("-b", "elsewhere")
+    repo.write(COLL, COLLECTION.replace('"1.0.0"', '"1.1.0"'))
+    repo.commit("on another branch")
+    assert src.sync() is None and src.status.branch == "trunk"
