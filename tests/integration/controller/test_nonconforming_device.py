@@ -11,12 +11,8 @@ per second while the API showed Pending.
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
-from typing import Any
 
-from aiocoap import ACK, CON, Message
-from aiocoap.numbers.codes import Code
 from controller_harness import (
     DesiredRepo,
     device_id,
@@ -26,52 +22,15 @@ from controller_harness import (
     states,
     until,
 )
+from scripted_device import ScriptedDevice
 
-from reconciler.lwm2m.codecs import ContentFormat, Value, encode
+from reconciler.lwm2m.codecs import Value
 from reconciler.model.lwm2m import Path as LwPath
 from reconciler.model.status import UpdateState
 
 VALUES: dict[LwPath, Value] = {
     LwPath(3, 0, 0): "skeleton", LwPath(3, 0, 3): "1.0",
     LwPath(5, 0, 1): "", LwPath(5, 0, 3): 1, LwPath(5, 0, 5): 0, LwPath(5, 0, 9): 2}
-
-
-class StubbornDevice(asyncio.DatagramProtocol):
-    """Answers reads from VALUES (which nothing changes), every other request with 2.04;
-    records the time of every request."""
-
-    def __init__(self) -> None:
-        self.transport: Any = None
-        self.requests: list[tuple[float, str, str]] = []
-        self.registered = asyncio.Event()
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        message = Message.decode(data)
-        if message.code == Code.CREATED:
-            self.registered.set()
-            return
-        if message.mtype != CON or not message.code.is_request():
-            return
-        path = LwPath(*(int(s) for s in message.opt.uri_path))
-        self.requests.append((time.monotonic(), str(message.code), str(path)))
-        answer = Message(_mtype=ACK, _mid=message.mid, _token=message.token, code=Code.CHANGED)
-        if message.code == Code.GET:
-            fmt = int(message.opt.accept or ContentFormat.TLV)
-            under = {p: v for p, v in VALUES.items()
-                     if p.segments()[:len(path.segments())] == path.segments()}
-            answer = Message(_mtype=ACK, _mid=message.mid, _token=message.token,
-                             code=Code.CONTENT, payload=encode(fmt, path, under),
-                             content_format=fmt)
-        self.transport.sendto(answer.encode())
-
-    def register(self, endpoint: str) -> None:
-        message = Message(_mtype=CON, _mid=1, _token=b"reg1", code=Code.POST, uri_path=("rd",),
-                          uri_query=(f"ep={endpoint}", "lt=300", "lwm2m=1.1"),
-                          content_format=40, payload=b"</3/0>,</5/0>")
-        self.transport.sendto(message.encode())
 
 
 def most_in_any_window(times: list[float], window: float) -> int:
@@ -86,7 +45,7 @@ async def test_a_device_that_ignores_object_5_ends_failed_within_bounded_request
     async with serving(settings) as running:
         loop = asyncio.get_running_loop()
         transport, device = await loop.create_datagram_endpoint(
-            StubbornDevice, remote_addr=("127.0.0.1", running.coap_port))
+            lambda: ScriptedDevice(VALUES), remote_addr=("127.0.0.1", running.coap_port))
         try:
             device.register(endpoint(0))
             await asyncio.wait_for(device.registered.wait(), 5)

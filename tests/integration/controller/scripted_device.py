@@ -1,0 +1,66 @@
+"""A scripted LwM2M device on a raw UDP socket, for peers our simulator will not play:
+it answers reads of Objects 3 and 5 from its `values` in the format asked for, records
+every request, and lets a subclass decide what a write or an Execute does (or drop it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiocoap import ACK, CON, Message
+from aiocoap.numbers.codes import Code
+
+from reconciler.lwm2m.codecs import ContentFormat, Value, encode
+from reconciler.model.lwm2m import Path
+
+
+class ScriptedDevice(asyncio.DatagramProtocol):
+    def __init__(self, values: dict[Path, Value]) -> None:
+        self.values = dict(values)
+        self.transport: Any = None
+        self.requests: list[tuple[float, str, str]] = []  # (monotonic time, code, path)
+        self.registered = asyncio.Event()
+        self._mid = 0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        message = Message.decode(data)
+        if message.code == Code.CREATED:
+            self.registered.set()
+            return
+        if message.mtype != CON or not message.code.is_request():
+            return
+        path = Path(*(int(s) for s in message.opt.uri_path))
+        self.requests.append((time.monotonic(), str(message.code), str(path)))
+        answer = self.answer(message, path)
+        if answer is not None:
+            self.transport.sendto(answer.encode())
+
+    def answer(self, message: Message, path: Path) -> Message | None:
+        """A read from `values`; anything else 2.04 (and ignored). None: no answer."""
+        if message.code != Code.GET:
+            return self.reply(message, Code.CHANGED)
+        fmt = int(message.opt.accept or ContentFormat.TLV)
+        under = {p: v for p, v in self.values.items()
+                 if p.segments()[:len(path.segments())] == path.segments()}
+        return self.reply(message, Code.CONTENT, encode(fmt, path, under), fmt)
+
+    @staticmethod
+    def reply(message: Message, code: Code, payload: bytes = b"",
+              fmt: int | None = None) -> Message:
+        return Message(_mtype=ACK, _mid=message.mid, _token=message.token, code=code,
+                       payload=payload, content_format=fmt)
+
+    def register(self, endpoint: str) -> None:
+        """Send a Register (again, after a 'reboot': a new exchange each time)."""
+        self._mid += 1
+        self.registered.clear()
+        message = Message(_mtype=CON, _mid=self._mid, _token=b"reg%d" % self._mid,
+                          code=Code.POST, uri_path=("rd",),
+                          uri_query=(f"ep={endpoint}", "lt=300", "lwm2m=1.1"),
+                          content_format=40, payload=b"</3/0>,</5/0>")
+        self.transport.sendto(message.encode())
