@@ -19,12 +19,17 @@ from reconciler.lwm2m.observe import Observation
 from reconciler.model.lwm2m import Path, Registration
 
 Notify = Callable[[dict[Path, Value]], None]
+# Observe is renewed whenever it is not running (a new Register, our restart, a device
+# that cancelled it); a device that keeps dropping it is polled after this many starts
+# on one registration, so renewing never becomes a request loop.
+MAX_STARTS = 3
 
 
 class Watches:
     def __init__(self) -> None:
         self._live: dict[str, tuple[str, list[Observation]]] = {}  # endpoint -> (reg id, obs)
         self._refused: dict[str, str] = {}  # endpoint -> registration id that refused
+        self._starts: dict[str, tuple[str, int]] = {}  # endpoint -> (reg id, starts on it)
 
     def observing(self, reg: Registration) -> bool:
         entry = self._live.get(reg.endpoint)
@@ -33,11 +38,17 @@ class Watches:
         return bool(entry[1]) and all(o.active for o in entry[1])
 
     def can_observe(self, reg: Registration) -> bool:
+        starts = self._starts.get(reg.endpoint)
+        if starts is not None and starts[0] == reg.registration_id and starts[1] >= MAX_STARTS:
+            return False
         return self._refused.get(reg.endpoint) != reg.registration_id
 
     async def start(self, client: DeviceClient, reg: Registration, paths: Sequence[Path],
                     on_notify: Notify, timeout: float) -> None:
         await self.forget(reg.endpoint)
+        before = self._starts.get(reg.endpoint)
+        count = before[1] if before is not None and before[0] == reg.registration_id else 0
+        self._starts[reg.endpoint] = (reg.registration_id, count + 1)
         started: list[Observation] = []
         self._live[reg.endpoint] = (reg.registration_id, started)
         for path in paths:

@@ -131,6 +131,10 @@ def _poll(ctx: Ctx, record: DeviceProgress) -> tuple[Action, ...]:
     deadline = phase_deadline(ctx, record)
     if not ctx.delta.awake:
         return wait(record, "waiting for the device's next report", deadline).actions
+    if ctx.delta.can_observe and not ctx.delta.observing:
+        # Observations die with a registration (a reboot, a resumed download from a new
+        # port) and with our restart: renew them now, rather than wait for the next poll.
+        return (Observe(),)
     last = ctx.report.reported_at
     observing = ctx.delta.observing
     interval = ctx.config.poll_interval * (OBSERVED_POLL_FACTOR if observing else 1)

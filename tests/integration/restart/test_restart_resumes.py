@@ -76,7 +76,9 @@ async def test_kill_9_mid_download_resumes_on_the_same_uri_without_a_retry_spent
     devices = [replace(s, faults=frozenset({Fault.SLOW})) for s in _specs(4)]
     fleet = Fleet(f"coap://127.0.0.1:{port}", devices,
                   timing=replace(QUIET, slow_block_delay=0.05))
-    env = {"FOTA_MIN_DOWNLOAD_TIME": "60"}  # the restart itself is not what is timed here
+    # Deadlines long enough that the restart itself is not what is timed here, and polls
+    # rare enough that only a renewed Observe tells the restarted server of the downloads.
+    env = {"FOTA_MIN_DOWNLOAD_TIME": "60", "FOTA_POLL_INTERVAL": "60"}
     try:
         async with fota_serve(repo.root, state, port, env) as first:
             await fleet.start(wait_registered=True, timeout=20)

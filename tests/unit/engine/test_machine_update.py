@@ -9,6 +9,7 @@ from builders.engine import delta
 from reconciler.engine import (
     DEFAULT_CONFIG,
     Execute,
+    Observe,
     Probe,
     ReadState,
     Verify,
@@ -61,8 +62,19 @@ def test_without_observe_the_download_is_polled_at_the_interval() -> None:
     soon = decide(delta(rep=rep, reg=registration(), can_observe=False), attempt(), NOW + 1)
     expected = NOW + DEFAULT_CONFIG.poll_interval
     assert soon.actions == (Wait("waiting for the device's next report", expected),)
-    due = decide(delta(rep=rep, reg=registration()), attempt(), NOW + 30)
+    due = decide(delta(rep=rep, reg=registration(), can_observe=False), attempt(), NOW + 30)
     assert due.actions == (ReadState("polling the download"),)
+
+
+@pytest.mark.parametrize("state", [S.INITIALIZING, S.DOWNLOADING])
+def test_a_download_whose_observation_is_gone_renews_it_at_once(state: S) -> None:
+    """After the device registered again (or our restart) nothing observes /5/0/3 and
+    /5/0/5: the Observe is renewed in the same decision, not at the next poll."""
+    rep = report(fw=F.DOWNLOADING, at=NOW)
+    result = decide(delta(rep=rep, reg=registration()), attempt(state), NOW + 1)
+    assert result.actions == (Observe(),)
+    observed = decide(delta(rep=rep, reg=registration(), observing=True), attempt(), NOW + 1)
+    assert not any(isinstance(a, Observe) for a in observed.actions)
 
 
 def test_downloaded_executes_once_with_executed_at_recorded_first() -> None:
