@@ -95,3 +95,47 @@ async def test_kill_9_mid_download_resumes_on_the_same_uri_without_a_retry_spent
         assert _progress(state) == [("Current", 1, 2)] * 4  # FAST: max_retries 2
     finally:
         await fleet.stop()
+
+
+def _executed_at(state: Path, device: str) -> float | None:
+    with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as conn:
+        row = conn.execute("SELECT executed_at FROM progress WHERE device_id = ?",
+                           (device,)).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+async def test_kill_9_after_executed_at_is_persisted_but_before_execute_arrives(
+        tmp_path: Path) -> None:
+    """The device never gets the Execute (it is deaf from the moment it holds the
+    download until the server is gone), while the store durably says it was sent. The
+    restarted server asks the device, sees /5/0/3 = 2 with no failure and executes once:
+    no update_timeout (900 s here) waited out, no retry spent, no second install."""
+    repo = DesiredRepo(tmp_path / "repo", count=1)
+    state, port = tmp_path / "s.db", free_udp_port()
+    fleet = Fleet(f"coap://127.0.0.1:{port}", _specs(1), timing=QUIET)
+    [device] = fleet.devices()
+    env = {"FOTA_UPDATE_TIMEOUT": "900", "FOTA_PROBE_DELAY": "1"}
+
+    def deaf_once_downloaded() -> bool:
+        if device.state is FirmwareState.DOWNLOADED:
+            device.silent = True  # synchronously, before any Execute can reach it
+        return device.silent
+
+    try:
+        async with fota_serve(repo.root, state, port, env) as first:
+            await fleet.start(wait_registered=True, timeout=20)
+            repo.set_target("2.0")
+            await device.wait_for(deaf_once_downloaded, timeout=20)
+            async with asyncio.timeout(20):
+                while _executed_at(state, "d000000") is None:
+                    await asyncio.sleep(0.02)  # another process writes it: nothing to await
+            first.kill()
+        assert (device.executes, device.version) == (0, "1.0")
+        device.silent = False
+        async with fota_serve(repo.root, state, port, env):
+            await device.wait_version("2.0", timeout=30)
+            await until_all_current(state, 1)
+        assert device.executes == 1
+        assert _progress(state) == [("Current", 1, 2)]
+    finally:
+        await fleet.stop()
