@@ -140,8 +140,8 @@ async def _simulate(server: str, specs: list[DeviceSpec], catalog: dict[str, str
         _started(fleet, server, registered, len(catalog))
         await stop.wait()
     await _shut_down(fleet)
-    print(json.dumps({"stopped": len(fleet), "versions": _count(fleet.versions())}),
-          flush=True)
+    print(json.dumps({"stopped": len(fleet), "versions": _count(fleet.versions()),
+                      "blocks": sum(d.blocks for d in fleet.devices())}), flush=True)
     return 0
 
 

@@ -83,6 +83,11 @@ class SimDevice:
         return self.updater.downloads
 
     @property
+    def blocks(self) -> int:
+        """Firmware blocks received by pulls (a restarted download counts them again)."""
+        return self.updater.blocks
+
+    @property
     def registered(self) -> bool:
         return self.location is not None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiocoap import Code
@@ -30,6 +31,7 @@ class PullOptions:
     slow_block_delay: float = 0.0  # slow link: wait this long before each block
     lose_link: bool = False  # connection lost half way (Update Result 4)
     reliability: Reliability = field(default_factory=Reliability)
+    on_block: Callable[[], None] | None = None  # called per block received (counting)
 
 
 def size_exponent(block_size: int) -> int:
@@ -94,6 +96,8 @@ async def _blocks(client: BlockClient, uri: PackageUri,
             return UpdateResult.INTEGRITY_CHECK_FAILURE
         received += response.payload
         blocks += 1
+        if options.on_block is not None:
+            options.on_block()
         total = response.size2 or 0
         if len(received) > options.flash_size or total > options.flash_size:
             return UpdateResult.NOT_ENOUGH_FLASH

@@ -42,6 +42,7 @@ class FirmwareUpdater:
         self.fw = objects.FirmwareObject(delivery=spec.delivery)
         self.push = transfer.PushReceiver(timing.flash_size)
         self.executes = self.downloads = 0
+        self.blocks = 0  # Block2 answers received by pulls, including abandoned ones
         self.work: asyncio.Task[None] | None = None  # download or install in progress
         self._image_version = ""
 
@@ -112,12 +113,16 @@ class FirmwareUpdater:
         options = transfer.PullOptions(
             block_size=self.spec.block_size, flash_size=self.timing.flash_size,
             slow_block_delay=self.timing.slow_block_delay if Fault.SLOW in faults else 0,
-            lose_link=Fault.CONNECTION_LOST in faults, reliability=self.timing.reliability)
+            lose_link=Fault.CONNECTION_LOST in faults, reliability=self.timing.reliability,
+            on_block=self._count_block)
         outcome = await transfer.download(uri, options)
         if isinstance(outcome, UpdateResult):
             self.set(FirmwareState.IDLE, outcome)
         else:
             self._downloaded(outcome)
+
+    def _count_block(self) -> None:
+        self.blocks += 1
 
     def _downloaded(self, data: bytes) -> None:
         if Fault.INTEGRITY in self.host.faults:

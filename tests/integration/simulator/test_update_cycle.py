@@ -32,6 +32,7 @@ async def test_a_pull_update_downloads_block_wise_reboots_and_reports_the_new_ve
     await device.wait_state(FirmwareState.DOWNLOADED)
     blocks = server.served["u-image"].blocks
     assert len(blocks) == len(IMAGE) // 256 and {szx for szx, _ in blocks} == {4}
+    assert device.blocks == len(blocks)  # what the device counts is what was served
     assert all(f"127.0.0.1:{port}" != registered_from for _, port in blocks)
     assert device.fw.pkg_version == "2.0.0"
     assert (await server.request("u", aiocoap.POST, "/5/0/2")).code == aiocoap.CHANGED
