@@ -49,12 +49,13 @@ def _free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_repo(root: Path, endpoints: list[str]) -> git.Repo:
-    """One collection targeting 1.0, images 1.0 and 2.0 of 64 KiB, the given devices."""
+def make_repo(root: Path, endpoints: list[str], image_size: int = IMAGE_SIZE) -> git.Repo:
+    """One collection targeting 1.0, images 1.0 and 2.0 (64 KiB unless `image_size`),
+    the given devices."""
     repo = git.Repo.init(root, initial_branch="main")
     images = []
     for n, version in enumerate(("1.0", "2.0")):
-        data = os.urandom(IMAGE_SIZE)
+        data = os.urandom(image_size)
         path = f"images/fw-{version}.bin"
         (root / "images").mkdir(exist_ok=True)
         (root / path).write_bytes(data)

@@ -1,0 +1,203 @@
+"""Restart benchmark, printed as one JSON object.
+
+`fota serve` and `fota simulate` (1,000 devices, a 256 KiB image, 1 KiB blocks unless
+told otherwise) as two processes on loopback, twice: a rollout left alone, and the same
+rollout during which `fota serve` is killed with SIGKILL `--kills` times (3: once a
+quarter, half and three quarters of the devices run the target) and started again at
+once on the same state file. Reported:
+
+- `slowdown`: commit -> every device Current with kills, divided by the same without
+  (goal <= 1.3);
+- `retries_spent_by_restarts`: retries spent in the killed rollout beyond those of the
+  undisturbed one, from the progress rows (goal 0);
+- `blocks_downloaded_twice_share`: blocks the fleet received beyond one download per
+  device, as a share of one download per device (goal < 5 %).
+
+Progress is read from the server's log lines, the blocks from `fota simulate`'s final
+line. Reuses the process handling of `bench/rollout.py`.
+
+    .venv/bin/python bench/restart.py [--devices 1000] [--image-kib 256]
+        [--block-size 1024] [--kills 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import re
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rollout import Server, _free_udp_port, make_repo, set_target
+
+CURRENT = re.compile(r"\((sim-\d+)\): .*-> Current: running 2\.0")
+RESTORED = re.compile(r"restored (\d+) registrations and (\d+) firmware offers")
+PATIENCE = 900.0  # seconds for one rollout before it is reported as it stands
+MAX_RETRIES = 3  # the engine's default budget per device and target
+
+
+def note(text: str) -> None:
+    """Progress on stderr: a run takes minutes."""
+    print(f"{time.strftime('%H:%M:%S')} restart bench: {text}", file=sys.stderr, flush=True)
+
+
+class Progress:
+    """Devices seen Current on the target across every server process of one run; each
+    log line is looked at once (rescanning the whole log per line costs CPU the
+    server and the simulator are short of)."""
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self.current: dict[str, float] = {}  # endpoint -> when first logged Current
+        self._seen: dict[int, int] = {}  # id(server) -> lines scanned
+
+    def scan(self, server: Server) -> None:
+        start = self._seen.get(id(server), 0)
+        for at, line in server.lines[start:]:
+            match = CURRENT.search(line)
+            if match and at >= self.since:
+                self.current.setdefault(match.group(1), at)
+        self._seen[id(server)] = len(server.lines)
+
+    async def until(self, server: Server, count: int, deadline: float) -> bool:
+        """Until `count` devices are Current (True) or the deadline passes (False)."""
+        while True:
+            self.scan(server)
+            if len(self.current) >= count:
+                return True
+            if server.proc.returncode is not None:
+                raise RuntimeError("fota serve exited:\n" + "".join(
+                    line for _, line in server.lines[-20:]))
+            left = deadline - time.time()
+            if left <= 0:
+                return False
+            server._event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server._event.wait(), min(left, 1.0))
+
+
+async def rollout(devices: int, tmp: Path, image_size: int, block: int,
+                  kills: int) -> dict[str, Any]:
+    endpoints = [f"sim-{i:05d}" for i in range(devices)]
+    repo = make_repo(tmp / "repo", endpoints, image_size)
+    port, state = _free_udp_port(), tmp / "state.db"
+    server = Server(tmp / "repo", state, port, {})
+    await server.start()
+    servers = [server]
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "reconciler.cli", "simulate", "--server",
+        f"coap://127.0.0.1:{port}", "--repo", str(tmp / "repo"), "--count", str(devices),
+        "--version", "1.0", "--block-size", str(block), stdout=asyncio.subprocess.PIPE)
+    restarts: list[float] = []
+    try:
+        await server.wait_for(lambda line: "-> Current: running 1.0" in line, devices, 300)
+        committed = set_target(repo, "2.0")
+        note(f"{devices} devices on 1.0; target 2.0 committed ({kills} kills to come)")
+        progress = Progress(committed)
+        deadline = committed + PATIENCE
+        for k in range(kills):
+            if not await progress.until(server, math.ceil(devices * (k + 1) / (kills + 1)),
+                                        deadline):
+                break
+            server, took = await _kill_and_restart(server, tmp, state, port)
+            servers.append(server)
+            restarts.append(took)
+            note(f"killed with {len(progress.current)} Current; ready again in {took:.1f}s")
+        await progress.until(server, devices, deadline)
+        note(f"{len(progress.current)} of {devices} Current after "
+             f"{time.time() - committed:.1f}s")
+    finally:
+        blocks = await _stop_simulator(sim)
+        await server.stop()
+    for each in servers:
+        progress.scan(each)
+    times = sorted(at - committed for at in progress.current.values())
+    per_device = math.ceil(image_size / block)
+    restored = [RESTORED.search(line) for s in servers[1:] for _, line in s.lines]
+    return {
+        "current": len(times), "never_current": devices - len(times),
+        "commit_to_all_current_s": round(times[-1], 2) if len(times) == devices else None,
+        "kills": len(restarts), "restart_to_ready_s": [round(t, 2) for t in restarts],
+        "restored": [[int(m.group(1)), int(m.group(2))] for m in restored if m],
+        "retries_spent": _retries_spent(state),
+        "blocks": blocks, "blocks_needed": devices * per_device,
+    }
+
+
+async def _kill_and_restart(server: Server, tmp: Path, state: Path,
+                            port: int) -> tuple[Server, float]:
+    server.proc.kill()
+    await server.proc.wait()
+    await server._reader
+    killed = time.time()
+    fresh = Server(tmp / "repo", state, port, {})
+    await fresh.start()
+    return fresh, time.time() - killed
+
+
+async def _stop_simulator(sim: asyncio.subprocess.Process) -> int | None:
+    """Stop `fota simulate` and read the blocks its fleet received from its last line."""
+    sim.terminate()
+    try:
+        out, _ = await asyncio.wait_for(sim.communicate(), 60)
+    except TimeoutError:
+        sim.kill()
+        out, _ = await sim.communicate()
+    for line in reversed(out.decode(errors="replace").splitlines()):
+        with contextlib.suppress(ValueError):
+            blocks = json.loads(line).get("blocks")
+            if isinstance(blocks, int):
+                return blocks
+    return None
+
+
+def _retries_spent(state: Path) -> int:
+    with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT retries_left FROM progress").fetchall()
+    return sum(MAX_RETRIES - int(left) for (left,) in rows)
+
+
+def summary(calm: dict[str, Any], killed: dict[str, Any]) -> dict[str, Any]:
+    base, with_kills = calm["commit_to_all_current_s"], killed["commit_to_all_current_s"]
+    twice = None
+    if killed["blocks"] is not None:
+        twice = max(killed["blocks"] - killed["blocks_needed"], 0)
+    return {
+        "slowdown": round(with_kills / base, 2) if base and with_kills else None,
+        "slowdown_goal": 1.3,
+        "retries_spent_by_restarts": killed["retries_spent"] - calm["retries_spent"],
+        "retries_goal": 0,
+        "blocks_downloaded_twice": twice,
+        "blocks_downloaded_twice_share": None if twice is None
+        else round(twice / killed["blocks_needed"], 4),
+        "blocks_twice_goal": 0.05,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--image-kib", type=int, default=256)
+    parser.add_argument("--block-size", type=int, default=1024,
+                        help="the simulated devices' Block2 size (16..1024)")
+    parser.add_argument("--kills", type=int, default=3)
+    args = parser.parse_args()
+    size = args.image_kib * 1024
+    with tempfile.TemporaryDirectory() as a:
+        calm = await rollout(args.devices, Path(a), size, args.block_size, 0)
+    with tempfile.TemporaryDirectory() as b:
+        killed = await rollout(args.devices, Path(b), size, args.block_size, args.kills)
+    print(json.dumps({"devices": args.devices, "image_bytes": size,
+                      "block_size": args.block_size, **summary(calm, killed),
+                      "without_kills": calm, "with_kills": killed}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
