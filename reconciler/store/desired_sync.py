@@ -1,15 +1,19 @@
 """Materialise a DesiredState into the collections, images and devices tables by diff.
 
-Pure part: `desired_rows` builds the rows a snapshot should leave behind and `diff_rows`
-compares them with what is stored, so a 100,000-device snapshot in which one target
-changed writes one row. Effectful part: `sync_table` runs the diff inside the caller's
-transaction with `executemany`. Called by `SqliteStore.apply_desired` only.
+Pure part: `diff_rows` compares the rows a snapshot should leave behind with what is
+stored, so a 100,000-device snapshot in which one target changed writes one row.
+Effectful part: `apply_in_slices` walks each table in key order, `SLICE` keys per
+transaction, so the writer is never held for long: the event loop's own writes (a
+Register, a progress record) wait for one slice at most, never for a whole 200,000-device
+commit. Called by `SqliteStore.apply_desired`, from a worker thread.
 """
 
 from __future__ import annotations
 
+import heapq
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from reconciler.model.desired import DesiredState
@@ -56,21 +60,108 @@ def diff_rows(stored: Mapping[str, Row], wanted: Mapping[str, Row]) -> RowDiff:
     return RowDiff(upserts, deletes)
 
 
-def desired_rows(desired: DesiredState, reported: Mapping[str, str]) -> dict[Table, dict[str, Row]]:
-    """Every row the snapshot should leave, keyed by table then primary key.
-
-    `reported` maps device id -> reported /3/0/3, to derive each device's current image."""
-    return {
-        COLLECTIONS: {k: collection_row(c) for k, c in desired.collections.items()},
-        IMAGES: {k: image_row(i) for k, i in desired.images.items()},
-        DEVICES: {k: device_row(desired, d, reported) for k, d in desired.devices.items()},
-    }
+Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
+SLICE = 500  # keys compared (and rows written) per transaction: ~20 ms of the writer
+KEY_PAGE = 20_000  # stored keys listed per transaction
 
 
-def sync_table(conn: sqlite3.Connection, table: Table, wanted: Mapping[str, Row]) -> int:
-    """Bring `table` to `wanted` inside the open transaction; returns rows touched."""
-    stored = {row[0]: tuple(row) for row in conn.execute(table.select_sql())}
-    diff = diff_rows(stored, wanted)
+@dataclass(frozen=True, slots=True)
+class KeyRange:
+    """Keys in (after, upto]; None is unbounded on that side."""
+
+    after: str | None
+    upto: str | None
+
+    def where(self, column: str) -> tuple[str, tuple[str, ...]]:
+        clauses, args = [], []
+        if self.after is not None:
+            clauses.append(f"{column} > ?")
+            args.append(self.after)
+        if self.upto is not None:
+            clauses.append(f"{column} <= ?")
+            args.append(self.upto)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
+
+
+# Rows wanted for the given keys of one slice, read inside that slice's transaction.
+Build = Callable[[sqlite3.Connection, KeyRange, list[str]], dict[str, Row]]
+
+
+def apply_in_slices(tx: Transaction, desired: DesiredState) -> int:
+    """Bring the three tables to `desired`, one short transaction per slice; returns rows
+    touched. A crash between slices leaves some rows of the new revision and some of the
+    old: the caller records the applied revision only after the last slice, so a restart
+    applies it again."""
+    touched = sync_sliced(tx, COLLECTIONS, list(desired.collections),
+                          lambda _c, _r, keys: {k: collection_row(desired.collections[k])
+                                                for k in keys})
+    touched += sync_sliced(tx, IMAGES, list(desired.images),
+                           lambda _c, _r, keys: {k: image_row(desired.images[k])
+                                                 for k in keys})
+
+    def devices(conn: sqlite3.Connection, keys: KeyRange, ids: list[str]) -> dict[str, Row]:
+        # Read in the slice's transaction: put_report may change a version in between.
+        reported = reported_versions(conn, keys)
+        return {k: device_row(desired, desired.devices[k], reported) for k in ids}
+
+    return touched + sync_sliced(tx, DEVICES, list(desired.devices), devices)
+
+
+def sync_sliced(tx: Transaction, table: Table, wanted: list[str], build: Build) -> int:
+    """Walk the union of stored and wanted keys in order, `SLICE` at a time: each slice
+    diffs the stored rows of its key range against the rows `build` wants there."""
+    wanted_set = set(wanted)
+    keys = merge_unique(sorted(wanted), stored_keys(tx, table))
+    touched = 0
+    for keys_range, chunk in slices(keys, SLICE):
+        with tx() as conn:
+            where, args = keys_range.where(table.columns[0])
+            stored = {row[0]: tuple(row)
+                      for row in conn.execute(table.select_sql() + where, args)}
+            rows = build(conn, keys_range, [k for k in chunk if k in wanted_set])
+            touched += write_diff(conn, table, diff_rows(stored, rows))
+    return touched
+
+
+def merge_unique(first: list[str], second: list[str]) -> list[str]:
+    """The sorted union of two sorted lists. A Python loop rather than one sort of the
+    union: a worker thread runs this, and a 200,000-key sort in C would hold the GIL
+    (and so the event loop) for a tenth of a second; snapshot keys usually come sorted,
+    which `sorted` handles in one linear pass."""
+    merged: list[str] = []
+    for key in heapq.merge(first, second):
+        if not merged or merged[-1] != key:
+            merged.append(key)
+    return merged
+
+
+def slices(keys: list[str], size: int) -> Iterator[tuple[KeyRange, list[str]]]:
+    """Consecutive chunks of sorted `keys`, each with the key range it covers; the
+    ranges together cover every key (the last one is unbounded above)."""
+    after: str | None = None
+    for first in range(0, max(len(keys), 1), size):
+        chunk = keys[first:first + size]
+        last = first + size >= len(keys)
+        yield KeyRange(after, None if last else chunk[-1]), chunk
+        after = chunk[-1] if chunk else None
+
+
+def stored_keys(tx: Transaction, table: Table) -> list[str]:
+    """Every primary key of `table`, listed a page per transaction."""
+    key, keys = table.columns[0], []
+    after: str | None = None
+    while True:
+        where, args = KeyRange(after, None).where(key)
+        with tx() as conn:
+            page = [row[0] for row in conn.execute(
+                f"SELECT {key} FROM {table.name}{where} ORDER BY {key} LIMIT {KEY_PAGE}", args)]
+        keys += page
+        if len(page) < KEY_PAGE:
+            return keys
+        after = page[-1]
+
+
+def write_diff(conn: sqlite3.Connection, table: Table, diff: RowDiff) -> int:
     if diff.upserts:
         conn.executemany(table.upsert_sql(), diff.upserts)
     if diff.deletes:
@@ -78,7 +169,10 @@ def sync_table(conn: sqlite3.Connection, table: Table, wanted: Mapping[str, Row]
     return len(diff.upserts) + len(diff.deletes)
 
 
-def reported_versions(conn: sqlite3.Connection) -> dict[str, str]:
-    rows = conn.execute(
-        "SELECT device_id, firmware_version FROM reports WHERE firmware_version IS NOT NULL")
+def reported_versions(conn: sqlite3.Connection, keys: KeyRange) -> dict[str, str]:
+    """Device id -> reported /3/0/3 for the devices in `keys`."""
+    where, args = keys.where("device_id")
+    rows = conn.execute("SELECT device_id, firmware_version FROM reports" + where +
+                        (" AND" if where else " WHERE") + " firmware_version IS NOT NULL",
+                        args)
     return {device_id: version for device_id, version in rows}

@@ -26,7 +26,7 @@ from reconciler.model.lwm2m import NO_FORMATS, ContentFormats, FirmwareOffer, Re
 from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
 from reconciler.model.status import Condition
 from reconciler.store import codec
-from reconciler.store.desired_sync import desired_rows, reported_versions, sync_table
+from reconciler.store.desired_sync import apply_in_slices
 from reconciler.store.schema import migrate
 
 _UPSERT_REGISTRATION = "INSERT OR REPLACE INTO registrations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -125,10 +125,11 @@ class SqliteStore:
 
     # --- desired state -------------------------------------------------------------
     def apply_desired(self, desired: DesiredState) -> None:
-        """Materialise the snapshot, writing only rows that differ from the stored ones."""
+        """Materialise the snapshot, writing only rows that differ from the stored ones,
+        in slices of one short transaction each (see `desired_sync`): meant for a worker
+        thread, while the event loop keeps writing between slices."""
+        apply_in_slices(self._tx, desired)
         with self._tx() as conn:
-            for table, wanted in desired_rows(desired, reported_versions(conn)).items():
-                sync_table(conn, table, wanted)
             _set_meta(conn, "applied_revision", desired.revision)
 
     def applied_revision(self) -> str | None:
