@@ -38,6 +38,7 @@ MAX_STEPS = 12  # decide -> act rounds per reconcile before yielding the worker
 STEP_CAP_DELAY = 1.0
 # A decision that waits until an instant already past is looked at again after this.
 MIN_REQUEUE = 0.05
+ENQUEUE_SLICE = 5_000  # keys enqueued per pass of the event loop
 
 
 class Controller:
@@ -66,10 +67,12 @@ class Controller:
 
     async def set_desired(self, desired: DesiredState) -> None:
         """Apply a new good revision: materialise it, then enqueue the devices it affects."""
-        affected = self.decider.set_desired(desired)
+        affected = await self.decider.set_desired(desired)
         log.info("revision %s applied: %d devices to look at", desired.revision[:12],
                  len(affected))
-        self.queue.add_all(affected)
+        for first in range(0, len(affected), ENQUEUE_SLICE):  # 200,000 adds: 0.3 s
+            self.queue.add_all(affected[first:first + ENQUEUE_SLICE])
+            await asyncio.sleep(0)
 
     async def restore(self) -> Restored:
         """After a restart: the live registrations and running downloads' offers of the

@@ -112,6 +112,10 @@ class WorkQueue:
             self._active.add(key)
             try:
                 await self._process(key)
+                # A reconcile that only decides finishes without awaiting anything, and
+                # Queue.get() does not yield while keys are ready: without this, 200,000
+                # keys of one revision would hold the loop for seconds.
+                await asyncio.sleep(0)
             finally:
                 self._active.discard(key)
                 if key in self._dirty:
