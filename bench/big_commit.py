@@ -1,0 +1,350 @@
+"""Big-commit benchmark (issue 8 item 6), printed as one JSON object.
+
+`fota serve` runs as a child process on a repository with a few devices; a commit then
+adds 200,000 devices and a second commit reverts it. Meanwhile a probe in this process
+pings the server over CoAP (an empty Confirmable, answered by a Reset) and HTTP
+(`GET /healthz`) every 50 ms, and a thread inside the child measures how late the event
+loop runs a callback handed to it every 10 ms. Reported: the longest event-loop pause
+and the longest CoAP and HTTP gaps between answers from each commit until the server is
+idle again (goal: 100 ms), the longest garbage collection, how long applying took, and
+the server's RSS (once idle) before, after the add and after the revert.
+
+    .venv/bin/python bench/big_commit.py [--devices 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import gc
+import hashlib
+import http.client
+import itertools
+import json
+import os
+import random
+import re
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import git
+import yaml
+
+COLLECTION = "c00001"
+BASE_DEVICES = 10
+PROBE_EVERY = 0.05
+GOAL_MS = 100
+
+
+# --- the child: `fota serve` plus an event-loop lag monitor --------------------------
+def child(argv: list[str]) -> int:
+    """Run `fota serve argv` with a thread that prints every event-loop pause > 20 ms."""
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    class Recording(asyncio.DefaultEventLoopPolicy):
+        def new_event_loop(self) -> asyncio.AbstractEventLoop:
+            loop = super().new_event_loop()
+            loops.append(loop)
+            return loop
+
+    asyncio.set_event_loop_policy(Recording())
+    threading.Thread(target=_monitor, args=(loops,), daemon=True).start()
+    started: list[float] = []
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[:] = [time.monotonic()]
+        elif started and (took := time.monotonic() - started[0]) > 0.02:
+            _say(f"gc {time.time():.3f} {took * 1000:.1f} {info['generation']}")
+
+    gc.callbacks.append(on_gc)
+    # Diagnosis: how much of the RSS is memory the C allocator holds but nobody uses.
+    signal.signal(signal.SIGUSR1, lambda *_: ctypes.CDLL(None).malloc_trim(0))
+    from reconciler.cli import main
+    return main(argv)
+
+
+def _say(line: str) -> None:
+    os.write(1, (line + "\n").encode())  # one write per line: two threads print
+
+
+def _monitor(loops: list[asyncio.AbstractEventLoop]) -> None:
+    while not loops:
+        time.sleep(0.01)
+    loop, ran = loops[0], threading.Event()
+    while not loop.is_closed():
+        ran.clear()
+        asked = time.monotonic()
+        try:
+            loop.call_soon_threadsafe(ran.set)
+        except RuntimeError:
+            return
+        ran.wait()
+        lag = time.monotonic() - asked
+        if lag > 0.02:
+            _say(f"lag {time.time():.3f} {lag * 1000:.1f}")
+        time.sleep(0.01)
+
+
+# --- the repository ----------------------------------------------------------------
+def make_repo(root: Path) -> git.Repo:
+    repo = git.Repo.init(root)
+    images = []
+    (root / "images").mkdir()
+    for n, version in enumerate(("1.0", "2.0")):
+        data = os.urandom(4096)
+        path = f"images/fw-{version}.bin"
+        (root / path).write_bytes(data)
+        images.append({"imageId": f"i0000{n + 1}", "version": version, "path": path,
+                       "filename": f"fw-{version}.bin", "length": len(data),
+                       "sha256": hashlib.sha256(data).hexdigest(), "created": 1_700_000_000_000})
+    base = root / "manifests" / "bench"
+    (base / "devices").mkdir(parents=True)
+    (base / "images.yaml").write_text(yaml.safe_dump({"images": images}))
+    doc = {"collectionId": COLLECTION, "name": "bench",
+           "firmware": {"management": "collection", "target": "2.0"}}
+    (base / "collection.yaml").write_text(yaml.safe_dump(doc))
+    write_devices(root, BASE_DEVICES)
+    commit(repo, "base")
+    return repo
+
+
+def device_lines(count: int) -> str:
+    return "devices:\n" + "".join(f'- {{"endpoint": "ep-{i:07d}"}}\n' for i in range(count))
+
+
+def write_devices(root: Path, count: int, text: str | None = None) -> None:
+    path = root / "manifests" / "bench" / "devices" / "all.yaml"
+    path.write_text(text if text is not None else device_lines(count))
+
+
+def commit(repo: git.Repo, message: str) -> float:
+    repo.git.add(A=True)
+    repo.git.commit("-q", "-m", message)
+    return time.time()
+
+
+# --- the probe ----------------------------------------------------------------------
+@dataclass
+class Probe:
+    """Pings CoAP and HTTP every 50 ms from two threads, keeping each answer's time."""
+
+    coap_port: int
+    http_port: int
+    coap: list[float] = field(default_factory=list)
+    http: list[float] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        for target in (self._coap, self._http):
+            threading.Thread(target=target, daemon=True).start()
+
+    def _every(self, ping: Callable[[], bool], into: list[float]) -> None:
+        while not self.stop.is_set():
+            started = time.monotonic()
+            if ping():
+                into.append(time.time())
+            self.stop.wait(max(0.0, PROBE_EVERY - (time.monotonic() - started)))
+
+    def _coap(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.connect(("127.0.0.1", self.coap_port))
+        sock.settimeout(5.0)
+        mid = random.randrange(0x10000)
+
+        def ping() -> bool:
+            nonlocal mid
+            mid = (mid + 1) & 0xFFFF
+            sock.send(bytes([0x40, 0x00, mid >> 8, mid & 0xFF]))  # CON, empty
+            try:
+                while True:
+                    reply = sock.recv(64)
+                    if len(reply) >= 4 and reply[2:4] == bytes([mid >> 8, mid & 0xFF]):
+                        return True
+            except OSError:
+                return False
+
+        self._every(ping, self.coap)
+        sock.close()
+
+    def _http(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=5.0)
+
+        def ping() -> bool:
+            try:
+                conn.request("GET", "/healthz")
+                conn.getresponse().read()
+                return True
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                return False
+
+        self._every(ping, self.http)
+        conn.close()
+
+
+def longest_gap_ms(times: list[float], start: float, end: float) -> float:
+    """The longest stretch in [start, end] without an answer."""
+    inside = [start] + [t for t in times if start < t < end] + [end]
+    return round(max(b - a for a, b in itertools.pairwise(inside)) * 1000, 1)
+
+
+# --- the run ------------------------------------------------------------------------
+def _free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Child:
+    def __init__(self, repo: Path, state: Path, coap: int, http_port: int) -> None:
+        self.args = [sys.executable, __file__, "--child", "serve", "--repo", str(repo),
+                     "--state", str(state), "--coap", f"127.0.0.1:{coap}",
+                     "--http", f"127.0.0.1:{http_port}"]
+        self.log: list[tuple[float, str]] = []
+        self.lags: list[tuple[float, float]] = []
+        self.gcs: list[tuple[float, float]] = []  # (when, how long) of collections > 20 ms
+        self._changed = asyncio.Event()
+
+    async def start(self) -> None:
+        env = {**os.environ, "FOTA_POLL_SOURCE": "1", "FOTA_RESYNC_INTERVAL": "3600"}
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=env)
+        self._tasks = [asyncio.create_task(self._read_log()),
+                       asyncio.create_task(self._read_lags())]
+        await self.wait_for("fota serve ready", 0.0, 120)
+
+    async def _read_log(self) -> None:
+        assert self.proc.stderr is not None
+        while raw := await self.proc.stderr.readline():
+            self.log.append((time.time(), raw.decode(errors="replace")))
+            self._changed.set()
+
+    async def _read_lags(self) -> None:
+        assert self.proc.stdout is not None
+        while raw := await self.proc.stdout.readline():
+            kind, at, ms, *_ = raw.decode().split()
+            (self.lags if kind == "lag" else self.gcs).append((float(at), float(ms)))
+
+    async def wait_for(self, text: str, since: float, timeout: float) -> float:
+        async with asyncio.timeout(timeout):
+            while True:
+                hits = [at for at, line in self.log if at >= since and text in line]
+                if hits:
+                    return hits[0]
+                if self.proc.returncode is not None:
+                    raise RuntimeError("fota serve exited:\n" + "".join(
+                        line for _, line in self.log[-20:]))
+                self._changed.clear()
+                await self._changed.wait()
+
+    def longest_lag_ms(self, start: float, end: float) -> float:
+        return max((ms for at, ms in self.lags if start <= at <= end), default=0.0)
+
+    def longest_gc_ms(self, start: float, end: float) -> float:
+        return max((ms for at, ms in self.gcs if start <= at <= end), default=0.0)
+
+    async def trimmed_rss_mb(self) -> float:
+        """RSS once the C allocator gave back what it holds unused (SIGUSR1)."""
+        self.proc.send_signal(signal.SIGUSR1)
+        await asyncio.sleep(0.5)
+        return self.rss_mb()
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    async def quiet(self, timeout: float = 600) -> float:
+        """Until the server used under 15 % of a core for two seconds (its queue has
+        worked through the revision's devices); returns when."""
+        async with asyncio.timeout(timeout):
+            while True:
+                before = self.cpu_s()
+                await asyncio.sleep(2.0)
+                if self.cpu_s() - before < 0.3:
+                    return time.time()
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        found = re.search(r"VmRSS:\s+(\d+)", status)
+        assert found is not None
+        return round(int(found.group(1)) / 1024, 1)
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 60)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        await asyncio.gather(*self._tasks)
+
+
+async def apply(server: Child, probe: Probe, repo: git.Repo, count: int, text: str,
+                message: str) -> dict[str, Any]:
+    """Commit a device list of `count` devices; measure until it is applied + SETTLE."""
+    root = Path(repo.working_dir)
+    start = time.time()
+    await asyncio.to_thread(write_devices, root, count, text)
+    committed = await asyncio.to_thread(commit, repo, message)
+    revision = repo.head.commit.hexsha[:12]
+    applied = await server.wait_for(f"revision {revision} applied", committed, 600)
+    end = await server.quiet()
+    return {"devices": count, "commit_to_applied_s": round(applied - committed, 2),
+            "commit_to_quiet_s": round(end - committed, 2),
+            "longest_loop_pause_ms": server.longest_lag_ms(start, end),
+            "longest_gc_ms": server.longest_gc_ms(start, end),
+            "longest_coap_gap_ms": longest_gap_ms(probe.coap, start, end),
+            "longest_http_gap_ms": longest_gap_ms(probe.http, start, end),
+            "rss_mb": server.rss_mb()}
+
+
+async def run(devices: int, tmp: Path) -> dict[str, Any]:
+    repo = make_repo(tmp / "repo")
+    coap, http_port = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
+    server = Child(tmp / "repo", tmp / "state.db", coap, http_port)
+    await server.start()
+    probe = Probe(coap, http_port)
+    probe.start()
+    big = device_lines(devices)
+    try:
+        await server.quiet()
+        before = server.rss_mb()
+        added = await apply(server, probe, repo, devices, big, f"add {devices} devices")
+        del big
+        reverted = await apply(server, probe, repo, BASE_DEVICES, device_lines(BASE_DEVICES),
+                               "revert")
+        trimmed = await server.trimmed_rss_mb()
+    finally:
+        probe.stop.set()
+        await server.stop()
+    return {"devices": devices, "goal_ms": GOAL_MS, "rss_before_mb": before,
+            "add": added, "revert": reverted,
+            "rss_after_add_mb": added["rss_mb"], "rss_after_revert_mb": reverted["rss_mb"],
+            "rss_kept_after_revert_mb": round(reverted["rss_mb"] - before, 1),
+            "rss_after_revert_and_malloc_trim_mb": trimmed}
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        sys.exit(child(sys.argv[2:]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=200_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        print(json.dumps(asyncio.run(run(args.devices, Path(tmp)))))
+
+
+if __name__ == "__main__":
+    main()
