@@ -104,8 +104,9 @@ def _record_for_target(
 def _decide(ctx: Ctx, record: DeviceProgress) -> Decision:
     delta = ctx.delta
     if delta.registration is None:
-        deadline = phase_deadline(ctx, record)
-        if record.state.in_flight and deadline is not None and ctx.now >= deadline:
+        # Only an update under way has a deadline to keep while the device is away.
+        deadline = phase_deadline(ctx, record) if record.state.in_flight else None
+        if deadline is not None and ctx.now >= deadline:
             return timed_out(ctx, record, "device went away during the update")
         return wait(record, "device not registered; waiting for it to register", deadline)
     if not delta.report_fresh:

@@ -43,11 +43,31 @@ def start(ctx: Ctx, record: DeviceProgress) -> Decision:
         return wait(record, "queue mode: waiting for the device to speak")
     fw_state = ctx.report.fw_state
     if fw_state is FirmwareState.UPDATING:
-        later = ctx.now + ctx.config.poll_interval
-        return wait(record, "device is installing other firmware", later)
+        return _installing_other(ctx, record)
     if fw_state in BUSY:
         return _reset(ctx, record, fw_state)
     return _begin(ctx, record)
+
+
+def _installing_other(ctx: Ctx, record: DeviceProgress) -> Decision:
+    """The device installs firmware we did not Execute (left over from an earlier run, or
+    its own): wait, reading every poll_interval, for at most update_timeout; still
+    installing after that, it does not follow Object 5 (terminal, saying so)."""
+    reason = "device is installing other firmware; waiting for it to finish"
+    if record.deadline is None:
+        held = record.evolve(message=reason, updated_at=ctx.now,
+                             deadline=ctx.now + ctx.config.update_timeout)
+        return wait(held, reason, ctx.now + ctx.config.poll_interval)
+    last = ctx.report.reported_at
+    if ctx.now >= record.deadline:
+        if last < record.deadline:
+            return Decision((ReadState("checking the install"),), record)
+        msg = (f"/5/0/3 stayed 3 for {ctx.config.update_timeout:g}s though we sent no "
+               f"Execute: the device does not follow Object 5")
+        return moved(ctx, record, S.UPDATE_FAILED, msg, (), deadline=None)
+    if ctx.now >= last + ctx.config.poll_interval:
+        return Decision((ReadState("polling the install"),), record)
+    return wait(record, reason, min(last + ctx.config.poll_interval, record.deadline))
 
 
 def _reset(ctx: Ctx, record: DeviceProgress, fw_state: FirmwareState) -> Decision:

@@ -72,6 +72,7 @@ class Failed(Exception):
 class Device:
     script: list[Answer]
     sent: list[float] = field(default_factory=list)  # when each request reached it
+    looks: list[float] = field(default_factory=list)  # when the controller reconciled it
     registered_at: float = T0
 
     def answer(self, now: float) -> Answer:
@@ -183,7 +184,8 @@ class Loop:
 
 def drive(device: Device) -> tuple[Loop, bool]:
     """The work queue over one device until HORIZON; (loop, whether it ended in error
-    backoff)."""
+    backoff). Also counts reconciles: a decision that asks to look again at once, with
+    or without a request, would show as a burst of them."""
     loop, due, failures, resync = Loop(device), T0, 0, T0 + LOOP.resync_interval
     end = T0 + HORIZON
     while True:
@@ -191,6 +193,7 @@ def drive(device: Device) -> tuple[Loop, bool]:
         if at >= end:
             return loop, failures > 0
         loop.now = max(loop.now, at)
+        device.looks.append(loop.now)
         while resync <= loop.now:
             resync += LOOP.resync_interval
         registered = device.registered_at
@@ -218,6 +221,7 @@ def test_no_scripted_device_gets_more_than_60_requests_a_minute_and_each_one_end
     device = Device(script)
     loop, backing_off = drive(device)
     assert busiest_minute(device.sent) <= LIMIT
+    assert busiest_minute(device.looks) <= LIMIT  # no decision loop without requests either
     assert loop.progress is not None and loop.last is not None
     state = loop.progress.state
     ended = state is UpdateState.CURRENT or state.terminal

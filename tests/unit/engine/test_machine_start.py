@@ -121,6 +121,30 @@ def test_a_device_that_follows_the_reset_starts_its_attempt_at_once() -> None:
     assert idle.progress is not None and idle.progress.resets == 0
 
 
+def test_a_device_installing_firmware_we_never_executed_is_polled_then_ends_failed() -> None:
+    installing = report(fw=FirmwareState.UPDATING)
+    first = decide(delta(rep=installing, reg=registration()), pending(), NOW)
+    held = first.progress
+    limit = NOW + DEFAULT_CONFIG.update_timeout
+    assert held is not None and (held.state, held.deadline) == (S.PENDING, limit)
+    assert first.actions == (Wait(held.message, NOW + DEFAULT_CONFIG.poll_interval),)
+    poll = decide(delta(rep=installing, reg=registration()), held, NOW + 31)
+    assert poll.actions == (ReadState("polling the install"),)
+    still = report(fw=FirmwareState.UPDATING, at=limit)
+    last = decide(delta(rep=still, reg=registration()), held, limit)
+    assert last.progress is not None and last.progress.state is S.UPDATE_FAILED
+    assert last.progress.message == ("/5/0/3 stayed 3 for 900s though we sent no Execute: "
+                                     "the device does not follow Object 5")
+    done = decide(delta(rep=report(at=NOW + 40), reg=registration()), held, NOW + 41)
+    assert isinstance(done.actions[0], WriteUri)  # it finished: our attempt starts
+
+
+def test_an_unregistered_device_without_an_update_under_way_waits_for_a_trigger() -> None:
+    held = pending(deadline=NOW - 1)  # a deadline left from waiting on another install
+    result = decide(delta(rep=report()), held, NOW)
+    assert result.actions == (Wait("device not registered; waiting for it to register"),)
+
+
 def test_backoff_holds_the_next_attempt_until_its_time() -> None:
     record = pending(state=S.TIMED_OUT, next_attempt_at=NOW + 60)
     early = decide(delta(rep=report(), reg=registration()), record, NOW)
