@@ -86,7 +86,23 @@ def source(status: Mapping[str, object], applied: str | None) -> Json:
                        appliedRevision=_text(status.get("applied_revision")) or applied,
                        headRevision=_text(status.get("head_revision")),
                        lastSync=ms(last_sync) if isinstance(last_sync, int | float) else None),
-            "errors": [str(e) for e in errors] if isinstance(errors, list) else [str(errors)]}
+            "errors": [str(e) for e in errors] if isinstance(errors, list) else [str(errors)],
+            **_present(degraded=degraded(status, applied))}
+
+
+def degraded(status: Mapping[str, object], applied: str | None) -> str | None:
+    """Why the service runs on an older revision than its branch head, if it does:
+    "degraded: head abc123 invalid, running def456" (or the source's first error when
+    the head itself cannot be read)."""
+    errors = status.get("errors")
+    running = _text(status.get("applied_revision")) or applied
+    if not errors or running is None:
+        return None
+    head = _text(status.get("head_revision"))
+    if head is not None and head != running:
+        return f"degraded: head {head[:12]} invalid, running {running[:12]}"
+    first = errors[0] if isinstance(errors, list) else errors
+    return f"degraded: {first}, running {running[:12]}"
 
 
 def restart(status: Mapping[str, object]) -> Json | None:

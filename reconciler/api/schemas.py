@@ -119,6 +119,8 @@ class SourceOut(Schema):
     headRevision: str | Absent = None
     lastSync: int | Absent = None  # milliseconds since the epoch
     errors: list[str]  # "file:line: field: message" when the newest commit is invalid
+    # "degraded: head abc123 invalid, running def456" while the head is not applied
+    degraded: str | Absent = None
 
 
 class CollectionStatusOut(Schema):
@@ -151,3 +153,4 @@ class Status(Schema):
 class Health(Schema):
     status: str
     appliedRevision: str | Absent = None
+    degraded: str | Absent = None  # as in /status: serving the last good revision

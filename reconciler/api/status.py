@@ -78,7 +78,10 @@ def health_router(reader: StoreReader) -> APIRouter:
             return error_response(503, f"store not readable: {exc}")
         if revision is None:
             return error_response(503, "no desired state applied yet")
-        return JsonBytes(render.dumps({"status": "ready", "appliedRevision": revision}))
+        why = render.degraded(reader.source_status(), revision)
+        return JsonBytes(render.dumps({"status": "degraded" if why else "ready",
+                                       "appliedRevision": revision,
+                                       **({"degraded": why} if why else {})}))
 
     for route in list(router.routes):
         refuse_writes(router, getattr(route, "path", ""), guarded=False)

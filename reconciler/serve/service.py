@@ -132,6 +132,8 @@ async def _first_revision(source: GitSource, store: SqliteStore, stop: asyncio.E
     (a remote one may be unreachable for a while, so that is waited out)."""
     while not stop.is_set():
         desired = await source.poll() or source.current
+        if desired is None and source.status.errors and source.git_error is None:
+            desired = await _last_good(source, store)
         if desired is not None:
             return desired
         problem = source.git_error
@@ -143,6 +145,20 @@ async def _first_revision(source: GitSource, store: SqliteStore, stop: asyncio.E
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=settings.poll_source)
     return None
+
+
+async def _last_good(source: GitSource, store: SqliteStore) -> DesiredState | None:
+    """The head is invalid on start: serve the last good revision the state file
+    recorded (read from git's object database) rather than nothing; /status and /readyz
+    say the service is degraded until a good commit follows."""
+    revision = store.applied_revision()
+    if revision is None:
+        return None
+    desired = await source.start_from(revision)
+    if desired is not None:
+        log.warning("head %s is invalid: running the last good revision %s",
+                    str(source.status.head_revision)[:12], revision[:12])
+    return desired
 
 
 def _status_writer(store: SqliteStore) -> Callable[[SourceStatus], None]:

@@ -190,11 +190,43 @@ class GitSource:
         desired = await asyncio.to_thread(self.sync)
         if desired is not None and on_desired is not None:
             await on_desired(desired)
+        self._tell_status()
+        return desired
+
+    async def start_from(self, revision: str) -> DesiredState | None:
+        """Apply `revision`, a commit in the object database (the last good one a state
+        file recorded), when the branch head is invalid and nothing is applied yet: the
+        head keeps its errors in `status` and is applied once a good commit follows it.
+        None when that commit cannot be read or is not valid either."""
+        desired = await asyncio.to_thread(self._start_from, revision)
+        self._tell_status()
+        return desired
+
+    def _start_from(self, revision: str) -> DesiredState | None:
+        with self._lock:
+            if self._current is not None:
+                return None
+            try:
+                commit = self._handle.open().commit(revision)
+                state, _ = self._assembler.load(CommitSnapshot(commit))
+            except Exception as exc:
+                log.warning("git source %s: cannot read revision %s: %s", self.url,
+                            revision[:12], _one_line(exc))
+                state = None
+            keys = self.cache.end_round()
+            if state is None:
+                self.cache.retain(self._good_keys | keys)
+                return None
+            self._good_keys = keys
+            self.cache.retain(keys)
+            self._current, self._applied = state, commit
+            return state
+
+    def _tell_status(self) -> None:
         status = self.status
         if self._on_status is not None and status != self._told:
             self._told = status
             self._on_status(status)
-        return desired
 
     async def _watch(self, poke: asyncio.Event, stop: asyncio.Event) -> None:
         import watchfiles  # only a local development setup pays for it

@@ -31,7 +31,8 @@ async def test_status_shows_source_revision_errors_counts_and_halt_reason(
     assert body["source"] == {
         "url": "/srv/fleet.git", "branch": "main", "appliedRevision": "4f1c2e9",
         "headRevision": "9aa0b1c", "lastSync": 1700000000250,
-        "errors": ["manifests/fleet.yaml:12: devices[3].target: no such image"]}
+        "errors": ["manifests/fleet.yaml:12: devices[3].target: no such image"],
+        "degraded": "degraded: head 9aa0b1c invalid, running 4f1c2e9"}
     fleet = next(c for c in body["collections"] if c["collectionId"] == ref.cid)
     assert fleet["states"] == {"Downloading": 1, "Pending": 1} and fleet["devices"] == 2
     assert fleet["halted"] is True

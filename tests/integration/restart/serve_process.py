@@ -26,19 +26,26 @@ def free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve_args(repo: Path, state: Path, coap_port: int) -> list[str]:
+def free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_args(repo: Path, state: Path, coap_port: int, http_port: int = 0) -> list[str]:
     return [sys.executable, "-m", "reconciler.cli", "serve", "--repo", str(repo),
-            "--state", str(state), "--coap", f"127.0.0.1:{coap_port}", "--http", "127.0.0.1:0"]
+            "--state", str(state), "--coap", f"127.0.0.1:{coap_port}",
+            "--http", f"127.0.0.1:{http_port}"]
 
 
 @asynccontextmanager
 async def fota_serve(repo: Path, state: Path, coap_port: int,
-                     env: Mapping[str, str] | None = None,
+                     env: Mapping[str, str] | None = None, http_port: int = 0,
                      ) -> AsyncIterator[asyncio.subprocess.Process]:
     """Start `fota serve`, wait for its ready line, and make sure it is gone afterwards."""
     log = (state.parent / "serve.log").open("ab")
     proc = await asyncio.create_subprocess_exec(
-        *serve_args(repo, state, coap_port), stderr=asyncio.subprocess.PIPE,
+        *serve_args(repo, state, coap_port, http_port), stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **ENV, **(env or {})})
     assert proc.stderr is not None
     drain: asyncio.Task[None] | None = None

@@ -59,4 +59,6 @@ def test_source_status_errors_keep_file_and_line_and_times_become_milliseconds()
     out = render.source({"branch": "main", "last_sync": 12.0015,
                          "errors": ["m.yaml:3: devices[0].target: unknown image"]}, "abc")
     assert out == {"branch": "main", "appliedRevision": "abc", "lastSync": 12002,
-                   "errors": ["m.yaml:3: devices[0].target: unknown image"]}
+                   "errors": ["m.yaml:3: devices[0].target: unknown image"],
+                   "degraded": "degraded: m.yaml:3: devices[0].target: unknown image, "
+                               "running abc"}
