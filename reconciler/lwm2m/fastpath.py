@@ -24,7 +24,7 @@ from .firmware import (
     OPAQUE,
     BlockError,
     FirmwareRepository,
-    Offer,
+    Image,
     block_value,
     parse_block_value,
     select_block,
@@ -33,7 +33,7 @@ from .firmware import (
 log = logging.getLogger(__name__)
 
 PASS: Final = b"pass"  # shared socket: not a firmware request, hand it to aiocoap
-BLOCK_CACHE_CAP = 4096  # encoded responses kept per offer before the cache starts over
+BLOCK_CACHE_CAP = 4096  # encoded responses kept per image before the cache starts over
 _IGNORED_OPTIONS = frozenset(
     {coapframe.URI_HOST, coapframe.ETAG, coapframe.OBSERVE, coapframe.URI_PORT,
      coapframe.URI_QUERY, coapframe.SIZE2}
@@ -90,36 +90,36 @@ class FastPath:
         path, block2 = _read_options(message)
         if message.code != coapframe.GET:
             raise _Refusal(coapframe.METHOD_NOT_ALLOWED, "firmware is only read with GET")
-        offer = self._offer(path)
-        cached = offer.blocks.get(block2)
+        image = self._image(path)
+        cached = image.blocks.get(block2)
         if cached is None:
-            cached = self._encode_block(offer, block2)
-            if len(offer.blocks) >= BLOCK_CACHE_CAP:
-                offer.blocks.clear()
-            offer.blocks[block2] = cached
+            cached = self._encode_block(image, block2)
+            if len(image.blocks) >= BLOCK_CACHE_CAP:
+                image.blocks.clear()
+            image.blocks[block2] = cached
         return cached
 
-    def _encode_block(self, offer: Offer, block2: tuple[int, int] | None) -> bytes:
-        """Options and payload of the answer to `block2`, to be cached on the offer."""
+    def _encode_block(self, image: Image, block2: tuple[int, int] | None) -> bytes:
+        """Options and payload of the answer to `block2`, cached on the shared image."""
         try:
-            choice = select_block(len(offer.data), block2, self._repository.max_szx)
+            choice = select_block(len(image.data), block2, self._repository.max_szx)
         except BlockError as exc:
             raise _Refusal(_ERROR_CODES[exc.code], str(exc)) from None
-        options = [(coapframe.ETAG, offer.etag), (coapframe.CONTENT_FORMAT, coapframe.uint(OPAQUE))]
-        options.append((coapframe.SIZE2, coapframe.uint(len(offer.data))))
+        options = [(coapframe.ETAG, image.etag), (coapframe.CONTENT_FORMAT, coapframe.uint(OPAQUE))]
+        options.append((coapframe.SIZE2, coapframe.uint(len(image.data))))
         if choice.blockwise:
             value = block_value(choice.num, choice.more, choice.szx)
             options.append((coapframe.BLOCK2, coapframe.uint(value)))
-        return coapframe.tail(options, offer.data[choice.start : choice.end])
+        return coapframe.tail(options, image.data[choice.start : choice.end])
 
-    def _offer(self, path: list[bytes]) -> Offer:
+    def _image(self, path: list[bytes]) -> Image:
         if len(path) == 2 and path[0] == self._prefix:
             try:
-                offer = self._repository.lookup(path[1].decode())
+                image = self._repository.served(path[1].decode())
             except UnicodeDecodeError:
                 raise _Refusal(coapframe.BAD_REQUEST, "Uri-Path is not UTF-8") from None
-            if offer is not None:
-                return offer
+            if image is not None:
+                return image
         raise _Refusal(coapframe.NOT_FOUND, "no firmware offered at this path")
 
 

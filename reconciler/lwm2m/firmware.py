@@ -1,45 +1,80 @@
-"""Firmware delivery: per-device offers of image bytes, served block-wise (RFC 7959 Block2).
+"""Firmware delivery: offers of image bytes to devices, served block-wise (RFC 7959 Block2).
 
 `FirmwareRepository.offer(endpoint, image_id, data)` files an image under `/fw/<token>`,
 a path carrying an unguessable token (secrets.token_urlsafe), so only the device it was
 offered to can fetch it; every other path answers 4.04. Authorisation is by token, never
-by source address: devices often download from another port or socket. The repository
-is served by `FirmwareResource` (an aiocoap resource, `repository.mount(site)`) and by the
-fast path in `fastpath.py`; both choose blocks with the pure `select_block`. Called by
-`server.py` (offer_firmware / revoke_firmware); `push.py` pushes instead.
+by source address: devices often download from another port or socket.
+
+An offer is a small record (token, endpoint, image id, expiry: `Offer`, or the model's
+`FirmwareOffer` to persist); the bytes live once per image (`Image`, with the fast path's
+encoded blocks), shared by every device offered that image and dropped when the last
+offer of it ends, so memory grows with images, not devices. An offer ends when it is
+revoked (the controller does so when the update ends in any way or the target changes),
+replaced, or expired; `restore` files an offer an earlier run handed out under its old
+token. Served by `FirmwareResource` (an aiocoap resource,
+`repository.mount(site)`) and by the fast path in `fastpath.py`; both choose blocks with
+the pure `select_block`. Called by `server.py`; `push.py` pushes instead.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiocoap import Message, resource
 from aiocoap.numbers.codes import Code
 
+from reconciler.model.lwm2m import FirmwareOffer
+
+log = logging.getLogger(__name__)
+
 MAX_SZX = 6  # 1024-byte blocks: the largest RFC 7959 allows over UDP
 OPAQUE = 42
 BAD_REQUEST, BAD_OPTION = "4.00", "4.02"
+# An offer not revoked by then (the controller revokes when the update ends) stops serving:
+# a safety net far longer than any download (1 MiB at one block a second: 17 minutes).
+OFFER_LIFETIME = 86400.0
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True)
 class Offer:
-    """One image offered to one endpoint; `blocks` caches the fast path's encoded answers
-    by the request's Block2 (num, szx), None for a request without Block2."""
+    """One image offered to one endpoint until `expires_at` (seconds since the epoch)."""
 
     token: str
     endpoint: str
     image_id: str
-    data: bytes
-    etag: bytes
+    expires_at: float
     prefix: str = "fw"
-    blocks: dict[tuple[int, int] | None, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def path(self) -> str:
         return f"/{self.prefix}/{self.token}"
+
+    @property
+    def record(self) -> FirmwareOffer:
+        return FirmwareOffer(self.token, self.endpoint, self.image_id, self.expires_at)
+
+
+class Image:
+    """One image's bytes, shared by all its offers; `blocks` caches the fast path's encoded
+    answers by the request's Block2 (num, szx), None for a request without Block2."""
+
+    __slots__ = ("blocks", "data", "etag", "image_id")
+
+    def __init__(self, image_id: str, data: bytes) -> None:
+        self.image_id = image_id
+        self.data = data
+        self.etag = etag_of(data)
+        self.blocks: dict[tuple[int, int] | None, bytes] = {}
+
+
+def etag_of(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()[:8]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,52 +132,107 @@ def select_block(size: int, block2: tuple[int, int] | None, max_szx: int = MAX_S
 
 
 class FirmwareRepository:
-    """Offers by token and by endpoint; one live offer per endpoint."""
+    """Offers by token and by endpoint (one live offer per endpoint), images by id."""
 
-    def __init__(self, *, prefix: str = "fw", max_szx: int = MAX_SZX) -> None:
+    def __init__(self, *, prefix: str = "fw", max_szx: int = MAX_SZX,
+                 lifetime: float = OFFER_LIFETIME,
+                 clock: Callable[[], float] = time.time) -> None:
         if not 0 <= max_szx <= MAX_SZX:
             raise ValueError(f"max_szx must be 0..{MAX_SZX}")
         self.prefix = prefix
         self.max_szx = max_szx
+        self._lifetime, self._clock = lifetime, clock
         self._by_token: dict[str, Offer] = {}
         self._by_endpoint: dict[str, Offer] = {}
+        self._images: dict[str, Image] = {}
+        self._users: dict[str, int] = {}  # image id -> live offers of it
 
     def offer(self, endpoint: str, image_id: str, data: bytes) -> str:
         """File `data` for `endpoint` and return its path ("/fw/<token>"). Offering the same
-        image again keeps the same path, so a retried write of /5/0/1 stays valid."""
-        etag = hashlib.sha256(data).digest()[:8]
+        image again keeps the same offer (path and expiry), so a retried write of /5/0/1
+        stays valid."""
+        image = self._shared(image_id, data)
         current = self._by_endpoint.get(endpoint)
-        if current is not None and current.image_id == image_id and current.etag == etag:
+        if current is not None and current.image_id == image_id and \
+                self._images.get(image_id) is image:
             return current.path
-        return self._file(secrets.token_urlsafe(18), endpoint, image_id, data, etag)
+        offer = Offer(secrets.token_urlsafe(18), endpoint, image_id,
+                      self._clock() + self._lifetime, self.prefix)
+        self._add(offer, image)
+        return offer.path
 
-    def restore(self, token: str, endpoint: str, image_id: str, data: bytes) -> str:
-        """File an offer an earlier run of the server handed out, under its old token, so
-        the URI the device holds keeps working (and its download resumes at the block it
-        asks for); returns its path."""
-        return self._file(token, endpoint, image_id, data, hashlib.sha256(data).digest()[:8])
-
-    def _file(self, token: str, endpoint: str, image_id: str, data: bytes,
-              etag: bytes) -> str:
-        self.revoke(endpoint)
-        offer = Offer(token, endpoint, image_id, bytes(data), etag, self.prefix)
-        self._by_token[token] = offer
-        self._by_endpoint[endpoint] = offer
+    def restore(self, record: FirmwareOffer, data: bytes) -> str:
+        """File an offer an earlier run handed out, under its old token and expiry, so the
+        URI the device holds keeps working (its download resumes at the block it asks
+        for); returns its path."""
+        offer = Offer(record.token, record.endpoint, record.image_id, record.expires_at,
+                      self.prefix)
+        self._add(offer, self._shared(record.image_id, data))
         return offer.path
 
     def revoke(self, endpoint: str) -> None:
         offer = self._by_endpoint.pop(endpoint, None)
         if offer is not None:
             self._by_token.pop(offer.token, None)
+            self._release(offer.image_id)
 
     def lookup(self, token: str) -> Offer | None:
-        return self._by_token.get(token)
+        """The live offer at `token` (an expired one is revoked here)."""
+        offer = self._by_token.get(token)
+        if offer is not None and offer.expires_at <= self._clock():
+            self.revoke(offer.endpoint)
+            return None
+        return offer
+
+    def served(self, token: str) -> Image | None:
+        """The image a live offer's token serves, or None (4.04)."""
+        offer = self.lookup(token)
+        return None if offer is None else self.image(offer.image_id)
+
+    def image(self, image_id: str) -> Image | None:
+        return self._images.get(image_id)
 
     def offered(self, endpoint: str) -> Offer | None:
         return self._by_endpoint.get(endpoint)
 
+    def offers(self) -> list[Offer]:
+        return list(self._by_token.values())
+
+    def drop_expired(self) -> int:
+        """Revoke every offer past its expiry; returns how many."""
+        now = self._clock()
+        expired = [o.endpoint for o in self._by_token.values() if o.expires_at <= now]
+        for endpoint in expired:
+            self.revoke(endpoint)
+        return len(expired)
+
+    def images_held(self) -> int:
+        return len(self._images)
+
     def __len__(self) -> int:
         return len(self._by_token)
+
+    def _shared(self, image_id: str, data: bytes) -> Image:
+        """The held image for `image_id`, or a new one (also for the same id with other
+        bytes, which then replaces it for every offer of that id)."""
+        image = self._images.get(image_id)
+        if image is None or (image.data is not data and image.etag != etag_of(data)):
+            image = Image(image_id, bytes(data))
+        return image
+
+    def _add(self, offer: Offer, image: Image) -> None:
+        self.revoke(offer.endpoint)
+        self._by_token[offer.token] = self._by_endpoint[offer.endpoint] = offer
+        self._users[offer.image_id] = self._users.get(offer.image_id, 0) + 1
+        self._images[offer.image_id] = image
+
+    def _release(self, image_id: str) -> None:
+        left = self._users.get(image_id, 0) - 1
+        if left > 0:
+            self._users[image_id] = left
+        else:  # the last offer of this image ended: its bytes and blocks go
+            self._users.pop(image_id, None)
+            self._images.pop(image_id, None)
 
     def mount(self, site: Any) -> None:
         """Serve the repository from an aiocoap `Site` at /<prefix>/<token>."""
@@ -164,23 +254,23 @@ class FirmwareResource(resource.Resource, resource.PathCapable):  # type: ignore
 
     async def render_get(self, request: Any) -> Any:
         path = request.opt.uri_path
-        offer = self._repository.lookup(path[0]) if len(path) == 1 else None
-        if offer is None:
+        image = self._repository.served(path[0]) if len(path) == 1 else None
+        if image is None:
             return _error("4.04", "no firmware offered at this path")
         if request.opt.accept not in (None, OPAQUE):
             return _error("4.06", "firmware is served as application/octet-stream (42)")
         wanted = request.opt.block2
         block2 = None if wanted is None else (wanted.block_number, wanted.size_exponent)
         try:
-            choice = select_block(len(offer.data), block2, self._repository.max_szx)
+            choice = select_block(len(image.data), block2, self._repository.max_szx)
         except BlockError as exc:
             return _error(exc.code, str(exc))
         response = Message(
             code=Code.CONTENT,
-            payload=offer.data[choice.start : choice.end],
-            etag=offer.etag,
+            payload=image.data[choice.start : choice.end],
+            etag=image.etag,
             content_format=OPAQUE,
-            size2=len(offer.data),
+            size2=len(image.data),
         )
         if choice.blockwise:
             response.opt.block2 = (choice.num, choice.more, choice.szx)

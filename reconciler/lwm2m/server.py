@@ -24,7 +24,7 @@ from reconciler.lwm2m.aiocoap_adapter import udp_sockets
 from reconciler.lwm2m.client import DeviceClient
 from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.fastpath import install_fast_path
-from reconciler.lwm2m.firmware import FirmwareRepository
+from reconciler.lwm2m.firmware import OFFER_LIFETIME, FirmwareRepository
 from reconciler.lwm2m.hardening import DedupCache, harden
 from reconciler.lwm2m.queue import DEFAULT_AWAKE_SECONDS, QueueMode
 from reconciler.lwm2m.rd_resources import EntryResource, RdService, RegisterResource
@@ -80,7 +80,7 @@ class Lwm2mServer:
         clock: Callable[[], float] = time.time,
         awake_seconds: float = DEFAULT_AWAKE_SECONDS,
         sweep_interval: float = 1.0,
-        offer_lifetime: float = 86400.0,
+        offer_lifetime: float = OFFER_LIFETIME,
     ) -> None:
         self._host = host
         self._requested_port = port
@@ -88,7 +88,6 @@ class Lwm2mServer:
         self._public_uri = public_uri
         self._clock = clock
         self._sweep_interval = sweep_interval
-        self._offer_lifetime = offer_lifetime
         self._registry = RegistrationTable(clock)
         self._queue = QueueMode(clock, awake_seconds)
         self._subscribers: list[Subscriber] = []
@@ -106,7 +105,7 @@ class Lwm2mServer:
         self.site.add_resource(("rd",), EntryResource(service))
         sends = SendService(self._addresses, self.registration, self._on_send)
         self.site.add_resource(("dp",), SendResource(sends))
-        self.firmware = FirmwareRepository()
+        self.firmware = FirmwareRepository(clock=clock, lifetime=offer_lifetime)
         self.firmware.mount(self.site)
 
     async def start(self) -> None:
@@ -187,13 +186,13 @@ class Lwm2mServer:
         before = self.firmware.offered(endpoint)
         path = self.firmware.offer(endpoint, image_id, data)
         offer = self.firmware.offered(endpoint)
-        if offer is not None and offer is not before:
-            record = FirmwareOffer(offer.token, endpoint, image_id,
-                                   self._clock() + self._offer_lifetime)
-            self._tell_offer(endpoint, record)
+        if offer is not None and (before is None or offer.token != before.token):
+            self._tell_offer(endpoint, offer.record)
         return self.public_uri + path
 
     def revoke_firmware(self, endpoint: str) -> None:
+        """The offer's URI answers 4.04 from now on; the image's bytes go with its last
+        offer. Idempotent: subscribers hear only of an offer that was live."""
         if self.firmware.offered(endpoint) is not None:
             self.firmware.revoke(endpoint)
             self._tell_offer(endpoint, None)
@@ -218,7 +217,7 @@ class Lwm2mServer:
 
     def restore_offer(self, offer: FirmwareOffer, data: bytes) -> None:
         """Serve `data` again at the URI an earlier run handed out with `offer`."""
-        self.firmware.restore(offer.token, offer.endpoint, offer.image_id, data)
+        self.firmware.restore(offer, data)
 
     def formats(self, endpoint: str) -> ContentFormats:
         """The formats the endpoint announced and its reads accepted, to persist."""
@@ -313,6 +312,7 @@ class Lwm2mServer:
                 self._on_event(RegistrationEventKind.EXPIRED, entry)
             for cache in self._caches:
                 cache.tick()
+            self.firmware.drop_expired()
 
 
 def _subscribe(callbacks: list[_Callback], cb: _Callback) -> Callable[[], None]:

@@ -94,8 +94,8 @@ def test_offering_the_same_image_again_keeps_the_path_and_a_new_one_replaces_it(
     second = repository.offer("dev-a", "img-2", b"two")
     assert second != first
     assert repository.lookup(first.removeprefix("/fw/")) is None
-    offer = repository.lookup(second.removeprefix("/fw/"))
-    assert offer is not None and offer.data == b"two" and len(repository) == 1
+    image = repository.served(second.removeprefix("/fw/"))
+    assert image is not None and image.data == b"two" and len(repository) == 1
 
 
 def test_revoking_forgets_the_offer() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,7 +59,7 @@ def test_a_confirmable_block_get_gets_a_piggybacked_ack_with_its_mid_and_token(
         b"\xa1\xb2",
     )
     assert reply.payload == IMAGE[128:192]
-    offer = repository.offered("dev-a")
+    offer = repository.image("img")
     assert offer is not None
     assert reply.values(coapframe.ETAG) == [offer.etag]
     assert reply.values(coapframe.CONTENT_FORMAT) == [coapframe.uint(42)]
@@ -220,3 +222,46 @@ def test_well_formed_requests_with_any_options_get_a_coap_answer(
         parsed = coapframe.parse(reply)
         assert parsed.mtype in (coapframe.ACK, coapframe.NON, coapframe.RST)
         assert parsed.mtype == coapframe.RST or parsed.token == b"tk"
+
+
+def test_memory_grows_with_images_not_devices() -> None:
+    """1,000 devices offered one 64 KiB image and each fetching four blocks cost a small
+    record each: the bytes and the encoded blocks are held once, for the image."""
+    repository = FirmwareRepository()
+    image = bytes(range(256)) * 256
+    fast = FastPath(repository)
+    repository.offer("warm-up", "img", image)  # the image and its blocks, held once
+    for num in range(4):
+        fast.handle(request([b"fw", repository.offers()[0].token.encode()],
+                            extra=block2(num, 6)))
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for n in range(1000):
+        token = repository.offer(f"dev-{n}", "img", image).rsplit("/", 1)[1].encode()
+        for num in range(4):
+            reply = fast.handle(request([b"fw", token], extra=block2(num, 6)))
+            assert coapframe.parse(reply or b"").payload == image[num * 1024:(num + 1) * 1024]
+    per_device = (tracemalloc.get_traced_memory()[0] - before) / 1000
+    tracemalloc.stop()
+    assert repository.images_held() == 1
+    assert per_device < 1024, f"{per_device:.0f} bytes per device"  # was ~85 KB
+    for n in range(1000):
+        repository.revoke(f"dev-{n}")
+    repository.revoke("warm-up")
+    assert repository.images_held() == 0 and len(repository) == 0
+
+
+def test_an_expired_offer_answers_not_found_and_a_restored_one_serves_again() -> None:
+    now = [1000.0]
+    repository = FirmwareRepository(clock=lambda: now[0], lifetime=60)
+    token = repository.offer("dev-a", "img", IMAGE).rsplit("/", 1)[1]
+    record = repository.offers()[0].record
+    assert record.expires_at == 1060.0
+    now[0] += 61
+    assert repository.served(token) is None and len(repository) == 0
+    assert repository.images_held() == 0
+
+    restarted = FirmwareRepository(clock=lambda: 1000.0)
+    restarted.restore(record, IMAGE)
+    reply = FastPath(restarted).handle(request([b"fw", token.encode()], extra=block2(0, 6)))
+    assert coapframe.parse(reply or b"").payload == IMAGE[:1024]

@@ -35,7 +35,7 @@ async def test_a_first_get_without_block2_gets_block_zero_with_etag_and_size2(
 ) -> None:
     path = served.repository.offer("dev-a", "img", image)
     response = await fetch(client, base + path)
-    offer = served.repository.offered("dev-a")
+    offer = served.repository.image("img")
     assert offer is not None
     assert response.payload == image[:1024]
     assert tuple(response.opt.block2) == (0, True, 6)
