@@ -74,6 +74,9 @@ class Decider:
             # devices is a pause of its own.
             old, self.desired = [self.desired], desired
             await _in_slices(gone, self.index.remove)
+            # their offers end with them
+            await _in_slices(gone, lambda d: self.server.revoke_firmware(
+                old[0].devices[d].endpoint))
             await asyncio.to_thread(old.clear)
             await _in_slices(known, lambda item: self.index.put(*item))
             self._dirty.update(desired.collections)
@@ -134,6 +137,8 @@ class Decider:
             acknowledged = retarget(delta, before, now, self.config)
             after = acknowledged.progress
             if after is not None and after is not before:
+                if _offer_ends(before, after):
+                    self.server.revoke_firmware(device.endpoint)
                 records.append((after, acknowledged.events))
                 key = (after.state.value, after.message)
                 if key not in shared:
@@ -189,6 +194,8 @@ class Decider:
             log.info("%s (%s): %s", device.device_id, device.endpoint, event.message)
         if before is not None and before.state.in_flight and not after.state.in_flight:
             self._release(device.collection_id)
+        if _offer_ends(before, after):
+            self.server.revoke_firmware(device.endpoint)
 
     def _put_conditions(self, device_id: str, conditions: tuple[Condition, ...]) -> None:
         """Conditions are for the API, not a guarantee: all that change in one pass of
@@ -289,3 +296,10 @@ def _changed(old: DesiredState, new: DesiredState, device_id: str) -> bool:
     was = old.collections.get(before.collection_id)
     now = new.collections.get(after.collection_id)
     return (was.rollout if was else None) != (now.rollout if now else None)
+
+
+def _offer_ends(before: DeviceProgress | None, after: DeviceProgress) -> bool:
+    """A firmware offer lives while its update is in flight for one target: it is revoked
+    (its URI answers 4.04) when the update ends in any way or the target changes."""
+    return before is not None and (before.target_image_id != after.target_image_id
+                                   or (before.state.in_flight and not after.state.in_flight))
