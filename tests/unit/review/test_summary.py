@@ -2,38 +2,27 @@
 
 from __future__ import annotations
 
-from reconciler.model.desired import (
-    Collection,
-    DesiredState,
-    Device,
-    FailureThreshold,
-    FirmwareImage,
-    Management,
-    RolloutPolicy,
-)
+from builders import CID, NEW, OLD, collection, desired_state, device
+
+from reconciler.model.desired import DesiredState, FailureThreshold, Management, RolloutPolicy
 from reconciler.review.summary import render, summarize
 from reconciler.store import DeviceView
-
-V1 = FirmwareImage("aaaa", "cc", "1.0", "a.bin", "a" * 64, 10, 1, "images/a.bin")
-V2 = FirmwareImage("bbbb", "cc", "2.0", "b.bin", "b" * 64, 10, 1, "images/b.bin")
 
 
 def _desired(management: Management = Management.COLLECTION, paused: bool = False,
              rollout: RolloutPolicy | None = None, count: int = 5) -> DesiredState:
-    coll = Collection("cc", "fleet", management, "bbbb",
-                      rollout=rollout or RolloutPolicy(paused=paused))
-    devices = {f"d{n}": Device(f"d{n}", "cc", f"ep{n}") for n in range(count)}
-    return DesiredState("rev", {"cc": coll}, {"aaaa": V1, "bbbb": V2}, devices)
+    coll = collection(management=management, rollout=rollout or RolloutPolicy(paused=paused))
+    return desired_state(coll, devices=[device(f"d{n}") for n in range(count)])
 
 
 def _view(device_id: str, version: str | None, state: str | None = None,
           target: str | None = None) -> DeviceView:
-    return DeviceView(device_id, "cc", {}, None, target, version, None, None, None, state, None)
+    return DeviceView(device_id, CID, {}, None, target, version, None, None, None, state, None)
 
 
 OBSERVED = {
     "d0": _view("d0", "1.0"), "d1": _view("d1", "1.0"), "d2": _view("d2", "2.0"),
-    "d3": _view("d3", "1.0", "UpdateFailed", "bbbb"),
+    "d3": _view("d3", "1.0", "UpdateFailed", NEW.image_id),
 }
 
 
@@ -53,8 +42,8 @@ def test_disabled_and_paused_collections_block_every_move() -> None:
 
 
 def test_a_failure_threshold_already_exceeded_blocks_every_new_start() -> None:
-    observed = {**OBSERVED, "d4": _view("d4", "1.0", "Reverted", "bbbb"),
-                "d1": _view("d1", "1.0", "Downloading", "bbbb")}
+    observed = {**OBSERVED, "d4": _view("d4", "1.0", "Reverted", NEW.image_id),
+                "d1": _view("d1", "1.0", "Downloading", NEW.image_id)}
     policy = RolloutPolicy(failure_threshold=FailureThreshold(count=2))
     [plan] = summarize(_desired(rollout=policy), observed)
     halted = ("rollout halted: 2 of 4 devices failed (threshold 2); to resume, change "
@@ -72,7 +61,7 @@ def test_a_failure_threshold_not_reached_lets_the_moves_start() -> None:
 
 
 def test_a_failure_on_an_older_target_does_not_count_against_this_one() -> None:
-    observed = {**OBSERVED, "d3": _view("d3", "1.0", "UpdateFailed", "aaaa")}
+    observed = {**OBSERVED, "d3": _view("d3", "1.0", "UpdateFailed", OLD.image_id)}
     policy = RolloutPolicy(failure_threshold=FailureThreshold(count=1))
     [plan] = summarize(_desired(rollout=policy), observed)
     assert not plan.blocked and sum(plan.moves.values()) == 4
@@ -80,7 +69,7 @@ def test_a_failure_on_an_older_target_does_not_count_against_this_one() -> None:
 
 def test_max_concurrent_lets_the_free_slots_start_and_the_rest_wait() -> None:
     observed = {f"d{n}": _view(f"d{n}", "1.0") for n in range(10)}
-    observed["d0"] = _view("d0", "1.0", "Updating", "bbbb")
+    observed["d0"] = _view("d0", "1.0", "Updating", NEW.image_id)
     [plan] = summarize(_desired(rollout=RolloutPolicy(max_concurrent=3), count=10), observed)
     assert plan.moves[("1.0", "2.0")] == 10
     assert plan.waiting == 7  # 3 slots, one taken by d0: two start now
@@ -90,7 +79,7 @@ def test_max_concurrent_lets_the_free_slots_start_and_the_rest_wait() -> None:
 def test_the_text_rendering_reads_as_a_plan() -> None:
     text = render(summarize(_desired(), OBSERVED))
     assert text.splitlines() == [
-        "collection cc (fleet): management collection, target 2.0",
+        "collection c0ll (fleet): management collection, target 2.0",
         "  2 devices move 1.0 -> 2.0",
         "  1 device move unreported -> 2.0",
         "  1 already on target",
