@@ -4,75 +4,29 @@ middle of a rollout followed by a restart converges with no device executed twic
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
 
 import pytest
 from controller_harness import (
     COLLECTION,
-    FAST,
     SIM_TIMING,
     DesiredRepo,
     image_id,
     specs,
 )
+from serve_process import fota_serve, free_udp_port
 
 from reconciler.simulator import Fault, Fleet
 from reconciler.store import open_reader
 
 pytestmark = pytest.mark.slow
 
-ENV = {f"FOTA_{k.upper()}": str(v) for k, v in FAST.items()
-       if k not in ("coap_port", "http_port")}
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@asynccontextmanager
-async def fota_serve(repo: Path, state: Path, coap_port: int) -> AsyncIterator[
-        asyncio.subprocess.Process]:
-    """Start `fota serve`, wait for its ready line, and make sure it is gone afterwards.
-    Its log goes to `serve.log` beside the state file, to read when a test fails."""
-    log = (state.parent / "serve.log").open("ab")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "reconciler.cli", "serve", "--repo", str(repo),
-        "--state", str(state), "--coap", f"127.0.0.1:{coap_port}", "--http", "127.0.0.1:0",
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, **ENV})
-    assert proc.stderr is not None
-    try:
-        async with asyncio.timeout(30):
-            while b"fota serve ready" not in (line := await proc.stderr.readline()):
-                log.write(line)
-                assert line, "fota serve exited before it was ready"
-        drain = asyncio.create_task(_drain(proc.stderr, log))
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.wait()
-    await drain
-    log.close()
-
-
-async def _drain(stream: asyncio.StreamReader, log: BinaryIO) -> None:
-    while line := await stream.readline():
-        log.write(line)
-
 
 async def test_sigterm_shuts_fota_serve_down_cleanly(tmp_path: Path) -> None:
     repo = DesiredRepo(tmp_path / "repo", count=1)
-    async with fota_serve(repo.root, tmp_path / "s.db", _free_udp_port()) as proc:
+    async with fota_serve(repo.root, tmp_path / "s.db", free_udp_port()) as proc:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 20) == 0
 
@@ -81,7 +35,7 @@ async def test_kill_9_mid_rollout_then_restart_converges_without_a_second_execut
     tmp_path: Path,
 ) -> None:
     repo = DesiredRepo(tmp_path / "repo", count=8)
-    state, port = tmp_path / "s.db", _free_udp_port()
+    state, port = tmp_path / "s.db", free_udp_port()
     devices = [replace(s, faults=frozenset({Fault.SLOW})) if n % 2 else s
                for n, s in enumerate(specs(8))]
     fleet = Fleet(f"coap://127.0.0.1:{port}", devices,

@@ -1,7 +1,7 @@
-"""`fota serve` as a real child process for the restart tests: started on a given state
-file and CoAP port, its readiness awaited from its log, killed with SIGKILL on demand,
-and always reaped. The log goes to `serve.log` beside the state file, to read when a
-test fails."""
+"""`fota serve` as a real child process (the serve-process, restart and init tests):
+started on a given state file and CoAP port, its readiness awaited from its log, killed
+with SIGKILL on demand, and always reaped. The log goes to `serve.log` beside the state
+file, to read when a test fails."""
 
 from __future__ import annotations
 
