@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("reconciler.sources.init_cmd", "start a new desired-state repository"),
     "validate": ("reconciler.sources.validate_cmd", "check a desired-state repository"),
     "publish": ("reconciler.sources.publish_cmd", "add a firmware image to the repository"),
     "simulate": ("reconciler.simulator.cmd", "run a fleet of simulated LwM2M devices"),
