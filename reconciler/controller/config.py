@@ -19,10 +19,10 @@ from reconciler.engine import EngineConfig
 @dataclass(frozen=True, slots=True)
 class ControllerConfig:
     workers: Annotated[int, Ge(1)] = 64  # reconciles running at once
-    resync_interval: Annotated[float, Gt(0)] = 60.0  # every device is looked at this often
-    error_backoff: Annotated[float, Gt(0)] = 1.0  # first delay after a failed reconcile
-    error_backoff_max: Annotated[float, Gt(0)] = 60.0
-    request_timeout: Annotated[float, Gt(0)] = 20.0  # one CoAP request to a device
+    resync_interval: Annotated[float, Gt(0)] = 60.0  # seconds: every device is looked at
+    error_backoff: Annotated[float, Gt(0)] = 1.0  # seconds after a failed reconcile, doubled
+    error_backoff_max: Annotated[float, Gt(0)] = 60.0  # the longest such delay
+    request_timeout: Annotated[float, Gt(0)] = 20.0  # seconds for one CoAP request
     execute_timeout: Annotated[float, Gt(0)] = 5.0  # devices often reboot before answering
     engine: EngineConfig = field(default_factory=EngineConfig)
 

@@ -19,7 +19,7 @@ from reconciler.model.lwm2m import UpdateResult
 class EngineConfig:
     max_retries: int = 3  # retries after the first attempt, per device and target
     backoff_base: float = 30.0  # seconds before the first retry, doubled each time
-    backoff_max: float = 3600.0
+    backoff_max: float = 3600.0  # the longest delay between retries
     # Download deadline = min_download_time + blocks * seconds_per_block, with blocks
     # counted at a small block size: a 144 KiB image over NB-IoT at 64-byte blocks can
     # take 30 minutes and more, and a deadline that fires early only wastes airtime.

@@ -23,21 +23,27 @@ from reconciler.serve.settings import ServeSettings, describe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repo", default=".", help="desired-state git repository (path or URL)")
-    parser.add_argument("--branch", default=None,
+    # No defaults here: a flag given wins, else its FOTA_* variable, else the settings'
+    # default (docs/operations.md lists them all).
+    parser.add_argument("--repo", help="desired-state git repository (path or URL; default .)")
+    parser.add_argument("--branch",
                         help="branch to follow (default main; for a URL the remote's "
                              "default branch); never the working tree's HEAD")
-    parser.add_argument("--state", type=Path, default=Path(".fota/state.db"),
-                        help="SQLite state file (default .fota/state.db)")
-    parser.add_argument("--coap", default="127.0.0.1:5683", metavar="HOST:PORT",
+    parser.add_argument("--state", type=Path, help="SQLite state file (default .fota/state.db)")
+    parser.add_argument("--coap", metavar="HOST:PORT",
                         help="LwM2M server address (default 127.0.0.1:5683)")
-    parser.add_argument("--http", default="127.0.0.1:8080", metavar="HOST:PORT",
+    parser.add_argument("--http", metavar="HOST:PORT",
                         help="HTTP API address (default 127.0.0.1:8080)")
-    parser.add_argument("--public-uri", default=None, metavar="coap://HOST:PORT",
+    parser.add_argument("--public-uri", metavar="coap://HOST:PORT",
                         help="how devices reach the firmware server (default: --coap)")
-    parser.add_argument("--token", action="append", default=None,
+    parser.add_argument("--token", action="append",
                         help="accepted X-API-Token (repeatable; required off loopback)")
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument("--log-level", help="logging level (default INFO)")
+
+
+# flag dest -> the settings it sets (the others set the setting of their own name)
+FLAG_SETTINGS = {"coap": ("coap_host", "coap_port"), "http": ("http_host", "http_port"),
+                 "token": ("tokens",)}
 
 
 def split_host_port(text: str) -> tuple[str, int]:
@@ -49,14 +55,15 @@ def split_host_port(text: str) -> tuple[str, int]:
 
 
 def settings_from(args: argparse.Namespace) -> ServeSettings:
-    coap_host, coap_port = split_host_port(args.coap)
-    http_host, http_port = split_host_port(args.http)
-    return ServeSettings.load({
-        "repo": args.repo, "branch": args.branch, "state": args.state,
-        "coap_host": coap_host, "coap_port": coap_port, "http_host": http_host,
-        "http_port": http_port, "public_uri": args.public_uri,
-        "tokens": tuple(args.token) if args.token else None,
-    })
+    """The flags given, over the environment, over the defaults."""
+    given: dict[str, object] = {name: getattr(args, name) for name in
+                                ("repo", "branch", "state", "public_uri", "log_level")}
+    for flag in ("coap", "http"):
+        if getattr(args, flag) is not None:
+            host, port = split_host_port(getattr(args, flag))
+            given |= {f"{flag}_host": host, f"{flag}_port": port}
+    given["tokens"] = tuple(args.token) if args.token else None
+    return ServeSettings.load(given)  # a None is a flag not given
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"fota serve: {exc}; a token is given with --token", file=sys.stderr)
         return 2
     handler = LoopBatchedHandler(sys.stderr)
-    logging.basicConfig(level=args.log_level.upper(), handlers=[handler],
+    logging.basicConfig(level=settings.log_level, handlers=[handler],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(_main(settings))

@@ -32,20 +32,39 @@ _ENGINE_FLOORS: dict[str, tuple[float, bool]] = {  # name -> (floor, floor allow
 class ServeSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    repo: str = "."
-    branch: str | None = None
-    state: Path = Path(".fota/state.db")
-    coap_host: str = "127.0.0.1"
-    coap_port: int = Field(5683, ge=0, le=65535)
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(8080, ge=0, le=65535)
-    public_uri: str | None = None
-    tokens: tuple[str, ...] = ()
-    poll_source: float = Field(10.0, gt=0)  # git poll interval
+    repo: str = Field(".", description="the desired-state git repository, a path or a URL")
+    branch: str | None = Field(None, description=(
+        "the branch to follow; unset: `main`, for a URL the remote's default branch "
+        "(never the working tree's HEAD)"))
+    state: Path = Field(Path(".fota/state.db"), description=(
+        "the SQLite state file (one `fota serve` per file); back it up with "
+        "`sqlite3 .backup`"))
+    coap_host: str = Field("127.0.0.1", description="address the LwM2M server listens on")
+    coap_port: int = Field(5683, ge=0, le=65535, description="its UDP port (0: any free one)")
+    http_host: str = Field("127.0.0.1", description=(
+        "address the HTTP API listens on; off loopback only with a token"))
+    http_port: int = Field(8080, ge=0, le=65535, description="its TCP port (0: any free one)")
+    public_uri: str | None = Field(None, description=(
+        "`coap://HOST:PORT` devices download firmware from; unset: the LwM2M address"))
+    tokens: tuple[str, ...] = Field((), description=(
+        "accepted `X-API-Token` values (the variable takes them comma-separated, which "
+        "keeps them out of `ps`)"))
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    poll_source: float = Field(10.0, gt=0, description=(
+        "seconds between polls of the repository (a local one is also watched)"))
     # A queue-mode device listens this long after it last spoke (OMA: MAX_TRANSMIT_WAIT);
     # the controller contacts it only inside that window.
-    awake_window: float = Field(93.0, gt=0)
+    awake_window: float = Field(93.0, gt=0, description=(
+        "seconds a queue-mode device listens after it last spoke (MAX_TRANSMIT_WAIT)"))
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+        return level
 
     @field_validator("controller")
     @classmethod
