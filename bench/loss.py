@@ -1,0 +1,138 @@
+"""Loss benchmark (issue 8), printed as one JSON object.
+
+`fota serve` and a simulated fleet (`fota simulate`, 100 devices, 64 KiB image) talk
+through bench/udp_proxy.py, which drops 5 % of datagrams either way and duplicates 5 %
+of the rest; `--public-uri` points the devices' downloads at the proxy too. The same
+rollout (target 1.0 -> 2.0) runs once through a lossless proxy and once through the
+lossy one: time from the commit to every device Current, and the ratio (goal <= 3).
+Also reported, from the server's log: how the lossy rollout's devices got there
+(retries, timeouts, errors), to tell where the time went.
+
+    .venv/bin/python bench/loss.py [--devices 100] [--loss 0.05] [--dup 0.05]
+        [--patience 1200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import re
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rollout import BLOCK, IMAGE_SIZE, Server, make_repo, set_target
+
+PROXY = str(Path(__file__).with_name("udp_proxy.py"))
+GOAL = 3.0
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+def _what_happened(lines: list[tuple[float, str]], since: float) -> dict[str, Any]:
+    """Device log lines after the commit, by what they say (numbers stripped), and the
+    devices that took longest with their history."""
+    kinds: collections.Counter[str] = collections.Counter()
+    per_device: dict[str, list[str]] = collections.defaultdict(list)
+    for at, line in lines:
+        found = re.search(r"reconciler\.\w+: (\S+) \([^)]*\): (.*)", line)
+        if at < since or found is None:
+            continue
+        text = re.sub(r"\d+(\.\d+)?", "N", found.group(2).strip())
+        kinds[text[:120]] += 1
+        per_device[found.group(1)].append(f"+{at - since:.1f}s {found.group(2).strip()[:160]}")
+    warnings = collections.Counter(
+        re.sub(r"\d+(\.\d+)?", "N", line.split(": ", 1)[-1].strip())[:120]
+        for at, line in lines if at >= since and (" WARNING " in line or " ERROR " in line))
+    slowest = sorted(per_device.items(), key=lambda item: item[1][-1], reverse=True)
+    return {"device_log_kinds": dict(kinds.most_common(25)),
+            "warnings": dict(warnings.most_common(10)),
+            "longest_histories": {d: h[-12:] for d, h in
+                                  sorted(per_device.items(), key=lambda i: -len(i[1]))[:3]},
+            "devices_logged": len(slowest)}
+
+
+async def rollout(devices: int, loss: float, dup: float, patience: float,
+                  tmp: Path) -> dict[str, Any]:
+    endpoints = [f"sim-{i:05d}" for i in range(devices)]
+    repo = make_repo(tmp / "repo", endpoints)
+    port, proxy_port = _free_udp_port(), _free_udp_port()
+    server = Server(tmp / "repo", tmp / "state.db", port, {})
+    server.args += ["--public-uri", f"coap://127.0.0.1:{proxy_port}"]
+    proxy = await asyncio.create_subprocess_exec(
+        sys.executable, PROXY, str(proxy_port), str(port), "--loss", str(loss), "--dup",
+        str(dup), "--stats", str(tmp / "proxy.json"))
+    await server.start()
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "reconciler.cli", "simulate", "--server",
+        f"coap://127.0.0.1:{proxy_port}", "--repo", str(tmp / "repo"), "--count",
+        str(devices), "--version", "1.0", "--block-size", str(BLOCK),
+        stdout=asyncio.subprocess.DEVNULL)
+    current = "-> Current: running 2.0"
+    try:
+        await server.wait_for(lambda line: "-> Current: running 1.0" in line, devices, 300)
+        committed = set_target(repo, "2.0")
+        try:
+            await server.wait_for(lambda line: current in line, devices, patience,
+                                  since=committed)
+        except RuntimeError as exc:
+            print(f"loss {loss}: {exc}", file=sys.stderr)
+    finally:
+        await _stop(sim)
+        await server.stop()
+        await _stop(proxy)
+    times = sorted(at - committed for at, line in server.lines
+                   if at >= committed and current in line)
+    result: dict[str, Any] = {
+        "loss": loss, "duplication": dup, "current": len(times),
+        "commit_to_all_current_s": round(times[-1], 2) if len(times) == devices else None,
+        "commit_to_median_current_s": round(times[len(times) // 2], 2) if times else None,
+        "proxy": json.loads((tmp / "proxy.json").read_text())
+        if (tmp / "proxy.json").exists() else None}
+    if loss or dup:
+        result["what_happened"] = _what_happened(server.lines, committed)
+    return result
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=100)
+    parser.add_argument("--loss", type=float, default=0.05)
+    parser.add_argument("--dup", type=float, default=0.05)
+    parser.add_argument("--patience", type=float, default=1200.0,
+                        help="seconds after the commit before a rollout is reported as is")
+    args = parser.parse_args()
+    started = time.time()
+    with tempfile.TemporaryDirectory() as a:
+        lossless = await rollout(args.devices, 0.0, 0.0, args.patience, Path(a))
+    with tempfile.TemporaryDirectory() as b:
+        lossy = await rollout(args.devices, args.loss, args.dup, args.patience, Path(b))
+    ratio = None
+    if lossless["commit_to_all_current_s"] and lossy["commit_to_all_current_s"]:
+        ratio = round(lossy["commit_to_all_current_s"] / lossless["commit_to_all_current_s"], 2)
+    print(json.dumps({"devices": args.devices, "image_bytes": IMAGE_SIZE, "block_size": BLOCK,
+                      "lossless": lossless, "lossy": lossy, "ratio": ratio, "goal": GOAL,
+                      "bench_s": round(time.time() - started)}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,119 @@
+"""A lossy UDP proxy between CoAP devices and a server, for the loss benchmark.
+
+Devices talk to the proxy's port as if it were the server. Each device address gets an
+upstream socket of its own towards the server, so the server sees one source address
+per device and its own requests (Read, Write, Execute) come back through the proxy to
+that device. Every datagram, either way, is dropped with probability `loss` and
+otherwise sent twice with probability `dup`. Counts go to `--stats FILE` (JSON) on
+SIGTERM.
+
+    python bench/udp_proxy.py LISTEN_PORT SERVER_PORT [--loss 0.05] [--dup 0.05]
+        [--seed 1] [--stats FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import signal
+from pathlib import Path
+from typing import Any, cast
+
+Address = tuple[str, int]
+
+
+class _Upstream(asyncio.DatagramProtocol):
+    """One device's socket towards the server; answers go back to that device."""
+
+    def __init__(self, proxy: Proxy, device: Address) -> None:
+        self.proxy, self.device = proxy, device
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        self.proxy.forward(data, "down", lambda d: self.proxy.downstream_send(d, self.device))
+
+
+class Proxy(asyncio.DatagramProtocol):
+    """The listening side: datagrams from devices, forwarded upstream."""
+
+    def __init__(self, server: Address, loss: float, dup: float, seed: int) -> None:
+        self.server, self.loss, self.dup = server, loss, dup
+        self.random = random.Random(seed)
+        self.upstreams: dict[Address, _Upstream] = {}
+        self.pending: dict[Address, list[bytes]] = {}  # while its upstream socket opens
+        self.counts = {f"{way}_{what}": 0 for way in ("up", "down")
+                       for what in ("datagrams", "dropped", "duplicated")}
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        upstream = self.upstreams.get(addr)
+        if upstream is not None and upstream.transport is not None:
+            self.forward(data, "up", upstream.transport.sendto)
+            return
+        waiting = self.pending.setdefault(addr, [])
+        waiting.append(data)
+        if len(waiting) == 1:
+            asyncio.get_running_loop().create_task(self._open(addr))
+
+    async def _open(self, device: Address) -> None:
+        loop = asyncio.get_running_loop()
+        _, upstream = await loop.create_datagram_endpoint(
+            lambda: _Upstream(self, device), remote_addr=self.server)
+        self.upstreams[device] = upstream
+        assert upstream.transport is not None
+        for data in self.pending.pop(device, []):
+            self.forward(data, "up", upstream.transport.sendto)
+
+    def downstream_send(self, data: bytes, device: Address) -> None:
+        if self.transport is not None:
+            self.transport.sendto(data, device)
+
+    def forward(self, data: bytes, way: str, send: Any) -> None:
+        self.counts[f"{way}_datagrams"] += 1
+        if self.random.random() < self.loss:
+            self.counts[f"{way}_dropped"] += 1
+            return
+        send(data)
+        if self.random.random() < self.dup:
+            self.counts[f"{way}_duplicated"] += 1
+            send(data)
+
+
+async def serve(listen: int, server: int, loss: float, dup: float, seed: int,
+                stats: Path | None) -> None:
+    loop = asyncio.get_running_loop()
+    transport, proxy = await loop.create_datagram_endpoint(
+        lambda: Proxy(("127.0.0.1", server), loss, dup, seed), local_addr=("127.0.0.1", listen))
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    transport.close()
+    for upstream in proxy.upstreams.values():
+        if upstream.transport is not None:
+            upstream.transport.close()
+    if stats is not None:
+        stats.write_text(json.dumps({**proxy.counts, "devices": len(proxy.upstreams)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("listen", type=int)
+    parser.add_argument("server", type=int)
+    parser.add_argument("--loss", type=float, default=0.05)
+    parser.add_argument("--dup", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--stats", type=Path, default=None)
+    args = parser.parse_args()
+    asyncio.run(serve(args.listen, args.server, args.loss, args.dup, args.seed, args.stats))
+
+
+if __name__ == "__main__":
+    main()
