@@ -7,7 +7,8 @@ pings the server over CoAP (an empty Confirmable, answered by a Reset) and HTTP
 loop runs a callback handed to it every 10 ms. Reported: the longest event-loop pause
 and the longest CoAP and HTTP gaps between answers from each commit until the server is
 idle again (goal: 100 ms), the longest garbage collection, how long applying took, and
-the server's RSS (once idle) before, after the add and after the revert.
+the server's RSS (once idle) before, after the add, after the revert, after one more
+small commit and after malloc_trim.
 
     .venv/bin/python bench/big_commit.py [--devices 200000]
 """
@@ -325,6 +326,10 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
         del big
         reverted = await apply(server, probe, repo, BASE_DEVICES, device_lines(BASE_DEVICES),
                                "revert")
+        # The source keeps the previous load's per-file device memo (a bad commit then
+        # its fix cost nothing): only the commit after the revert lets the 200,000 go.
+        later = await apply(server, probe, repo, BASE_DEVICES,
+                            device_lines(BASE_DEVICES) + "# touched\n", "a later commit")
         trimmed = await server.trimmed_rss_mb()
     finally:
         probe.stop.set()
@@ -333,6 +338,7 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
             "add": added, "revert": reverted,
             "rss_after_add_mb": added["rss_mb"], "rss_after_revert_mb": reverted["rss_mb"],
             "rss_kept_after_revert_mb": round(reverted["rss_mb"] - before, 1),
+            "rss_after_a_later_commit_mb": later["rss_mb"],
             "rss_after_revert_and_malloc_trim_mb": trimmed}
 
 

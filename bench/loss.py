@@ -64,11 +64,29 @@ def _what_happened(lines: list[tuple[float, str]], since: float) -> dict[str, An
         re.sub(r"\d+(\.\d+)?", "N", line.split(": ", 1)[-1].strip())[:120]
         for at, line in lines if at >= since and (" WARNING " in line or " ERROR " in line))
     slowest = sorted(per_device.items(), key=lambda item: item[1][-1], reverse=True)
-    return {"device_log_kinds": dict(kinds.most_common(25)),
+    return {"seconds_in_state": _time_in_states(lines, since),
+            "device_log_kinds": dict(kinds.most_common(25)),
             "warnings": dict(warnings.most_common(10)),
             "longest_histories": {d: h[-12:] for d, h in
                                   sorted(per_device.items(), key=lambda i: -len(i[1]))[:3]},
             "devices_logged": len(slowest)}
+
+
+def _time_in_states(lines: list[tuple[float, str]], since: float) -> dict[str, Any]:
+    """Per state a device left after the commit ("Downloading -> Updating"): how long
+    devices spent in it (median, max, total over the fleet), from the transition lines."""
+    entered: dict[str, float] = {}
+    spent: dict[str, list[float]] = collections.defaultdict(list)
+    for at, line in lines:
+        found = re.search(r"reconciler\.\w+: (\S+) \([^)]*\): (\w+) -> (\w+)", line)
+        if at < since or found is None:
+            continue
+        device, left = found.group(1), found.group(2)
+        spent[left].append(at - entered.get(device, since))
+        entered[device] = at
+    return {state: {"median": round(sorted(t)[len(t) // 2], 2), "max": round(max(t), 2),
+                    "total": round(sum(t), 1), "devices": len(t)}
+            for state, t in spent.items()}
 
 
 async def rollout(devices: int, loss: float, dup: float, patience: float,
