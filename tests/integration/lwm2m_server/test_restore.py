@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import aiocoap
@@ -88,3 +89,21 @@ async def test_offers_are_told_to_the_subscriber_and_a_restored_one_serves_the_s
         finally:
             await client.shutdown()
         assert response.code == Code.CONTENT and response.payload == image
+
+
+async def test_a_device_that_moved_meanwhile_is_found_again_at_its_next_update(
+        server: Lwm2mServer, clock: Any, make_device: Callable[..., Awaitable[Any]],
+        enroll: Callable[..., Awaitable[Message]]) -> None:
+    device = await make_device()
+    await enroll(device, "ep=d4&lt=300")
+    reg = server.registration("d4")
+    assert reg is not None
+    moved = replace(reg, port=1)  # where it was heard from before our restart
+    async with second_server(clock) as restarted:
+        assert restarted.restore([(moved, ContentFormats())]) == 1
+        update = Message(code=Code.POST,
+                         uri=f"coap://127.0.0.1:{restarted.port}/rd/{reg.registration_id}")
+        assert (await device.context.request(update).response).code == Code.CHANGED
+        again = restarted.registration("d4")
+        assert again is not None and again.port == reg.port
+        assert await restarted.client("d4").read(FW_VERSION, timeout=5) == {FW_VERSION: "1.0.0"}
