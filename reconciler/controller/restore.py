@@ -73,8 +73,8 @@ class RestartRecords:
         for offer in self._store.live_offers(now):
             device = desired.device_by_endpoint(offer.endpoint)
             progress = self._store.progress(device.device_id) if device else None
-            if offer_still_wanted(offer, desired, progress):
-                self._server.restore_offer(offer, await images(offer.image_id))
+            if offer_still_wanted(offer, desired, progress) and await self._serve_again(
+                    offer, images):
                 offers += 1
             else:
                 self._store.delete_offer(offer.endpoint)
@@ -86,3 +86,16 @@ class RestartRecords:
         log.info("restored %d registrations and %d firmware offers from the state file",
                  restored, offers)
         return result
+
+    async def _serve_again(self, offer: FirmwareOffer,
+                           images: Callable[[str], Awaitable[bytes]]) -> bool:
+        try:
+            data = await images(offer.image_id)
+        except FileNotFoundError as exc:
+            # The image cannot be read at the applied revision: its URI answers 4.04 and
+            # the engine treats that Invalid URI as our restart's doing (a retry).
+            log.warning("offer of %s to %s not restored: %s", offer.image_id,
+                        offer.endpoint, exc)
+            return False
+        self._server.restore_offer(offer, data)
+        return True
