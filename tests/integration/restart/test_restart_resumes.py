@@ -51,16 +51,16 @@ async def test_a_restart_drives_registered_devices_at_once_without_waiting_for_a
     fleet = Fleet(f"coap://127.0.0.1:{port}", _specs(4), timing=QUIET)
     try:
         async with fota_serve(repo.root, state, port) as first:
-            await fleet.start(wait_registered=True, timeout=20)
+            await fleet.start(wait_registered=True, timeout=60)
             first.kill()
         repo.set_target("2.0")  # applied by the restarted server as its first revision
         async with fota_serve(repo.root, state, port):
             started = asyncio.get_running_loop().time()
-            await fleet.wait_all(lambda d: d.version == "2.0", timeout=20)
+            await fleet.wait_all(lambda d: d.version == "2.0", timeout=60)
             took = asyncio.get_running_loop().time() - started
-            await until_all_current(state, 4)
+            await until_all_current(state, 4, timeout=60)
             restart = _restart_status(state)
-        assert took < 20  # the devices' next Update is 10 minutes away
+        assert took < 60  # the devices' next Update is 10 minutes away (a loaded machine)
         assert restart["registrations"] == 4
         assert [(d.updates, d.executes) for d in fleet.devices()] == [(0, 1)] * 4
         # one Register before the kill, one after the new firmware booted: none forced
@@ -78,17 +78,17 @@ async def test_kill_9_mid_download_resumes_on_the_same_uri_without_a_retry_spent
                   timing=replace(QUIET, slow_block_delay=0.05))
     # Deadlines long enough that the restart itself is not what is timed here, and polls
     # rare enough that only a renewed Observe tells the restarted server of the downloads.
-    env = {"FOTA_MIN_DOWNLOAD_TIME": "60", "FOTA_POLL_INTERVAL": "60"}
+    env = {"FOTA_MIN_DOWNLOAD_TIME": "60", "FOTA_POLL_INTERVAL": "120"}
     try:
         async with fota_serve(repo.root, state, port, env) as first:
-            await fleet.start(wait_registered=True, timeout=20)
+            await fleet.start(wait_registered=True, timeout=60)
             repo.set_target("2.0")
-            await fleet.wait_all(lambda d: d.state is FirmwareState.DOWNLOADING, timeout=20)
+            await fleet.wait_all(lambda d: d.state is FirmwareState.DOWNLOADING, timeout=60)
             first.kill()
         assert all(d.state is FirmwareState.DOWNLOADING for d in fleet.devices())
         async with fota_serve(repo.root, state, port, env):
-            await fleet.wait_all(lambda d: d.version == "2.0", timeout=40)
-            await until_all_current(state, 4)
+            await fleet.wait_all(lambda d: d.version == "2.0", timeout=80)
+            await until_all_current(state, 4, timeout=60)
             restart = _restart_status(state)
         assert restart == {**restart, "registrations": 4, "offers": 4}
         assert [(d.downloads, d.executes) for d in fleet.devices()] == [(1, 1)] * 4
@@ -123,9 +123,9 @@ async def test_kill_9_after_executed_at_is_persisted_but_before_execute_arrives(
 
     try:
         async with fota_serve(repo.root, state, port, env) as first:
-            await fleet.start(wait_registered=True, timeout=20)
+            await fleet.start(wait_registered=True, timeout=60)
             repo.set_target("2.0")
-            await device.wait_for(deaf_once_downloaded, timeout=20)
+            await device.wait_for(deaf_once_downloaded, timeout=60)
             async with asyncio.timeout(20):
                 while _executed_at(state, "d000000") is None:
                     await asyncio.sleep(0.02)  # another process writes it: nothing to await
@@ -133,7 +133,7 @@ async def test_kill_9_after_executed_at_is_persisted_but_before_execute_arrives(
         assert (device.executes, device.version) == (0, "1.0")
         device.silent = False
         async with fota_serve(repo.root, state, port, env):
-            await device.wait_version("2.0", timeout=30)
+            await device.wait_version("2.0", timeout=60)
             await until_all_current(state, 1)
         assert device.executes == 1
         assert _progress(state) == [("Current", 1, 2)]
