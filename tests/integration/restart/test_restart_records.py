@@ -82,7 +82,9 @@ async def test_offers_are_recorded_as_handed_out_and_only_valid_ones_come_back(
         assert sorted(result.endpoints) == ["ep0", "ep1", "ep2"]
         assert restarted.registration("ep-undeclared") is None
         offered = restarted.firmware.offered("ep0")
-        assert offered is not None and offered.data == IMAGE
+        assert offered is not None
+        served = restarted.firmware.served(offered.token)
+        assert served is not None and served.data == IMAGE
         assert restarted.firmware.offered("ep1") is None  # Current: its offer stays dead
     finally:
         await restarted.stop()
