@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import socket
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -58,13 +60,74 @@ class _ApiServer(uvicorn.Server):
 
 async def run_service(settings: ServeSettings, stop: asyncio.Event,
                       on_ready: Callable[[Running], None] | None = None) -> None:
-    store = _open_store(settings.state)
-    source = GitSource(settings.repo, settings.branch, cache_dir=settings.state.parent / "cache",
-                       interval=settings.poll_source, on_status=_status_writer(store))
+    """Refusals that need no state come first (a missing repository, the HTTP port in
+    use), so they cost nothing; a start that fails after the state file was created for
+    it removes what it created."""
+    _check_repo(settings.repo)
+    http = _bind_http(settings.http_host, settings.http_port)
+    created = _absent(settings.state)
+    store: SqliteStore | None = None
     try:
-        await _run(settings, store, source, stop, on_ready)
+        store = _open_store(settings.state)
+        source = GitSource(settings.repo, settings.branch,
+                           cache_dir=settings.state.parent / "cache",
+                           interval=settings.poll_source, on_status=_status_writer(store))
+        await _run(settings, store, source, http, stop, on_ready)
+    except StartupError:
+        if store is not None:
+            store.close()
+            store = None
+        _remove(created)
+        raise
     finally:
-        store.close()
+        http.close()
+        if store is not None:
+            store.close()
+
+
+def _check_repo(repo: str) -> None:
+    if not is_url(repo) and not Path(repo).is_dir():
+        raise StartupError(f"no repository at {repo}: the path does not exist or is not "
+                           "a directory (--repo or FOTA_REPO)")
+
+
+def _bind_http(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound before anything else starts, so a port in use
+    is one line and exit 2 instead of uvicorn's words after CoAP and the controller
+    started. uvicorn serves on it."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise StartupError(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc}") \
+            from exc
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc}") \
+            from exc
+    return sock
+
+
+def _absent(state: Path) -> list[Path]:
+    """What a start on `state` would create that is not there yet (deepest last)."""
+    missing = [d for d in reversed(state.parent.resolve().parents) if not d.exists()]
+    missing += [p for p in (state.parent, state.parent / "cache") if not p.exists()]
+    if not state.exists():
+        missing += [state, Path(f"{state}-wal"), Path(f"{state}-shm")]
+    return missing
+
+
+def _remove(created: list[Path]) -> None:
+    """Undo a failed start: the state file and the directories it created."""
+    for path in reversed(created):
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 def _open_store(path: Path) -> SqliteStore:
@@ -75,7 +138,8 @@ def _open_store(path: Path) -> SqliteStore:
 
 
 async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
-               stop: asyncio.Event, on_ready: Callable[[Running], None] | None) -> None:
+               http: socket.socket, stop: asyncio.Event,
+               on_ready: Callable[[Running], None] | None) -> None:
     desired = await _first_revision(source, store, stop, settings)
     if desired is None:
         return
@@ -92,7 +156,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     await controller.restore()
     api = _api(settings)
     tasks = [asyncio.create_task(controller.run(stop), name="controller"),
-             asyncio.create_task(api.serve(), name="http-api"),
+             asyncio.create_task(api.serve(sockets=[http]), name="http-api"),
              asyncio.create_task(source.run(controller.set_desired, stop), name="source")]
     try:
         await _announce(settings, server, api, controller, on_ready)

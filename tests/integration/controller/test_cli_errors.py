@@ -31,16 +31,20 @@ def _one_line(err: str, prefix: str) -> str:
 def test_serve_on_a_branch_that_does_not_exist_says_so(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = DesiredRepo(tmp_path / "repo", count=1)
-    assert main(_serve(repo.root, tmp_path / "s.db", "--branch", "nosuch")) == 2
+    state = tmp_path / "fota" / "s.db"
+    assert main(_serve(repo.root, state, "--branch", "nosuch")) == 2
     line = _one_line(capsys.readouterr().err, "fota serve: ")
     assert "cannot read branch 'nosuch'" in line and "nosuch" in line
+    assert not state.parent.exists()  # a failed start leaves no state behind
 
 
 def test_serve_on_a_repository_path_that_does_not_exist_says_so(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(_serve(tmp_path / "nowhere", tmp_path / "s.db")) == 2
     line = _one_line(capsys.readouterr().err, "fota serve: ")
-    assert line.startswith(f"fota serve: cannot read {tmp_path / 'nowhere'}: git: ")
+    assert line == (f"fota serve: no repository at {tmp_path / 'nowhere'}: the path does "
+                    "not exist or is not a directory (--repo or FOTA_REPO)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no state file, no cache
 
 
 def test_serve_with_an_unusable_state_file_says_so(
@@ -86,6 +90,7 @@ def test_serve_on_a_busy_coap_port_says_so(
     line = _one_line(capsys.readouterr().err, "fota serve: ")
     assert line.startswith(f"fota serve: cannot serve LwM2M on 127.0.0.1:{port}: ")
     assert "already in use" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # s.db and cache removed
 
 
 def test_a_second_serve_on_the_same_state_file_is_refused(
