@@ -98,7 +98,7 @@ def _monitor(loops: list[asyncio.AbstractEventLoop]) -> None:
 
 # --- the repository ----------------------------------------------------------------
 def make_repo(root: Path) -> git.Repo:
-    repo = git.Repo.init(root)
+    repo = git.Repo.init(root, initial_branch="main")  # fota serve follows main
     images = []
     (root / "images").mkdir()
     for n, version in enumerate(("1.0", "2.0")):
