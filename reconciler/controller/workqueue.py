@@ -102,8 +102,12 @@ class WorkQueue:
                     self.add(key)
             self._wakeup.clear()
             delay = self._timers[0][0] - now if self._timers else 3600.0
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+            # cancel that stops the queue when the wakeup fires at the same moment, and
+            # the timer then sleeps on (seen: shutdown held for its whole grace period).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=max(delay, 0.001))
+                async with asyncio.timeout(max(delay, 0.001)):
+                    await self._wakeup.wait()
 
     async def _worker(self) -> None:
         while True:
