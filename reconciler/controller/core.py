@@ -123,6 +123,7 @@ class Controller:
             if step is None:
                 return None
             if step.decision.settled:
+                self.decider.clear_error(device_id)
                 return self._requeue_at(step.decision.wake_at)
             try:
                 await self._carry_out(step)
@@ -130,8 +131,9 @@ class Controller:
                 log.info("%s: waiting for the device to speak (%s)", device_id, exc)
                 return None
             except Exception as exc:
-                # Into the device's history, then to the queue, which retries with backoff.
-                self.decider.note(step.device, "error", f"{type(exc).__name__}: {exc}")
+                # Into the device's history (once per streak of the same error), then to
+                # the queue, which retries with backoff.
+                self.decider.note_error(step.device, f"{type(exc).__name__}: {exc}")
                 raise
         return Requeue(STEP_CAP_DELAY)
 

@@ -55,6 +55,7 @@ class Decider:
         self._dirty: set[str] = set()  # collections whose status changed
         self._conditions: dict[str, tuple[Condition, ...]] = {}  # device -> to write
         self._loaded = False
+        self._errors: dict[str, str] = {}  # device -> its last error noted (deduplicated)
         self._started = clock()  # what began before this is disturbed by our restart
         self._changed = asyncio.Event()
         self._applying = asyncio.Lock()
@@ -226,6 +227,18 @@ class Decider:
                                 self.index.stats(collection_id).in_flight, len(held))
         keys = [held.pop() for _ in range(free)]
         self.on_slot_free(keys)
+
+    def note_error(self, device: Device, message: str) -> None:
+        """An action's error, into the device's history unless it repeats the last one: a
+        device that never answers would otherwise add a row every backoff, forever."""
+        if self._errors.get(device.device_id) == message:
+            return
+        self._errors[device.device_id] = message
+        self.note(device, "error", message)
+
+    def clear_error(self, device_id: str) -> None:
+        """The device's reconcile settled: the next error is news again."""
+        self._errors.pop(device_id, None)
 
     def note(self, device: Device, kind: str, message: str) -> None:
         """Append one line to the device's history (an error of an action, say)."""

@@ -137,8 +137,12 @@ class WorkQueue:
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             delay = min(self._backoff_max, self._backoff * 2 ** (failures - 1))
-            log.warning("%s: reconcile failed (%s: %s); again in %.1fs",
-                        key, type(exc).__name__, exc, delay)
+            # A device that never answers fails here for as long as it stays registered:
+            # the 1st, 2nd, 4th, 8th ... failure of a streak is a warning, the rest debug,
+            # so what an outsider can cause grows the log only logarithmically.
+            level = logging.WARNING if failures & (failures - 1) == 0 else logging.DEBUG
+            log.log(level, "%s: reconcile failed (%s: %s; %d in a row); again in %.1fs",
+                    key, type(exc).__name__, exc, failures, delay)
             self.add(key, self._clock() + delay)
             return
         self._failures.pop(key, None)
