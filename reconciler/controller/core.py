@@ -74,11 +74,15 @@ class Controller:
             self.queue.add_all(affected[first:first + ENQUEUE_SLICE])
             await asyncio.sleep(0)
 
-    async def restore(self) -> Restored:
-        """After a restart: the live registrations and running downloads' offers of the
-        last run come back, and their devices are looked at at once. Call once the CoAP
-        server runs and the first revision is applied, before `run`."""
-        restored = await self.restart.restore(self.desired, self._images, self.clock())
+    async def restore_offers(self) -> int:
+        """After a restart, before the CoAP server listens: the package URIs of the last
+        run's running downloads serve again. Call once the first revision is applied."""
+        return await self.restart.restore_offers(self.desired, self._images, self.clock())
+
+    def restore(self) -> Restored:
+        """After a restart, once the CoAP server runs and before `run`: the live
+        registrations of the last run come back and their devices are looked at at once."""
+        restored = self.restart.restore_registrations(self.desired, self.clock())
         devices = (self.desired.device_by_endpoint(ep) for ep in restored.endpoints)
         self.queue.add_all([d.device_id for d in devices if d is not None])
         return restored

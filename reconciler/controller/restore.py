@@ -5,9 +5,10 @@ registration has not expired are live again at once (not at their next Update, h
 away for a 24 h lifetime), and package URIs handed out keep serving, so a download
 resumes at the block the device asks for instead of failing with 4.04 and costing the
 device a retry. `RestartRecords` keeps the store's offers in step with the server's (the
-server tells it before a URI can reach a device) and, on start, `restore` puts back what
-is still valid. Built by the controller; `restore` is called by the service once the
-CoAP server runs and before the work queue does.
+server tells it before a URI can reach a device) and, on start, puts back what is still
+valid: `restore_offers` before the CoAP socket listens, `restore_registrations` once it
+does (the remotes live on that socket). Built by the controller; the service calls both,
+through `Controller.restore_offers` and `Controller.restore`, before the work queue runs.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def offer_still_wanted(offer: FirmwareOffer, desired: DesiredState,
 class RestartRecords:
     def __init__(self, store: Store, server: Lwm2mServer) -> None:
         self._store, self._server = store, server
+        self._offers = 0  # restored by restore_offers, reported with the registrations
 
     def on_offer(self, endpoint: str, offer: FirmwareOffer | None) -> None:
         """The server handed out (or revoked) a package URI: record it first."""
@@ -61,14 +63,12 @@ class RestartRecords:
         else:
             self._store.put_offer(offer)
 
-    async def restore(self, desired: DesiredState,
-                      images: Callable[[str], Awaitable[bytes]], now: float) -> Restored:
-        """Put back the live registrations of declared devices and the offers of their
-        running downloads; record (and log) how many, for /status."""
+    async def restore_offers(self, desired: DesiredState,
+                             images: Callable[[str], Awaitable[bytes]], now: float) -> int:
+        """Serve the offers of downloads still running again, under their old tokens.
+        Call before the CoAP server listens: a device whose block request arrives first
+        must never see 4.04 (it would end its download and start over)."""
         self._store.forget_expired(now)
-        records = [(reg, formats) for reg, formats in self._store.live_registrations(now)
-                   if desired.device_by_endpoint(reg.endpoint) is not None]
-        restored = self._server.restore(records)
         offers = 0
         for offer in self._store.live_offers(now):
             device = desired.device_by_endpoint(offer.endpoint)
@@ -78,13 +78,22 @@ class RestartRecords:
                 offers += 1
             else:
                 self._store.delete_offer(offer.endpoint)
+        self._offers = offers
+        return offers
+
+    def restore_registrations(self, desired: DesiredState, now: float) -> Restored:
+        """Make the live registrations of declared devices live again (the server must
+        be started) and record (and log) what this start restored, for /status."""
+        records = [(reg, formats) for reg, formats in self._store.live_registrations(now)
+                   if desired.device_by_endpoint(reg.endpoint) is not None]
+        restored = self._server.restore(records)
         endpoints = tuple(reg.endpoint for reg, _ in records
                           if self._server.registration(reg.endpoint) is not None)
-        result = Restored(now, restored, offers, endpoints)
+        result = Restored(now, restored, self._offers, endpoints)
         self._store.set_restart_status({"started_at": now, "registrations": restored,
-                                        "offers": offers})
+                                        "offers": self._offers})
         log.info("restored %d registrations and %d firmware offers from the state file",
-                 restored, offers)
+                 restored, self._offers)
         return result
 
     async def _serve_again(self, offer: FirmwareOffer,

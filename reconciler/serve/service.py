@@ -147,13 +147,14 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
                          public_uri=settings.public_uri, awake_seconds=settings.awake_window)
     controller = Controller(store, server, source.image, settings.controller)
     await controller.set_desired(desired)
+    await controller.restore_offers()  # before the socket: a resumed download never sees 4.04
     try:
         await server.start()
     except OSError as exc:
         raise StartupError(f"cannot serve LwM2M on {settings.coap_host}:"
                            f"{settings.coap_port}: {exc.strerror or exc}") from exc
     unsubscribe = server.subscribe(controller.on_registration)
-    await controller.restore()
+    controller.restore()
     api = _api(settings)
     tasks = [asyncio.create_task(controller.run(stop), name="controller"),
              asyncio.create_task(api.serve(sockets=[http]), name="http-api"),

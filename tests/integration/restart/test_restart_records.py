@@ -75,9 +75,12 @@ async def test_offers_are_recorded_as_handed_out_and_only_valid_ones_come_back(
     store.put_progress(DeviceProgress("d0", IMG, UpdateState.DOWNLOADING))
     store.put_progress(DeviceProgress("d1", IMG, UpdateState.CURRENT))
     restarted = Lwm2mServer("127.0.0.1", 0, clock=lambda: now)
+    records = RestartRecords(store, restarted)
+    # offers first, before the socket listens: no block request can find them missing
+    assert await records.restore_offers(_desired(), _bytes, now) == 1
     await restarted.start()
     try:
-        result = await RestartRecords(store, restarted).restore(_desired(), _bytes, now)
+        result = records.restore_registrations(_desired(), now)
         assert (result.registrations, result.offers) == (3, 1)
         assert sorted(result.endpoints) == ["ep0", "ep1", "ep2"]
         assert restarted.registration("ep-undeclared") is None
@@ -103,9 +106,11 @@ async def test_an_offer_whose_image_cannot_be_read_is_dropped_not_fatal(
     _hand_out(store, server, now)
     store.put_progress(DeviceProgress("d0", IMG, UpdateState.DOWNLOADING))
     restarted = Lwm2mServer("127.0.0.1", 0, clock=lambda: now)
+    records = RestartRecords(store, restarted)
+    assert await records.restore_offers(_desired(), _unreadable, now) == 0
     await restarted.start()
     try:
-        result = await RestartRecords(store, restarted).restore(_desired(), _unreadable, now)
+        result = records.restore_registrations(_desired(), now)
     finally:
         await restarted.stop()
     assert (result.registrations, result.offers) == (3, 0)
