@@ -15,7 +15,7 @@ import pytest
 from controller_harness import SIM_TIMING, DesiredRepo, specs
 from serve_process import fota_serve, free_udp_port, until_all_current
 
-from reconciler.model.lwm2m import FirmwareState
+from reconciler.model.lwm2m import FW_STATE, FirmwareState
 from reconciler.simulator import DeviceSpec, Fault, Fleet
 from reconciler.store import open_reader
 
@@ -112,12 +112,18 @@ async def test_kill_9_after_executed_at_is_persisted_but_before_execute_arrives(
     no update_timeout (900 s here) waited out, no retry spent, no second install."""
     repo = DesiredRepo(tmp_path / "repo", count=1)
     state, port = tmp_path / "s.db", free_udp_port()
-    fleet = Fleet(f"coap://127.0.0.1:{port}", _specs(1), timing=QUIET)
+    # A slow download, so the server's Observe of /5/0/3 is in place before it ends: the
+    # server learns Downloaded from the notification sent just before the device goes deaf.
+    spec = replace(_specs(1)[0], faults=frozenset({Fault.SLOW}))
+    fleet = Fleet(f"coap://127.0.0.1:{port}", [spec],
+                  timing=replace(QUIET, slow_block_delay=0.3))
     [device] = fleet.devices()
     env = {"FOTA_UPDATE_TIMEOUT": "900", "FOTA_PROBE_DELAY": "1"}
+    observed: list[bool] = []
 
     def deaf_once_downloaded() -> bool:
-        if device.state is FirmwareState.DOWNLOADED:
+        if device.state is FirmwareState.DOWNLOADED and not device.silent:
+            observed.append(FW_STATE in device.observers.paths())
             device.silent = True  # synchronously, before any Execute can reach it
         return device.silent
 
@@ -126,6 +132,7 @@ async def test_kill_9_after_executed_at_is_persisted_but_before_execute_arrives(
             await fleet.start(wait_registered=True, timeout=60)
             repo.set_target("2.0")
             await device.wait_for(deaf_once_downloaded, timeout=60)
+            assert observed == [True], "the server did not observe /5/0/3 in time"
             async with asyncio.timeout(20):
                 while _executed_at(state, "d000000") is None:
                     await asyncio.sleep(0.02)  # another process writes it: nothing to await
