@@ -115,6 +115,18 @@ def restart(status: Mapping[str, object]) -> Json | None:
             "restoredOffers": _count(status.get("offers"))}
 
 
+def admission(status: Mapping[str, object]) -> Json | None:
+    """Undeclared endpoints refused at Register: "12 undeclared endpoints tried to
+    register; first: urn:imei:..." (None before any)."""
+    count, first = _count(status.get("undeclared")), _text(status.get("first"))
+    if not count or first is None:
+        return None
+    more = "+" if status.get("capped") else ""
+    noun = "endpoint" if count == 1 else "endpoints"
+    return {"undeclaredEndpoints": count, "firstUndeclared": first,
+            "message": f"{count}{more} undeclared {noun} tried to register; first: {first}"}
+
+
 def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 

@@ -143,10 +143,17 @@ class RestartOut(Schema):
     restoredOffers: int  # package URIs that kept serving across the restart
 
 
+class AdmissionOut(Schema):
+    undeclaredEndpoints: int  # distinct endpoints refused (4.03) since the server started
+    firstUndeclared: str
+    message: str  # "12 undeclared endpoints tried to register; first: urn:imei:..."
+
+
 class Status(Schema):
     appliedRevision: str | Absent = None
     source: SourceOut
     restart: RestartOut | Absent = None  # absent until the controller has started
+    admission: AdmissionOut | Absent = None  # absent until an undeclared endpoint tried
     collections: list[CollectionStatusOut]
 
 

@@ -31,9 +31,11 @@ def status_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
         collections = [render.collection_status(s, reader.conditions(s.collection_id))
                        for s in reader.collection_statuses()]
         restart = render.restart(reader.restart_status())
+        admission = render.admission(reader.admission_status())
         return render.dumps({**({"appliedRevision": applied} if applied else {}),
                              "source": render.source(reader.source_status(), applied),
                              **({"restart": restart} if restart else {}),
+                             **({"admission": admission} if admission else {}),
                              "collections": collections})
 
     @router.get("/status", summary="Source, revision and per-collection rollout status",

@@ -143,7 +143,9 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     desired = await _first_revision(source, store, stop, settings)
     if desired is None:
         return
-    server = Lwm2mServer(settings.coap_host, settings.coap_port, admit=Admission(source),
+    admission = Admission(source, store.set_admission_status)
+    store.set_admission_status({})  # counted per run: forget the last run's
+    server = Lwm2mServer(settings.coap_host, settings.coap_port, admit=admission,
                          public_uri=settings.public_uri, awake_seconds=settings.awake_window)
     controller = Controller(store, server, source.image, settings.controller)
     await controller.set_desired(desired)
@@ -169,6 +171,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
         await _stop_all(tasks)
         unsubscribe()
         await _bounded(server.stop(), "the CoAP server")
+        admission.close()
         log.info("stopped")
 
 

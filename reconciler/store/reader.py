@@ -167,6 +167,10 @@ class SqliteReader:
         """What the running controller restored when it started ({} before it wrote it)."""
         return self._meta_json("restart_status")
 
+    def admission_status(self) -> dict[str, object]:
+        """Undeclared endpoints the running server refused ({} before any)."""
+        return self._meta_json("admission_status")
+
     def _meta_json(self, key: str) -> dict[str, object]:
         row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
         loaded = json.loads(row[0]) if row else {}

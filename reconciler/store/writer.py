@@ -194,6 +194,11 @@ class SqliteStore:
         with self._tx() as conn:
             _set_meta(conn, "restart_status", json.dumps(dict(status), default=_jsonable))
 
+    def set_admission_status(self, status: Mapping[str, object]) -> None:
+        """Undeclared endpoints refused at Register (shown under /status)."""
+        with self._tx() as conn:
+            _set_meta(conn, "admission_status", json.dumps(dict(status), default=_jsonable))
+
     def put_report(self, device_id: str, report: DeviceReport) -> None:
         """Store the report and re-derive the device's current image in one transaction."""
         version = report.firmware_version.strip() if report.firmware_version else None
