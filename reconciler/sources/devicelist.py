@@ -67,8 +67,9 @@ def parse_devices(text: str, fast: bool = True) -> DeviceRows:
     """Rows of a device list file; `fast=False` forces the YAML path (tests compare)."""
     entries = fast_entries(text) if fast else None
     if entries is not None:
-        rows = DeviceRows(fast=True)
-        return _fill(rows, entries, {})
+        rows = _fill(DeviceRows(fast=True), entries, {})
+        rows.problems.sort(key=by_line)  # as the YAML path: a stable sort by line
+        return rows
     doc = read_yaml(text)
     rows = DeviceRows(problems=list(doc.problems) + _check_top(doc.value, doc.lines))
     # Entries are checked even beside a top-level problem: every problem in one run.
