@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test demo lint bench coap-tools clean
+.PHONY: run test demo lint bench coap-tools lfs-tools clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ coap-tools:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcoap3-bin) >/dev/null; \
 	  else echo "note: install libcoap3-bin for the interop tests (sudo apt-get install libcoap3-bin)"; fi; }
 
+# Debian's git-lfs, for the tests of images kept in Git LFS (skipped without it).
+lfs-tools:
+	@command -v git-lfs >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git-lfs) >/dev/null; \
+	  else echo "note: install git-lfs for the Git LFS tests (sudo apt-get install git-lfs)"; fi; }
+
 run: $(STAMP)
 	$(BIN)/fota serve --repo . --state .fota/state.db
 
@@ -34,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict reconciler
 	$(BIN)/lint-imports --no-cache --no-logo
 
-test: $(STAMP) coap-tools lint
+test: $(STAMP) coap-tools lfs-tools lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP) coap-tools

@@ -2,7 +2,8 @@
 
 `ImageReader` has its own gitpython `Repo` (its own `git cat-file` process) and lock, so
 serving an image never waits for a long `sync()` holding the source's lock, and keeps the
-last few images in memory because a rollout serves the same image to many devices.
+last few images in memory because a rollout serves the same image to many devices. An
+image committed as a Git LFS pointer is read from the LFS store (`lfs.read_object`).
 Used by `reconciler.sources.git_source.GitSource.image_bytes`.
 """
 
@@ -12,9 +13,11 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from reconciler.model.desired import FirmwareImage
+from reconciler.sources import lfs
 from reconciler.sources.snapshot import CommitSnapshot
 
 _KEEP = 4
@@ -58,4 +61,9 @@ class ImageReader:
         found = snap.binary(path)
         if isinstance(found, str):
             raise FileNotFoundError(found)
-        return snap.read(found)
+        data = snap.read(found)
+        pointer = lfs.pointer(data)
+        if pointer is None:
+            return data
+        where = self._repo.working_tree_dir or self._repo.git_dir  # a bare cache clone too
+        return lfs.read_object(pointer, path, Path(where))

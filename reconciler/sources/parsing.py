@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from reconciler.sources import lfs
 from reconciler.sources.devicelist import DeviceRows, parse_devices
 from reconciler.sources.problems import LocalProblem, by_line
 from reconciler.sources.schema import (
@@ -32,7 +33,7 @@ from reconciler.sources.schema import (
 from reconciler.sources.yamlload import read_yaml
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
-_FORMAT = 7  # bump when any cached shape or meaning changes; old files are then ignored
+_FORMAT = 8  # bump when any cached shape or meaning changes; old files are then ignored
 # A truncated collection.yaml would otherwise load as management `disabled` under a
 # derived id: the fleet would silently stop being managed.
 _EMPTY_COLLECTION = (
@@ -139,6 +140,11 @@ def _parse_text(kind: str, data: bytes) -> Any:
 
 
 def _parse_binary(data: bytes) -> tuple[str, int]:
+    """(sha256, length) of an image binary; for a Git LFS pointer, what it points at (the
+    content is in the LFS store, and read and checked when the image is served)."""
+    found = lfs.pointer(data)
+    if found is not None:
+        return found.oid, found.size
     return hashlib.sha256(data).hexdigest(), len(data)
 
 

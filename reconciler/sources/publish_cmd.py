@@ -88,7 +88,7 @@ def _commit(root: Path, result: Published) -> None:
     try:
         top = Path(repo.working_tree_dir or root).resolve()
         paths = [p.resolve().relative_to(top).as_posix() for p in result.changed]
-        repo.index.add(paths)
+        repo.git.add("--", *paths)  # git's own add: a Git LFS clean filter applies
         entry = result.entry
         repo.index.commit(
             f"Publish {entry['filename']} as version {entry['version']}\n\n"
