@@ -24,7 +24,7 @@ from reconciler.controller.watches import Watches
 from reconciler.engine import OPEN, Decision, decide, diff, retarget, slots_to_release
 from reconciler.engine.conditions import collection_conditions, device_conditions
 from reconciler.lwm2m.server import Lwm2mServer
-from reconciler.model.desired import DesiredState, Device
+from reconciler.model.desired import DesiredState, Device, revision_affects
 from reconciler.model.observed import DeviceEvent, DeviceProgress
 from reconciler.model.status import Condition
 from reconciler.store import Store
@@ -95,7 +95,7 @@ class Decider:
         self.store.apply_desired(desired)
         if self._loaded:
             gone = [d for d in old.devices if d not in desired.devices]
-            return [], [d for d in desired.devices if _changed(old, desired, d)], gone
+            return [], [d for d in desired.devices if revision_affects(old, desired, d)], gone
         self._loaded = True
         known = [(desired.devices[p.device_id].collection_id, p)
                  for p in self.store.all_progress() if p.device_id in desired.devices]
@@ -295,20 +295,6 @@ async def _in_slices(items: list[T], work: Callable[[T], object]) -> None:
         if time.monotonic() >= until:
             await asyncio.sleep(0)
             until = time.monotonic() + SLICE_SECONDS
-
-
-def _changed(old: DesiredState, new: DesiredState, device_id: str) -> bool:
-    """Whether a revision changes anything the engine decides by for this device."""
-    before, after = old.devices.get(device_id), new.devices[device_id]
-    if before is None or before != after:
-        return True
-    if old.effective_target(before) != new.effective_target(after):
-        return True
-    if old.management_of(before) != new.management_of(after):
-        return True
-    was = old.collections.get(before.collection_id)
-    now = new.collections.get(after.collection_id)
-    return (was.rollout if was else None) != (now.rollout if now else None)
 
 
 def _offer_ends(before: DeviceProgress | None, after: DeviceProgress) -> bool:

@@ -134,3 +134,19 @@ class DesiredState:
         if collection.management is Management.COLLECTION:
             return collection.target_image_id
         return device.target_image_id
+
+
+def revision_affects(old: DesiredState, new: DesiredState, device_id: str) -> bool:
+    """Whether going from `old` to `new` changes anything the engine decides by for this
+    device (of `new`): its record, effective target, management or collection's rollout.
+    The controller retargets exactly these; `fota plan --base` calls them the change."""
+    before, after = old.devices.get(device_id), new.devices[device_id]
+    if before is None or before != after:
+        return True
+    if old.effective_target(before) != new.effective_target(after):
+        return True
+    if old.management_of(before) != new.management_of(after):
+        return True
+    was = old.collections.get(before.collection_id)
+    now = new.collections.get(after.collection_id)
+    return (was.rollout if was else None) != (now.rollout if now else None)
