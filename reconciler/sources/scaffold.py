@@ -56,25 +56,37 @@ Next steps:
 
 GITHUB_WORKFLOW = """\
 # Every pull request that touches the desired state is validated, with the problems
-# shown on the changed lines.
+# shown on the changed lines, and gets a comment saying what it will do to the fleet.
 name: fota
 on:
   pull_request:
     paths: ["manifests/**", "images/**"]
+permissions:
+  contents: read
+  pull-requests: write
 jobs:
   validate:
     runs-on: ubuntu-latest
     steps:
       - uses: actions/checkout@v4
+        with:
+          fetch-depth: 0  # fota plan reads the base revision from git
       - uses: actions/setup-python@v5
         with:
           python-version: "3.11"
       - run: pip install fota-gitops
       - run: fota validate --format github
+      # Add --against <your fota serve API URL> (and FOTA_API_TOKEN) to count live devices.
+      - run: fota plan --base "origin/$GITHUB_BASE_REF" --format markdown > plan.md
+      - run: gh pr comment "$PR" --body-file plan.md
+        env:
+          GH_TOKEN: ${{{{ github.token }}}}
+          PR: ${{{{ github.event.pull_request.number }}}}
 """
 
 GITLAB_CI = """\
-# Every merge request that touches the desired state is validated.
+# Every merge request that touches the desired state is validated, and its job log
+# says what it will do to the fleet.
 fota-validate:
   image: python:3.11
   rules:
@@ -83,6 +95,8 @@ fota-validate:
   script:
     - pip install fota-gitops
     - fota validate
+    - git fetch origin "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"
+    - fota plan --base "origin/$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"
 """
 
 PRE_COMMIT_CONFIG = """\

@@ -15,7 +15,7 @@ from reconciler.model.desired import DesiredState
 from reconciler.sources.assemble import Assembler
 from reconciler.sources.parsing import ParseCache
 from reconciler.sources.problems import Problem
-from reconciler.sources.snapshot import MANIFESTS, DirectorySnapshot
+from reconciler.sources.snapshot import MANIFESTS, CommitSnapshot, DirectorySnapshot
 
 
 def validate_tree(root: Path) -> list[Problem]:
@@ -38,3 +38,26 @@ def check_tree(
     if not (root / MANIFESTS).is_dir():
         return None, [Problem(MANIFESTS, 1, "", f"no {MANIFESTS}/ directory in {root}")]
     return Assembler(ParseCache()).load(DirectorySnapshot(root, revision))
+
+
+def load_revision(root: Path, revision: str) -> DesiredState:
+    """The desired state committed at `revision` (a branch, tag, `origin/main` or sha) of
+    the repository at `root`, read from git's object database, not the working tree.
+    Raises ManifestError with every problem, ValueError for a revision git cannot find."""
+    import git  # gitpython: only the commands that read git load it
+
+    try:
+        repo = git.Repo(root)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+        raise ValueError(f"{root} is not a git repository") from exc
+    try:
+        try:
+            commit = repo.commit(revision)
+        except (git.BadName, git.BadObject, ValueError) as exc:
+            raise ValueError(f"no revision {revision!r} in {root}") from exc
+        state, problems = Assembler(ParseCache()).load(CommitSnapshot(commit))
+    finally:
+        repo.close()
+    if state is None:
+        raise ManifestError([f"{revision}: {p}" for p in problems])
+    return state

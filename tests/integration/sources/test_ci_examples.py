@@ -20,7 +20,11 @@ from reconciler.sources import scaffold
 REPO = Path(__file__).resolve().parents[3]
 # Not run here: the registry install (the package under test is installed) and the
 # firmware build that the example stands for.
-NOT_RUN = {"pip install fota-gitops", "make firmware"}
+NOT_RUN = {"pip install fota-gitops", "make firmware",
+           'gh pr comment "$PR" --body-file plan.md',  # posts to GitHub
+           'git fetch origin "$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"'}  # stands in below
+# What CI provides: the pull request's target branch, fetched as origin/main.
+CI_ENV = {"GITHUB_BASE_REF": "main", "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main"}
 
 
 def _steps(workflow: str) -> list[str]:
@@ -55,16 +59,18 @@ def _runnable(commands: list[str]) -> list[str]:
 def initialised(tmp_path: Path) -> Path:
     root = tmp_path / "desired"
     assert main(["init", str(root)]) == 0
+    _run("git update-ref refs/remotes/origin/main HEAD", root)  # as CI's fetch leaves it
     return root
 
 
 def test_the_validate_commands_of_every_ci_file_pass_on_a_new_repository(
         initialised: Path) -> None:
     commands = _runnable(_validate_commands(initialised))
-    assert len(commands) == 4
+    assert len(commands) == 6
     for command in commands:
-        done = _run(command, initialised)
+        done = _run(command, initialised, **CI_ENV)
         assert done.returncode == 0, (command, done.stdout, done.stderr)
+    assert "**This change moves no devices.**" in (initialised / "plan.md").read_text()
 
 
 def test_the_validate_commands_fail_a_broken_pull_request_and_annotate_it(
@@ -72,7 +78,9 @@ def test_the_validate_commands_fail_a_broken_pull_request_and_annotate_it(
     coll = initialised / "manifests/fleet/collection.yaml"
     coll.write_text(coll.read_text().replace('# target: "1.0.0"', 'target: "1.0.0"'))
     for command in _runnable(_validate_commands(initialised)):
-        done = _run(command, initialised)
+        if command.startswith("fota plan"):
+            continue  # it reads committed revisions: the broken edit is not committed
+        done = _run(command, initialised, **CI_ENV)
         assert done.returncode == 1, (command, done.stdout, done.stderr)
         assert "firmware.target: no image of collection" in done.stdout
     github = _run("fota validate --format github", initialised)
