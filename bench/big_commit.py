@@ -112,7 +112,8 @@ def make_repo(root: Path) -> git.Repo:
     (base / "devices").mkdir(parents=True)
     (base / "images.yaml").write_text(yaml.safe_dump({"images": images}))
     doc = {"collectionId": COLLECTION, "name": "bench",
-           "firmware": {"management": "collection", "target": "2.0"}}
+           "firmware": {"management": "collection", "target": "2.0"},
+           "rollout": {}}  # unguarded, as measured before safe default guards existed
     (base / "collection.yaml").write_text(yaml.safe_dump(doc))
     write_devices(root, BASE_DEVICES)
     commit(repo, "base")

@@ -4,7 +4,8 @@ The target may be written as a version (what a reviewer reads) or an image id of
 same collection; it resolves to the image id. `failureThreshold` is a count of failed
 devices (`3`) or a share of the rollout's population (`"10%"`: failed devices among those
 the rollout has to update, all but the ones found already on the target). Called by
-`reconciler.sources.assemble`.
+`reconciler.sources.assemble`. Without a `rollout:` section a collection gets
+`SAFE_ROLLOUT` (maxConcurrent 10, failureThreshold 10%).
 """
 
 from __future__ import annotations
@@ -42,9 +43,15 @@ def collection_from(
         management=Management(firmware.get("management", "disabled")),
         target_image_id=target_id,
         tags=MappingProxyType(value.get("tags") or {}),
-        rollout=rollout_from(value.get("rollout") or {}),
+        rollout=SAFE_ROLLOUT if value.get("rollout") is None else rollout_from(value["rollout"]),
     )
     return collection, problems
+
+
+# A collection without a `rollout:` section is not left unguarded: at most 10 devices
+# update at once and new starts halt once 10% of the rollout failed, as a fleet team
+# expects of a bad image. `rollout: {}` (or any rollout section) states the guards itself.
+SAFE_ROLLOUT = RolloutPolicy(max_concurrent=10, failure_threshold=FailureThreshold(percent=10.0))
 
 
 def rollout_from(value: dict[str, Any]) -> RolloutPolicy:

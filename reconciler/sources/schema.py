@@ -59,7 +59,7 @@ class CollectionDoc(BaseModel):
     name: str = ""
     tags: Tags = {}
     firmware: FirmwareSpec = FirmwareSpec()
-    rollout: RolloutSpec = RolloutSpec()
+    rollout: RolloutSpec | None = None  # absent: the safe guards (sources.policy)
 
 
 class ImageEntry(BaseModel):
