@@ -25,21 +25,16 @@ devices:
 
 
 def images_yaml(one: bytes = ONE, two: bytes = TWO) -> str:
-    return f"""\
-images:
-  - imageId: 3000aaaa
-    version: "1.0.0"
-    path: images/fleet/zephyr-1.0.0.signed.bin
-    sha256: {hashlib.sha256(one).hexdigest()}
-    length: {len(one)}
-    created: 1700000000000
-  - imageId: 3000aaab
-    version: "1.1.0"
-    path: images/fleet/zephyr-1.1.0.signed.bin
-    sha256: {hashlib.sha256(two).hexdigest()}
-    length: {len(two)}
-    created: 1700000000001
-"""
+    """images.yaml declaring `one` as 1.0.0 and `two` as 1.1.0 (ids 3000aaaa, 3000aaab)."""
+    entries = (("3000aaaa", "1.0.0", one), ("3000aaab", "1.1.0", two))
+    return "images:\n" + "".join(
+        f"  - imageId: {image_id}\n"
+        f'    version: "{version}"\n'
+        f"    path: images/fleet/zephyr-{version}.signed.bin\n"
+        f"    sha256: {hashlib.sha256(data).hexdigest()}\n"
+        f"    length: {len(data)}\n"
+        f"    created: {1700000000000 + n}\n"
+        for n, (image_id, version, data) in enumerate(entries))
 
 
 class Tree:
