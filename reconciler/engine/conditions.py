@@ -42,14 +42,15 @@ def device_conditions(
 ) -> tuple[Condition, ...]:
     state = progress.state
     busy = RECONCILING_REASON.get(state)
+    message = progress.shown_message  # as the API shows it: absolute next attempt
     return (
         _stamp(previous, ConditionType.READY, state is UpdateState.CURRENT, state.value,
-               progress.message, now, revision),
+               message, now, revision),
         _stamp(previous, ConditionType.RECONCILING, busy is not None, busy or "Idle",
-               progress.message if busy else "", now, revision),
+               message if busy else "", now, revision),
         _stamp(previous, ConditionType.STALLED, state.terminal,
                state.value if state.terminal else "None",
-               progress.message if state.terminal else "", now, revision),
+               message if state.terminal else "", now, revision),
     )
 
 

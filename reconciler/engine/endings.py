@@ -26,16 +26,17 @@ def fail(ctx: Ctx, record: DeviceProgress, outcome: Outcome, text: str) -> Decis
     code = int(ctx.report.update_result or 0)
     if outcome is Outcome.OURS:
         delay = ctx.config.restart_retry_delay
+        # No relative delay in a stored message: the instant is `next_attempt_at`,
+        # rendered where the message is shown (it would go stale here).
         msg = (f"attempt {record.attempts}: {text} (Update Result {code}); "
-               f"starting again in {delay:g}s, no retry spent")
+               "starting again, no retry spent")
         return moved(ctx, record, S.PENDING, msg, wait(record, msg, ctx.now + delay).actions,
                      next_attempt_at=ctx.now + delay, deadline=None)
     first_failure = record.retries_left >= ctx.config.max_retries
     retry = outcome is Outcome.RETRY or (outcome is Outcome.RETRY_ONCE and first_failure)
     if retry and record.retries_left > 0:
         delay = ctx.config.backoff(record.attempts)
-        msg = (f"attempt {record.attempts} failed: {text} (Update Result {code}); "
-               f"retry in {delay:g}s")
+        msg = f"attempt {record.attempts} failed: {text} (Update Result {code}); retry scheduled"
         return moved(ctx, record, S.PENDING, msg, wait(record, msg, ctx.now + delay).actions,
                      retries_left=record.retries_left - 1, next_attempt_at=ctx.now + delay,
                      deadline=None)
@@ -49,7 +50,7 @@ def timed_out(ctx: Ctx, record: DeviceProgress, text: str) -> Decision:
         msg = f"{text}; no retries left after {record.attempts} attempts"
         return moved(ctx, record, S.UPDATE_FAILED, msg, (), deadline=None)
     delay = ctx.config.backoff(record.attempts)
-    msg = f"{text}; retry in {delay:g}s"
+    msg = f"{text}; retry scheduled"
     return moved(ctx, record, S.TIMED_OUT, msg, wait(record, msg, ctx.now + delay).actions,
                  retries_left=record.retries_left - 1, next_attempt_at=ctx.now + delay,
                  deadline=None)

@@ -6,6 +6,7 @@ the store; the engine's `diff` and `plan` read them; the API shows them.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 
 from reconciler.model.lwm2m import DeliveryMethod, FirmwareState, UpdateResult
@@ -55,6 +56,26 @@ class DeviceProgress:
 
     def evolve(self, **changes: object) -> DeviceProgress:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def shown_message(self) -> str:
+        """The message as shown (conditions, API): with the backoff's absolute end."""
+        return with_next_attempt(self.message, self.next_attempt_at)
+
+
+# The stored message never says "retry in 30s" (stale the moment it is read back); the
+# instant is stored in `next_attempt_at` and rendered where the message is shown, as an
+# absolute UTC time that cannot go stale in a cached body. `json_lists.py` renders the
+# same text in SQL (strftime truncates to the second, as gmtime does here).
+NEXT_ATTEMPT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def with_next_attempt(message: str, next_attempt_at: float | None) -> str:
+    """`message (next attempt at 2026-11-29T20:31:05Z)`, or `message` with no backoff."""
+    if next_attempt_at is None:
+        return message
+    at = time.strftime(NEXT_ATTEMPT_FORMAT, time.gmtime(next_attempt_at))
+    return f"{message} (next attempt at {at})"
 
 
 @dataclass(frozen=True, slots=True)
