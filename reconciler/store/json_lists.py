@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from reconciler.store.state_sql import STATE_SQL
+from reconciler.store.state_sql import MESSAGE_SQL, STATE_SQL
 
 _DEVICES_JSON = f"""SELECT json_group_array(json(j)) FROM (
     SELECT json_patch('{{}}', json_object(
@@ -21,8 +21,7 @@ _DEVICES_JSON = f"""SELECT json_group_array(json(j)) FROM (
             'firmwareVersion', r.firmware_version, 'serialNumber', r.serial_number,
             'modelNumber', r.model_number, 'manufacturer', r.manufacturer,
             'state', {STATE_SQL},
-            'stateMessage', CASE WHEN p.target_image_id IS d.target_image_id
-                                  AND p.message != '' THEN p.message END))) AS j
+            'stateMessage', {MESSAGE_SQL}))) AS j
     FROM devices d LEFT JOIN reports r ON r.device_id = d.device_id
     LEFT JOIN progress p ON p.device_id = d.device_id
     WHERE d.collection_id = ? ORDER BY d.device_id)"""

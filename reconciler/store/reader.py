@@ -21,13 +21,13 @@ from reconciler.model.versions import image_order
 from reconciler.store import codec
 from reconciler.store.json_lists import device_ids_json, devices_json
 from reconciler.store.schema import SCHEMA_VERSION, SchemaError, user_version
-from reconciler.store.state_sql import STATE_SQL
+from reconciler.store.state_sql import MESSAGE_SQL, STATE_SQL
 from reconciler.store.views import CollectionStatus, CollectionView, DeviceView, Usage
 from reconciler.store.writer import connect
 
 _DEVICE_SQL = f"""SELECT d.device_id, d.collection_id, d.tags, d.current_image_id,
     d.target_image_id, r.firmware_version, r.serial_number, r.model_number, r.manufacturer,
-    {STATE_SQL}, CASE WHEN p.target_image_id IS d.target_image_id THEN p.message END
+    {STATE_SQL}, {MESSAGE_SQL}
     FROM devices d LEFT JOIN reports r ON r.device_id = d.device_id
     LEFT JOIN progress p ON p.device_id = d.device_id"""
 _COLLECTION_SQL = "SELECT collection_id, name, management, target_image_id, tags FROM collections"
