@@ -20,6 +20,8 @@ from reconciler.model.desired import Collection
 from reconciler.model.observed import DeviceProgress
 from reconciler.model.status import UpdateState
 
+SHRINK_BELOW = 4  # rebuild the records' table once it holds less than 1/4 of its peak
+
 
 @dataclass
 class _Tally:
@@ -52,6 +54,7 @@ class RolloutIndex:
     def __init__(self) -> None:
         self._records: dict[str, tuple[str, DeviceProgress]] = {}
         self._tallies: dict[str, _Tally] = {}
+        self._peak = 0  # the most records held since `_records` was last rebuilt
 
     def load(self, records: Iterable[tuple[str, DeviceProgress]]) -> None:
         for collection_id, progress in records:
@@ -64,6 +67,7 @@ class RolloutIndex:
     def put(self, collection_id: str, progress: DeviceProgress) -> None:
         self.remove(progress.device_id)
         self._records[progress.device_id] = (collection_id, progress)
+        self._peak = max(self._peak, len(self._records))
         tally = self._tallies.get(collection_id)
         if tally is None:
             tally = self._tallies[collection_id] = _Tally()
@@ -73,6 +77,15 @@ class RolloutIndex:
         old = self._records.pop(device_id, None)
         if old is not None:
             self._tallies[old[0]].apply(old[1], -1)
+            if len(self._records) < self._peak // SHRINK_BELOW:
+                # A dict never gives back the table it grew to: after 200,000 devices go
+                # it would keep megabytes for a few entries. Rebuilt at a quarter of the
+                # peak, so the copies cost O(1) per removal.
+                self._records = dict(self._records)
+                self._peak = len(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
 
     def stats(self, collection_id: str, target: str | None = None) -> RolloutStats:
         """The collection's counts; `population` only for `target` (its rollout's)."""
