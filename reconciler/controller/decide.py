@@ -10,13 +10,13 @@ the `RolloutIndex` and the per-collection status written to the store.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
+from reconciler import heap
 from reconciler.controller.config import ControllerConfig
 from reconciler.controller.reports import Reports
 from reconciler.controller.rollout import RolloutIndex
@@ -32,7 +32,7 @@ from reconciler.store import Store
 T = TypeVar("T")
 log = logging.getLogger("reconciler.device")
 SLICE_SECONDS = 0.02  # the longest the loop spends applying a revision before it yields
-SETTLE_EVERY = 25  # acknowledge slices between two _settle_heap
+BIG_CHANGE = 10_000  # devices added or removed by a revision after which memory is released
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,31 +67,37 @@ class Decider:
         CoAP and HTTP: the store's rows and the list of affected devices are worked out
         in a worker thread (the store takes its writer a short slice at a time), then the
         new snapshot is swapped in and the rollout index updated on the loop, in slices
-        of at most `SLICE_SECONDS` each, so slot accounting stays on the loop."""
+        of at most `SLICE_SECONDS` each, so slot accounting stays on the loop. The
+        collector's full passes wait until it is done (`heap`)."""
         async with self._applying:  # one revision at a time
-            known, affected, gone = await asyncio.to_thread(
-                self._materialise, self.desired, desired)
-            # The old snapshot's last reference goes to a worker thread: freeing 200,000
-            # devices is a pause of its own.
-            old, self.desired = [self.desired], desired
-            await _in_slices(gone, self.index.remove)
-            # their offers end with them
-            await _in_slices(gone, lambda d: self.server.revoke_firmware(
-                old[0].devices[d].endpoint))
-            await asyncio.to_thread(old.clear)
-            await _in_slices(known, lambda item: self.index.put(*item))
-            self._dirty.update(desired.collections)
-            await self._acknowledge(affected)
-            _settle_heap()
-            self._changed.set()  # waiters may wait for the revision itself
-            return affected
+            with heap.no_full_collections():
+                affected, gone = await self._apply(desired)
+        if len(gone) >= BIG_CHANGE or len(affected) >= BIG_CHANGE:
+            heap.release()  # one full pass now, not a few during the next reconciles
+        return affected
+
+    async def _apply(self, desired: DesiredState) -> tuple[list[str], list[str]]:
+        """`set_desired`'s work; (devices affected, devices gone)."""
+        known, affected, gone = await asyncio.to_thread(self._materialise, self.desired, desired)
+        # The old snapshot's last reference goes to a worker thread: freeing 200,000
+        # devices is a pause of its own.
+        old, self.desired = [self.desired], desired
+        await _in_slices(gone, self.index.remove)
+        # their offers end with them
+        await _in_slices(gone, lambda d: self.server.revoke_firmware(
+            old[0].devices[d].endpoint))
+        await asyncio.to_thread(old.clear)
+        await _in_slices(known, lambda item: self.index.put(*item))
+        self._dirty.update(desired.collections)
+        await self._acknowledge(affected)
+        self._changed.set()  # waiters may wait for the revision itself
+        return affected, gone
 
     def _materialise(self, old: DesiredState, desired: DesiredState) -> tuple[
             list[tuple[str, DeviceProgress]], list[str], list[str]]:
         """In a worker thread: write the snapshot to the store and work out (progress
         records to load into the index, devices affected, devices gone). Reads only the
         two snapshots and the store, never the loop's state."""
-        _settle_heap()  # the new snapshot, parsed by the source
         self.store.apply_desired(desired)
         if self._loaded:
             gone = [d for d in old.devices if d not in desired.devices]
@@ -109,11 +115,8 @@ class Decider:
         started, count = self.clock(), 0
         self._write_conditions()  # older ones must not land after this revision's
         pending = iter(affected)
-        slices = 0
         while (done := self._acknowledge_slice(pending, started)) is not None:
-            count, slices = count + done, slices + 1
-            if slices % SETTLE_EVERY == 0:  # keep the collector's full passes short
-                _settle_heap()
+            count += done
             await asyncio.sleep(0)
         if count:
             self._changed.set()
@@ -272,19 +275,6 @@ class Decider:
             conditions = collection_conditions(counts, self.index.gate(collection), revision,
                                                self.clock())
             self.store.put_conditions(collection_id, conditions)
-
-
-def _settle_heap() -> None:
-    """Exempt every object alive now from the cyclic garbage collector's full passes.
-
-    A snapshot of 200,000 devices is millions of long-lived objects, and each full
-    collection walks all of them while holding the GIL: 0.3-0.5 s pauses of the event
-    loop while a big revision was applied. Frozen objects are still freed by reference
-    counting when they go (desired snapshots and progress records are acyclic frozen
-    dataclasses); a young collection first, so garbage cycles made just now are not
-    frozen with them."""
-    gc.collect(1)
-    gc.freeze()
 
 
 async def _in_slices(items: list[T], work: Callable[[T], object]) -> None:
