@@ -17,19 +17,7 @@ from typing import assert_never
 from reconciler.controller.config import ControllerConfig
 from reconciler.controller.reports import Reports
 from reconciler.controller.watches import Watches
-from reconciler.engine import (
-    Action,
-    CancelDownload,
-    Execute,
-    NoOp,
-    Observe,
-    Probe,
-    PushPackage,
-    ReadState,
-    Verify,
-    Wait,
-    WriteUri,
-)
+from reconciler.engine import actions as act
 from reconciler.errors import DeviceRequestFailed, TemporaryError, WaitingError
 from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.server import Lwm2mServer
@@ -59,22 +47,22 @@ class Executor:
         self._images, self._settings, self._clock = images, settings, clock
         self._on_notify = on_notify
 
-    async def run(self, device: Device, action: Action) -> None:
-        if isinstance(action, ReadState | Verify):
+    async def run(self, device: Device, action: act.Action) -> None:
+        if isinstance(action, act.ReadState | act.Verify):
             await self.read_state(device)
-        elif isinstance(action, Probe):
+        elif isinstance(action, act.Probe):
             await self._probe(device)
-        elif isinstance(action, Observe):
+        elif isinstance(action, act.Observe):
             await self._observe(device, action)
-        elif isinstance(action, WriteUri):
+        elif isinstance(action, act.WriteUri):
             await self._write_uri(device, action)
-        elif isinstance(action, PushPackage):
+        elif isinstance(action, act.PushPackage):
             await self._push(device, action)
-        elif isinstance(action, Execute):
+        elif isinstance(action, act.Execute):
             await self._execute(device)
-        elif isinstance(action, CancelDownload):
+        elif isinstance(action, act.CancelDownload):
             await self._cancel(device)
-        elif isinstance(action, Wait | NoOp):
+        elif isinstance(action, act.Wait | act.NoOp):
             pass  # nothing to send: the controller requeues from the decision
         else:
             assert_never(action)
@@ -114,7 +102,7 @@ class Executor:
                 values.update(await client.read(path, timeout=self._settings.request_timeout))
         return values
 
-    async def _observe(self, device: Device, action: Observe) -> None:
+    async def _observe(self, device: Device, action: act.Observe) -> None:
         reg = self._server.registration(device.endpoint)
         if reg is None:
             return
@@ -122,7 +110,7 @@ class Executor:
             self._server.client(device.endpoint), reg, action.paths,
             lambda values: self._on_notify(device, values), self._settings.request_timeout)
 
-    async def _write_uri(self, device: Device, action: WriteUri) -> None:
+    async def _write_uri(self, device: Device, action: act.WriteUri) -> None:
         data = await self._images(action.image_id)
         uri = self._server.offer_firmware(device.endpoint, action.image_id, data)
         client = self._server.client(device.endpoint)
@@ -130,7 +118,7 @@ class Executor:
         log.info("%s: attempt %d: wrote /5/0/1 (%d bytes offered)", device.device_id,
                  action.attempt, len(data))
 
-    async def _push(self, device: Device, action: PushPackage) -> None:
+    async def _push(self, device: Device, action: act.PushPackage) -> None:
         data = await self._images(action.image_id)
         await self._server.client(device.endpoint).push_firmware(data, timeout=action.timeout)
         log.info("%s: attempt %d: pushed %d bytes to /5/0/0", device.device_id,

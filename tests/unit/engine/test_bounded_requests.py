@@ -20,23 +20,8 @@ from hypothesis import strategies as st
 
 from reconciler.controller.config import ControllerConfig
 from reconciler.controller.core import MAX_STEPS, MIN_REQUEUE, STEP_CAP_DELAY
-from reconciler.engine import (
-    DEFAULT_CONFIG,
-    Action,
-    CancelDownload,
-    Decision,
-    Execute,
-    NoOp,
-    Observe,
-    Probe,
-    PushPackage,
-    ReadState,
-    Verify,
-    Wait,
-    WriteUri,
-    decide,
-    diff,
-)
+from reconciler.engine import DEFAULT_CONFIG, Decision, decide, diff
+from reconciler.engine import actions as act
 from reconciler.model.lwm2m import FirmwareState, UpdateResult
 from reconciler.model.observed import DeviceProgress, DeviceReport
 from reconciler.model.status import UpdateState
@@ -138,12 +123,12 @@ class Loop:
         if values:
             self.merge(values)
 
-    def run(self, action: Action) -> None:
-        if isinstance(action, ReadState | Verify):
+    def run(self, action: act.Action) -> None:
+        if isinstance(action, act.ReadState | act.Verify):
             self.read_state()
-        elif isinstance(action, Probe):
+        elif isinstance(action, act.Probe):
             self.probe()
-        elif isinstance(action, Observe):
+        elif isinstance(action, act.Observe):
             for _ in action.paths:
                 answer = self.request()
                 if answer.kind == "silent":
@@ -152,19 +137,19 @@ class Loop:
                     self.can_observe = False
                     return
             self.observing = True  # ... and it never notifies: polls must still come
-        elif isinstance(action, Execute):
+        elif isinstance(action, act.Execute):
             answer = self.request(LOOP.execute_timeout)
             if answer.kind == "error":
                 raise Failed("execute refused")
             if answer.kind == "ok" and answer.reboot:
                 self.device.registered_at = self.now
                 self.observing, self.can_observe = False, True
-        elif isinstance(action, WriteUri | PushPackage | CancelDownload):
-            timeout = action.timeout if isinstance(action, PushPackage) else None
+        elif isinstance(action, act.WriteUri | act.PushPackage | act.CancelDownload):
+            timeout = action.timeout if isinstance(action, act.PushPackage) else None
             if self.request(timeout or LOOP.request_timeout).kind != "ok":
                 raise Failed("write failed")
         else:
-            assert isinstance(action, Wait | NoOp)
+            assert isinstance(action, act.Wait | act.NoOp)
 
     def reconcile(self) -> float | None:
         """Controller.reconcile_device: seconds until the next look (None: a trigger)."""
