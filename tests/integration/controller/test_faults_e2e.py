@@ -12,20 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import controller_harness as harness
 import pytest
-from controller_harness import (
-    COLLECTION,
-    SIM_TIMING,
-    DesiredRepo,
-    device_id,
-    endpoint,
-    fleet_of,
-    serving,
-    settings_for,
-    specs,
-    states,
-    until,
-)
+from controller_harness import device_id, states, until
 
 from reconciler.controller.core import Controller
 from reconciler.model.lwm2m import FirmwareState, UpdateResult
@@ -45,13 +34,14 @@ def _state_is(ctl: Controller, state: UpdateState, n: int = 0) -> Any:
 
 
 @asynccontextmanager
-async def _one_device_with(tmp_path: Path, fault: Fault, timing: Timing = SIM_TIMING,
+async def _one_device_with(tmp_path: Path, fault: Fault, timing: Timing = harness.SIM_TIMING,
                            **overrides: Any) -> AsyncIterator[tuple[Controller, SimDevice]]:
     """The service and one device on 1.0 with `fault` injected, targeted at 2.0."""
-    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
-    async with serving(settings_for(repo, tmp_path / "s.db", **overrides)) as running, \
-            fleet_of(running, specs(1, faults=frozenset({fault})), timing) as fleet:
-        yield running.controller, fleet.device(endpoint(0))
+    repo = harness.DesiredRepo(tmp_path / "repo", count=1, target="2.0")
+    settings = harness.settings_for(repo, tmp_path / "s.db", **overrides)
+    async with harness.serving(settings) as running, \
+            harness.fleet_of(running, harness.specs(1, faults=frozenset({fault})), timing) as fleet:
+        yield running.controller, fleet.device(harness.endpoint(0))
 
 
 async def test_a_lost_connection_is_retried_and_then_current(tmp_path: Path) -> None:
@@ -80,7 +70,7 @@ async def test_an_integrity_or_package_type_failure_is_terminal_for_the_image(
 
 
 async def test_a_slow_download_within_its_deadline_ends_current(tmp_path: Path) -> None:
-    slow = replace(SIM_TIMING, slow_block_delay=0.15)  # 5 blocks: under a second in all
+    slow = replace(harness.SIM_TIMING, slow_block_delay=0.15)  # 5 blocks: under a second in all
     async with _one_device_with(tmp_path, Fault.SLOW, slow) as (ctl, device):
         began = time.monotonic()
         await device.wait_version("2.0", timeout=20)
@@ -113,9 +103,9 @@ async def test_a_device_back_on_the_old_version_is_reverted(tmp_path: Path) -> N
 
 
 async def test_max_concurrent_is_never_exceeded(tmp_path: Path) -> None:
-    repo = DesiredRepo(tmp_path / "repo", count=6, rollout={"maxConcurrent": 2})
-    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
-            fleet_of(running, specs(6)) as fleet:
+    repo = harness.DesiredRepo(tmp_path / "repo", count=6, rollout={"maxConcurrent": 2})
+    async with harness.serving(harness.settings_for(repo, tmp_path / "s.db")) as running, \
+            harness.fleet_of(running, harness.specs(6)) as fleet:
         ctl = running.controller
         await until(ctl, lambda: all(s is S.CURRENT for s in states(ctl).values()))
         peak = {"controller": 0, "devices": 0}
@@ -123,7 +113,7 @@ async def test_max_concurrent_is_never_exceeded(tmp_path: Path) -> None:
         def converged() -> bool:
             busy = sum(d.state is not FirmwareState.IDLE for d in fleet.devices())
             peak["devices"] = max(peak["devices"], busy)
-            in_flight = ctl.decider.index.stats(COLLECTION).in_flight
+            in_flight = ctl.decider.index.stats(harness.COLLECTION).in_flight
             peak["controller"] = max(peak["controller"], in_flight)
             return all(d.version == "2.0" for d in fleet.devices()) and all(
                 s is S.CURRENT for s in states(ctl).values())
@@ -135,12 +125,12 @@ async def test_max_concurrent_is_never_exceeded(tmp_path: Path) -> None:
 
 async def test_the_failure_threshold_halts_new_starts_until_raised_in_git(
         tmp_path: Path) -> None:
-    repo = DesiredRepo(tmp_path / "repo", count=5, target="2.0",
+    repo = harness.DesiredRepo(tmp_path / "repo", count=5, target="2.0",
                        rollout={"maxConcurrent": 1, "failureThreshold": 2})
     state = tmp_path / "s.db"
     bad = frozenset({Fault.INTEGRITY})
-    async with serving(settings_for(repo, state)) as running, \
-            fleet_of(running, specs(5, faults=bad)):
+    async with harness.serving(harness.settings_for(repo, state)) as running, \
+            harness.fleet_of(running, harness.specs(5, faults=bad)):
         ctl = running.controller
         failed = lambda: sum(s is S.UPDATE_FAILED for s in states(ctl).values())  # noqa: E731
         await until(ctl, lambda: failed() == 2)
@@ -151,7 +141,7 @@ async def test_the_failure_threshold_halts_new_starts_until_raised_in_git(
         held = [p for d in ctl.desired.devices if (p := ctl.decider.index.get(d)) is not None
                 and p.state is S.PENDING]
         assert len(held) == 3 and all("rollout halted" in p.message for p in held)
-        assert ctl.decider.index.gate(ctl.desired.collections[COLLECTION]).reason == (
+        assert ctl.decider.index.gate(ctl.desired.collections[harness.COLLECTION]).reason == (
             "rollout halted: 2 of 5 devices failed (threshold 2); "
             "to resume, change the target or raise failureThreshold in git")
         repo.rollout = {"maxConcurrent": 1, "failureThreshold": 4}
@@ -161,7 +151,8 @@ async def test_the_failure_threshold_halts_new_starts_until_raised_in_git(
         ctl.decider.flush_status()
     reader = open_reader(state)
     try:
-        [status] = [s for s in reader.collection_statuses() if s.collection_id == COLLECTION]
+        [status] = [s for s in reader.collection_statuses()
+                    if s.collection_id == harness.COLLECTION]
         assert status.rollout["halted"] is True
         assert str(status.rollout["reason"]).startswith(
             "rollout halted: 4 of 5 devices failed (threshold 4); to resume")

@@ -15,17 +15,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import controller_harness as harness
 from aiocoap import Message
 from aiocoap.numbers.codes import Code
-from controller_harness import (
-    DesiredRepo,
-    device_id,
-    endpoint,
-    serving,
-    settings_for,
-    states,
-    until,
-)
+from controller_harness import device_id, states, until
 from scripted_device import ScriptedDevice
 
 from reconciler.lwm2m.codecs import Value
@@ -54,21 +47,21 @@ class IgnoresFirstExecute(ScriptedDevice):
             if len(self.executes) == 1:
                 return super().answer(message, path)  # 2.04, and nothing happens
             self.values.update({LwPath(3, 0, 3): "2.0", FW_STATE: 0, FW_UPDATE_RESULT: 1})
-            asyncio.get_running_loop().call_soon(self.register, endpoint(0))  # rebooted
+            asyncio.get_running_loop().call_soon(self.register, harness.endpoint(0))  # rebooted
         return super().answer(message, path)
 
 
 async def test_an_execute_that_did_not_take_is_sent_again_after_a_probe_not_the_timeout(
         tmp_path: Path) -> None:
-    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
+    repo = harness.DesiredRepo(tmp_path / "repo", count=1, target="2.0")
     # Waiting out update_timeout would take 30 s; the probe comes 0.3 s after Execute.
-    settings = settings_for(repo, tmp_path / "s.db", update_timeout=30.0, probe_delay=0.3)
-    async with serving(settings) as running:
+    settings = harness.settings_for(repo, tmp_path / "s.db", update_timeout=30.0, probe_delay=0.3)
+    async with harness.serving(settings) as running:
         loop = asyncio.get_running_loop()
         transport, device = await loop.create_datagram_endpoint(
             IgnoresFirstExecute, remote_addr=("127.0.0.1", running.coap_port))
         try:
-            device.register(endpoint(0))
+            device.register(harness.endpoint(0))
             await asyncio.wait_for(device.registered.wait(), 5)
             ctl = running.controller
             await until(ctl, lambda: states(ctl)[device_id(0)] is UpdateState.CURRENT, 10)

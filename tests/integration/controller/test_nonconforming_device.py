@@ -14,18 +14,11 @@ import asyncio
 import logging
 from pathlib import Path
 
+import controller_harness as harness
 import pytest
 from aiocoap import Message
 from aiocoap.numbers.codes import Code
-from controller_harness import (
-    DesiredRepo,
-    device_id,
-    endpoint,
-    serving,
-    settings_for,
-    states,
-    until,
-)
+from controller_harness import device_id, states, until
 from scripted_device import ScriptedDevice
 
 from reconciler.lwm2m.codecs import Value
@@ -45,14 +38,14 @@ def most_in_any_window(times: list[float], window: float) -> int:
 
 async def test_a_device_that_ignores_object_5_ends_failed_within_bounded_requests(
         tmp_path: Path) -> None:
-    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
-    settings = settings_for(repo, tmp_path / "s.db", reset_delay=0.2)
-    async with serving(settings) as running:
+    repo = harness.DesiredRepo(tmp_path / "repo", count=1, target="2.0")
+    settings = harness.settings_for(repo, tmp_path / "s.db", reset_delay=0.2)
+    async with harness.serving(settings) as running:
         loop = asyncio.get_running_loop()
         transport, device = await loop.create_datagram_endpoint(
             lambda: ScriptedDevice(VALUES), remote_addr=("127.0.0.1", running.coap_port))
         try:
-            device.register(endpoint(0))
+            device.register(harness.endpoint(0))
             await asyncio.wait_for(device.registered.wait(), 5)
             ctl = running.controller
             await until(ctl, lambda: states(ctl)[device_id(0)] is UpdateState.UPDATE_FAILED,
@@ -89,15 +82,16 @@ class RefusesEverything(ScriptedDevice):
 
 async def test_a_device_that_refuses_every_request_costs_one_history_line_and_few_warnings(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
-    settings = settings_for(repo, tmp_path / "s.db", error_backoff=0.02, error_backoff_max=0.05)
+    repo = harness.DesiredRepo(tmp_path / "repo", count=1, target="2.0")
+    settings = harness.settings_for(repo, tmp_path / "s.db", error_backoff=0.02,
+                                    error_backoff_max=0.05)
     caplog.set_level(logging.INFO, logger="reconciler.queue")
-    async with serving(settings) as running:
+    async with harness.serving(settings) as running:
         loop = asyncio.get_running_loop()
         transport, device = await loop.create_datagram_endpoint(
             lambda: RefusesEverything(40), remote_addr=("127.0.0.1", running.coap_port))
         try:
-            device.register(endpoint(0))
+            device.register(harness.endpoint(0))
             await asyncio.wait_for(device.refused.wait(), 10)  # ~20 failed reconciles
         finally:
             transport.close()

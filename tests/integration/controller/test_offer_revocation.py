@@ -7,17 +7,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import controller_harness as harness
 from aiocoap import GET, Code, Context, Message
-from controller_harness import (
-    DesiredRepo,
-    device_id,
-    fleet_of,
-    serving,
-    settings_for,
-    specs,
-    states,
-    until,
-)
+from controller_harness import device_id, states, until
 
 from reconciler.model.status import UpdateState
 from reconciler.simulator import SimDevice
@@ -51,11 +43,11 @@ async def code_of_get(client: Context, uri: str) -> Code:
 async def test_an_offer_is_revoked_when_its_update_ends_or_its_target_changes(
     tmp_path: Path,
 ) -> None:
-    repo = DesiredRepo(tmp_path / "repo", count=4)
-    devices = [replace(spec, faults=FAULTS[n]) for n, spec in enumerate(specs(4))]
-    async with serving(settings_for(repo, tmp_path / "s.db", max_retries=0,
+    repo = harness.DesiredRepo(tmp_path / "repo", count=4)
+    devices = [replace(spec, faults=FAULTS[n]) for n, spec in enumerate(harness.specs(4))]
+    async with harness.serving(harness.settings_for(repo, tmp_path / "s.db", max_retries=0,
                                     update_timeout=30.0, min_download_time=30.0)) as running, \
-            fleet_of(running, devices) as fleet:
+            harness.fleet_of(running, devices) as fleet:
         ctl = running.controller
         uris: dict[str, str] = {}
         for device in fleet.devices():

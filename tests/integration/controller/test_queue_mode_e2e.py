@@ -7,17 +7,8 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from controller_harness import (
-    SIM_TIMING,
-    DesiredRepo,
-    endpoint,
-    fleet_of,
-    serving,
-    settings_for,
-    specs,
-    states,
-    until,
-)
+import controller_harness as harness
+from controller_harness import states, until
 
 from reconciler.model.lwm2m import DeliveryMethod
 from reconciler.model.status import UpdateState
@@ -26,10 +17,11 @@ from reconciler.model.status import UpdateState
 async def test_queue_mode_devices_are_only_contacted_right_after_they_speak(
     tmp_path: Path,
 ) -> None:
-    repo = DesiredRepo(tmp_path / "repo", count=3)
-    timing = replace(SIM_TIMING, update_every=3.0, queue_window=0.6)
-    async with serving(settings_for(repo, tmp_path / "s.db", awake_window=0.5)) as running, \
-            fleet_of(running, specs(3, queue_mode=True), timing) as fleet:
+    repo = harness.DesiredRepo(tmp_path / "repo", count=3)
+    timing = replace(harness.SIM_TIMING, update_every=3.0, queue_window=0.6)
+    settings = harness.settings_for(repo, tmp_path / "s.db", awake_window=0.5)
+    async with harness.serving(settings) as running, \
+            harness.fleet_of(running, harness.specs(3, queue_mode=True), timing) as fleet:
         ctl = running.controller
         await until(ctl, lambda: all(s is UpdateState.CURRENT for s in states(ctl).values()))
         # Falling asleep is the passing of time, not an event: wait out the window once.
@@ -46,10 +38,10 @@ async def test_queue_mode_devices_are_only_contacted_right_after_they_speak(
 
 
 async def test_a_push_only_device_gets_the_package_pushed(tmp_path: Path) -> None:
-    repo = DesiredRepo(tmp_path / "repo", count=1, target="2.0")
-    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
-            fleet_of(running, specs(1, delivery=DeliveryMethod.PUSH_ONLY)) as fleet:
-        device = fleet.device(endpoint(0))
+    repo = harness.DesiredRepo(tmp_path / "repo", count=1, target="2.0")
+    async with harness.serving(harness.settings_for(repo, tmp_path / "s.db")) as running, \
+            harness.fleet_of(running, harness.specs(1, delivery=DeliveryMethod.PUSH_ONLY)) as fleet:
+        device = fleet.device(harness.endpoint(0))
         await device.wait_version("2.0", timeout=20)
         ctl = running.controller
         await until(ctl, lambda: all(s is UpdateState.CURRENT for s in states(ctl).values()))
