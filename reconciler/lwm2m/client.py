@@ -21,7 +21,13 @@ from aiocoap.numbers.codes import Code
 from reconciler.errors import DeviceNotRegistered, DeviceRequestFailed, RequestQueued
 from reconciler.lwm2m.coaperrors import abandon, raise_for_code, translate
 from reconciler.lwm2m.codecs import CodecError, Value, encode, parse_link_format
-from reconciler.lwm2m.formats import decode_response, links_under, read_formats, write_formats
+from reconciler.lwm2m.formats import (
+    MULTI_VALUE,
+    decode_response,
+    links_under,
+    read_formats,
+    write_formats,
+)
 from reconciler.lwm2m.observe import Observation, follow
 from reconciler.lwm2m.push import push_firmware
 from reconciler.lwm2m.rd_table import Entry
@@ -74,7 +80,9 @@ class DeviceClient:
         """PUT replaces (`partial=False`), POST updates only the given resources."""
         values: Mapping[Path, Value] = value if isinstance(value, Mapping) else {path: value}
         code = Code.POST if partial else Code.PUT
-        formats = write_formats(self._entry(path).registration.lwm2m_version, path, values)
+        entry = self._entry(path)
+        known = (*self._server.preferred_format(self.endpoint), entry.root_content_format)
+        formats = write_formats(entry.registration.lwm2m_version, path, values, known)
 
         def build(fmt: int | None) -> Message:
             payload = encode(fmt or 0, path, values)
@@ -169,7 +177,8 @@ class DeviceClient:
                 if exc.code in FALLBACK_CODES and index + 1 < len(formats):
                     continue
                 raise
-            if remember:
+            if remember or (fmt in MULTI_VALUE and index > 0):
+                # a write that had to step down also tells what the device speaks
                 self._server.remember_format(self.endpoint, fmt)
             return (response, request) if keep else response
         raise AssertionError("unreachable: the format list is never empty")

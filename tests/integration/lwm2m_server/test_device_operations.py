@@ -203,3 +203,37 @@ async def test_stopping_the_server_ends_running_observations(server, make_device
     await server.stop()
 
     assert not observation.active
+
+
+async def test_a_device_that_speaks_only_tlv_gets_writes_in_tlv_without_a_refusal_first(
+    server, make_device, enroll
+):
+    """Writes use what was negotiated for reads, and what a write had to step down to."""
+    device = await make_device(formats=(CF.TLV,))
+    await enroll(device, "ep=d20&lwm2m=1.1")
+    client = server.client("d20")
+    await client.read(Path(5, 0), timeout=5)  # steps down to TLV once
+    device.seen.clear()
+
+    await client.write(Path(5, 0), {FW_URI: "coap://a/b"}, partial=True, timeout=5)
+
+    assert [(s[0], s[2]) for s in device.seen] == [("POST", CF.TLV)]
+
+    other = await make_device(formats=(CF.TLV,))
+    await enroll(other, "ep=d21&lwm2m=1.1")
+    for uri in ("coap://a/1", "coap://a/2"):
+        await server.client("d21").write(Path(5, 0), {FW_URI: uri}, partial=True, timeout=5)
+    assert [s[2] for s in other.seen] == [CF.SENML_CBOR, CF.SENML_JSON, CF.TLV, CF.TLV]
+
+
+async def test_a_write_goes_first_in_the_format_the_device_registered(
+    server, make_device, enroll
+):
+    device = await make_device(formats=(CF.TLV,))
+    links = b'</>;rt="oma.lwm2m";ct=11542,</3/0>,</5/0>'
+    await enroll(device, "ep=d22&lwm2m=1.2", links)
+
+    await server.client("d22").write(Path(5, 0), {FW_URI: "coap://a/b"}, partial=True,
+                                     timeout=5)
+
+    assert [s[2] for s in device.seen] == [CF.TLV]
