@@ -15,7 +15,7 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -54,9 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(exit 1 when no device registered by then)")
 
 
-def build_specs(args: argparse.Namespace) -> tuple[list[DeviceSpec], dict[str, str]]:
-    """The devices to run and the image catalog, from the arguments and the repo."""
+def build_specs(args: argparse.Namespace) -> tuple[list[DeviceSpec], Mapping[str, str]]:
+    """The devices to run and the image catalog (which follows the repo while the fleet
+    runs), from the arguments and the repo."""
     images = manifests.read_images(args.repo)
+    live = manifests.RepoCatalog(args.repo, images)
     oldest = manifests.oldest_versions(images)
     if args.count is not None:
         pairs = [(f"sim-{i:05d}", "") for i in range(args.count)]
@@ -70,7 +72,7 @@ def build_specs(args: argparse.Namespace) -> tuple[list[DeviceSpec], dict[str, s
                         lwm2m_version=args.lwm2m, delivery=delivery,
                         block_size=args.block_size, faults=faults[ep])
              for ep, coll in pairs]
-    return specs, manifests.catalog(images)
+    return specs, live
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,7 +127,7 @@ def _report(what: str, stats: RoundStats) -> None:
                       "per_second": round(stats.per_second, 1)}), flush=True)
 
 
-async def _simulate(server: str, specs: list[DeviceSpec], catalog: dict[str, str],
+async def _simulate(server: str, specs: list[DeviceSpec], catalog: Mapping[str, str],
                     wait: float) -> int:
     fleet = Fleet(server, specs, catalog, replace(Timing(), deregister_timeout=STOP_SECONDS))
     stop = _stop_event()

@@ -55,7 +55,8 @@ class Fleet:
         self.timing = timing or Timing()
         if ":" in self.server[0] and ":" not in self.timing.host:
             self.timing = replace(self.timing, host="::1")  # an IPv6 server: IPv6 sockets
-        self.catalog = dict(catalog or {})
+        # kept, not copied: a RepoCatalog follows its repository while the fleet runs
+        self.catalog: Mapping[str, str] = catalog if catalog is not None else {}
         self._concurrency = start_concurrency
         self._devices = {spec.endpoint: SimDevice(spec, self.server, self.catalog,
                                                   self.timing) for spec in devices}

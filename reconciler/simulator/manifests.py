@@ -6,10 +6,15 @@ has no business validating manifests, so this only picks out the device endpoint
 catalog (`manifests/<collection>/images.yaml`, `images: [{sha256, version, created}]`):
 sha256 -> version, which is what a device checks a downloaded image against. Malformed
 files raise `ManifestReadError` naming the file; `fota validate` is where details live.
+`RepoCatalog` follows the repository while the fleet runs: an image published and
+targeted meanwhile is found by reading the catalog again when an unknown package arrives.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,11 @@ from typing import Any
 import yaml
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+log = logging.getLogger(__name__)
+
+# An unknown package re-reads the catalog at most this often: a fleet with integrity
+# faults (packages no catalog knows) must not re-read the repository per download.
+REREAD_SECONDS = 1.0
 
 
 class ManifestReadError(ValueError):
@@ -88,3 +98,30 @@ def oldest_versions(images: list[RepoImage]) -> dict[str, str]:
         if seen is None or image.created < seen.created:
             oldest[image.collection] = image
     return {collection: image.version for collection, image in oldest.items()}
+
+
+class RepoCatalog(Mapping[str, str]):
+    """sha256 -> version of the repository's images, read again (at most once per
+    `reread_seconds`) when asked for a package it does not know."""
+
+    def __init__(self, root: Path, images: list[RepoImage] | None = None, *,
+                 reread_seconds: float = REREAD_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._root, self._reread, self._clock = root, reread_seconds, clock
+        self._known = catalog(read_images(root) if images is None else images)
+        self._read_at = float("-inf")  # the first unknown package always re-reads
+
+    def __getitem__(self, sha256: str) -> str:
+        if sha256 not in self._known and self._clock() - self._read_at >= self._reread:
+            self._read_at = self._clock()
+            try:
+                self._known = catalog(read_images(self._root))
+            except ManifestReadError as exc:  # a half-written file: keep what we had
+                log.warning("image catalog not re-read: %s", exc)
+        return self._known[sha256]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._known)
+
+    def __len__(self) -> int:
+        return len(self._known)
