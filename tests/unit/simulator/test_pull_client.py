@@ -124,10 +124,12 @@ async def test_a_request_after_an_answered_one_is_retransmitted_on_its_own_sched
         await first
         second = asyncio.ensure_future(client.get(("fw",), (), 1 << 4))
         lost, _ = await peer.next()
-        sent = loop.time()
+        sent = loop.time()  # when the peer read it: the send itself was a bit earlier
         again, source = await peer.next()  # the shared timer re-armed for this request
         waited = loop.time() - sent
-        assert again.mid == lost.mid and waited >= QUICK.ack_timeout * 0.9
+        # Not at once (the bug this guards against), with slack for a loaded machine
+        # where the peer reads the first datagram late: it was 0.044 s of 0.05 once.
+        assert again.mid == lost.mid and waited >= QUICK.ack_timeout * 0.5
         lost_again, _ = await peer.next()  # doubled: 2 x ACK_TIMEOUT later
         assert loop.time() - sent >= 3 * QUICK.ack_timeout * 0.9
         peer.send(reply(lost_again, ACK), source)
