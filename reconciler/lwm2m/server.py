@@ -26,6 +26,7 @@ from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.fastpath import install_fast_path
 from reconciler.lwm2m.firmware import OFFER_LIFETIME, FirmwareRepository
 from reconciler.lwm2m.hardening import DedupCache, harden
+from reconciler.lwm2m.logbudget import LogBudget, guard
 from reconciler.lwm2m.queue import DEFAULT_AWAKE_SECONDS, QueueMode
 from reconciler.lwm2m.rd_resources import EntryResource, RdService, RegisterResource
 from reconciler.lwm2m.rd_table import Entry, RegistrationTable
@@ -98,6 +99,8 @@ class Lwm2mServer:
         self._context: Any = None
         self._caches: list[DedupCache] = []
         self._sweeper: asyncio.Task[None] | None = None
+        self.log_budget = LogBudget()  # what outsiders can make our loggers say, bounded
+        self._unguard: Callable[[], None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # observation followers
         self.site = resource.Site()
         service = RdService(self._registry, self._admit, self._on_event)
@@ -114,6 +117,8 @@ class Lwm2mServer:
         self._context = await Context.create_server_context(
             self.site, bind=(self._host, self._requested_port), transports=["udp6"]
         )
+        # after the context: aiocoap's loggers exist now, before any datagram is read
+        self._unguard = guard(self.log_budget)
         self._caches = harden(self._context)
         with contextlib.suppress(OSError):
             self._socket().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
@@ -134,6 +139,10 @@ class Lwm2mServer:
         if self._context is not None:
             await self._context.shutdown()
             self._context = None
+        if self._unguard is not None:
+            self.log_budget.flush(force=True)
+            self._unguard()
+            self._unguard = None
 
     @property
     def port(self) -> int:
@@ -313,6 +322,7 @@ class Lwm2mServer:
             for cache in self._caches:
                 cache.tick()
             self.firmware.drop_expired()
+            self.log_budget.flush()
 
 
 def _subscribe(callbacks: list[_Callback], cb: _Callback) -> Callable[[], None]:
