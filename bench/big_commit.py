@@ -19,13 +19,11 @@ import argparse
 import asyncio
 import ctypes
 import gc
-import hashlib
 import http.client
 import itertools
 import json
 import os
 import random
-import re
 import signal
 import socket
 import sys
@@ -38,7 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import git
+import procs
 import yaml
+from rollout import write_images
 
 COLLECTION = "c00001"
 BASE_DEVICES = 10
@@ -99,18 +99,7 @@ def _monitor(loops: list[asyncio.AbstractEventLoop]) -> None:
 # --- the repository ----------------------------------------------------------------
 def make_repo(root: Path) -> git.Repo:
     repo = git.Repo.init(root, initial_branch="main")  # fota serve follows main
-    images = []
-    (root / "images").mkdir()
-    for n, version in enumerate(("1.0", "2.0")):
-        data = os.urandom(4096)
-        path = f"images/fw-{version}.bin"
-        (root / path).write_bytes(data)
-        images.append({"imageId": f"i0000{n + 1}", "version": version, "path": path,
-                       "filename": f"fw-{version}.bin", "length": len(data),
-                       "sha256": hashlib.sha256(data).hexdigest(), "created": 1_700_000_000_000})
-    base = root / "manifests" / "bench"
-    (base / "devices").mkdir(parents=True)
-    (base / "images.yaml").write_text(yaml.safe_dump({"images": images}))
+    base = write_images(root, 4096, "i0000")
     doc = {"collectionId": COLLECTION, "name": "bench",
            "firmware": {"management": "collection", "target": "2.0"},
            "rollout": {}}  # unguarded, as measured before safe default guards existed
@@ -277,19 +266,10 @@ class Child:
                     return time.time()
 
     def rss_mb(self) -> float:
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        found = re.search(r"VmRSS:\s+(\d+)", status)
-        assert found is not None
-        return round(int(found.group(1)) / 1024, 1)
+        return round(procs.rss_mb(self.proc.pid), 1)
 
     async def stop(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 60)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+        await procs.stop(self.proc, 60)
         await asyncio.gather(*self._tasks)
 
 

@@ -19,33 +19,17 @@ import asyncio
 import collections
 import json
 import re
-import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from rollout import BLOCK, IMAGE_SIZE, Server, make_repo, set_target
+import procs
+from rollout import BLOCK, CURRENT, IMAGE_SIZE, Server, make_repo, roll_out
 
 PROXY = str(Path(__file__).with_name("udp_proxy.py"))
 GOAL = 3.0
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 30)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
 
 
 def _what_happened(lines: list[tuple[float, str]], since: float) -> dict[str, Any]:
@@ -93,7 +77,7 @@ async def rollout(devices: int, loss: float, dup: float, patience: float,
                   tmp: Path) -> dict[str, Any]:
     endpoints = [f"sim-{i:05d}" for i in range(devices)]
     repo = make_repo(tmp / "repo", endpoints)
-    port, proxy_port = _free_udp_port(), _free_udp_port()
+    port, proxy_port = procs.free_udp_port(), procs.free_udp_port()
     server = Server(tmp / "repo", tmp / "state.db", port, {})
     server.args += ["--public-uri", f"coap://127.0.0.1:{proxy_port}"]
     proxy = await asyncio.create_subprocess_exec(
@@ -105,21 +89,14 @@ async def rollout(devices: int, loss: float, dup: float, patience: float,
         f"coap://127.0.0.1:{proxy_port}", "--repo", str(tmp / "repo"), "--count",
         str(devices), "--version", "1.0", "--block-size", str(BLOCK),
         stdout=asyncio.subprocess.DEVNULL)
-    current = "-> Current: running 2.0"
     try:
-        await server.wait_for(lambda line: "-> Current: running 1.0" in line, devices, 300)
-        committed = set_target(repo, "2.0")
-        try:
-            await server.wait_for(lambda line: current in line, devices, patience,
-                                  since=committed)
-        except RuntimeError as exc:
-            print(f"loss {loss}: {exc}", file=sys.stderr)
+        committed = await roll_out(server, repo, devices, 300, patience, f"loss {loss}")
     finally:
-        await _stop(sim)
+        await procs.stop(sim, 30)
         await server.stop()
-        await _stop(proxy)
+        await procs.stop(proxy, 30)
     times = sorted(at - committed for at, line in server.lines
-                   if at >= committed and current in line)
+                   if at >= committed and CURRENT in line)
     result: dict[str, Any] = {
         "loss": loss, "duplication": dup, "current": len(times),
         "commit_to_all_current_s": round(times[-1], 2) if len(times) == devices else None,

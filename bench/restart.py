@@ -35,7 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rollout import Server, _free_udp_port, make_repo, set_target
+import procs
+from rollout import Server, make_repo, set_target
 
 CURRENT = re.compile(r"\((sim-\d+)\): .*-> Current: running 2\.0")
 RESTORED = re.compile(r"restored (\d+) registrations and (\d+) firmware offers")
@@ -87,7 +88,7 @@ async def rollout(devices: int, tmp: Path, image_size: int, block: int,
                   kills: int) -> dict[str, Any]:
     endpoints = [f"sim-{i:05d}" for i in range(devices)]
     repo = make_repo(tmp / "repo", endpoints, image_size)
-    port, state = _free_udp_port(), tmp / "state.db"
+    port, state = procs.free_udp_port(), tmp / "state.db"
     server = Server(tmp / "repo", state, port, {})
     await server.start()
     servers = [server]

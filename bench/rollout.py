@@ -22,7 +22,6 @@ import json
 import math
 import os
 import re
-import socket
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import git
+import procs
 import yaml
 
 from reconciler.simulator.coap import Endpoint
@@ -40,31 +40,33 @@ IMAGE_SIZE = 64 * 1024
 BLOCK = 512
 COLLECTION = "b0000c"
 PATIENCE = 40.0  # seconds after the commit before the rollout is reported as it stands
+CURRENT = "-> Current: running 2.0"  # the log line of a device done
 SETTLE = {"FOTA_RESYNC_INTERVAL": "3600", "FOTA_POLL_SOURCE": "1"}
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def write_images(root: Path, image_size: int, id_prefix: str) -> Path:
+    """Images 1.0 and 2.0 of random bytes and the bench collection's images.yaml; returns
+    the collection's manifest directory (with an empty devices/)."""
+    images = []
+    (root / "images").mkdir(exist_ok=True)
+    for n, version in enumerate(("1.0", "2.0")):
+        data = os.urandom(image_size)
+        path = f"images/fw-{version}.bin"
+        (root / path).write_bytes(data)
+        images.append({"imageId": f"{id_prefix}{n + 1}", "version": version, "path": path,
+                       "filename": f"fw-{version}.bin", "length": len(data),
+                       "sha256": hashlib.sha256(data).hexdigest(), "created": 1_700_000_000_000})
+    base = root / "manifests" / "bench"
+    (base / "devices").mkdir(parents=True)
+    (base / "images.yaml").write_text(yaml.safe_dump({"images": images}))
+    return base
 
 
 def make_repo(root: Path, endpoints: list[str], image_size: int = IMAGE_SIZE) -> git.Repo:
     """One collection targeting 1.0, images 1.0 and 2.0 (64 KiB unless `image_size`),
     the given devices."""
     repo = git.Repo.init(root, initial_branch="main")
-    images = []
-    for n, version in enumerate(("1.0", "2.0")):
-        data = os.urandom(image_size)
-        path = f"images/fw-{version}.bin"
-        (root / "images").mkdir(exist_ok=True)
-        (root / path).write_bytes(data)
-        images.append({"imageId": f"b0000{n + 1}", "version": version, "path": path,
-                       "filename": f"fw-{version}.bin", "length": len(data),
-                       "sha256": hashlib.sha256(data).hexdigest(), "created": 1_700_000_000_000})
-    base = root / "manifests" / "bench"
-    (base / "devices").mkdir(parents=True)
-    (base / "images.yaml").write_text(yaml.safe_dump({"images": images}))
+    base = write_images(root, image_size, "b0000")
     lines = ["devices:"] + [f'- {{"endpoint": "{ep}"}}' for ep in endpoints]
     (base / "devices" / "all.yaml").write_text("\n".join(lines) + "\n")
     set_target(repo, "1.0")
@@ -136,20 +138,13 @@ class Server:
             await self._event.wait()
 
     def rss_mb(self) -> float:
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
+        return procs.rss_mb(self.proc.pid)
 
     async def stop(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 60)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-                tail = "".join(line for _, line in self.lines[-30:])
-                print(f"fota serve did not stop on SIGTERM; killed. Log tail:\n{tail}",
-                      file=sys.stderr)
+        if await procs.stop(self.proc, 60):
+            tail = "".join(line for _, line in self.lines[-30:])
+            print(f"fota serve did not stop on SIGTERM; killed. Log tail:\n{tail}",
+                  file=sys.stderr)
         await self._reader
 
     def stopped_in(self) -> float | None:
@@ -161,10 +156,24 @@ class Server:
         return round(marks["stopped"] - marks["shutting down"], 2)
 
 
+async def roll_out(server: Server, repo: git.Repo, devices: int, ready_s: float,
+                   patience: float, label: str) -> float:
+    """Wait until all `devices` run 1.0, commit target 2.0 and wait up to `patience` s for
+    them to run it (a rollout that does not finish is reported as it stands); returns the
+    commit's time."""
+    await server.wait_for(lambda line: "-> Current: running 1.0" in line, devices, ready_s)
+    committed = set_target(repo, "2.0")
+    try:
+        await server.wait_for(lambda line: CURRENT in line, devices, patience, since=committed)
+    except RuntimeError as exc:
+        print(f"{label}: {exc}", file=sys.stderr)
+    return committed
+
+
 async def rollout(devices: int, tmp: Path, block: int = BLOCK) -> dict[str, Any]:
     endpoints = [f"sim-{i:05d}" for i in range(devices)]
     repo = make_repo(tmp / "repo", endpoints)
-    port = _free_udp_port()
+    port = procs.free_udp_port()
     server = Server(tmp / "repo", tmp / "state.db", port, {})
     await server.start()
     sim = await asyncio.create_subprocess_exec(
@@ -172,24 +181,12 @@ async def rollout(devices: int, tmp: Path, block: int = BLOCK) -> dict[str, Any]
         f"coap://127.0.0.1:{port}", "--repo", str(tmp / "repo"), "--count", str(devices),
         "--version", "1.0", "--block-size", str(block), stdout=asyncio.subprocess.DEVNULL)
     try:
-        await server.wait_for(lambda line: "-> Current: running 1.0" in line, devices, 120)
-        committed = set_target(repo, "2.0")
-        current = "-> Current: running 2.0"
-        try:
-            await server.wait_for(lambda line: current in line, devices, PATIENCE,
-                                  since=committed)
-        except RuntimeError as exc:
-            print(f"rollout: {exc}", file=sys.stderr)
+        committed = await roll_out(server, repo, devices, 120, PATIENCE, "rollout")
     finally:
-        sim.terminate()
-        try:
-            await asyncio.wait_for(sim.wait(), 30)
-        except TimeoutError:
-            sim.kill()
-            await sim.wait()
+        await procs.stop(sim, 30)
         await server.stop()
     times = sorted(at - committed for at, line in server.lines
-                   if at >= committed and current in line)
+                   if at >= committed and CURRENT in line)
     per_device = math.ceil(IMAGE_SIZE / block)
     served = len(times) * per_device
     last = times[-1] if times else float("nan")
@@ -217,7 +214,7 @@ class QueueRegistrar(Registrar):
 async def registrations(count: int, tmp: Path) -> dict[str, Any]:
     endpoints = [f"reg-{i:06d}" for i in range(count)]
     repo = make_repo(tmp / "repo", endpoints)
-    port = _free_udp_port()
+    port = procs.free_udp_port()
     # The endpoints answer no device management: only ever "asleep" to the controller.
     server = Server(tmp / "repo", tmp / "state.db", port, {"FOTA_AWAKE_WINDOW": "0.001"})
     started = time.time()
