@@ -22,6 +22,14 @@ def _serve(repo: Path, state: Path, *extra: str) -> list[str]:
             "--http", "127.0.0.1:0", *extra]
 
 
+def _newer_state_file(state: Path) -> Path:
+    """A state file whose schema version (99) is newer than this release's."""
+    with sqlite3.connect(state) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    return state
+
+
 def _one_line(err: str, prefix: str) -> str:
     lines = [line for line in err.splitlines() if line.startswith(prefix)]
     assert len(lines) == 1 and "Traceback" not in err, err
@@ -58,10 +66,7 @@ def test_serve_with_an_unusable_state_file_says_so(
 def test_serve_with_a_state_file_from_a_newer_release_says_so(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = DesiredRepo(tmp_path / "repo", count=1)
-    state = tmp_path / "s.db"
-    with sqlite3.connect(state) as conn:
-        conn.execute("PRAGMA user_version = 99")
-    conn.close()
+    state = _newer_state_file(tmp_path / "s.db")
     assert main(_serve(repo.root, state)) == 2
     line = _one_line(capsys.readouterr().err, "fota serve: ")
     assert line.startswith(f"fota serve: cannot use state file {state}: ")
@@ -130,10 +135,7 @@ def test_plan_against_a_file_that_is_not_a_state_file_says_so(
 def test_plan_against_a_state_file_from_a_newer_release_says_so(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = DesiredRepo(tmp_path / "repo", count=1)
-    state = tmp_path / "s.db"
-    with sqlite3.connect(state) as conn:
-        conn.execute("PRAGMA user_version = 99")
-    conn.close()
+    state = _newer_state_file(tmp_path / "s.db")
     assert main(["plan", "--repo", str(repo.root), "--against", str(state)]) == 2
     captured = capsys.readouterr()
     line = _one_line(captured.err, "fota plan: ")

@@ -92,13 +92,22 @@ def test_publishing_the_same_bytes_again_changes_nothing(
     assert snapshot(tree.root) == before
 
 
+
+def refused(tree: Tree, image: Path, version: str,
+            capsys: pytest.CaptureFixture[str]) -> str:
+    """Publish `image` as `version`, expecting a refusal that leaves the tree untouched;
+    returns what it said on stderr."""
+    before = snapshot(tree.root)
+    assert publish(tree, image, "--version", version) == 1
+    err = capsys.readouterr().err
+    assert snapshot(tree.root) == before
+    return err
+
 def test_other_bytes_under_an_existing_version_are_refused(
     tree: Tree, build: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = snapshot(tree.root)
-    assert publish(tree, build, "--version", "1.0.0") == 1
-    assert "version '1.0.0' already exists with different bytes" in capsys.readouterr().err
-    assert snapshot(tree.root) == before
+    err = refused(tree, build, "1.0.0", capsys)
+    assert "version '1.0.0' already exists with different bytes" in err
 
 
 def test_the_same_bytes_under_another_version_are_refused(
@@ -106,10 +115,8 @@ def test_the_same_bytes_under_another_version_are_refused(
 ) -> None:
     again = tmp_path / "rebuilt.bin"
     again.write_bytes(ONE)
-    before = snapshot(tree.root)
-    assert publish(tree, again, "--version", "9.9.9") == 1
-    assert "already published as version '1.0.0' (image 3000aaaa)" in capsys.readouterr().err
-    assert snapshot(tree.root) == before
+    err = refused(tree, again, "9.9.9", capsys)
+    assert "already published as version '1.0.0' (image 3000aaaa)" in err
 
 
 def test_an_unknown_collection_is_a_usage_error(
