@@ -16,7 +16,7 @@ from pathlib import Path
 
 from reconciler.model.desired import FirmwareImage
 from reconciler.model.observed import DeviceEvent
-from reconciler.model.status import Condition
+from reconciler.model.status import Condition, UpdateState
 from reconciler.model.versions import image_order
 from reconciler.store import codec
 from reconciler.store.json_lists import device_ids_json, devices_json
@@ -187,11 +187,11 @@ class SqliteReader:
         row = self._one("SELECT status FROM collection_status WHERE collection_id = ?",
                         (c.collection_id,))
         rollout = json.loads(row[0]) if row else {}
+        states = {s: n for s, n in counts if s is not None}
         return CollectionStatus(
             collection_id=c.collection_id, management=c.management,
             target_image_id=c.target_image_id, devices=sum(n for _, n in counts),
-            counts={s: n for s, n in counts if s is not None},
-            rollout=rollout if isinstance(rollout, dict) else {})
+            counts=states, rollout=_live(rollout if isinstance(rollout, dict) else {}, states))
 
     def conditions(self, subject: str) -> list[Condition]:
         rows = self._rows("SELECT type, status, reason, message, last_transition, revision "
@@ -208,6 +208,22 @@ class SqliteReader:
         with self._lock, self._bulk_lock:
             self._conn.close()
             self._bulk.close()
+
+
+def _live(rollout: dict[str, object], states: dict[str, int]) -> dict[str, object]:
+    """The controller's rollout snapshot (flushed about once a second, tallied over every
+    progress record whatever its target) with its per-device figures replaced by the ones
+    of `states`, the same query's counts: one /status describes the same devices at the
+    same moment. The gate's reason stays only while the gate is closed by these figures
+    (halted, paused, or maxConcurrent in flight), never a stale "waiting for a slot"."""
+    in_flight = sum(n for s, n in states.items() if UpdateState(s).in_flight)
+    failed = sum(n for s, n in states.items() if UpdateState(s).terminal)
+    live = {**rollout, "counts": dict(states), "inFlight": in_flight, "failed": failed}
+    limit = rollout.get("maxConcurrent")
+    full = isinstance(limit, int) and in_flight >= limit
+    if not (rollout.get("halted") or rollout.get("paused") or full):
+        live.pop("reason", None)
+    return live
 
 
 def _device(r: codec.Row) -> DeviceView:

@@ -7,12 +7,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler.model.desired import Management
+from reconciler.controller.rollout import RolloutIndex
+from reconciler.model.desired import Management, RolloutPolicy
 from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
 from reconciler.model.status import Condition, ConditionType, UpdateState
 from reconciler.store import SqliteStore, open_reader, open_store
@@ -197,7 +199,8 @@ def test_progress_for_the_present_target_gives_the_device_state(
                                                            ("Pending", None)]
     [status] = reader.collection_statuses()
     assert status.counts == {"UpdateFailed": 1, "Pending": 1} and status.devices == 2
-    assert status.rollout == {"halted": True, "reason": "2 failures"}
+    assert status.rollout == {"halted": True, "reason": "2 failures", "failed": 1,
+                              "inFlight": 0, "counts": status.counts}
     reader.close()
 
 
@@ -227,4 +230,33 @@ def test_put_conditions_many_replaces_each_subjects_conditions(
     reader = open_reader(db_path)
     assert reader.conditions("dev0000") == [ready]
     assert reader.conditions("dev0001") == [stalled]
+    reader.close()
+
+
+def test_one_status_shows_the_same_devices_in_its_counts_and_rollout_figures(
+        store: SqliteStore, db_path: Path, fleet: Any) -> None:
+    """Issue 9.5: device-managed, six failures while the last flushed rollout snapshot
+    said one failed and 'waiting for a slot' after the slot was freed."""
+    own = {f"dev{i:04d}": fleet.v2 for i in range(6)}
+    desired = fleet.snapshot(6, own_targets=own, management=Management.DEVICE)
+    store.apply_desired(desired)
+    coll = replace(desired.collections[fleet.cid], rollout=RolloutPolicy(max_concurrent=2))
+    index = RolloutIndex()
+    for i, state in enumerate([UpdateState.UPDATE_FAILED, UpdateState.DOWNLOADING,
+                               UpdateState.DOWNLOADING]):
+        progress = DeviceProgress(f"dev{i:04d}", fleet.v2, state, "", attempts=1)
+        store.put_progress(progress)
+        index.put(fleet.cid, progress)
+    store.put_collection_status(fleet.cid, index.status(coll, "r1"))
+    assert index.status(coll, "r1")["reason"] == "waiting for a slot: 2 of max 2 updating"
+    # The controller persists each device's progress at once, the snapshot up to 1 s later.
+    for i in range(1, 6):
+        store.put_progress(DeviceProgress(f"dev{i:04d}", fleet.v2, UpdateState.UPDATE_FAILED,
+                                          "flash", attempts=1))
+    reader = open_reader(db_path)
+    [status] = reader.collection_statuses()
+    assert status.counts == {"UpdateFailed": 6}
+    assert status.rollout["counts"] == status.counts
+    assert (status.rollout["failed"], status.rollout["inFlight"]) == (6, 0)
+    assert "reason" not in status.rollout and status.rollout["halted"] is False
     reader.close()
