@@ -251,7 +251,8 @@ def _api(settings: ServeSettings) -> _ApiServer:
     reader = open_reader(settings.state)
     app = create_app(reader, tokens=settings.tokens)
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
-                            log_config=None, log_level="warning", lifespan="off")
+                            log_config=None, log_level="warning", lifespan="off",
+                            http="httptools")  # the declared parser, not a silent fallback to h11
     return _ApiServer(config)
 
 
