@@ -4,7 +4,8 @@
 gives the API a read-only connection (`SqliteReader`). The `Store` and `StoreReader`
 protocols are the whole surface, kept narrow so a PostgreSQL implementation can follow.
 Modules: `schema` (migrations), `codec` (rows <-> model values), `desired_sync`
-(incremental apply of a snapshot), `writer`, `reader`, `views` (what the reader returns).
+(incremental apply of a snapshot), `writer`, `reader`, `views` (what the reader returns),
+`event_log` (the event log as a feed from a cursor, and the hub that wakes its readers).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from reconciler.model.desired import DesiredState, FirmwareImage
 from reconciler.model.lwm2m import NO_FORMATS, ContentFormats, FirmwareOffer, Registration
 from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
 from reconciler.model.status import Condition
+from reconciler.store.event_log import EventHub, EventRecord, Subscription
 from reconciler.store.reader import SqliteReader, open_reader
 from reconciler.store.views import CollectionStatus, CollectionView, DeviceView, Usage
 from reconciler.store.writer import SqliteStore, open_store
@@ -47,6 +49,11 @@ class Store(Protocol):
     ) -> None: ...
     def progress(self, device_id: str) -> DeviceProgress | None: ...
     def all_progress(self) -> list[DeviceProgress]: ...
+    def events_after(self, after: int, *, collection: str | None = None,
+                     device: str | None = None, limit: int = 100) -> list[EventRecord]: ...
+    def last_event_seq(self) -> int: ...
+    @property
+    def event_hub(self) -> EventHub: ...  # woken after every commit that appended events
     def put_conditions(self, subject: str, conditions: Sequence[Condition]) -> None: ...
     def put_conditions_many(self, items: Sequence[tuple[str, Sequence[Condition]]]) -> None: ...
     def put_collection_status(self, collection_id: str,
@@ -77,6 +84,10 @@ class StoreReader(Protocol):
     def collection_statuses(self) -> list[CollectionStatus]: ...
     def conditions(self, subject: str) -> list[Condition]: ...
     def events(self, device_id: str, limit: int = 50) -> list[DeviceEvent]: ...
+    # The event log as a feed: after a cursor (seq), by collection and/or device, paged.
+    def events_after(self, after: int, *, collection: str | None = None,
+                     device: str | None = None, limit: int = 100) -> list[EventRecord]: ...
+    def last_event_seq(self) -> int: ...
     def close(self) -> None: ...
 
 
@@ -86,6 +97,7 @@ def _conforms(store: SqliteStore, reader: SqliteReader) -> tuple[Store, StoreRea
 
 
 __all__ = [
-    "CollectionStatus", "CollectionView", "DeviceView", "SqliteReader", "SqliteStore", "Store",
-    "StoreReader", "Usage", "open_reader", "open_store",
+    "CollectionStatus", "CollectionView", "DeviceView", "EventHub", "EventRecord",
+    "SqliteReader", "SqliteStore", "Store", "StoreReader", "Subscription", "Usage",
+    "open_reader", "open_store",
 ]

@@ -86,6 +86,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE progress ADD COLUMN probes INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE progress ADD COLUMN executes INTEGER NOT NULL DEFAULT 0;
     """,
+    # 6: the event log read as a feed by collection (issue 11 item 2): the device's
+    # collection when the event was written, so the filter is an index range, not a join
+    # over the whole log.
+    """
+    ALTER TABLE events ADD COLUMN collection_id TEXT;
+    UPDATE events SET collection_id =
+        (SELECT collection_id FROM devices WHERE devices.device_id = events.device_id);
+    CREATE INDEX events_by_collection ON events (collection_id, seq);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -27,13 +27,16 @@ from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
 from reconciler.model.status import Condition
 from reconciler.store import codec
 from reconciler.store.desired_sync import apply_in_slices
+from reconciler.store.event_log import EventHub, EventRecord, events_after, last_seq
 from reconciler.store.schema import migrate
 
 _UPSERT_REGISTRATION = "INSERT OR REPLACE INTO registrations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _LIVE = "updated_at + lifetime > ?"  # a registration's expiry, as Registration.expires_at
 _UPSERT_REPORT = "INSERT OR REPLACE INTO reports VALUES (?,?,?,?,?,?,?,?,?,?)"
 _UPSERT_PROGRESS = "INSERT OR REPLACE INTO progress VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-_INSERT_EVENT = "INSERT INTO events (device_id, at, kind, message, revision) VALUES (?,?,?,?,?)"
+# The event's collection is the device's at the time of writing (the feed's filter).
+_INSERT_EVENT = """INSERT INTO events (device_id, at, kind, message, revision, collection_id)
+    VALUES (?,?,?,?,?, (SELECT collection_id FROM devices WHERE device_id = ?))"""
 _INSERT_CONDITION = "INSERT INTO conditions VALUES (?,?,?,?,?,?,?)"
 # The device's current image: the image of its collection whose version equals the
 # reported /3/0/3 (trimmed by the caller), else NULL.
@@ -101,6 +104,9 @@ class SqliteStore:
         self._conn = conn
         self._lock = threading.Lock()
         self._file_lock = file_lock
+        # Readers in this process (the API's /events, notifiers) await this instead of
+        # polling: published after every commit that appended events.
+        self.event_hub = EventHub()
 
     @contextmanager
     def _tx(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
@@ -218,7 +224,9 @@ class SqliteStore:
         with self._tx(durable=durable) as conn:
             conn.execute(_UPSERT_PROGRESS, codec.progress_row(progress))
             if events:
-                conn.executemany(_INSERT_EVENT, [codec.event_row(e) for e in events])
+                conn.executemany(_INSERT_EVENT, [_event_row(e) for e in events])
+        if events:
+            self.event_hub.publish()
 
     def put_progress_many(
         self, items: Sequence[tuple[DeviceProgress, Sequence[DeviceEvent]]]
@@ -227,8 +235,10 @@ class SqliteStore:
         retargets a whole fleet)."""
         with self._tx() as conn:
             conn.executemany(_UPSERT_PROGRESS, [codec.progress_row(p) for p, _ in items])
-            conn.executemany(_INSERT_EVENT,
-                             [codec.event_row(e) for _, events in items for e in events])
+            rows = [_event_row(e) for _, events in items for e in events]
+            conn.executemany(_INSERT_EVENT, rows)
+        if rows:
+            self.event_hub.publish()
 
     def progress(self, device_id: str) -> DeviceProgress | None:
         rows = self._query("SELECT * FROM progress WHERE device_id = ?", (device_id,))
@@ -237,6 +247,17 @@ class SqliteStore:
     def all_progress(self) -> list[DeviceProgress]:
         rows = self._query("SELECT * FROM progress ORDER BY device_id")
         return [codec.progress_from_row(r) for r in rows]
+
+    def events_after(self, after: int, *, collection: str | None = None,
+                     device: str | None = None, limit: int = 100) -> list[EventRecord]:
+        """The event log from a cursor (see `event_log.events_after`)."""
+        with self._lock:
+            return events_after(self._conn, after, collection=collection, device=device,
+                                limit=limit)
+
+    def last_event_seq(self) -> int:
+        with self._lock:
+            return last_seq(self._conn)
 
     def put_conditions(self, subject: str, conditions: Sequence[Condition]) -> None:
         """Replace the conditions of `subject` (a device id or a collection id)."""
@@ -267,6 +288,10 @@ class SqliteStore:
             if self._file_lock is not None:
                 os.close(self._file_lock)
                 self._file_lock = None
+
+
+def _event_row(e: DeviceEvent) -> codec.Row:
+    return (*codec.event_row(e), e.device_id)  # the last for the collection lookup
 
 
 def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
