@@ -43,6 +43,41 @@ class FailureThreshold:
         return f"{self.percent:g}%" if self.percent is not None else str(self.count)
 
 
+class WindowGate(StrEnum):
+    """What a maintenance window gates: starting a download, sending Execute, or both."""
+
+    DOWNLOAD = "download"
+    EXECUTE = "execute"
+    BOTH = "both"
+
+    def gates(self, step: WindowGate) -> bool:
+        """Whether this window holds `step` (DOWNLOAD or EXECUTE) outside its hours."""
+        return self is WindowGate.BOTH or self is step
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    """Hours in which a gated step may run: each time `cron` fires in `time_zone`, for
+    `duration` seconds. Only for devices whose tags include all of `tags`."""
+
+    name: str
+    cron: str
+    duration: float  # seconds
+    time_zone: str  # an IANA name, e.g. Europe/Oslo
+    gates: WindowGate = WindowGate.EXECUTE
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def applies_to(self, device_tags: Mapping[str, str]) -> bool:
+        return all(device_tags.get(k) == v for k, v in self.tags.items())
+
+
+class DriftPolicy(StrEnum):
+    """What the controller does with a device that left the target it had reached."""
+
+    CORRECT = "correct"  # update it again, as for any device not on its target
+    REPORT = "report"  # only say so (a Drifted condition); never touch it
+
+
 @dataclass(frozen=True, slots=True)
 class RolloutPolicy:
     """Rollout guards declared beside a collection's target."""
@@ -50,6 +85,7 @@ class RolloutPolicy:
     max_concurrent: int | None = None
     failure_threshold: FailureThreshold | None = None
     paused: bool = False
+    windows: tuple[MaintenanceWindow, ...] = ()  # several: any one open allows the step
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +109,7 @@ class Collection:
     target_image_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     rollout: RolloutPolicy = field(default_factory=RolloutPolicy)
+    drift_policy: DriftPolicy = DriftPolicy.CORRECT
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +175,8 @@ class DesiredState:
 
 def revision_affects(old: DesiredState, new: DesiredState, device_id: str) -> bool:
     """Whether going from `old` to `new` changes anything the engine decides by for this
-    device (of `new`): its record, effective target, management or collection's rollout.
+    device (of `new`): its record, effective target, management, or collection's rollout
+    or drift policy.
     The controller retargets exactly these; `fota plan --base` calls them the change."""
     before, after = old.devices.get(device_id), new.devices[device_id]
     if before is None or before != after:
@@ -149,4 +187,5 @@ def revision_affects(old: DesiredState, new: DesiredState, device_id: str) -> bo
         return True
     was = old.collections.get(before.collection_id)
     now = new.collections.get(after.collection_id)
-    return (was.rollout if was else None) != (now.rollout if now else None)
+    return ((was.rollout, was.drift_policy) if was else None) != (
+        (now.rollout, now.drift_policy) if now else None)

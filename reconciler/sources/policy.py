@@ -15,11 +15,15 @@ from typing import Any
 
 from reconciler.model.desired import (
     Collection,
+    DriftPolicy,
     FailureThreshold,
+    MaintenanceWindow,
     Management,
     RolloutPolicy,
+    WindowGate,
 )
 from reconciler.sources.devices import Targets
+from reconciler.sources.durations import parse_duration
 from reconciler.sources.parsing import ParsedDoc
 from reconciler.sources.problems import Problem
 from reconciler.sources.snapshot import FileEntry
@@ -44,6 +48,7 @@ def collection_from(
         target_image_id=target_id,
         tags=MappingProxyType(value.get("tags") or {}),
         rollout=SAFE_ROLLOUT if value.get("rollout") is None else rollout_from(value["rollout"]),
+        drift_policy=DriftPolicy(firmware.get("driftPolicy", "correct")),
     )
     return collection, problems
 
@@ -59,6 +64,15 @@ def rollout_from(value: dict[str, Any]) -> RolloutPolicy:
         max_concurrent=value.get("maxConcurrent"),
         failure_threshold=threshold_from(value.get("failureThreshold")),
         paused=bool(value.get("paused", False)),
+        windows=tuple(window_from(w) for w in value.get("windows") or ()),
+    )
+
+
+def window_from(value: dict[str, Any]) -> MaintenanceWindow:
+    return MaintenanceWindow(
+        name=value["name"], cron=value["cron"], duration=parse_duration(value["duration"]),
+        time_zone=value["timeZone"], gates=WindowGate(value.get("gates", "execute")),
+        tags=MappingProxyType(dict(value.get("tags") or {})),
     )
 
 

@@ -12,12 +12,16 @@ import copy
 import hashlib
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from typing_extensions import TypedDict  # pydantic needs this one on Python 3.11
 
 from reconciler.model.ids import encode_base24
+from reconciler.sources.durations import format_duration, parse_duration
 from reconciler.sources.problems import LocalProblem
 from reconciler.sources.yamlload import child_path
 
@@ -34,6 +38,51 @@ class FirmwareSpec(BaseModel):
     model_config = _STRICT
     management: Literal["device", "collection", "disabled"] = "disabled"
     target: Text | None = None
+    driftPolicy: Literal["correct", "report"] = "correct"
+
+
+# A window must hold a whole install: an Execute sent as it opens may take the
+# controller's default update_timeout (15 minutes) before the device is back, and a
+# shorter window would let installs run past it routinely (documented in manifests.md).
+MIN_WINDOW_SECONDS = 900.0
+
+
+class WindowSpec(BaseModel):
+    model_config = _STRICT
+    name: Text
+    cron: Text
+    duration: Text
+    timeZone: Text
+    gates: Literal["download", "execute", "both"] = "execute"
+    tags: Tags = {}
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        try:
+            CronSim(value, datetime.now(UTC))
+        except CronSimError as exc:  # its own words: "Bad minute", "Wrong number of fields"
+            raise ValueError(f"not a cron expression ({exc}): write five fields like "
+                             f'"0 2 * * *" (minute hour day month weekday)') from None
+        return value
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if parse_duration(value) < MIN_WINDOW_SECONDS:
+            raise ValueError(f"a window shorter than {format_duration(MIN_WINDOW_SECONDS)} "
+                             f"cannot hold an install (the default update_timeout)")
+        return value
+
+    @field_validator("timeZone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: write an IANA name like "
+                             f'"Europe/Oslo" or "UTC"') from None
+        return value
 
 
 class RolloutSpec(BaseModel):
@@ -41,6 +90,7 @@ class RolloutSpec(BaseModel):
     maxConcurrent: Annotated[int, Field(ge=1)] | None = None
     failureThreshold: Any = None  # a count (int) or a percentage ("10%"), checked below
     paused: bool = False
+    windows: list[WindowSpec] = []
 
     @field_validator("failureThreshold")
     @classmethod
