@@ -2,7 +2,8 @@
 
 aiocoap offers no public hook for what a server in front of a fleet needs (a bounded
 duplicate cache, a Reset for malformed Confirmables, firmware blocks answered before its
-message layer, surviving another peer's ICMP error), so `hardening.py` and `fastpath.py`
+message layer, surviving another peer's ICMP error, a request abandoned at our own
+timeout that stops being retransmitted), so `hardening.py` and `fastpath.py`
 replace a few attributes of its udp6 transport and message manager. They do it only
 through `UdpSocket`, which names every private attribute touched; `server.py` finds its
 socket the same way. These internals were read in the aiocoap versions listed in
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiocoap.meta
-from aiocoap import Message
+from aiocoap import CON, Message
 from aiocoap.message import Direction
 from aiocoap.transports.udp6 import UDP6EndpointAddress
 
@@ -43,6 +44,7 @@ class UdpSocket:
 
     The private attributes used: `MessageManager._recent_messages` (to recognise the
     udp6 kind), `._deduplicate_message`, `._store_response_for_duplicates`,
+    `.send_message`, `._active_exchanges`, `._backlogs`, `._continue_backlog`,
     `MessageInterfaceUDP6.datagram_msg_received`, `._ctx.dispatch_message`,
     `.transport.sendmsg` (replaced per instance) and `.error_received`."""
 
@@ -94,12 +96,57 @@ class UdpSocket:
                                                pktinfo)]
         self.sendmsg(data, ancdata, remote.sockaddr)
 
+    def cancellable_requests(self) -> None:
+        """A request its caller gives up on takes its Confirmable off the wire.
+
+        aiocoap's token layer asks the message layer for a canceller and calls it on
+        every event of the request, its end included, but udp6's message manager offers
+        none: an abandoned request to a silent device stays an active exchange,
+        retransmitted for up to MAX_TRANSMIT_WAIT (93 s), and with NSTART = 1 every
+        later request to that device waits in its backlog behind it (our probes after an
+        unanswered Execute, for one); when the retransmissions run out, aiocoap fails
+        every request to that device, observations included. This `send_message` returns
+        the missing canceller."""
+        mman = self._mman
+        send = mman.send_message
+
+        def send_message(message: Message, monitor: Callable[[], None]) -> Any:
+            send(message, monitor)
+            if message.mtype is not CON or not message.code.is_request():
+                return None
+            return functools.partial(_withdraw, mman, message, monitor)
+
+        mman.send_message = send_message
+
     def replace_sendmsg(self, sendmsg: SendMsg) -> None:
         self._interface.transport.sendmsg = sendmsg
 
     def error_received(self, exc: Exception | None) -> None:
         """Tell aiocoap about a socket error, as the transport would."""
         self._interface.error_received(exc)
+
+
+def _withdraw(mman: Any, message: Message, monitor: Callable[[], None]) -> None:
+    """Stop retransmitting `message` (or drop it from the backlog) and let the device's
+    next request go. The monitor identifies the exchange: after 65,536 messages the same
+    (remote, message id) may belong to another one, and a canceller can run that late
+    (it also runs when a long observation ends). Called at every event of the request:
+    mostly there is nothing left to withdraw."""
+    exchanges = mman._active_exchanges
+    if exchanges is None:
+        return  # the context shut down
+    remote = message.remote
+    key = (remote, message.mid)
+    exchange = exchanges.get(key)
+    if exchange is not None and exchange[0] is monitor:
+        del exchanges[key]
+        exchange[1].cancel()
+        if remote in mman._backlogs:
+            mman._continue_backlog(remote)
+        return
+    backlog = mman._backlogs.get(remote)
+    if backlog:
+        backlog[:] = [entry for entry in backlog if entry[1] is not monitor]
 
 
 def udp_sockets(context: Any) -> list[UdpSocket]:

@@ -9,9 +9,11 @@ response under (host, port, mid) in two bounded generations (~0.3 KB an entry, a
 2 x GENERATION_CAP entries), rotated by time and by size, so memory stays flat. `harden`
 also answers malformed Confirmables (Reset; 4.02 for an undecodable option value or an
 unrecognized critical option) instead of dropping them or letting aiocoap's decode
-raise, and keeps one peer's ICMP error from failing the exchanges of another
-(`_resilient_sends`). Malformed datagrams are logged at DEBUG with one INFO summary a
-minute at most (`MalformedLog`), so a flood cannot fill the disk. Used by `server.py`;
+raise, keeps one peer's ICMP error from failing the exchanges of another
+(`_resilient_sends`), and lets a request abandoned at our own timeout stop its
+retransmissions and free the device's other requests (`UdpSocket.cancellable_requests`).
+Malformed datagrams are logged at DEBUG with one INFO summary a minute at most
+(`MalformedLog`), so a flood cannot fill the disk. Used by `server.py`;
 every touch of aiocoap's internals goes through `aiocoap_adapter.UdpSocket`.
 """
 
@@ -157,6 +159,7 @@ def harden(context: Any, *, clock: Callable[[], float] = time.monotonic) -> list
         udp.replace_deduplication(cache.deduplicate, cache.store_response)
         udp.replace_receive(_reset_unparsable(udp, malformed))
         _resilient_sends(udp)
+        udp.cancellable_requests()
         caches.append(cache)
     return caches
 

@@ -6,8 +6,7 @@ Downloaded at once, acknowledges the first Execute but does nothing (as if it ne
 past its transport), then installs on the second and registers again running the new
 version. The controller asks it (/5/0/3, /5/0/5, /3/0/3) shortly after the Execute,
 sees it still holds the download with no failure, and executes again: one attempt, no
-retry spent. (An Execute that gets no answer at all holds the device's other requests
-until aiocoap stops retransmitting it, NSTART = 1: the probe then follows.)
+retry spent. (An Execute that gets no answer at all: test_silent_execute.py.)
 """
 
 from __future__ import annotations

@@ -26,8 +26,10 @@ async def test_every_private_attribute_the_adapter_touches_exists() -> None:
         mman = sockets[0]._mman
         interface = sockets[0]._interface
         assert isinstance(mman._recent_messages, dict)
+        assert isinstance(mman._active_exchanges, dict) and isinstance(mman._backlogs, dict)
         for owner, name in ((mman, "_deduplicate_message"),
                             (mman, "_store_response_for_duplicates"),
+                            (mman, "send_message"), (mman, "_continue_backlog"),
                             (interface, "datagram_msg_received"),
                             (interface, "error_received"),
                             (interface._ctx, "dispatch_message"),
