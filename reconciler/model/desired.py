@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from reconciler.model.notify import NO_NOTIFICATIONS, Notifications
 from reconciler.model.versions import image_order
 
 
@@ -129,6 +130,7 @@ class DesiredState:
     collections: Mapping[str, Collection]
     images: Mapping[str, FirmwareImage]
     devices: Mapping[str, Device]
+    notifications: Notifications = NO_NOTIFICATIONS  # manifests/notifications.yaml
     _by_endpoint: Mapping[str, Device] = field(init=False, repr=False, compare=False)
     _by_version: Mapping[tuple[str, str], FirmwareImage] = field(
         init=False, repr=False, compare=False

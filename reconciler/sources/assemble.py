@@ -3,7 +3,8 @@
 `Assembler.load` groups the files (`layout`), parses each through the blob-keyed
 `ParseCache`, checks collections and images (ids, unique version and sha256 per
 collection, the binary's sha256 and length, paths inside the repo), resolves targets,
-builds devices (memoised per file) and checks fleet-wide uniqueness. Used by
+builds devices (memoised per file), checks fleet-wide uniqueness and reads
+`manifests/notifications.yaml` (`notifications`) against the collections. Used by
 `reconciler.sources.tree` (working directories) and `reconciler.sources.git_source`.
 """
 
@@ -16,9 +17,11 @@ from typing import Any
 from reconciler.heap import no_full_collections
 from reconciler.model.desired import Collection, DesiredState, FirmwareImage
 from reconciler.model.ids import is_valid_id
+from reconciler.model.notify import NO_NOTIFICATIONS
 from reconciler.sources.devices import BuiltDevices, Targets, build_devices, merge_devices
 from reconciler.sources.images import ImageCheck, check_images
 from reconciler.sources.layout import Group, group_files
+from reconciler.sources.notifications import notifications_from, split_notifications
 from reconciler.sources.parsing import ParseCache, ParsedDoc
 from reconciler.sources.policy import collection_from
 from reconciler.sources.problems import Problem, located
@@ -50,9 +53,17 @@ class Assembler:
             return self._load(snap)
 
     def _load(self, snap: Snapshot) -> tuple[DesiredState | None, list[Problem]]:
-        groups, problems = group_files(snap.manifest_files())
+        notify_file, entries = split_notifications(snap.manifest_files())
+        groups, problems = group_files(entries)
         parts = [self._collection(snap, group, problems) for group in groups]
         _unique_collections(parts, problems)
+        notifications = NO_NOTIFICATIONS
+        if notify_file is not None:
+            names = {p.group.directory.split("/")[-1]: p.collection_id for p in parts}
+            names.update((p.collection_id, p.collection_id) for p in parts)
+            notifications, found = notifications_from(notify_file, _reader(snap, notify_file),
+                                                      names)
+            problems.extend(found)
         images: dict[str, FirmwareImage] = {}
         for part in parts:
             part.images = check_images(snap, self.cache, part.group.images, part.collection_id)
@@ -77,7 +88,8 @@ class Assembler:
         if problems:
             return None, sorted(problems)
         frozen = MappingProxyType  # a snapshot nobody can edit in place
-        return DesiredState(snap.revision, frozen(collections), frozen(images), frozen(devices)), []
+        return DesiredState(snap.revision, frozen(collections), frozen(images), frozen(devices),
+                            notifications), []
 
     def _collection(self, snap: Snapshot, group: Group, problems: list[Problem]) -> _Part:
         entry = group.collection
