@@ -1,4 +1,4 @@
-"""`run_service`: GitSource, Lwm2mServer, Controller and the HTTP API in one event loop.
+"""`run_service`: GitSource, Lwm2mServer, Controller, Notifier and the HTTP API in one loop.
 
 The composition `fota serve` runs (tests and the demo call it too): it opens the store,
 loads the first good revision, starts the CoAP server with the controller subscribed,
@@ -25,6 +25,7 @@ from reconciler.controller.core import Controller
 from reconciler.errors import FotaError
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState
+from reconciler.notify import Notifier
 from reconciler.serve.admission import Admission
 from reconciler.serve.settings import ServeSettings
 from reconciler.sources import GitSource, SourceStatus
@@ -158,9 +159,18 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     unsubscribe = server.subscribe(controller.on_registration)
     controller.restore()
     api = _api(settings)
+    notify_reader = open_reader(settings.state)  # its own: never waits behind the API's
+    notifier = Notifier(notify_reader, store.set_notify_state, hub=store.event_hub)
+    await notifier.set_desired(desired)
+
+    async def on_desired(new: DesiredState) -> None:
+        await controller.set_desired(new)
+        await notifier.set_desired(new)  # the controller first: it never waits on us
+
     tasks = [asyncio.create_task(controller.run(stop), name="controller"),
              asyncio.create_task(api.serve(sockets=[http]), name="http-api"),
-             asyncio.create_task(source.run(controller.set_desired, stop), name="source")]
+             asyncio.create_task(source.run(on_desired, stop), name="source"),
+             asyncio.create_task(notifier.run(stop), name="notifier")]
     try:
         await _announce(settings, server, api, controller, on_ready)
         await stop.wait()
@@ -172,6 +182,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
         unsubscribe()
         await _bounded(server.stop(), "the CoAP server")
         admission.close()
+        notify_reader.close()
         log.info("stopped")
 
 

@@ -172,6 +172,10 @@ class SqliteReader:
         """Undeclared endpoints the running server refused ({} before any)."""
         return self._meta_json("admission_status")
 
+    def notify_state(self) -> dict[str, object]:
+        """What the notifier persisted with `SqliteStore.set_notify_state` ({} before)."""
+        return self._meta_json("notify_state")
+
     def _meta_json(self, key: str) -> dict[str, object]:
         row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
         loaded = json.loads(row[0]) if row else {}

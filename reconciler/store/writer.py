@@ -205,6 +205,12 @@ class SqliteStore:
         with self._tx() as conn:
             _set_meta(conn, "admission_status", json.dumps(dict(status), default=_jsonable))
 
+    def set_notify_state(self, state: Mapping[str, object]) -> None:
+        """The notifier's event cursor and the commit statuses it posted: what a restart
+        needs so it neither loses nor repeats notifications (`reconciler.notify`)."""
+        with self._tx() as conn:
+            _set_meta(conn, "notify_state", json.dumps(dict(state), default=_jsonable))
+
     def put_report(self, device_id: str, report: DeviceReport) -> None:
         """Store the report and re-derive the device's current image in one transaction."""
         version = report.firmware_version.strip() if report.firmware_version else None
