@@ -1,22 +1,36 @@
-"""The process's heap around a big revision: short collector pauses while millions of
-objects are made, and memory handed back once they are gone.
+"""The process's heap around a big revision: no long collector pause while millions of
+objects are made or kept, memory handed back once they are gone, and per-key tables
+that shrink again after a big revision's keys leave them.
 
 `no_full_collections()` holds off the cyclic garbage collector's full passes while a
 revision is parsed (`sources.assemble`) and applied (`controller.decide`): each full
-pass walks every live object holding the GIL, 0.2-0.5 s with a 200,000-device snapshot
-alive, and a heap that grows by millions of objects triggers one every few hundred
-thousand. Young passes still run, so cycles made meanwhile are still found. Unlike
-`gc.freeze()`, nothing is exempted for good: once the apply is over the usual
-thresholds return and a cycle that becomes garbage later is collected as always.
+pass walks every tracked object holding the GIL (measured: ~0.4 s with a 200,000-device
+snapshot alive), and a heap that grows by millions of objects would trigger one every
+few hundred thousand. Young passes still run, so cycles made meanwhile are still found.
 
-`release()` runs after a revision that added or removed many devices: one full
-collection at a moment the caller chooses, then glibc's `malloc_trim(0)`, which hands the
-freed arenas' pages back to the system (without it RSS stays at its peak after the
-devices go away). On other C libraries only the collection runs.
+`settle()` runs after a revision that added or removed many devices, instead of the
+full pass that used to run there (the pause that broke the 100 ms bound): a young pass
+for the cycles the apply left, then `gc.freeze()`, which moves every object alive at that
+moment (the new snapshot, the modules) out of all later passes in O(1). Frozen objects
+are still freed by reference counting as soon as nothing holds them: a snapshot is
+acyclic (frozen dataclasses of strings), so its devices' memory returns when they go
+away. What freezing costs: a cycle that is alive when `settle()` runs and becomes
+garbage later is never collected (bounded by what is alive at one moment, per big
+revision; bench/big_commit.py reports it as `frozen_garbage`). Then glibc's
+`malloc_trim(0)`, in a worker thread (ctypes drops the GIL), hands the freed pages back
+to the system: without it RSS stays at its peak after the devices go away.
+
+`dismantle()` frees many objects a slice at a time, for a snapshot's devices once the
+revision that removed them is applied.
+
+`Shrinker` rebuilds a dict or set in place once it holds under a quarter of the most it
+held: CPython never gives back a table it grew, so a map that once held 200,000 keys
+would keep megabytes after they leave. Called by the work queue and the decider.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -24,8 +38,12 @@ import gc
 import platform
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 FULL_PASS_HELD = 1_000_000  # young passes between two full ones: none during an apply
+SHRINK_BELOW = 4  # rebuild a table once it holds less than 1/4 of its peak
+SHRINK_FROM = 1024  # ... and only a table that once held this many (small ones cost little)
+DISMANTLE_STEP = 2_000  # objects freed per slice by `dismantle`: well under a millisecond
 
 _lock = threading.Lock()
 _holders = 0
@@ -50,10 +68,49 @@ def no_full_collections() -> Iterator[None]:
                 gc.set_threshold(*_saved)
 
 
-def release() -> None:
-    """Collect garbage cycles and give freed memory back to the system (see module)."""
-    gc.collect()
-    _malloc_trim()
+async def settle() -> None:
+    """After a big revision: freeze what is alive and give freed memory back (see module).
+    Never a full collection: that would hold the event loop for the whole heap's walk."""
+    gc.collect(1)  # the young generations only: milliseconds, whatever the heap's size
+    gc.freeze()
+    await asyncio.to_thread(_malloc_trim)
+
+
+def dismantle(values: list[Any]) -> None:
+    """Drop `values`, the last references to many objects, `DISMANTLE_STEP` at a time.
+    Freeing 200,000 devices at once is one C-level cascade that holds the GIL throughout
+    (measured: 0.2 s of the event loop, from a worker thread); between two slices any
+    other thread, the loop's too, can take the GIL. Meant for a worker thread."""
+    while values:
+        del values[-DISMANTLE_STEP:]
+
+
+class Shrinker:
+    """Remembers the most entries one dict or set held; `removed` compacts it in place
+    once it holds under 1/`SHRINK_BELOW` of that, so each rebuild's copy is paid for by
+    the removals before it (O(1) per removal, amortised)."""
+
+    __slots__ = ("peak",)
+
+    def __init__(self) -> None:
+        self.peak = 0
+
+    def added(self, table: dict[Any, Any] | set[Any]) -> None:
+        if len(table) > self.peak:
+            self.peak = len(table)
+
+    def removed(self, table: dict[Any, Any] | set[Any]) -> None:
+        if self.peak >= SHRINK_FROM and len(table) < self.peak // SHRINK_BELOW:
+            compact(table)
+            self.peak = len(table)
+
+
+def compact(table: dict[Any, Any] | set[Any]) -> None:
+    """Rebuild `table` in place at the size its entries need: `clear()` frees the grown
+    table, re-adding allocates one sized for what is left (insertion order kept)."""
+    kept = table.copy()
+    table.clear()
+    table.update(kept)  # dict.update(dict), set.update(set)
 
 
 def _load_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]

@@ -56,6 +56,7 @@ class Decider:
         self._conditions: dict[str, tuple[Condition, ...]] = {}  # device -> to write
         self._loaded = False
         self._errors: dict[str, str] = {}  # device -> its last error noted (deduplicated)
+        self._errors_size = heap.Shrinker()
         self._started = clock()  # what began before this is disturbed by our restart
         self._changed = asyncio.Event()
         self._applying = asyncio.Lock()
@@ -68,30 +69,38 @@ class Decider:
         in a worker thread (the store takes its writer a short slice at a time), then the
         new snapshot is swapped in and the rollout index updated on the loop, in slices
         of at most `SLICE_SECONDS` each, so slot accounting stays on the loop. The
-        collector's full passes wait until it is done (`heap`)."""
+        collector's full passes wait until it is done, and after a big change what is
+        alive is frozen out of them (`heap`)."""
         async with self._applying:  # one revision at a time
             with heap.no_full_collections():
                 affected, gone = await self._apply(desired)
-        if len(gone) >= BIG_CHANGE or len(affected) >= BIG_CHANGE:
-            heap.release()  # one full pass now, not a few during the next reconciles
+            if len(gone) >= BIG_CHANGE or len(affected) >= BIG_CHANGE:
+                await heap.settle()
         return affected
 
     async def _apply(self, desired: DesiredState) -> tuple[list[str], list[str]]:
         """`set_desired`'s work; (devices affected, devices gone)."""
         known, affected, gone = await asyncio.to_thread(self._materialise, self.desired, desired)
-        # The old snapshot's last reference goes to a worker thread: freeing 200,000
-        # devices is a pause of its own.
         old, self.desired = [self.desired], desired
-        await _in_slices(gone, self.index.remove)
+        await _in_slices(gone, self._forget)
         # their offers end with them
         await _in_slices(gone, lambda d: self.server.revoke_firmware(
             old[0].devices[d].endpoint))
-        await asyncio.to_thread(old.clear)
+        # The old snapshot's last reference goes to a worker thread: freeing 200,000
+        # devices is a pause of its own.
+        await asyncio.to_thread(_dismantle, old)
         await _in_slices(known, lambda item: self.index.put(*item))
         self._dirty.update(desired.collections)
         await self._acknowledge(affected)
         self._changed.set()  # waiters may wait for the revision itself
         return affected, gone
+
+    def _forget(self, device_id: str) -> None:
+        """A device left the desired state: nothing of it stays in memory."""
+        self.index.remove(device_id)
+        self.reports.forget(device_id)
+        if self._errors.pop(device_id, None) is not None:
+            self._errors_size.removed(self._errors)
 
     def _materialise(self, old: DesiredState, desired: DesiredState) -> tuple[
             list[tuple[str, DeviceProgress]], list[str], list[str]]:
@@ -237,11 +246,13 @@ class Decider:
         if self._errors.get(device.device_id) == message:
             return
         self._errors[device.device_id] = message
+        self._errors_size.added(self._errors)
         self.note(device, "error", message)
 
     def clear_error(self, device_id: str) -> None:
         """The device's reconcile settled: the next error is news again."""
-        self._errors.pop(device_id, None)
+        if self._errors.pop(device_id, None) is not None:
+            self._errors_size.removed(self._errors)
 
     def note(self, device: Device, kind: str, message: str) -> None:
         """Append one line to the device's history (an error of an action, say)."""
@@ -275,6 +286,15 @@ class Decider:
             conditions = collection_conditions(counts, self.index.gate(collection), revision,
                                                self.clock())
             self.store.put_conditions(collection_id, conditions)
+
+
+def _dismantle(snapshots: list[DesiredState]) -> None:
+    """Free the snapshots in `snapshots` (their last references) without one long pause:
+    their dictionaries go at once while a list still holds the devices, then the devices
+    go a slice at a time (`heap.dismantle`)."""
+    devices = [device for snapshot in snapshots for device in snapshot.devices.values()]
+    snapshots.clear()
+    heap.dismantle(devices)
 
 
 async def _in_slices(items: list[T], work: Callable[[T], object]) -> None:

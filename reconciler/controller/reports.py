@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from reconciler import heap
 from reconciler.model.lwm2m import (
     DEV_FIRMWARE_VERSION,
     DEV_MANUFACTURER,
@@ -87,6 +88,7 @@ class Reports:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._known: dict[str, DeviceReport] = {}
+        self._size = heap.Shrinker()
 
     def get(self, device_id: str) -> DeviceReport | None:
         report = self._known.get(device_id)
@@ -95,7 +97,13 @@ class Reports:
             report = self._store.report(device_id)
             if report is not None:
                 self._known[device_id] = report
+                self._size.added(self._known)
         return report
+
+    def forget(self, device_id: str) -> None:
+        """The device left the desired state: its cached report goes (the store keeps it)."""
+        if self._known.pop(device_id, None) is not None:
+            self._size.removed(self._known)
 
     def merge(self, device_id: str, endpoint: str, values: Mapping[Path, object],
               now: float) -> DeviceReport:
@@ -103,4 +111,5 @@ class Reports:
         report = merge_report(self.get(device_id), endpoint, values, now)
         self._store.put_report(device_id, report)
         self._known[device_id] = report
+        self._size.added(self._known)
         return report
