@@ -19,6 +19,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from reconciler import heap
+
 log = logging.getLogger("reconciler.queue")
 
 
@@ -46,12 +48,15 @@ class WorkQueue:
         self._clock = clock
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()  # in _ready, not yet taken
-        self._peak = 0  # the most keys `_queued` held since it was last rebuilt
         self._active: set[str] = set()  # being processed
         self._dirty: set[str] = set()  # added while active: run again afterwards
         self._timers: list[tuple[float, str]] = []  # (at, key) heap
         self._due: dict[str, float] = {}  # key -> earliest scheduled time
         self._failures: dict[str, int] = {}
+        # A set or dict never gives back the table it grew to (200,000 keys of one big
+        # revision): each is rebuilt once it holds a quarter of its peak (`heap`).
+        self._queued_size, self._due_size = heap.Shrinker(), heap.Shrinker()
+        self._failures_size = heap.Shrinker()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -61,6 +66,7 @@ class WorkQueue:
         if at is not None and at > self._clock():
             if at < self._due.get(key, float("inf")):
                 self._due[key] = at
+                self._due_size.added(self._due)
                 heapq.heappush(self._timers, (at, key))
                 self._wakeup.set()
             return
@@ -69,7 +75,7 @@ class WorkQueue:
             self._dirty.add(key)
         elif key not in self._queued:
             self._queued.add(key)
-            self._peak = max(self._peak, len(self._queued))
+            self._queued_size.added(self._queued)
             self._ready.put_nowait(key)
 
     def add_all(self, keys: list[str]) -> None:
@@ -101,6 +107,7 @@ class WorkQueue:
                 at, key = heapq.heappop(self._timers)
                 if self._due.get(key) == at:
                     del self._due[key]
+                    self._due_size.removed(self._due)
                     self.add(key)
             self._wakeup.clear()
             delay = self._timers[0][0] - now if self._timers else 3600.0
@@ -115,10 +122,7 @@ class WorkQueue:
         while True:
             key = await self._ready.get()
             self._queued.discard(key)
-            if len(self._queued) < self._peak // 4:
-                # A set never gives back the table it grew to (200,000 keys of one big
-                # revision): rebuilt at a quarter of its peak, O(1) per key amortised.
-                self._queued, self._peak = set(self._queued), len(self._queued)
+            self._queued_size.removed(self._queued)
             self._active.add(key)
             try:
                 await self._process(key)
@@ -142,6 +146,7 @@ class WorkQueue:
         except Exception as exc:
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
+            self._failures_size.added(self._failures)
             delay = min(self._backoff_max, self._backoff * 2 ** (failures - 1))
             # A device that never answers fails here for as long as it stays registered:
             # the 1st, 2nd, 4th, 8th ... failure of a streak is a warning, the rest debug,
@@ -151,6 +156,7 @@ class WorkQueue:
                     key, type(exc).__name__, exc, failures, delay)
             self.add(key, self._clock() + delay)
             return
-        self._failures.pop(key, None)
+        if self._failures.pop(key, None) is not None:
+            self._failures_size.removed(self._failures)
         if again is not None:
             self.add(key, self._clock() + again.after)

@@ -37,3 +37,17 @@ def test_a_report_written_by_an_earlier_run_is_read_from_the_store(tmp_path: FsP
         assert found is not None and found.firmware_version == "2.0"
     finally:
         store.close()
+
+
+def test_a_forgotten_device_leaves_the_cache_but_its_report_stays_stored(
+        tmp_path: FsPath) -> None:
+    store = open_store(tmp_path / "state.db")
+    try:
+        reports = Reports(store)
+        merged = reports.merge("d3", "ep-3", {DEV_FIRMWARE_VERSION: "3.0"}, 10.0)
+        reports.forget("d3")  # the device left the desired state
+        store.put_report("d3", DeviceReport(endpoint="ep-3"))
+        assert reports.get("d3") == DeviceReport(endpoint="ep-3") != merged  # read again
+        reports.forget("never-cached")
+    finally:
+        store.close()
