@@ -10,6 +10,13 @@ idle again (goal: 100 ms), the longest garbage collection, how long applying too
 the server's RSS (once idle) before, after the add, after the revert, after one more
 small commit and after malloc_trim.
 
+The machine may be shared: for the longest pause the CPU time the whole server process
+got meanwhile is reported too (`..._cpu_ms`, all threads). A pause with far less CPU
+than wall time was the process waiting for a core, not working; collections over 20 ms
+are counted per generation (a full one is generation 2). At the end the child unfreezes
+the objects `heap.settle()` froze and collects once: `frozen_garbage` is the number of
+unreachable objects that freezing had kept (what it would leak).
+
     .venv/bin/python bench/big_commit.py [--devices 200000]
 """
 
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
 import gc
 import http.client
@@ -63,13 +71,19 @@ def child(argv: list[str]) -> int:
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            started[:] = [time.monotonic()]
+            started[:] = [time.monotonic(), time.process_time()]
         elif started and (took := time.monotonic() - started[0]) > 0.02:
-            _say(f"gc {time.time():.3f} {took * 1000:.1f} {info['generation']}")
+            cpu = (time.process_time() - started[1]) * 1000
+            _say(f"gc {time.time():.3f} {took * 1000:.1f} {cpu:.1f} {info['generation']}")
+
+    def frozen_garbage(*_: object) -> None:
+        gc.unfreeze()
+        _say(f"frozen {time.time():.3f} {gc.collect()}")
 
     gc.callbacks.append(on_gc)
     # Diagnosis: how much of the RSS is memory the C allocator holds but nobody uses.
     signal.signal(signal.SIGUSR1, lambda *_: ctypes.CDLL(None).malloc_trim(0))
+    signal.signal(signal.SIGUSR2, frozen_garbage)
     from reconciler.cli import main
     return main(argv)
 
@@ -84,7 +98,7 @@ def _monitor(loops: list[asyncio.AbstractEventLoop]) -> None:
     loop, ran = loops[0], threading.Event()
     while not loop.is_closed():
         ran.clear()
-        asked = time.monotonic()
+        asked, cpu = time.monotonic(), time.process_time()
         try:
             loop.call_soon_threadsafe(ran.set)
         except RuntimeError:
@@ -92,7 +106,7 @@ def _monitor(loops: list[asyncio.AbstractEventLoop]) -> None:
         ran.wait()
         lag = time.monotonic() - asked
         if lag > 0.02:
-            _say(f"lag {time.time():.3f} {lag * 1000:.1f}")
+            _say(f"lag {time.time():.3f} {lag * 1000:.1f} {(time.process_time() - cpu) * 1000:.1f}")
         time.sleep(0.01)
 
 
@@ -202,8 +216,10 @@ class Child:
                      "--state", str(state), "--coap", f"127.0.0.1:{coap}",
                      "--http", f"127.0.0.1:{http_port}"]
         self.log: list[tuple[float, str]] = []
-        self.lags: list[tuple[float, float]] = []
-        self.gcs: list[tuple[float, float]] = []  # (when, how long) of collections > 20 ms
+        self.lags: list[tuple[float, float, float]] = []  # (when, how long, process CPU)
+        # (when, ms, process CPU ms, generation) of collections over 20 ms
+        self.gcs: list[tuple[float, float, float, int]] = []
+        self.frozen_garbage: int | None = None
         self._changed = asyncio.Event()
 
     async def start(self) -> None:
@@ -224,8 +240,14 @@ class Child:
     async def _read_lags(self) -> None:
         assert self.proc.stdout is not None
         while raw := await self.proc.stdout.readline():
-            kind, at, ms, *_ = raw.decode().split()
-            (self.lags if kind == "lag" else self.gcs).append((float(at), float(ms)))
+            kind, at, ms, *extra = raw.decode().split()
+            if kind == "lag":
+                self.lags.append((float(at), float(ms), float(extra[0])))
+            elif kind == "gc":
+                self.gcs.append((float(at), float(ms), float(extra[0]), int(extra[1])))
+            else:
+                self.frozen_garbage = int(ms)
+                self._changed.set()
 
     async def wait_for(self, text: str, since: float, timeout: float) -> float:
         async with asyncio.timeout(timeout):
@@ -239,11 +261,29 @@ class Child:
                 self._changed.clear()
                 await self._changed.wait()
 
-    def longest_lag_ms(self, start: float, end: float) -> float:
-        return max((ms for at, ms in self.lags if start <= at <= end), default=0.0)
+    def longest_lag(self, start: float, end: float) -> tuple[float, float]:
+        """(ms, process CPU ms during it) of the longest loop pause in [start, end]."""
+        return max(((ms, cpu) for at, ms, cpu in self.lags if start <= at <= end),
+                   default=(0.0, 0.0))
 
-    def longest_gc_ms(self, start: float, end: float) -> float:
-        return max((ms for at, ms in self.gcs if start <= at <= end), default=0.0)
+    def gc_summary(self, start: float, end: float) -> dict[str, Any]:
+        """The longest collection over 20 ms in [start, end] (and the process CPU time
+        during it), and how many there were per generation."""
+        inside = [(ms, cpu, gen) for at, ms, cpu, gen in self.gcs if start <= at <= end]
+        longest = max(inside, default=(0.0, 0.0, 0))
+        return {"longest_gc_ms": longest[0], "longest_gc_cpu_ms": longest[1],
+                "gc_over_20ms_by_generation": {
+                    str(g): sum(1 for *_, gen in inside if gen == g) for g in range(3)}}
+
+    async def count_frozen_garbage(self) -> int | None:
+        """Unfreeze and collect in the child (SIGUSR2); the unreachable objects found."""
+        self.proc.send_signal(signal.SIGUSR2)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30):
+                while self.frozen_garbage is None:
+                    self._changed.clear()
+                    await self._changed.wait()
+        return self.frozen_garbage
 
     async def trimmed_rss_mb(self) -> float:
         """RSS once the C allocator gave back what it holds unused (SIGUSR1)."""
@@ -283,10 +323,11 @@ async def apply(server: Child, probe: Probe, repo: git.Repo, count: int, text: s
     revision = repo.head.commit.hexsha[:12]
     applied = await server.wait_for(f"revision {revision} applied", committed, 600)
     end = await server.quiet()
+    pause, pause_cpu = server.longest_lag(start, end)
     return {"devices": count, "commit_to_applied_s": round(applied - committed, 2),
             "commit_to_quiet_s": round(end - committed, 2),
-            "longest_loop_pause_ms": server.longest_lag_ms(start, end),
-            "longest_gc_ms": server.longest_gc_ms(start, end),
+            "longest_loop_pause_ms": pause, "longest_loop_pause_cpu_ms": pause_cpu,
+            **server.gc_summary(start, end),
             "longest_coap_gap_ms": longest_gap_ms(probe.coap, start, end),
             "longest_http_gap_ms": longest_gap_ms(probe.http, start, end),
             "rss_mb": server.rss_mb()}
@@ -312,6 +353,7 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
         later = await apply(server, probe, repo, BASE_DEVICES,
                             device_lines(BASE_DEVICES) + "# touched\n", "a later commit")
         trimmed = await server.trimmed_rss_mb()
+        frozen_garbage = await server.count_frozen_garbage()
     finally:
         probe.stop.set()
         await server.stop()
@@ -320,7 +362,7 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
             "rss_after_add_mb": added["rss_mb"], "rss_after_revert_mb": reverted["rss_mb"],
             "rss_kept_after_revert_mb": round(reverted["rss_mb"] - before, 1),
             "rss_after_a_later_commit_mb": later["rss_mb"],
-            "rss_after_revert_and_malloc_trim_mb": trimmed}
+            "rss_after_revert_and_malloc_trim_mb": trimmed, "frozen_garbage": frozen_garbage}
 
 
 def main() -> None:
