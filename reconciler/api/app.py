@@ -1,6 +1,7 @@
 """`create_app(reader, tokens=...)`: the read-only HTTP API as one FastAPI application.
 
-Composes the reference routes (`routes.py`), status and probes (`status.py`), the JSON
+Composes the reference routes (`routes.py`), status and probes (`status.py`), the event
+feed (`events.py`), the JSON
 error handlers (`errors.py`), the token check (`access.py`), HEAD support (`head.py`),
 the trimmed OpenAPI document (`openapi.py`) and offline /docs (`docs.py`) around one
 `StoreReader`.
@@ -17,11 +18,12 @@ from reconciler.api.access import TokenCheck
 from reconciler.api.cache import BodyCache
 from reconciler.api.docs import install_docs
 from reconciler.api.errors import install_handlers
+from reconciler.api.events import StreamLimits, events_router
 from reconciler.api.head import HeadAsGet
 from reconciler.api.openapi import install_openapi
 from reconciler.api.routes import collections_router
 from reconciler.api.status import health_router, status_router
-from reconciler.store import StoreReader
+from reconciler.store import EventHub, StoreReader
 
 DESCRIPTION = """Read-only view of fota-gitops, with the GET shapes of the reference FOTA API.
 Desired state lives in git: every write method answers 405. Unset ids
@@ -30,7 +32,11 @@ of the JSON rather than sent as empty strings or null. Every GET route also answ
 (the same status and headers, no body)."""
 
 
-def create_app(reader: StoreReader, *, tokens: Sequence[str] = ()) -> FastAPI:
+def create_app(reader: StoreReader, *, tokens: Sequence[str] = (),
+               events: EventHub | None = None,
+               stream_limits: StreamLimits | None = None) -> FastAPI:
+    """`events`: the writer's hub, when it runs in this process (/events then wakes on
+    commits instead of looking every `stream_limits.poll` seconds)."""
     # No slash redirects: "/collections/" is an unknown path, answered with the JSON 404
     # like any other, not a 307 with an empty body.
     app = FastAPI(title="fota-gitops", version="0.1.0", description=DESCRIPTION,
@@ -43,5 +49,7 @@ def create_app(reader: StoreReader, *, tokens: Sequence[str] = ()) -> FastAPI:
     cache = BodyCache(reader)
     app.include_router(collections_router(reader, cache), dependencies=guard)
     app.include_router(status_router(reader, cache), dependencies=guard)
+    app.include_router(events_router(reader, events, stream_limits or StreamLimits()),
+                       dependencies=guard)
     app.include_router(health_router(reader))
     return app

@@ -29,4 +29,5 @@ class HeadAsGet:
 
         # A copy: the server keeps the original scope and must still see HEAD (uvicorn
         # then checks that no body bytes follow the headers).
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+        # The mark tells an endless stream (/events) to answer with its headers alone.
+        await self.app({**scope, "method": "GET", "fota.head": True}, receive, headers_only)

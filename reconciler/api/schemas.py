@@ -104,6 +104,23 @@ class EventOut(Schema):
     revision: str
 
 
+class LoggedEvent(Schema):
+    """One event of the feed (/status/events, and the data of each /events message)."""
+
+    id: int  # the feed's cursor: Last-Event-ID, or `since` of the next page
+    deviceId: str
+    collectionId: str | Absent = None  # the device's collection when it was written
+    at: int  # milliseconds since the epoch
+    kind: str
+    message: str
+    revision: str
+
+
+class EventPage(Schema):
+    events: list[LoggedEvent]  # oldest first
+    next: int  # pass as `since` for the following page
+
+
 class DeviceStatus(Schema):
     deviceId: str
     collectionId: str

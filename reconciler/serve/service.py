@@ -158,7 +158,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
                            f"{settings.coap_port}: {exc.strerror or exc}") from exc
     unsubscribe = server.subscribe(controller.on_registration)
     controller.restore()
-    api = _api(settings)
+    api = _api(settings, store)
     notify_reader = open_reader(settings.state)  # its own: never waits behind the API's
     notifier = Notifier(notify_reader, store.set_notify_state, hub=store.event_hub)
     await notifier.set_desired(desired)
@@ -177,6 +177,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     finally:
         log.info("shutting down")
         api.should_exit = True
+        store.event_hub.close()  # ends the /events streams uvicorn would wait for
         stop.set()
         await _stop_all(tasks)
         unsubscribe()
@@ -258,9 +259,9 @@ def _status_writer(store: SqliteStore) -> Callable[[SourceStatus], None]:
     return write
 
 
-def _api(settings: ServeSettings) -> _ApiServer:
+def _api(settings: ServeSettings, store: SqliteStore) -> _ApiServer:
     reader = open_reader(settings.state)
-    app = create_app(reader, tokens=settings.tokens)
+    app = create_app(reader, tokens=settings.tokens, events=store.event_hub)
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
                             log_config=None, log_level="warning", lifespan="off",
                             http="httptools")  # the declared parser, not a silent fallback to h11

@@ -100,13 +100,27 @@ class EventHub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_loop: dict[asyncio.AbstractEventLoop, set[Subscription]] = {}
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Set by `close()` at shutdown: a woken subscriber that sees it stops reading."""
+        return self._closed
 
     def subscribe(self) -> Subscription:
         """A subscription on the running loop; close it (or use it as a context manager)."""
         sub = Subscription(self, asyncio.get_running_loop())
         with self._lock:
             self._by_loop.setdefault(sub.loop, set()).add(sub)
+            if self._closed:
+                sub.wake()
         return sub
+
+    def close(self) -> None:
+        """The process is shutting down: wake every subscriber once more, for good, so
+        long-lived readers (SSE streams) end instead of holding the server open."""
+        self._closed = True
+        self.publish()
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:

@@ -19,6 +19,7 @@ EXPECTED = {
     "/status": {"get": {"200", "401", "500"}},
     "/healthz": {"get": {"200", "500"}},
     "/readyz": {"get": {"200", "503", "500"}},
+    "/events": {"get": WITH_IDS | {"503"}},  # 503: too many streams open
 }
 UNGUARDED = ("/healthz", "/readyz")  # the probes answer without a token
 
