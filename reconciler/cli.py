@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("reconciler.simulator.cmd", "run a fleet of simulated LwM2M devices"),
     "serve": ("reconciler.serve.cmd", "run the reconciler, CoAP and HTTP servers"),
     "plan": ("reconciler.review.cmd", "show what a change of desired state would do"),
+    "status": ("reconciler.watch.cmd", "show or follow a rollout over the HTTP API"),
 }
 
 

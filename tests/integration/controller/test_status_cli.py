@@ -1,0 +1,91 @@
+"""`fota status` as a real subprocess against `run_service` on loopback with the simulator
+fleet: the summary table, one device's timeline, and `--watch` following a rollout to
+its end (exit 0) or to its halt (exit 1), driven by /events."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from controller_harness import (
+    COLLECTION,
+    SIM_TIMING,
+    DesiredRepo,
+    all_in,
+    device_id,
+    fleet_of,
+    serving,
+    settings_for,
+    specs,
+    until,
+)
+
+from reconciler.model.status import UpdateState
+from reconciler.simulator import Fault
+
+pytestmark = pytest.mark.slow
+
+
+async def fota_status(port: int, *args: str, timeout: float = 60) -> tuple[int, str]:
+    """(exit code, stdout) of `fota status --api ... ARGS`; stdout is a pipe: plain lines."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "reconciler.cli", "status", "--api", f"http://127.0.0.1:{port}",
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode() + err.decode()
+
+
+def fractions(out: str) -> list[int]:
+    """The Current counts the watch printed, in order."""
+    return [int(n) for n in re.findall(rf"^{COLLECTION}: (\d+)/4 Current", out, re.M)]
+
+
+async def test_status_prints_the_table_and_watch_follows_a_rollout_to_success(
+        tmp_path: Path) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=4, rollout={"maxConcurrent": 2})
+    slow = replace(SIM_TIMING, slow_block_delay=0.15)
+    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
+            fleet_of(running, specs(4, faults=frozenset({Fault.SLOW})), slow):
+        ctl, port = running.controller, running.http_port
+        await until(ctl, all_in(ctl, UpdateState.CURRENT))
+        code, table = await fota_status(port)
+        assert code == 0 and re.search(rf"^{COLLECTION}\s+collection\s+\S+\s+4\s+4\s", table,
+                                       re.M), table
+        head = repo.set_target("2.0")
+        await until(ctl, lambda: ctl.desired.revision == head)
+        code, out = await fota_status(port, "--watch", "--timeout", "60")
+        assert code == 0, out
+        seen = fractions(out)
+        assert seen[0] < 4 and seen[-1] == 4 and seen == sorted(seen), out
+        assert out.rstrip().endswith("rollout succeeded")
+        code, timeline = await fota_status(port, "device", device_id(0))
+        assert code == 0 and "state: Current" in timeline
+        assert re.search(r"state: .*-> Current", timeline), timeline
+
+
+async def test_watch_exits_1_when_the_rollout_halts_and_2_for_an_unknown_collection(
+        tmp_path: Path) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=4,
+                       rollout={"maxConcurrent": 1, "failureThreshold": 1})
+    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
+            fleet_of(running, specs(4, faults=frozenset({Fault.INTEGRITY}))):
+        ctl, port = running.controller, running.http_port
+        await until(ctl, all_in(ctl, UpdateState.CURRENT))
+        head = repo.set_target("2.0")
+        await until(ctl, lambda: ctl.desired.revision == head)
+        code, out = await fota_status(port, "--watch", COLLECTION, "--timeout", "60")
+        assert code == 1, out
+        assert "halted: rollout halted: 1 of 4 devices failed" in out
+        assert out.rstrip().endswith("rollout halted")
+        code, out = await fota_status(port, "--watch", "17dh0cf43jfhkk")
+        assert code == 2 and "404" in out
