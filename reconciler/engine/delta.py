@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.model.desired import DesiredState, Device, FirmwareImage, Management
+from reconciler.model.desired import (
+    DesiredState,
+    Device,
+    DriftPolicy,
+    FirmwareImage,
+    MaintenanceWindow,
+    Management,
+)
 from reconciler.model.lwm2m import Registration
 from reconciler.model.observed import DeviceReport
 
@@ -31,6 +38,9 @@ class Delta:
     # When this server process started: an attempt or phase begun before it was disturbed
     # by our restart, and what that costs is ours, never the device's retries.
     server_started: float = 0.0
+    # The collection's maintenance windows that apply to this device (by its tags).
+    windows: tuple[MaintenanceWindow, ...] = ()
+    drift_policy: DriftPolicy = DriftPolicy.CORRECT
 
     @property
     def managed(self) -> bool:
@@ -73,6 +83,11 @@ def diff(
     target_id = desired.effective_target(device) if device else None
     target = desired.images.get(target_id) if target_id else None
     current = None
+    collection = desired.collections.get(device.collection_id) if device else None
+    windows: tuple[MaintenanceWindow, ...] = ()
+    if collection is not None and collection.rollout.windows:
+        assert device is not None
+        windows = tuple(w for w in collection.rollout.windows if w.applies_to(device.tags))
     if device is not None and report is not None and report.firmware_version is not None:
         current = desired.image_by_version(device.collection_id, report.firmware_version)
     return Delta(
@@ -88,4 +103,6 @@ def diff(
         observing=observing,
         can_observe=can_observe,
         server_started=server_started,
+        windows=windows,
+        drift_policy=collection.drift_policy if collection else DriftPolicy.CORRECT,
     )

@@ -15,10 +15,11 @@ a `NoOp`. The decision table, top to bottom (first match wins); the last three r
 | report older than the registration          | ReadState (Verify after an Execute)     |
 | reports the target version                  | Current, NoOp (never touched)           |
 | UpdateFailed / Reverted                     | `hold` until the target changes         |
-| Pending / TimedOut / drifted Current        | `phases.start`: backoff, gate, reset,   |
-|                                             | write the URI (or push)                 |
+| Pending / TimedOut / drifted Current        | `phases.start`: backoff, gate, download |
+|                                             | window, reset, write the URI (or push)  |
 | Initializing / Downloading / Downloaded     | `phases.downloading`: Execute           |
-|                                             | (`install.execute`) once Downloaded     |
+|                                             | (`install.execute`) once Downloaded and |
+|                                             | its Execute window is open (`windowed`) |
 | Updating / Completed                        | `install.updating`: probe with backoff, |
 |                                             | Execute again if it never arrived,      |
 |                                             | Reverted, timeout                       |

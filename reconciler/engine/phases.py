@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from reconciler.engine import install
+from reconciler.engine import install, windowed
 from reconciler.engine.actions import (
     Action,
     CancelDownload,
@@ -33,12 +33,15 @@ OBSERVED_POLL_FACTOR = 4  # poll this much less often while an Observe runs
 
 
 def start(ctx: Ctx, record: DeviceProgress) -> Decision:
-    """Pending, TimedOut or drifted: begin the next attempt if everything allows it."""
+    """Pending, TimedOut or drifted: begin the next attempt if everything allows it
+    (backoff, the rollout gate, a window that gates downloads)."""
     if record.next_attempt_at is not None and ctx.now < record.next_attempt_at:
         return wait(record, "backing off before the next attempt", record.next_attempt_at)
     if not ctx.gate.may_start:
         held = wait(record.evolve(message=ctx.gate.reason), ctx.gate.reason)
         return replace(held, gated=True)
+    if (window := windowed.download_held(ctx, record)) is not None:
+        return window
     if not ctx.delta.awake:
         return wait(record, "queue mode: waiting for the device to speak")
     fw_state = ctx.report.fw_state
@@ -119,7 +122,7 @@ def downloading(ctx: Ctx, record: DeviceProgress) -> Decision:
     report = ctx.report
     seen = record.phase_started_at is None or report.reported_at >= record.phase_started_at
     if seen and report.fw_state is FirmwareState.DOWNLOADED:
-        return install.execute(ctx, record)
+        return windowed.execute_held(ctx, record) or install.execute(ctx, record)
     if seen and report.fw_state in (FirmwareState.IDLE, None):
         outcome, text = _download_result(ctx, record)
         if outcome is not Outcome.OK:
