@@ -29,6 +29,7 @@ class _Tally:
     started: int = 0
     in_flight: int = 0  # kept alongside `states`: every decision asks for the gate
     failed: int = 0
+    drifted: int = 0  # devices that left the target they had reached (engine.drift)
     needing: Counter[str | None] = field(default_factory=Counter)  # target -> population
 
     def apply(self, progress: DeviceProgress, sign: int) -> None:
@@ -36,6 +37,7 @@ class _Tally:
         self.states[state] += sign
         self.in_flight += sign * state.in_flight
         self.failed += sign * state.terminal
+        self.drifted += sign * (progress.drift is not None)
         self.started += sign * (progress.attempts > 0)
         self.needing[progress.target_image_id] += sign * _needs_update(progress)
 
@@ -113,6 +115,8 @@ class RolloutIndex:
             "inFlight": stats.in_flight,
             "started": stats.started,
             "failed": stats.failed,
+            "drifted": tally.drifted if (tally := self._tallies.get(collection.collection_id))
+            else 0,
             "population": stats.population,
             "failureThreshold": str(t) if (t := policy.failure_threshold) else None,
             "maxConcurrent": policy.max_concurrent,

@@ -43,6 +43,10 @@ def device_conditions(
     state = progress.state
     busy = RECONCILING_REASON.get(state)
     message = progress.shown_message  # as the API shows it: absolute next attempt
+    # Drifted is there only while the device is: no row for the other 99,9 %.
+    drifted = (() if progress.drift is None else
+               (_stamp(previous, ConditionType.DRIFTED, True, "Drifted", progress.drift, now,
+                       revision),))
     return (
         _stamp(previous, ConditionType.READY, state is UpdateState.CURRENT, state.value,
                message, now, revision),
@@ -51,6 +55,7 @@ def device_conditions(
         _stamp(previous, ConditionType.STALLED, state.terminal,
                state.value if state.terminal else "None",
                message if state.terminal else "", now, revision),
+        *drifted,
     )
 
 

@@ -14,8 +14,9 @@ a `NoOp`. The decision table, top to bottom (first match wins); the last three r
 | not registered                              | Wait for Register                       |
 | report older than the registration          | ReadState (Verify after an Execute)     |
 | reports the target version                  | Current, NoOp (never touched)           |
+| Current, or drifted, and off the target     | `drift.notice`: Drifted; `report`: NoOp |
 | UpdateFailed / Reverted                     | `hold` until the target changes         |
-| Pending / TimedOut / drifted Current        | `phases.start`: backoff, gate, download |
+| Pending / TimedOut                          | `phases.start`: backoff, gate, download |
 |                                             | window, reset, write the URI (or push)  |
 | Initializing / Downloading / Downloaded     | `phases.downloading`: Execute           |
 |                                             | (`install.execute`) once Downloaded and |
@@ -31,7 +32,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 
-from reconciler.engine import install, phases
+from reconciler.engine import drift, install, phases
 from reconciler.engine.actions import NoOp, ReadState, Verify
 from reconciler.engine.decision import Ctx, Decision, move, moved, wait
 from reconciler.engine.delta import Delta
@@ -114,7 +115,13 @@ def _decide(ctx: Ctx, record: DeviceProgress) -> Decision:
         return _read(ctx, record)
     if delta.on_target:
         return _current(ctx, record)
-    return PHASE[record.state](ctx, record)
+    events: tuple[DeviceEvent, ...] = ()
+    if record.state is S.CURRENT or record.drift is not None:
+        record, events, reported = drift.notice(ctx, record)
+        if reported is not None:
+            return reported
+    step = PHASE[record.state](ctx, record)
+    return replace(step, events=events + step.events) if events else step
 
 
 def hold(ctx: Ctx, record: DeviceProgress) -> Decision:
@@ -126,7 +133,7 @@ def hold(ctx: Ctx, record: DeviceProgress) -> Decision:
 PHASE: dict[S, Callable[[Ctx, DeviceProgress], Decision]] = {
     S.PENDING: phases.start,
     S.TIMED_OUT: phases.start,
-    S.CURRENT: phases.start,  # drifted: it reported another version since
+    S.CURRENT: phases.start,  # not reached: drift.notice moves it to Pending first
     S.INITIALIZING: phases.downloading,
     S.DOWNLOADING: phases.downloading,
     S.DOWNLOADED: phases.downloading,
@@ -160,4 +167,5 @@ def _current(ctx: Ctx, record: DeviceProgress) -> Decision:
     done = (NoOp("device runs its target"),)
     if record.state is S.CURRENT and record.message == message and record.deadline is None:
         return Decision(done, record)  # unchanged: no write on every resync
-    return moved(ctx, record, S.CURRENT, message, done, deadline=None, next_attempt_at=None)
+    return moved(ctx, record, S.CURRENT, message, done, deadline=None, next_attempt_at=None,
+                 drift=None)

@@ -53,6 +53,9 @@ class DeviceProgress:
     resets: int = 0  # empty /5/0/1 writes before this attempt could start (bounded)
     probes: int = 0  # Probes since the last Execute (they back off)
     executes: int = 0  # Executes sent in this attempt (bounded)
+    # "runs 1.0.5, should run 1.1.0": set when the device left the target it had reached
+    # (engine/drift.py), cleared when it runs its target again or the target changes.
+    drift: str | None = None
 
     def evolve(self, **changes: object) -> DeviceProgress:
         return replace(self, **changes)  # type: ignore[arg-type]

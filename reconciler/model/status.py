@@ -44,6 +44,7 @@ class ConditionType(StrEnum):
     READY = "Ready"
     RECONCILING = "Reconciling"
     STALLED = "Stalled"
+    DRIFTED = "Drifted"  # only while a device is drifted (engine/drift.py)
 
 
 @dataclass(frozen=True, slots=True)

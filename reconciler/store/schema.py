@@ -95,6 +95,10 @@ MIGRATIONS: tuple[str, ...] = (
         (SELECT collection_id FROM devices WHERE devices.device_id = events.device_id);
     CREATE INDEX events_by_collection ON events (collection_id, seq);
     """,
+    # 7: drift (issue 10 item 4): why a device that had reached its target is Drifted.
+    """
+    ALTER TABLE progress ADD COLUMN drift TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -33,7 +33,7 @@ from reconciler.store.schema import migrate
 _UPSERT_REGISTRATION = "INSERT OR REPLACE INTO registrations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _LIVE = "updated_at + lifetime > ?"  # a registration's expiry, as Registration.expires_at
 _UPSERT_REPORT = "INSERT OR REPLACE INTO reports VALUES (?,?,?,?,?,?,?,?,?,?)"
-_UPSERT_PROGRESS = "INSERT OR REPLACE INTO progress VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_UPSERT_PROGRESS = "INSERT OR REPLACE INTO progress VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 # The event's collection is the device's at the time of writing (the feed's filter).
 _INSERT_EVENT = """INSERT INTO events (device_id, at, kind, message, revision, collection_id)
     VALUES (?,?,?,?,?, (SELECT collection_id FROM devices WHERE device_id = ?))"""
