@@ -21,6 +21,7 @@ from reconciler.controller.config import ControllerConfig
 from reconciler.controller.reports import Reports
 from reconciler.controller.rollout import RolloutIndex
 from reconciler.controller.watches import Watches
+from reconciler.controller.window_status import next_window, window_status
 from reconciler.engine import OPEN, Decision, decide, diff, retarget, slots_to_release
 from reconciler.engine.conditions import collection_conditions, device_conditions
 from reconciler.lwm2m.server import Lwm2mServer
@@ -53,6 +54,7 @@ class Decider:
         self.on_slot_free: Callable[[list[str]], None] = lambda _keys: None
         self._gated: dict[str, set[str]] = {}  # collection -> devices held by its gate
         self._dirty: set[str] = set()  # collections whose status changed
+        self._window_edges: dict[str, float] = {}  # collection -> a window opens/closes
         self._conditions: dict[str, tuple[Condition, ...]] = {}  # device -> to write
         self._loaded = False
         self._errors: dict[str, str] = {}  # device -> its last error noted (deduplicated)
@@ -274,14 +276,24 @@ class Decider:
     def flush_status(self) -> None:
         """Write the rollout status and conditions of every collection that changed."""
         self._write_conditions()
+        now = self.clock()
+        # A window's opening or closing changes the status without any device changing.
+        self._dirty.update(c for c, edge in self._window_edges.items() if now >= edge)
         dirty, self._dirty = self._dirty, set()
         revision = self.desired.revision
         for collection_id in sorted(dirty):
             collection = self.desired.collections.get(collection_id)
+            self._window_edges.pop(collection_id, None)
             if collection is None:
                 continue
-            self.store.put_collection_status(collection_id,
-                                             self.index.status(collection, revision))
+            status = self.index.status(collection, revision)
+            status["driftPolicy"] = collection.drift_policy.value
+            if collection.rollout.windows:
+                shown, edge = window_status(collection.rollout.windows, now)
+                status.update(windows=shown, nextWindow=next_window(shown))
+                if edge is not None:
+                    self._window_edges[collection_id] = edge
+            self.store.put_collection_status(collection_id, status)
             counts = self.index.counts(collection_id)
             conditions = collection_conditions(counts, self.index.gate(collection), revision,
                                                self.clock())

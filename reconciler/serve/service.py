@@ -14,6 +14,7 @@ import logging
 import shutil
 import socket
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -60,10 +61,12 @@ class _ApiServer(uvicorn.Server):
 
 
 async def run_service(settings: ServeSettings, stop: asyncio.Event,
-                      on_ready: Callable[[Running], None] | None = None) -> None:
+                      on_ready: Callable[[Running], None] | None = None, *,
+                      clock: Callable[[], float] = time.time) -> None:
     """Refusals that need no state come first (a missing repository, the HTTP port in
     use), so they cost nothing; a start that fails after the state file was created for
-    it removes what it created."""
+    it removes what it created. `clock` is the wall clock of the LwM2M server and the
+    controller (tests move it to a maintenance window's opening)."""
     _check_repo(settings.repo)
     http = _bind_http(settings.http_host, settings.http_port)
     created = _absent(settings.state)
@@ -73,7 +76,7 @@ async def run_service(settings: ServeSettings, stop: asyncio.Event,
         source = GitSource(settings.repo, settings.branch,
                            cache_dir=settings.state.parent / "cache",
                            interval=settings.poll_source, on_status=_status_writer(store))
-        await _run(settings, store, source, http, stop, on_ready)
+        await _run(settings, store, source, http, stop, on_ready, clock)
     except StartupError:
         if store is not None:
             store.close()
@@ -140,15 +143,17 @@ def _open_store(path: Path) -> SqliteStore:
 
 async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
                http: socket.socket, stop: asyncio.Event,
-               on_ready: Callable[[Running], None] | None) -> None:
+               on_ready: Callable[[Running], None] | None,
+               clock: Callable[[], float]) -> None:
     desired = await _first_revision(source, store, stop, settings)
     if desired is None:
         return
     admission = Admission(source, store.set_admission_status)
     store.set_admission_status({})  # counted per run: forget the last run's
     server = Lwm2mServer(settings.coap_host, settings.coap_port, admit=admission,
-                         public_uri=settings.public_uri, awake_seconds=settings.awake_window)
-    controller = Controller(store, server, source.image, settings.controller)
+                         public_uri=settings.public_uri, awake_seconds=settings.awake_window,
+                         clock=clock)
+    controller = Controller(store, server, source.image, settings.controller, clock)
     await controller.set_desired(desired)
     await controller.restore_offers()  # before the socket: a resumed download never sees 4.04
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from reconciler.model.desired import Collection, DesiredState, Device, FirmwareImage, Management
@@ -38,8 +38,20 @@ def load_tags(text: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
 
 
+def _plain(value: object) -> object:
+    """A frozen value as JSON data. Not `asdict`: it deep-copies what is not a dataclass,
+    and a read-only mapping (a window's tags) cannot be copied."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def collection_row(c: Collection) -> Row:
-    rollout = asdict(c.rollout)
+    rollout = _plain(c.rollout)
     return (c.collection_id, c.name, c.management.value, c.target_image_id,
             dump_json(dict(c.tags)), dump_json(rollout))
 

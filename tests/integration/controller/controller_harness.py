@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ class DesiredRepo:
     device_targets: dict[int, str] = field(default_factory=dict)
     rollout: dict[str, Any] = field(default_factory=dict)
     image_size: int = 2048
+    drift_policy: str | None = None
 
     def __post_init__(self) -> None:
         self.repo = git.Repo.init(self.root, initial_branch="main")
@@ -95,6 +97,8 @@ class DesiredRepo:
         firmware: dict[str, Any] = {"management": self.management}
         if self.target is not None:
             firmware["target"] = self.target
+        if self.drift_policy is not None:
+            firmware["driftPolicy"] = self.drift_policy
         doc = {"collectionId": COLLECTION, "name": "test fleet", "firmware": firmware,
                "rollout": self.rollout}
         self._write(f"manifests/{COLLECTION}/collection.yaml", yaml.safe_dump(doc))
@@ -122,11 +126,12 @@ def settings_for(repo: DesiredRepo, state: Path, **overrides: Any) -> ServeSetti
 
 
 @asynccontextmanager
-async def serving(settings: ServeSettings) -> AsyncIterator[Running]:
+async def serving(settings: ServeSettings,
+                  clock: Callable[[], float] = time.time) -> AsyncIterator[Running]:
     """`run_service` in this event loop until the block ends; always shut down."""
     stop = asyncio.Event()
     ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(run_service(settings, stop, ready.set_result))
+    task = asyncio.create_task(run_service(settings, stop, ready.set_result, clock=clock))
     try:
         done, _ = await asyncio.wait({ready, task}, timeout=20,
                                      return_when=asyncio.FIRST_COMPLETED)
