@@ -20,6 +20,7 @@ from reconciler.model.observed import DeviceEvent, DeviceProgress
 from reconciler.model.status import UpdateState as S
 
 NOT_CORRECTED = "driftPolicy report: not corrected"
+DRIFTED = "drifted: "  # how a drifted device's message begins (fota plan reads it)
 
 
 def notice(ctx: Ctx, record: DeviceProgress) -> tuple[
@@ -35,8 +36,8 @@ def notice(ctx: Ctx, record: DeviceProgress) -> tuple[
     if record.state is S.CURRENT or (report_only and record.state is S.PENDING
                                      and record.drift != what):
         how = NOT_CORRECTED if report_only else "updating it again"
-        record, events = move(ctx, record, S.PENDING, f"drifted: {what}; {how}",
+        record, events = move(ctx, record, S.PENDING, f"{DRIFTED}{what}; {how}",
                               drift=what, deadline=None)
     if report_only and record.state in (S.PENDING, S.TIMED_OUT):
-        return record, events, Decision((NoOp(f"drifted: {NOT_CORRECTED}"),), record, events)
+        return record, events, Decision((NoOp(f"{DRIFTED}{NOT_CORRECTED}"),), record, events)
     return record, events, None

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reconciler.model.desired import DesiredState, revision_affects
-from reconciler.review.summary import CollectionPlan, summarize
+from reconciler.review.summary import CollectionPlan, drift_lines, summarize
 from reconciler.store import DeviceView
 
 
@@ -38,11 +38,12 @@ class Change:
 
 
 def review_change(base: DesiredState, head: DesiredState,
-                  observed: Mapping[str, DeviceView]) -> Change:
+                  observed: Mapping[str, DeviceView], now: float | None = None) -> Change:
+    """`now`: when the windows' next openings are told from (None: not told)."""
     changed = {d for d in head.devices if revision_affects(base, head, d)}
     unchanged = set(base.devices) - changed
-    plans = [p for p in summarize(_only(head, changed), observed) if _counts(p)]
-    drift = [p for p in summarize(_only(base, unchanged), observed) if p.moves]
+    plans = [p for p in summarize(_only(head, changed), observed, now) if _counts(p)]
+    drift = [p for p in summarize(_only(base, unchanged), observed) if p.moves or p.drifted]
     return Change(base.revision, head.revision, plans, drift, _warnings(head, plans))
 
 
@@ -99,4 +100,6 @@ def _table(plan: CollectionPlan) -> list[str]:
     if plan.waiting:
         notes.append(f"{plan.waiting} wait for a slot (maxConcurrent {plan.max_concurrent})")
     notes += [f"{n} blocked: {reason}" for reason, n in sorted(plan.blocked.items())]
+    notes += [line.strip() for line in drift_lines(plan)]
+    notes += [f"window {w}" for w in plan.windows]
     return [*lines, "; ".join(notes), ""]

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from reconciler.errors import ManifestError
@@ -74,11 +75,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"fota plan: {exc}", file=sys.stderr)
         return failed
     if base is None:
-        plans = summarize(head, observed)
+        plans = summarize(head, observed, time.time())
         moves = any(p.moves for p in plans)
         _print_fleet(plans, args.format)
     else:
-        change = review_change(base, head, observed)
+        change = review_change(base, head, observed, time.time())
         moves = change.moves > 0
         _print_change(change, args.format)
     return 2 if args.exit_code and moves else 0

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from reconciler.engine.drift import DRIFTED
 from reconciler.model.desired import DesiredState
 from reconciler.store import DeviceView, open_reader
 from reconciler.store.schema import SchemaError
@@ -97,4 +98,11 @@ def _view(collection_id: str, item: dict[str, Any]) -> DeviceView:
         target_image_id=fw.get("targetFirmwareId"), firmware_version=fw.get("firmwareVersion"),
         serial_number=fw.get("serialNumber"), model_number=fw.get("modelNumber"),
         manufacturer=fw.get("manufacturer"), state=fw.get("state"),
-        state_message=fw.get("stateMessage"))
+        state_message=fw.get("stateMessage"), drift=_drift(fw.get("stateMessage")))
+
+
+def _drift(message: object) -> str | None:
+    """"runs 1.0, should run 2.0" out of "drifted: runs 1.0, should run 2.0; ..."."""
+    if not isinstance(message, str) or not message.startswith(DRIFTED):
+        return None
+    return message[len(DRIFTED):].split("; ", 1)[0]

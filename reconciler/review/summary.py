@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.engine import GateKind, RolloutStats, rollout_gate
-from reconciler.model.desired import Collection, DesiredState, Device, Management
+from reconciler.engine.windows import outlook
+from reconciler.model.desired import Collection, DesiredState, Device, DriftPolicy, Management
 from reconciler.model.status import UpdateState
 from reconciler.store import DeviceView
 
@@ -33,6 +34,10 @@ class CollectionPlan:
     blocked: Counter[str] = field(default_factory=Counter)
     waiting: int = 0  # of the moves, how many wait for a slot (maxConcurrent)
     max_concurrent: int | None = None
+    # "runs 1.0, should run 2.0" -> devices that left the target they had reached
+    drifted: Counter[str] = field(default_factory=Counter)
+    drift_policy: str = "correct"
+    windows: list[str] = field(default_factory=list)  # engine.windows.outlook, per window
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -43,6 +48,8 @@ class CollectionPlan:
             "current": self.current,
             "blocked": [{"reason": r, "devices": n} for r, n in sorted(self.blocked.items())],
             "waitingForSlot": self.waiting, "maxConcurrent": self.max_concurrent,
+            "drifted": [{"drift": d, "devices": n} for d, n in sorted(self.drifted.items())],
+            "driftPolicy": self.drift_policy, "windows": self.windows,
         }
 
 
@@ -56,15 +63,24 @@ class _Seen:
     failed: bool  # in a terminal state for this very target
     current: str  # the version it reports, as the plan labels it
     target: str | None  # the target's version
+    drift: str | None = None  # observed Drifted for this very target (engine.drift)
 
 
-def summarize(desired: DesiredState, observed: Mapping[str, DeviceView]) -> list[CollectionPlan]:
+def summarize(desired: DesiredState, observed: Mapping[str, DeviceView],
+              now: float | None = None) -> list[CollectionPlan]:
+    """`now`: the instant the windows' next openings are told from (None: not told)."""
     members: dict[str, list[_Seen]] = defaultdict(list)
     for device in desired.devices.values():
         members[device.collection_id].append(_seen(desired, device,
                                                    observed.get(device.device_id)))
-    return [_collection_plan(desired, c, members[cid])
-            for cid, c in sorted(desired.collections.items())]
+    plans = [_collection_plan(desired, c, members[cid])
+             for cid, c in sorted(desired.collections.items())]
+    for plan in plans:
+        collection = desired.collections[plan.collection_id]
+        plan.drift_policy = collection.drift_policy.value
+        if now is not None:
+            plan.windows = [outlook(w, now) for w in collection.rollout.windows]
+    return plans
 
 
 def _seen(desired: DesiredState, device: Device, view: DeviceView | None) -> _Seen:
@@ -72,8 +88,9 @@ def _seen(desired: DesiredState, device: Device, view: DeviceView | None) -> _Se
     state = _state(view)
     failed = (state is not None and state.terminal and view is not None
               and target_id is not None and view.target_image_id == target_id)
+    drift = view.drift if view is not None and view.target_image_id == target_id else None
     return _Seen(device, target_id, state, failed, _label(desired, device, view),
-                 _version(desired, target_id))
+                 _version(desired, target_id), drift)
 
 
 def _state(view: DeviceView | None) -> UpdateState | None:
@@ -104,6 +121,8 @@ def _collection_plan(desired: DesiredState, collection: Collection,
     free = None if policy.max_concurrent is None else \
         max(policy.max_concurrent - stats.in_flight, 0)
     for s in seen:
+        if s.drift is not None:
+            entry.drifted[s.drift] += 1  # shown apart; `correct` also moves it below
         if s.target is not None and s.current == s.target:
             entry.current += 1
         elif (reason := _held(desired, s)) is not None:
@@ -130,6 +149,9 @@ def _held(desired: DesiredState, s: _Seen) -> str | None:
         return "no target firmware"
     if s.failed and s.state is not None:
         return f"{s.state.value} holds until the target changes"
+    if s.drift is not None and desired.collections[s.device.collection_id].drift_policy \
+            is DriftPolicy.REPORT:
+        return "drifted; driftPolicy report: not corrected"
     return None
 
 
@@ -167,4 +189,12 @@ def render(plans: list[CollectionPlan]) -> str:
         lines.append(f"  {p.current} already on target")
         for reason, count in sorted(p.blocked.items()):
             lines.append(f"  {count} blocked: {reason}")
+        lines += drift_lines(p)
+        lines += [f"  window {w}" for w in p.windows]
     return "\n".join(lines)
+
+
+def drift_lines(p: CollectionPlan) -> list[str]:
+    """Drift, apart from the moves: `2 drifted (driftPolicy correct): runs 1.0, ...`."""
+    return [f"  {n} drifted (driftPolicy {p.drift_policy}): {d}"
+            for d, n in sorted(p.drifted.items())]

@@ -28,7 +28,8 @@ from reconciler.store.writer import connect
 
 _DEVICE_SQL = f"""SELECT d.device_id, d.collection_id, d.tags, d.current_image_id,
     d.target_image_id, r.firmware_version, r.serial_number, r.model_number, r.manufacturer,
-    {STATE_SQL}, {MESSAGE_SQL}
+    {STATE_SQL}, {MESSAGE_SQL},
+    CASE WHEN p.target_image_id IS d.target_image_id THEN p.drift END
     FROM devices d LEFT JOIN reports r ON r.device_id = d.device_id
     LEFT JOIN progress p ON p.device_id = d.device_id"""
 _COLLECTION_SQL = "SELECT collection_id, name, management, target_image_id, tags FROM collections"
@@ -246,4 +247,4 @@ def _device(r: codec.Row) -> DeviceView:
     return DeviceView(device_id=r[0], collection_id=r[1], tags=codec.load_tags(r[2]),
                       current_image_id=r[3], target_image_id=r[4], firmware_version=r[5],
                       serial_number=r[6], model_number=r[7], manufacturer=r[8], state=r[9],
-                      state_message=r[10] or None)
+                      state_message=r[10] or None, drift=r[11])

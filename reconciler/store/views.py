@@ -35,6 +35,7 @@ class DeviceView:
     manufacturer: str | None
     state: str | None  # UpdateState value; None when nothing is targeted
     state_message: str | None
+    drift: str | None = None  # "runs 1.0, should run 2.0" while Drifted (engine.drift)
 
 
 @dataclass(frozen=True, slots=True)
