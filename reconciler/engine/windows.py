@@ -11,6 +11,7 @@ a decision costs the same for 1,000 devices or 100,000. Called by `phases`.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Sequence
@@ -102,14 +103,34 @@ class Closed:
 
     def describe(self) -> str:
         """`the window night 02:00-04:00 Europe/Oslo, opens at 2026-11-30T01:00:00Z`."""
+        return sys.intern(f"the window {self.window.name} {self.when()}")
+
+    def when(self) -> str:
+        """`02:00-04:00 Europe/Oslo, opens at 2026-11-30T01:00:00Z`."""
         if self.opening is NEVER:
-            return f"the window {self.window.name}, which never opens ({self.window.cron})"
-        zone = ZoneInfo(self.window.time_zone)
-        local = [datetime.fromtimestamp(t, zone).strftime("%H:%M")
-                 for t in (self.opening.start, self.opening.end)]
-        at = time.strftime(AT_FORMAT, time.gmtime(self.opening.start))
-        return sys.intern(f"the window {self.window.name} {local[0]}-{local[1]} "
-                          f"{self.window.time_zone}, opens at {at}")
+            return f"never opens ({self.window.cron})"
+        return _when(self.window.time_zone, self.opening.start, self.opening.end)
+
+
+@functools.lru_cache(maxsize=MEMO_LIMIT)
+def _when(zone_name: str, start: float, end: float) -> str:
+    """Rendered once per opening: every device the window holds says the same."""
+    zone = ZoneInfo(zone_name)
+    local = [datetime.fromtimestamp(t, zone).strftime("%H:%M") for t in (start, end)]
+    at = time.strftime(AT_FORMAT, time.gmtime(start))
+    return f"{local[0]}-{local[1]} {zone_name}, opens at {at}"
+
+
+def outlook(window: MaintenanceWindow, now: float) -> str:
+    """`night (execute): open now, closes at ...` or `night (execute): opens at ...`,
+    the local hours and zone included: one line of `fota plan`."""
+    opening = occurrence(window, now)
+    tags = "".join(f", {k}={v}" for k, v in sorted(window.tags.items()))
+    head = f"{window.name} ({window.gates.value}{tags})"
+    if opening.contains(now):
+        at = time.strftime(AT_FORMAT, time.gmtime(opening.end))
+        return f"{head}: open now, closes at {at}"
+    return f"{head}: {Closed(window, opening).when()}"
 
 
 def closed_for(windows: Sequence[MaintenanceWindow], step: WindowGate,
