@@ -25,8 +25,8 @@ def status_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
     router = APIRouter(tags=["status"])
 
     def build_status() -> bytes:
-        # The per-collection counts scan every device row (~1 ms per 1,000 devices):
-        # rendered once per store change, like the reference lists, not once per poll.
+        # The per-collection counts come from the store's tallies (a few rows whatever
+        # the fleet's size); the body is still rendered once per store change.
         applied = reader.applied_revision()
         collections = [render.collection_status(s, reader.conditions(s.collection_id))
                        for s in reader.collection_statuses()]

@@ -18,7 +18,7 @@ from reconciler.model.desired import FirmwareImage
 from reconciler.model.observed import DeviceEvent
 from reconciler.model.status import Condition, UpdateState
 from reconciler.model.versions import image_order
-from reconciler.store import codec
+from reconciler.store import codec, tallies
 from reconciler.store.event_log import EventRecord, events_after, last_seq
 from reconciler.store.json_lists import device_ids_json, devices_json
 from reconciler.store.schema import SCHEMA_VERSION, SchemaError, user_version
@@ -185,11 +185,25 @@ class SqliteReader:
     def collection_statuses(self) -> list[CollectionStatus]:
         return [self._status(c) for c in self.collections()]
 
+    def state_counts(self) -> list[tuple[str, str | None, int]]:
+        """(collection, state, devices) for every non-empty pair, from the tallies the
+        triggers keep: a few rows whatever the fleet's size."""
+        return [(c, tallies.state_of(s), int(n)) for c, s, n in self._rows(tallies.COUNTS_SQL)]
+
+    def change_stamp(self, collection_id: str) -> int:
+        """Grows whenever a device row of the collection (or one that left it) changes."""
+        row = self._one(tallies.STAMP_SQL, (collection_id,))
+        return int(row[0]) if row else 0
+
+    def changed_devices(self, collection_id: str, since: int) -> list[str]:
+        """Ids of the collection's devices changed after stamp `since` (and of those that
+        left it), for a caller that re-renders only those."""
+        return [str(r[0]) for r in self._rows(tallies.CHANGED_SQL, (collection_id, since))]
+
     def _status(self, c: CollectionView) -> CollectionStatus:
-        counts = self._rows(
-            f"SELECT {STATE_SQL} AS s, COUNT(*) FROM devices d LEFT JOIN progress p "
-            "ON p.device_id = d.device_id WHERE d.collection_id = ? GROUP BY s",
-            (c.collection_id,))
+        counts = [(tallies.state_of(s), n) for s, n in self._rows(
+            "SELECT state, n FROM state_counts WHERE collection_id = ? AND n != 0",
+            (c.collection_id,))]
         row = self._one("SELECT status FROM collection_status WHERE collection_id = ?",
                         (c.collection_id,))
         rollout = json.loads(row[0]) if row else {}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from reconciler.store import tallies
+
 # Each entry upgrades from version i to i + 1. Append only: never edit a shipped step.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -99,6 +101,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE progress ADD COLUMN drift TEXT;
     """,
+    # 8: devices per collection and state, and each device's last change, kept by
+    # triggers: /status and /metrics count without a scan, the API's cache renders
+    # only what changed (issue 11).
+    tallies.MIGRATION,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -132,6 +138,14 @@ def migrate(conn: sqlite3.Connection, migrations: tuple[str, ...] = MIGRATIONS) 
 
 
 def _statements(script: str) -> list[str]:
-    """Split a migration script into statements (our DDL has no ';' inside literals)."""
+    """Split a migration script into statements (our DDL has no ';' inside literals; a
+    trigger's body holds several, so pieces join until SQLite calls one complete)."""
     lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    statements, pending = [], ""
+    for piece in "\n".join(lines).split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    return statements

@@ -32,8 +32,6 @@ from reconciler.store.schema import migrate
 
 _UPSERT_REGISTRATION = "INSERT OR REPLACE INTO registrations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _LIVE = "updated_at + lifetime > ?"  # a registration's expiry, as Registration.expires_at
-_UPSERT_REPORT = "INSERT OR REPLACE INTO reports VALUES (?,?,?,?,?,?,?,?,?,?)"
-_UPSERT_PROGRESS = "INSERT OR REPLACE INTO progress VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 # The event's collection is the device's at the time of writing (the feed's filter).
 _INSERT_EVENT = """INSERT INTO events (device_id, at, kind, message, revision, collection_id)
     VALUES (?,?,?,?,?, (SELECT collection_id FROM devices WHERE device_id = ?))"""
@@ -54,6 +52,8 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     else:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode = WAL")
+        # INSERT OR REPLACE deletes then inserts: the tallies' delete triggers must see it
+        conn.execute("PRAGMA recursive_triggers = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA busy_timeout = 5000")
     return conn
@@ -107,6 +107,10 @@ class SqliteStore:
         # Readers in this process (the API's /events, notifiers) await this instead of
         # polling: published after every commit that appended events.
         self.event_hub = EventHub()
+        # Upserts, not INSERT OR REPLACE: an update fires the tallies' update triggers,
+        # which skip rows whose state did not move (a replace is a delete and an insert).
+        self._upsert_report = _upsert_sql(conn, "reports")
+        self._upsert_progress = _upsert_sql(conn, "progress")
 
     @contextmanager
     def _tx(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
@@ -215,7 +219,7 @@ class SqliteStore:
         """Store the report and re-derive the device's current image in one transaction."""
         version = report.firmware_version.strip() if report.firmware_version else None
         with self._tx() as conn:
-            conn.execute(_UPSERT_REPORT, codec.report_row(device_id, report))
+            conn.execute(self._upsert_report, codec.report_row(device_id, report))
             conn.execute(_SET_CURRENT, (version, device_id))
 
     def report(self, device_id: str) -> DeviceReport | None:
@@ -228,7 +232,7 @@ class SqliteStore:
         """The progress row and its events land together or not at all; `durable` also
         waits until they are on disk (for the record that precedes an Execute)."""
         with self._tx(durable=durable) as conn:
-            conn.execute(_UPSERT_PROGRESS, codec.progress_row(progress))
+            conn.execute(self._upsert_progress, codec.progress_row(progress))
             if events:
                 conn.executemany(_INSERT_EVENT, [_event_row(e) for e in events])
         if events:
@@ -240,7 +244,7 @@ class SqliteStore:
         """Many progress rows and their events in one transaction (a new revision that
         retargets a whole fleet)."""
         with self._tx() as conn:
-            conn.executemany(_UPSERT_PROGRESS, [codec.progress_row(p) for p, _ in items])
+            conn.executemany(self._upsert_progress, [codec.progress_row(p) for p, _ in items])
             rows = [_event_row(e) for _, events in items for e in events]
             conn.executemany(_INSERT_EVENT, rows)
         if rows:
@@ -298,6 +302,15 @@ class SqliteStore:
 
 def _event_row(e: DeviceEvent) -> codec.Row:
     return (*codec.event_row(e), e.device_id)  # the last for the collection lookup
+
+
+def _upsert_sql(conn: sqlite3.Connection, table: str) -> str:
+    """INSERT of a whole row (the codec's column order) that updates the row with the
+    same first column (the key) in place."""
+    columns = [str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+    return (f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))}) "
+            f"ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}")
 
 
 def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
