@@ -3,8 +3,9 @@
 Composes the reference routes (`routes.py`), status and probes (`status.py`), the event
 feed (`events.py`), the JSON
 error handlers (`errors.py`), the token check (`access.py`), HEAD support (`head.py`),
-the trimmed OpenAPI document (`openapi.py`) and offline /docs (`docs.py`) around one
-`StoreReader`.
+the trimmed OpenAPI document (`openapi.py`), offline /docs (`docs.py`) and /metrics
+(`metrics.py`, over the process's `observe.Metrics` when `fota serve` passes one) around
+one `StoreReader`.
 No import-time globals: `fota serve` and the tests each build their own app.
 """
 
@@ -20,9 +21,11 @@ from reconciler.api.docs import install_docs
 from reconciler.api.errors import install_handlers
 from reconciler.api.events import StreamLimits, events_router
 from reconciler.api.head import HeadAsGet
+from reconciler.api.metrics import metrics_router
 from reconciler.api.openapi import install_openapi
 from reconciler.api.routes import collections_router
 from reconciler.api.status import health_router, status_router
+from reconciler.observe.metrics import Metrics
 from reconciler.store import EventHub, StoreReader
 
 DESCRIPTION = """Read-only view of fota-gitops, with the GET shapes of the reference FOTA API.
@@ -34,7 +37,8 @@ of the JSON rather than sent as empty strings or null. Every GET route also answ
 
 def create_app(reader: StoreReader, *, tokens: Sequence[str] = (),
                events: EventHub | None = None,
-               stream_limits: StreamLimits | None = None) -> FastAPI:
+               stream_limits: StreamLimits | None = None,
+               metrics: Metrics | None = None) -> FastAPI:
     """`events`: the writer's hub, when it runs in this process (/events then wakes on
     commits instead of looking every `stream_limits.poll` seconds)."""
     # No slash redirects: "/collections/" is an unknown path, answered with the JSON 404
@@ -52,4 +56,5 @@ def create_app(reader: StoreReader, *, tokens: Sequence[str] = (),
     app.include_router(events_router(reader, events, stream_limits or StreamLimits()),
                        dependencies=guard)
     app.include_router(health_router(reader))
+    app.include_router(metrics_router(reader, metrics or Metrics()), dependencies=guard)
     return app

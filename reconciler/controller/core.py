@@ -51,7 +51,8 @@ class Controller:
         self.decider = Decider(store, self.reports, server, self.watches, settings, clock)
         self.executor = Executor(server, self.reports, self.watches, images, settings,
                                  self._on_notify, clock)
-        self.queue = WorkQueue(self.reconcile_device, workers=settings.workers,
+        self.on_reconcile: Callable[[float], None] | None = None  # /metrics: seconds each
+        self.queue = WorkQueue(self._timed_reconcile, workers=settings.workers,
                                backoff=settings.error_backoff,
                                backoff_max=settings.error_backoff_max, clock=clock)
         self.decider.on_slot_free = self.queue.add_all
@@ -140,6 +141,14 @@ class Controller:
                 self.decider.note_error(step.device, f"{type(exc).__name__}: {exc}")
                 raise
         return Requeue(STEP_CAP_DELAY)
+
+    async def _timed_reconcile(self, device_id: str) -> Requeue | None:
+        started = time.perf_counter()
+        try:
+            return await self.reconcile_device(device_id)
+        finally:
+            if self.on_reconcile is not None:
+                self.on_reconcile(time.perf_counter() - started)
 
     def _requeue_at(self, wake_at: float | None) -> Requeue | None:
         if wake_at is None:

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from aiocoap import Message
 from aiocoap.numbers.codes import Code
 
-from reconciler.errors import DeviceNotRegistered, DeviceRequestFailed, RequestQueued
+from reconciler.errors import (
+    DeviceNotRegistered,
+    DeviceRequestFailed,
+    DeviceTimeout,
+    RequestQueued,
+)
 from reconciler.lwm2m.coaperrors import abandon, raise_for_code, translate
 from reconciler.lwm2m.codecs import CodecError, Value, encode, parse_link_format
 from reconciler.lwm2m.formats import (
@@ -34,6 +39,37 @@ from reconciler.lwm2m.rd_table import Entry
 from reconciler.model.lwm2m import FW_PACKAGE, Path, Registration
 
 FALLBACK_CODES = ("4.06", "4.15")  # Not Acceptable (Accept), Unsupported Content-Format
+RequestCounter = Callable[[str, str], None]  # (operation, outcome): /metrics' counter
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+# What ended a request, as a metric label: a small fixed set
+_OUTCOMES: tuple[tuple[type[BaseException], str], ...] = (
+    (DeviceTimeout, "timeout"), (DeviceRequestFailed, "failed"),
+    (DeviceNotRegistered, "not_registered"), (RequestQueued, "asleep"),
+    (asyncio.CancelledError, "cancelled"))
+
+
+def _counted(operation: str) -> Callable[
+        [Callable[Concatenate[DeviceClient, _P], Awaitable[_T]]],
+        Callable[Concatenate[DeviceClient, _P], Awaitable[_T]]]:
+    """Count each call of the operation by how it ended, when the server has a counter."""
+    def wrap(method: Callable[Concatenate[DeviceClient, _P], Awaitable[_T]]
+             ) -> Callable[Concatenate[DeviceClient, _P], Awaitable[_T]]:
+        @functools.wraps(method)
+        async def counted(client: DeviceClient, /, *args: _P.args, **kwargs: _P.kwargs
+                          ) -> _T:
+            try:
+                result = await method(client, *args, **kwargs)
+            except BaseException as exc:
+                if client.count is not None:
+                    client.count(operation, next((label for kind, label in _OUTCOMES
+                                                  if isinstance(exc, kind)), "error"))
+                raise
+            if client.count is not None:
+                client.count(operation, "ok")
+            return result
+        return counted
+    return wrap
 
 
 class ServerSide(Protocol):
@@ -65,14 +101,18 @@ class ServerSide(Protocol):
 
 
 class DeviceClient:
-    def __init__(self, server: ServerSide, endpoint: str) -> None:
+    def __init__(self, server: ServerSide, endpoint: str,
+                 count: RequestCounter | None = None) -> None:
         self._server = server
         self.endpoint = endpoint
+        self.count = count
 
+    @_counted("read")
     async def read(self, path: Path, *, timeout: float = 30.0) -> dict[Path, Value]:
         response = await self._negotiated(path, timeout, functools.partial(_get, path))
         return decode_response(path, response)
 
+    @_counted("write")
     async def write(
         self, path: Path, value: Value | Mapping[Path, Value], *,
         partial: bool = False, timeout: float = 30.0,
@@ -91,12 +131,14 @@ class DeviceClient:
 
         await self._negotiated(path, timeout, build, formats=formats)
 
+    @_counted("execute")
     async def execute(self, path: Path, args: str | None = None, *,
                       timeout: float = 30.0) -> None:
         payload = (args or "").encode("utf-8")
         await self._exchange(path, timeout, lambda: Message(
             code=Code.POST, uri_path=_segments(path), payload=payload))
 
+    @_counted("discover")
     async def discover(self, path: Path, *, timeout: float = 30.0) -> list[str]:
         """Link targets at and below `path`; for a device without Discover (5.01, 4.05)
         the object links it registered with."""
@@ -113,6 +155,7 @@ class DeviceClient:
                                       f"malformed link-format: {exc}") from None
         return [link.target for link in links]
 
+    @_counted("observe")
     async def observe(
         self, path: Path, on_notify: Callable[[dict[Path, Value]], None], *,
         timeout: float = 30.0,
@@ -135,6 +178,7 @@ class DeviceClient:
         self._server.keep(task)
         return Observation(path, request, task, first)
 
+    @_counted("push")
     async def push_firmware(self, data: bytes, *, timeout: float) -> None:
         """Write the package to /5/0/0 block-wise (Block1, opaque); a sleeping queue-mode
         device is waited for first, within the same `timeout`."""

@@ -97,6 +97,7 @@ class FastPath:
             if len(image.blocks) >= BLOCK_CACHE_CAP:
                 image.blocks.clear()
             image.blocks[block2] = cached
+        self._repository.block_sent(len(image.data), block2)
         return cached
 
     def _encode_block(self, image: Image, block2: tuple[int, int] | None) -> bytes:

@@ -146,6 +146,14 @@ class FirmwareRepository:
         self._by_endpoint: dict[str, Offer] = {}
         self._images: dict[str, Image] = {}
         self._users: dict[str, int] = {}  # image id -> live offers of it
+        self.on_block: Callable[[int], None] | None = None  # /metrics: payload bytes sent
+
+    def block_sent(self, size: int, block2: tuple[int, int] | None) -> None:
+        """Tell `on_block` the payload size of the block answering `block2` (both the
+        aiocoap resource and the fast path call this once per block they send)."""
+        if self.on_block is not None:
+            choice = select_block(size, block2, self.max_szx)
+            self.on_block(choice.end - choice.start)
 
     def offer(self, endpoint: str, image_id: str, data: bytes) -> str:
         """File `data` for `endpoint` and return its path ("/fw/<token>"). Offering the same
@@ -274,6 +282,7 @@ class FirmwareResource(resource.Resource, resource.PathCapable):  # type: ignore
         )
         if choice.blockwise:
             response.opt.block2 = (choice.num, choice.more, choice.szx)
+        self._repository.block_sent(len(image.data), block2)
         return response
 
 

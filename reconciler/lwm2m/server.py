@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from aiocoap import Context, Message, resource
 
 from reconciler.lwm2m.aiocoap_adapter import udp_sockets
-from reconciler.lwm2m.client import DeviceClient
+from reconciler.lwm2m.client import DeviceClient, RequestCounter
 from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.fastpath import install_fast_path
 from reconciler.lwm2m.firmware import OFFER_LIFETIME, FirmwareRepository
@@ -100,6 +100,7 @@ class Lwm2mServer:
         self._caches: list[DedupCache] = []
         self._sweeper: asyncio.Task[None] | None = None
         self.log_budget = LogBudget()  # what outsiders can make our loggers say, bounded
+        self.count_request: RequestCounter | None = None  # /metrics: (operation, outcome)
         self._unguard: Callable[[], None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # observation followers
         self.site = resource.Site()
@@ -187,7 +188,7 @@ class Lwm2mServer:
         return entry is not None and self._queue.is_awake(entry.registration)
 
     def client(self, endpoint: str) -> DeviceClient:
-        return DeviceClient(self, endpoint)
+        return DeviceClient(self, endpoint, self.count_request)
 
     def offer_firmware(self, endpoint: str, image_id: str, data: bytes) -> str:
         """Serve `data` to `endpoint` only, block-wise; the full coap URI to write to

@@ -27,7 +27,10 @@ from reconciler.errors import FotaError
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState
 from reconciler.notify import Notifier
+from reconciler.observe import looplag
+from reconciler.observe.metrics import Metrics
 from reconciler.serve.admission import Admission
+from reconciler.serve.instrument import counting_refusals, instrument
 from reconciler.serve.settings import ServeSettings
 from reconciler.sources import GitSource, SourceStatus
 from reconciler.sources.gitrepo import is_url
@@ -150,10 +153,13 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
         return
     admission = Admission(source, store.set_admission_status)
     store.set_admission_status({})  # counted per run: forget the last run's
-    server = Lwm2mServer(settings.coap_host, settings.coap_port, admit=admission,
+    metrics = Metrics()
+    server = Lwm2mServer(settings.coap_host, settings.coap_port,
+                         admit=counting_refusals(admission, metrics.refused),
                          public_uri=settings.public_uri, awake_seconds=settings.awake_window,
                          clock=clock)
     controller = Controller(store, server, source.image, settings.controller, clock)
+    uninstrument = instrument(metrics, store, server, controller)
     await controller.set_desired(desired)
     await controller.restore_offers()  # before the socket: a resumed download never sees 4.04
     try:
@@ -163,7 +169,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
                            f"{settings.coap_port}: {exc.strerror or exc}") from exc
     unsubscribe = server.subscribe(controller.on_registration)
     controller.restore()
-    api = _api(settings, store)
+    api = _api(settings, store, metrics)
     notify_reader = open_reader(settings.state)  # its own: never waits behind the API's
     notifier = Notifier(notify_reader, store.set_notify_state, hub=store.event_hub)
     await notifier.set_desired(desired)
@@ -173,6 +179,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
         await notifier.set_desired(new)  # the controller first: it never waits on us
 
     tasks = [asyncio.create_task(controller.run(stop), name="controller"),
+             asyncio.create_task(looplag.watch(metrics.lagged, stop), name="loop-lag"),
              asyncio.create_task(api.serve(sockets=[http]), name="http-api"),
              asyncio.create_task(source.run(on_desired, stop), name="source"),
              asyncio.create_task(notifier.run(stop), name="notifier")]
@@ -186,6 +193,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
         stop.set()
         await _stop_all(tasks)
         unsubscribe()
+        uninstrument()
         await _bounded(server.stop(), "the CoAP server")
         admission.close()
         notify_reader.close()
@@ -264,9 +272,10 @@ def _status_writer(store: SqliteStore) -> Callable[[SourceStatus], None]:
     return write
 
 
-def _api(settings: ServeSettings, store: SqliteStore) -> _ApiServer:
+def _api(settings: ServeSettings, store: SqliteStore, metrics: Metrics) -> _ApiServer:
     reader = open_reader(settings.state)
-    app = create_app(reader, tokens=settings.tokens, events=store.event_hub)
+    app = create_app(reader, tokens=settings.tokens, events=store.event_hub,
+                     metrics=metrics)
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
                             log_config=None, log_level="warning", lifespan="off",
                             http="httptools")  # the declared parser, not a silent fallback to h11

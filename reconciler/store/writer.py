@@ -16,7 +16,8 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -111,9 +112,18 @@ class SqliteStore:
         # which skip rows whose state did not move (a replace is a delete and an insert).
         self._upsert_report = _upsert_sql(conn, "reports")
         self._upsert_progress = _upsert_sql(conn, "progress")
+        self.on_write: Callable[[float], None] | None = None  # /metrics: seconds per write
 
     @contextmanager
     def _tx(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        started = time.perf_counter()
+        with self._write(durable=durable) as conn:
+            yield conn
+        if self.on_write is not None:  # committed: a rolled-back write is no latency
+            self.on_write(time.perf_counter() - started)
+
+    @contextmanager
+    def _write(self, *, durable: bool) -> Iterator[sqlite3.Connection]:
         with self._lock:
             if durable:
                 self._conn.execute("PRAGMA synchronous = FULL")

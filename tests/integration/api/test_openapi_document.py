@@ -17,6 +17,7 @@ WRITE = {"401", "405", "500"}
 EXPECTED = {
     "/collections": {"get": {"200", "401", "500"}},
     "/status": {"get": {"200", "401", "500"}},
+    "/metrics": {"get": {"200", "401", "500"}},
     "/healthz": {"get": {"200", "500"}},
     "/readyz": {"get": {"200", "503", "500"}},
     "/events": {"get": WITH_IDS | {"503"}},  # 503: too many streams open

@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.api import create_app, schemas
 from reconciler.model.ids import ID_RE
@@ -118,6 +119,10 @@ def test_generated_requests_never_get_a_server_error_and_match_their_schema(
             if not r.headers["content-type"].startswith("text/event-stream"):
                 assert int(r.headers["content-length"]) > 0
             assert r.status_code == http.get(url, headers=headers).status_code
+            return
+        if r.status_code == 200 and r.headers["content-type"].startswith("text/plain"):
+            assert template == "/metrics"  # the Prometheus text format, not JSON
+            assert any(text_string_to_metric_families(r.text))
             return
         body = r.json()
         if r.status_code == 200:

@@ -123,7 +123,7 @@ async def test_the_openapi_document_describes_exactly_our_get_endpoints(
         "/collections/{collectionId}/firmware/{imageId}/usage",
         "/collections/{collectionId}/devices", "/collections/{collectionId}/devices/{deviceId}",
         "/status", "/status/devices/{deviceId}", "/healthz", "/readyz",
-        "/events", "/status/events"}
+        "/events", "/status/events", "/metrics"}
     # GET, and the write methods documented as refused (405)
     assert all(set(ops) == {"get", "post", "put", "patch", "delete"}
                for ops in doc["paths"].values())

@@ -1,0 +1,80 @@
+"""`Metrics`: the counters and histograms of one process, in its own registry.
+
+Built once by `serve.service` (and by tests), which hands the recording methods to the
+layers where each event happens: the LwM2M server's request and block hooks, the store's
+write hook, the controller's reconcile hook, the admission check, the loop-lag watcher.
+Figures of the fleet (devices per state, rollouts, the source) are not kept here: the
+API's collector reads them from the store's tallies at scrape time.
+Names follow Prometheus conventions: `fota_` prefix, `_total` counters, base units.
+Labels take values from small fixed sets, never a device, endpoint or token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Seconds: SQLite commits (sub-ms to a slow disk's tens of ms), reconcile steps (a
+# decision alone, or a device round trip of seconds), event-loop lag (ms to a stall).
+WRITE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+RECONCILE_BUCKETS = (0.001, 0.005, 0.025, 0.1, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0)
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.lwm2m_requests = Counter(
+            "fota_lwm2m_requests", "Requests sent to devices, by operation and outcome",
+            ["operation", "outcome"], registry=r)
+        self.registrations = Counter(
+            "fota_lwm2m_registrations", "Registrations accepted (Register, not Update)",
+            registry=r)
+        self.registrations_refused = Counter(
+            "fota_lwm2m_registrations_refused",
+            "Registrations refused: the endpoint is declared in no collection", registry=r)
+        self.registrations_current = Gauge(
+            "fota_lwm2m_registrations_current", "Devices registered now", registry=r)
+        self.firmware_blocks = Counter(
+            "fota_firmware_blocks_served", "Firmware blocks sent to devices", registry=r)
+        self.firmware_bytes = Counter(
+            "fota_firmware_served_bytes", "Firmware payload bytes sent to devices",
+            registry=r)
+        self.store_writes = Histogram(
+            "fota_store_write_seconds", "State file write transactions, lock wait included",
+            buckets=WRITE_BUCKETS, registry=r)
+        self.reconciles = Histogram(
+            "fota_reconcile_duration_seconds", "One reconcile of one device",
+            buckets=RECONCILE_BUCKETS, registry=r)
+        self.loop_lag = Histogram(
+            "fota_event_loop_lag_seconds", "How late the event loop ran a timer",
+            buckets=LAG_BUCKETS, registry=r)
+
+    # The hooks, one per event; each is handed to the layer where the event happens.
+    def lwm2m_request(self, operation: str, outcome: str) -> None:
+        self.lwm2m_requests.labels(operation, outcome).inc()
+
+    def block_served(self, payload_bytes: int) -> None:
+        self.firmware_blocks.inc()
+        self.firmware_bytes.inc(payload_bytes)
+
+    def registered(self) -> None:
+        self.registrations.inc()
+
+    def refused(self) -> None:
+        self.registrations_refused.inc()
+
+    def store_write(self, seconds: float) -> None:
+        self.store_writes.observe(seconds)
+
+    def reconciled(self, seconds: float) -> None:
+        self.reconciles.observe(seconds)
+
+    def lagged(self, seconds: float) -> None:
+        self.loop_lag.observe(seconds)
+
+    def count_registrations(self, current: Callable[[], int]) -> None:
+        """Read the registrations gauge from `current()` at each scrape."""
+        self.registrations_current.set_function(lambda: float(current()))
