@@ -80,6 +80,23 @@ class DriftPolicy(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Wave:
+    """One stage of a rollout: the devices its selector takes (tags, all must match, and
+    a share of those, by a stable hash: `engine.waves`), the gate it must pass before the
+    next wave starts, and how long to soak after its last device became Current."""
+
+    name: str
+    tags: tuple[tuple[str, str], ...] = ()  # sorted (key, value) pairs; () = any device
+    share: float | None = None  # percent of the devices the tags select; None = all
+    soak: float = 0.0  # seconds after the wave's last member became Current
+    min_success: float | None = None  # percent of the wave Current for the gate
+    failure_threshold: FailureThreshold | None = None  # failed in the wave: halt
+
+    def selects(self, tags: Mapping[str, str]) -> bool:
+        return all(tags.get(key) == value for key, value in self.tags)
+
+
+@dataclass(frozen=True, slots=True)
 class RolloutPolicy:
     """Rollout guards declared beside a collection's target."""
 
@@ -87,6 +104,9 @@ class RolloutPolicy:
     failure_threshold: FailureThreshold | None = None
     paused: bool = False
     windows: tuple[MaintenanceWindow, ...] = ()  # several: any one open allows the step
+    # Raised in a commit: failed devices get a fresh retry budget (per device: `Device`).
+    retry: int = 0
+    waves: tuple[Wave, ...] = ()  # ordered; devices no wave selects form a last wave
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +140,7 @@ class Device:
     endpoint: str  # LwM2M endpoint client name
     target_image_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    retry: int = 0  # raised in a commit: this device gets a fresh retry budget
 
 
 @dataclass(frozen=True)
@@ -173,6 +194,12 @@ class DesiredState:
         if collection.management is Management.COLLECTION:
             return collection.target_image_id
         return device.target_image_id
+
+    def retry_of(self, device: Device) -> int:
+        """The device's retry counter: its own plus its collection's. Either raised in a
+        commit retries the device once (the controller keeps the last one it saw)."""
+        collection = self.collections.get(device.collection_id)
+        return device.retry + (collection.rollout.retry if collection else 0)
 
 
 def revision_affects(old: DesiredState, new: DesiredState, device_id: str) -> bool:

@@ -69,7 +69,8 @@ def build_devices(path: str, rows: DeviceRows, targets: Targets) -> BuiltDevices
         own = tags.get(row)
         # Read-only views: the dicts belong to the parse cache, shared across revisions.
         view = MappingProxyType(own) if own else _NO_TAGS
-        devices[device_id] = Device(device_id, cid, endpoint, target_id, view)
+        devices[device_id] = Device(device_id, cid, endpoint, target_id, view,
+                                    rows.retries.get(row, 0))
     return BuiltDevices(path, rows, devices, problems)
 
 

@@ -5,7 +5,8 @@ same collection; it resolves to the image id. `failureThreshold` is a count of f
 devices (`3`) or a share of the rollout's population (`"10%"`: failed devices among those
 the rollout has to update, all but the ones found already on the target). Called by
 `reconciler.sources.assemble`. Without a `rollout:` section a collection gets
-`SAFE_ROLLOUT` (maxConcurrent 10, failureThreshold 10%).
+`SAFE_ROLLOUT` (maxConcurrent 10, failureThreshold 10%). `waves` and `retry` are
+documented in docs/manifests.md; membership and gates are the engine's (`engine.waves`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from reconciler.model.desired import (
     MaintenanceWindow,
     Management,
     RolloutPolicy,
+    Wave,
     WindowGate,
 )
 from reconciler.sources.devices import Targets
@@ -65,6 +67,8 @@ def rollout_from(value: dict[str, Any]) -> RolloutPolicy:
         failure_threshold=threshold_from(value.get("failureThreshold")),
         paused=bool(value.get("paused", False)),
         windows=tuple(window_from(w) for w in value.get("windows") or ()),
+        retry=int(value.get("retry", 0)),
+        waves=tuple(wave_from(wave) for wave in value.get("waves") or ()),
     )
 
 
@@ -74,6 +78,22 @@ def window_from(value: dict[str, Any]) -> MaintenanceWindow:
         time_zone=value["timeZone"], gates=WindowGate(value.get("gates", "execute")),
         tags=MappingProxyType(dict(value.get("tags") or {})),
     )
+
+
+def wave_from(value: dict[str, Any]) -> Wave:
+    """A `waves:` entry the schema accepted -> `Wave` (percentages as numbers, seconds)."""
+    return Wave(
+        name=value["name"],
+        tags=tuple(sorted((value.get("tags") or {}).items())),
+        share=_percent(value.get("share")),
+        soak=parse_duration(value.get("soak", "0s")),
+        min_success=_percent(value.get("minSuccess")),
+        failure_threshold=threshold_from(value.get("failureThreshold")),
+    )
+
+
+def _percent(value: str | None) -> float | None:
+    return None if value is None else float(value.strip().rstrip("%"))
 
 
 def threshold_from(value: int | str | None) -> FailureThreshold | None:

@@ -85,22 +85,74 @@ class WindowSpec(BaseModel):
         return value
 
 
+def _count_or_percent(value: Any) -> Any:
+    if value is None or (type(value) is int and value >= 1):
+        return value
+    match = _PERCENT.match(value.strip()) if isinstance(value, str) else None
+    if match is None or not 0 < float(match.group(1)) <= 100:
+        raise ValueError('write a count of at least 1 like 5, or a percentage like "10%"')
+    return value
+
+
+def _percent(value: str) -> str:
+    match = _PERCENT.match(value.strip())
+    if match is None or not 0 < float(match.group(1)) <= 100:
+        raise ValueError('write a percentage from "0.1%" to "100%", like "5%"')
+    return value
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)  # its ValueError says how to write one
+    return value
+
+
+class WaveSpec(BaseModel):
+    model_config = _STRICT
+    name: Text
+    tags: Tags = {}
+    share: str | None = None  # of the devices the tags select: "5%"
+    soak: str = "0s"
+    minSuccess: str | None = None
+    failureThreshold: Any = None  # count or percentage of the wave
+
+    @field_validator("share", "minSuccess")
+    @classmethod
+    def _share(cls, value: str | None) -> str | None:
+        return None if value is None else _percent(value)
+
+    @field_validator("soak")
+    @classmethod
+    def _soak(cls, value: str) -> str:
+        return _duration(value)
+
+    @field_validator("failureThreshold")
+    @classmethod
+    def _threshold(cls, value: Any) -> Any:
+        return _count_or_percent(value)
+
+
 class RolloutSpec(BaseModel):
     model_config = _STRICT
     maxConcurrent: Annotated[int, Field(ge=1)] | None = None
     failureThreshold: Any = None  # a count (int) or a percentage ("10%"), checked below
     paused: bool = False
     windows: list[WindowSpec] = []
+    retry: Annotated[int, Field(ge=0)] = 0
+    waves: list[WaveSpec] = []
 
     @field_validator("failureThreshold")
     @classmethod
     def _threshold(cls, value: Any) -> Any:
-        if value is None or (type(value) is int and value >= 1):
-            return value
-        match = _PERCENT.match(value.strip()) if isinstance(value, str) else None
-        if match is None or not 0 < float(match.group(1)) <= 100:
-            raise ValueError('write a count of at least 1 like 5, or a percentage like "10%"')
-        return value
+        return _count_or_percent(value)
+
+    @field_validator("waves")
+    @classmethod
+    def _unique_names(cls, waves: list[WaveSpec]) -> list[WaveSpec]:
+        names = [wave.name for wave in waves]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"wave names must be unique: {', '.join(repeated)} repeated")
+        return waves
 
 
 class CollectionDoc(BaseModel):
@@ -143,6 +195,7 @@ class DeviceEntry(TypedDict):
     endpoint: Text
     target: NotRequired[Text | None]
     tags: NotRequired[Tags]
+    retry: NotRequired[Annotated[int, Field(ge=0)]]
 
 
 class DevicesDoc(BaseModel):

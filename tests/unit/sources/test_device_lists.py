@@ -34,6 +34,7 @@ entries = st.fixed_dictionaries(
     optional={"deviceId": st.sampled_from(["2000aaaa", "2000aaab", "bad-ID"]),
               "target": st.one_of(st.none(), TEXT, JSON),
               "tags": st.dictionaries(TEXT, TEXT, max_size=2) | JSON,
+              "retry": st.integers(-2, 3) | JSON,
               "extra": JSON},
 )
 
