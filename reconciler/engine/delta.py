@@ -41,6 +41,7 @@ class Delta:
     # The collection's maintenance windows that apply to this device (by its tags).
     windows: tuple[MaintenanceWindow, ...] = ()
     drift_policy: DriftPolicy = DriftPolicy.CORRECT
+    retry: int = 0  # the device's retry counter in git (its own plus its collection's)
 
     @property
     def managed(self) -> bool:
@@ -105,4 +106,5 @@ def diff(
         server_started=server_started,
         windows=windows,
         drift_policy=collection.drift_policy if collection else DriftPolicy.CORRECT,
+        retry=desired.retry_of(device) if device else 0,
     )

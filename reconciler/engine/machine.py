@@ -11,6 +11,7 @@ a `NoOp`. The decision table, top to bottom (first match wins); the last three r
 | ------------------------------------------- | --------------------------------------- |
 | disabled, unknown device or no target       | NoOp, progress untouched (hands off)    |
 | target changed                              | fresh record: Pending (Current if on it)|
+| retry counter raised in git, device failed  | Pending with a fresh retry budget       |
 | not registered                              | Wait for Register                       |
 | report older than the registration          | ReadState (Verify after an Execute)     |
 | reports the target version                  | Current, NoOp (never touched)           |
@@ -86,9 +87,13 @@ def _record_for_target(
     ctx: Ctx, progress: DeviceProgress | None
 ) -> tuple[DeviceProgress, tuple[DeviceEvent, ...]]:
     """Keep the record while the target holds; a new target starts a fresh one."""
-    target = ctx.target
+    target, retry = ctx.target, ctx.delta.retry
     if progress is not None and progress.target_image_id == target.image_id:
-        return progress, ()
+        if progress.retry == retry:
+            return progress, ()
+        if retry > progress.retry and progress.state in RETRIED_IN_GIT:
+            return _retried(ctx, progress)
+        return progress.evolve(retry=retry), ()  # seen: a restart must not retry again
     on_it = ctx.delta.on_target and ctx.delta.report_fresh
     record = DeviceProgress(
         device_id=ctx.delta.device_id,
@@ -99,8 +104,26 @@ def _record_for_target(
                            else f"update to {target.version} pending"),
         retries_left=ctx.config.max_retries,
         updated_at=ctx.now,
+        retry=retry,
     )
     return record, (ctx.event(f"target set to {target.version} ({target.image_id})", "target"),)
+
+
+# What a raised retry counter gives a fresh retry budget (the Kubernetes `rollout restart`
+# idea): the failures that otherwise hold until the target changes, and a timeout.
+RETRIED_IN_GIT = frozenset({S.UPDATE_FAILED, S.REVERTED, S.TIMED_OUT})
+
+
+def _retried(ctx: Ctx, progress: DeviceProgress) -> tuple[
+        DeviceProgress, tuple[DeviceEvent, ...]]:
+    """Pending again with the whole retry budget; the attempt count goes on."""
+    message = sys.intern(f"retry {ctx.delta.retry} requested in git: update to "
+                         f"{ctx.target.version} pending")
+    record = progress.evolve(
+        state=S.PENDING, message=message, retries_left=ctx.config.max_retries,
+        retry=ctx.delta.retry, updated_at=ctx.now, phase_started_at=None, deadline=None,
+        next_attempt_at=None, executed_at=None, resets=0, probes=0, executes=0)
+    return record, (ctx.event(f"{progress.state.value} -> {S.PENDING.value}: {message}"),)
 
 
 def _decide(ctx: Ctx, record: DeviceProgress) -> Decision:

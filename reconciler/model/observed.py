@@ -56,6 +56,7 @@ class DeviceProgress:
     # "runs 1.0.5, should run 1.1.0": set when the device left the target it had reached
     # (engine/drift.py), cleared when it runs its target again or the target changes.
     drift: str | None = None
+    retry: int = 0  # the retry counter (collection's + device's) last seen: a raise retries
 
     def evolve(self, **changes: object) -> DeviceProgress:
         return replace(self, **changes)  # type: ignore[arg-type]

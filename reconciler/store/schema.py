@@ -105,6 +105,11 @@ MIGRATIONS: tuple[str, ...] = (
     # triggers: /status and /metrics count without a scan, the API's cache renders
     # only what changed (issue 11).
     tallies.MIGRATION,
+    # 9: the retry counter a device's record last saw, so a restart never retries twice
+    # for one raise in git (issue 10 item 3).
+    """
+    ALTER TABLE progress ADD COLUMN retry INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

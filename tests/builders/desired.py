@@ -42,10 +42,10 @@ def collection(target: str | None = NEW.image_id, *, collection_id: str = CID,
 
 def device(device_id: str = "d1", endpoint: str | None = None, *,
            collection_id: str = CID, target: str | None = None,
-           tags: Mapping[str, str] | None = None) -> Device:
+           tags: Mapping[str, str] | None = None, retry: int = 0) -> Device:
     """A device; its endpoint is "ep-<n>" for a device "d<n>" unless given."""
     return Device(device_id, collection_id, endpoint or f"ep-{device_id.lstrip('d')}",
-                  target, tags or {})
+                  target, tags or {}, retry)
 
 
 def desired_state(collections: Collection | Iterable[Collection] = (),
