@@ -19,15 +19,16 @@ from typing import TypeVar
 from reconciler import heap
 from reconciler.controller.config import ControllerConfig
 from reconciler.controller.reports import Reports
-from reconciler.controller.rollout import RolloutIndex
+from reconciler.controller.rollout import Placement, RolloutIndex, to_release
 from reconciler.controller.watches import Watches
 from reconciler.controller.window_status import next_window, window_status
-from reconciler.engine import OPEN, Decision, decide, diff, retarget, slots_to_release
+from reconciler.engine import OPEN, Decision, decide, diff, retarget
 from reconciler.engine.conditions import collection_conditions, device_conditions
+from reconciler.engine.waves import wave_of
 from reconciler.lwm2m.server import Lwm2mServer
-from reconciler.model.desired import DesiredState, Device, revision_affects
+from reconciler.model.desired import Collection, DesiredState, Device, revision_affects
 from reconciler.model.observed import DeviceEvent, DeviceProgress
-from reconciler.model.status import Condition
+from reconciler.model.status import Condition, UpdateState
 from reconciler.store import Store
 
 T = TypeVar("T")
@@ -50,9 +51,10 @@ class Decider:
         self.reports = reports
         self.config = settings.engine_config()
         self.desired = DesiredState.empty()
-        self.index = RolloutIndex()
+        self.index = RolloutIndex(self._place)
         self.on_slot_free: Callable[[list[str]], None] = lambda _keys: None
-        self._gated: dict[str, set[str]] = {}  # collection -> devices held by its gate
+        # collection -> wave -> devices held by its gate
+        self._gated: dict[str, dict[int, set[str]]] = {}
         self._dirty: set[str] = set()  # collections whose status changed
         self._window_edges: dict[str, float] = {}  # collection -> a window opens/closes
         self._conditions: dict[str, tuple[Condition, ...]] = {}  # device -> to write
@@ -92,6 +94,8 @@ class Decider:
         # devices is a pause of its own.
         await asyncio.to_thread(_dismantle, old)
         await _in_slices(known, lambda item: self.index.put(*item))
+        if not known:  # a revision may move records between waves or off their target
+            await _in_slices(affected, self.index.replace)
         self._dirty.update(desired.collections)
         await self._acknowledge(affected)
         self._changed.set()  # waiters may wait for the revision itself
@@ -184,13 +188,28 @@ class Decider:
             server_started=self._started,
         )
         collection = self.desired.collections.get(device.collection_id)
-        gate = self.index.gate(collection) if collection else OPEN
+        now, wave, gate = self.clock(), 0, OPEN
+        if collection is not None:
+            target = delta.target.image_id if delta.target else None
+            wave = _wave(collection, device, target)
+            gate = self.index.gate(collection, now, wave, target)
         before = self.index.get(device_id)
-        result = decide(delta, before, self.clock(), gate, self.config)
+        result = decide(delta, before, now, gate, self.config)
         self._record(device, before, result)
         if result.gated:
-            self._gated.setdefault(device.collection_id, set()).add(device_id)
+            held = self._gated.setdefault(device.collection_id, {})
+            held.setdefault(wave, set()).add(device_id)
         return Step(device, result)
+
+    def _place(self, progress: DeviceProgress) -> Placement:
+        """The record's wave, and whether it is about its device's present target (for
+        the rollout index: only such records count toward a halt or a wave's gate)."""
+        device = self.desired.devices.get(progress.device_id)
+        target = self.desired.effective_target(device) if device else None
+        if device is None or target is None or target != progress.target_image_id:
+            return 0, False
+        collection = self.desired.collections.get(device.collection_id)
+        return (_wave(collection, device, target) if collection else 0), True
 
     def _record(self, device: Device, before: DeviceProgress | None, result: Decision) -> None:
         after = result.progress
@@ -207,7 +226,7 @@ class Decider:
         self._changed.set()  # after the conditions' write is scheduled: waiters see them
         for event in result.events:
             log.info("%s (%s): %s", device.device_id, device.endpoint, event.message)
-        if before is not None and before.state.in_flight and not after.state.in_flight:
+        if before is not None and _may_free(before, after):
             self._release(device.collection_id)
         if _offer_ends(before, after):
             self.server.revoke_firmware(device.endpoint)
@@ -231,15 +250,19 @@ class Decider:
             self.store.put_conditions_many(list(pending.items()))
 
     def _release(self, collection_id: str) -> None:
-        """A slot freed: wake as many gate-held devices as there are free slots, or all of
-        them when the rollout is now halted or paused, so each one says why it waits."""
+        """A slot freed or a wave may have finished: wake as many gate-held devices of
+        the waves that may start as there are free slots (the soaking wave's next all at
+        once, to learn when the soak ends), or all of them when the rollout is now halted
+        or paused, so each one says why it waits."""
         held = self._gated.get(collection_id)
         collection = self.desired.collections.get(collection_id)
         if not held or collection is None:
             return
-        free = slots_to_release(self.index.gate(collection), collection.rollout.max_concurrent,
-                                self.index.stats(collection_id).in_flight, len(held))
-        keys = [held.pop() for _ in range(free)]
+        now = self.clock()
+        keys = to_release(held, self.index.gate(collection, now),
+                          self.index.position(collection, now),
+                          collection.rollout.max_concurrent,
+                          self.index.stats(collection_id).in_flight)
         self.on_slot_free(keys)
 
     def note_error(self, device: Device, message: str) -> None:
@@ -286,7 +309,7 @@ class Decider:
             self._window_edges.pop(collection_id, None)
             if collection is None:
                 continue
-            status = self.index.status(collection, revision)
+            status = self.index.status(collection, revision, now)
             status["driftPolicy"] = collection.drift_policy.value
             if collection.rollout.windows:
                 shown, edge = window_status(collection.rollout.windows, now)
@@ -295,8 +318,8 @@ class Decider:
                     self._window_edges[collection_id] = edge
             self.store.put_collection_status(collection_id, status)
             counts = self.index.counts(collection_id)
-            conditions = collection_conditions(counts, self.index.gate(collection), revision,
-                                               self.clock())
+            conditions = collection_conditions(counts, self.index.gate(collection, now),
+                                               revision, now)
             self.store.put_conditions(collection_id, conditions)
 
 
@@ -317,6 +340,21 @@ async def _in_slices(items: list[T], work: Callable[[T], object]) -> None:
         if time.monotonic() >= until:
             await asyncio.sleep(0)
             until = time.monotonic() + SLICE_SECONDS
+
+
+def _wave(collection: Collection, device: Device, target: str | None) -> int:
+    waves = collection.rollout.waves
+    if not waves or target is None:
+        return 0
+    return wave_of(waves, device.device_id, target, device.tags)
+
+
+def _may_free(before: DeviceProgress, after: DeviceProgress) -> bool:
+    """The update left flight (a slot freed), or a record became Current or failed
+    without one (a TimedOut device back on its target): either may finish a wave."""
+    if before.state is after.state:
+        return False
+    return before.state.in_flight or after.state is UpdateState.CURRENT or after.state.terminal
 
 
 def _offer_ends(before: DeviceProgress | None, after: DeviceProgress) -> bool:

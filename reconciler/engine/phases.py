@@ -38,7 +38,7 @@ def start(ctx: Ctx, record: DeviceProgress) -> Decision:
     if record.next_attempt_at is not None and ctx.now < record.next_attempt_at:
         return wait(record, "backing off before the next attempt", record.next_attempt_at)
     if not ctx.gate.may_start:
-        held = wait(record.evolve(message=ctx.gate.reason), ctx.gate.reason)
+        held = wait(record.evolve(message=ctx.gate.reason), ctx.gate.reason, ctx.gate.until)
         return replace(held, gated=True)
     if (window := windowed.download_held(ctx, record)) is not None:
         return window

@@ -1,5 +1,5 @@
 """The engine's tunables and the tables it decides by: Update Result codes, deadlines,
-backoff and the collection rollout gate.
+backoff and the collection rollout gate (with the waves of `engine.waves`).
 
 Pure values and functions; `decide()` reads them, the controller builds `EngineConfig` from
 its pydantic settings and computes `RolloutStats` from the progress records it holds.
@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
+from reconciler.engine.waves import Position, Stage, wave_name
 from reconciler.model.desired import FirmwareImage, RolloutPolicy
 from reconciler.model.lwm2m import UpdateResult
 
@@ -105,7 +106,9 @@ class GateKind(Enum):
 
     OPEN = "open"
     PAUSED = "paused"  # the manifest says so
-    HALTED = "halted"  # the failure threshold is exceeded
+    HALTED = "halted"  # the failure threshold is exceeded, or a wave failed its gate
+    WAITING = "waiting"  # the device's wave waits for an earlier one to finish and pass
+    SOAKING = "soaking"  # the wave before the device's soaks until `Gate.until`
     SLOTS = "slots"  # maxConcurrent devices are in flight
 
 
@@ -116,6 +119,7 @@ class Gate:
     may_start: bool = True
     reason: str = ""
     kind: GateKind = GateKind.OPEN
+    until: float | None = None  # when to look again without a trigger (a soak's end)
 
     @property
     def halted(self) -> bool:
@@ -136,7 +140,8 @@ def slots_to_release(gate: Gate, max_concurrent: int | None, in_flight: int,
     return min(max(free, 0), held)
 
 
-RESUME_HINT = "to resume, change the target or raise failureThreshold in git"
+RESUME_HINT = ("to resume, raise rollout.retry (failed devices are retried), change the "
+               "target or raise failureThreshold in git")
 
 
 def halt_reason(stats: RolloutStats, threshold: str) -> str:
@@ -145,14 +150,38 @@ def halt_reason(stats: RolloutStats, threshold: str) -> str:
             f"(threshold {threshold}); {RESUME_HINT}")
 
 
-def rollout_gate(policy: RolloutPolicy, stats: RolloutStats) -> Gate:
-    """Apply paused, the failure threshold and maxConcurrent, in that order."""
+def rollout_gate(policy: RolloutPolicy, stats: RolloutStats,
+                 position: Position | None = None, wave: int | None = None) -> Gate:
+    """Apply paused, the failure threshold, the waves (where the rollout stands,
+    `position`, against the device's `wave`; None: the collection's own gate) and
+    maxConcurrent, in that order."""
     if policy.paused:
         return Gate(False, "rollout paused in the collection manifest", GateKind.PAUSED)
     threshold = policy.failure_threshold
     if threshold is not None and threshold.exceeded(stats.failed, stats.population):
         return Gate(False, halt_reason(stats, str(threshold)), GateKind.HALTED)
+    if position is not None and (closed := wave_gate(policy, position, wave)) is not None:
+        return closed
     if policy.max_concurrent is not None and stats.in_flight >= policy.max_concurrent:
         return Gate(False, f"waiting for a slot: {stats.in_flight} of max "
                     f"{policy.max_concurrent} updating", GateKind.SLOTS)
     return OPEN
+
+
+def wave_gate(policy: RolloutPolicy, position: Position, wave: int | None) -> Gate | None:
+    """The waves' word on a device of `wave` (None: on the collection), or None to go
+    on to maxConcurrent. A halt stops every wave; a device of an earlier wave (a retry,
+    a device added later) may start while a later one runs."""
+    if position.stage is Stage.HALTED:
+        return Gate(False, position.reason, GateKind.HALTED)
+    if wave is None:
+        return None
+    if position.stage is Stage.SOAKING and wave > position.index:
+        until = position.until if wave == position.index + 1 else None
+        return Gate(False, position.reason, GateKind.SOAKING, until)
+    if wave > position.index:
+        # Without counts, so the held devices' stored message does not change with them.
+        waited = wave_name(policy.waves, position.index)
+        return Gate(False, f"waiting for wave {waited} to finish and pass its gate",
+                    GateKind.WAITING)
+    return None

@@ -143,7 +143,8 @@ async def test_the_failure_threshold_halts_new_starts_until_raised_in_git(
         assert len(held) == 3 and all("rollout halted" in p.message for p in held)
         assert ctl.decider.index.gate(ctl.desired.collections[harness.COLLECTION]).reason == (
             "rollout halted: 2 of 5 devices failed (threshold 2); "
-            "to resume, change the target or raise failureThreshold in git")
+            "to resume, raise rollout.retry (failed devices are retried), change the target "
+            "or raise failureThreshold in git")
         repo.rollout = {"maxConcurrent": 1, "failureThreshold": 4}
         repo.commit("raise the failure threshold")
         await until(ctl, lambda: failed() == 4)

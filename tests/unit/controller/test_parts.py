@@ -81,7 +81,7 @@ def test_a_percentage_threshold_does_not_halt_a_large_rollout_on_its_first_failu
     halted = index.status(coll, "rev")
     assert halted["halted"] is True and halted["population"] == 12
     assert str(halted["reason"]).startswith(
-        "rollout halted: 3 of 12 devices failed (threshold 25%); to resume, change the target")
+        "rollout halted: 3 of 12 devices failed (threshold 25%); to resume, raise rollout.retry")
 
 
 def test_the_gate_closes_at_max_concurrent() -> None:

@@ -28,7 +28,8 @@ def test_paused_rollout_starts_nothing() -> None:
     assert gate == pol.Gate(False, "rollout paused in the collection manifest", pol.GateKind.PAUSED)
 
 
-HINT = "to resume, change the target or raise failureThreshold in git"
+HINT = ("to resume, raise rollout.retry (failed devices are retried), change the target "
+        "or raise failureThreshold in git")
 
 
 @pytest.mark.parametrize(

@@ -46,8 +46,9 @@ def test_a_failure_threshold_already_exceeded_blocks_every_new_start() -> None:
                 "d1": _view("d1", "1.0", "Downloading", NEW.image_id)}
     policy = RolloutPolicy(failure_threshold=FailureThreshold(count=2))
     [plan] = summarize(_desired(rollout=policy), observed)
-    halted = ("rollout halted: 2 of 4 devices failed (threshold 2); to resume, change "
-              "the target or raise failureThreshold in git")
+    halted = ("rollout halted: 2 of 4 devices failed (threshold 2); to resume, raise "
+              "rollout.retry (failed devices are retried), change the target or raise "
+              "failureThreshold in git")
     assert dict(plan.blocked) == {halted: 1,  # d0; d1 is under way and goes on
                                   "UpdateFailed holds until the target changes": 1,
                                   "Reverted holds until the target changes": 1}
