@@ -29,11 +29,12 @@ class Problem:
             return f"{where}: {self.message}"
         return f"{where}: {self.field}: {self.message}"
 
-    def github(self) -> str:
-        """A GitHub Actions workflow command that annotates the line in a pull request."""
+    def github(self, level: str = "error") -> str:
+        """A GitHub Actions workflow command that annotates the line in a pull request
+        (`level` "warning" for what does not fail the check)."""
         file = _escape_property(self.file)
         text = f"{self.field}: {self.message}" if self.field else self.message
-        return f"::error file={file},line={self.line}::{_escape_data(text)}"
+        return f"::{level} file={file},line={self.line}::{_escape_data(text)}"
 
 
 def located(file: str, found: Iterable[LocalProblem]) -> list[Problem]:

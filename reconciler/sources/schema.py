@@ -152,7 +152,23 @@ class RolloutSpec(BaseModel):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"wave names must be unique: {', '.join(repeated)} repeated")
+        _shares_fit(waves)
         return waves
+
+
+def _shares_fit(waves: list[WaveSpec]) -> None:
+    """Waves with the same selector share its devices: their shares add up to 100% at
+    most (`engine.waves` lays them end to end; past 100% a wave would get fewer)."""
+    groups: dict[tuple[tuple[str, str], ...], list[WaveSpec]] = {}
+    for wave in waves:
+        if wave.share is not None:
+            groups.setdefault(tuple(sorted(wave.tags.items())), []).append(wave)
+    for group in groups.values():
+        total = sum(float(w.share.strip().rstrip("%")) for w in group if w.share)
+        if total > 100.0:
+            parts = ", ".join(f"{w.name} {w.share}" for w in group)
+            raise ValueError(f"the shares of waves selecting the same devices add up to "
+                             f"{total:g}% ({parts}); at most 100%")
 
 
 class CollectionDoc(BaseModel):

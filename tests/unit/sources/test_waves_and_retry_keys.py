@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from builders.manifests import COLLECTION, Tree
 
+from reconciler.cli import main
 from reconciler.model.desired import FailureThreshold, RolloutPolicy, Wave
 from reconciler.sources import load_tree, validate_tree
 from reconciler.sources.parsing import parse_collection
@@ -71,3 +72,26 @@ def test_a_negative_device_retry_is_an_error(tree: Tree) -> None:
                'devices:\n- {"endpoint": "e1", "retry": -2}\n')
     assert [str(p) for p in validate_tree(tree.root)] == [
         "manifests/fleet/devices/a.yaml:2: devices[0].retry: must be at least 0, got -2"]
+
+
+def test_shares_of_waves_selecting_the_same_devices_may_not_pass_100_percent() -> None:
+    rollout = ('  waves:\n    - name: a\n      share: "60%"\n    - name: lab\n'
+               '      tags: {site: lab}\n      share: "80%"\n    - name: b\n      share: "50%"')
+    assert parse_collection(COLLECTION + "rollout:\n" + rollout + "\n").problems == [
+        (8, "rollout.waves", "the shares of waves selecting the same devices add up to 110% "
+         "(a 60%, b 50%); at most 100%")]
+
+
+def test_validate_warns_of_a_wave_tag_no_device_has_and_still_passes(
+        tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
+    tree.write("manifests/fleet/collection.yaml", WAVES + "    - name: oslo\n"
+               "      tags: {city: oslo}\n")
+    tree.write("manifests/fleet/devices/a.yaml",
+               'devices:\n- {"endpoint": "e1", "tags": {"site": "lab"}}\n')
+    assert main(["validate", str(tree.root)]) == 0
+    coll = "manifests/fleet/collection.yaml"
+    assert capsys.readouterr().out.splitlines() == [
+        f"{coll}:19: rollout.waves[2].tags.city: warning: no device of collection 1000aaaa "
+        "has the tag 'city': wave oslo selects no device"]
+    assert main(["validate", str(tree.root), "--format", "github"]) == 0
+    assert capsys.readouterr().out.startswith(f"::warning file={coll},line=19::")
