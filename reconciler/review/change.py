@@ -102,4 +102,6 @@ def _table(plan: CollectionPlan) -> list[str]:
     notes += [f"{n} blocked: {reason}" for reason, n in sorted(plan.blocked.items())]
     notes += [line.strip() for line in drift_lines(plan)]
     notes += [f"window {w}" for w in plan.windows]
+    if plan.waves:
+        notes.append(plan.waves_line())
     return [*lines, "; ".join(notes), ""]

@@ -2,8 +2,9 @@
 
 `summarize(desired, observed)` gives, per collection, how many devices move from which
 version to which, how many already run their target, which are blocked and why, and how
-many wait for a rollout slot; `render` prints it. The verdicts are the engine's own: a
-device's state is terminal by `UpdateState.terminal`, and the collection's rollout guards
+many wait for a rollout slot, and how many devices each wave holds; `render` prints it.
+The verdicts are the engine's own: a device's state is terminal by
+`UpdateState.terminal`, the waves' members are `wave_of`'s, and the rollout guards
 (paused, failureThreshold, maxConcurrent) are `rollout_gate` over counts taken from the
 observed devices as the controller's rollout index keeps them. Called by `review.cmd`.
 """
@@ -15,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.engine import GateKind, RolloutStats, rollout_gate
+from reconciler.engine.waves import wave_of
 from reconciler.engine.windows import outlook
 from reconciler.model.desired import Collection, DesiredState, Device, DriftPolicy, Management
 from reconciler.model.status import UpdateState
@@ -38,6 +40,9 @@ class CollectionPlan:
     drifted: Counter[str] = field(default_factory=Counter)
     drift_policy: str = "correct"
     windows: list[str] = field(default_factory=list)  # engine.windows.outlook, per window
+    # The rollout's waves in order, the last one (devices no wave selects) included:
+    # (name, devices, of which already on the target).
+    waves: list[tuple[str, int, int]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -50,7 +55,15 @@ class CollectionPlan:
             "waitingForSlot": self.waiting, "maxConcurrent": self.max_concurrent,
             "drifted": [{"drift": d, "devices": n} for d, n in sorted(self.drifted.items())],
             "driftPolicy": self.drift_policy, "windows": self.windows,
+            "waves": [{"name": name, "devices": n, "current": on}
+                      for name, n, on in self.waves],
         }
+
+    def waves_line(self) -> str:
+        """`waves: canary 12 (3 on target), early 60, the rest 128`, or ""."""
+        parts = [f"{name} {n}" + (f" ({on} on target)" if on else "")
+                 for name, n, on in self.waves]
+        return f"waves: {', '.join(parts)}" if parts else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +131,7 @@ def _collection_plan(desired: DesiredState, collection: Collection,
                            max_concurrent=policy.max_concurrent)
     stats = _stats(collection, seen)
     gate = rollout_gate(policy, stats)
+    entry.waves = _waves(collection, seen)
     free = None if policy.max_concurrent is None else \
         max(policy.max_concurrent - stats.in_flight, 0)
     for s in seen:
@@ -170,6 +184,22 @@ def _stats(collection: Collection, seen: Sequence[_Seen]) -> RolloutStats:
     return RolloutStats(in_flight=in_flight, failed=failed, population=population)
 
 
+def _waves(collection: Collection, seen: Sequence[_Seen]) -> list[tuple[str, int, int]]:
+    """Members per wave of the rollout to the collection's target, by the engine's own
+    `wave_of`: the same devices the controller will put in each wave."""
+    waves, target = collection.rollout.waves, collection.target_image_id
+    if not waves or target is None:
+        return []
+    members, on_target = [0] * (len(waves) + 1), [0] * (len(waves) + 1)
+    for s in seen:
+        if s.target_id == target:
+            wave = wave_of(waves, s.device.device_id, target, s.device.tags)
+            members[wave] += 1
+            on_target[wave] += s.current == s.target
+    names = [wave.name for wave in waves] + ["the rest"]
+    return list(zip(names, members, on_target, strict=True))
+
+
 def _version(desired: DesiredState, image_id: str | None) -> str | None:
     image = desired.images.get(image_id) if image_id else None
     return image.version if image else None
@@ -187,6 +217,8 @@ def render(plans: list[CollectionPlan]) -> str:
             lines.append(f"  {p.waiting} of them wait for a slot "
                          f"(maxConcurrent {p.max_concurrent})")
         lines.append(f"  {p.current} already on target")
+        if p.waves:
+            lines.append(f"  {p.waves_line()}")
         for reason, count in sorted(p.blocked.items()):
             lines.append(f"  {count} blocked: {reason}")
         lines += drift_lines(p)

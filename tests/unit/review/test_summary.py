@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from builders import CID, NEW, OLD, collection, desired_state, device
 
-from reconciler.model.desired import DesiredState, FailureThreshold, Management, RolloutPolicy
+from reconciler.engine.waves import wave_of
+from reconciler.model.desired import (
+    DesiredState,
+    FailureThreshold,
+    Management,
+    RolloutPolicy,
+    Wave,
+)
 from reconciler.review.summary import render, summarize
 from reconciler.store import DeviceView
 
@@ -86,3 +93,23 @@ def test_the_text_rendering_reads_as_a_plan() -> None:
         "  1 already on target",
         "  1 blocked: UpdateFailed holds until the target changes",
     ]
+
+
+def test_the_plan_shows_each_wave_with_its_members() -> None:
+    waves = (Wave("canary", share=20.0), Wave("lab", tags=(("site", "lab"),)))
+    devices = [device(f"d{n}", tags={"site": "lab"} if n < 10 else {}) for n in range(200)]
+    desired = desired_state(collection(rollout=RolloutPolicy(waves=waves)), devices=devices)
+    observed = {"d0": _view("d0", "2.0"), **{f"d{n}": _view(f"d{n}", "1.0")
+                                              for n in range(1, 200)}}
+    [plan] = summarize(desired, observed)
+    expected = [0, 0, 0]
+    for d in devices:
+        expected[wave_of(waves, d.device_id, NEW.image_id, d.tags)] += 1
+    assert [(name, n) for name, n, _ in plan.waves] == list(zip(
+        ("canary", "lab", "the rest"), expected, strict=True))
+    assert 25 <= expected[0] <= 55 and sum(on for _, _, on in plan.waves) == 1
+    assert render([plan]).splitlines()[3] == "  " + plan.waves_line()
+    assert plan.waves_line().startswith(f"waves: canary {expected[0]}")
+    assert "(1 on target)" in plan.waves_line()
+    assert plan.as_json()["waves"] == [{"name": name, "devices": n, "current": on}
+                                       for name, n, on in plan.waves]
