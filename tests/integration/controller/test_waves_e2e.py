@@ -101,6 +101,15 @@ async def test_a_failing_canary_halts_before_wave_two_and_a_retry_resumes(
                 "rollout halted at wave canary: 1 of "
                 f"{len(canary)} devices failed (wave failureThreshold 1); to resume, raise "
                 "rollout.retry (failed devices are retried) or change the target in git")
+            ctl.decider.flush_status()
+            reader = open_reader(state)
+            try:
+                [shown] = reader.collection_statuses()  # what /status serves
+            finally:
+                reader.close()
+            assert shown.rollout["halted"] is True and shown.rollout["reason"] == gate.reason
+            assert {k: shown.rollout["waves"][k] for k in ("current", "stage", "gate")} == {
+                "current": "canary", "stage": "halted", "gate": gate.reason}
             rest = [n for n in range(count) if waves[n] == 1]
             assert all(fleet.device(harness.endpoint(n)).downloads == 0 for n in rest)
             assert {states(ctl)[device_id(n)] for n in rest} == {S.PENDING}
