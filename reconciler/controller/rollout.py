@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from reconciler.engine import Gate, GateKind, RolloutStats, rollout_gate
 from reconciler.engine.waves import Position, Stage, WaveStats, rollout_position
-from reconciler.model.desired import Collection
+from reconciler.model.desired import Collection, Wave
 from reconciler.model.observed import DeviceProgress
 from reconciler.model.status import UpdateState
 
@@ -67,10 +67,16 @@ class _Tally:
     drifted: int = 0  # devices that left the target they had reached (engine.drift)
     needing: Counter[str | None] = field(default_factory=Counter)  # target -> population
     waves: dict[tuple[str | None, int], _WaveTally] = field(default_factory=dict)
+    generation: int = 0  # bumped on every change: the cached wave position is stale
+    # target -> (generation, waves, position): most decisions (held devices) change no
+    # count, and recomputing the position for each would cost O(waves) allocations.
+    positions: dict[str | None, tuple[int, tuple[Wave, ...], Position]] = field(
+        default_factory=dict)
 
     def apply(self, progress: DeviceProgress, placement: Placement, sign: int) -> None:
         state = progress.state
         wave, live = placement
+        self.generation += 1
         self.states[state] += sign
         self.in_flight += sign * state.in_flight
         self.failed += sign * (state.terminal and live)
@@ -88,6 +94,15 @@ class _Tally:
         return RolloutStats(in_flight=self.in_flight, started=self.started,
                             failed=self.failed,
                             population=self.needing[target] if target else 0)
+
+    def position(self, waves: tuple[Wave, ...], target: str, now: float) -> Position:
+        cached = self.positions.get(target)
+        if (cached is not None and cached[0] == self.generation and cached[1] is waves
+                and (cached[2].until is None or now < cached[2].until)):
+            return cached[2]  # only a soak's end changes a position without a count
+        found = rollout_position(waves, self.wave_stats(target, len(waves) + 1), now)
+        self.positions[target] = (self.generation, waves, found)
+        return found
 
     def wave_stats(self, target: str | None, count: int) -> list[WaveStats]:
         """`count` waves' stats for `target` (the last wave included in `count`)."""
@@ -171,8 +186,9 @@ class RolloutIndex:
         tally = self._tallies.get(collection.collection_id)
         if not waves or target is None:
             return None
-        stats = tally.wave_stats(target, len(waves) + 1) if tally else []
-        return rollout_position(waves, stats, now)
+        if tally is None:
+            return rollout_position(waves, [], now)
+        return tally.position(waves, target, now)
 
     def wave_stats(self, collection: Collection) -> list[WaveStats]:
         tally = self._tallies.get(collection.collection_id)

@@ -20,7 +20,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
 
 from reconciler.model.desired import Wave
 
@@ -36,8 +35,23 @@ def rank(device_id: str, target: str) -> float:
     return int.from_bytes(digest, "big") * _SCALE
 
 
-@lru_cache(maxsize=64)
+# waves tuple's id -> (the tuple itself, its slices): looked up by identity on every
+# decision (hashing the frozen waves each time cost more than the hash of the device);
+# the tuple is kept in the entry so its id cannot be reused while cached.
+_SLICES: dict[int, tuple[tuple[Wave, ...], tuple[tuple[float, float], ...]]] = {}
+_SLICES_KEPT = 64
+
+
 def _slices(waves: tuple[Wave, ...]) -> tuple[tuple[float, float], ...]:
+    entry = _SLICES.get(id(waves))
+    if entry is None or entry[0] is not waves:
+        if len(_SLICES) >= _SLICES_KEPT:
+            _SLICES.clear()  # a few revisions' worth; rebuilt on the next decision
+        entry = _SLICES[id(waves)] = (waves, _laid_out(waves))
+    return entry[1]
+
+
+def _laid_out(waves: tuple[Wave, ...]) -> tuple[tuple[float, float], ...]:
     """Each wave's [start, end) of the rank range: shares of waves with the same
     selector are laid end to end, so two `share: 10%` waves take different devices."""
     taken: dict[tuple[tuple[str, str], ...], float] = {}
