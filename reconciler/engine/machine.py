@@ -147,9 +147,12 @@ def _decide(ctx: Ctx, record: DeviceProgress) -> Decision:
     return replace(step, events=events + step.events) if events else step
 
 
+HOLDS = "holds until the target changes or a retry is raised in git"
+
+
 def hold(ctx: Ctx, record: DeviceProgress) -> Decision:
-    """UpdateFailed and Reverted: nothing more for this target."""
-    return Decision((NoOp(f"{record.state.value} holds until the target changes"),), record)
+    """UpdateFailed and Reverted: nothing more for this target (`RETRIED_IN_GIT`)."""
+    return Decision((NoOp(f"{record.state.value} {HOLDS}"),), record)
 
 
 # The phase that decides for a device not yet on its target, by its record's state.

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.engine import GateKind, RolloutStats, rollout_gate
+from reconciler.engine.machine import HOLDS
 from reconciler.engine.waves import wave_of
 from reconciler.engine.windows import outlook
 from reconciler.model.desired import Collection, DesiredState, Device, DriftPolicy, Management
@@ -162,7 +163,7 @@ def _held(desired: DesiredState, s: _Seen) -> str | None:
     if s.target_id is None:
         return "no target firmware"
     if s.failed and s.state is not None:
-        return f"{s.state.value} holds until the target changes"
+        return f"{s.state.value} {HOLDS}"
     if s.drift is not None and desired.collections[s.device.collection_id].drift_policy \
             is DriftPolicy.REPORT:
         return "drifted; driftPolicy report: not corrected"

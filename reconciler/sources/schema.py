@@ -106,6 +106,9 @@ def _duration(value: str) -> str:
     return value
 
 
+MAX_WAVES = 20
+
+
 class WaveSpec(BaseModel):
     model_config = _STRICT
     name: Text
@@ -138,7 +141,8 @@ class RolloutSpec(BaseModel):
     paused: bool = False
     windows: list[WindowSpec] = []
     retry: Annotated[int, Field(ge=0)] = 0
-    waves: list[WaveSpec] = []
+    # Bounded: the gate walks the waves on every decision.
+    waves: Annotated[list[WaveSpec], Field(max_length=MAX_WAVES)] = []
 
     @field_validator("failureThreshold")
     @classmethod

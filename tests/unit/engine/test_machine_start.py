@@ -19,6 +19,7 @@ from reconciler.engine import (
     decide,
     retarget,
 )
+from reconciler.engine.machine import HOLDS
 from reconciler.model.desired import Management
 from reconciler.model.lwm2m import DeliveryMethod, FirmwareState
 from reconciler.model.observed import DeviceProgress
@@ -172,7 +173,7 @@ def test_a_sleeping_queue_mode_device_is_never_contacted() -> None:
 def test_a_terminal_state_holds_until_the_target_changes() -> None:
     failed = pending(state=S.UPDATE_FAILED, message="integrity")
     held = decide(delta(rep=report(), reg=registration()), failed, NOW)
-    assert held.actions == (NoOp("UpdateFailed holds until the target changes"),)
+    assert held.actions == (NoOp(f"UpdateFailed {HOLDS}"),)
     moved = decide(delta(rep=report(), reg=registration()), failed.evolve(target_image_id="x"), NOW)
     assert moved.progress is not None and moved.progress.state is S.INITIALIZING
     assert moved.progress.retries_left == DEFAULT_CONFIG.max_retries

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from builders import CID, NEW, OLD, collection, desired_state, device
 
+from reconciler.engine.machine import HOLDS
 from reconciler.engine.waves import wave_of
 from reconciler.model.desired import (
     DesiredState,
@@ -37,7 +38,7 @@ def test_devices_are_counted_by_move_current_and_blocked_reason() -> None:
     [plan] = summarize(_desired(), OBSERVED)
     assert dict(plan.moves) == {("1.0", "2.0"): 2, ("unreported", "2.0"): 1}
     assert plan.current == 1
-    assert dict(plan.blocked) == {"UpdateFailed holds until the target changes": 1}
+    assert dict(plan.blocked) == {f"UpdateFailed {HOLDS}": 1}
 
 
 def test_disabled_and_paused_collections_block_every_move() -> None:
@@ -45,7 +46,7 @@ def test_disabled_and_paused_collections_block_every_move() -> None:
     assert dict(off.blocked) == {"firmware management disabled": 5} and not off.moves
     [paused] = summarize(_desired(paused=True), OBSERVED)
     assert dict(paused.blocked) == {"rollout paused in the collection manifest": 3,
-                                    "UpdateFailed holds until the target changes": 1}
+                                    f"UpdateFailed {HOLDS}": 1}
 
 
 def test_a_failure_threshold_already_exceeded_blocks_every_new_start() -> None:
@@ -57,8 +58,8 @@ def test_a_failure_threshold_already_exceeded_blocks_every_new_start() -> None:
               "rollout.retry (failed devices are retried), change the target or raise "
               "failureThreshold in git")
     assert dict(plan.blocked) == {halted: 1,  # d0; d1 is under way and goes on
-                                  "UpdateFailed holds until the target changes": 1,
-                                  "Reverted holds until the target changes": 1}
+                                  f"UpdateFailed {HOLDS}": 1,
+                                  f"Reverted {HOLDS}": 1}
     assert dict(plan.moves) == {("1.0", "2.0"): 1}
 
 
@@ -91,7 +92,7 @@ def test_the_text_rendering_reads_as_a_plan() -> None:
         "  2 devices move 1.0 -> 2.0",
         "  1 device move unreported -> 2.0",
         "  1 already on target",
-        "  1 blocked: UpdateFailed holds until the target changes",
+        f"  1 blocked: UpdateFailed {HOLDS}",
     ]
 
 

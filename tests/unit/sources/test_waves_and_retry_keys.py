@@ -60,6 +60,8 @@ def test_a_device_in_block_yaml_keeps_its_retry(tree: Tree) -> None:
          (8, "rollout.waves", "wave names must be unique: a repeated")),
         ("  waves:\n    - share: 5%", (8, "rollout.waves[0].name", "required key is missing")),
         ("  retry: -1", (7, "rollout.retry", "must be at least 0, got -1")),
+        ("  waves:\n" + "".join(f"    - name: w{n}\n" for n in range(21)),
+         (8, "rollout.waves", "list should have at most 20 items after validation, not 21")),
     ],
 )
 def test_bad_wave_and_retry_values_are_reported_where_written(
