@@ -317,6 +317,10 @@ class Decider:
                 if edge is not None:
                     self._window_edges[collection_id] = edge
             self.store.put_collection_status(collection_id, status)
+            position = self.index.position(collection, now)
+            if position is not None and position.until is not None:  # a soak's end, too
+                edge = self._window_edges.get(collection_id, position.until)
+                self._window_edges[collection_id] = min(edge, position.until)
             counts = self.index.counts(collection_id)
             conditions = collection_conditions(counts, self.index.gate(collection, now),
                                                revision, now)
