@@ -1,9 +1,12 @@
-"""Rendered response bodies, kept until the store changes.
+"""Rendered response bodies, each kept while its stamp holds.
 
-Keyed by what was asked (route and ids) and valid for one `reader.version()`: any commit
-by the controller moves the version and empties the cache, so a body is never staler than
-the store. Bounded in entries and bytes; a 10,000-device list is rendered once per change
-instead of once per request. Used by the routers in `routes.py`.
+Keyed by what was asked (route and ids). A body is valid for the stamp it was rendered
+at: by default the store's `version()`, which any commit moves, so a body is never
+staler than the store; a route whose answer depends on less passes a narrower stamp
+(a device list: its own collection's changes and the applied revision, see
+`device_lists.py`), so a rollout elsewhere, or a commit that touched other devices,
+leaves it cached. Bounded in entries and bytes. Used by the routers in `routes.py` and
+`status.py`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import anyio.to_thread
 
 from reconciler.store import StoreReader
 
+Stamp = Callable[[], Hashable]
+
 
 class BodyCache:
     def __init__(self, reader: StoreReader, *, entries: int = 256,
@@ -23,46 +28,48 @@ class BodyCache:
         self._reader = reader
         self._entries = entries
         self._max_bytes = max_bytes
-        self._bodies: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._bodies: OrderedDict[Hashable, tuple[Hashable, bytes]] = OrderedDict()
         self._bytes = 0
-        self._version: int | None = None
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
-        """The body for `key`, rendered by `render()` when absent or the store moved on."""
-        version, body = self._lookup(key)
+    def get(self, key: Hashable, render: Callable[[], bytes], stamp: Stamp | None = None
+            ) -> bytes:
+        """The body for `key`, rendered by `render()` when absent or its stamp moved."""
+        at, body = self._lookup(key, stamp)
         if body is None:
             body = render()
-            self._remember(version, key, body)
+            self._remember(key, at, body)
         return body
 
-    async def get_offloaded(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
+    async def get_offloaded(self, key: Hashable, render: Callable[[], bytes],
+                            stamp: Stamp | None = None) -> bytes:
         """As `get`, but a fresh render of a big list (tens of ms) runs in a worker thread
         so the event loop it shares with the controller in `fota serve` keeps going."""
-        version, body = self._lookup(key)
+        at, body = self._lookup(key, stamp)
         if body is None:
             body = await anyio.to_thread.run_sync(render)
-            self._remember(version, key, body)
+            self._remember(key, at, body)
         return body
 
-    def _lookup(self, key: Hashable) -> tuple[int, bytes | None]:
-        version = self._reader.version()
+    def _lookup(self, key: Hashable, stamp: Stamp | None) -> tuple[Hashable, bytes | None]:
+        # The stamp is read before any render: what a render reads is at least that new.
+        at = stamp() if stamp is not None else self._reader.version()
         with self._lock:
-            if version != self._version:
-                self._bodies.clear()
-                self._bytes = 0
-                self._version = version
-            body = self._bodies.get(key)
-            if body is not None:
-                self._bodies.move_to_end(key)
-            return version, body
+            found = self._bodies.get(key)
+            if found is None or found[0] != at:
+                return at, None
+            self._bodies.move_to_end(key)
+            return at, found[1]
 
-    def _remember(self, version: int, key: Hashable, body: bytes) -> None:
+    def _remember(self, key: Hashable, at: Hashable, body: bytes) -> None:
         with self._lock:
-            if version != self._version or len(body) > self._max_bytes:
+            if len(body) > self._max_bytes:
                 return
-            self._bodies[key] = body
+            old = self._bodies.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old[1])
+            self._bodies[key] = (at, body)
             self._bytes += len(body)
             while len(self._bodies) > self._entries or self._bytes > self._max_bytes:
-                _, dropped = self._bodies.popitem(last=False)
+                _, (_, dropped) = self._bodies.popitem(last=False)
                 self._bytes -= len(dropped)

@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 
 from reconciler.api import render, schemas
 from reconciler.api.cache import BodyCache
+from reconciler.api.device_lists import DeviceLists
 from reconciler.api.errors import ALLOW, READ_ONLY, WRITE_METHODS, ApiError, check_id, not_found
 from reconciler.api.openapi import errors
 from reconciler.model.desired import FirmwareImage
@@ -67,12 +68,16 @@ def path_parameters(path: str) -> list[dict[str, Any]]:
 
 def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
     router = APIRouter(tags=["firmware"])
+    lists = DeviceLists(reader)
 
     def body(key: tuple[str, ...], render_body: Callable[[], bytes]) -> JsonBytes:
         return JsonBytes(cache.get(key, render_body))
 
-    async def big_body(key: tuple[str, ...], render_body: Callable[[], bytes]) -> JsonBytes:
-        return JsonBytes(await cache.get_offloaded(key, render_body))
+    async def big_body(key: tuple[str, ...], render_body: Callable[[], bytes],
+                       collection_id: str) -> JsonBytes:
+        """A list over the collection's devices: valid until they or the revision change."""
+        return JsonBytes(await cache.get_offloaded(
+            key, render_body, stamp=lambda: lists.stamp(collection_id)))
 
     def known_collection(cid: str) -> CollectionView:
         found = reader.collection(check_id("collection", cid))
@@ -122,15 +127,15 @@ def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
             known_image(collectionId, imageId)
             targeted, current = reader.usage_json(imageId)
             return render.usage_bytes(imageId, targeted, current)
-        return await big_body(("usage", collectionId, imageId), build)
+        return await big_body(("usage", collectionId, imageId), build, collectionId)
 
     @router.get("/collections/{collectionId}/devices", summary="List the devices of a collection",
                 **documented(schemas.DeviceList, *ID_ERRORS))
     async def list_devices(collectionId: str) -> Response:
         def build() -> bytes:
             known_collection(collectionId)
-            return render.wrap_list("devices", reader.devices_json(collectionId))
-        return await big_body(("devices", collectionId), build)
+            return lists.render(collectionId)
+        return await big_body(("devices", collectionId), build, collectionId)
 
     @router.get("/collections/{collectionId}/devices/{deviceId}", summary="Get a device",
                 **documented(schemas.Device, *ID_ERRORS))

@@ -20,7 +20,7 @@ from reconciler.model.status import Condition, UpdateState
 from reconciler.model.versions import image_order
 from reconciler.store import codec, tallies
 from reconciler.store.event_log import EventRecord, events_after, last_seq
-from reconciler.store.json_lists import device_ids_json, devices_json
+from reconciler.store.json_lists import device_ids_json, device_rows_json, devices_json
 from reconciler.store.schema import SCHEMA_VERSION, SchemaError, user_version
 from reconciler.store.state_sql import MESSAGE_SQL, STATE_SQL
 from reconciler.store.views import CollectionStatus, CollectionView, DeviceView, Usage
@@ -147,6 +147,13 @@ class SqliteReader:
         """The collection's devices as a JSON array in the reference shape."""
         with self._bulk_lock:
             return devices_json(self._bulk, collection_id)
+
+    def devices_json_rows(self, collection_id: str, ids: Sequence[str] | None = None
+                          ) -> list[tuple[str, str]]:
+        """(device id, JSON object) per device of the collection (of `ids` only, if
+        given), in the shape and order of `devices_json`."""
+        with self._bulk_lock:
+            return device_rows_json(self._bulk, collection_id, ids)
 
     def device(self, collection_id: str, device_id: str) -> DeviceView | None:
         row = self._one(_DEVICE_SQL + " WHERE d.device_id = ? AND d.collection_id = ?",
