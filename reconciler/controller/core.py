@@ -28,6 +28,7 @@ from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState, Device
 from reconciler.model.lwm2m import Path, RegistrationEvent, RegistrationEventKind
+from reconciler.observe import logcontext
 from reconciler.store import Store
 
 log = logging.getLogger("reconciler.controller")
@@ -99,7 +100,9 @@ class Controller:
             self.store.put_registration(reg, self.server.formats(reg.endpoint))
         if event.kind is not RegistrationEventKind.UPDATED:
             log.info("%s (%s): %s from %s:%d", device.device_id, reg.endpoint,
-                     event.kind.value, reg.host, reg.port)
+                     event.kind.value, reg.host, reg.port,
+                     extra={"device": device.device_id, "endpoint": reg.endpoint,
+                            "collection": device.collection_id})
             # Observations of an earlier registration died with it (a reboot, a new port).
             keep = reg if event.kind is RegistrationEventKind.REGISTERED else None
             self._spawn(self.watches.drop_stale(reg.endpoint, keep))
@@ -143,9 +146,14 @@ class Controller:
         return Requeue(STEP_CAP_DELAY)
 
     async def _timed_reconcile(self, device_id: str) -> Requeue | None:
+        """A reconcile, timed for /metrics, its log lines naming the device (JSON logs)."""
         started = time.perf_counter()
+        device = self.desired.devices.get(device_id)
         try:
-            return await self.reconcile_device(device_id)
+            with logcontext.bound(device=device_id, revision=self.desired.revision,
+                                  endpoint=device.endpoint if device else None,
+                                  collection=device.collection_id if device else None):
+                return await self.reconcile_device(device_id)
         finally:
             if self.on_reconcile is not None:
                 self.on_reconcile(time.perf_counter() - started)

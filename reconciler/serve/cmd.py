@@ -17,9 +17,12 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from reconciler.api import check_bind
+from reconciler.serve import logformat
 from reconciler.serve.loghandler import LoopBatchedHandler
 from reconciler.serve.service import StartupError, run_service
 from reconciler.serve.settings import ServeSettings, describe
+
+log = logging.getLogger("reconciler.serve")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", action="append",
                         help="accepted X-API-Token (repeatable; required off loopback)")
     parser.add_argument("--log-level", help="logging level (default INFO)")
+    parser.add_argument("--log-format", choices=("human", "json"),
+                        help="log lines for people (default) or one JSON object per line")
 
 
 # flag dest -> the settings it sets (the others set the setting of their own name)
@@ -57,7 +62,8 @@ def split_host_port(text: str) -> tuple[str, int]:
 def settings_from(args: argparse.Namespace) -> ServeSettings:
     """The flags given, over the environment, over the defaults."""
     given: dict[str, object] = {name: getattr(args, name) for name in
-                                ("repo", "branch", "state", "public_uri", "log_level")}
+                                ("repo", "branch", "state", "public_uri", "log_level",
+                                 "log_format")}
     for flag in ("coap", "http"):
         if getattr(args, flag) is not None:
             host, port = split_host_port(getattr(args, flag))
@@ -81,13 +87,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"fota serve: {exc}; a token is given with --token", file=sys.stderr)
         return 2
     handler = LoopBatchedHandler(sys.stderr)
-    logging.basicConfig(level=settings.log_level, handlers=[handler],
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(logformat.formatter(settings.log_format))
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
     try:
         asyncio.run(_main(settings))
     except StartupError as exc:  # bad configuration found on start: one line, no traceback
         handler.flush()  # the log so far comes before the reason it ends
-        print(f"fota serve: {exc}", file=sys.stderr)
+        if settings.log_format == "json":  # a shipper reads this line too
+            log.error("fota serve: %s", exc)
+        else:
+            print(f"fota serve: {exc}", file=sys.stderr)
         return 2
     finally:
         handler.flush()

@@ -14,7 +14,7 @@ import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -50,6 +50,9 @@ class ServeSettings(BaseModel):
         "accepted `X-API-Token` values (the variable takes them comma-separated, which "
         "keeps them out of `ps`)"))
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: Literal["human", "json"] = Field("human", description=(
+        "`human` lines, or `json`: one object per line with the device, endpoint, "
+        "collection and revision where known, for log shippers"))
     poll_source: float = Field(10.0, gt=0, description=(
         "seconds between polls of the repository (a local one is also watched)"))
     # A queue-mode device listens this long after it last spoke (OMA: MAX_TRANSMIT_WAIT);
