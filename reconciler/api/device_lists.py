@@ -5,10 +5,11 @@ A rollout commits many times a second; a fresh render of a 10,000-device list co
 tens of ms, so a list rendered whole after every commit cannot keep up with a dashboard
 polling it. The store stamps every observed change of a device (`change_stamp`,
 `changed_devices`); a list kept at one stamp is brought up to date by re-reading the
-rows changed since, and joined again (~ms). A new applied revision (the desired rows
-changed) renders the list whole. Bounded: at most `MAX_KEPT` device texts over all
-collections (least recently used collections go first); a bigger list is rendered whole
-each time. Used by the device-list route in `routes.py` through `BodyCache`.
+rows changed since, and joined again (~ms). A newly applied snapshot (the desired rows
+may have changed; `desired_generation`) renders the list whole once it is complete.
+Bounded: at most `MAX_KEPT` device texts over all collections (least recently used
+collections go first); a bigger list is rendered whole each time. Used by the
+device-list route in `routes.py` through `BodyCache`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from reconciler.store import StoreReader
 
 MAX_KEPT = 50_000  # device texts held (~20 MB at the reference shape's size)
-Stamp = tuple[str | None, int]  # (applied revision, the collection's change stamp)
+Stamp = tuple[int, int]  # (desired generation, the collection's change stamp)
 
 
 @dataclass
@@ -39,7 +40,7 @@ class DeviceLists:
 
     def stamp(self, collection_id: str) -> Stamp:
         """Moves whenever the collection's list may have changed (cheap: two lookups)."""
-        return self._reader.applied_revision(), self._reader.change_stamp(collection_id)
+        return self._reader.desired_generation(), self._reader.change_stamp(collection_id)
 
     def render(self, collection_id: str) -> bytes:
         """`{"devices": [...]}` at the store's present state (read after the stamp)."""

@@ -75,7 +75,8 @@ def collections_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
 
     async def big_body(key: tuple[str, ...], render_body: Callable[[], bytes],
                        collection_id: str) -> JsonBytes:
-        """A list over the collection's devices: valid until they or the revision change."""
+        """A list over the collection's devices: valid until they change or a snapshot
+        is applied."""
         return JsonBytes(await cache.get_offloaded(
             key, render_body, stamp=lambda: lists.stamp(collection_id)))
 

@@ -169,6 +169,11 @@ class SqliteReader:
         row = self._one("SELECT value FROM meta WHERE key = 'applied_revision'")
         return str(row[0]) if row else None
 
+    def desired_generation(self) -> int:
+        """Grows with every applied snapshot (the desired rows may have changed)."""
+        row = self._one("SELECT value FROM meta WHERE key = 'desired_generation'")
+        return int(row[0]) if row else 0
+
     def source_status(self) -> dict[str, object]:
         return self._meta_json("source_status")
 

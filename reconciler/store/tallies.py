@@ -6,8 +6,9 @@ when nothing is targeted), the state being `state_sql.STATE_SQL` of the device's
 observed rows (reports, progress) with an ever-growing `seq` (the one-row `change_seq`):
 a collection's newest `seq` is its stamp, and the rows past a stamp are what changed
 since. One row per (collection, device): bounded by the fleet. Desired rows (devices)
-are not stamped: they change only with the applied revision, which readers compare too,
-and a trigger per row of a 100,000-device commit would double its cost.
+are not stamped: they change only when a snapshot is applied, which moves the store's
+`desired_generation` readers compare too, and a trigger per row of a 100,000-device
+commit would double its cost.
 
 The triggers live in schema migration 8 (`MIGRATION`); the writer updates rows in place
 (upserts) so a write that moves no state costs one counter and one stamp, and turns

@@ -151,6 +151,10 @@ class SqliteStore:
         apply_in_slices(self._tx, desired)
         with self._tx() as conn:
             _set_meta(conn, "applied_revision", desired.revision)
+            # Every apply, even of the same revision id: readers that cache what the
+            # desired rows say (the API's device lists) compare this, not the id.
+            conn.execute("INSERT INTO meta VALUES ('desired_generation', '1') ON CONFLICT "
+                         "(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
 
     def applied_revision(self) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = 'applied_revision'")
