@@ -4,7 +4,11 @@ A 100,000-device collection (usage is measured there) and a 10,000-device collec
 (the device list is measured there), every device with a report and a third with
 progress, in a real SQLite file. uvicorn serves `create_app` in a subprocess on loopback;
 wrk (Debian package `wrk`) generates the load from another process. "cold" figures force
-a fresh render: a store write before each request empties the body cache.
+a fresh render: a store write to a device of the answer before each request.
+"under_writes": the 10,000-device list and /status while a writer thread in this process
+keeps updating the progress of 1,000 devices of that collection, ten per transaction
+(issue 11: >= 300 req/s and a /status p99 <= 20 ms). "metrics_scrape_100k": GET /metrics,
+one at a time (< 50 ms).
 
 Run: .venv/bin/python bench/api.py [--devices 100000] [--duration 5]
 """
@@ -19,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -99,14 +104,64 @@ def wrk(url: str, connections: int, duration: int) -> dict[str, float]:
     return result
 
 
-def cold(http: httpx.Client, store: SqliteStore, url: str, rounds: int = 15) -> dict[str, float]:
-    """Latency when every request must render afresh (a write precedes each one)."""
+def cold(http: httpx.Client, store: SqliteStore, url: str, device: int = 0,
+         rounds: int = 15) -> dict[str, float]:
+    """Latency when every request must render afresh: a write to a device the answer
+    shows (`device`, of the collection asked about) precedes each one."""
     times = []
     for n in range(rounds):
-        store.put_report(device_id(0), DeviceReport("ep-0", firmware_version=f"9.{n}"))
+        store.put_report(device_id(device), DeviceReport(f"ep-{device}",
+                                                         firmware_version=f"9.{n}"))
         start = time.perf_counter()
         assert http.get(url).status_code == 200
         times.append((time.perf_counter() - start) * 1000)
+    return {"p50_ms": round(statistics.median(times), 2), "max_ms": round(max(times), 2)}
+
+
+UPDATING = 1_000  # devices of the 10,000-device collection the writer keeps updating
+STEPS = (UpdateState.INITIALIZING, UpdateState.DOWNLOADING, UpdateState.DOWNLOADED,
+         UpdateState.UPDATING)
+
+
+def write_progress(store: SqliteStore, first: int, stop: threading.Event,
+                   written: list[int]) -> None:
+    """A rollout's writes: ten devices' progress per transaction, about 100 a second."""
+    n = 0
+    while not stop.is_set():
+        step = STEPS[(n // UPDATING) % len(STEPS)]
+        store.put_progress_many([
+            (DeviceProgress(device_id(first + (n + k) % UPDATING), SMALL_IMG, step,
+                            f"block {n}", attempts=1), ()) for k in range(10)])
+        n += 10
+        stop.wait(0.01)
+    written.append(n)
+
+
+def under_writes(base: str, store: SqliteStore, first: int, duration: int) -> dict[str, object]:
+    stop, written = threading.Event(), []
+    writer = threading.Thread(target=write_progress, args=(store, first, stop, written))
+    started = time.perf_counter()
+    writer.start()
+    try:
+        lists = wrk(base + f"/collections/{SMALL}/devices", 4, duration)
+        status = wrk(base + "/status", 4, duration)
+    finally:
+        stop.set()
+        writer.join()
+    return {"devices_list_10k": lists, "status": status,
+            "device_updates_per_s": round(written[0] / (time.perf_counter() - started))}
+
+
+def scrape(http: httpx.Client, rounds: int = 20) -> dict[str, float] | None:
+    """GET /metrics one at a time (None: this API has no /metrics)."""
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        r = http.get("/metrics")
+        times.append((time.perf_counter() - start) * 1000)
+        if r.status_code == 404:
+            return None
+        r.raise_for_status()
     return {"p50_ms": round(statistics.median(times), 2), "max_ms": round(max(times), 2)}
 
 
@@ -148,11 +203,13 @@ def main() -> None:
                     "populate_s": round(setup_s, 1),
                     "devices_list_10k": wrk(base + devices_url, 4, args.duration),
                     "devices_list_10k_bytes": len(http.get(devices_url).content),
-                    "devices_list_10k_cold": cold(http, store, devices_url),
+                    "devices_list_10k_cold": cold(http, store, devices_url, args.devices + 7),
                     "usage_100k": wrk(base + usage_url, 1, args.duration),
                     "usage_100k_cold": cold(http, store, usage_url),
                     "small_get": wrk(base + small_url, 8, args.duration),
                     "small_get_cold": cold(http, store, small_url),
+                    "metrics_scrape_100k": scrape(http),
+                    "under_writes": under_writes(base, store, args.devices, args.duration),
                 }
         finally:
             server.terminate()
