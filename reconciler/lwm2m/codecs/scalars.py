@@ -35,7 +35,8 @@ def infer_type(value: Value) -> ResourceType:
     if isinstance(value, bool):
         return ResourceType.BOOLEAN
     if isinstance(value, int):
-        return ResourceType.INTEGER
+        # Above the signed range only LwM2M 1.1's Unsigned Integer can hold it.
+        return ResourceType.UNSIGNED if value >= 2**63 else ResourceType.INTEGER
     if isinstance(value, float):
         return ResourceType.FLOAT
     if isinstance(value, str):

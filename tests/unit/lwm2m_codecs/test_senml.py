@@ -142,3 +142,13 @@ def test_without_a_request_path_every_name_must_be_a_full_path() -> None:
         decode_senml(b'[{"n":"9","v":5}]', cbor=False, base=None)
     assert decode_senml(b'[{"bn":"/3/0/","n":"9","v":5}]', cbor=False, base=None) == {
         Path(3, 0, 9): 5}
+
+
+@pytest.mark.parametrize("fmt", [ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR])
+@pytest.mark.parametrize("value", [2**63, 2**64 - 1, -(2**63)])
+def test_an_unmodelled_integer_round_trips_across_the_whole_64_bit_range(
+    fmt: ContentFormat, value: int
+) -> None:
+    # Found by hypothesis: an unmodelled 2**63 was typed Integer and refused on encode.
+    path = Path(3442, 0, 1)
+    assert decode(fmt, Path(3442), encode(fmt, Path(3442), {path: value})) == {path: value}
