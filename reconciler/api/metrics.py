@@ -53,8 +53,6 @@ def _devices(statuses: Iterable[CollectionStatus]) -> GaugeMetricFamily:
 
 
 def _rollouts(statuses: Iterable[CollectionStatus]) -> Iterator[GaugeMetricFamily]:
-    # Waves: the manifest's waves land in the rollout snapshot under their own key; a
-    # per-wave series then takes a "wave" label beside "collection" (issue 11.1).
     labels = ["collection"]
     progress = GaugeMetricFamily("fota_rollout_progress_ratio", "Share of the targeted "
                                  "devices that run their target (Current)", labels=labels)
@@ -66,6 +64,7 @@ def _rollouts(statuses: Iterable[CollectionStatus]) -> Iterator[GaugeMetricFamil
                                "(UpdateFailed, Reverted)", labels=labels)
     halted = GaugeMetricFamily("fota_rollout_halted", "1 while the failure threshold holds "
                                "new starts of the collection", labels=labels)
+    statuses = list(statuses)
     for status in statuses:
         labels_of = [status.collection_id]
         targeted = sum(status.counts.values())
@@ -76,6 +75,39 @@ def _rollouts(statuses: Iterable[CollectionStatus]) -> Iterator[GaugeMetricFamil
         failed.add_metric(labels_of, _number(status.rollout.get("failed")))
         halted.add_metric(labels_of, 1.0 if status.rollout.get("halted") else 0.0)
     yield from (progress, downloading, in_flight, failed, halted)
+    yield from _waves(statuses)
+
+
+_WAVE_FIGURES = (
+    ("members", "fota_rollout_wave_devices", "Devices in the wave (the rollout's waves: "
+     "names come from git, so the series are as few as the declared waves)"),
+    ("current", "fota_rollout_wave_current", "Devices of the wave that run the target"),
+    ("failed", "fota_rollout_wave_failed", "Devices of the wave in a terminal failure"),
+    ("inFlight", "fota_rollout_wave_in_flight", "Devices of the wave updating now"),
+)
+
+
+def _waves(statuses: Iterable[CollectionStatus]) -> Iterator[GaugeMetricFamily]:
+    """Per wave of each rollout that declares waves, from the controller's snapshot
+    (`rollout.waves` in /status); `fota_rollout_wave_active` is 1 for the current one."""
+    families = {key: GaugeMetricFamily(name, text, labels=["collection", "wave"])
+                for key, name, text in _WAVE_FIGURES}
+    active = GaugeMetricFamily("fota_rollout_wave_active", "1 for the wave the rollout is "
+                               "in now", labels=["collection", "wave"])
+    for status in statuses:
+        shown = status.rollout.get("waves")
+        if not isinstance(shown, Mapping):
+            continue
+        waves = shown.get("waves")
+        for wave in waves if isinstance(waves, list) else ():
+            if not isinstance(wave, Mapping):
+                continue
+            labels_of = [status.collection_id, _text(wave.get("name"))]
+            for key, family in families.items():
+                family.add_metric(labels_of, _number(wave.get(key)))
+            active.add_metric(labels_of, 1.0 if wave.get("name") == shown.get("current")
+                              else 0.0)
+    yield from (*families.values(), active)
 
 
 def _source(status: Mapping[str, object], applied: str | None) -> Iterator[Any]:
