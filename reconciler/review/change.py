@@ -42,9 +42,16 @@ def review_change(base: DesiredState, head: DesiredState,
     """`now`: when the windows' next openings are told from (None: not told)."""
     changed = {d for d in head.devices if revision_affects(base, head, d)}
     unchanged = set(base.devices) - changed
-    plans = [p for p in summarize(_only(head, changed), observed, now) if _counts(p)]
+    plans = [p for p in summarize(_only(head, changed), observed, now, _retried(base, head))
+             if _counts(p)]
     drift = [p for p in summarize(_only(base, unchanged), observed) if p.moves or p.drifted]
     return Change(base.revision, head.revision, plans, drift, _warnings(head, plans))
+
+
+def _retried(base: DesiredState, head: DesiredState) -> set[str]:
+    """Devices whose retry counter the change raises: a failed one is retried."""
+    return {d for d, device in head.devices.items()
+            if d in base.devices and head.retry_of(device) > base.retry_of(base.devices[d])}
 
 
 def _only(state: DesiredState, ids: Ids[str]) -> DesiredState:

@@ -12,6 +12,7 @@ observed devices as the controller's rollout index keeps them. Called by `review
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Collection as Ids
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -81,12 +82,13 @@ class _Seen:
 
 
 def summarize(desired: DesiredState, observed: Mapping[str, DeviceView],
-              now: float | None = None) -> list[CollectionPlan]:
-    """`now`: the instant the windows' next openings are told from (None: not told)."""
+              now: float | None = None, retried: Ids[str] = ()) -> list[CollectionPlan]:
+    """`now`: the instant the windows' next openings are told from (None: not told);
+    `retried`: devices whose retry counter the change raises (their failure ends)."""
     members: dict[str, list[_Seen]] = defaultdict(list)
     for device in desired.devices.values():
-        members[device.collection_id].append(_seen(desired, device,
-                                                   observed.get(device.device_id)))
+        members[device.collection_id].append(_seen(
+            desired, device, observed.get(device.device_id), device.device_id in retried))
     plans = [_collection_plan(desired, c, members[cid])
              for cid, c in sorted(desired.collections.items())]
     for plan in plans:
@@ -97,10 +99,11 @@ def summarize(desired: DesiredState, observed: Mapping[str, DeviceView],
     return plans
 
 
-def _seen(desired: DesiredState, device: Device, view: DeviceView | None) -> _Seen:
+def _seen(desired: DesiredState, device: Device, view: DeviceView | None,
+          retried: bool = False) -> _Seen:
     target_id = desired.effective_target(device)
     state = _state(view)
-    failed = (state is not None and state.terminal and view is not None
+    failed = (state is not None and state.terminal and view is not None and not retried
               and target_id is not None and view.target_image_id == target_id)
     drift = view.drift if view is not None and view.target_image_id == target_id else None
     return _Seen(device, target_id, state, failed, _label(desired, device, view),

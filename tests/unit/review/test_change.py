@@ -11,7 +11,10 @@ from builders import CID, NEW, OLD, collection, desired_state, device, image
 from builders.manifests import Tree
 
 from reconciler.cli import main
+from reconciler.engine.machine import HOLDS
+from reconciler.model.desired import RolloutPolicy
 from reconciler.review.change import render_markdown, review_change
+from reconciler.review.summary import summarize
 from reconciler.store import DeviceView
 
 C2 = "c2"
@@ -79,3 +82,18 @@ def test_exit_code_2_when_the_change_moves_devices_0_when_none_1_on_error(
     assert main(["plan", *repo, "--base", "HEAD"]) == 0
     assert main(["plan", *repo, "--base", "no-such-branch"]) == 1
     assert "no revision 'no-such-branch'" in capsys.readouterr().err
+
+
+def test_a_raised_retry_counter_moves_the_failed_devices_instead_of_holding_them() -> None:
+    def state(retry: int, revision: str):  # type: ignore[no-untyped-def]
+        coll = collection(NEW.image_id, rollout=RolloutPolicy(retry=retry))
+        return desired_state(coll, [OLD, NEW], [device("d0"), device("d1")], revision)
+
+    failed = DeviceView("d0", CID, {}, None, NEW.image_id, "1.0", None, None, None,
+                        "UpdateFailed", None)
+    observed = {"d0": failed, "d1": _view("d1", CID, "2.0")}
+    [held] = summarize(state(0, "base"), observed)
+    assert list(held.blocked) == [f"UpdateFailed {HOLDS}"]
+    change = review_change(state(0, "base"), state(1, "head"), observed)
+    [plan] = change.plans
+    assert dict(plan.moves) == {("1.0", "2.0"): 1} and not plan.blocked
