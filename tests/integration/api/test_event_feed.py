@@ -146,7 +146,7 @@ async def test_streams_beyond_the_cap_get_503_and_a_closed_stream_frees_its_slot
             refused = await http.get("/events", headers={"X-API-Token": TOKEN})
             assert refused.status_code == 503 and refused.json()["status"] == 503
             assert refused.headers["retry-after"] == "5"
-        async with asyncio.timeout(5):  # the server learns of the disconnects, then admits
+        async with asyncio.timeout(30):  # the server learns of the disconnects, then admits
             while (await _status_of_new_stream(base)) != 200:
                 await asyncio.sleep(0.05)
 
@@ -170,7 +170,7 @@ async def test_a_client_that_stops_reading_is_dropped_not_buffered(
             # 8 MB of events, more than any socket buffer on the way; never read.
             for n in range(40):
                 write(store, ref.device, *(f"{n}-{i} " + "x" * 1000 for i in range(200)))
-            async with asyncio.timeout(10):  # dropped: its slot is free again
+            async with asyncio.timeout(30):  # dropped: its slot is free again
                 while (await _status_of_new_stream(base)) != 200:
                     await asyncio.sleep(0.1)
         finally:
