@@ -86,10 +86,12 @@ class PlainView:
 
     def show(self, collections: list[Figures]) -> None:
         for c in collections:
-            line = c.line()
-            if self._last.get(c.collection_id) != line:
-                self._last[c.collection_id] = line
-                print(line, file=self._out, flush=True)
+            lines = {c.collection_id: c.line(),
+                     **{f"{c.collection_id}/{w.name}": w.line(c.collection_id) for w in c.waves}}
+            for key, line in lines.items():
+                if self._last.get(key) != line:
+                    self._last[key] = line
+                    print(line, file=self._out, flush=True)
 
     def note(self, text: str) -> None:
         print(text, file=self._out, flush=True)
@@ -99,7 +101,8 @@ class PlainView:
 
 
 class BarsView:
-    """A progress bar per collection (devices Current of those with a target)."""
+    """A progress bar per collection (devices Current of those with a target), and one
+    per wave below it when the rollout has waves."""
 
     def __init__(self, out: TextIO) -> None:
         self._bars = Progress(TextColumn("{task.description}"), BarColumn(),
@@ -112,11 +115,17 @@ class BarsView:
         for c in collections:
             detail = (f"{c.count(in_flight=True)} in flight, {c.count(terminal=True)} failed"
                       + (f", halted: {c.reason}" if c.halted else ""))
-            task = self._tasks.get(c.collection_id)
-            if task is None:
-                task = self._tasks[c.collection_id] = self._bars.add_task(
-                    c.collection_id, total=c.managed, detail=detail)
-            self._bars.update(task, completed=c.current, total=c.managed, detail=detail)
+            detail += f", wave {c.wave}" if c.wave else ""
+            self._bar(c.collection_id, c.collection_id, c.current, c.managed, detail)
+            for w in c.waves:
+                self._bar(f"{c.collection_id}/{w.name}", f"  {w.name}", w.current, w.members,
+                          f"{w.in_flight} in flight, {w.failed} failed")
+
+    def _bar(self, key: str, label: str, done: int, total: int, detail: str) -> None:
+        task = self._tasks.get(key)
+        if task is None:
+            task = self._tasks[key] = self._bars.add_task(label, total=total, detail=detail)
+        self._bars.update(task, completed=done, total=total, detail=detail)
 
     def note(self, text: str) -> None:
         self._bars.console.print(text)

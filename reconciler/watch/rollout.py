@@ -23,6 +23,21 @@ class Outcome(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Wave:
+    """One wave of a collection's rollout, as /status shows it under rollout.waves."""
+
+    name: str
+    members: int
+    current: int
+    failed: int
+    in_flight: int
+
+    def line(self, collection_id: str) -> str:
+        return (f"{collection_id}/{self.name}: {self.current}/{self.members} Current, "
+                f"{self.in_flight} in flight, {self.failed} failed")
+
+
+@dataclass(frozen=True, slots=True)
 class Progress:
     collection_id: str
     management: str
@@ -31,6 +46,8 @@ class Progress:
     states: dict[str, int]
     halted: bool
     reason: str | None
+    waves: tuple[Wave, ...] = ()
+    wave: str | None = None  # the wave the rollout is at, and its stage
 
     @property
     def current(self) -> int:
@@ -58,6 +75,7 @@ class Progress:
         """One plain line, for logs and a terminal that is not a TTY."""
         text = (f"{self.collection_id}: {self.current}/{self.managed} Current, "
                 f"{self.count(in_flight=True)} in flight, {self.count(terminal=True)} failed")
+        text += f", wave {self.wave}" if self.wave else ""
         return text + (f", halted: {self.reason}" if self.halted else "")
 
 
@@ -73,8 +91,21 @@ def progress(status: dict[str, Any], only: str | None = None) -> list[Progress]:
             collection_id=str(c.get("collectionId")), management=str(c.get("management")),
             target=c.get("targetFirmwareId"), devices=int(c.get("devices") or 0),
             states={str(k): int(v) for k, v in (c.get("states") or {}).items()},
-            halted=bool(c.get("halted")), reason=c.get("haltReason")))
+            halted=bool(c.get("halted")), reason=c.get("haltReason"),
+            **_waves((c.get("rollout") or {}).get("waves"))))
     return found
+
+
+def _waves(shown: object) -> dict[str, Any]:
+    """The waves of /status's rollout.waves (absent without waves in git)."""
+    if not isinstance(shown, dict):
+        return {}
+    waves = tuple(Wave(str(w.get("name")), int(w.get("members") or 0),
+                       int(w.get("current") or 0), int(w.get("failed") or 0),
+                       int(w.get("inFlight") or 0))
+                  for w in shown.get("waves") or [] if isinstance(w, dict))
+    at = f"{shown.get('current')} ({shown.get('stage')})" if shown.get("current") else None
+    return {"waves": waves, "wave": at}
 
 
 def overall(collections: list[Progress]) -> Outcome | None:

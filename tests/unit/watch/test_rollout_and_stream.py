@@ -72,3 +72,16 @@ def test_the_plain_view_prints_a_line_only_when_figures_change() -> None:
     assert out.getvalue().splitlines() == [
         "aaaa: 1/2 Current, 1 in flight, 0 failed",
         "aaaa: 1/2 Current, 0 in flight, 1 failed, halted: 1 of 2 failed"]
+
+
+def test_waves_from_status_show_as_their_own_lines_under_the_collection() -> None:
+    body = coll("aaaa", {"Current": 3, "Pending": 2})
+    body["rollout"] = {"waves": {"current": "rest", "stage": "running", "waves": [
+        {"name": "canary", "members": 1, "current": 1, "failed": 0, "inFlight": 0},
+        {"name": "the rest", "members": 4, "current": 2, "failed": 0, "inFlight": 1}]}}
+    out = io.StringIO()
+    PlainView(out).show(progress(status(body)))
+    assert out.getvalue().splitlines() == [
+        "aaaa: 3/5 Current, 0 in flight, 0 failed, wave rest (running)",
+        "aaaa/canary: 1/1 Current, 0 in flight, 0 failed",
+        "aaaa/the rest: 2/4 Current, 1 in flight, 0 failed"]
