@@ -39,9 +39,11 @@ from reconciler.notify.delivery import DeliveryConfig, Sender
 from reconciler.notify.messages import NotifyEvent, routed, slack_request, webhook_request
 from reconciler.store.event_log import EventHub
 from reconciler.store.reader import SqliteReader
+from reconciler.store.views import CollectionStatus
 
 log = logging.getLogger("reconciler.notify")
 Persist = Callable[[Mapping[str, object]], None]
+STATS_EVERY = 10.0  # seconds between two writes of changed counters alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +96,18 @@ class Notifier:
         self._queued: dict[str, CommitStatus] = {}
         self._last_pending: dict[str, float] = {}
         self._saved: object = None
+        self._saved_stats: object = None
+        self._saved_at = -STATS_EVERY
 
     # --- what the git source tells it ------------------------------------------------
     async def set_desired(self, desired: DesiredState) -> None:
-        """Providers and alerts of the revision, and which rollouts it starts."""
+        """Providers and alerts of the revision, and which rollouts it starts. The revision
+        and its rollouts change together after the last await: a look at the store in
+        between still matches the old revision's rollouts with the old revision."""
+        found = await asyncio.to_thread(fingerprints, desired)
+        await self._configure(desired.notifications)
         self.revision = desired.revision
         self._names = {cid: c.name for cid, c in desired.collections.items()}
-        await self._configure(desired.notifications)
-        found = await asyncio.to_thread(fingerprints, desired)
         for cid, print_ in found.items():
             known = self._rollouts.get(cid)
             if known is None or known.fingerprint != print_:
@@ -141,7 +147,7 @@ class Notifier:
                 follower.cancel()
                 await asyncio.gather(follower, return_exceptions=True)
             with contextlib.suppress(Exception):  # the store may be closing under us
-                await asyncio.to_thread(self._save, True)
+                await self._save(force=True)
             await self.close()
 
     async def _follow(self, hub: EventHub, stop: asyncio.Event) -> None:
@@ -159,7 +165,7 @@ class Notifier:
         """One look: forward new events, update commit statuses, persist the cursor."""
         await self._forward_events()
         await self._update_statuses()
-        await asyncio.to_thread(self._save)
+        await self._save()
 
     async def _forward_events(self) -> None:
         for _ in range(10):  # bounded per look; the next look goes on where this one ended
@@ -189,12 +195,13 @@ class Notifier:
         hosts = [live for live in self._live.values() if live.provider.kind.commit_status]
         if not hosts or not self._rollouts:
             return
-        # Until the store holds this revision's targets, its counts describe the last one:
-        # a rollout just started would read as done.
-        applied = await asyncio.to_thread(self.reader.applied_revision)
-        if applied != self.revision:
+        # Counts are read only while the store holds exactly the revision whose rollouts
+        # we track (before and after the query): under an older one a rollout just
+        # started would read as done, under a newer one an old commit would be re-judged.
+        revision = self.revision
+        statuses = await asyncio.to_thread(self._statuses_at, revision)
+        if statuses is None or revision != self.revision:
             return
-        statuses = await asyncio.to_thread(self.reader.collection_statuses)
         for status in statuses:
             rollout = self._rollouts.get(status.collection_id)
             if rollout is None:
@@ -203,6 +210,12 @@ class Notifier:
             for live in hosts:
                 if self._selects(live.provider, status.collection_id):
                     self._post(live, found)
+
+    def _statuses_at(self, revision: str) -> list[CollectionStatus] | None:
+        if self.reader.applied_revision() != revision:
+            return None
+        statuses = self.reader.collection_statuses()
+        return statuses if self.reader.applied_revision() == revision else None
 
     def _selects(self, provider: Provider, collection_id: str) -> bool:
         return any(a.selects_collection(collection_id)
@@ -282,18 +295,28 @@ class Notifier:
         return url or "", secret
 
     # --- persistence -------------------------------------------------------------------
-    def _save(self, force: bool = False) -> None:
+    async def _save(self, force: bool = False) -> None:
+        """Persist what a restart needs when it changed, and the counters (for operators
+        reading the state file) at most every STATS_EVERY seconds. The record is built on
+        the loop, which alone changes these dicts; only the write runs in a thread."""
+        state = self._record()
+        stats = self.stats()
+        now = self.clock()
+        stale = stats != self._saved_stats and now - self._saved_at >= STATS_EVERY
+        if state != self._saved or stale or force:
+            self._saved, self._saved_stats, self._saved_at = state, stats, now
+            await asyncio.to_thread(self.persist, {**state, "providers": stats})
+
+    def _record(self) -> dict[str, object]:
         cursor = min([self.cursor] + [live.sender.safe_cursor(self.cursor)
                                       for live in self._live.values()])
-        state = {
+        state: dict[str, object] = {
             "cursor": cursor,
             "rollouts": {cid: [r.sha, r.fingerprint] for cid, r in self._rollouts.items()},
             "posted": {k: [s.sha, s.collection_id, s.state.value, s.description]
                        for k, s in self._posted.items()},
         }
-        if state != self._saved or force:
-            self.persist({**state, "providers": self.stats()})
-            self._saved = state
+        return state
 
 
 def _mapping(state: Mapping[str, object], key: str) -> dict[str, list[str]]:

@@ -35,13 +35,13 @@ def hosts(github: str, gitlab: str) -> Notifications:
 
 
 @asynccontextmanager
-async def notifier_on(state: State, revision: str,
-                      notifications: Notifications) -> AsyncIterator[Notifier]:
+async def notifier_on(state: State, revision: str, notifications: Notifications,
+                      target: str = NEW.image_id) -> AsyncIterator[Notifier]:
     """A notifier told of `revision`, running until the block ends."""
     notifier = Notifier(state.reader, state.store.set_notify_state, CONFIG, ENV)
     stop = asyncio.Event()
     try:
-        await apply(state, notifier, state.desired(notifications, revision))
+        await apply(state, notifier, state.desired(notifications, revision, target))
         task = asyncio.create_task(notifier.run(stop))
         yield notifier
         stop.set()
@@ -107,6 +107,28 @@ async def test_pending_then_success_then_superseded_never_twice(state: State) ->
         async with notifier_on(state, REV3, notifications):
             await asyncio.sleep(0.3)  # several looks at the store
         assert len(github.requests) == 5 and len(gitlab.requests) == 5
+    finally:
+        await github.stop()
+        await gitlab.stop()
+
+
+async def test_no_status_is_judged_on_counts_of_another_revision(state: State) -> None:
+    """The store still holds the last revision (every device Current on its target)
+    while the notifier already heard of a new target: nothing may read as done."""
+    github, gitlab = Receiver(), Receiver()
+    await github.start()
+    await gitlab.start()
+    try:
+        notifications = hosts(github.url, gitlab.url)
+        current(state, "d1", "d2", target=OLD.image_id)
+        async with notifier_on(state, REV, notifications, OLD.image_id) as notifier:
+            await github.wait_for(lambda: len(github.answered) == 1)
+            await notifier.set_desired(state.desired(notifications, REV2))  # store: REV
+            await asyncio.sleep(0.3)  # several looks at the store
+            assert posted(github) == [(REV, "success", "fota: 2/2 Current")]
+            state.store.apply_desired(state.desired(notifications, REV2))
+            await github.wait_for(lambda: len(github.answered) == 2)
+        assert posted(github)[1] == (REV2, "pending", "fota: 0/2 Current")
     finally:
         await github.stop()
         await gitlab.stop()

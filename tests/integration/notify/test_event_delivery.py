@@ -131,6 +131,8 @@ async def test_a_failing_receiver_gets_the_same_request_again_until_it_recovers(
     assert len(hook.requests) == 3
     assert len({(r.body, r.headers["x-fota-event-id"]) for r in hook.requests}) == 1
     assert (stats["sent"], stats["retries"], stats["dropped"]) == (1, 2, 0)
+    saved = state.reader.notify_state()["providers"]
+    assert isinstance(saved, dict) and saved["ops"]["sent"] == 1  # counters kept at stop
 
 
 async def test_a_hanging_receiver_costs_only_its_own_bounded_queue(state: State) -> None:
