@@ -127,6 +127,17 @@ def admission(status: Mapping[str, object]) -> Json | None:
             "message": f"{count}{more} undeclared {noun} tried to register; first: {first}"}
 
 
+def notifications(state: Mapping[str, object]) -> Json | None:
+    """Each notification provider's counters as the notifier last saved them (None
+    without providers): a receiver down for long shows as `dropped` and `failing`."""
+    found = state.get("providers")
+    if not isinstance(found, dict) or not found:
+        return None
+    keys = ("sent", "dropped", "retries", "queued", "failing", "lastError", "error")
+    return {name: {k: v for k, v in counters.items() if k in keys and v is not None}
+            for name, counters in found.items() if isinstance(counters, dict)}
+
+
 def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 

@@ -166,11 +166,22 @@ class AdmissionOut(Schema):
     message: str  # "12 undeclared endpoints tried to register; first: urn:imei:..."
 
 
+class NotificationOut(Schema):
+    sent: int = 0
+    dropped: int = 0  # full queue, past the deadline, or refused (4xx) by the receiver
+    retries: int = 0
+    queued: int = 0
+    failing: bool = False
+    lastError: str | Absent = None
+    error: str | Absent = None  # why the provider is not running (a missing variable)
+
+
 class Status(Schema):
     appliedRevision: str | Absent = None
     source: SourceOut
     restart: RestartOut | Absent = None  # absent until the controller has started
     admission: AdmissionOut | Absent = None  # absent until an undeclared endpoint tried
+    notifications: dict[str, NotificationOut] | Absent = None  # per provider, if any
     collections: list[CollectionStatusOut]
 
 

@@ -32,10 +32,12 @@ def status_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
                        for s in reader.collection_statuses()]
         restart = render.restart(reader.restart_status())
         admission = render.admission(reader.admission_status())
+        notifications = render.notifications(reader.notify_state())
         return render.dumps({**({"appliedRevision": applied} if applied else {}),
                              "source": render.source(reader.source_status(), applied),
                              **({"restart": restart} if restart else {}),
                              **({"admission": admission} if admission else {}),
+                             **({"notifications": notifications} if notifications else {}),
                              "collections": collections})
 
     @router.get("/status", summary="Source, revision and per-collection rollout status",

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 from pathlib import Path
 
+import httpx
 import pytest
 from controller_harness import (
     COLLECTION,
@@ -75,6 +76,12 @@ async def test_a_target_commit_gets_pending_then_success(
             await fleet.wait_all(lambda d: d.version == "2.0", timeout=30)
             await github.wait_for(lambda: ("success", "fota: 3/3 Current")
                                   in statuses(github, sha), timeout=30)
+            async with httpx.AsyncClient() as client:
+                answer = await client.get(f"http://127.0.0.1:{running.http_port}/status")
+        # /status shows each provider's counters as last saved (at most 10 s old).
+        counters = answer.json()["notifications"]
+        assert set(counters) == {"github", "ops"}
+        assert counters["ops"]["sent"] >= 1 and counters["github"]["dropped"] == 0
         posted = statuses(github, sha)
         assert posted[0][0] == "pending" and posted[-1] == ("success", "fota: 3/3 Current")
         assert [s for s, _ in posted].count("success") == 1  # never the same status twice
