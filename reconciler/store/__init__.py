@@ -5,7 +5,8 @@ gives the API a read-only connection (`SqliteReader`). The `Store` and `StoreRea
 protocols are the whole surface, kept narrow so a PostgreSQL implementation can follow.
 Modules: `schema` (migrations), `codec` (rows <-> model values), `desired_sync`
 (incremental apply of a snapshot), `writer`, `reader`, `views` (what the reader returns),
-`event_log` (the event log as a feed from a cursor, and the hub that wakes its readers).
+`event_log` (the event log as a feed from a cursor, and the hub that wakes its readers),
+`pages` (the dashboard's keyset pages of devices).
 """
 
 from __future__ import annotations
@@ -18,8 +19,15 @@ from reconciler.model.lwm2m import NO_FORMATS, ContentFormats, FirmwareOffer, Re
 from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
 from reconciler.model.status import Condition
 from reconciler.store.event_log import EventHub, EventRecord, Subscription
+from reconciler.store.pages import DeviceQuery
 from reconciler.store.reader import SqliteReader, open_reader
-from reconciler.store.views import CollectionStatus, CollectionView, DeviceView, Usage
+from reconciler.store.views import (
+    CollectionStatus,
+    CollectionView,
+    DevicePage,
+    DeviceView,
+    Usage,
+)
 from reconciler.store.writer import SqliteStore, open_store
 
 
@@ -85,6 +93,7 @@ class StoreReader(Protocol):
     def changed_devices(self, collection_id: str, since: int) -> list[str]: ...
     def device(self, collection_id: str, device_id: str) -> DeviceView | None: ...
     def device_collection(self, device_id: str) -> str | None: ...
+    def device_page(self, query: DeviceQuery) -> DevicePage: ...  # keyset, filtered
     def applied_revision(self) -> str | None: ...
     def desired_generation(self) -> int: ...
     def source_status(self) -> dict[str, object]: ...
@@ -107,7 +116,7 @@ def _conforms(store: SqliteStore, reader: SqliteReader) -> tuple[Store, StoreRea
 
 
 __all__ = [
-    "CollectionStatus", "CollectionView", "DeviceView", "EventHub", "EventRecord",
-    "SqliteReader", "SqliteStore", "Store", "StoreReader", "Subscription", "Usage",
-    "open_reader", "open_store",
+    "CollectionStatus", "CollectionView", "DevicePage", "DeviceQuery", "DeviceView",
+    "EventHub", "EventRecord", "SqliteReader", "SqliteStore", "Store", "StoreReader",
+    "Subscription", "Usage", "open_reader", "open_store",
 ]

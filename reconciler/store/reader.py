@@ -21,15 +21,23 @@ from reconciler.model.versions import image_order
 from reconciler.store import codec, tallies
 from reconciler.store.event_log import EventRecord, events_after, last_seq
 from reconciler.store.json_lists import device_ids_json, device_rows_json, devices_json
+from reconciler.store.pages import DeviceQuery, device_page
 from reconciler.store.schema import SCHEMA_VERSION, SchemaError, user_version
 from reconciler.store.state_sql import MESSAGE_SQL, STATE_SQL
-from reconciler.store.views import CollectionStatus, CollectionView, DeviceView, Usage
+from reconciler.store.views import (
+    CollectionStatus,
+    CollectionView,
+    DevicePage,
+    DeviceView,
+    Usage,
+)
 from reconciler.store.writer import connect
 
-_DEVICE_SQL = f"""SELECT d.device_id, d.collection_id, d.tags, d.current_image_id,
+_DEVICE_COLUMNS = f"""d.device_id, d.collection_id, d.tags, d.current_image_id,
     d.target_image_id, r.firmware_version, r.serial_number, r.model_number, r.manufacturer,
     {STATE_SQL}, {MESSAGE_SQL},
-    CASE WHEN p.target_image_id IS d.target_image_id THEN p.drift END
+    CASE WHEN p.target_image_id IS d.target_image_id THEN p.drift END"""
+_DEVICE_SQL = f"""SELECT {_DEVICE_COLUMNS}
     FROM devices d LEFT JOIN reports r ON r.device_id = d.device_id
     LEFT JOIN progress p ON p.device_id = d.device_id"""
 _COLLECTION_SQL = "SELECT collection_id, name, management, target_image_id, tags FROM collections"
@@ -159,6 +167,13 @@ class SqliteReader:
         row = self._one(_DEVICE_SQL + " WHERE d.device_id = ? AND d.collection_id = ?",
                         (device_id, collection_id))
         return _device(row) if row else None
+
+    def device_page(self, query: DeviceQuery) -> DevicePage:
+        """One page of devices in device id order after `query.after`, filtered by
+        collection, state and tag; bounded work whatever the filter (`pages.py`)."""
+        with self._lock:
+            page = device_page(self._conn, _DEVICE_COLUMNS, query)
+        return DevicePage([_device(r) for r in page.rows], page.resume_after)
 
     def device_collection(self, device_id: str) -> str | None:
         row = self._one("SELECT collection_id FROM devices WHERE device_id = ?", (device_id,))

@@ -39,6 +39,12 @@ class DeviceView:
 
 
 @dataclass(frozen=True, slots=True)
+class DevicePage:
+    devices: list[DeviceView]
+    resume_after: str | None  # the cursor of the next page; None: this was the last
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     firmware_id: str
     targeted: list[str]
