@@ -1,11 +1,10 @@
 """`create_app(reader, tokens=...)`: the read-only HTTP API as one FastAPI application.
 
 Composes the reference routes (`routes.py`), status and probes (`status.py`), the event
-feed (`events.py`), the JSON
-error handlers (`errors.py`), the token check (`access.py`), HEAD support (`head.py`),
-the trimmed OpenAPI document (`openapi.py`), offline /docs (`docs.py`) and /metrics
-(`metrics.py`, over the process's `observe.Metrics` when `fota serve` passes one) around
-one `StoreReader`.
+feed (`events.py`), the JSON error handlers (`errors.py`), the token check (`access.py`),
+HEAD support (`head.py`), the trimmed OpenAPI document (`openapi.py`), offline /docs
+(`docs.py`), /metrics (`metrics.py`, over the process's `observe.Metrics` when `fota
+serve` passes one) and the /ui dashboard (`ui/`) around one `StoreReader`.
 No import-time globals: `fota serve` and the tests each build their own app.
 """
 
@@ -25,6 +24,7 @@ from reconciler.api.metrics import metrics_router
 from reconciler.api.openapi import install_openapi
 from reconciler.api.routes import collections_router
 from reconciler.api.status import health_router, status_router
+from reconciler.api.ui import ui_router
 from reconciler.observe.metrics import Metrics
 from reconciler.store import EventHub, StoreReader
 
@@ -49,7 +49,8 @@ def create_app(reader: StoreReader, *, tokens: Sequence[str] = (),
     app.add_middleware(HeadAsGet)
     install_openapi(app, guarded=any(tokens))
     install_docs(app)  # /docs with local Swagger UI assets instead of FastAPI's CDN page
-    guard = [Depends(TokenCheck(tokens))]
+    check = TokenCheck(tokens)
+    guard = [Depends(check)]
     cache = BodyCache(reader)
     app.include_router(collections_router(reader, cache), dependencies=guard)
     app.include_router(status_router(reader, cache), dependencies=guard)
@@ -57,4 +58,5 @@ def create_app(reader: StoreReader, *, tokens: Sequence[str] = (),
                        dependencies=guard)
     app.include_router(health_router(reader))
     app.include_router(metrics_router(reader, metrics or Metrics()), dependencies=guard)
+    app.include_router(ui_router(reader, check))  # the dashboard checks the token itself
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from starlette.requests import Request
 
 from reconciler.api import check_bind, render, schemas
 from reconciler.api.access import TokenCheck
@@ -30,13 +31,14 @@ def test_any_bind_is_allowed_once_a_token_is_configured() -> None:
 
 async def test_the_token_check_accepts_any_configured_token_and_nothing_else() -> None:
     check = TokenCheck(["alpha", "beta"])
-    await check("alpha")
-    await check("beta")
+    bare = Request({"type": "http", "headers": []})  # no dashboard session cookie
+    await check(bare, "alpha")
+    await check(bare, "beta")
     for wrong in (None, "", "alph", "alphaa", "gamma"):
         with pytest.raises(ApiError) as caught:
-            await check(wrong)
+            await check(bare, wrong)
         assert caught.value.status == 401
-    await TokenCheck([])(None)  # nothing configured: open (check_bind keeps it on loopback)
+    await TokenCheck([])(bare, None)  # nothing configured: open (check_bind keeps it local)
 
 
 def test_unset_ids_and_unreported_values_are_absent_keys_and_tags_an_object() -> None:
