@@ -193,6 +193,7 @@ def overview_context(reader: StoreReader) -> dict[str, Any]:
             "revision": rollout.get("revision") or applied,
             "progress": shapes.progress(status.counts),
             "waves": shapes.wave_progress(rollout),
+            "wave": shapes.wave_summary(rollout),
             "halted": bool(rollout.get("halted")),
             "reason": rollout.get("halt_reason") or rollout.get("reason"),
             "hint": shapes.resume_hint(rollout),

@@ -71,17 +71,39 @@ def progress(counts: Mapping[str, int], label: str = "all devices") -> Progress:
 
 
 def wave_progress(rollout: Mapping[str, object]) -> list[Progress]:
-    """One bar per wave when the controller reports waves (`rollout["waves"]`: a list of
-    {"name", "counts"}); none otherwise, and the collection's own bar stands alone."""
-    waves = rollout.get("waves")
+    """One bar per wave when the controller reports waves (`rollout["waves"]["waves"]`:
+    name, members, current, failed, inFlight each); none otherwise, and the collection's
+    own bar stands alone."""
+    block = rollout.get("waves")
+    waves = block.get("waves") if isinstance(block, Mapping) else None
     if not isinstance(waves, list):
         return []
     bars = []
     for n, wave in enumerate(waves, start=1):
-        if isinstance(wave, Mapping) and isinstance(wave.get("counts"), Mapping):
-            counts = {str(s): c for s, c in wave["counts"].items() if isinstance(c, int)}
-            bars.append(progress(counts, str(wave.get("name") or f"wave {n}")))
+        if not isinstance(wave, Mapping):
+            continue
+        figures = {k: v if isinstance(v := wave.get(k), int) else 0
+                   for k in ("members", "current", "failed", "inFlight")}
+        rest = figures["members"] - figures["current"] - figures["failed"] - figures["inFlight"]
+        counts = {UpdateState.CURRENT.value: figures["current"],
+                  UpdateState.UPDATE_FAILED.value: figures["failed"],
+                  UpdateState.DOWNLOADING.value: figures["inFlight"],
+                  UpdateState.PENDING.value: max(rest, 0)}
+        bars.append(progress(counts, str(wave.get("name") or f"wave {n}")))
     return bars
+
+
+def wave_summary(rollout: Mapping[str, object]) -> str | None:
+    """"wave canary (2 of 3): soaking" from the controller's wave position, if any."""
+    block = rollout.get("waves")
+    if not isinstance(block, Mapping) or not block.get("current"):
+        return None
+    total = block.get("waves")
+    index = block.get("index")
+    of = (f" ({index + 1} of {len(total)})"
+          if isinstance(index, int) and isinstance(total, list) else "")
+    gate = block.get("gate") or block.get("stage")
+    return f"wave {block['current']}{of}: {gate}" if gate else f"wave {block['current']}{of}"
 
 
 def problems(errors: Sequence[str]) -> list[Problem]:
