@@ -33,7 +33,8 @@ PAGE_SIZE = 50
 EVENT_LIMIT = 100
 LOGIN_BODY_MAX = 4096  # a form with one token field: anything longer is not ours
 LOGIN_FAILURES = (10, 60.0)  # at most 10 refused logins a minute, then 429 for everyone
-STATIC_TYPES = {"ui.js": "text/javascript", "ui.css": "text/css"}
+STATIC_TYPES = {"ui.js": "text/javascript", "ui.css": "text/css",
+                "favicon.svg": "image/svg+xml"}
 # No inline script or style anywhere, nothing from another origin, never in a frame.
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "

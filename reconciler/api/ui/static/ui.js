@@ -3,15 +3,19 @@
 // with `X-Fragment: live`) when /events says something changed. Bounded: at most one
 // refresh a second however many events arrive; without /events (an older server, or a
 // proxy that drops the stream) it polls every POLL_MS instead, backing off on errors.
+// Some changes are no device's event (a new invalid commit, a halt flag): while the
+// stream is open the page also looks again every SLOW_MS.
 "use strict";
 (function () {
   const MIN_GAP_MS = 1000;
   const POLL_MS = 2000;
+  const SLOW_MS = 15000;
   const MAX_BACKOFF_MS = 30000;
   const live = document.getElementById("live");
   const status = document.getElementById("live-status");
   if (!live || !live.dataset.events) return;  // the login page has nothing live
   let last = 0, timer = null, running = false, again = false, failures = 0, poller = null;
+  let slow = null;
 
   function say(text) { if (status) { status.textContent = text; status.dataset.mode = text; } }
 
@@ -46,12 +50,17 @@
   }
 
   function poll() {
+    if (slow !== null) { clearInterval(slow); slow = null; }
     if (poller === null) { say("polling"); poller = setInterval(schedule, POLL_MS); }
   }
 
   if (!window.EventSource) { poll(); return; }
   const stream = new EventSource(live.dataset.events);
-  stream.onopen = function () { say("live"); schedule(); };  // catch up on what we missed
+  stream.onopen = function () {
+    say("live");
+    schedule();  // catch up on what happened while the stream was down
+    if (slow === null) slow = setInterval(schedule, SLOW_MS);
+  };
   stream.onmessage = schedule;
   stream.addEventListener("state", schedule);
   stream.onerror = function () {
