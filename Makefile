@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test demo lint bench coap-tools lfs-tools clean
+.PHONY: run test demo lint bench coap-tools lfs-tools browser-tools clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ lfs-tools:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git-lfs) >/dev/null; \
 	  else echo "note: install git-lfs for the Git LFS tests (sudo apt-get install git-lfs)"; fi; }
 
+# Debian's chromium for the dashboard's browser tests: Playwright drives it (its own browser
+# download cannot run here). Skipped without it, required by .ci/run.
+browser-tools:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
+	  else echo "note: install chromium for the dashboard's browser tests (sudo apt-get install chromium)"; fi; }
+
 run: $(STAMP)
 	$(BIN)/fota serve --repo . --state .fota/state.db
 
@@ -41,11 +49,11 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict reconciler
 	$(BIN)/lint-imports --no-cache --no-logo
 
-test: $(STAMP) coap-tools lfs-tools lint
+test: $(STAMP) coap-tools lfs-tools browser-tools lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP) coap-tools
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 clean:
-	rm -rf $(VENV) .fota .mypy_cache .ruff_cache
+	rm -rf $(VENV) .fota .mypy_cache .ruff_cache test-artifacts
