@@ -5,7 +5,8 @@ tag, ordered by device id, resumed after the last id shown.
 rather than OFFSET, so the 2,000th page of 100,000 devices costs what the first does,
 and every page's work is bounded whatever the filter matches:
 - a state the controller records (Downloading, UpdateFailed, ...) is read from the
-  progress table's state index: exact, however rare;
+  progress table's (state, device_id) index in order from the cursor: exact, however
+  rare, and no sort, however common;
 - Current and Pending are mostly derived (a device never touched is Current or Pending
   without a progress row) and tags live in a JSON column, so no index answers them: such
   a page looks at no more than `SCAN_WINDOW` devices past the cursor and, when that
@@ -68,12 +69,16 @@ def _by_progress_state(conn: sqlite3.Connection, columns: str, query: DeviceQuer
                        ) -> PageRows:
     # The recorded state counts only while it is about the device's present target
     # (STATE_SQL's first branch); every other branch yields Current, Pending or NULL.
-    where, args = _filters(query)
-    sql = (f"SELECT {columns} FROM progress p INDEXED BY progress_by_state "
+    # (state, device_id) is walked in order from the cursor: no sort, however common.
+    where, args = ["p.state = ?", "p.target_image_id IS d.target_image_id"], [query.state]
+    if query.after is not None:
+        where.append("p.device_id > ?")
+        args.append(query.after)
+    narrower = _filters(DeviceQuery(collection_id=query.collection_id, tag=query.tag))
+    sql = (f"SELECT {columns} FROM progress p INDEXED BY progress_by_state_device "
            f"JOIN devices d ON d.device_id = p.device_id {_JOINS}"
-           f"{_where(['p.state = ?', 'p.target_image_id IS d.target_image_id', *where])} "
-           "ORDER BY p.device_id LIMIT ?")
-    rows = conn.execute(sql, [query.state, *args, query.limit + 1]).fetchall()
+           f"{_where([*where, *narrower[0]])} ORDER BY p.device_id LIMIT ?")
+    rows = conn.execute(sql, [*args, *narrower[1], query.limit + 1]).fetchall()
     more = len(rows) > query.limit
     return PageRows(rows[:query.limit], str(rows[query.limit - 1][0]) if more else None)
 
