@@ -191,7 +191,7 @@ def overview_context(reader: StoreReader) -> dict[str, Any]:
             "id": status.collection_id, "name": names.get(status.collection_id, ""),
             "management": status.management.value, "devices": status.devices,
             "target": target.version if target else None,
-            "revision": rollout.get("revision") or applied,
+            "revision": applied,  # one desired state drives every collection
             "progress": shapes.progress(status.counts),
             "waves": shapes.wave_progress(rollout),
             "wave": shapes.wave_summary(rollout),
