@@ -7,7 +7,9 @@ step saves a screenshot to test-artifacts/ui/."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -39,7 +41,8 @@ from reconciler.store import open_reader
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 TOKEN = "browser-test-token"
 # Every value the collection's bar shows, in order, kept by the page itself: a swap of
-# the live part re-creates the bar, and the observer notes its percent each time.
+# the live part re-creates the bar, and the observer notes its percent each time; and
+# when the page asked for its live part.
 RECORD_PERCENTS = """(cid) => {
   window.__seen = [];
   const note = () => {
@@ -50,6 +53,14 @@ RECORD_PERCENTS = """(cid) => {
   new MutationObserver(note).observe(document.getElementById("live"),
                                      {childList: true, subtree: true});
   window.__unreloaded = true;
+  // When ui.js asks for the live part again, by the page's clock.
+  window.__asked = [];
+  const fetchBefore = window.fetch;
+  window.fetch = (url, options) => {
+    if (options && options.headers && options.headers["X-Fragment"] === "live")
+      window.__asked.push(performance.now());
+    return fetchBefore(url, options);
+  };
 }"""
 
 
@@ -103,6 +114,7 @@ async def test_a_live_rollout_fills_the_bar_to_100_percent_without_a_reload(
         await shot(page, "overview-converged")
 
         await page.evaluate(RECORD_PERCENTS, COLLECTION)
+        started = time.monotonic()
         head = repo.set_target("2.0")
         await page.wait_for_function("() => window.__seen.some(p => p < 100)", timeout=30_000)
         await shot(page, "overview-rolling-out")
@@ -111,6 +123,12 @@ async def test_a_live_rollout_fills_the_bar_to_100_percent_without_a_reload(
                  && window.__seen[window.__seen.length - 1] === 100""",
             arg=head[:12], timeout=60_000)
         await shot(page, "overview-rolled-out")
+        # Dozens of events a second arrive during the rollout; the page asks at most once a
+        # second (ui.js's MIN_GAP_MS), so a busy fleet never turns into a request storm.
+        elapsed = time.monotonic() - started
+        refreshes = await page.evaluate("window.__asked")  # ms, the page's own clock
+        assert 2 <= len(refreshes) <= elapsed + 2, (len(refreshes), elapsed)
+        assert all(b - a >= 990 for a, b in itertools.pairwise(refreshes)), refreshes
         assert await page.evaluate("window.__unreloaded") is True  # swapped, never reloaded
         seen = await page.evaluate("window.__seen")
         assert seen[-1] == 100 and any(0 <= p < 100 for p in seen)
