@@ -60,6 +60,8 @@ class Controller:
         server.subscribe_send(self.on_send)  # for the server's life, as the controller's
         self.restart = RestartRecords(store, server)
         server.subscribe_offers(self.restart.on_offer)  # recorded before a URI goes out
+        server.subscribe_offer_expiry(self.restart.on_offers_expired)  # batched, flushed
+        server.subscribe_formats(self.restart.on_format)  # every second by _resync
         self._images = images
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -177,15 +179,18 @@ class Controller:
             await asyncio.gather(*tasks, *self._tasks, return_exceptions=True)
             await self.watches.close()
             self.decider.flush_status()
+            await self.restart.flush()
 
     async def _resync(self, stop: asyncio.Event) -> None:
         """Every resync interval, look at every device again (lost triggers are harmless);
-        every second, write the collections' rollout status if it changed."""
+        every second, write the collections' rollout status if it changed and the restart
+        records noted since (read formats, expired offers)."""
         last_resync = self.clock()
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
             self.decider.flush_status()
+            await self.restart.flush()
             if self.clock() - last_resync >= self.settings.resync_interval:
                 last_resync = self.clock()
                 self.queue.add_all(list(self.desired.devices))

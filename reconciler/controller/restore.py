@@ -5,14 +5,17 @@ registration has not expired are live again at once (not at their next Update, h
 away for a 24 h lifetime), and package URIs handed out keep serving, so a download
 resumes at the block the device asks for instead of failing with 4.04 and costing the
 device a retry. `RestartRecords` keeps the store's offers in step with the server's (the
-server tells it before a URI can reach a device) and, on start, puts back what is still
-valid: `restore_offers` before the CoAP socket listens, `restore_registrations` once it
-does (the remotes live on that socket). Built by the controller; the service calls both,
-through `Controller.restore_offers` and `Controller.restore`, before the work queue runs.
+server tells it before a URI can reach a device; offers that expired and the read format
+a device accepted are noted and written in one batch off the loop by `flush`, which the
+controller calls every second) and, on start, puts back what is still valid:
+`restore_offers` before the CoAP socket listens, `restore_registrations` once it does (the
+remotes live on that socket). Built by the controller; the service calls both, through
+`Controller.restore_offers` and `Controller.restore`, before the work queue runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -55,6 +58,10 @@ class RestartRecords:
     def __init__(self, store: Store, server: Lwm2mServer) -> None:
         self._store, self._server = store, server
         self._offers = 0  # restored by restore_offers, reported with the registrations
+        # Noted, not yet written (see `flush`): endpoint -> (registration id, read format),
+        # and the latest instant by which offers expired in the server.
+        self._formats: dict[str, tuple[str, int | None]] = {}
+        self._expired_by: float | None = None
 
     def on_offer(self, endpoint: str, offer: FirmwareOffer | None) -> None:
         """The server handed out (or revoked) a package URI: record it first."""
@@ -62,6 +69,37 @@ class RestartRecords:
             self._store.delete_offer(endpoint)
         else:
             self._store.put_offer(offer)
+
+    def on_format(self, endpoint: str, registration_id: str, fmt: int | None) -> None:
+        """The device's reads accepted `fmt`: worth keeping across a restart, not worth a
+        transaction per device (at most one pending per endpoint)."""
+        self._formats[endpoint] = (registration_id, fmt)
+
+    def on_offers_expired(self, now: float) -> None:
+        """The server dropped every offer with `expires_at <= now`."""
+        self._expired_by = now if self._expired_by is None else max(self._expired_by, now)
+
+    async def flush(self) -> None:
+        """Write what was noted since the last flush, in a worker thread: a batch of
+        expired offers can be a whole rollout's. Neither is needed before a datagram goes
+        out (a restart finds a dead offer dead anyway, and a format at worst costs a
+        4.06), so a failure is logged, not raised."""
+        formats, self._formats = self._formats, {}
+        expired, self._expired_by = self._expired_by, None
+        if not formats and expired is None:
+            return
+        try:
+            await asyncio.to_thread(self._write, formats, expired)
+        except Exception:
+            log.exception("could not write %d read formats and expired offers to the "
+                          "state file", len(formats))
+
+    def _write(self, formats: dict[str, tuple[str, int | None]],
+               expired: float | None) -> None:
+        if formats:
+            self._store.put_read_formats([(ep, rid, fmt) for ep, (rid, fmt) in formats.items()])
+        if expired is not None:
+            self._store.forget_expired_offers(expired)
 
     async def restore_offers(self, desired: DesiredState,
                              images: Callable[[str], Awaitable[bytes]], now: float) -> int:

@@ -146,6 +146,7 @@ class FirmwareRepository:
         self._by_endpoint: dict[str, Offer] = {}
         self._images: dict[str, Image] = {}
         self._users: dict[str, int] = {}  # image id -> live offers of it
+        self._expired = 0  # offers `lookup` revoked for their age since `drop_expired`
         self.on_block: Callable[[int], None] | None = None  # /metrics: payload bytes sent
 
     def block_sent(self, size: int, block2: tuple[int, int] | None) -> None:
@@ -189,6 +190,7 @@ class FirmwareRepository:
         offer = self._by_token.get(token)
         if offer is not None and offer.expires_at <= self._clock():
             self.revoke(offer.endpoint)
+            self._expired += 1
             return None
         return offer
 
@@ -206,13 +208,14 @@ class FirmwareRepository:
     def offers(self) -> list[Offer]:
         return list(self._by_token.values())
 
-    def drop_expired(self) -> int:
-        """Revoke every offer past its expiry; returns how many."""
-        now = self._clock()
+    def drop_expired(self, now: float) -> int:
+        """Revoke every offer expired by `now`; returns how many expired since the last
+        call (those `lookup` met first included)."""
         expired = [o.endpoint for o in self._by_token.values() if o.expires_at <= now]
         for endpoint in expired:
             self.revoke(endpoint)
-        return len(expired)
+        count, self._expired = len(expired) + self._expired, 0
+        return count
 
     def images_held(self) -> int:
         return len(self._images)

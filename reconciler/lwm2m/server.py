@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 Subscriber = Callable[[RegistrationEvent], None]
 SendSubscriber = Callable[[str, dict[Path, Value]], None]
 OfferSubscriber = Callable[[str, FirmwareOffer | None], None]  # endpoint, offer or revoked
+ExpirySubscriber = Callable[[float], None]  # every offer with expires_at <= this is gone
+FormatSubscriber = Callable[[str, str, int | None], None]  # endpoint, reg. id, read format
 _Callback = TypeVar("_Callback")
 
 # A fleet keeps a request per downloading device in flight; the default ~200 KB receive
@@ -94,6 +96,8 @@ class Lwm2mServer:
         self._subscribers: list[Subscriber] = []
         self._send_subscribers: list[SendSubscriber] = []
         self._offer_subscribers: list[OfferSubscriber] = []
+        self._expiry_subscribers: list[ExpirySubscriber] = []
+        self._format_subscribers: list[FormatSubscriber] = []
         self._addresses = AddressBook()  # who registered from where: Send is told by source
         self._formats: dict[str, int | None] = {}  # endpoint -> format its reads accepted
         self._context: Any = None
@@ -175,6 +179,17 @@ class Lwm2mServer:
         write it to the device), `cb(endpoint, None)` when it is revoked: what a
         restarted server needs to keep serving the same URIs."""
         return _subscribe(self._offer_subscribers, cb)
+
+    def subscribe_offer_expiry(self, cb: ExpirySubscriber) -> Callable[[], None]:
+        """`cb(now)` after offers ran out (the sweep revoked every offer with
+        `expires_at <= now`): one call however many, so their records go in one batch."""
+        return _subscribe(self._expiry_subscribers, cb)
+
+    def subscribe_formats(self, cb: FormatSubscriber) -> Callable[[], None]:
+        """`cb(endpoint, registration_id, fmt)` when a device's reads accepted a format
+        other than the one known for its registration: what a restarted server needs to
+        ask in that format first, instead of earning a 4.06 again."""
+        return _subscribe(self._format_subscribers, cb)
 
     def registration(self, endpoint: str) -> Registration | None:
         entry = self._registry.get(endpoint)
@@ -265,7 +280,13 @@ class Lwm2mServer:
         return (self._formats[endpoint],) if endpoint in self._formats else ()
 
     def remember_format(self, endpoint: str, fmt: int | None) -> None:
+        if endpoint in self._formats and self._formats[endpoint] == fmt:
+            return  # every read lands here: only news is told
         self._formats[endpoint] = fmt
+        entry = self._registry.get(endpoint)
+        if entry is not None:
+            _tell(self._format_subscribers, "format", endpoint,
+                  entry.registration.registration_id, fmt)
 
     # -- internals ----------------------------------------------------------------------
 
@@ -322,8 +343,18 @@ class Lwm2mServer:
                 self._on_event(RegistrationEventKind.EXPIRED, entry)
             for cache in self._caches:
                 cache.tick()
-            self.firmware.drop_expired()
+            now = self._clock()
+            if self.firmware.drop_expired(now):
+                _tell(self._expiry_subscribers, "offer expiry", now)
             self.log_budget.flush()
+
+
+def _tell(callbacks: list[Callable[..., None]], what: str, *args: object) -> None:
+    for callback in list(callbacks):
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("%s subscriber failed", what)
 
 
 def _subscribe(callbacks: list[_Callback], cb: _Callback) -> Callable[[], None]:

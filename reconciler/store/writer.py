@@ -33,6 +33,9 @@ from reconciler.store.schema import migrate
 
 _UPSERT_REGISTRATION = "INSERT OR REPLACE INTO registrations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _LIVE = "updated_at + lifetime > ?"  # a registration's expiry, as Registration.expires_at
+_DELETE_EXPIRED_OFFERS = ("DELETE FROM offers WHERE token IN "
+                          "(SELECT token FROM offers WHERE expires_at <= ? LIMIT ?)")
+_SLICE = 1000  # rows per transaction of a bulk delete
 # The event's collection is the device's at the time of writing (the feed's filter).
 _INSERT_EVENT = """INSERT INTO events (device_id, at, kind, message, revision, collection_id)
     VALUES (?,?,?,?,?, (SELECT collection_id FROM devices WHERE device_id = ?))"""
@@ -210,8 +213,28 @@ class SqliteStore:
         with self._tx() as conn:
             gone = conn.execute(f"DELETE FROM registrations WHERE NOT ({_LIVE})",
                                 (now,)).rowcount
-            gone += conn.execute("DELETE FROM offers WHERE expires_at <= ?", (now,)).rowcount
-        return int(gone)
+        return int(gone) + self.forget_expired_offers(now)
+
+    def forget_expired_offers(self, now: float) -> int:
+        """Delete the offers that ran out by `now` (the indexed expiry), in slices of
+        one short transaction each, so a loop writing meanwhile waits for one slice at
+        most; returns how many."""
+        gone = 0
+        while True:
+            with self._tx() as conn:
+                count = int(conn.execute(_DELETE_EXPIRED_OFFERS, (now, _SLICE)).rowcount)
+            gone += count
+            if count < _SLICE:
+                return gone
+
+    def put_read_formats(self, formats: Sequence[tuple[str, str, int | None]]) -> None:
+        """(endpoint, registration id, read format) each: the format a registration's
+        reads accepted, in one transaction. A registration replaced since (another id)
+        keeps what its own Register wrote."""
+        with self._tx() as conn:
+            conn.executemany("UPDATE registrations SET read_format = ? "
+                             "WHERE endpoint = ? AND registration_id = ?",
+                             [(fmt, endpoint, rid) for endpoint, rid, fmt in formats])
 
     def set_restart_status(self, status: Mapping[str, object]) -> None:
         """What this process restored when it started (shown under /status)."""
