@@ -9,8 +9,10 @@ server tells it before a URI can reach a device; offers that expired and the rea
 a device accepted are noted and written in one batch off the loop by `flush`, which the
 controller calls every second) and, on start, puts back what is still valid:
 `restore_offers` before the CoAP socket listens, `restore_registrations` once it does (the
-remotes live on that socket). Built by the controller; the service calls both, through
-`Controller.restore_offers` and `Controller.restore`, before the work queue runs.
+remotes live on that socket; the server, started `restoring`, holds Register, Update and
+Send until then, so an Update read right after the bind finds its device). Built by the
+controller; the service calls both, through `Controller.restore_offers` and
+`Controller.restore`, before the work queue runs.
 """
 
 from __future__ import annotations

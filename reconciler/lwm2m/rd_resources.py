@@ -22,16 +22,22 @@ from reconciler.model.lwm2m import RegistrationEventKind
 log = logging.getLogger(__name__)
 
 Emit = Callable[[RegistrationEventKind, Entry], None]
+Ready = Callable[[], Awaitable[None]]
+
+
+async def at_once() -> None:
+    return None
 
 
 class RdService:
     """What Register/Update/De-register do, apart from CoAP framing."""
 
     def __init__(self, registry: RegistrationTable, admit: Callable[[str], bool],
-                 emit: Emit) -> None:
+                 emit: Emit, ready: Ready = at_once) -> None:
         self.registry = registry
         self._admit = admit
         self._emit = emit
+        self.ready = ready  # awaited before a request is looked at (a restart restoring)
 
     def register(self, request: Message) -> Message:
         query = split_query(request.opt.uri_query)
@@ -94,6 +100,7 @@ class RegisterResource(resource.Resource):  # type: ignore[misc]  # aiocoap is u
         self._service = service
 
     async def render_post(self, request: Message) -> Message:
+        await self._service.ready()
         return await _guarded(lambda: self._service.register(request))
 
 
@@ -105,6 +112,7 @@ class EntryResource(resource.Resource, resource.PathCapable):  # type: ignore[mi
         self._service = service
 
     async def render(self, request: Message) -> Message:
+        await self._service.ready()
         return await _guarded(lambda: self._dispatch(request))
 
     def _dispatch(self, request: Message) -> Message:

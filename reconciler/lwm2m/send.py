@@ -23,7 +23,7 @@ from reconciler.lwm2m.coaperrors import error_response
 from reconciler.lwm2m.codecs import CodecError, ContentFormat, Value
 from reconciler.lwm2m.codecs.senml import decode_senml
 from reconciler.lwm2m.rd_parsing import Rejected
-from reconciler.lwm2m.rd_resources import source_of
+from reconciler.lwm2m.rd_resources import Ready, at_once, source_of
 from reconciler.model.lwm2m import Path, Registration, RegistrationEvent, RegistrationEventKind
 
 log = logging.getLogger(__name__)
@@ -109,10 +109,11 @@ class SendService:
     """What Send does, apart from CoAP framing."""
 
     def __init__(self, book: AddressBook, live: Callable[[str], Registration | None],
-                 deliver: Deliver) -> None:
+                 deliver: Deliver, ready: Ready = at_once) -> None:
         self._book = book
         self._live = live
         self._deliver = deliver
+        self.ready = ready  # awaited before a Send is looked at (a restart restoring)
 
     def send(self, request: Message) -> Message:
         source = source_of(request)
@@ -135,6 +136,7 @@ class SendResource(resource.Resource):  # type: ignore[misc]  # aiocoap is untyp
         self._service = service
 
     async def render_post(self, request: Message) -> Message:
+        await self._service.ready()
         try:
             return self._service.send(request)
         except Rejected as refused:

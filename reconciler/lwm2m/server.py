@@ -53,6 +53,9 @@ _Callback = TypeVar("_Callback")
 # buffer holds ~250 datagrams, and every one dropped costs its device a 2-3 s
 # retransmission timeout. Linux caps this at net.core.rmem_max (needs no privilege).
 RECEIVE_BUFFER = 4 * 1024 * 1024
+# A restarting server holds Register, Update and Send until its registrations are back
+# (milliseconds after the bind), at most this long: then it answers as it can.
+RESTORE_HOLD = 10.0
 
 
 def _ensure_port_free(host: str, port: int) -> None:
@@ -107,16 +110,23 @@ class Lwm2mServer:
         self.count_request: RequestCounter | None = None  # /metrics: (operation, outcome)
         self._unguard: Callable[[], None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # observation followers
+        self._restored = asyncio.Event()  # set: registration requests are answered
         self.site = resource.Site()
-        service = RdService(self._registry, self._admit, self._on_event)
+        service = RdService(self._registry, self._admit, self._on_event, self._until_restored)
         self.site.add_resource(("rd",), RegisterResource(service))
         self.site.add_resource(("rd",), EntryResource(service))
-        sends = SendService(self._addresses, self.registration, self._on_send)
+        sends = SendService(self._addresses, self.registration, self._on_send,
+                            self._until_restored)
         self.site.add_resource(("dp",), SendResource(sends))
         self.firmware = FirmwareRepository(clock=clock, lifetime=offer_lifetime)
         self.firmware.mount(self.site)
 
-    async def start(self) -> None:
+    async def start(self, *, restoring: bool = False) -> None:
+        """Bind and serve. `restoring`: Register, Update and Send wait until `restore`
+        ran, since a datagram can be read as soon as the socket is bound, before the
+        registrations of the last run are back (an Update would get 4.04)."""
+        if not restoring:
+            self._restored.set()
         if self._requested_port != 0:
             _ensure_port_free(self._host, self._requested_port)
         self._context = await Context.create_server_context(
@@ -238,6 +248,7 @@ class Lwm2mServer:
                 self._formats[reg.endpoint] = formats.read
             self._addresses.track(RegistrationEvent(RegistrationEventKind.REGISTERED, reg))
             restored += 1
+        self._restored.set()
         return restored
 
     def restore_offer(self, offer: FirmwareOffer, data: bytes) -> None:
@@ -289,6 +300,12 @@ class Lwm2mServer:
                   entry.registration.registration_id, fmt)
 
     # -- internals ----------------------------------------------------------------------
+
+    async def _until_restored(self) -> None:
+        if self._restored.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._restored.wait(), RESTORE_HOLD)
 
     def _remote(self, host: str, port: int) -> Any:
         """The aiocoap remote for a device at host:port on our socket, as a datagram from

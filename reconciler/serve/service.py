@@ -163,7 +163,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     await controller.set_desired(desired)
     await controller.restore_offers()  # before the socket: a resumed download never sees 4.04
     try:
-        await server.start()
+        await server.start(restoring=True)  # registration requests wait for restore()
     except OSError as exc:
         raise StartupError(f"cannot serve LwM2M on {settings.coap_host}:"
                            f"{settings.coap_port}: {exc.strerror or exc}") from exc

@@ -1,16 +1,19 @@
 """A restarted server takes back what an earlier run handed out: registrations (under the
 ids the devices know, at the address each was last heard from, with the formats it told
-us) and package offers (under their tokens), and tells its subscriber about offers."""
+us) and package offers (under their tokens), and tells its subscriber about offers. A
+server started `restoring` holds registration requests until the restore ran."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
 import aiocoap
-from aiocoap import Message
+from aiocoap import ACK, CON, EMPTY, Message
 from aiocoap.numbers.codes import Code
 
 from reconciler.lwm2m.codecs import ContentFormat as CF
@@ -21,10 +24,11 @@ FW_VERSION = Path(3, 0, 3)
 
 
 @asynccontextmanager
-async def second_server(clock: Callable[[], float]) -> AsyncIterator[Lwm2mServer]:
+async def second_server(clock: Callable[[], float], *,
+                        restoring: bool = False) -> AsyncIterator[Lwm2mServer]:
     """Another server on another port: the 'restarted' one."""
     srv = Lwm2mServer("127.0.0.1", 0, clock=clock, awake_seconds=30.0)
-    await srv.start()
+    await srv.start(restoring=restoring)
     try:
         yield srv
     finally:
@@ -107,3 +111,32 @@ async def test_a_device_that_moved_meanwhile_is_found_again_at_its_next_update(
         again = restarted.registration("d4")
         assert again is not None and again.port == reg.port
         assert await restarted.client("d4").read(FW_VERSION, timeout=5) == {FW_VERSION: "1.0.0"}
+
+
+async def test_an_update_read_before_the_restore_is_held_and_then_answered_2_04(
+        server: Lwm2mServer, clock: Any, make_device: Callable[..., Awaitable[Any]],
+        enroll: Callable[..., Awaitable[Message]], udp_peer: socket.socket) -> None:
+    """A datagram can be read as soon as the socket is bound; an Update read before the
+    registrations are back would get 4.04 and cost the device a new Register."""
+    device = await make_device()
+    await enroll(device, "ep=d5&lt=300")
+    reg = server.registration("d5")
+    assert reg is not None
+    loop = asyncio.get_running_loop()
+    async with second_server(clock, restoring=True) as restarted:
+        update = Message(_mtype=CON, _mid=7, _token=b"u5", code=Code.POST,
+                         uri_path=("rd", reg.registration_id))
+        await loop.sock_sendto(udp_peer, update.encode(), ("127.0.0.1", restarted.port))
+        received = Message.decode((await _receive(udp_peer))[0])
+        # read and held: aiocoap acknowledges a request whose answer is not ready
+        assert (received.mtype, received.code, received.mid) == (ACK, EMPTY, 7)
+        assert restarted.restore([(reg, ContentFormats())]) == 1
+        answer = Message.decode((await _receive(udp_peer))[0])
+        assert (answer.code, answer.token) == (Code.CHANGED, b"u5")
+        if answer.mtype == CON:  # a separate response: acknowledge it
+            ack = Message(_mtype=ACK, _mid=answer.mid, code=EMPTY)
+            await loop.sock_sendto(udp_peer, ack.encode(), ("127.0.0.1", restarted.port))
+
+
+async def _receive(sock: socket.socket) -> tuple[bytes, Any]:
+    return await asyncio.wait_for(asyncio.get_running_loop().sock_recvfrom(sock, 2048), 5)
