@@ -25,6 +25,7 @@ from reconciler.controller.watches import Watches
 from reconciler.controller.workqueue import Requeue, WorkQueue
 from reconciler.errors import WaitingError
 from reconciler.lwm2m.codecs import Value
+from reconciler.lwm2m.logbudget import LogBudget, guard
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState, Device
 from reconciler.model.lwm2m import Path, RegistrationEvent, RegistrationEventKind
@@ -40,6 +41,10 @@ STEP_CAP_DELAY = 1.0
 # A decision that waits until an instant already past is looked at again after this.
 MIN_REQUEUE = 0.05
 ENQUEUE_SLICE = 5_000  # keys enqueued per pass of the event loop
+# The loggers of reconciler/controller/: what a device does wrong reaches them, so their
+# warnings are rate-limited like the LwM2M layer's (LogBudget, from WARNING up).
+LOGGERS = ("reconciler.controller", "reconciler.device", "reconciler.executor",
+           "reconciler.queue", "reconciler.restore")
 
 
 class Controller:
@@ -64,6 +69,7 @@ class Controller:
         server.subscribe_formats(self.restart.on_format)  # every second by _resync
         self._images = images
         self._tasks: set[asyncio.Task[None]] = set()
+        self.log_budget = LogBudget(level=logging.WARNING)
 
     @property
     def desired(self) -> DesiredState:
@@ -173,6 +179,7 @@ class Controller:
         """The work queue, the resync timer and the status flusher, until `stop`."""
         tasks = [asyncio.create_task(self.queue.run(stop), name="controller-queue"),
                  asyncio.create_task(self._resync(stop), name="controller-resync")]
+        unguard = guard(self.log_budget, LOGGERS)
         try:
             await stop.wait()
         finally:
@@ -180,6 +187,8 @@ class Controller:
             await self.watches.close()
             self.decider.flush_status()
             await self.restart.flush()
+            self.log_budget.flush(force=True)
+            unguard()
 
     async def _resync(self, stop: asyncio.Event) -> None:
         """Every resync interval, look at every device again (lost triggers are harmless);
@@ -191,6 +200,7 @@ class Controller:
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
             self.decider.flush_status()
             await self.restart.flush()
+            self.log_budget.flush()
             if self.clock() - last_resync >= self.settings.resync_interval:
                 last_resync = self.clock()
                 self.queue.add_all(list(self.desired.devices))

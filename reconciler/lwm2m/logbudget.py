@@ -8,7 +8,8 @@ logging filter that lets each (logger, level) through at most `burst` times per
 `interval` and counts the rest; the count is told in one WARNING when the next window
 opens, or at `flush` (the server's sweeper, and its stop). `guard` puts it on every
 aiocoap logger and every logger of this package; `Lwm2mServer` guards on start and
-unguards on stop.
+unguards on stop. The controller guards its own loggers from WARNING up (a device's
+failures: `level`), leaving its INFO account of a rollout alone.
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ _SUMMARY = "budget_summary"  # a record attribute: the filter's own summaries pa
 
 class LogBudget(logging.Filter):
     def __init__(self, *, burst: int = BURST, interval: float = INTERVAL,
+                 level: int = logging.NOTSET,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self._burst, self._interval, self._clock = burst, interval, clock
+        self._level = level  # records below it pass uncounted
         # (logger name, level) -> [window start, records let through, records dropped]
         self._windows: dict[tuple[str, int], list[float]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, _SUMMARY, False):
+        if record.levelno < self._level or getattr(record, _SUMMARY, False):
             return True
         key, now = (record.name, record.levelno), self._clock()
         window = self._windows.get(key)
@@ -63,11 +66,12 @@ class LogBudget(logging.Filter):
             span, self._burst, extra={_SUMMARY: True})
 
 
-def guard(budget: LogBudget) -> Callable[[], None]:
-    """Put `budget` on every guarded logger there is now; returns the undo."""
+def guard(budget: LogBudget, prefixes: tuple[str, ...] = GUARDED) -> Callable[[], None]:
+    """Put `budget` on every logger named by `prefixes` (and their children) there is
+    now; returns the undo."""
     names = {name for name in logging.Logger.manager.loggerDict
-             if any(name == p or name.startswith(p + ".") for p in GUARDED)}
-    loggers = [logging.getLogger(name) for name in sorted(names | set(GUARDED))]
+             if any(name == p or name.startswith(p + ".") for p in prefixes)}
+    loggers = [logging.getLogger(name) for name in sorted(names | set(prefixes))]
     for logger in loggers:
         logger.addFilter(budget)
 
