@@ -83,6 +83,7 @@ async def rollout(devices: int, loss: float, dup: float, patience: float,
     proxy = await asyncio.create_subprocess_exec(
         sys.executable, PROXY, str(proxy_port), str(port), "--loss", str(loss), "--dup",
         str(dup), "--stats", str(tmp / "proxy.json"))
+    cpu = procs.children_cpu_s()
     await server.start()
     sim = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "reconciler.cli", "simulate", "--server",
@@ -102,7 +103,8 @@ async def rollout(devices: int, loss: float, dup: float, patience: float,
         "commit_to_all_current_s": round(times[-1], 2) if len(times) == devices else None,
         "commit_to_median_current_s": round(times[len(times) // 2], 2) if times else None,
         "proxy": json.loads((tmp / "proxy.json").read_text())
-        if (tmp / "proxy.json").exists() else None}
+        if (tmp / "proxy.json").exists() else None,
+        "children_cpu_s": round(procs.children_cpu_s() - cpu, 1)}  # server, simulator, proxy
     if loss or dup:
         result["what_happened"] = _what_happened(server.lines, committed)
     return result

@@ -1,5 +1,6 @@
 """Child-process helpers the benchmarks share: a free loopback UDP port, a child's resident
-memory, and stopping a child politely (SIGTERM, then SIGKILL after a bound).
+memory, the CPU time of the children waited for, and stopping a child politely (SIGTERM,
+then SIGKILL after a bound).
 
 Imported by rollout.py, loss.py and big_commit.py (the bench directory is on sys.path when
 a benchmark runs as a script).
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import resource
 import socket
 from pathlib import Path
 
@@ -24,6 +26,13 @@ def rss_mb(pid: int) -> float:
     found = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
     assert found is not None
     return int(found.group(1)) / 1024
+
+
+def children_cpu_s() -> float:
+    """CPU seconds (user + system) of every child this process has waited for: a figure
+    that a machine busy with other work inflates far less than wall time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def stop(proc: asyncio.subprocess.Process, timeout: float) -> bool:

@@ -97,6 +97,7 @@ async def rollout(devices: int, tmp: Path, image_size: int, block: int,
         f"coap://127.0.0.1:{port}", "--repo", str(tmp / "repo"), "--count", str(devices),
         "--version", "1.0", "--block-size", str(block), stdout=asyncio.subprocess.PIPE)
     restarts: list[float] = []
+    cpu = procs.children_cpu_s()
     try:
         await server.wait_for(lambda line: "-> Current: running 1.0" in line, devices, 300)
         committed = set_target(repo, "2.0")
@@ -129,6 +130,7 @@ async def rollout(devices: int, tmp: Path, image_size: int, block: int,
         "restored": [[int(m.group(1)), int(m.group(2))] for m in restored if m],
         "retries_spent": _retries_spent(state),
         "blocks": blocks, "blocks_needed": devices * per_device,
+        "children_cpu_s": round(procs.children_cpu_s() - cpu, 1),  # servers and simulator
     }
 
 
