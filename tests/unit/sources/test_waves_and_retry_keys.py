@@ -97,3 +97,17 @@ def test_validate_warns_of_a_wave_tag_no_device_has_and_still_passes(
         "has the tag 'city': wave oslo selects no device"]
     assert main(["validate", str(tree.root), "--format", "github"]) == 0
     assert capsys.readouterr().out.startswith(f"::warning file={coll},line=19::")
+
+
+def test_validate_warns_of_a_window_tag_no_device_has_and_still_passes(
+        tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
+    tree.write("manifests/fleet/collection.yaml", COLLECTION + (
+        "rollout:\n  windows:\n    - name: night\n      cron: \"0 2 * * *\"\n"
+        "      duration: 2h\n      timeZone: Europe/Oslo\n      tags: {city: oslo}\n"))
+    tree.write("manifests/fleet/devices/a.yaml",
+               'devices:\n- {"endpoint": "e1", "tags": {"site": "lab"}}\n')
+    assert main(["validate", str(tree.root)]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith("manifests/fleet/collection.yaml:")
+    assert line.endswith("rollout.windows[0].tags.city: warning: no device of collection "
+                         "1000aaaa has the tag 'city': window night selects no device")
