@@ -57,6 +57,25 @@ def last_seq(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
+class EventFeed:
+    """`events_after` and `last_event_seq` for a store class that holds a connection
+    (`_conn`) and the lock that serialises it (`_lock`): the reader and the writer."""
+
+    _conn: sqlite3.Connection
+    _lock: threading.Lock
+
+    def events_after(self, after: int, *, collection: str | None = None,
+                     device: str | None = None, limit: int = 100) -> list[EventRecord]:
+        """The event log from a cursor, oldest first (see `events_after`)."""
+        with self._lock:
+            return events_after(self._conn, after, collection=collection, device=device,
+                                limit=limit)
+
+    def last_event_seq(self) -> int:
+        with self._lock:
+            return last_seq(self._conn)
+
+
 class Subscription:
     """One reader's wakeup flag, bound to the event loop that subscribed.
 

@@ -19,7 +19,7 @@ from reconciler.model.observed import DeviceEvent
 from reconciler.model.status import Condition, UpdateState
 from reconciler.model.versions import image_order
 from reconciler.store import codec, tallies
-from reconciler.store.event_log import EventRecord, events_after, last_seq
+from reconciler.store.event_log import EventFeed
 from reconciler.store.json_lists import device_ids_json, device_rows_json, devices_json
 from reconciler.store.pages import DeviceQuery, device_page
 from reconciler.store.schema import SCHEMA_VERSION, SchemaError, user_version
@@ -56,7 +56,7 @@ def open_reader(path: Path) -> SqliteReader:
     return SqliteReader(conn, connect(path, read_only=True))
 
 
-class SqliteReader:
+class SqliteReader(EventFeed):
     """Read-only queries for the API. Build with `open_reader(path)`.
 
     Two connections: `bulk` renders the big JSON lists (tens of ms, callers may run them in
@@ -250,17 +250,6 @@ class SqliteReader:
         rows = self._rows("SELECT device_id, at, kind, message, revision FROM events "
                           "WHERE device_id = ? ORDER BY seq DESC LIMIT ?", (device_id, limit))
         return [codec.event_from_row(r) for r in reversed(rows)]
-
-    def events_after(self, after: int, *, collection: str | None = None,
-                     device: str | None = None, limit: int = 100) -> list[EventRecord]:
-        """The event log from a cursor, oldest first (see `event_log.events_after`)."""
-        with self._lock:
-            return events_after(self._conn, after, collection=collection, device=device,
-                                limit=limit)
-
-    def last_event_seq(self) -> int:
-        with self._lock:
-            return last_seq(self._conn)
 
     def close(self) -> None:
         with self._lock, self._bulk_lock:

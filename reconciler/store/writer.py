@@ -28,7 +28,7 @@ from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
 from reconciler.model.status import Condition
 from reconciler.store import codec
 from reconciler.store.desired_sync import apply_in_slices
-from reconciler.store.event_log import EventHub, EventRecord, events_after, last_seq
+from reconciler.store.event_log import EventFeed, EventHub
 from reconciler.store.schema import migrate
 
 _UPSERT_REGISTRATION = "INSERT OR REPLACE INTO registrations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -101,7 +101,7 @@ def _lock_exclusively(path: Path) -> int:
     return fd
 
 
-class SqliteStore:
+class SqliteStore(EventFeed):
     """The writer. Build with `open_store(path)`."""
 
     def __init__(self, conn: sqlite3.Connection, file_lock: int | None = None) -> None:
@@ -294,17 +294,6 @@ class SqliteStore:
     def all_progress(self) -> list[DeviceProgress]:
         rows = self._query("SELECT * FROM progress ORDER BY device_id")
         return [codec.progress_from_row(r) for r in rows]
-
-    def events_after(self, after: int, *, collection: str | None = None,
-                     device: str | None = None, limit: int = 100) -> list[EventRecord]:
-        """The event log from a cursor (see `event_log.events_after`)."""
-        with self._lock:
-            return events_after(self._conn, after, collection=collection, device=device,
-                                limit=limit)
-
-    def last_event_seq(self) -> int:
-        with self._lock:
-            return last_seq(self._conn)
 
     def put_conditions(self, subject: str, conditions: Sequence[Condition]) -> None:
         """Replace the conditions of `subject` (a device id or a collection id)."""
