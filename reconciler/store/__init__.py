@@ -6,6 +6,7 @@ protocols are the whole surface, kept narrow so a PostgreSQL implementation can 
 Modules: `schema` (migrations), `codec` (rows <-> model values), `desired_sync`
 (incremental apply of a snapshot), `writer`, `reader`, `views` (what the reader returns),
 `event_log` (the event log as a feed from a cursor, and the hub that wakes its readers),
+`retention` (keeping that log bounded),
 `pages` (the dashboard's keyset pages of devices).
 """
 
@@ -21,6 +22,7 @@ from reconciler.model.status import Condition
 from reconciler.store.event_log import EventHub, EventRecord, Subscription
 from reconciler.store.pages import DeviceQuery
 from reconciler.store.reader import SqliteReader, open_reader
+from reconciler.store.retention import EventRetention, Pruned
 from reconciler.store.views import (
     CollectionStatus,
     CollectionView,
@@ -62,6 +64,9 @@ class Store(Protocol):
     def events_after(self, after: int, *, collection: str | None = None,
                      device: str | None = None, limit: int = 100) -> list[EventRecord]: ...
     def last_event_seq(self) -> int: ...
+    def events_pruned_through(self) -> int: ...
+    # Bounds the event log (retention.EventRetention), in short slices: a worker thread.
+    def prune_events(self, retention: EventRetention, now: float) -> Pruned: ...
     @property
     def event_hub(self) -> EventHub: ...  # woken after every commit that appended events
     def put_conditions(self, subject: str, conditions: Sequence[Condition]) -> None: ...
@@ -109,6 +114,8 @@ class StoreReader(Protocol):
     def events_after(self, after: int, *, collection: str | None = None,
                      device: str | None = None, limit: int = 100) -> list[EventRecord]: ...
     def last_event_seq(self) -> int: ...
+    # The id through which the log was pruned: a cursor below it may have missed events.
+    def events_pruned_through(self) -> int: ...
     def close(self) -> None: ...
 
 
@@ -119,6 +126,6 @@ def _conforms(store: SqliteStore, reader: SqliteReader) -> tuple[Store, StoreRea
 
 __all__ = [
     "CollectionStatus", "CollectionView", "DevicePage", "DeviceQuery", "DeviceView",
-    "EventHub", "EventRecord", "SqliteReader", "SqliteStore", "Store", "StoreReader",
-    "Subscription", "Usage", "open_reader", "open_store",
+    "EventHub", "EventRecord", "EventRetention", "Pruned", "SqliteReader", "SqliteStore",
+    "Store", "StoreReader", "Subscription", "Usage", "open_reader", "open_store",
 ]

@@ -1,8 +1,9 @@
 """The append-only event log read as a feed, and the in-process wakeup of its readers.
 
 `events_after(conn, after, ...)` pages the log in `seq` order from a cursor, filtered by
-collection and/or device through an index each (`SqliteReader` and `SqliteStore` expose
-it). `EventHub` is how readers in the writer's process learn that events were appended:
+collection and/or device through an index each, and `pruned_through(conn)` says where the
+complete part of the log starts (`retention` prunes it); `SqliteReader` and `SqliteStore`
+expose both. `EventHub` is how readers in the writer's process learn that events were appended:
 the writer publishes after every commit that appended some, and subscribers (the API's
 `/events`, the notifiers) await that instead of polling the file on a timer.
 """
@@ -15,6 +16,7 @@ import threading
 from dataclasses import dataclass
 
 MAX_PAGE = 1000  # the most one call returns, whatever the caller asks for
+PRUNED_THROUGH = "events_pruned_through"  # meta key: see pruned_through
 
 _COLUMNS = "seq, device_id, collection_id, at, kind, message, revision"
 
@@ -57,6 +59,14 @@ def last_seq(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
+def pruned_through(conn: sqlite3.Connection) -> int:
+    """The id through which the log was pruned (`retention.prune`), 0 when it never was:
+    every event after it is kept, so a cursor at or past it misses nothing, and one below
+    it may have missed events (a device's newest ones below it are kept)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (PRUNED_THROUGH,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 class EventFeed:
     """`events_after` and `last_event_seq` for a store class that holds a connection
     (`_conn`) and the lock that serialises it (`_lock`): the reader and the writer."""
@@ -74,6 +84,11 @@ class EventFeed:
     def last_event_seq(self) -> int:
         with self._lock:
             return last_seq(self._conn)
+
+    def events_pruned_through(self) -> int:
+        """Where the complete feed starts (see `pruned_through`)."""
+        with self._lock:
+            return pruned_through(self._conn)
 
 
 class Subscription:

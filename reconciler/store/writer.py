@@ -29,6 +29,7 @@ from reconciler.model.status import Condition
 from reconciler.store import codec
 from reconciler.store.desired_sync import apply_in_slices
 from reconciler.store.event_log import EventFeed, EventHub
+from reconciler.store.retention import EventRetention, Pruned, prune
 from reconciler.store.schema import migrate
 
 _UPSERT_REGISTRATION = "INSERT OR REPLACE INTO registrations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -226,6 +227,11 @@ class SqliteStore(EventFeed):
             gone += count
             if count < _SLICE:
                 return gone
+
+    def prune_events(self, retention: EventRetention, now: float) -> Pruned:
+        """Delete the events `retention` says are due, one short transaction per slice
+        (see `retention.prune`); called from a worker thread."""
+        return prune(self._tx, retention, now)
 
     def put_read_formats(self, formats: Sequence[tuple[str, str, int | None]]) -> None:
         """(endpoint, registration id, read format) each: the format a registration's
