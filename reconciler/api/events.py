@@ -8,7 +8,9 @@ holds at most one page in memory plus uvicorn's write buffer (its flow control p
 at the high-water mark), and a send that does not complete within `send_timeout` (a
 client that stopped reading) drops that client. Concurrent streams are capped (JSON 503
 beyond), a comment line every `keepalive` seconds keeps proxies from closing an idle
-stream, and `EventHub.close()` at shutdown ends every stream.
+stream, and `EventHub.close()` at shutdown ends every stream. When the store pruned
+the log past a stream's cursor (`store.retention`), the stream says so once with a
+`gap` event before what is left, and `/status/events` with `prunedThrough` and `gap`.
 
 Starlette's StreamingResponse rather than sse-starlette: that library patches uvicorn's
 `Server.handle_exit` when imported and polls for shutdown every 0.5 s in a task per event
@@ -118,7 +120,9 @@ def events_router(reader: StoreReader, hub: EventHub | None,
             since: Annotated[int, Query(ge=0)] = 0,
             limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100) -> Response:
         page = Filter.checked(reader, collection, device).page(reader, since, limit)
-        body = {"events": [record(e) for e in page], "next": page[-1].seq if page else since}
+        floor = reader.events_pruned_through()  # read after the page: see _Gaps
+        body = {"events": [record(e) for e in page], "next": page[-1].seq if page else since,
+                "prunedThrough": floor, "gap": since < floor}
         return JsonBytes(render.dumps(body))
 
     for path in ("/events", "/status/events"):
@@ -146,15 +150,19 @@ async def _feed(reader: StoreReader, hub: EventHub | None, which: Filter, cursor
     yield b"retry: %d\n\n" % limits.retry_ms  # also sends the headers at once
     wake = hub.subscribe() if hub is not None else None
     quiet_since = time.monotonic()
+    gaps = _Gaps(reader, cursor)
     try:
         while hub is None or not hub.closed:
             page = which.page(reader, cursor, limits.page)
+            gap = gaps.check(cursor, page)
             if page:
                 cursor = page[-1].seq
                 quiet_since = time.monotonic()
-                yield b"".join(frame(e) for e in page)
+                yield gap + b"".join(frame(e) for e in page)
                 if len(page) == limits.page:
                     continue  # more is waiting: read on before waiting
+            elif gap:
+                yield gap
             elif time.monotonic() - quiet_since >= limits.keepalive:
                 quiet_since = time.monotonic()
                 yield b": keepalive\n\n"
@@ -166,6 +174,36 @@ async def _feed(reader: StoreReader, hub: EventHub | None, which: Filter, cursor
     finally:
         if wake is not None:
             wake.close()
+
+
+def gap_frame(after: int, pruned_through: int) -> bytes:
+    """A named SSE event (no id: the client's Last-Event-ID stays its own): the log was
+    pruned past this stream's cursor, so events after `after` up to `prunedThrough` may
+    be missing. EventSource's `onmessage` does not see it; `addEventListener("gap")` does,
+    and a client that wants the whole picture reloads it from the API."""
+    body = render.dumps({"after": after, "prunedThrough": pruned_through})
+    return b"event: gap\ndata: %s\n\n" % body
+
+
+class _Gaps:
+    """Tells a stream, once per prune that overtook its cursor, that events are missing.
+    The store is asked only when one can be: at the start, and when a page does not
+    begin right after the cursor (a filter, a rolled-back id, or pruning)."""
+
+    def __init__(self, reader: StoreReader, start: int) -> None:
+        self._reader = reader
+        self._start = start
+        self._told = 0  # the pruned_through last told
+
+    def check(self, cursor: int, page: list[EventRecord]) -> bytes:
+        if cursor != self._start and (not page or page[0].seq == cursor + 1):
+            return b""
+        self._start = -1
+        floor = self._reader.events_pruned_through()  # after the page: no false "all there"
+        if cursor >= floor or floor <= self._told:
+            return b""
+        self._told = floor
+        return gap_frame(cursor, floor)
 
 
 class _Slots:

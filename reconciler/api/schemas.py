@@ -119,6 +119,10 @@ class LoggedEvent(Schema):
 class EventPage(Schema):
     events: list[LoggedEvent]  # oldest first
     next: int  # pass as `since` for the following page
+    # The log keeps every event after prunedThrough (older ones go by age and count,
+    # a device's newest 100 stay): `since` below it may have missed events (gap).
+    prunedThrough: int
+    gap: bool
 
 
 class DeviceStatus(Schema):

@@ -21,7 +21,7 @@ from reconciler.api import create_app
 from reconciler.api.events import StreamLimits
 from reconciler.model.observed import DeviceEvent, DeviceProgress
 from reconciler.model.status import UpdateState
-from reconciler.store import SqliteStore, open_reader
+from reconciler.store import EventRetention, SqliteStore, open_reader
 
 TOKEN = "s3cret-token"
 LIMITS = StreamLimits(max_clients=2, keepalive=0.3, send_timeout=0.5, page=50)
@@ -195,12 +195,34 @@ async def test_status_events_pages_the_log_with_a_next_cursor(
     rest = (await client.get(f"/status/events?since={first['next']}")).json()
     assert [e["message"] for e in rest["events"]] == ["3", "4"]
     empty = (await client.get(f"/status/events?since={rest['next']}")).json()
-    assert empty == {"events": [], "next": rest["next"]}
+    assert empty == {"events": [], "next": rest["next"], "prunedThrough": 0, "gap": False}
     other = (await client.get(f"/status/events?collection={ref.other_cid}")).json()
     assert [(e["deviceId"], e["collectionId"]) for e in other["events"]] == [
         (ref.stranger, ref.other_cid)]
     mine = (await client.get(f"/status/events?device={ref.device}&since=0&limit=1")).json()
     assert [e["message"] for e in mine["events"]] == ["1"]
+
+
+async def test_a_cursor_behind_the_pruned_log_is_told_of_the_gap_then_gets_what_is_left(
+        store: SqliteStore, path: Path, ref: Any) -> None:
+    write(store, "17dh0cf4465aff", *"abcde")  # a device no desired state has: all due
+    write(store, ref.device, "kept 1", "kept 2")
+    pruned = store.prune_events(EventRetention(max_count=2), 1_700_000_000.0)
+    assert pruned.deleted == 5
+    async with served(store, path) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            page = (await http.get("/status/events?since=0",
+                                   headers={"X-API-Token": TOKEN})).json()
+            current = (await http.get(f"/status/events?since={pruned.through}",
+                                      headers={"X-API-Token": TOKEN})).json()
+        assert (page["prunedThrough"], page["gap"]) == (pruned.through, True)
+        assert [e["message"] for e in page["events"]] == ["kept 1", "kept 2"]
+        assert (current["gap"], len(current["events"])) == (False, 2)
+        async with stream(base, **{"Last-Event-ID": "2"}) as (_, lines):
+            head = [await anext(lines) for _ in range(6)]  # retry, gap event, first event
+    assert head[2:4] == ["event: gap",
+                         f'data: {{"after":2,"prunedThrough":{pruned.through}}}']
+    assert head[5].startswith("id: ") and int(head[5][4:]) > pruned.through
 
 
 @pytest.mark.parametrize("query,status", [

@@ -63,6 +63,7 @@
   };
   stream.onmessage = schedule;
   stream.addEventListener("state", schedule);
+  stream.addEventListener("gap", schedule);  // events were pruned: the page reloads anyway
   stream.onerror = function () {
     // CLOSED: the server refused the stream (no /events, 401): fall back to polling.
     // CONNECTING: the browser retries by itself with Last-Event-ID.
