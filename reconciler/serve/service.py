@@ -22,6 +22,7 @@ from pathlib import Path
 import uvicorn
 
 from reconciler.api import create_app
+from reconciler.api.events import StreamLimits
 from reconciler.controller.core import Controller
 from reconciler.errors import FotaError
 from reconciler.lwm2m.server import Lwm2mServer
@@ -34,7 +35,8 @@ from reconciler.serve.instrument import counting_refusals, instrument
 from reconciler.serve.settings import ServeSettings
 from reconciler.sources import GitSource, SourceStatus
 from reconciler.sources.gitrepo import is_url
-from reconciler.store import SqliteStore, open_reader, open_store
+from reconciler.store import EventRetention, SqliteStore, open_reader, open_store
+from reconciler.store.retention import keep_bounded
 from reconciler.store.schema import SchemaError
 
 log = logging.getLogger("reconciler.serve")
@@ -182,7 +184,9 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
              asyncio.create_task(looplag.watch(metrics.lagged, stop), name="loop-lag"),
              asyncio.create_task(api.serve(sockets=[http]), name="http-api"),
              asyncio.create_task(source.run(on_desired, stop), name="source"),
-             asyncio.create_task(notifier.run(stop), name="notifier")]
+             asyncio.create_task(notifier.run(stop), name="notifier"),
+             asyncio.create_task(_event_retention(settings, store, stop, clock),
+                                 name="event-retention")]
     try:
         await _announce(settings, server, api, controller, on_ready)
         await stop.wait()
@@ -272,10 +276,20 @@ def _status_writer(store: SqliteStore) -> Callable[[SourceStatus], None]:
     return write
 
 
+async def _event_retention(settings: ServeSettings, store: SqliteStore,
+                           stop: asyncio.Event, clock: Callable[[], float]) -> None:
+    retention = EventRetention(max_age=settings.events_max_age,
+                               max_count=settings.events_max_count)
+    await keep_bounded(store, retention, settings.events_prune_interval, stop, clock)
+
+
 def _api(settings: ServeSettings, store: SqliteStore, metrics: Metrics) -> _ApiServer:
     reader = open_reader(settings.state)
+    limits = StreamLimits(max_clients=settings.events_max_streams,
+                          keepalive=settings.events_keepalive,
+                          send_timeout=settings.events_send_timeout)
     app = create_app(reader, tokens=settings.tokens, events=store.event_hub,
-                     metrics=metrics)
+                     stream_limits=limits, metrics=metrics)
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
                             log_config=None, log_level="warning", lifespan="off",
                             http="httptools")  # the declared parser, not a silent fallback to h11

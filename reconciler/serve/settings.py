@@ -59,6 +59,20 @@ class ServeSettings(BaseModel):
     # the controller contacts it only inside that window.
     awake_window: float = Field(93.0, gt=0, description=(
         "seconds a queue-mode device listens after it last spoke (MAX_TRANSMIT_WAIT)"))
+    # The event log and its feed (GET /events): bounded in size, streams and time.
+    events_max_age: float = Field(30 * 86400.0, gt=0, description=(
+        "seconds an event is kept in the state file (a device's newest 100 stay while "
+        "it is in the desired state)"))
+    events_max_count: int = Field(1_000_000, ge=1, description=(
+        "events kept behind the newest (beside each device's newest 100)"))
+    events_prune_interval: float = Field(60.0, gt=0, description=(
+        "seconds between prunes of the event log (in short slices, off the event loop)"))
+    events_max_streams: int = Field(32, ge=1, description=(
+        "`GET /events` streams open at once; beyond: 503 with `Retry-After`"))
+    events_keepalive: float = Field(15.0, gt=0, description=(
+        "seconds of silence on an event stream before a keepalive comment"))
+    events_send_timeout: float = Field(30.0, gt=0, description=(
+        "seconds an event stream client may take no data before it is dropped"))
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
 
     @field_validator("log_level")
