@@ -27,6 +27,7 @@ from reconciler.model.lwm2m import NO_FORMATS, ContentFormats, FirmwareOffer, Re
 from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
 from reconciler.model.status import Condition
 from reconciler.store import codec
+from reconciler.store.checkpoint import Checkpointer
 from reconciler.store.desired_sync import apply_in_slices
 from reconciler.store.event_log import EventFeed, EventHub
 from reconciler.store.retention import EventRetention, Pruned, prune
@@ -109,6 +110,11 @@ class SqliteStore(EventFeed):
         self._conn = conn
         self._lock = threading.Lock()
         self._file_lock = file_lock
+        # The WAL is copied into the database file by a worker thread, never in a commit
+        # here (that commit may be on the event loop: see `checkpoint`).
+        main = Path(next(row[2] for row in conn.execute("PRAGMA database_list")
+                         if row[1] == "main"))
+        self._checkpointer = Checkpointer(main, conn, self._lock)
         # Readers in this process (the API's /events, notifiers) await this instead of
         # polling: published after every commit that appended events.
         self.event_hub = EventHub()
@@ -125,6 +131,7 @@ class SqliteStore(EventFeed):
             yield conn
         if self.on_write is not None:  # committed: a rolled-back write is no latency
             self.on_write(time.perf_counter() - started)
+        self._checkpointer.committed()
 
     @contextmanager
     def _write(self, *, durable: bool) -> Iterator[sqlite3.Connection]:
@@ -325,6 +332,7 @@ class SqliteStore(EventFeed):
                          (collection_id, text))
 
     def close(self) -> None:
+        self._checkpointer.close()
         with self._lock:
             self._conn.close()
             if self._file_lock is not None:
