@@ -115,6 +115,11 @@ class SqliteStore(EventFeed):
         main = Path(next(row[2] for row in conn.execute("PRAGMA database_list")
                          if row[1] == "main"))
         self._checkpointer = Checkpointer(main, conn, self._lock)
+        # Reads take a connection of their own: WAL readers never wait for the writer, so
+        # a read on the event loop (a report, say) does not wait out a worker thread's
+        # slice of a big apply. They see every committed write, which is all we make.
+        self._reads = connect(main, read_only=True)
+        self._read_lock = threading.Lock()
         # Readers in this process (the API's /events, notifiers) await this instead of
         # polling: published after every commit that appended events.
         self.event_hub = EventHub()
@@ -151,8 +156,8 @@ class SqliteStore(EventFeed):
                     self._conn.execute("PRAGMA synchronous = NORMAL")
 
     def _query(self, sql: str, args: Sequence[object] = ()) -> list[codec.Row]:
-        with self._lock:
-            return [tuple(r) for r in self._conn.execute(sql, args)]
+        with self._read_lock:
+            return [tuple(r) for r in self._reads.execute(sql, args)]
 
     # --- desired state -------------------------------------------------------------
     def apply_desired(self, desired: DesiredState) -> None:
@@ -333,6 +338,8 @@ class SqliteStore(EventFeed):
 
     def close(self) -> None:
         self._checkpointer.close()
+        with self._read_lock:
+            self._reads.close()
         with self._lock:
             self._conn.close()
             if self._file_lock is not None:
