@@ -34,6 +34,7 @@ from reconciler.store import Store
 T = TypeVar("T")
 log = logging.getLogger("reconciler.device")
 SLICE_SECONDS = 0.02  # the longest the loop spends applying a revision before it yields
+CATCH_UP_SECONDS = 1.0  # retargeting, between two pauses for the store (store.catch_up)
 BIG_CHANGE = 10_000  # devices added or removed by a revision after which memory is released
 
 
@@ -129,10 +130,16 @@ class Decider:
         slices only leaves work that the level-triggered reconcile does anyway."""
         started, count = self.clock(), 0
         self._write_conditions()  # older ones must not land after this revision's
-        pending = iter(affected)
+        pending, caught_up = iter(affected), time.monotonic()
         while (done := self._acknowledge_slice(pending, started)) is not None:
             count += done
-            await asyncio.sleep(0)
+            if time.monotonic() - caught_up < CATCH_UP_SECONDS:
+                await asyncio.sleep(0)
+                continue
+            # A pause in our stream of writes, off the loop, for the store to catch up:
+            # without one SQLite's WAL grows for as long as the stream lasts (1.1 GB).
+            await asyncio.to_thread(self.store.catch_up)
+            caught_up = time.monotonic()
         if count:
             self._changed.set()
             log.info("revision %s: %d devices retargeted in %.2fs", self.desired.revision[:12],

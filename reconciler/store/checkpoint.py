@@ -10,12 +10,17 @@ at a time with ~30 ms of CPU, the rest waiting in COMMIT for the disk.
 commit (`committed()`) it starts, at most once per `EVERY` seconds and never two at
 once, a short-lived thread that runs a PASSIVE checkpoint on a connection of its own:
 PASSIVE copies and syncs without waiting for, or blocking, the writer or the readers.
-But SQLite starts the WAL over only when a writer finds every frame copied, which a
-writer that never pauses never does: past `RESTART_FRAMES` frames the thread copies
-once more what came meanwhile, then holds the writer's lock for a last PASSIVE pass
-over the few frames left (the only moment a commit waits for a checkpoint), so the
-writer's next transaction starts the WAL over. The WAL file so stays within about
-`RESTART_FRAMES` pages plus what is written in a few seconds. Owned by `SqliteStore`.
+SQLite starts the WAL over only when a writer begins while every frame is copied, which
+a writer that never pauses for as long as a checkpoint takes does not: a 200,000-device
+revision wrote 1.1 GB of WAL that way (bench/big_commit.py, `wal_peak_mb`). So a bulk
+writer makes the pause: between its slices, from a worker thread, it calls
+`catch_up()`, which copies what is there on that thread while the bulk writer waits (the
+event loop's own commits go on meanwhile); unless one of those came in between, the bulk
+writer's next transaction starts the WAL over. As a last bound, past `RESTART_FRAMES`
+frames a checkpoint copies once more what came meanwhile, then holds the writer's lock
+for a last pass over the few frames left: that pass syncs the database file while
+commits wait for it (measured: up to 650 ms on a busy disk), so it is a backstop only.
+Owned by `SqliteStore`.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 EVERY = 1.0  # seconds between two checkpoints while writes go on
-RESTART_FRAMES = 16_384  # WAL pages (64 MiB of 4 KiB) after which the WAL starts over
+RESTART_FRAMES = 65_536  # WAL pages (256 MiB of 4 KiB) after which the WAL must start over
 
 
 class Checkpointer:
@@ -54,6 +59,16 @@ class Checkpointer:
             self._thread = threading.Thread(target=self._checkpoint, daemon=True,
                                             name="sqlite-checkpoint")
             self._thread.start()
+
+    def catch_up(self) -> None:
+        """A checkpoint now, on the calling thread (a bulk writer's worker thread, between
+        two of its transactions), after the one running in the background if any."""
+        with self._lock:
+            thread, self.runs = self._thread, self.runs + 1
+            self._started = max(self._started, time.monotonic())
+        if thread is not None:
+            thread.join()
+        self._checkpoint()
 
     def close(self) -> None:
         """Wait for a running checkpoint (before the writer closes: its close checkpoints

@@ -63,6 +63,7 @@ def diff_rows(stored: Mapping[str, Row], wanted: Mapping[str, Row]) -> RowDiff:
 Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
 SLICE = 500  # keys compared (and rows written) per transaction: ~20 ms of the writer
 KEY_PAGE = 20_000  # stored keys listed per transaction
+PAUSE_EVERY = 50  # slices between two `pause()` calls: about a second of the writer
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,33 +88,38 @@ class KeyRange:
 Build = Callable[[sqlite3.Connection, KeyRange, list[str]], dict[str, Row]]
 
 
-def apply_in_slices(tx: Transaction, desired: DesiredState) -> int:
+def apply_in_slices(tx: Transaction, desired: DesiredState,
+                    pause: Callable[[], None] = lambda: None) -> int:
     """Bring the three tables to `desired`, one short transaction per slice; returns rows
     touched. A crash between slices leaves some rows of the new revision and some of the
     old: the caller records the applied revision only after the last slice, so a restart
-    applies it again."""
+    applies it again. `pause()` runs between two slices every `PAUSE_EVERY` slices (the
+    writer's WAL catches up there: `checkpoint`)."""
     touched = sync_sliced(tx, COLLECTIONS, list(desired.collections),
                           lambda _c, _r, keys: {k: collection_row(desired.collections[k])
-                                                for k in keys})
+                                                for k in keys}, pause)
     touched += sync_sliced(tx, IMAGES, list(desired.images),
                            lambda _c, _r, keys: {k: image_row(desired.images[k])
-                                                 for k in keys})
+                                                 for k in keys}, pause)
 
     def devices(conn: sqlite3.Connection, keys: KeyRange, ids: list[str]) -> dict[str, Row]:
         # Read in the slice's transaction: put_report may change a version in between.
         reported = reported_versions(conn, keys)
         return {k: device_row(desired, desired.devices[k], reported) for k in ids}
 
-    return touched + sync_sliced(tx, DEVICES, list(desired.devices), devices)
+    return touched + sync_sliced(tx, DEVICES, list(desired.devices), devices, pause)
 
 
-def sync_sliced(tx: Transaction, table: Table, wanted: list[str], build: Build) -> int:
+def sync_sliced(tx: Transaction, table: Table, wanted: list[str], build: Build,
+                pause: Callable[[], None] = lambda: None) -> int:
     """Walk the union of stored and wanted keys in order, `SLICE` at a time: each slice
     diffs the stored rows of its key range against the rows `build` wants there."""
     wanted_set = set(wanted)
     keys = merge_unique(sorted(wanted), stored_keys(tx, table))
     touched = 0
-    for keys_range, chunk in slices(keys, SLICE):
+    for number, (keys_range, chunk) in enumerate(slices(keys, SLICE)):
+        if number and number % PAUSE_EVERY == 0:
+            pause()
         with tx() as conn:
             where, args = keys_range.where(table.columns[0])
             stored = {row[0]: tuple(row)

@@ -164,13 +164,18 @@ class SqliteStore(EventFeed):
         """Materialise the snapshot, writing only rows that differ from the stored ones,
         in slices of one short transaction each (see `desired_sync`): meant for a worker
         thread, while the event loop keeps writing between slices."""
-        apply_in_slices(self._tx, desired)
+        apply_in_slices(self._tx, desired, self._checkpointer.catch_up)
         with self._tx() as conn:
             _set_meta(conn, "applied_revision", desired.revision)
             # Every apply, even of the same revision id: readers that cache what the
             # desired rows say (the API's device lists) compare this, not the id.
             conn.execute("INSERT INTO meta VALUES ('desired_generation', '1') ON CONFLICT "
                          "(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+
+    def catch_up(self) -> None:
+        """Between two slices of a bulk write, from a worker thread: the WAL is copied
+        into the database file, so the next write can start it over (`checkpoint`)."""
+        self._checkpointer.catch_up()
 
     def applied_revision(self) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = 'applied_revision'")

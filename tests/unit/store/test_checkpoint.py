@@ -81,3 +81,17 @@ def test_the_store_writer_leaves_checkpoints_to_its_checkpointer(tmp_path: Path)
     store = open_store(tmp_path / "s.db")
     assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
     store.close()
+
+
+def test_a_bulk_writers_catch_up_copies_the_wal_on_its_own_thread_so_it_starts_over(
+        tmp_path: Path) -> None:
+    path, lock = tmp_path / "s.db", CountingLock()
+    conn = _writer(path)
+    checkpointer = Checkpointer(path, conn, lock, every=3600)
+    _write(conn, 3)
+    assert _wal_frames(path) > 1_000
+    checkpointer.catch_up()
+    _write(conn, 1, rows=1)
+    assert _wal_frames(path) < 10 and lock.entered == 0  # without the writer's lock
+    checkpointer.close()
+    conn.close()
