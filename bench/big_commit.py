@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import ctypes
 import gc
 import http.client
 import itertools
 import json
+import math
 import os
 import random
 import signal
@@ -77,6 +79,7 @@ def child(argv: list[str]) -> int:
             _say(f"gc {time.time():.3f} {took * 1000:.1f} {cpu:.1f} {info['generation']}")
 
     def frozen_garbage(*_: object) -> None:
+        sys._debugmallocstats()  # pymalloc's arenas, on stderr: what the RSS is made of
         gc.unfreeze()
         _say(f"frozen {time.time():.3f} {gc.collect()}")
 
@@ -96,18 +99,51 @@ def _monitor(loops: list[asyncio.AbstractEventLoop]) -> None:
     while not loops:
         time.sleep(0.01)
     loop, ran = loops[0], threading.Event()
+    schedstat = Path(f"/proc/self/task/{threading.main_thread().native_id}/schedstat")
     while not loop.is_closed():
         ran.clear()
-        asked, cpu = time.monotonic(), time.process_time()
+        asked, cpu, sched = time.monotonic(), time.process_time(), _sched(schedstat)
         try:
             loop.call_soon_threadsafe(ran.set)
         except RuntimeError:
             return
-        ran.wait()
+        stacks = _sample_while_late(loop, ran)
         lag = time.monotonic() - asked
         if lag > 0.02:
-            _say(f"lag {time.time():.3f} {lag * 1000:.1f} {(time.process_time() - cpu) * 1000:.1f}")
+            on_cpu, queued = (b - a for a, b in zip(sched, _sched(schedstat), strict=True))
+            _say(f"lag {time.time():.3f} {lag * 1000:.1f} "
+                 f"{(time.process_time() - cpu) * 1000:.1f} {on_cpu:.1f} {queued:.1f}")
+        if lag > SAMPLE_ABOVE and stacks:
+            for stack, count in collections.Counter(stacks).most_common(3):
+                _say(f"stack {time.time():.3f} {count} {stack}")
         time.sleep(0.01)
+
+
+def _sched(schedstat: Path) -> tuple[float, float]:
+    """The loop thread's (ms on a core, ms runnable but waiting for one) so far."""
+    on_cpu, queued, _ = schedstat.read_text().split()
+    return int(on_cpu) / 1e6, int(queued) / 1e6
+
+
+SAMPLE_ABOVE = float(os.environ.get("BENCH_SAMPLE_ABOVE", "inf"))  # s; diagnosis only
+
+
+def _sample_while_late(loop: asyncio.AbstractEventLoop, ran: threading.Event) -> list[str]:
+    """Wait for `ran`; with BENCH_SAMPLE_ABOVE set, every 20 ms the loop is late sample
+    the loop thread's Python stack (what it is doing or waiting in)."""
+    if math.isinf(SAMPLE_ABOVE):
+        ran.wait()
+        return []
+    stacks: list[str] = []
+    while not ran.wait(0.02):
+        frame = sys._current_frames().get(getattr(loop, "_thread_id", None) or -1)
+        where = []
+        while frame is not None and len(where) < 12:
+            code = frame.f_code
+            where.append(f"{Path(code.co_filename).name}:{frame.f_lineno}:{code.co_name}")
+            frame = frame.f_back
+        stacks.append("<".join(where))
+    return stacks
 
 
 # --- the repository ----------------------------------------------------------------
@@ -216,7 +252,9 @@ class Child:
                      "--state", str(state), "--coap", f"127.0.0.1:{coap}",
                      "--http", f"127.0.0.1:{http_port}"]
         self.log: list[tuple[float, str]] = []
-        self.lags: list[tuple[float, float, float]] = []  # (when, how long, process CPU)
+        self.state, self.wal_peak = state, 0.0
+        # (when, how long, process CPU, loop thread on a core, loop thread waiting for one)
+        self.lags: list[tuple[float, float, float, float, float]] = []
         # (when, ms, process CPU ms, generation) of collections over 20 ms
         self.gcs: list[tuple[float, float, float, int]] = []
         self.frozen_garbage: int | None = None
@@ -242,7 +280,11 @@ class Child:
         while raw := await self.proc.stdout.readline():
             kind, at, ms, *extra = raw.decode().split()
             if kind == "lag":
-                self.lags.append((float(at), float(ms), float(extra[0])))
+                self.lags.append((float(at), float(ms), *map(float, extra)))
+                if float(ms) > SAMPLE_ABOVE * 1000:
+                    print(raw.decode().strip(), file=sys.stderr)
+            elif kind == "stack":
+                print(raw.decode().strip(), file=sys.stderr)
             elif kind == "gc":
                 self.gcs.append((float(at), float(ms), float(extra[0]), int(extra[1])))
             else:
@@ -261,10 +303,21 @@ class Child:
                 self._changed.clear()
                 await self._changed.wait()
 
-    def longest_lag(self, start: float, end: float) -> tuple[float, float]:
-        """(ms, process CPU ms during it) of the longest loop pause in [start, end]."""
-        return max(((ms, cpu) for at, ms, cpu in self.lags if start <= at <= end),
-                   default=(0.0, 0.0))
+    def longest_lag(self, start: float, end: float) -> dict[str, float]:
+        """The longest loop pause in [start, end]: how long, the process CPU time
+        meanwhile, and how the loop thread spent it (on a core, runnable but waiting for
+        one, blocked: in I/O, a lock or a sleep); and the longest pause less its wait for
+        a core (what it would have been with a core free: the figure load does not
+        inflate)."""
+        inside = [lag for lag in self.lags if start <= lag[0] <= end]
+        _, ms, cpu, on_cpu, queued = max(inside, key=lambda lag: lag[1],
+                                         default=(0.0, 0.0, 0.0, 0.0, 0.0))
+        unqueued = max((lag[1] - lag[4] for lag in inside), default=0.0)
+        return {"longest_loop_pause_ms": ms, "longest_loop_pause_cpu_ms": cpu,
+                "longest_loop_pause_loop_thread": {
+                    "on_cpu_ms": round(on_cpu, 1), "waiting_for_cpu_ms": round(queued, 1),
+                    "blocked_ms": round(max(0.0, ms - on_cpu - queued), 1)},
+                "longest_loop_pause_without_cpu_wait_ms": round(unqueued, 1)}
 
     def gc_summary(self, start: float, end: float) -> dict[str, Any]:
         """The longest collection over 20 ms in [start, end] (and the process CPU time
@@ -305,6 +358,28 @@ class Child:
                 if self.cpu_s() - before < 0.3:
                     return time.time()
 
+    async def wal_peak_mb(self) -> None:
+        """The largest the state file's WAL grew, sampled every 0.5 s until cancelled."""
+        self.wal_peak = 0.0
+        wal = Path(f"{self.state}-wal")
+        while True:
+            with contextlib.suppress(FileNotFoundError):
+                self.wal_peak = max(self.wal_peak, round(wal.stat().st_size / 2**20, 1))
+            await asyncio.sleep(0.5)
+
+    def pymalloc_mb(self) -> dict[str, float]:
+        """From the child's sys._debugmallocstats(): MiB in pymalloc's arenas, in live
+        small objects, and free inside arenas (held while one object keeps an arena)."""
+        wanted = {"# bytes in allocated blocks": "objects_mb",
+                  "# bytes in available blocks": "free_in_arenas_mb", "Total": "arenas_mb"}
+        found: dict[str, float] = {}
+        for _, line in self.log:
+            name, _, value = line.partition("=")
+            key = wanted.get(name.strip())
+            if key and key not in found:  # the first Total is the arenas'
+                found[key] = round(int(value.strip().replace(",", "")) / 2**20, 1)
+        return found
+
     def rss_mb(self) -> float:
         return round(procs.rss_mb(self.proc.pid), 1)
 
@@ -322,15 +397,16 @@ async def apply(server: Child, probe: Probe, repo: git.Repo, count: int, text: s
     committed = await asyncio.to_thread(commit, repo, message)
     revision = repo.head.commit.hexsha[:12]
     applied = await server.wait_for(f"revision {revision} applied", committed, 600)
+    wal = asyncio.create_task(server.wal_peak_mb())
     end = await server.quiet()
-    pause, pause_cpu = server.longest_lag(start, end)
+    wal.cancel()
     return {"devices": count, "commit_to_applied_s": round(applied - committed, 2),
             "commit_to_quiet_s": round(end - committed, 2),
-            "longest_loop_pause_ms": pause, "longest_loop_pause_cpu_ms": pause_cpu,
+            **server.longest_lag(start, end),
             **server.gc_summary(start, end),
             "longest_coap_gap_ms": longest_gap_ms(probe.coap, start, end),
             "longest_http_gap_ms": longest_gap_ms(probe.http, start, end),
-            "rss_mb": server.rss_mb()}
+            "rss_mb": server.rss_mb(), "wal_peak_mb": server.wal_peak}
 
 
 async def run(devices: int, tmp: Path) -> dict[str, Any]:
@@ -354,6 +430,7 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
                             device_lines(BASE_DEVICES) + "# touched\n", "a later commit")
         trimmed = await server.trimmed_rss_mb()
         frozen_garbage = await server.count_frozen_garbage()
+        pymalloc = server.pymalloc_mb()
     finally:
         probe.stop.set()
         await server.stop()
@@ -362,7 +439,8 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
             "rss_after_add_mb": added["rss_mb"], "rss_after_revert_mb": reverted["rss_mb"],
             "rss_kept_after_revert_mb": round(reverted["rss_mb"] - before, 1),
             "rss_after_a_later_commit_mb": later["rss_mb"],
-            "rss_after_revert_and_malloc_trim_mb": trimmed, "frozen_garbage": frozen_garbage}
+            "rss_after_revert_and_malloc_trim_mb": trimmed, "frozen_garbage": frozen_garbage,
+            "pymalloc_after_revert_mb": pymalloc}
 
 
 def main() -> None:
