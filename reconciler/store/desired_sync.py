@@ -11,13 +11,13 @@ commit. Called by `SqliteStore.apply_desired`, from a worker thread.
 from __future__ import annotations
 
 import heapq
-import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from reconciler.model.desired import DesiredState
 from reconciler.store.codec import Row, collection_row, device_row, image_row
+from reconciler.store.sqlconn import SqlConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,7 @@ def diff_rows(stored: Mapping[str, Row], wanted: Mapping[str, Row]) -> RowDiff:
     return RowDiff(upserts, deletes)
 
 
-Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
+Transaction = Callable[[], AbstractContextManager[SqlConnection]]
 SLICE = 500  # keys compared (and rows written) per transaction: ~20 ms of the writer
 KEY_PAGE = 20_000  # stored keys listed per transaction
 PAUSE_EVERY = 50  # slices between two `pause()` calls: about a second of the writer
@@ -85,7 +85,7 @@ class KeyRange:
 
 
 # Rows wanted for the given keys of one slice, read inside that slice's transaction.
-Build = Callable[[sqlite3.Connection, KeyRange, list[str]], dict[str, Row]]
+Build = Callable[[SqlConnection, KeyRange, list[str]], dict[str, Row]]
 
 
 def apply_in_slices(tx: Transaction, desired: DesiredState,
@@ -102,7 +102,7 @@ def apply_in_slices(tx: Transaction, desired: DesiredState,
                            lambda _c, _r, keys: {k: image_row(desired.images[k])
                                                  for k in keys}, pause)
 
-    def devices(conn: sqlite3.Connection, keys: KeyRange, ids: list[str]) -> dict[str, Row]:
+    def devices(conn: SqlConnection, keys: KeyRange, ids: list[str]) -> dict[str, Row]:
         # Read in the slice's transaction: put_report may change a version in between.
         reported = reported_versions(conn, keys)
         return {k: device_row(desired, desired.devices[k], reported) for k in ids}
@@ -167,7 +167,7 @@ def stored_keys(tx: Transaction, table: Table) -> list[str]:
         after = page[-1]
 
 
-def write_diff(conn: sqlite3.Connection, table: Table, diff: RowDiff) -> int:
+def write_diff(conn: SqlConnection, table: Table, diff: RowDiff) -> int:
     if diff.upserts:
         conn.executemany(table.upsert_sql(), diff.upserts)
     if diff.deletes:
@@ -175,7 +175,7 @@ def write_diff(conn: sqlite3.Connection, table: Table, diff: RowDiff) -> int:
     return len(diff.upserts) + len(diff.deletes)
 
 
-def reported_versions(conn: sqlite3.Connection, keys: KeyRange) -> dict[str, str]:
+def reported_versions(conn: SqlConnection, keys: KeyRange) -> dict[str, str]:
     """Device id -> reported /3/0/3 for the devices in `keys`."""
     where, args = keys.where("device_id")
     rows = conn.execute("SELECT device_id, firmware_version FROM reports" + where +

@@ -11,9 +11,10 @@ the writer publishes after every commit that appended some, and subscribers (the
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from dataclasses import dataclass
+
+from reconciler.store.sqlconn import SqlConnection
 
 MAX_PAGE = 1000  # the most one call returns, whatever the caller asks for
 PRUNED_THROUGH = "events_pruned_through"  # meta key: see pruned_through
@@ -35,7 +36,7 @@ class EventRecord:
     revision: str
 
 
-def events_after(conn: sqlite3.Connection, after: int, *, collection: str | None = None,
+def events_after(conn: SqlConnection, after: int, *, collection: str | None = None,
                  device: str | None = None, limit: int = 100) -> list[EventRecord]:
     """Up to `limit` (capped at MAX_PAGE) events with seq > `after`, oldest first."""
     where: list[str] = ["seq > ?"]
@@ -52,7 +53,7 @@ def events_after(conn: sqlite3.Connection, after: int, *, collection: str | None
     return [EventRecord(*r) for r in rows]
 
 
-def last_seq(conn: sqlite3.Connection) -> int:
+def last_seq(conn: SqlConnection) -> int:
     """The newest event's seq (0 for an empty log): where a feed that wants only what
     comes next starts."""
     row = conn.execute("SELECT MAX(seq) FROM events").fetchone()
@@ -71,7 +72,7 @@ class EventFeed:
     """`events_after` and `last_event_seq` for a store class that holds a connection
     (`_conn`) and the lock that serialises it (`_lock`): the reader and the writer."""
 
-    _conn: sqlite3.Connection
+    _conn: SqlConnection
     _lock: threading.Lock
 
     def events_after(self, after: int, *, collection: str | None = None,

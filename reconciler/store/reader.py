@@ -62,6 +62,8 @@ class SqliteReader(EventFeed):
     Two connections: `bulk` renders the big JSON lists (tens of ms, callers may run them in
     a worker thread) so the quick queries and `version()` never wait behind one."""
 
+    _conn: sqlite3.Connection  # EventFeed's connection, this engine's
+
     def __init__(self, conn: sqlite3.Connection, bulk: sqlite3.Connection) -> None:
         self._conn = conn
         self._lock = threading.Lock()

@@ -7,13 +7,15 @@ device's present target; otherwise `Current` when the device reports its target,
 """
 
 
-def state_expr(state: str, progress_target: str, target: str, current: str) -> str:
+def state_expr(state: str, progress_target: str, target: str, current: str,
+               same: str = "IS") -> str:
     """The state over any four column expressions: the triggers of `tallies.py` evaluate
-    it on OLD and NEW rows, the queries on `p` and `d`."""
+    it on OLD and NEW rows, the queries on `p` and `d`. `same` is the engine's null-safe
+    equality (SQLite's `IS`, PostgreSQL's `IS NOT DISTINCT FROM`: `store.pg.dialect`)."""
     return f"""CASE
-    WHEN {state} IS NOT NULL AND {progress_target} IS {target} THEN {state}
+    WHEN {state} IS NOT NULL AND {progress_target} {same} {target} THEN {state}
     WHEN {target} IS NULL THEN NULL
-    WHEN {current} IS {target} THEN 'Current'
+    WHEN {current} {same} {target} THEN 'Current'
     ELSE 'Pending' END"""
 
 

@@ -32,8 +32,8 @@ from reconciler.store.desired_sync import apply_in_slices
 from reconciler.store.event_log import EventFeed, EventHub
 from reconciler.store.retention import EventRetention, Pruned, prune
 from reconciler.store.schema import migrate
+from reconciler.store.sqlconn import SqlConnection
 
-_UPSERT_REGISTRATION = "INSERT OR REPLACE INTO registrations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _LIVE = "updated_at + lifetime > ?"  # a registration's expiry, as Registration.expires_at
 _DELETE_EXPIRED_OFFERS = ("DELETE FROM offers WHERE token IN "
                           "(SELECT token FROM offers WHERE expires_at <= ? LIMIT ?)")
@@ -42,6 +42,11 @@ _SLICE = 1000  # rows per transaction of a bulk delete
 _INSERT_EVENT = """INSERT INTO events (device_id, at, kind, message, revision, collection_id)
     VALUES (?,?,?,?,?, (SELECT collection_id FROM devices WHERE device_id = ?))"""
 _INSERT_CONDITION = "INSERT INTO conditions VALUES (?,?,?,?,?,?,?)"
+# The endpoint's previous offer is deleted first; a token is unique, so the conflict
+# clause only keeps a replayed put idempotent.
+_INSERT_OFFER = ("INSERT INTO offers VALUES (?,?,?,?) ON CONFLICT (token) DO UPDATE SET "
+                 "endpoint = excluded.endpoint, image_id = excluded.image_id, "
+                 "expires_at = excluded.expires_at")
 # The device's current image: the image of its collection whose version equals the
 # reported /3/0/3 (trimmed by the caller), else NULL.
 _SET_CURRENT = """UPDATE devices SET current_image_id = (
@@ -106,7 +111,7 @@ def _lock_exclusively(path: Path) -> int:
 class SqliteStore(EventFeed):
     """The writer. Build with `open_store(path)`."""
 
-    def __init__(self, conn: sqlite3.Connection, file_lock: int | None = None) -> None:
+    def __init__(self, conn: SqlConnection, file_lock: int | None = None) -> None:
         self._conn = conn
         self._lock = threading.Lock()
         self._file_lock = file_lock
@@ -125,12 +130,17 @@ class SqliteStore(EventFeed):
         self.event_hub = EventHub()
         # Upserts, not INSERT OR REPLACE: an update fires the tallies' update triggers,
         # which skip rows whose state did not move (a replace is a delete and an insert).
-        self._upsert_report = _upsert_sql(conn, "reports")
-        self._upsert_progress = _upsert_sql(conn, "progress")
+        self._upsert_registration = _upsert_sql("registrations", self._columns("registrations"))
+        self._upsert_report = _upsert_sql("reports", self._columns("reports"))
+        self._upsert_progress = _upsert_sql("progress", self._columns("progress"))
         self.on_write: Callable[[float], None] | None = None  # /metrics: seconds per write
 
+    def _columns(self, table: str) -> list[str]:
+        """The table's columns in their order (the codec's rows follow it)."""
+        return [str(r[1]) for r in self._conn.execute(f"PRAGMA table_info({table})")]
+
     @contextmanager
-    def _tx(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, durable: bool = False) -> Iterator[SqlConnection]:
         started = time.perf_counter()
         with self._write(durable=durable) as conn:
             yield conn
@@ -139,7 +149,7 @@ class SqliteStore(EventFeed):
         self._checkpointer.committed()
 
     @contextmanager
-    def _write(self, *, durable: bool) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, durable: bool) -> Iterator[SqlConnection]:
         with self._lock:
             if durable:
                 self._conn.execute("PRAGMA synchronous = FULL")
@@ -170,7 +180,8 @@ class SqliteStore(EventFeed):
             # Every apply, even of the same revision id: readers that cache what the
             # desired rows say (the API's device lists) compare this, not the id.
             conn.execute("INSERT INTO meta VALUES ('desired_generation', '1') ON CONFLICT "
-                         "(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+                         "(key) DO UPDATE SET value = "
+                         "CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)")
 
     def catch_up(self) -> None:
         """Between two slices of a bulk write, from a worker thread: the WAL is copied
@@ -190,7 +201,7 @@ class SqliteStore(EventFeed):
     def put_registration(self, reg: Registration,
                          formats: ContentFormats = NO_FORMATS) -> None:
         with self._tx() as conn:
-            conn.execute(_UPSERT_REGISTRATION, codec.registration_row(reg, formats))
+            conn.execute(self._upsert_registration, codec.registration_row(reg, formats))
 
     def delete_registration(self, endpoint: str) -> None:
         with self._tx() as conn:
@@ -214,8 +225,7 @@ class SqliteStore(EventFeed):
         fleet)."""
         with self._tx() as conn:
             conn.execute("DELETE FROM offers WHERE endpoint = ?", (offer.endpoint,))
-            conn.execute("INSERT OR REPLACE INTO offers VALUES (?,?,?,?)",
-                         codec.offer_row(offer))
+            conn.execute(_INSERT_OFFER, codec.offer_row(offer))
 
     def delete_offer(self, endpoint: str) -> None:
         with self._tx() as conn:
@@ -338,7 +348,8 @@ class SqliteStore(EventFeed):
         `rollout` and reads `halted` (bool) and `reason` (why, while halted) or `halt_reason`."""
         text = json.dumps(dict(status), default=_jsonable)
         with self._tx() as conn:
-            conn.execute("INSERT OR REPLACE INTO collection_status VALUES (?, ?)",
+            conn.execute("INSERT INTO collection_status VALUES (?, ?) ON CONFLICT "
+                         "(collection_id) DO UPDATE SET status = excluded.status",
                          (collection_id, text))
 
     def close(self) -> None:
@@ -356,17 +367,17 @@ def _event_row(e: DeviceEvent) -> codec.Row:
     return (*codec.event_row(e), e.device_id)  # the last for the collection lookup
 
 
-def _upsert_sql(conn: sqlite3.Connection, table: str) -> str:
+def _upsert_sql(table: str, columns: list[str]) -> str:
     """INSERT of a whole row (the codec's column order) that updates the row with the
     same first column (the key) in place."""
-    columns = [str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")]
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
     return (f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))}) "
             f"ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}")
 
 
-def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
-    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+def _set_meta(conn: SqlConnection, key: str, value: str) -> None:
+    conn.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) "
+                 "DO UPDATE SET value = excluded.value", (key, value))
 
 
 def _jsonable(value: object) -> object:
