@@ -7,21 +7,26 @@ Modules: `schema` (migrations), `codec` (rows <-> model values), `desired_sync`
 (incremental apply of a snapshot), `writer`, `reader`, `views` (what the reader returns),
 `event_log` (the event log as a feed from a cursor, and the hub that wakes its readers),
 `retention` (keeping that log bounded),
-`pages` (the dashboard's keyset pages of devices).
+`pages` (the dashboard's keyset pages of devices), `sqlconn` (the connection surface the
+shared SQL runs on). `pg` is the PostgreSQL store: `open_store` / `open_reader` take a
+`postgresql://` URL as well as a file path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 from reconciler.model.desired import DesiredState, FirmwareImage
 from reconciler.model.lwm2m import NO_FORMATS, ContentFormats, FirmwareOffer, Registration
 from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
 from reconciler.model.status import Condition
+from reconciler.store import reader as _sqlite_reader
+from reconciler.store import writer as _sqlite_writer
 from reconciler.store.event_log import EventHub, EventRecord, Subscription
 from reconciler.store.pages import DeviceQuery
-from reconciler.store.reader import SqliteReader, open_reader
+from reconciler.store.reader import SqliteReader
 from reconciler.store.retention import EventRetention, Pruned
 from reconciler.store.views import (
     CollectionStatus,
@@ -30,7 +35,7 @@ from reconciler.store.views import (
     DeviceView,
     Usage,
 )
-from reconciler.store.writer import SqliteStore, open_store
+from reconciler.store.writer import SqliteStore
 
 
 class Store(Protocol):
@@ -120,6 +125,28 @@ class StoreReader(Protocol):
     def close(self) -> None: ...
 
 
+def is_database_url(state: Path | str) -> bool:
+    """A `--state` naming a PostgreSQL database (`postgresql://...`), not a file."""
+    return isinstance(state, str) and state.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(state: Path | str) -> SqliteStore:
+    """The writer of a state file (SQLite) or of a `postgresql://` database (`PgStore`,
+    which is a `SqliteStore` with PostgreSQL's sessions: `store.pg.writer`)."""
+    if is_database_url(state):
+        from reconciler.store.pg.writer import open_pg_store
+        return open_pg_store(str(state))
+    return _sqlite_writer.open_store(Path(state))
+
+
+def open_reader(state: Path | str) -> SqliteReader:
+    """The API's reader of what `open_store(state)` writes."""
+    if is_database_url(state):
+        from reconciler.store.pg.reader import open_pg_reader
+        return open_pg_reader(str(state))
+    return _sqlite_reader.open_reader(Path(state))
+
+
 def _conforms(store: SqliteStore, reader: SqliteReader) -> tuple[Store, StoreReader]:
     """Never called: mypy checks here that the SQLite classes satisfy the protocols."""
     return store, reader
@@ -128,5 +155,6 @@ def _conforms(store: SqliteStore, reader: SqliteReader) -> tuple[Store, StoreRea
 __all__ = [
     "CollectionStatus", "CollectionView", "DevicePage", "DeviceQuery", "DeviceView",
     "EventHub", "EventRecord", "EventRetention", "Pruned", "SqliteReader", "SqliteStore",
-    "Store", "StoreReader", "Subscription", "Usage", "open_reader", "open_store",
+    "Store", "StoreReader", "Subscription", "Usage", "is_database_url", "open_reader",
+    "open_store",
 ]

@@ -1,0 +1,72 @@
+"""Connections to PostgreSQL for the store: the URL test, the writer's session, and the
+`?`-placeholder adapter that lets the store's portable SQL (`store.sqlconn`) run here.
+
+psycopg 3's synchronous API, not asyncpg: every store call is synchronous (the controller
+calls it from its loop and from worker threads, under one lock, as it does SQLite), so an
+async driver would need a loop of its own per call; psycopg also pipelines `executemany`
+(one round trip for a slice of rows) and prepares statements it sees repeatedly.
+Called by `store.pg.writer` and `store.pg.reader`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+
+from reconciler.errors import FotaError
+
+Cursor = psycopg.Cursor[tuple[Any, ...]]
+Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+class StoreUnavailable(FotaError):
+    """The database cannot be reached or refused us (`fota serve` prints this line)."""
+
+
+@lru_cache(maxsize=1024)
+def to_pyformat(sql: str) -> str:
+    """`?` placeholders as psycopg's `%s` (a literal `%` doubled). Our SQL holds no `?`
+    or `%` inside string literals."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class QmarkConnection:
+    """A psycopg connection seen through `store.sqlconn.SqlConnection`."""
+
+    def __init__(self, raw: Connection) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
+        return self.raw.execute(to_pyformat(sql), tuple(parameters))
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> None:
+        rows = [tuple(p) for p in parameters]
+        if rows:  # psycopg pipelines the rows: one round trip, not one per row
+            with self.raw.cursor() as cur:
+                cur.executemany(to_pyformat(sql), rows)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def connect(url: str, *, application: str) -> Connection:
+    """An autocommit connection (transactions are explicit), or StoreUnavailable."""
+    try:
+        conn: Connection = psycopg.connect(url, autocommit=True, connect_timeout=10,
+                                           application_name=application)
+    except psycopg.Error as exc:
+        raise StoreUnavailable(f"cannot connect to {redact(url)}: {exc}") from exc
+    return conn
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "the database"
+    where = info.get("host") or "localhost"
+    return f"postgresql database {info.get('dbname') or '?'} on {where}"

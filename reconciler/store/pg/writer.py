@@ -1,0 +1,104 @@
+"""`PgStore`: the controller's writer on a PostgreSQL database.
+
+It is `SqliteStore` with PostgreSQL's connection and transactions: every method (and so
+every statement, written once in portable SQL through `QmarkConnection`) is inherited,
+which is what keeps the engines from drifting apart; the parametrized store suite runs
+both. What differs is here: one session, transactions `BEGIN ... COMMIT` under the
+same lock; `synchronous_commit` off for the session, as SQLite's WAL with
+synchronous=NORMAL (a crash of the database server loses no committed transaction, a
+power cut may lose the last few), and on for a `durable` write (the record before an
+Execute), which returns only once the commit is flushed to disk. A session-level
+advisory lock makes one writer per database, as the flock does per SQLite file (the
+cluster's ownership fencing relaxes this). A session the server dropped is reopened
+once per call, taking that lock again. Built by `open_pg_store(url)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from reconciler.errors import StateFileInUse
+from reconciler.store import codec
+from reconciler.store.pg.connection import (
+    Connection,
+    QmarkConnection,
+    StoreUnavailable,
+    connect,
+    redact,
+)
+from reconciler.store.pg.schema import migrate
+from reconciler.store.sqlconn import SqlConnection
+from reconciler.store.writer import SqliteStore
+
+WRITER_LOCK = 0x666F7461_77726974  # "fotawrit": the one writer of a database
+
+
+def open_pg_store(url: str) -> PgStore:
+    """Connect, take the writer's lock, migrate; StateFileInUse while another writer
+    holds the database, StoreUnavailable when it cannot be reached."""
+    raw = _writer_session(url)
+    try:
+        migrate(raw)
+    except BaseException:
+        raw.close()
+        raise
+    return PgStore(QmarkConnection(raw), url)
+
+
+def _writer_session(url: str) -> Connection:
+    raw = connect(url, application="fota-writer")
+    try:
+        raw.execute("SET synchronous_commit = off")
+        row = raw.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK,)).fetchone()
+    except BaseException:
+        raw.close()
+        raise
+    if not row or not row[0]:
+        raw.close()
+        raise StateFileInUse(f"{redact(url)} is in use by another fota process")
+    return raw
+
+
+class PgStore(SqliteStore):
+    """The writer on PostgreSQL. Build with `open_pg_store(url)`."""
+
+    def __init__(self, conn: QmarkConnection, url: str) -> None:
+        self._pg = conn
+        self._url = url
+        super().__init__(conn)
+
+    def _columns(self, table: str) -> list[str]:
+        rows = self._pg.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+            "AND table_schema = current_schema() ORDER BY ordinal_position", (table,))
+        return [str(r[0]) for r in rows]
+
+    @contextmanager
+    def _write(self, *, durable: bool) -> Iterator[SqlConnection]:
+        with self._lock:
+            raw = self._session()
+            with raw.transaction():
+                if durable:  # this commit waits until the WAL is on disk
+                    raw.execute("SET LOCAL synchronous_commit = on")
+                yield self._pg
+
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[codec.Row]:
+        with self._lock:
+            self._session()
+            return [tuple(r) for r in self._pg.execute(sql, args)]
+
+    def _session(self) -> Connection:
+        """The live session: one the server dropped is replaced (under `_lock`), taking
+        the writer's lock again; a failure to reconnect is StoreUnavailable."""
+        if self._pg.raw.broken or self._pg.raw.closed:
+            self._pg.raw.close()
+            self._pg.raw = _writer_session(self._url)
+        return self._pg.raw
+
+    def close(self) -> None:
+        with self._lock:
+            self._pg.close()
+
+
+__all__ = ["PgStore", "StoreUnavailable", "open_pg_store"]
