@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test demo lint bench coap-tools lfs-tools browser-tools clean
+.PHONY: run test demo lint bench coap-tools lfs-tools browser-tools postgresql clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ browser-tools:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
 	  else echo "note: install chromium for the dashboard's browser tests (sudo apt-get install chromium)"; fi; }
 
+# Debian's PostgreSQL server binaries (initdb, pg_ctl): the PostgreSQL store's tests start
+# a throwaway cluster of their own with them. Skipped without them, required by .ci/run.
+postgresql:
+	@{ command -v pg_ctl || ls /usr/lib/postgresql/*/bin/pg_ctl; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null; \
+	  else echo "note: install postgresql for the PostgreSQL store's tests (sudo apt-get install postgresql)"; fi; }
+
 run: $(STAMP)
 	$(BIN)/fota serve --repo . --state .fota/state.db
 
@@ -49,7 +57,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict reconciler
 	$(BIN)/lint-imports --no-cache --no-logo
 
-test: $(STAMP) coap-tools lfs-tools browser-tools lint
+test: $(STAMP) coap-tools lfs-tools browser-tools postgresql lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP) coap-tools

@@ -1,4 +1,7 @@
-"""Fixtures for the store tests: a small desired snapshot and a real SQLite file."""
+"""Fixtures for the store tests: a small desired snapshot, and a real store of each
+engine: `state` (and `store` on it) is a SQLite file and a fresh PostgreSQL database in
+turn, so every test written against them holds for both. `db_path` is the SQLite file
+alone, for what only a file has (its lock, its WAL, old schema versions)."""
 
 from __future__ import annotations
 
@@ -51,8 +54,27 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "state" / "fota.db"
 
 
+ENGINES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=ENGINES)
+def state(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
+    """Where a store lives: a SQLite file, or a PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return db_path
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
 @pytest.fixture
-def store(db_path: Path) -> Iterator[SqliteStore]:
+def store(state: Path | str) -> Iterator[SqliteStore]:
+    opened = open_store(state)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def sqlite_store(db_path: Path) -> Iterator[SqliteStore]:
     opened = open_store(db_path)
     yield opened
     opened.close()

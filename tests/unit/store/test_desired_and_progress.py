@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from reconciler.controller.rollout import RolloutIndex
@@ -19,6 +20,9 @@ from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
 from reconciler.model.status import Condition, ConditionType, UpdateState
 from reconciler.store import SqliteStore, open_reader, open_store
 from reconciler.store.desired_sync import diff_rows
+
+# A NULL where the schema says NOT NULL, as each engine reports it.
+INTEGRITY_ERRORS = (sqlite3.IntegrityError, psycopg.errors.IntegrityError)
 
 
 def _count_device_writes(db_path: Path) -> sqlite3.Connection:
@@ -46,7 +50,8 @@ def test_diff_rows_writes_only_new_or_changed_rows_and_deletes_the_missing() -> 
 
 
 def test_one_changed_device_target_rewrites_exactly_one_device_row(
-        store: SqliteStore, db_path: Path, fleet: Any) -> None:
+        sqlite_store: SqliteStore, db_path: Path, fleet: Any) -> None:
+    store = sqlite_store
     own = {f"dev{i:04d}": fleet.v1 for i in range(2000)}
     store.apply_desired(fleet.snapshot(2000, management=Management.DEVICE, own_targets=own))
     counter = _count_device_writes(db_path)
@@ -62,18 +67,18 @@ def test_one_changed_device_target_rewrites_exactly_one_device_row(
 
 
 def test_removed_devices_are_deleted_and_new_ones_inserted(
-        store: SqliteStore, db_path: Path, fleet: Any) -> None:
+        store: SqliteStore, state: Path | str, fleet: Any) -> None:
     store.apply_desired(fleet.snapshot(5))
     store.apply_desired(fleet.snapshot(3))
-    reader = open_reader(db_path)
+    reader = open_reader(state)
     assert [d.device_id for d in reader.devices(fleet.cid)] == ["dev0000", "dev0001", "dev0002"]
     reader.close()
 
 
 def test_the_effective_target_follows_the_management_scope(
-        store: SqliteStore, db_path: Path, fleet: Any) -> None:
+        store: SqliteStore, state: Path | str, fleet: Any) -> None:
     own = {"dev0000": fleet.v1}
-    reader = open_reader(db_path)
+    reader = open_reader(state)
     store.apply_desired(fleet.snapshot(2, own_targets=own))
     assert [d.target_image_id for d in reader.devices(fleet.cid)] == [fleet.v2, fleet.v2]
     store.apply_desired(fleet.snapshot(2, own_targets=own, management=Management.DEVICE))
@@ -85,8 +90,8 @@ def test_the_effective_target_follows_the_management_scope(
 
 
 def test_the_current_image_is_the_version_reported_trimmed_and_follows_new_images(
-        store: SqliteStore, db_path: Path, fleet: Any) -> None:
-    reader = open_reader(db_path)
+        store: SqliteStore, state: Path | str, fleet: Any) -> None:
+    reader = open_reader(state)
     store.apply_desired(fleet.snapshot(2))
     store.put_report("dev0000", DeviceReport("ep-0", firmware_version=" 1.0\n"))
     store.put_report("dev0001", DeviceReport("ep-1", firmware_version="3.0"))
@@ -103,8 +108,8 @@ def test_the_current_image_is_the_version_reported_trimmed_and_follows_new_image
 
 
 def test_the_collection_current_image_is_set_only_when_every_device_reports_it(
-        store: SqliteStore, db_path: Path, fleet: Any) -> None:
-    reader = open_reader(db_path)
+        store: SqliteStore, state: Path | str, fleet: Any) -> None:
+    reader = open_reader(state)
     store.apply_desired(fleet.snapshot(3))
     for i in range(2):
         store.put_report(f"dev{i:04d}", DeviceReport(f"ep-{i}", firmware_version="2.0"))
@@ -122,7 +127,7 @@ def test_a_failing_event_insert_loses_the_progress_row_too(
     progress = DeviceProgress("dev0000", fleet.v2, UpdateState.DOWNLOADING, attempts=1)
     good = DeviceEvent("dev0000", 1.0, "state", "Downloading")
     bad = DeviceEvent("dev0000", 2.0, None, "no kind")  # type: ignore[arg-type]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         store.put_progress(progress, [good, bad])
     assert store.progress("dev0000") is None
     store.put_progress(progress, [good])
@@ -166,34 +171,34 @@ def test_kill_9_while_writing_never_leaves_progress_without_its_events(db_path: 
 
 
 def test_events_are_append_only_and_read_newest_last(
-        store: SqliteStore, db_path: Path) -> None:
+        store: SqliteStore, state: Path | str) -> None:
     for n in range(5):
         store.put_progress(DeviceProgress("dev0000", None, UpdateState.PENDING),
                            [DeviceEvent("dev0000", float(n), "state", f"e{n}")])
-    reader = open_reader(db_path)
+    reader = open_reader(state)
     assert [e.message for e in reader.events("dev0000", limit=2)] == ["e3", "e4"]
     assert len(reader.events("dev0000")) == 5
     reader.close()
 
 
 def test_conditions_of_a_subject_are_replaced_as_a_whole(
-        store: SqliteStore, db_path: Path) -> None:
+        store: SqliteStore, state: Path | str) -> None:
     ready = Condition(ConditionType.READY, False, "Updating", "2/3 current", 5.0, "r1")
     stalled = Condition(ConditionType.STALLED, True, "RetriesExhausted", "gave up", 6.0, "r1")
     store.put_conditions("dev0000", [ready, stalled])
     store.put_conditions("dev0000", [ready])
-    reader = open_reader(db_path)
+    reader = open_reader(state)
     assert reader.conditions("dev0000") == [ready]
     reader.close()
 
 
 def test_progress_for_the_present_target_gives_the_device_state(
-        store: SqliteStore, db_path: Path, fleet: Any) -> None:
+        store: SqliteStore, state: Path | str, fleet: Any) -> None:
     store.apply_desired(fleet.snapshot(2))
     store.put_progress(DeviceProgress("dev0000", fleet.v2, UpdateState.UPDATE_FAILED, "flash"))
     store.put_progress(DeviceProgress("dev0001", fleet.v1, UpdateState.UPDATE_FAILED, "old"))
     store.put_collection_status(fleet.cid, {"halted": True, "reason": "2 failures"})
-    reader = open_reader(db_path)
+    reader = open_reader(state)
     views = reader.devices(fleet.cid)
     assert [(v.state, v.state_message) for v in views] == [("UpdateFailed", "flash"),
                                                            ("Pending", None)]
@@ -205,36 +210,36 @@ def test_progress_for_the_present_target_gives_the_device_state(
 
 
 def test_put_progress_many_lands_every_row_and_event_or_none(
-        store: SqliteStore, db_path: Path, fleet: Any) -> None:
+        store: SqliteStore, state: Path | str, fleet: Any) -> None:
     store.apply_desired(fleet.snapshot(3))
     items = [(DeviceProgress(f"dev{i:04d}", fleet.v2, UpdateState.PENDING),
               [DeviceEvent(f"dev{i:04d}", 1.0, "target", "new target")]) for i in range(3)]
     broken = [*items, (DeviceProgress("dev0009", fleet.v2, UpdateState.PENDING),
                        [DeviceEvent("dev0009", 1.0, None, "x")])]  # type: ignore[arg-type]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         store.put_progress_many(broken)
     assert store.all_progress() == []
     store.put_progress_many(items)
     assert [p.device_id for p in store.all_progress()] == ["dev0000", "dev0001", "dev0002"]
-    reader = open_reader(db_path)
+    reader = open_reader(state)
     assert [e.message for e in reader.events("dev0001")] == ["new target"]
     reader.close()
 
 
 def test_put_conditions_many_replaces_each_subjects_conditions(
-        store: SqliteStore, db_path: Path) -> None:
+        store: SqliteStore, state: Path | str) -> None:
     ready = Condition(ConditionType.READY, True, "Current", "runs its target", 1.0, "r1")
     stalled = Condition(ConditionType.STALLED, True, "Failed", "gave up", 2.0, "r1")
     store.put_conditions_many([("dev0000", [ready, stalled]), ("dev0001", [stalled])])
     store.put_conditions_many([("dev0000", [ready])])
-    reader = open_reader(db_path)
+    reader = open_reader(state)
     assert reader.conditions("dev0000") == [ready]
     assert reader.conditions("dev0001") == [stalled]
     reader.close()
 
 
 def test_one_status_shows_the_same_devices_in_its_counts_and_rollout_figures(
-        store: SqliteStore, db_path: Path, fleet: Any) -> None:
+        store: SqliteStore, state: Path | str, fleet: Any) -> None:
     """Issue 9.5: device-managed, six failures while the last flushed rollout snapshot
     said one failed and 'waiting for a slot' after the slot was freed."""
     own = {f"dev{i:04d}": fleet.v2 for i in range(6)}
@@ -242,9 +247,9 @@ def test_one_status_shows_the_same_devices_in_its_counts_and_rollout_figures(
     store.apply_desired(desired)
     coll = replace(desired.collections[fleet.cid], rollout=RolloutPolicy(max_concurrent=2))
     index = RolloutIndex()
-    for i, state in enumerate([UpdateState.UPDATE_FAILED, UpdateState.DOWNLOADING,
-                               UpdateState.DOWNLOADING]):
-        progress = DeviceProgress(f"dev{i:04d}", fleet.v2, state, "", attempts=1)
+    for i, step in enumerate([UpdateState.UPDATE_FAILED, UpdateState.DOWNLOADING,
+                              UpdateState.DOWNLOADING]):
+        progress = DeviceProgress(f"dev{i:04d}", fleet.v2, step, "", attempts=1)
         store.put_progress(progress)
         index.put(fleet.cid, progress)
     store.put_collection_status(fleet.cid, index.status(coll, "r1"))
@@ -253,7 +258,7 @@ def test_one_status_shows_the_same_devices_in_its_counts_and_rollout_figures(
     for i in range(1, 6):
         store.put_progress(DeviceProgress(f"dev{i:04d}", fleet.v2, UpdateState.UPDATE_FAILED,
                                           "flash", attempts=1))
-    reader = open_reader(db_path)
+    reader = open_reader(state)
     [status] = reader.collection_statuses()
     assert status.counts == {"UpdateFailed": 6}
     assert status.rollout["counts"] == status.counts

@@ -24,11 +24,11 @@ def _log(store: SqliteStore, device_id: str, n: int, start: float = 0.0) -> None
 
 
 def test_events_after_pages_the_log_from_a_cursor_oldest_first(
-        store: SqliteStore, db_path: Path, fleet: Any) -> None:
+        store: SqliteStore, state: Path | str, fleet: Any) -> None:
     store.apply_desired(fleet.snapshot(3))
     for d in ("dev0000", "dev0001", "dev0002"):
         _log(store, d, 4)
-    reader = open_reader(db_path)
+    reader = open_reader(state)
     first = reader.events_after(0, limit=5)
     rest = reader.events_after(first[-1].seq, limit=100)
     seqs = [e.seq for e in first + rest]

@@ -45,9 +45,9 @@ def test_forget_expired_deletes_only_what_ran_out(store: SqliteStore) -> None:
     assert [o.token for o in store.live_offers(now=0.0)] == ["t-new"]
 
 
-def test_the_restart_status_reaches_the_reader(db_path: Path) -> None:
-    store = open_store(db_path)
-    reader = open_reader(db_path)
+def test_the_restart_status_reaches_the_reader(state: Path | str) -> None:
+    store = open_store(state)
+    reader = open_reader(state)
     try:
         assert reader.restart_status() == {}
         store.set_restart_status({"registrations": 3, "offers": 1})

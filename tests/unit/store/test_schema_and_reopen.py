@@ -68,8 +68,8 @@ def test_the_reader_refuses_a_missing_file(tmp_path: Path) -> None:
         open_reader(tmp_path / "nothing.db")
 
 
-def test_everything_written_is_there_after_close_and_reopen(db_path: Path, fleet: Any) -> None:
-    store = open_store(db_path)
+def test_everything_written_is_there_after_close_and_reopen(state: Path | str, fleet: Any) -> None:
+    store = open_store(state)
     store.apply_desired(fleet.snapshot(revision="abc123"))
     reg = Registration("rid1", "ep-0", "127.0.0.1", 5690, 300, "1.1", "UQ", True,
                        ("/3/0", "/5/0"), 10.0, 12.0)
@@ -81,7 +81,7 @@ def test_everything_written_is_there_after_close_and_reopen(db_path: Path, fleet
     store.set_source_status({"branch": "main", "errors": ("a.yaml:3: x: bad",)})
     store.close()
 
-    again = open_store(db_path)
+    again = open_store(state)
     assert again.applied_revision() == "abc123"
     assert again.registrations() == [reg]
     assert again.report("dev0000") == DeviceReport("ep-0", firmware_version="1.0",
@@ -89,7 +89,7 @@ def test_everything_written_is_there_after_close_and_reopen(db_path: Path, fleet
     assert again.progress("dev0000") == progress
     assert again.all_progress() == [progress]
     again.close()
-    reader = open_reader(db_path)
+    reader = open_reader(state)
     assert reader.source_status() == {"branch": "main", "errors": ["a.yaml:3: x: bad"]}
     assert reader.collection(fleet.cid) is not None
     reader.close()
@@ -126,12 +126,12 @@ def test_a_durable_progress_write_commits_under_full_sync_and_then_relaxes(
 
 
 def test_a_second_writer_on_the_same_state_file_is_refused_until_the_first_closes(
-        db_path: Path) -> None:
-    first = open_store(db_path)
+        state: Path | str) -> None:
+    first = open_store(state)
     with pytest.raises(StateFileInUse, match="in use by another fota process"):
-        open_store(db_path)
+        open_store(state)
     first.close()
-    open_store(db_path).close()
+    open_store(state).close()
 
 
 @pytest.mark.parametrize("link", ["symlink", "hard link"])

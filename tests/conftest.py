@@ -1,0 +1,39 @@
+"""Fixtures every test directory may use: the throwaway PostgreSQL cluster.
+
+`pg_cluster` (session): one cluster for the whole run, started on first use and
+stopped at the end, failing tests or not (tests/pgcluster.py). `pg_url`: a fresh,
+empty schema of it per test (the store migrates it), dropped afterwards. Both skip with the reason
+when PostgreSQL's binaries are missing, and fail instead under FOTA_REQUIRE_POSTGRES=1.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from pgcluster import PgCluster, binaries
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    bindir = binaries()
+    if bindir is None:
+        reason = ("PostgreSQL's initdb and pg_ctl not found (Debian: apt-get install "
+                  "postgresql; `make test` installs it as root)")
+        if os.environ.get("FOTA_REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason + " and FOTA_REQUIRE_POSTGRES=1")
+        pytest.skip(reason)
+    cluster = PgCluster(bindir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
+    url = pg_cluster.database()
+    yield url
+    pg_cluster.drop(url)
