@@ -60,7 +60,7 @@ def last_seq(conn: SqlConnection) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def pruned_through(conn: sqlite3.Connection) -> int:
+def pruned_through(conn: SqlConnection) -> int:
     """The id through which the log was pruned (`retention.prune`), 0 when it never was:
     every event after it is kept, so a cursor at or past it misses nothing, and one below
     it may have missed events (a device's newest ones below it are kept)."""

@@ -26,7 +26,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+import psycopg
+
 from reconciler.store.event_log import PRUNED_THROUGH, last_seq, pruned_through
+from reconciler.store.sqlconn import SqlConnection
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ _SWEEP_CURSOR = "events_sweep_cursor"  # how far that sweep got (-1: done)
 
 BACKLOG_PAUSE = 1.0  # seconds between calls while a backlog drains
 
-Tx = Callable[[], AbstractContextManager[sqlite3.Connection]]
+Tx = Callable[[], AbstractContextManager[SqlConnection]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,8 @@ _DELETE_DUE = """DELETE FROM events AS e WHERE e.seq > ? AND e.seq <= ? AND (
 _TRIM_DEVICE = """DELETE FROM events WHERE device_id = ?1 AND seq <= ?2 AND seq < (
     SELECT seq FROM events WHERE device_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?3)"""
 # Below the floor, one slice of seq order: the events of devices no longer desired.
-_SLICE_END = "SELECT MAX(seq) FROM (SELECT seq FROM events WHERE seq > ? ORDER BY seq LIMIT ?)"
+_SLICE_END = ("SELECT MAX(seq) FROM (SELECT seq FROM events WHERE seq > ? ORDER BY seq "
+              "LIMIT ?) AS s")
 _DELETE_REMOVED = """DELETE FROM events WHERE seq > ?1 AND seq <= ?2
     AND device_id NOT IN (SELECT device_id FROM devices)"""
 
@@ -98,7 +102,7 @@ def prune(tx: Tx, retention: EventRetention, now: float) -> Pruned:
     return Pruned(deleted, floor, budget.left < 0)
 
 
-def _prune_slice(conn: sqlite3.Connection, count_cut: int, age_cut: float,
+def _prune_slice(conn: SqlConnection, count_cut: int, age_cut: float,
                  size: int) -> tuple[int, int, bool]:
     """The next slice past the floor: (deleted, new floor, nothing more is due). The due
     part is a prefix in seq order: ids grow with time, so the first event that is neither
@@ -163,13 +167,14 @@ def _sweep_removed(tx: Tx, floor: int, size: int, budget: _Budget) -> int:
     return deleted
 
 
-def _meta_int(conn: sqlite3.Connection, key: str) -> int:
+def _meta_int(conn: SqlConnection, key: str) -> int:
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return int(row[0]) if row else 0
 
 
-def _set_meta_int(conn: sqlite3.Connection, key: str, value: int) -> None:
-    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
+def _set_meta_int(conn: SqlConnection, key: str, value: int) -> None:
+    conn.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                 "SET value = excluded.value", (key, str(value)))
 
 
 class Prunable(Protocol):
@@ -187,7 +192,7 @@ async def keep_bounded(store: Prunable, retention: EventRetention, interval: flo
         pause = interval
         try:
             done = await asyncio.to_thread(store.prune_events, retention, clock())
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, psycopg.Error) as exc:  # either engine's store
             log.warning("pruning the event log failed: %s; trying again in %gs", exc,
                         interval)
         else:

@@ -10,6 +10,7 @@ Called by `store.pg.writer` and `store.pg.reader`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -26,11 +27,32 @@ class StoreUnavailable(FotaError):
     """The database cannot be reached or refused us (`fota serve` prints this line)."""
 
 
+_PLACEHOLDER = re.compile(r"\?(\d*)")
+
+
 @lru_cache(maxsize=1024)
-def to_pyformat(sql: str) -> str:
-    """`?` placeholders as psycopg's `%s` (a literal `%` doubled). Our SQL holds no `?`
-    or `%` inside string literals."""
-    return sql.replace("%", "%%").replace("?", "%s")
+def to_pyformat(sql: str) -> tuple[str, tuple[int, ...] | None]:
+    """`?` and `?N` placeholders as psycopg's `%s` (a literal `%` doubled), with the
+    argument index of each when some are numbered (None: in order). Our SQL holds no
+    `?` or `%` inside string literals."""
+    order: list[int] = []
+    numbered = False
+
+    def placeholder(match: re.Match[str]) -> str:
+        nonlocal numbered
+        if match.group(1):
+            numbered = True
+            order.append(int(match.group(1)) - 1)
+        else:
+            order.append(len(order))
+        return "%s"
+
+    text = _PLACEHOLDER.sub(placeholder, sql.replace("%", "%%"))
+    return text, tuple(order) if numbered else None
+
+
+def _arguments(order: tuple[int, ...] | None, parameters: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(parameters) if order is None else tuple(parameters[i] for i in order)
 
 
 class QmarkConnection:
@@ -40,13 +62,15 @@ class QmarkConnection:
         self.raw = raw
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
-        return self.raw.execute(to_pyformat(sql), tuple(parameters))
+        text, order = to_pyformat(sql)
+        return self.raw.execute(text, _arguments(order, parameters))
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> None:
-        rows = [tuple(p) for p in parameters]
+        text, order = to_pyformat(sql)
+        rows = [_arguments(order, p) for p in parameters]
         if rows:  # psycopg pipelines the rows: one round trip, not one per row
             with self.raw.cursor() as cur:
-                cur.executemany(to_pyformat(sql), rows)
+                cur.executemany(text, rows)
 
     def close(self) -> None:
         self.raw.close()

@@ -21,7 +21,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from reconciler.store import codec
-from reconciler.store.event_log import EventRecord, events_after, last_seq
+from reconciler.store.event_log import EventRecord, events_after, last_seq, pruned_through
 from reconciler.store.pages import DeviceQuery
 from reconciler.store.pg import dialect
 from reconciler.store.pg.connection import QmarkConnection, StoreUnavailable, redact
@@ -124,6 +124,10 @@ class PgReader(SqliteReader):
     def last_event_seq(self) -> int:
         with self._pool.connection() as conn:
             return last_seq(QmarkConnection(conn))
+
+    def events_pruned_through(self) -> int:
+        with self._pool.connection() as conn:
+            return pruned_through(QmarkConnection(conn))
 
     def close(self) -> None:
         self._pool.close()

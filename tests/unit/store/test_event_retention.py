@@ -38,7 +38,7 @@ def test_the_device_tail_covers_what_the_device_views_show() -> None:
 
 
 def test_old_events_go_but_each_desired_device_keeps_its_newest(
-        store: SqliteStore, db_path: Path, fleet: Any) -> None:
+        store: SqliteStore, state: Path | str, fleet: Any) -> None:
     store.apply_desired(fleet.snapshot(2))
     old0 = _log(store, "dev0000", DEVICE_TAIL + 30, at=NOW - 40 * DAY)
     old1 = _log(store, "dev0001", 5, at=NOW - 40 * DAY)
@@ -50,7 +50,7 @@ def test_old_events_go_but_each_desired_device_keeps_its_newest(
     assert _ids(store, "dev0001") == old1 + fresh
     assert _ids(store, "gone0000") == []
     assert done.through == gone[-1]  # every event after it is still there
-    reader = open_reader(db_path)
+    reader = open_reader(state)
     assert reader.events_pruned_through() == store.events_pruned_through() == done.through
     reader.close()
 
