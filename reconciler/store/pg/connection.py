@@ -51,7 +51,7 @@ def to_pyformat(sql: str) -> tuple[str, tuple[int, ...] | None]:
     return text, tuple(order) if numbered else None
 
 
-def _arguments(order: tuple[int, ...] | None, parameters: Sequence[Any]) -> tuple[Any, ...]:
+def arguments(order: tuple[int, ...] | None, parameters: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(parameters) if order is None else tuple(parameters[i] for i in order)
 
 
@@ -63,11 +63,11 @@ class QmarkConnection:
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
         text, order = to_pyformat(sql)
-        return self.raw.execute(text, _arguments(order, parameters))
+        return self.raw.execute(text, arguments(order, parameters))
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> None:
         text, order = to_pyformat(sql)
-        rows = [_arguments(order, p) for p in parameters]
+        rows = [arguments(order, p) for p in parameters]
         if rows:  # psycopg pipelines the rows: one round trip, not one per row
             with self.raw.cursor() as cur:
                 cur.executemany(text, rows)

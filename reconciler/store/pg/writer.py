@@ -18,8 +18,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+import psycopg
+
 from reconciler.errors import StateFileInUse
 from reconciler.store import codec
+from reconciler.store.pg.batch import Batch
 from reconciler.store.pg.connection import (
     Connection,
     QmarkConnection,
@@ -40,6 +43,9 @@ def open_pg_store(url: str) -> PgStore:
     raw = _writer_session(url)
     try:
         migrate(raw)
+    except psycopg.Error as exc:  # no rights to create tables, the server went away
+        raw.close()
+        raise StoreUnavailable(f"cannot migrate {redact(url)}: {exc}") from exc
     except BaseException:
         raw.close()
         raise
@@ -76,12 +82,16 @@ class PgStore(SqliteStore):
 
     @contextmanager
     def _write(self, *, durable: bool) -> Iterator[SqlConnection]:
+        """One transaction, sent in as few round trips as its statements allow
+        (`batch.Batch`); `durable`: its commit waits until the WAL is on disk."""
         with self._lock:
-            raw = self._session()
-            with raw.transaction():
-                if durable:  # this commit waits until the WAL is on disk
-                    raw.execute("SET LOCAL synchronous_commit = on")
-                yield self._pg
+            batch = Batch(self._session(), durable=durable)
+            try:
+                yield batch
+                batch.commit()
+            except BaseException:
+                batch.rollback()
+                raise
 
     def _query(self, sql: str, args: Sequence[object] = ()) -> list[codec.Row]:
         with self._lock:
