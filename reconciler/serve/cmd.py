@@ -12,7 +12,6 @@ import asyncio
 import logging
 import signal
 import sys
-from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -32,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--branch",
                         help="branch to follow (default main; for a URL the remote's "
                              "default branch); never the working tree's HEAD")
-    parser.add_argument("--state", type=Path, help="SQLite state file (default .fota/state.db)")
+    parser.add_argument("--state", help="SQLite state file (default .fota/state.db), or a "
+                                         "postgresql:// database URL")
     parser.add_argument("--coap", metavar="HOST:PORT",
                         help="LwM2M server address (default 127.0.0.1:5683)")
     parser.add_argument("--http", metavar="HOST:PORT",

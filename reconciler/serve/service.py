@@ -74,12 +74,12 @@ async def run_service(settings: ServeSettings, stop: asyncio.Event,
     controller (tests move it to a maintenance window's opening)."""
     _check_repo(settings.repo)
     http = _bind_http(settings.http_host, settings.http_port)
-    created = _absent(settings.state)
+    created = _absent(settings.state) if isinstance(settings.state, Path) else []
     store: SqliteStore | None = None
     try:
         store = _open_store(settings.state)
         source = GitSource(settings.repo, settings.branch,
-                           cache_dir=settings.state.parent / "cache",
+                           cache_dir=_cache_dir(settings),
                            interval=settings.poll_source, on_status=_status_writer(store))
         await _run(settings, store, source, http, stop, on_ready, clock)
     except StartupError:
@@ -129,6 +129,14 @@ def _absent(state: Path) -> list[Path]:
     return missing
 
 
+def _cache_dir(settings: ServeSettings) -> Path:
+    if settings.cache_dir is not None:
+        return settings.cache_dir
+    if isinstance(settings.state, Path):
+        return settings.state.parent / "cache"
+    return Path(".fota/cache")  # a database has no directory to put it beside
+
+
 def _remove(created: list[Path]) -> None:
     """Undo a failed start: the state file and the directories it created."""
     for path in reversed(created):
@@ -139,11 +147,15 @@ def _remove(created: list[Path]) -> None:
                 path.unlink()
 
 
-def _open_store(path: Path) -> SqliteStore:
+def _open_store(state: Path | str) -> SqliteStore:
+    """The store of a state file, or of a PostgreSQL database (`PgStore`, which is a
+    `SqliteStore` on PostgreSQL's sessions); its errors name the database, never the
+    password its URL may hold."""
     try:
-        return open_store(path)
+        return open_store(state)
     except (OSError, sqlite3.Error, SchemaError, FotaError) as exc:
-        raise StartupError(f"cannot use state file {path}: {exc}") from exc
+        where = f"state file {state}" if isinstance(state, Path) else "the database"
+        raise StartupError(f"cannot use {where}: {exc}") from exc
 
 
 async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,

@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from reconciler.controller.config import ControllerConfig
 from reconciler.engine import EngineConfig
+from reconciler.store import is_database_url
 
 ENV_PREFIX = "FOTA_"
 # The engine's values are durations and counts (EngineConfig carries no bounds of its own):
@@ -36,9 +37,13 @@ class ServeSettings(BaseModel):
     branch: str | None = Field(None, description=(
         "the branch to follow; unset: `main`, for a URL the remote's default branch "
         "(never the working tree's HEAD)"))
-    state: Path = Field(Path(".fota/state.db"), description=(
-        "the SQLite state file (one `fota serve` per file); back it up with "
-        "`sqlite3 .backup`"))
+    state: Path | str = Field(Path(".fota/state.db"), description=(
+        "the SQLite state file (one `fota serve` per file; back it up with "
+        "`sqlite3 .backup`), or a PostgreSQL database as a `postgresql://` URL "
+        "(its password best in `PGPASSWORD` or `~/.pgpass`)"))
+    cache_dir: Path | None = Field(None, description=(
+        "the parsed-manifest cache (and a URL repository's mirror); unset: `cache` "
+        "beside the state file, or `.fota/cache` with a PostgreSQL state"))
     coap_host: str = Field("127.0.0.1", description="address the LwM2M server listens on")
     coap_port: int = Field(5683, ge=0, le=65535, description="its UDP port (0: any free one)")
     http_host: str = Field("127.0.0.1", description=(
@@ -74,6 +79,12 @@ class ServeSettings(BaseModel):
     events_send_timeout: float = Field(30.0, gt=0, description=(
         "seconds an event stream client may take no data before it is dropped"))
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
+
+    @field_validator("state")
+    @classmethod
+    def _file_or_database(cls, value: Path | str) -> Path | str:
+        # A URL stays text (a Path would fold its `//`); anything else names a file.
+        return value if is_database_url(value) else Path(value)
 
     @field_validator("log_level")
     @classmethod

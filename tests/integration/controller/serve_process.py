@@ -1,7 +1,7 @@
 """`fota serve` as a real child process (the serve-process, restart and init tests):
-started on a given state file and CoAP port, its readiness awaited from its log, killed
-with SIGKILL on demand, and always reaped. The log goes to `serve.log` beside the state
-file, to read when a test fails."""
+started on a given state file (or PostgreSQL database) and CoAP port, its readiness
+awaited from its log, killed with SIGKILL on demand, and always reaped. The log goes to
+`serve.log` beside the state file (or in `log_dir`), to read when a test fails."""
 
 from __future__ import annotations
 
@@ -32,18 +32,20 @@ def free_tcp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve_args(repo: Path, state: Path, coap_port: int, http_port: int = 0) -> list[str]:
+def serve_args(repo: Path, state: Path | str, coap_port: int, http_port: int = 0
+               ) -> list[str]:
     return [sys.executable, "-m", "reconciler.cli", "serve", "--repo", str(repo),
             "--state", str(state), "--coap", f"127.0.0.1:{coap_port}",
             "--http", f"127.0.0.1:{http_port}"]
 
 
 @asynccontextmanager
-async def fota_serve(repo: Path, state: Path, coap_port: int,
+async def fota_serve(repo: Path, state: Path | str, coap_port: int,
                      env: Mapping[str, str] | None = None, http_port: int = 0,
+                     log_dir: Path | None = None,
                      ) -> AsyncIterator[asyncio.subprocess.Process]:
     """Start `fota serve`, wait for its ready line, and make sure it is gone afterwards."""
-    log = (state.parent / "serve.log").open("ab")
+    log = ((log_dir or Path(state).parent) / "serve.log").open("ab")
     proc = await asyncio.create_subprocess_exec(
         *serve_args(repo, state, coap_port, http_port), stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **ENV, **(env or {})})

@@ -63,6 +63,20 @@ def test_serve_with_an_unusable_state_file_says_so(
                                                             "fota serve: ")
 
 
+def test_serve_on_a_database_it_cannot_reach_says_so_without_its_password(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1)
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"postgresql://fota:secret@127.0.0.1:{closed.getsockname()[1]}/fota"
+    assert main(["serve", "--repo", str(repo.root), "--state", url, "--coap",
+                 "127.0.0.1:0", "--http", "127.0.0.1:0"]) == 2
+    line = _one_line(capsys.readouterr().err, "fota serve: ")
+    assert line.startswith("fota serve: cannot use the database: cannot connect to "
+                           "postgresql database fota on 127.0.0.1: "), line
+    assert "secret" not in line
+
+
 def test_serve_with_a_state_file_from_a_newer_release_says_so(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = DesiredRepo(tmp_path / "repo", count=1)
