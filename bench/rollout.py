@@ -112,7 +112,8 @@ def set_target(repo: git.Repo, version: str) -> float:
 class Server:
     """`fota serve` as a child process whose log lines the benchmark watches."""
 
-    def __init__(self, repo: Path, state: Path, port: int, env: dict[str, str]) -> None:
+    def __init__(self, repo: Path, state: Path | str, port: int, env: dict[str, str]
+                 ) -> None:
         self.args = [sys.executable, "-m", "reconciler.cli", "serve", "--repo", str(repo),
                      "--state", str(state), "--coap", f"127.0.0.1:{port}",
                      "--http", "127.0.0.1:0"]
@@ -195,18 +196,21 @@ async def roll_out(server: Server, repo: git.Repo, devices: int, ready_s: float,
     return committed
 
 
-async def rollout(devices: int, tmp: Path, block: int = BLOCK) -> dict[str, Any]:
+async def rollout(devices: int, tmp: Path, block: int = BLOCK, *,
+                  state: Path | str | None = None, env: dict[str, str] | None = None,
+                  patience: float = PATIENCE) -> dict[str, Any]:
+    """(a); on `state` (a file or a postgresql:// URL) when given (bench/cluster.py)."""
     endpoints = [f"sim-{i:05d}" for i in range(devices)]
     repo = make_repo(tmp / "repo", endpoints)
     port = procs.free_udp_port()
-    server = Server(tmp / "repo", tmp / "state.db", port, {})
+    server = Server(tmp / "repo", state or tmp / "state.db", port, env or {})
     await server.start()
     sim = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "reconciler.cli", "simulate", "--server",
         f"coap://127.0.0.1:{port}", "--repo", str(tmp / "repo"), "--count", str(devices),
         "--version", "1.0", "--block-size", str(block), stdout=asyncio.subprocess.DEVNULL)
     try:
-        committed = await roll_out(server, repo, devices, 120, PATIENCE, "rollout")
+        committed = await roll_out(server, repo, devices, 120, patience, "rollout")
     finally:
         await procs.stop(sim, 30)
         await server.stop()

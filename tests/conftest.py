@@ -1,7 +1,8 @@
 """Fixtures every test directory may use: the throwaway PostgreSQL cluster.
 
 `pg_cluster` (session): one cluster for the whole run, started on first use and
-stopped at the end, failing tests or not (tests/pgcluster.py). `pg_url`: a fresh,
+stopped at the end, failing tests or not (bench/pgcluster.py, which the benchmark
+shares). `pg_url`: a fresh,
 empty schema of it per test (the store migrates it), dropped afterwards. Both skip with the reason
 when PostgreSQL's binaries are missing, and fail instead under FOTA_REQUIRE_POSTGRES=1.
 """
@@ -12,7 +13,8 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from pgcluster import PgCluster, binaries
+
+from bench.pgcluster import PgCluster, binaries
 
 
 @pytest.fixture(scope="session")

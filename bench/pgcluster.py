@@ -1,8 +1,9 @@
 """A throwaway PostgreSQL cluster for the tests, from Debian's `postgresql` binaries.
 
 `PgCluster.start()` runs `initdb` into a fresh temporary directory and `pg_ctl start` on
-a free loopback port, its unix socket in that directory, with `fsync=off` (a test never
-survives a power cut); `stop()` stops it (`-m immediate`) and removes the directory.
+a free loopback port, its unix socket in that directory, with `fsync=off` for the tests
+(a test never survives a power cut; bench/cluster.py keeps it on); `stop()` stops it
+(`-m immediate`) and removes the directory.
 `initdb` refuses to run as root, so as root both run as the unprivileged `postgres` user
 the package creates (or `nobody`), via `runuser`, on a directory handed to that user.
 `database()` gives each test a fresh schema of one database (a URL whose search_path
@@ -58,8 +59,9 @@ def _free_port() -> int:
 
 
 class PgCluster:
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, fsync: bool = False) -> None:
         self.bindir = bindir
+        self.fsync = fsync
         self.user = _unprivileged()
         self.dir = Path(tempfile.mkdtemp(prefix="fota-pg-"))
         self.port = _free_port()
@@ -77,7 +79,9 @@ class PgCluster:
         self._run("initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "fota",
                   "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
         options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} "
-                   "-c fsync=off -c full_page_writes=off -c max_connections=200")
+                   "-c max_connections=200")
+        if not self.fsync:
+            options += " -c fsync=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"),
                   "-w", "-t", "60", "-o", options, "start")
         self.admin(f"CREATE DATABASE {TESTS_DB}")
@@ -93,6 +97,11 @@ class PgCluster:
     def admin(self, sql: str, dbname: str = "postgres") -> None:
         with psycopg.connect(self.url(dbname), autocommit=True) as conn:
             conn.execute(sql)  # type: ignore[arg-type]  # our own statement
+
+    def new_database(self, name: str) -> str:
+        """The URL of a new, empty database (the benchmark's: one per run)."""
+        self.admin(f"CREATE DATABASE {name}")
+        return self.url(name)
 
     def database(self) -> str:
         """The URL of a new, empty schema of the tests' database (its search_path set
