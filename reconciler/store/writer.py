@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 from reconciler.errors import StateFileInUse
 from reconciler.model.desired import DesiredState
@@ -108,6 +109,15 @@ def _lock_exclusively(path: Path) -> int:
     return fd
 
 
+class Checkpoints(Protocol):
+    """What the writer asks of `checkpoint.Checkpointer` (PostgreSQL has no WAL of ours
+    to keep small: `store.pg.writer` gives a no-op)."""
+
+    def committed(self) -> None: ...
+    def catch_up(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class SqliteStore(EventFeed):
     """The writer. Build with `open_store(path)`."""
 
@@ -115,15 +125,7 @@ class SqliteStore(EventFeed):
         self._conn = conn
         self._lock = threading.Lock()
         self._file_lock = file_lock
-        # The WAL is copied into the database file by a worker thread, never in a commit
-        # here (that commit may be on the event loop: see `checkpoint`).
-        main = Path(next(row[2] for row in conn.execute("PRAGMA database_list")
-                         if row[1] == "main"))
-        self._checkpointer = Checkpointer(main, conn, self._lock)
-        # Reads take a connection of their own: WAL readers never wait for the writer, so
-        # a read on the event loop (a report, say) does not wait out a worker thread's
-        # slice of a big apply. They see every committed write, which is all we make.
-        self._reads = connect(main, read_only=True)
+        self._checkpointer, self._reads = self._side_parts(conn)
         self._read_lock = threading.Lock()
         # Readers in this process (the API's /events, notifiers) await this instead of
         # polling: published after every commit that appended events.
@@ -134,6 +136,17 @@ class SqliteStore(EventFeed):
         self._upsert_report = _upsert_sql("reports", self._columns("reports"))
         self._upsert_progress = _upsert_sql("progress", self._columns("progress"))
         self.on_write: Callable[[float], None] | None = None  # /metrics: seconds per write
+
+    def _side_parts(self, conn: SqlConnection) -> tuple[Checkpoints, SqlConnection]:
+        """The WAL is copied into the database file by a worker thread, never in a commit
+        here (that commit may be on the event loop: see `checkpoint`). Reads take a
+        connection of their own: WAL readers never wait for the writer, so a read on the
+        event loop (a report, say) does not wait out a worker thread's slice of a big
+        apply. They see every committed write, which is all we make. (PgStore: its own.)"""
+        assert isinstance(conn, sqlite3.Connection)
+        main = Path(next(row[2] for row in conn.execute("PRAGMA database_list")
+                         if row[1] == "main"))
+        return Checkpointer(main, conn, self._lock), connect(main, read_only=True)
 
     def _columns(self, table: str) -> list[str]:
         """The table's columns in their order (the codec's rows follow it)."""

@@ -32,7 +32,7 @@ from reconciler.store.pg.connection import (
 )
 from reconciler.store.pg.schema import migrate
 from reconciler.store.sqlconn import SqlConnection
-from reconciler.store.writer import SqliteStore
+from reconciler.store.writer import Checkpoints, SqliteStore
 
 WRITER_LOCK = 0x666F7461_77726974  # "fotawrit": the one writer of a database
 
@@ -80,6 +80,11 @@ class PgStore(SqliteStore):
             "AND table_schema = current_schema() ORDER BY ordinal_position", (table,))
         return [str(r[0]) for r in rows]
 
+    def _side_parts(self, conn: SqlConnection) -> tuple[Checkpoints, SqlConnection]:
+        """No WAL of ours to checkpoint; reads on a session of their own (as SQLite's),
+        so a read on the event loop never waits out a worker thread's write."""
+        return _NoCheckpoints(), QmarkConnection(connect(self._url, application="fota-reads"))
+
     @contextmanager
     def _write(self, *, durable: bool) -> Iterator[SqlConnection]:
         """One transaction, sent in as few round trips as its statements allow
@@ -94,9 +99,13 @@ class PgStore(SqliteStore):
                 raise
 
     def _query(self, sql: str, args: Sequence[object] = ()) -> list[codec.Row]:
-        with self._lock:
-            self._session()
-            return [tuple(r) for r in self._pg.execute(sql, args)]
+        with self._read_lock:
+            reads = self._reads
+            assert isinstance(reads, QmarkConnection)
+            if reads.raw.broken or reads.raw.closed:  # dropped by the server: reopen
+                reads.raw.close()
+                reads.raw = connect(self._url, application="fota-reads")
+            return [tuple(r) for r in reads.execute(sql, args)]
 
     def _session(self) -> Connection:
         """The live session: one the server dropped is replaced (under `_lock`), taking
@@ -107,8 +116,21 @@ class PgStore(SqliteStore):
         return self._pg.raw
 
     def close(self) -> None:
+        with self._read_lock:
+            self._reads.close()
         with self._lock:
             self._pg.close()
+
+
+class _NoCheckpoints:
+    def committed(self) -> None:
+        return None
+
+    def catch_up(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
 
 
 __all__ = ["PgStore", "StoreUnavailable", "open_pg_store"]
