@@ -7,14 +7,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test demo lint bench coap-tools lfs-tools browser-tools postgresql clean
+.PHONY: run test demo lint bench coap-tools lfs-tools browser-tools build-tools postgresql clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | build-tools
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "setting up $(VENV) (first run only)..."
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]' >$(VENV)/pip.log 2>&1 \
 	  || { cat $(VENV)/pip.log; exit 1; }
 	@touch $(STAMP)
+
+# DTLSSocket (tinydtls, the CoAPs listener) builds from source: a C compiler and autotools.
+build-tools:
+	@{ command -v cc && command -v autoreconf && command -v libtoolize; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      build-essential autoconf automake libtool) >/dev/null; \
+	  else echo "note: install build-essential autoconf automake libtool (DTLSSocket builds from source)"; fi; }
 
 # libcoap's command-line peers are an independent CoAP implementation for interop tests.
 coap-tools:
