@@ -170,3 +170,10 @@ def _warn_unchecked() -> None:
     log.warning("aiocoap %s is not among the versions whose internals were checked (%s): "
                 "the message-layer hooks may misbehave", aiocoap.meta.version,
                 ", ".join(sorted(CHECKED_AIOCOAP_VERSIONS)))
+
+
+async def add_message_transport(context: Any, constructor: Callable[[Any], Any]) -> None:
+    """Add a message interface of ours (the CoAPs listener) to a running context, as
+    `create_server_context` adds udp6: `constructor(message_manager)` returns it, awaited.
+    Private: `Context._append_tokenmanaged_messagemanaged_transport`."""
+    await context._append_tokenmanaged_messagemanaged_transport(constructor)

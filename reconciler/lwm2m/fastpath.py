@@ -16,6 +16,7 @@ import functools
 import logging
 import secrets
 import socket
+from collections.abc import Callable
 from typing import Any, Final
 
 from . import coapframe
@@ -57,28 +58,32 @@ class FastPath:
         self._prefix = repository.prefix.encode()
         self._mid = secrets.randbelow(0x10000)
 
-    def handle(self, data: bytes, *, exclusive: bool = True) -> bytes | None:
+    def handle(self, data: bytes, *, exclusive: bool = True,
+               allowed: Callable[[str], bool] | None = None) -> bytes | None:
+        """`allowed(token)`: whether this peer may read the offer at token (a DTLS
+        session's endpoint must be the offer's); a refused token is answered 4.04."""
         try:
             message = coapframe.parse(data)
         except coapframe.FormatError:
             return coapframe.reset_for(data) if exclusive else PASS
         if not exclusive and not self._is_ours(message):
             return PASS
-        return self._respond(message)
+        return self._respond(message, allowed)
 
     def _is_ours(self, message: coapframe.Datagram) -> bool:
         if not 1 <= message.code <= 31:
             return False
         return next(iter(message.values(coapframe.URI_PATH)), None) == self._prefix
 
-    def _respond(self, message: coapframe.Datagram) -> bytes | None:
+    def _respond(self, message: coapframe.Datagram,
+                 allowed: Callable[[str], bool] | None = None) -> bytes | None:
         if message.mtype in (coapframe.ACK, coapframe.RST):
             return None  # the fast path never sends Confirmables of its own
         if message.code == coapframe.EMPTY or not 1 <= message.code <= 31:
             # CoAP ping (empty CON) or a response we never asked for: Reset (§4.2, §4.3).
             return coapframe.reset(message.mid) if message.mtype == coapframe.CON else None
         try:
-            code, tail = coapframe.CONTENT, self._content(message)
+            code, tail = coapframe.CONTENT, self._content(message, allowed)
         except _Refusal as refusal:
             code, tail = refusal.code, coapframe.tail((), str(refusal).encode())
         if message.mtype == coapframe.CON:
@@ -86,11 +91,12 @@ class FastPath:
         self._mid = (self._mid + 1) & 0xFFFF
         return coapframe.build(coapframe.NON, code, self._mid, message.token, tail)
 
-    def _content(self, message: coapframe.Datagram) -> bytes:
+    def _content(self, message: coapframe.Datagram,
+                 allowed: Callable[[str], bool] | None) -> bytes:
         path, block2 = _read_options(message)
         if message.code != coapframe.GET:
             raise _Refusal(coapframe.METHOD_NOT_ALLOWED, "firmware is only read with GET")
-        image = self._image(path)
+        image = self._image(path, allowed)
         cached = image.blocks.get(block2)
         if cached is None:
             cached = self._encode_block(image, block2)
@@ -113,12 +119,14 @@ class FastPath:
             options.append((coapframe.BLOCK2, coapframe.uint(value)))
         return coapframe.tail(options, image.data[choice.start : choice.end])
 
-    def _image(self, path: list[bytes]) -> Image:
+    def _image(self, path: list[bytes], allowed: Callable[[str], bool] | None) -> Image:
         if len(path) == 2 and path[0] == self._prefix:
             try:
-                image = self._repository.served(path[1].decode())
+                token = path[1].decode()
             except UnicodeDecodeError:
                 raise _Refusal(coapframe.BAD_REQUEST, "Uri-Path is not UTF-8") from None
+            image = None if allowed is not None and not allowed(token) \
+                else self._repository.served(token)
             if image is not None:
                 return image
         raise _Refusal(coapframe.NOT_FOUND, "no firmware offered at this path")
@@ -147,29 +155,33 @@ def _read_options(message: coapframe.Datagram) -> tuple[list[bytes], tuple[int, 
     return path, block2
 
 
-def answer(fast: FastPath, data: bytes, *, exclusive: bool) -> bytes | None:
+def answer(fast: FastPath, data: bytes, *, exclusive: bool,
+           allowed: Callable[[str], bool] | None = None) -> bytes | None:
     """`fast.handle`, but a bug costs one answer (a Reset for a CON), never the server."""
     try:
-        return fast.handle(data, exclusive=exclusive)
+        return fast.handle(data, exclusive=exclusive, allowed=allowed)
     except Exception:
         log.exception("firmware fast path failed on a %d-byte datagram", len(data))
         return coapframe.reset_for(data)
 
 
-def install_fast_path(context: Any, repository: FirmwareRepository) -> int:
+def install_fast_path(context: Any, repository: FirmwareRepository,
+                      allowed: Callable[[str], bool] | None = None) -> int:
     """Answer /fw block GETs on an aiocoap server context's UDP sockets before aiocoap
     sees them; everything else goes on to aiocoap. Returns how many sockets were hooked
-    (0 when the context has no udp6 transport: the aiocoap resource still serves)."""
+    (0 when the context has no udp6 transport: the aiocoap resource still serves).
+    `allowed(token)`: whether plain CoAP may read that offer (not a secured device's)."""
     fast = FastPath(repository)
     sockets = udp_sockets(context)
     for udp in sockets:
-        udp.wrap_receive(functools.partial(_hook, fast, udp))
+        udp.wrap_receive(functools.partial(_hook, fast, udp, allowed))
     return len(sockets)
 
 
-def _hook(fast: FastPath, udp: UdpSocket, previous: Receive) -> Receive:
+def _hook(fast: FastPath, udp: UdpSocket, allowed: Callable[[str], bool] | None,
+          previous: Receive) -> Receive:
     def one(data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
-        reply = answer(fast, data, exclusive=False)
+        reply = answer(fast, data, exclusive=False, allowed=allowed)
         if reply is PASS:
             previous(data, ancdata, flags, address)
         elif reply:
