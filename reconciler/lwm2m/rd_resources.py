@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 Emit = Callable[[RegistrationEventKind, Entry], None]
 Ready = Callable[[], Awaitable[None]]
+# (endpoint, PSK identity of the request's DTLS session or None) -> reason to refuse or None
+RegisterCheck = Callable[[str, "bytes | None"], "str | None"]
 
 
 async def at_once() -> None:
@@ -33,8 +35,10 @@ class RdService:
     """What Register/Update/De-register do, apart from CoAP framing."""
 
     def __init__(self, registry: RegistrationTable, admit: Callable[[str], bool],
-                 emit: Emit, ready: Ready = at_once) -> None:
+                 emit: Emit, ready: Ready = at_once, *,
+                 check: RegisterCheck | None = None) -> None:
         self.registry = registry
+        self._check = check
         self._admit = admit
         self._emit = emit
         self.ready = ready  # awaited before a request is looked at (a restart restoring)
@@ -42,6 +46,7 @@ class RdService:
     def register(self, request: Message) -> Message:
         query = split_query(request.opt.uri_query)
         params = parse_register(query, request.payload, _content_format(request))
+        self._secured(params.endpoint, request.remote)
         if not self._admit(params.endpoint):
             raise Rejected("4.03", f"endpoint {params.endpoint!r} is not admitted")
         entry, _replaced = self.registry.register(params, source_of(request))
@@ -52,6 +57,7 @@ class RdService:
     def update(self, registration_id: str, request: Message) -> Message:
         query = split_query(request.opt.uri_query)
         params = parse_update(query, request.payload, _content_format(request))
+        self._same_channel(registration_id, request.remote)
         try:
             entry = self.registry.update(registration_id, params, source_of(request))
         except KeyError:
@@ -59,13 +65,40 @@ class RdService:
         self._emit(RegistrationEventKind.UPDATED, entry)
         return Message(code=Code.CHANGED)
 
-    def deregister(self, registration_id: str) -> Message:
+    def deregister(self, registration_id: str, remote: object = None) -> Message:
+        self._same_channel(registration_id, remote)
         try:
             entry = self.registry.deregister(registration_id)
         except KeyError:
             raise Rejected("4.04", f"no registration rd/{registration_id}") from None
         self._emit(RegistrationEventKind.DEREGISTERED, entry)
         return Message(code=Code.DELETED)
+
+    def _secured(self, endpoint: str, remote: object) -> None:
+        """Issue 12 item 3: a DTLS session registers only the endpoint its identity is
+        bound to, and the security policy may refuse plain CoAP (or an identity)."""
+        identity = getattr(remote, "identity", None)
+        bound = getattr(remote, "endpoint", None)
+        if identity is not None and bound != endpoint:
+            log.warning("PSK identity %r (bound to %r) tried to register as %r: 4.03",
+                        identity, bound, endpoint)
+            raise Rejected("4.03", f"this DTLS identity may not register {endpoint!r}")
+        reason = None if self._check is None else self._check(endpoint, identity)
+        if reason is not None:
+            log.warning("Register of %r refused (identity %r): %s", endpoint, identity, reason)
+            raise Rejected("4.03", reason)
+
+    def _same_channel(self, registration_id: str, remote: object) -> None:
+        """Update and De-register of a registration made inside a DTLS session come
+        from a session of the same identity; one made over plain CoAP, over plain CoAP."""
+        entry = self.registry.get_by_id(registration_id)
+        if entry is None:
+            return  # 4.04 follows
+        had = getattr(entry.remote, "identity", None)
+        if getattr(remote, "identity", None) != had:
+            log.warning("rd/%s of %r from another security context: 4.03", registration_id,
+                        entry.registration.endpoint)
+            raise Rejected("4.03", "not the security context this registration was made in")
 
 
 def source_of(request: Message) -> Source:
@@ -122,5 +155,5 @@ class EntryResource(resource.Resource, resource.PathCapable):  # type: ignore[mi
         if request.code == Code.POST:
             return self._service.update(path[0], request)
         if request.code == Code.DELETE:
-            return self._service.deregister(path[0])
+            return self._service.deregister(path[0], request.remote)
         raise Rejected("4.05", "registration locations take POST (Update) or DELETE")

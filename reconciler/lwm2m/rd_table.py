@@ -109,6 +109,10 @@ class RegistrationTable:
         entry = self._by_id[registration_id]
         return entry if entry.registration.expires_at > self._clock() else None
 
+    def get_by_id(self, registration_id: str) -> Entry | None:
+        """The entry at rd/<id>, expired or not (the caller answers 4.04 for those)."""
+        return self._by_id.get(registration_id)
+
     def entries(self) -> list[Entry]:
         now = self._clock()
         return [e for e in self._by_id.values() if e.registration.expires_at > now]

@@ -20,15 +20,23 @@ from typing import Any, TypeVar
 
 from aiocoap import Context, Message, resource
 
-from reconciler.lwm2m.aiocoap_adapter import udp_sockets
+from reconciler.lwm2m.aiocoap_adapter import add_message_transport, udp_sockets
 from reconciler.lwm2m.client import DeviceClient, RequestCounter
 from reconciler.lwm2m.codecs import Value
-from reconciler.lwm2m.fastpath import install_fast_path
+from reconciler.lwm2m.dtls_binding import KeyLookup, Session
+from reconciler.lwm2m.dtls_tinydtls import IDLE_TIMEOUT, TinyDtlsServer
+from reconciler.lwm2m.dtls_transport import CoapsListener, DtlsRemote, open_listener
+from reconciler.lwm2m.fastpath import FastPath, install_fast_path
 from reconciler.lwm2m.firmware import OFFER_LIFETIME, FirmwareRepository
 from reconciler.lwm2m.hardening import DedupCache, harden
 from reconciler.lwm2m.logbudget import LogBudget, guard
 from reconciler.lwm2m.queue import DEFAULT_AWAKE_SECONDS, QueueMode
-from reconciler.lwm2m.rd_resources import EntryResource, RdService, RegisterResource
+from reconciler.lwm2m.rd_resources import (
+    EntryResource,
+    RdService,
+    RegisterCheck,
+    RegisterResource,
+)
 from reconciler.lwm2m.rd_table import Entry, RegistrationTable
 from reconciler.lwm2m.send import AddressBook, SendResource, SendService
 from reconciler.model.lwm2m import (
@@ -100,8 +108,23 @@ class Lwm2mServer:
         awake_seconds: float = DEFAULT_AWAKE_SECONDS,
         sweep_interval: float = 1.0,
         offer_lifetime: float = OFFER_LIFETIME,
+        coaps: tuple[str, int] | None = None,
+        psk: KeyLookup | None = None,
+        register_check: RegisterCheck | None = None,
+        coaps_public_uri: str | None = None,
+        dtls_idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
+        """`coaps`: also listen for DTLS-PSK (host, port; port 0 picks one), keys from
+        `psk` (identity -> (key, endpoint)). `register_check(endpoint, identity)`: the
+        security policy's reason to refuse a Register (identity None: plain CoAP), or
+        None; a session's identity may register only its own endpoint in any case."""
         self._host = host
+        self._coaps = coaps
+        self._psk = psk or (lambda _identity: None)
+        self._register_check = register_check
+        self._coaps_public_uri = coaps_public_uri
+        self._dtls_idle_timeout = dtls_idle_timeout
+        self._coaps_listener: CoapsListener | None = None
         self._requested_port = port
         self._admit = admit or (lambda _endpoint: True)
         self._public_uri = public_uri
@@ -125,7 +148,8 @@ class Lwm2mServer:
         self._tasks: set[asyncio.Task[None]] = set()  # observation followers
         self._restored = asyncio.Event()  # set: registration requests are answered
         self.site = resource.Site()
-        service = RdService(self._registry, self._admit, self._on_event, self._until_restored)
+        service = RdService(self._registry, self._admit, self._on_event, self._until_restored,
+                            check=register_check)
         self.site.add_resource(("rd",), RegisterResource(service))
         self.site.add_resource(("rd",), EntryResource(service))
         sends = SendService(self._addresses, self.registration, self._on_send,
@@ -155,7 +179,10 @@ class Lwm2mServer:
             self._socket().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         # after harden: the firmware fast path wraps our datagram handler and passes on
         # everything that is not a block GET of /fw/<token>
-        install_fast_path(self._context, self.firmware)
+        install_fast_path(self._context, self.firmware,
+                          None if self._register_check is None else self._plain_may_fetch)
+        if self._coaps is not None:
+            await add_message_transport(self._context, self._open_coaps)
         self._sweeper = asyncio.create_task(self._sweep(), name="lwm2m registration sweeper")
 
     async def stop(self) -> None:
@@ -170,6 +197,7 @@ class Lwm2mServer:
         if self._context is not None:
             await self._context.shutdown()
             self._context = None
+            self._coaps_listener = None
         if self._unguard is not None:
             self.log_budget.flush(force=True)
             self._unguard()
@@ -185,6 +213,37 @@ class Lwm2mServer:
         if self._context is None:
             raise RuntimeError("Lwm2mServer is not started")
         return self._context
+
+    @property
+    def coaps_port(self) -> int | None:
+        """The bound CoAPs port (None without a CoAPs listener)."""
+        return None if self._coaps_listener is None else self._coaps_listener.port
+
+    def dtls_status(self) -> dict[str, int] | None:
+        """The CoAPs listener's counters for /status (None without one)."""
+        listener = self._coaps_listener
+        return None if listener is None else listener.binding.stats.as_dict()
+
+    def dtls_sessions(self) -> list[Session]:
+        """The established DTLS sessions (empty without a CoAPs listener)."""
+        listener = self._coaps_listener
+        return [] if listener is None else listener.binding.sessions()
+
+    def revoke_identities(self, identities: set[bytes]) -> int:
+        """Close the DTLS sessions of these identities (credentials removed or changed)."""
+        listener = self._coaps_listener
+        if listener is None:
+            return 0
+        binding = listener.binding
+        assert isinstance(binding, TinyDtlsServer)
+        return binding.revoke(identities)
+
+    @property
+    def coaps_uri(self) -> str:
+        if self._coaps_public_uri is not None:
+            return self._coaps_public_uri.rstrip("/")
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"coaps://{host}:{self.coaps_port}"
 
     @property
     def public_uri(self) -> str:
@@ -239,6 +298,8 @@ class Lwm2mServer:
         offer = self.firmware.offered(endpoint)
         if offer is not None and (before is None or offer.token != before.token):
             self._tell_offer(endpoint, offer.record)
+        if self._secured(endpoint):
+            return self.coaps_uri + path  # a secured device downloads inside its session
         return self.public_uri + path
 
     def revoke_firmware(self, endpoint: str) -> None:
@@ -257,6 +318,8 @@ class Lwm2mServer:
         found again at its next Register or Update. Returns how many were restored."""
         restored = 0
         for reg, formats in records:
+            if self._register_check is not None and self._register_check(reg.endpoint, None):
+                continue  # a secured device: its session died with us; it registers again
             entry = Entry(reg, self._remote(reg.host, reg.port), formats.announced)
             if not self._registry.restore(entry):
                 continue
@@ -330,6 +393,40 @@ class Lwm2mServer:
         for udp in udp_sockets(self.context):
             return udp.endpoint_address((address, port, 0, 0), None)
         raise RuntimeError("the aiocoap context has no UDP socket")
+
+    async def _open_coaps(self, mman: Any) -> Any:
+        assert self._coaps is not None
+        host, port = self._coaps
+        psk = self._psk
+
+        def binding(listener: CoapsListener) -> TinyDtlsServer:
+            return TinyDtlsServer(psk, listener.transmit, on_closed=listener.session_closed,
+                                  idle_timeout=self._dtls_idle_timeout)
+
+        def make() -> CoapsListener:
+            listener = CoapsListener(binding, FastPath(self.firmware), self._offer_is_for)
+            self._coaps_listener = listener
+            return listener
+
+        return await open_listener(mman, host, port or _unshared_port(host), make)
+
+    def _secured(self, endpoint: str) -> bool:
+        """Whether `endpoint` talks to us inside a DTLS session (or must)."""
+        if self._coaps is None:
+            return False
+        entry = self._registry.get(endpoint)
+        if entry is not None and isinstance(entry.remote, DtlsRemote):
+            return True
+        return self._register_check is not None and self._register_check(endpoint, None) is not None
+
+    def _plain_may_fetch(self, token: str) -> bool:
+        """Plain CoAP never reads a secured device's firmware, token or not."""
+        offer = self.firmware.lookup(token)
+        return offer is not None and not self._secured(offer.endpoint)
+
+    def _offer_is_for(self, endpoint: str, token: str) -> bool:
+        offer = self.firmware.lookup(token)
+        return offer is not None and offer.endpoint == endpoint
 
     def _socket(self) -> socket.socket:
         for udp in udp_sockets(self.context):
