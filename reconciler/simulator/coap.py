@@ -21,6 +21,8 @@ from typing import cast
 
 from aiocoap import ACK, CON, EMPTY, INTERNAL_SERVER_ERROR, NON, RST, Message
 
+from reconciler.simulator.dtls_client import open_datagram
+
 log = logging.getLogger(__name__)
 
 Addr = tuple[str, int]
@@ -79,9 +81,9 @@ class Endpoint(asyncio.DatagramProtocol):
         # (remote, mid) -> (token, encoded answer): a retransmission repeats both
         self._answered: OrderedDict[tuple[Addr, int], tuple[bytes, bytes]] = OrderedDict()
 
-    async def open(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+    async def open(self, host: str = "127.0.0.1", port: int = 0,
+                   psk: tuple[bytes, bytes] | None = None) -> None:
+        await open_datagram(self, host, psk, port)
 
     @property
     def local_port(self) -> int:

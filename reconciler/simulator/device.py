@@ -122,7 +122,7 @@ class SimDevice:
 
     # -- lifecycle --------------------------------------------------------------
     async def start(self) -> None:
-        await self._sock.open(self.timing.host, 0)
+        await self._sock.open(self.timing.host, 0, self.spec.psk)
         self._lifecycle = asyncio.create_task(self._run())
 
     async def stop(self, deregister: bool = True) -> None:
@@ -260,7 +260,8 @@ class SimDevice:
             self._lifecycle.cancel()
         self.updater.abandon()
         fresh = Endpoint(self._on_request, self._admits, self.timing.reliability)
-        await fresh.open(self.timing.host, 0)  # opened before the old closes: a new port
+        # opened before the old closes: a new port (and with a PSK, a new handshake)
+        await fresh.open(self.timing.host, 0, self.spec.psk)
         self._sock.close()
         self._sock, self.location = fresh, None
         self.observers.clear()

@@ -35,6 +35,7 @@ class PackageUri:
     port: int
     path: tuple[str, ...]
     query: tuple[str, ...]
+    secure: bool = False  # coaps://: fetched inside a DTLS session
 
 
 def make_package(version: str, body: bytes = b"") -> bytes:
@@ -60,17 +61,22 @@ def verify(data: bytes, catalog: Mapping[str, str]) -> Verdict:
     return Verdict(UpdateResult.INITIAL, version, f"package-{version}")
 
 
-def parse_uri(uri: str) -> PackageUri | UpdateResult:
-    """A coap:// Package URI, or the Update Result that refuses it (7 invalid, 9 protocol)."""
+def parse_uri(uri: str, secure: bool = False) -> PackageUri | UpdateResult:
+    """A coap:// Package URI (coaps:// too for a device with a PSK: `secure`), or the
+    Update Result that refuses it (7 invalid, 9 protocol)."""
     try:
         parts = urlsplit(uri.strip())
         port = parts.port
     except ValueError:
         return UpdateResult.INVALID_URI
-    if parts.scheme in ("coaps", "coap+tcp", "coaps+tcp", "http", "https"):
-        return UpdateResult.UNSUPPORTED_PROTOCOL  # /5/0/8 announces plain CoAP only
-    if parts.scheme != "coap" or not parts.hostname:
+    schemes = ("coap", "coaps") if secure else ("coap",)
+    if parts.scheme in ("coaps", "coap+tcp", "coaps+tcp", "http", "https") \
+            and parts.scheme not in schemes:
+        return UpdateResult.UNSUPPORTED_PROTOCOL  # /5/0/8 announces what it speaks
+    if parts.scheme not in schemes or not parts.hostname:
         return UpdateResult.INVALID_URI
     path = tuple(unquote(p) for p in parts.path.split("/")[1:] if p != "")
     query = tuple(unquote(q) for q in parts.query.split("&") if q)
+    if parts.scheme == "coaps":
+        return PackageUri(parts.hostname, port or 5684, path, query, secure=True)
     return PackageUri(parts.hostname, port or 5683, path, query)

@@ -31,11 +31,11 @@ def make_specs(endpoints: Sequence[str], shares: Sequence[tuple[Fault, float]] =
 
 
 def parse_server_uri(uri: str) -> tuple[str, int]:
-    """coap://HOST[:PORT] -> (host, port); anything else is a ValueError."""
+    """coap://HOST[:PORT] or coaps://HOST[:PORT] -> (host, port); else a ValueError."""
     parts = urlsplit(uri)
-    if parts.scheme != "coap" or not parts.hostname:
-        raise ValueError(f"server must be a coap://HOST[:PORT] URI, not {uri!r}")
-    return parts.hostname, parts.port or 5683
+    if parts.scheme not in ("coap", "coaps") or not parts.hostname:
+        raise ValueError(f"server must be a coap:// or coaps://HOST[:PORT] URI, not {uri!r}")
+    return parts.hostname, parts.port or (5684 if parts.scheme == "coaps" else 5683)
 
 
 def resolve_server(uri: str) -> Addr:

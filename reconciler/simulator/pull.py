@@ -22,6 +22,7 @@ from typing import NamedTuple, cast
 from reconciler.lwm2m import coapframe
 from reconciler.lwm2m.firmware import parse_block_value
 from reconciler.simulator.coap import Addr, Reliability, RequestReset, RequestTimeout
+from reconciler.simulator.dtls_client import open_datagram
 
 CLOCK_SLACK = 0.001  # a timer may run this much before its time: due, not early
 
@@ -61,9 +62,8 @@ class BlockClient(asyncio.DatagramProtocol):
         self._uri_key: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self._uri_encoded = b""
 
-    async def open(self, host: str) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.create_datagram_endpoint(lambda: self, local_addr=(host, 0))
+    async def open(self, host: str, psk: tuple[bytes, bytes] | None = None) -> None:
+        await open_datagram(self, host, psk)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)

@@ -24,6 +24,7 @@ class DeviceSpec:
     faults: frozenset[Fault] = frozenset()
     model: str = "sim-1"
     manufacturer: str = "fota-gitops"
+    psk: tuple[bytes, bytes] | None = None  # (identity, key): talks DTLS-PSK (coaps://)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ class PullOptions:
     lose_link: bool = False  # connection lost half way (Update Result 4)
     reliability: Reliability = field(default_factory=Reliability)
     on_block: Callable[[], None] | None = None  # called per block received (counting)
+    psk: tuple[bytes, bytes] | None = None  # (identity, key) for a coaps:// URI
 
 
 def size_exponent(block_size: int) -> int:
@@ -61,7 +62,8 @@ async def download(uri: PackageUri, options: PullOptions) -> bytes | UpdateResul
     except OSError:
         return UpdateResult.INVALID_URI
     client = BlockClient(remote, options.reliability)
-    await client.open("::1" if ":" in remote[0] else "127.0.0.1")
+    await client.open("::1" if ":" in remote[0] else "127.0.0.1",
+                      options.psk if uri.secure else None)
     try:
         return await _blocks(client, uri, options)
     except (RequestTimeout, RequestReset):

@@ -59,7 +59,7 @@ class FirmwareUpdater:
         if self.fw.delivery == DeliveryMethod.PUSH_ONLY or self.fw.state != FirmwareState.IDLE:
             return Code.METHOD_NOT_ALLOWED
         self.fw.package_uri = uri
-        parsed = firmware.parse_uri(uri)
+        parsed = firmware.parse_uri(uri, secure=self.spec.psk is not None)
         if isinstance(parsed, UpdateResult):
             self.set(FirmwareState.IDLE, parsed)
             return CHANGED
@@ -114,7 +114,7 @@ class FirmwareUpdater:
             block_size=self.spec.block_size, flash_size=self.timing.flash_size,
             slow_block_delay=self.timing.slow_block_delay if Fault.SLOW in faults else 0,
             lose_link=Fault.CONNECTION_LOST in faults, reliability=self.timing.reliability,
-            on_block=self._count_block)
+            on_block=self._count_block, psk=self.spec.psk)
         outcome = await transfer.download(uri, options)
         if isinstance(outcome, UpdateResult):
             self.set(FirmwareState.IDLE, outcome)
