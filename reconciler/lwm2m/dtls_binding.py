@@ -47,7 +47,7 @@ class DtlsStats:
     handshakes_refused: int = 0  # ClientHellos dropped while the handshake cap was reached
     cookies_sent: int = 0  # HelloVerifyRequests (no state kept for them)
     replaced: int = 0  # a new handshake from an address that had a session (reboot)
-    rebindings: int = 0  # an identity came back from another address (NAT rebinding)
+    evicted: int = 0  # closed for a newer session of the same identity (over the cap)
     expired: int = 0  # idle sessions closed
     revoked: int = 0  # sessions closed because their credential went or changed
     unknown_identities: int = 0  # key lookups for identities we do not know

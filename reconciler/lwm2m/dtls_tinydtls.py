@@ -38,6 +38,10 @@ MAX_IDENTITY: Final = 32  # DTLS_PSK_MAX_CLIENT_IDENTITY_LEN
 MAX_HANDSHAKES: Final = 1000  # in progress at once, past the cookie check
 HANDSHAKE_TIMEOUT: Final = 30.0  # seconds from ServerHello to Finished
 IDLE_TIMEOUT: Final = 7 * 24 * 3600.0  # NB-IoT devices sleep for days on one session
+# A device may hold a few sessions at once (a download from a socket of its own, as
+# Zephyr's FOTA client does); a NAT rebinding leaves a stale one behind. Past this many
+# per identity the least recently heard one is closed.
+SESSIONS_PER_IDENTITY: Final = 4
 
 _HANDSHAKE, _ALERT = 22, 21
 _CLIENT_HELLO, _SERVER_HELLO, _HELLO_VERIFY = 1, 2, 3
@@ -86,7 +90,7 @@ class TinyDtlsServer:
         self._idle_timeout = idle_timeout
         self.stats = DtlsStats()
         self._sessions: dict[Address, Session] = {}
-        self._by_identity: dict[bytes, Address] = {}
+        self._by_identity: dict[bytes, list[Address]] = {}  # oldest first
         # address -> (started, identity or None): handshakes past the cookie check only
         self._handshakes: OrderedDict[Address, tuple[float, bytes | None]] = OrderedDict()
         self._current: Address | None = None  # the peer tinydtls is being fed for
@@ -143,8 +147,7 @@ class TinyDtlsServer:
         """Close the sessions of these identities (their credential went or changed)."""
         closed = 0
         for identity in identities:
-            address = self._by_identity.get(identity)
-            if address is not None:
+            for address in list(self._by_identity.get(identity, ())):
                 self.close(address)
                 closed += 1
         self.stats.revoked += closed
@@ -238,14 +241,15 @@ class TinyDtlsServer:
         if identity is None or found is None:
             self._later.append(address)  # not with a PSK suite; never serve unbound
             return
-        old = self._by_identity.get(identity)
-        if old is not None and old != address:
-            self.stats.rebindings += 1  # the old peer is freed once tinydtls returned
-            self._drop(old)
-            self._later.append(old)
+        held = self._by_identity.setdefault(identity, [])
+        if len(held) >= SESSIONS_PER_IDENTITY:
+            oldest = min(held, key=lambda a: self._sessions[a].last_seen)
+            self.stats.evicted += 1  # its peer is freed once tinydtls returned
+            self._drop(oldest)
+            self._later.append(oldest)
         self._sessions[address] = Session(address, identity, found[1], self._now, self._now,
                                           handle=self._peer(address))
-        self._by_identity[identity] = address
+        held.append(address)
         self.stats.handshakes += 1
         self._count()
 
@@ -253,8 +257,11 @@ class TinyDtlsServer:
         session = self._sessions.pop(address, None)
         if session is None:
             return
-        if self._by_identity.get(session.identity) == address:
-            del self._by_identity[session.identity]
+        held = self._by_identity.get(session.identity)
+        if held is not None and address in held:
+            held.remove(address)
+            if not held:
+                del self._by_identity[session.identity]
         self._count()
         if self._on_closed is not None:
             self._on_closed(address, session)

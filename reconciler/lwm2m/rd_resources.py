@@ -39,6 +39,9 @@ class RdService:
                  check: RegisterCheck | None = None) -> None:
         self.registry = registry
         self._check = check
+        # Updates that came in another DTLS session than the registration's last one: the
+        # device's address changed (NAT rebinding, a new socket) and it did a new handshake
+        self.rebindings = 0
         self._admit = admit
         self._emit = emit
         self.ready = ready  # awaited before a request is looked at (a restart restoring)
@@ -58,6 +61,10 @@ class RdService:
         query = split_query(request.opt.uri_query)
         params = parse_update(query, request.payload, _content_format(request))
         self._same_channel(registration_id, request.remote)
+        before = self.registry.get_by_id(registration_id)
+        if before is not None and getattr(request.remote, "identity", None) is not None \
+                and before.remote is not request.remote:
+            self.rebindings += 1
         try:
             entry = self.registry.update(registration_id, params, source_of(request))
         except KeyError:

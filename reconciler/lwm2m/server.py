@@ -148,8 +148,8 @@ class Lwm2mServer:
         self._tasks: set[asyncio.Task[None]] = set()  # observation followers
         self._restored = asyncio.Event()  # set: registration requests are answered
         self.site = resource.Site()
-        service = RdService(self._registry, self._admit, self._on_event, self._until_restored,
-                            check=register_check)
+        service = self._rd = RdService(self._registry, self._admit, self._on_event,
+                                       self._until_restored, check=register_check)
         self.site.add_resource(("rd",), RegisterResource(service))
         self.site.add_resource(("rd",), EntryResource(service))
         sends = SendService(self._addresses, self.registration, self._on_send,
@@ -222,7 +222,9 @@ class Lwm2mServer:
     def dtls_status(self) -> dict[str, int] | None:
         """The CoAPs listener's counters for /status (None without one)."""
         listener = self._coaps_listener
-        return None if listener is None else listener.binding.stats.as_dict()
+        if listener is None:
+            return None
+        return {**listener.binding.stats.as_dict(), "rebindings": self._rd.rebindings}
 
     def dtls_sessions(self) -> list[Session]:
         """The established DTLS sessions (empty without a CoAPs listener)."""
