@@ -42,6 +42,7 @@ IDLE_TIMEOUT: Final = 7 * 24 * 3600.0  # NB-IoT devices sleep for days on one se
 # Zephyr's FOTA client does); a NAT rebinding leaves a stale one behind. Past this many
 # per identity the least recently heard one is closed.
 SESSIONS_PER_IDENTITY: Final = 4
+IDLE_SWEEP: Final = 60.0  # seconds between walks over every session for idle ones
 
 _HANDSHAKE, _ALERT = 22, 21
 _CLIENT_HELLO, _SERVER_HELLO, _HELLO_VERIFY = 1, 2, 3
@@ -97,6 +98,7 @@ class TinyDtlsServer:
         self._plain: list[bytes] = []
         self._later: list[Address] = []  # peers to free once tinydtls returned (no reentry)
         self._now = 0.0
+        self._next_sweep = 0.0
         self._server_id = b"fota"  # tinydtls wants one; a server never sends it
         self._ctx: Any = dtls.DTLS(read=self._read, write=self._write, event=self._event,
                                    pskId=self._server_id, pskStore=_Keys(self))
@@ -163,6 +165,10 @@ class TinyDtlsServer:
             del self._handshakes[address]
             self.stats.handshake_failures += 1
             self._reset(address)
+        if now < self._next_sweep:
+            self._count()
+            return
+        self._next_sweep = now + min(IDLE_SWEEP, self._idle_timeout)
         idle = [a for a, s in self._sessions.items() if now - s.last_seen >= self._idle_timeout]
         for address in idle:
             self.stats.expired += 1

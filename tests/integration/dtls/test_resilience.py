@@ -121,3 +121,26 @@ def _cookie(hello_verify: bytes) -> bytes:
     """The cookie of a HelloVerifyRequest record (after version, length-prefixed)."""
     body = hello_verify[13 + 12:]
     return body[3:3 + body[2]]
+
+
+async def test_an_idle_session_expires_and_the_device_comes_back_with_a_new_handshake(
+    keys: dict[bytes, tuple[bytes, str]]
+) -> None:
+    server = Lwm2mServer("127.0.0.1", 0, coaps=("127.0.0.1", 0), psk=keys.get,
+                         dtls_idle_timeout=0.5)
+    await server.start()
+    fleet = Fleet(f"coaps://127.0.0.1:{server.coaps_port}",
+                  [DeviceSpec("urn:dev:1", psk=(b"dev-1", KEYS[b"dev-1"][0]))], None, FAST)
+    try:
+        await fleet.start()
+        device = fleet.device("urn:dev:1")
+        await device.wait_registered()
+        await until(lambda: _status(server)["expired"] == 1)
+        assert _status(server)["sessions"] == 0
+        updates = device.updates
+        device.trigger_update()
+        await device.wait_for(lambda: device.updates > updates)
+        assert _status(server)["handshakes"] == 2
+    finally:
+        await fleet.stop()
+        await server.stop()
