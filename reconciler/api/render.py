@@ -127,6 +127,21 @@ def admission(status: Mapping[str, object]) -> Json | None:
             "message": f"{count}{more} undeclared {noun} tried to register; first: {first}"}
 
 
+_DTLS = {"sessions": "sessions", "handshaking": "handshaking", "handshakes": "handshakes",
+         "handshake_failures": "handshakeFailures", "handshakes_refused": "handshakesRefused",
+         "cookies_sent": "cookiesSent", "replaced": "replacedSessions",
+         "evicted": "evictedSessions", "expired": "expiredSessions",
+         "revoked": "revokedSessions", "unknown_identities": "unknownIdentities",
+         "rebindings": "rebindings"}
+
+
+def dtls(status: Mapping[str, object]) -> Json | None:
+    """The CoAPs listener's counters since start (None without a listener)."""
+    if not status:
+        return None
+    return {out: _count(status.get(name)) for name, out in _DTLS.items()}
+
+
 def notifications(state: Mapping[str, object]) -> Json | None:
     """Each notification provider's counters as the notifier last saved them (None
     without providers): a receiver down for long shows as `dropped` and `failing`."""

@@ -170,6 +170,24 @@ class AdmissionOut(Schema):
     message: str  # "12 undeclared endpoints tried to register; first: urn:imei:..."
 
 
+class DtlsOut(Schema):
+    """The CoAPs (DTLS-PSK) listener since start: sessions now, handshakes and why
+    sessions ended."""
+
+    sessions: int  # established now
+    handshaking: int  # handshakes in progress now (past the cookie check)
+    handshakes: int  # completed
+    handshakeFailures: int  # refused (unknown identity) or never finished
+    handshakesRefused: int  # ClientHellos dropped while the handshake cap was reached
+    cookiesSent: int  # HelloVerifyRequests (stateless)
+    replacedSessions: int  # a new handshake from an address with a session (a reboot)
+    evictedSessions: int  # over the per-identity cap (the least recently heard)
+    expiredSessions: int  # idle past the timeout
+    revokedSessions: int  # the identity's credential was removed or changed
+    unknownIdentities: int  # key lookups for identities not in the credentials
+    rebindings: int  # Updates in another session than the registration's (NAT rebinding)
+
+
 class NotificationOut(Schema):
     sent: int = 0
     dropped: int = 0  # full queue, past the deadline, or refused (4xx) by the receiver
@@ -185,6 +203,7 @@ class Status(Schema):
     source: SourceOut
     restart: RestartOut | Absent = None  # absent until the controller has started
     admission: AdmissionOut | Absent = None  # absent until an undeclared endpoint tried
+    dtls: DtlsOut | Absent = None  # absent without a CoAPs listener
     notifications: dict[str, NotificationOut] | Absent = None  # per provider, if any
     collections: list[CollectionStatusOut]
 

@@ -33,10 +33,12 @@ def status_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
         restart = render.restart(reader.restart_status())
         admission = render.admission(reader.admission_status())
         notifications = render.notifications(reader.notify_state())
+        dtls = render.dtls(reader.dtls_status())
         return render.dumps({**({"appliedRevision": applied} if applied else {}),
                              "source": render.source(reader.source_status(), applied),
                              **({"restart": restart} if restart else {}),
                              **({"admission": admission} if admission else {}),
+                             **({"dtls": dtls} if dtls else {}),
                              **({"notifications": notifications} if notifications else {}),
                              "collections": collections})
 

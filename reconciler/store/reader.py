@@ -202,6 +202,10 @@ class SqliteReader(EventFeed):
         """Undeclared endpoints the running server refused ({} before any)."""
         return self._meta_json("admission_status")
 
+    def dtls_status(self) -> dict[str, object]:
+        """The running CoAPs listener's counters ({} without one)."""
+        return self._meta_json("dtls_status")
+
     def notify_state(self) -> dict[str, object]:
         """What the notifier persisted with `SqliteStore.set_notify_state` ({} before)."""
         return self._meta_json("notify_state")

@@ -292,6 +292,11 @@ class SqliteStore(EventFeed):
         with self._tx() as conn:
             _set_meta(conn, "admission_status", json.dumps(dict(status), default=_jsonable))
 
+    def set_dtls_status(self, status: Mapping[str, object]) -> None:
+        """The CoAPs listener's counters (shown under /status as `dtls`)."""
+        with self._tx() as conn:
+            _set_meta(conn, "dtls_status", json.dumps(dict(status), default=_jsonable))
+
     def set_notify_state(self, state: Mapping[str, object]) -> None:
         """The notifier's event cursor and the commit statuses it posted: what a restart
         needs so it neither loses nor repeats notifications (`reconciler.notify`)."""
