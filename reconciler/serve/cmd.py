@@ -39,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="HTTP API address (default 127.0.0.1:8080)")
     parser.add_argument("--public-uri", metavar="coap://HOST:PORT",
                         help="how devices reach the firmware server (default: --coap)")
+    parser.add_argument("--coaps", metavar="HOST:PORT",
+                        help="also listen for CoAPs (DTLS-PSK), e.g. 127.0.0.1:5684")
     parser.add_argument("--token", action="append",
                         help="accepted X-API-Token (repeatable; required off loopback)")
     parser.add_argument("--log-level", help="logging level (default INFO)")
@@ -63,7 +65,7 @@ def settings_from(args: argparse.Namespace) -> ServeSettings:
     """The flags given, over the environment, over the defaults."""
     given: dict[str, object] = {name: getattr(args, name) for name in
                                 ("repo", "branch", "state", "public_uri", "log_level",
-                                 "log_format")}
+                                 "log_format", "coaps")}
     for flag in ("coap", "http"):
         if getattr(args, flag) is not None:
             host, port = split_host_port(getattr(args, flag))

@@ -30,6 +30,7 @@ from reconciler.model.desired import DesiredState
 from reconciler.notify import Notifier
 from reconciler.observe import looplag
 from reconciler.observe.metrics import Metrics
+from reconciler.serve import transport
 from reconciler.serve.admission import Admission
 from reconciler.serve.instrument import counting_refusals, instrument
 from reconciler.serve.settings import ServeSettings
@@ -55,6 +56,7 @@ class Running:
     coap_port: int
     http_port: int
     controller: Controller
+    coaps_port: int | None = None  # with `--coaps`
 
 
 class _ApiServer(uvicorn.Server):
@@ -171,7 +173,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     server = Lwm2mServer(settings.coap_host, settings.coap_port,
                          admit=counting_refusals(admission, metrics.refused),
                          public_uri=settings.public_uri, awake_seconds=settings.awake_window,
-                         clock=clock)
+                         clock=clock, **transport.server_options(settings))
     controller = Controller(store, server, source.image, settings.controller, clock)
     uninstrument = instrument(metrics, store, server, controller)
     await controller.set_desired(desired)
@@ -198,7 +200,10 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
              asyncio.create_task(source.run(on_desired, stop), name="source"),
              asyncio.create_task(notifier.run(stop), name="notifier"),
              asyncio.create_task(_event_retention(settings, store, stop, clock),
-                                 name="event-retention")]
+                                 name="event-retention"),
+             asyncio.create_task(transport.publish_dtls(server.dtls_status,
+                                                        store.set_dtls_status, stop),
+                                 name="dtls-status")]
     try:
         await _announce(settings, server, api, controller, on_ready)
         await stop.wait()
@@ -313,7 +318,7 @@ async def _announce(settings: ServeSettings, server: Lwm2mServer, api: _ApiServe
     while not api.started:
         await asyncio.sleep(0.01)  # uvicorn offers no event for "listening"
     http_port = int(api.servers[0].sockets[0].getsockname()[1])
-    running = Running(server.port, http_port, controller)
+    running = Running(server.port, http_port, controller, server.coaps_port)
     log.info("fota serve ready: coap %s:%d, http %s:%d, revision %s", settings.coap_host,
              server.port, settings.http_host, http_port, controller.desired.revision[:12])
     if on_ready is not None:

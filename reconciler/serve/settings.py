@@ -51,6 +51,15 @@ class ServeSettings(BaseModel):
     http_port: int = Field(8080, ge=0, le=65535, description="its TCP port (0: any free one)")
     public_uri: str | None = Field(None, description=(
         "`coap://HOST:PORT` devices download firmware from; unset: the LwM2M address"))
+    coaps: str | None = Field(None, description=(
+        "HOST:PORT of the CoAPs (DTLS-PSK) listener beside CoAP (port 5684 by custom); "
+        "unset: none"))
+    coaps_public_uri: str | None = Field(None, description=(
+        "`coaps://HOST:PORT` secured devices download firmware from; unset: the CoAPs "
+        "address"))
+    dtls_idle_timeout: float = Field(7 * 24 * 3600.0, gt=0, description=(
+        "seconds a DTLS session may stay silent before it is closed (NB-IoT devices "
+        "sleep for days on one)"))
     tokens: tuple[str, ...] = Field((), description=(
         "accepted `X-API-Token` values (the variable takes them comma-separated, which "
         "keeps them out of `ps`)"))
@@ -93,6 +102,22 @@ class ServeSettings(BaseModel):
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("coaps")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, sep, port = value.rpartition(":")
+            if not sep or not host or not port.isdigit() or int(port) > 65535:
+                raise ValueError("expected HOST:PORT")
+        return value
+
+    def coaps_address(self) -> tuple[str, int] | None:
+        """(host, port) of the CoAPs listener, or None."""
+        if self.coaps is None:
+            return None
+        host, _, port = self.coaps.rpartition(":")
+        return host.strip("[]"), int(port)
 
     @field_validator("controller")
     @classmethod
