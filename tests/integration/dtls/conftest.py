@@ -9,12 +9,17 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from reconciler.lwm2m.server import Lwm2mServer
+
+# the serve tests run `fota serve` with the controller tests' harness
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "controller"))
 
 CLIENT = "coap-client-openssl"
 KEYS: dict[bytes, tuple[bytes, str]] = {
