@@ -24,6 +24,7 @@ from reconciler.model.lwm2m import DeliveryMethod
 from reconciler.simulator import manifests
 from reconciler.simulator.faults import Fault, assign_faults, parse_fault_share
 from reconciler.simulator.fleet import Fleet, parse_server_uri, resolve_server
+from reconciler.simulator.psk_file import Psk, read_psk_file
 from reconciler.simulator.registration_load import Registrar, RoundStats
 from reconciler.simulator.spec import DeviceSpec, Timing
 
@@ -31,7 +32,11 @@ STOP_SECONDS = 3.0  # a signalled `fota simulate` gives de-registering this long
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--server", required=True, help="coap://HOST:PORT of the LwM2M server")
+    parser.add_argument("--server", required=True,
+                        help="coap://HOST:PORT of the LwM2M server (coaps:// with --psk-file)")
+    parser.add_argument("--psk-file", type=Path, default=None, metavar="FILE",
+                        help="speak DTLS-PSK: IDENTITY KEY_HEX ENDPOINT per line, one for "
+                             "every device (the server's credentials file format)")
     parser.add_argument("--repo", type=Path, default=Path("."),
                         help="desired-state repository (devices and image catalog)")
     parser.add_argument("--count", type=int, default=None,
@@ -67,12 +72,28 @@ def build_specs(args: argparse.Namespace) -> tuple[list[DeviceSpec], Mapping[str
     shares = [parse_fault_share(text) for text in args.fault]
     faults = assign_faults([ep for ep, _ in pairs], shares, args.seed)
     delivery = DeliveryMethod.PUSH_ONLY if args.push else DeliveryMethod.PULL_ONLY
+    keys = _keys(args, [ep for ep, _ in pairs])
     specs = [DeviceSpec(endpoint=ep, lifetime=args.lifetime, queue_mode=args.queue_mode,
                         version=args.start_version or oldest.get(coll) or "0.0.0",
                         lwm2m_version=args.lwm2m, delivery=delivery,
-                        block_size=args.block_size, faults=faults[ep])
+                        block_size=args.block_size, faults=faults[ep], psk=keys.get(ep))
              for ep, coll in pairs]
     return specs, live
+
+
+def _keys(args: argparse.Namespace, endpoints: list[str]) -> dict[str, Psk]:
+    """endpoint -> PSK from `--psk-file`; with one, every device needs its line and the
+    server is reached over coaps://."""
+    if args.psk_file is None:
+        return {}
+    keys = read_psk_file(args.psk_file)
+    missing = [ep for ep in endpoints if ep not in keys]
+    if missing:
+        raise ValueError(f"{args.psk_file}: no PSK for {len(missing)} device(s), "
+                         f"first {missing[0]!r}")
+    if not args.server.startswith("coaps://"):
+        raise ValueError("--psk-file needs a coaps://HOST:PORT --server")
+    return keys
 
 
 def run(args: argparse.Namespace) -> int:
