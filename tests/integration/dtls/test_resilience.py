@@ -144,3 +144,24 @@ async def test_an_idle_session_expires_and_the_device_comes_back_with_a_new_hand
     finally:
         await fleet.stop()
         await server.stop()
+
+
+async def test_an_identity_holds_a_bounded_number_of_sessions(server: Lwm2mServer) -> None:
+    from aiocoap import GET, Message
+
+    from reconciler.lwm2m.dtls_tinydtls import SESSIONS_PER_IDENTITY
+    from reconciler.simulator.coap import Endpoint
+
+    socks = [Endpoint(reliability=FAST.reliability)
+             for _ in range(SESSIONS_PER_IDENTITY + 1)]
+    try:
+        for sock in socks:  # five sockets of one device (a NAT rebinding each time)
+            await sock.open("127.0.0.1", 0, (b"dev-1", KEYS[b"dev-1"][0]))
+            answer = await sock.request(Message(code=GET, uri_path=("nothing",)),
+                                        ("127.0.0.1", server.coaps_port))
+            assert str(answer.code) == "4.04 Not Found"
+        assert _status(server)["sessions"] == SESSIONS_PER_IDENTITY
+        assert _status(server)["evicted"] == 1
+    finally:
+        for sock in socks:
+            sock.close()
