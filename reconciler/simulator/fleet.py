@@ -34,7 +34,7 @@ def parse_server_uri(uri: str) -> tuple[str, int]:
     """coap://HOST[:PORT] or coaps://HOST[:PORT] -> (host, port); else a ValueError."""
     parts = urlsplit(uri)
     if parts.scheme not in ("coap", "coaps") or not parts.hostname:
-        raise ValueError(f"server must be a coap:// or coaps://HOST[:PORT] URI, not {uri!r}")
+        raise ValueError(f"server must be a coap://HOST[:PORT] (or coaps://) URI, not {uri!r}")
     return parts.hostname, parts.port or (5684 if parts.scheme == "coaps" else 5683)
 
 
