@@ -44,6 +44,13 @@ class FailureThreshold:
         return f"{self.percent:g}%" if self.percent is not None else str(self.count)
 
 
+class SecurityMode(StrEnum):
+    """What a device must use to talk to the LwM2M server (manifest key `security`)."""
+
+    PSK = "psk"  # DTLS with a pre-shared key whose identity is bound to the endpoint
+    NONE = "none"  # plain CoAP allowed (DTLS with the endpoint's own identity too)
+
+
 class WindowGate(StrEnum):
     """What a maintenance window gates: starting a download, sending Execute, or both."""
 
@@ -131,6 +138,7 @@ class Collection:
     tags: Mapping[str, str] = field(default_factory=dict)
     rollout: RolloutPolicy = field(default_factory=RolloutPolicy)
     drift_policy: DriftPolicy = DriftPolicy.CORRECT
+    security: SecurityMode | None = None  # None: the server's `--security-default`
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +149,7 @@ class Device:
     target_image_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     retry: int = 0  # raised in a commit: this device gets a fresh retry budget
+    security: SecurityMode | None = None  # None: its collection's, else the server's
 
 
 @dataclass(frozen=True)
@@ -194,6 +203,14 @@ class DesiredState:
         if collection.management is Management.COLLECTION:
             return collection.target_image_id
         return device.target_image_id
+
+    def security_of(self, device: Device) -> SecurityMode | None:
+        """The device's own `security`, else its collection's; None leaves the choice to
+        the server's default (`reconciler.security.policy`)."""
+        if device.security is not None:
+            return device.security
+        collection = self.collections.get(device.collection_id)
+        return collection.security if collection else None
 
     def retry_of(self, device: Device) -> int:
         """The device's retry counter: its own plus its collection's. Either raised in a
