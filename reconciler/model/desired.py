@@ -149,7 +149,10 @@ class Device:
     target_image_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     retry: int = 0  # raised in a commit: this device gets a fresh retry budget
-    security: SecurityMode | None = None  # None: its collection's, else the server's
+    # None: its collection's, else the server's. Not compared: it changes who may
+    # register, never what the engine decides, so a change retargets no device (and
+    # `fota plan` does not count it as one).
+    security: SecurityMode | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ class DeviceRows:
     problems: list[LocalProblem] = field(default_factory=list)
     fast: bool = False
     retries: dict[int, int] = field(default_factory=dict)  # row -> retry, when not 0
+    security: dict[int, str] = field(default_factory=dict)  # row -> "psk"/"none", when given
 
     def line_of(self, row: int, name: str) -> int:
         path = f"devices[{self.positions[row]}].{name}"
@@ -55,14 +56,15 @@ class DeviceRows:
 
     def to_wire(self) -> tuple[Any, ...]:
         return (self.lines, self.positions, self.ids, self.endpoints, self.targets,
-                self.tags, self.field_lines, self.problems, self.retries, self.fast)
+                self.tags, self.field_lines, self.problems, self.retries, self.security,
+                self.fast)
 
     @classmethod
     def from_wire(cls, wire: tuple[Any, ...]) -> DeviceRows:
         lines, positions, ids, endpoints, targets, tags, field_lines = wire[:7]
         problems = [(p[0], p[1], p[2]) for p in wire[7]]
         return cls(lines, positions, ids, endpoints, targets, tags, field_lines, problems,
-                   wire[9], wire[8])
+                   wire[10], wire[8], wire[9])
 
 
 def parse_devices(text: str, fast: bool = True) -> DeviceRows:
@@ -169,6 +171,8 @@ def _fill(rows: DeviceRows, entries: list[tuple[int, Any]], lines: dict[str, int
             rows.tags[row] = entry["tags"]
         if entry.get("retry"):
             rows.retries[row] = entry["retry"]
+        if "security" in entry:
+            rows.security[row] = entry["security"]
         if lines:  # the YAML path; the fast path has every field on the entry's line
             _keep_field_lines(rows, index, line, lines)
     return rows
@@ -201,7 +205,7 @@ def _salvaged_entry(entry: Any) -> Any:
 
 def _keep_field_lines(rows: DeviceRows, index: int, line: int, lines: dict[str, int]) -> None:
     # Only lines that differ from the entry's own are kept: none at all in the fast form.
-    for name in ("deviceId", "endpoint", "target", "tags", "retry"):
+    for name in ("deviceId", "endpoint", "target", "tags", "retry", "security"):
         path = f"devices[{index}].{name}"
         where = lines.get(path)
         if where is not None and where != line:

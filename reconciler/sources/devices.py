@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from reconciler.model.desired import Device
+from reconciler.model.desired import Device, SecurityMode
 from reconciler.sources.devicelist import DeviceRows
 from reconciler.sources.problems import Problem, located
 
 _NO_TAGS: Mapping[str, str] = MappingProxyType({})
+_SECURITY = {mode.value: mode for mode in SecurityMode}
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def build_devices(path: str, rows: DeviceRows, targets: Targets) -> BuiltDevices
         # Read-only views: the dicts belong to the parse cache, shared across revisions.
         view = MappingProxyType(own) if own else _NO_TAGS
         devices[device_id] = Device(device_id, cid, endpoint, target_id, view,
-                                    rows.retries.get(row, 0))
+                                    rows.retries.get(row, 0),
+                                    _SECURITY.get(rows.security.get(row, "")))
     return BuiltDevices(path, rows, devices, problems)
 
 

@@ -33,7 +33,7 @@ from reconciler.sources.schema import (
 from reconciler.sources.yamlload import read_yaml
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
-_FORMAT = 10  # bump when any cached shape or meaning changes; old files are then ignored
+_FORMAT = 11  # bump when any cached shape or meaning changes; old files are then ignored
 # A truncated collection.yaml would otherwise load as management `disabled` under a
 # derived id: the fleet would silently stop being managed.
 _EMPTY_COLLECTION = (

@@ -21,6 +21,7 @@ from reconciler.model.desired import (
     MaintenanceWindow,
     Management,
     RolloutPolicy,
+    SecurityMode,
     Wave,
     WindowGate,
 )
@@ -51,6 +52,7 @@ def collection_from(
         tags=MappingProxyType(value.get("tags") or {}),
         rollout=SAFE_ROLLOUT if value.get("rollout") is None else rollout_from(value["rollout"]),
         drift_policy=DriftPolicy(firmware.get("driftPolicy", "correct")),
+        security=SecurityMode(value["security"]) if value.get("security") else None,
     )
     return collection, problems
 

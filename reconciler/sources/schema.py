@@ -175,12 +175,16 @@ def _shares_fit(waves: list[WaveSpec]) -> None:
                              f"{total:g}% ({parts}); at most 100%")
 
 
+Security = Literal["psk", "none"]  # reconciler.model.desired.SecurityMode
+
+
 class CollectionDoc(BaseModel):
     model_config = _STRICT
     collectionId: Text | None = None
     name: str = ""
     tags: Tags = {}
     firmware: FirmwareSpec = FirmwareSpec()
+    security: Security | None = None  # absent: the server's --security-default
     rollout: RolloutSpec | None = None  # absent: the safe guards (sources.policy)
 
 
@@ -216,6 +220,7 @@ class DeviceEntry(TypedDict):
     target: NotRequired[Text | None]
     tags: NotRequired[Tags]
     retry: NotRequired[Annotated[int, Field(ge=0)]]
+    security: NotRequired[Security]  # absent: the collection's
 
 
 class DevicesDoc(BaseModel):

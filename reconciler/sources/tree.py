@@ -32,12 +32,13 @@ def load_tree(root: Path, revision: str = "worktree") -> DesiredState:
 
 
 def check_tree(
-    root: Path, revision: str = "worktree"
+    root: Path, revision: str = "worktree", cache: ParseCache | None = None,
 ) -> tuple[DesiredState | None, list[Problem]]:
-    """The state when valid, else None and every problem: one load for both answers."""
+    """The state when valid, else None and every problem: one load for both answers.
+    `cache`: to look at the parsed files again afterwards without parsing them twice."""
     if not (root / MANIFESTS).is_dir():
         return None, [Problem(MANIFESTS, 1, "", f"no {MANIFESTS}/ directory in {root}")]
-    return Assembler(ParseCache()).load(DirectorySnapshot(root, revision))
+    return Assembler(cache or ParseCache()).load(DirectorySnapshot(root, revision))
 
 
 def load_revision(root: Path, revision: str) -> DesiredState:

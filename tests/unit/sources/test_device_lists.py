@@ -35,6 +35,7 @@ entries = st.fixed_dictionaries(
               "target": st.one_of(st.none(), TEXT, JSON),
               "tags": st.dictionaries(TEXT, TEXT, max_size=2) | JSON,
               "retry": st.integers(-2, 3) | JSON,
+              "security": st.sampled_from(["psk", "none", "PSK"]) | JSON,
               "extra": JSON},
 )
 
