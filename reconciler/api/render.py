@@ -142,6 +142,22 @@ def dtls(status: Mapping[str, object]) -> Json | None:
     return {out: _count(status.get(name)) for name, out in _DTLS.items()}
 
 
+def credentials(status: Mapping[str, object]) -> Json | None:
+    """The credentials file's reloader (None without a file): how many, when loaded and
+    why, and the error of a bad file that was not taken (the last good set serves)."""
+    path = _text(status.get("path"))
+    if path is None:
+        return None
+    loaded, failed = status.get("loaded_at"), status.get("error_at")
+    return {"path": path, "count": _count(status.get("count")),
+            "loadedAt": ms(loaded) if isinstance(loaded, int | float) else None,
+            "reloads": _count(status.get("reloads")),
+            "lastReason": _text(status.get("reason")) or "",
+            **({"error": status["error"], "errorAt": ms(failed)}
+               if isinstance(status.get("error"), str) and isinstance(failed, int | float)
+               else {})}
+
+
 def notifications(state: Mapping[str, object]) -> Json | None:
     """Each notification provider's counters as the notifier last saved them (None
     without providers): a receiver down for long shows as `dropped` and `failing`."""

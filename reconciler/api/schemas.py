@@ -188,6 +188,18 @@ class DtlsOut(Schema):
     rebindings: int  # Updates in another session than the registration's (NAT rebinding)
 
 
+class CredentialsOut(Schema):
+    """The PSK credentials file `fota serve --credentials` reloads (never a key)."""
+
+    path: str
+    count: int  # credentials in the set in use
+    loadedAt: int | None  # milliseconds since the epoch of the set in use
+    reloads: int  # good reloads since the start
+    lastReason: str  # start, SIGHUP or file changed
+    error: str | Absent = None  # while the file is bad: its first problem, file:line
+    errorAt: int | Absent = None
+
+
 class NotificationOut(Schema):
     sent: int = 0
     dropped: int = 0  # full queue, past the deadline, or refused (4xx) by the receiver
@@ -204,6 +216,7 @@ class Status(Schema):
     restart: RestartOut | Absent = None  # absent until the controller has started
     admission: AdmissionOut | Absent = None  # absent until an undeclared endpoint tried
     dtls: DtlsOut | Absent = None  # absent without a CoAPs listener
+    credentials: CredentialsOut | Absent = None  # absent without --credentials
     notifications: dict[str, NotificationOut] | Absent = None  # per provider, if any
     collections: list[CollectionStatusOut]
 

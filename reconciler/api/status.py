@@ -32,6 +32,7 @@ def status_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
                        for s in reader.collection_statuses()]
         restart = render.restart(reader.restart_status())
         admission = render.admission(reader.admission_status())
+        credentials = render.credentials(reader.credentials_status())
         notifications = render.notifications(reader.notify_state())
         dtls = render.dtls(reader.dtls_status())
         return render.dumps({**({"appliedRevision": applied} if applied else {}),
@@ -39,6 +40,7 @@ def status_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
                              **({"restart": restart} if restart else {}),
                              **({"admission": admission} if admission else {}),
                              **({"dtls": dtls} if dtls else {}),
+                             **({"credentials": credentials} if credentials else {}),
                              **({"notifications": notifications} if notifications else {}),
                              "collections": collections})
 

@@ -124,6 +124,11 @@ def credentials_path(given: Path | str | None,
 
 def load_credentials(path: Path | str) -> Credentials:
     """Read and check the whole file; raise CredentialsError with every problem."""
+    return parse_credentials(read_credentials_file(path), str(path))
+
+
+def read_credentials_file(path: Path | str) -> bytes:
+    """The file's bytes (bounded), or CredentialsError saying why not."""
     name = str(path)
     try:
         with open(path, "rb") as f:
@@ -135,6 +140,11 @@ def load_credentials(path: Path | str) -> Credentials:
     if len(data) > MAX_FILE_BYTES:
         raise CredentialsError([CredentialProblem(
             name, 0, "file", f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")])
+    return data
+
+
+def parse_credentials(data: bytes, name: str) -> Credentials:
+    """A file's content -> Credentials, or CredentialsError with every problem."""
     return _Parser(name).parse(data)
 
 

@@ -79,3 +79,8 @@ class SecurityView:
 
     def check_register(self, endpoint: str, identity: bytes | None) -> str | None:
         return check_register(endpoint, identity, self._credentials(), self._policy())
+
+    def psk(self, identity: bytes) -> tuple[bytes, str] | None:
+        """(key, endpoint) of an identity, for the DTLS handshake; None: unknown."""
+        found = self._credentials().by_identity(identity)
+        return None if found is None else (found.key, found.endpoint)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -46,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", help="logging level (default INFO)")
     parser.add_argument("--log-format", choices=("human", "json"),
                         help="log lines for people (default) or one JSON object per line")
+    parser.add_argument("--credentials", type=Path, metavar="FILE",
+                        help="PSK credentials file (re-read on SIGHUP and when it changes)")
+    parser.add_argument("--security-default", choices=("psk", "none"),
+                        help="security of endpoints whose manifests say none (default none)")
 
 
 # flag dest -> the settings it sets (the others set the setting of their own name)
@@ -65,7 +70,7 @@ def settings_from(args: argparse.Namespace) -> ServeSettings:
     """The flags given, over the environment, over the defaults."""
     given: dict[str, object] = {name: getattr(args, name) for name in
                                 ("repo", "branch", "state", "public_uri", "log_level",
-                                 "log_format", "coaps")}
+                                 "log_format", "coaps", "credentials", "security_default")}
     for flag in ("coap", "http"):
         if getattr(args, flag) is not None:
             host, port = split_host_port(getattr(args, flag))

@@ -30,9 +30,11 @@ from reconciler.model.desired import DesiredState
 from reconciler.notify import Notifier
 from reconciler.observe import looplag
 from reconciler.observe.metrics import Metrics
+from reconciler.security.credentials import CredentialsError
 from reconciler.serve import transport
 from reconciler.serve.admission import Admission
 from reconciler.serve.instrument import counting_refusals, instrument
+from reconciler.serve.security import start_security
 from reconciler.serve.settings import ServeSettings
 from reconciler.sources import GitSource, SourceStatus
 from reconciler.sources.gitrepo import is_url
@@ -164,6 +166,11 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
                http: socket.socket, stop: asyncio.Event,
                on_ready: Callable[[Running], None] | None,
                clock: Callable[[], float]) -> None:
+    try:  # before waiting for a revision: a bad file is a refusal to start
+        security = start_security(settings, source, store.set_credentials_status)
+    except CredentialsError as exc:
+        raise StartupError(f"credentials not usable (--credentials or FOTA_CREDENTIALS): "
+                           f"{exc}") from exc
     desired = await _first_revision(source, store, stop, settings)
     if desired is None:
         return
@@ -173,7 +180,10 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     server = Lwm2mServer(settings.coap_host, settings.coap_port,
                          admit=counting_refusals(admission, metrics.refused),
                          public_uri=settings.public_uri, awake_seconds=settings.awake_window,
-                         clock=clock, **transport.server_options(settings))
+                         clock=clock, **transport.server_options(
+                             settings, psk=security.view.psk,
+                             register_check=security.view.check_register))
+    unrevoke = security.revoke_on_reload(server.revoke_identities)
     controller = Controller(store, server, source.image, settings.controller, clock)
     uninstrument = instrument(metrics, store, server, controller)
     await controller.set_desired(desired)
@@ -203,7 +213,8 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
                                  name="event-retention"),
              asyncio.create_task(transport.publish_dtls(server.dtls_status,
                                                         store.set_dtls_status, stop),
-                                 name="dtls-status")]
+                                 name="dtls-status"),
+             asyncio.create_task(security.run(stop), name="credentials")]
     try:
         await _announce(settings, server, api, controller, on_ready)
         await stop.wait()
@@ -214,6 +225,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
         stop.set()
         await _stop_all(tasks)
         unsubscribe()
+        unrevoke()
         uninstrument()
         await _bounded(server.stop(), "the CoAP server")
         admission.close()

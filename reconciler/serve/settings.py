@@ -87,6 +87,11 @@ class ServeSettings(BaseModel):
         "seconds of silence on an event stream before a keepalive comment"))
     events_send_timeout: float = Field(30.0, gt=0, description=(
         "seconds an event stream client may take no data before it is dropped"))
+    credentials: Path | None = Field(None, description=(
+        "the PSK credentials file (identity, key, endpoint; docs/security.md), re-read on "
+        "SIGHUP and when it changes; unset: no credentials"))
+    security_default: Literal["psk", "none"] = Field("none", description=(
+        "what an endpoint whose manifests say no `security` requires: `psk` or `none`"))
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
 
     @field_validator("state")

@@ -206,6 +206,10 @@ class SqliteReader(EventFeed):
         """The running CoAPs listener's counters ({} without one)."""
         return self._meta_json("dtls_status")
 
+    def credentials_status(self) -> dict[str, object]:
+        """The running server's credentials file ({} without one)."""
+        return self._meta_json("credentials_status")
+
     def notify_state(self) -> dict[str, object]:
         """What the notifier persisted with `SqliteStore.set_notify_state` ({} before)."""
         return self._meta_json("notify_state")

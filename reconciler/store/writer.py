@@ -297,6 +297,12 @@ class SqliteStore(EventFeed):
         with self._tx() as conn:
             _set_meta(conn, "dtls_status", json.dumps(dict(status), default=_jsonable))
 
+    def set_credentials_status(self, status: Mapping[str, object]) -> None:
+        """The credentials file's reloader: count, last load, last error (never a key;
+        shown under /status)."""
+        with self._tx() as conn:
+            _set_meta(conn, "credentials_status", json.dumps(dict(status), default=_jsonable))
+
     def set_notify_state(self, state: Mapping[str, object]) -> None:
         """The notifier's event cursor and the commit statuses it posted: what a restart
         needs so it neither loses nor repeats notifications (`reconciler.notify`)."""
