@@ -34,12 +34,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also check this PSK credentials file against the endpoints "
                              "that require PSK (default: FOTA_CREDENTIALS, if set)")
     parser.add_argument("--security-default", choices=("psk", "none"),
-                        default=os.environ.get("FOTA_SECURITY_DEFAULT", "none"),
                         help="as fota serve's: what endpoints whose manifests say no "
-                             "`security` require (default none)")
+                             "`security` require (default: FOTA_SECURITY_DEFAULT, else none)")
 
 
 def run(args: argparse.Namespace) -> int:
+    default = args.security_default or os.environ.get("FOTA_SECURITY_DEFAULT") or "none"
+    if default not in ("psk", "none"):
+        print(f"fota validate: FOTA_SECURITY_DEFAULT must be psk or none, got {default!r}",
+              file=sys.stderr)
+        return 2
+    args.security_default = default
     root: Path = args.repo
     cache = ParseCache()
     state, problems = check_tree(root, cache=cache)

@@ -20,6 +20,7 @@ from aiocoap import CON, POST, Message
 from controller_harness import COLLECTION, DesiredRepo, device_id, endpoint, serving, settings_for
 from serve_process import fota_serve, free_tcp_port, free_udp_port
 
+from reconciler.serve.service import StartupError
 from reconciler.store import open_reader
 
 KEY = "5ec12e75ec12e75ec12e75ec12e75ec1"
@@ -125,3 +126,17 @@ async def test_a_running_fota_serve_reloads_on_rewrite_and_sighup_and_keeps_the_
             reader.close()
     log = (state.parent / "serve.log").read_text()
     assert f"{path}:4: key: not hex" in log and KEY not in log
+
+
+async def test_a_bad_credentials_file_is_a_refusal_to_start(tmp_path: Path) -> None:
+    repo = DesiredRepo(tmp_path / "repo", count=1)
+    path = tmp_path / "creds.csv"
+    path.write_text(f"identity,key,endpoint\nid-0,{KEY}0,{endpoint(0)}\n")
+    state = tmp_path / "state" / "s.db"
+    with pytest.raises(StartupError) as refused:
+        async with serving(settings_for(repo, state, credentials=path)):
+            pass
+    assert str(refused.value) == (
+        "credentials not usable (--credentials or FOTA_CREDENTIALS): "
+        f"{path}:2: key: not hex: write an even number of digits 0-9, a-f")
+    assert not state.parent.exists()  # what the failed start created is gone
