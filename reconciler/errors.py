@@ -54,3 +54,14 @@ class ManifestError(FotaError):
 class StateFileInUse(FotaError):
     """Another process already writes this state file; two writers could execute one
     download twice."""
+
+
+class NotOwner(FotaError):
+    """A fenced write found the device owned by another node, or at a later epoch: a
+    Register there took it over, so this node must not act on it (above all: no
+    Execute)."""
+
+
+class NoSlot(FotaError):
+    """A write that would start an update found every `maxConcurrent` slot of its
+    collection taken (by any node)."""

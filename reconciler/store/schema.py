@@ -117,6 +117,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX progress_by_state_device ON progress (state, device_id);
     DROP INDEX progress_by_state;
     """,
+    # 11: several nodes (issue 13): the node a device registered with owns it, at an
+    # epoch taken from one store-wide counter whenever ownership moves, so an epoch is
+    # never handed out twice (not even after the row was deleted and written again);
+    # the nodes' leases say which are alive.
+    """
+    ALTER TABLE registrations ADD COLUMN owner TEXT;
+    ALTER TABLE registrations ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+    INSERT OR IGNORE INTO meta VALUES ('ownership_epoch', '0');
+    CREATE TABLE nodes (node TEXT PRIMARY KEY, lease_until REAL NOT NULL,
+                        seen_at REAL NOT NULL);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

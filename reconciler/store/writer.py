@@ -22,11 +22,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from reconciler.errors import StateFileInUse
+from reconciler.errors import NoSlot, NotOwner, StateFileInUse
+from reconciler.model.cluster import Fence, SlotClaim
 from reconciler.model.desired import DesiredState
 from reconciler.model.lwm2m import NO_FORMATS, ContentFormats, FirmwareOffer, Registration
 from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
-from reconciler.model.status import Condition
+from reconciler.model.status import Condition, UpdateState
 from reconciler.store import codec
 from reconciler.store.checkpoint import Checkpointer
 from reconciler.store.desired_sync import apply_in_slices
@@ -35,10 +36,22 @@ from reconciler.store.retention import EventRetention, Pruned, prune
 from reconciler.store.schema import migrate
 from reconciler.store.sqlconn import SqlConnection
 
+# The registration's own columns; an upsert keeps the row's owner and epoch (a Register
+# moves them in `claim_registration`, an Update never does).
+_REG_COLUMNS = ("endpoint", "registration_id", "host", "port", "lifetime", "lwm2m_version",
+                "binding", "queue_mode", "object_links", "registered_at", "updated_at",
+                "announced_format", "read_format")
+_UPSERT_REGISTRATION = (
+    f"INSERT INTO registrations ({', '.join(_REG_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_REG_COLUMNS))}) ON CONFLICT (endpoint) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _REG_COLUMNS[1:]))
+# An Update or a De-register at a node that no longer owns the device changes nothing.
+_MINE = "(owner IS NULL OR owner = ?)"
 _LIVE = "updated_at + lifetime > ?"  # a registration's expiry, as Registration.expires_at
 _DELETE_EXPIRED_OFFERS = ("DELETE FROM offers WHERE token IN "
                           "(SELECT token FROM offers WHERE expires_at <= ? LIMIT ?)")
 _SLICE = 1000  # rows per transaction of a bulk delete
+IN_FLIGHT = tuple(s.value for s in UpdateState if s.in_flight)  # what holds a slot
 # The event's collection is the device's at the time of writing (the feed's filter).
 _INSERT_EVENT = """INSERT INTO events (device_id, at, kind, message, revision, collection_id)
     VALUES (?,?,?,?,?, (SELECT collection_id FROM devices WHERE device_id = ?))"""
@@ -132,7 +145,6 @@ class SqliteStore(EventFeed):
         self.event_hub = EventHub()
         # Upserts, not INSERT OR REPLACE: an update fires the tallies' update triggers,
         # which skip rows whose state did not move (a replace is a delete and an insert).
-        self._upsert_registration = _upsert_sql("registrations", self._columns("registrations"))
         self._upsert_report = _upsert_sql("reports", self._columns("reports"))
         self._upsert_progress = _upsert_sql("progress", self._columns("progress"))
         self.on_write: Callable[[float], None] | None = None  # /metrics: seconds per write
@@ -211,14 +223,60 @@ class SqliteStore(EventFeed):
             _set_meta(conn, "source_status", json.dumps(dict(status), default=_jsonable))
 
     # --- registrations and reports -------------------------------------------------
-    def put_registration(self, reg: Registration,
-                         formats: ContentFormats = NO_FORMATS) -> None:
+    def put_registration(self, reg: Registration, formats: ContentFormats = NO_FORMATS,
+                         *, node: str | None = None) -> None:
+        """Store an Update; with `node`, only while that node owns the row (an Update of
+        a registration another node has taken over since must not overwrite its row)."""
+        sql = _UPSERT_REGISTRATION + (f" WHERE {_MINE}" if node is not None else "")
+        args = codec.registration_row(reg, formats) + ((node,) if node is not None else ())
         with self._tx() as conn:
-            conn.execute(self._upsert_registration, codec.registration_row(reg, formats))
+            conn.execute(sql, args)
 
-    def delete_registration(self, endpoint: str) -> None:
+    def claim_registration(self, reg: Registration, formats: ContentFormats,
+                           node: str) -> int:
+        """Store a Register at `node`, which owns the device from now on; returns the
+        epoch: the same while `node` already owned it, else a new one (every write fenced
+        with an older epoch is refused from this commit on)."""
         with self._tx() as conn:
-            conn.execute("DELETE FROM registrations WHERE endpoint = ?", (endpoint,))
+            conn.execute(_UPSERT_REGISTRATION, codec.registration_row(reg, formats))
+            owner, epoch = conn.execute("SELECT owner, epoch FROM registrations "
+                                        "WHERE endpoint = ?", (reg.endpoint,)).fetchone()
+            if owner == node and epoch:
+                return int(epoch)
+            epoch = _next_epoch(conn)
+            conn.execute("UPDATE registrations SET owner = ?, epoch = ? WHERE endpoint = ?",
+                         (node, epoch, reg.endpoint))
+            return epoch
+
+    def adopt_registrations(self, node: str, now: float) -> dict[str, int]:
+        """After a restart: the live registrations `node` resumes, endpoint -> epoch. One
+        file has one writer (the flock), so every live registration in it is this
+        node's: those recorded under another name (a new node id) move to it, under one
+        new epoch."""
+        with self._tx() as conn:
+            epoch = _next_epoch(conn)
+            conn.execute(f"UPDATE registrations SET owner = ?, epoch = ? WHERE {_LIVE} "
+                         "AND owner IS NOT ?", (node, epoch, now, node))
+            rows = conn.execute(f"SELECT endpoint, epoch FROM registrations WHERE {_LIVE}",
+                                (now,)).fetchall()
+        return {str(endpoint): int(e) for endpoint, e in rows}
+
+    def delete_registration(self, endpoint: str, *, node: str | None = None) -> None:
+        """Forget a registration; with `node`, only while that node owns it (the expiry
+        of a registration whose device went to another node leaves that node's row)."""
+        sql, args = "DELETE FROM registrations WHERE endpoint = ?", [endpoint]
+        if node is not None:
+            sql, args = f"{sql} AND {_MINE}", [endpoint, node]
+        with self._tx() as conn:
+            conn.execute(sql, args)
+
+    def heartbeat(self, node: str, now: float, lease: float) -> None:
+        """`node` is alive and acting until `now + lease` (its lease, for /status and
+        for the other nodes)."""
+        with self._tx() as conn:
+            conn.execute("INSERT INTO nodes VALUES (?, ?, ?) ON CONFLICT (node) DO UPDATE "
+                         "SET lease_until = excluded.lease_until, seen_at = excluded.seen_at",
+                         (node, now + lease, now))
 
     def registrations(self) -> list[Registration]:
         rows = self._query("SELECT * FROM registrations ORDER BY endpoint")
@@ -322,10 +380,18 @@ class SqliteStore(EventFeed):
 
     # --- progress, events, conditions, collection status ---------------------------
     def put_progress(self, progress: DeviceProgress, events: Sequence[DeviceEvent] = (),
-                     *, durable: bool = False) -> None:
+                     *, durable: bool = False, fence: Fence | None = None,
+                     slot: SlotClaim | None = None) -> None:
         """The progress row and its events land together or not at all; `durable` also
-        waits until they are on disk (for the record that precedes an Execute)."""
+        waits until they are on disk (for the record that precedes an Execute). With
+        `fence`, only while the fence's node owns the device at its epoch (else
+        NotOwner); with `slot`, only while the collection has fewer devices in flight
+        than the claim's limit (else NoSlot): checked in the same transaction."""
         with self._tx(durable=durable) as conn:
+            if fence is not None:
+                _check_fence(conn, fence)
+            if slot is not None:
+                _check_slot(conn, slot)
             conn.execute(self._upsert_progress, codec.progress_row(progress))
             if events:
                 conn.executemany(_INSERT_EVENT, [_event_row(e) for e in events])
@@ -397,6 +463,37 @@ def _upsert_sql(table: str, columns: list[str]) -> str:
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
     return (f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))}) "
             f"ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}")
+
+
+def _next_epoch(conn: SqlConnection) -> int:
+    """The next value of the store-wide ownership counter (never handed out twice)."""
+    row = conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                       "WHERE key = 'ownership_epoch' RETURNING value").fetchone()
+    return int(row[0])
+
+
+def _check_fence(conn: SqlConnection, fence: Fence) -> None:
+    row = conn.execute("SELECT owner, epoch FROM registrations WHERE endpoint = ?",
+                       (fence.endpoint,)).fetchone()
+    if row is None or (row[0], row[1]) != (fence.node, fence.epoch):
+        held = f"{row[0]} at epoch {row[1]}" if row else "no node (no registration)"
+        raise NotOwner(f"{fence.endpoint}: owned by {held}, not {fence.node} at epoch "
+                       f"{fence.epoch}")
+
+
+def _check_slot(conn: SqlConnection, slot: SlotClaim) -> None:
+    """The tallies count devices per (collection, state) for every node's writes."""
+    marks = ", ".join("?" * len(IN_FLIGHT))
+    row = conn.execute(f"SELECT COALESCE(SUM(n), 0) FROM state_counts WHERE "
+                       f"collection_id = ? AND state IN ({marks})",
+                       (slot.collection_id, *IN_FLIGHT)).fetchone()
+    if int(row[0]) >= slot.limit:
+        raise NoSlot(f"waiting for a slot: {row[0]} of max {slot.limit} updating "
+                     "on all nodes")
+
+
+def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
 
 def _set_meta(conn: SqlConnection, key: str, value: str) -> None:

@@ -1,0 +1,102 @@
+"""Ownership of a device by a node, at an epoch, and the writes fenced by it; slots
+counted in the store (issue 13): the SQLite half of what several nodes share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from reconciler.errors import NoSlot, NotOwner
+from reconciler.model.cluster import Fence, SlotClaim
+from reconciler.model.lwm2m import NO_FORMATS, Registration
+from reconciler.model.observed import DeviceEvent, DeviceProgress
+from reconciler.model.status import UpdateState
+from reconciler.store import SqliteStore
+
+
+def _reg(endpoint: str, port: int = 5700, updated_at: float = 100.0) -> Registration:
+    return Registration(f"id-{port}", endpoint, "127.0.0.1", port, 60, "1.2", "U", False,
+                        ("/3/0", "/5/0"), updated_at, updated_at)
+
+
+V2 = "17dh0cf43jfh08"  # the fleet fixture's target image
+Fleet = Any  # the `fleet` fixture (conftest cannot be imported)
+
+
+def _executing(device_id: str) -> DeviceProgress:
+    return DeviceProgress(device_id, V2, UpdateState.UPDATING, "executing",
+                          attempts=1, executed_at=150.0, updated_at=150.0)
+
+
+def test_a_register_at_another_node_moves_the_device_to_a_new_epoch(
+        store: SqliteStore) -> None:
+    first = store.claim_registration(_reg("ep-0"), NO_FORMATS, "node-a")
+    assert store.claim_registration(_reg("ep-0", 5701), NO_FORMATS, "node-a") == first
+    moved = store.claim_registration(_reg("ep-0", 5702), NO_FORMATS, "node-b")
+    back = store.claim_registration(_reg("ep-0", 5703), NO_FORMATS, "node-a")
+    assert first < moved < back  # node-a's first epoch never comes back
+
+
+def test_the_record_before_execute_lands_only_while_its_node_owns_the_device(
+        store: SqliteStore, fleet: Fleet) -> None:
+    store.apply_desired(fleet.snapshot(1))
+    epoch = store.claim_registration(_reg("ep-0"), NO_FORMATS, "node-a")
+    store.claim_registration(_reg("ep-0", 5701), NO_FORMATS, "node-b")
+    event = DeviceEvent("dev0000", 150.0, "state", "executing", "r1")
+    with pytest.raises(NotOwner, match="owned by node-b"):
+        store.put_progress(_executing("dev0000"), (event,), durable=True,
+                           fence=Fence("ep-0", "node-a", epoch))
+    assert store.progress("dev0000") is None  # neither the record nor its event
+    assert store.events_after(0) == []
+
+
+def test_a_fenced_write_of_the_owner_at_its_epoch_lands(
+        store: SqliteStore, fleet: Fleet) -> None:
+    store.apply_desired(fleet.snapshot(1))
+    epoch = store.claim_registration(_reg("ep-0"), NO_FORMATS, "node-a")
+    store.put_progress(_executing("dev0000"), durable=True,
+                       fence=Fence("ep-0", "node-a", epoch))
+    assert store.progress("dev0000") == _executing("dev0000")
+
+
+def test_a_device_whose_registration_is_gone_refuses_every_fence(store: SqliteStore) -> None:
+    epoch = store.claim_registration(_reg("ep-0"), NO_FORMATS, "node-a")
+    store.delete_registration("ep-0", node="node-a")
+    with pytest.raises(NotOwner, match="no registration"):
+        store.put_progress(_executing("dev0000"), fence=Fence("ep-0", "node-a", epoch))
+
+
+def test_an_update_or_expiry_at_a_node_that_lost_the_device_leaves_the_owners_row(
+        store: SqliteStore) -> None:
+    store.claim_registration(_reg("ep-0", 5700), NO_FORMATS, "node-a")
+    store.claim_registration(_reg("ep-0", 5900), NO_FORMATS, "node-b")
+    store.put_registration(_reg("ep-0", 5700, updated_at=120.0), node="node-a")
+    store.delete_registration("ep-0", node="node-a")
+    assert [(r.port, r.updated_at) for r in store.registrations()] == [(5900, 100.0)]
+    store.put_registration(_reg("ep-0", 5900, updated_at=130.0), node="node-b")
+    assert [r.updated_at for r in store.registrations()] == [130.0]
+
+
+def test_a_restart_adopts_every_live_registration_of_its_file_under_a_new_epoch(
+        store: SqliteStore) -> None:
+    old = store.claim_registration(_reg("ep-0"), NO_FORMATS, "host-111")
+    store.claim_registration(_reg("ep-1", updated_at=0.0), NO_FORMATS, "host-111")  # expired
+    adopted = store.adopt_registrations("host-222", now=130.0)
+    assert list(adopted) == ["ep-0"] and adopted["ep-0"] > old
+    store.put_progress(_executing("dev0000"), fence=Fence("ep-0", "host-222", adopted["ep-0"]))
+
+
+def test_a_start_takes_a_slot_only_while_fewer_than_the_limit_are_in_flight(
+        store: SqliteStore, fleet: Fleet) -> None:
+    store.apply_desired(fleet.snapshot(3))
+    claim = SlotClaim(fleet.cid, limit=2)
+    for n in (0, 1):
+        store.put_progress(_executing(f"dev000{n}"), slot=claim)
+    with pytest.raises(NoSlot, match="2 of max 2 updating on all nodes"):
+        store.put_progress(_executing("dev0002"), slot=claim)
+    assert store.progress("dev0002") is None
+    store.put_progress(_executing("dev0002"), slot=SlotClaim(fleet.cid, limit=3))
+    done = DeviceProgress("dev0000", fleet.v2, UpdateState.CURRENT, updated_at=160.0)
+    store.put_progress(done)  # a slot freed: the next start of limit 3 fits again
+    store.put_progress(_executing("dev0000").evolve(attempts=2), slot=SlotClaim(fleet.cid, 3))
