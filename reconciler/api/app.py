@@ -10,7 +10,7 @@ No import-time globals: `fota serve` and the tests each build their own app.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fastapi import Depends, FastAPI
 
@@ -38,9 +38,12 @@ of the JSON rather than sent as empty strings or null. Every GET route also answ
 def create_app(reader: StoreReader, *, tokens: Sequence[str] = (),
                events: EventHub | None = None,
                stream_limits: StreamLimits | None = None,
-               metrics: Metrics | None = None) -> FastAPI:
+               metrics: Metrics | None = None,
+               not_acting: Callable[[], str | None] = lambda: None) -> FastAPI:
     """`events`: the writer's hub, when it runs in this process (/events then wakes on
-    commits instead of looking every `stream_limits.poll` seconds)."""
+    commits instead of looking every `stream_limits.poll` seconds). `not_acting`: why
+    this node does not act on devices now (its lease on a shared store lost), for
+    /readyz."""
     # No slash redirects: "/collections/" is an unknown path, answered with the JSON 404
     # like any other, not a 307 with an empty body.
     app = FastAPI(title="fota-gitops", version="0.1.0", description=DESCRIPTION,
@@ -56,7 +59,7 @@ def create_app(reader: StoreReader, *, tokens: Sequence[str] = (),
     app.include_router(status_router(reader, cache), dependencies=guard)
     app.include_router(events_router(reader, events, stream_limits or StreamLimits()),
                        dependencies=guard)
-    app.include_router(health_router(reader))
+    app.include_router(health_router(reader, not_acting))
     app.include_router(metrics_router(reader, metrics or Metrics()), dependencies=guard)
     app.include_router(ui_router(reader, check))  # the dashboard checks the token itself
     return app

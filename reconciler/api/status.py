@@ -6,6 +6,7 @@ Times here are milliseconds since the epoch, like the reference's `created`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
@@ -68,7 +69,8 @@ def status_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
     return router
 
 
-def health_router(reader: StoreReader) -> APIRouter:
+def health_router(reader: StoreReader,
+                  not_acting: Callable[[], str | None] = lambda: None) -> APIRouter:
     router = APIRouter(tags=["health"])
     probe: dict[str, Any] = {"response_class": JsonBytes, "response_model": None}
 
@@ -80,6 +82,8 @@ def health_router(reader: StoreReader) -> APIRouter:
     @router.get("/readyz", summary="The store is readable and a desired state is applied",
                 responses={200: {"model": schemas.Health}, **errors(503)}, **probe)
     async def readyz() -> Response:
+        if (why_not := not_acting()) is not None:  # a node cut off from a shared store
+            return error_response(503, why_not)
         try:
             revision = reader.applied_revision() if reader.ping() else None
         except Exception as exc:  # a locked or vanished file: not ready, say why

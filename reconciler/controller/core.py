@@ -16,6 +16,9 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from reconciler.cluster.lease import NodeLease
+from reconciler.cluster.node import default_node_id
+from reconciler.cluster.ownership import Ownership
 from reconciler.controller.config import ControllerConfig
 from reconciler.controller.decide import Decider, Step
 from reconciler.controller.executor import Executor
@@ -50,11 +53,17 @@ LOGGERS = ("reconciler.controller", "reconciler.device", "reconciler.executor",
 class Controller:
     def __init__(self, store: Store, server: Lwm2mServer,
                  images: Callable[[str], Awaitable[bytes]], settings: ControllerConfig,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *,
+                 ownership: Ownership | None = None, lease: NodeLease | None = None) -> None:
         self.store, self.server, self.settings, self.clock = store, server, settings, clock
+        # Several nodes on one store (reconciler.cluster): alone, this node owns every
+        # device it registers and its lease is never lost.
+        self.ownership = ownership or Ownership(store, default_node_id())
+        self.lease = lease
         self.watches = Watches()
         self.reports = Reports(store)
-        self.decider = Decider(store, self.reports, server, self.watches, settings, clock)
+        self.decider = Decider(store, self.reports, server, self.watches, settings, clock,
+                               self.ownership)
         self.executor = Executor(server, self.reports, self.watches, images, settings,
                                  self._on_notify, clock)
         self.on_reconcile: Callable[[float], None] | None = None  # /metrics: seconds each
@@ -62,6 +71,8 @@ class Controller:
                                backoff=settings.error_backoff,
                                backoff_max=settings.error_backoff_max, clock=clock)
         self.decider.on_slot_free = self.queue.add_all
+        if lease is not None:
+            lease.on_regained = self.queue.add_all
         server.subscribe_send(self.on_send)  # for the server's life, as the controller's
         self.restart = RestartRecords(store, server)
         server.subscribe_offers(self.restart.on_offer)  # recorded before a URI goes out
@@ -92,7 +103,9 @@ class Controller:
     def restore(self) -> Restored:
         """After a restart, once the CoAP server runs and before `run`: the live
         registrations of the last run come back and their devices are looked at at once."""
-        restored = self.restart.restore_registrations(self.desired, self.clock())
+        self.ownership.adopt(self.clock())
+        restored = self.restart.restore_registrations(self.desired, self.clock(),
+                                                      self.ownership.owns)
         devices = (self.desired.device_by_endpoint(ep) for ep in restored.endpoints)
         self.queue.add_all([d.device_id for d in devices if d is not None])
         return restored
@@ -103,9 +116,11 @@ class Controller:
         if device is None:
             return
         if event.kind in (RegistrationEventKind.DEREGISTERED, RegistrationEventKind.EXPIRED):
-            self.store.delete_registration(reg.endpoint)
+            self.ownership.gone(reg.endpoint)
+        elif event.kind is RegistrationEventKind.REGISTERED:
+            self.ownership.registered(reg, self.server.formats(reg.endpoint))
         else:
-            self.store.put_registration(reg, self.server.formats(reg.endpoint))
+            self.ownership.updated(reg, self.server.formats(reg.endpoint))
         if event.kind is not RegistrationEventKind.UPDATED:
             log.info("%s (%s): %s from %s:%d", device.device_id, reg.endpoint,
                      event.kind.value, reg.host, reg.port,
@@ -134,6 +149,9 @@ class Controller:
     async def reconcile_device(self, device_id: str) -> Requeue | None:
         """Drive one device one step further; returns when to look again (None: only on a
         trigger). One call per device at a time, guaranteed by the work queue."""
+        if self.lease is not None and not self.lease.held:
+            self.lease.park(device_id)  # looked at again once the store hears us
+            return None
         for _ in range(MAX_STEPS):
             step = self.decider.decide_and_record(device_id)
             if step is None:
@@ -199,6 +217,7 @@ class Controller:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
             self.decider.flush_status()
+            self.decider.retry_slots()
             await self.restart.flush()
             self.log_budget.flush()
             if self.clock() - last_resync >= self.settings.resync_interval:

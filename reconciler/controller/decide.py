@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from reconciler import heap
+from reconciler.cluster.node import default_node_id
+from reconciler.cluster.ownership import Ownership
+from reconciler.cluster.slots import SharedSlots
 from reconciler.controller.config import ControllerConfig
 from reconciler.controller.reports import Reports
 from reconciler.controller.rollout import Placement, RolloutIndex, to_release
@@ -25,7 +28,9 @@ from reconciler.controller.window_status import next_window, window_status
 from reconciler.engine import OPEN, Decision, decide, diff, retarget
 from reconciler.engine.conditions import collection_conditions, device_conditions
 from reconciler.engine.waves import wave_of
+from reconciler.errors import NoSlot, NotOwner
 from reconciler.lwm2m.server import Lwm2mServer
+from reconciler.model.cluster import Fence, SlotClaim
 from reconciler.model.desired import Collection, DesiredState, Device, revision_affects
 from reconciler.model.observed import DeviceEvent, DeviceProgress
 from reconciler.model.status import Condition, UpdateState
@@ -47,9 +52,13 @@ class Step:
 class Decider:
     def __init__(self, store: Store, reports: Reports, server: Lwm2mServer,
                  watches: Watches, settings: ControllerConfig,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], ownership: Ownership | None = None) -> None:
         self.store, self.server, self.watches, self.clock = store, server, watches, clock
         self.reports = reports
+        self.ownership = ownership or Ownership(store, default_node_id())
+        # The leader writes a revision's rows; a follower waits for them (cluster).
+        self.apply_desired: Callable[[DesiredState], None] = store.apply_desired
+        self.slots = SharedSlots()
         self.config = settings.engine_config()
         self.desired = DesiredState.empty()
         self.index = RolloutIndex(self._place)
@@ -114,7 +123,7 @@ class Decider:
         """In a worker thread: write the snapshot to the store and work out (progress
         records to load into the index, devices affected, devices gone). Reads only the
         two snapshots and the store, never the loop's state."""
-        self.store.apply_desired(desired)
+        self.apply_desired(desired)
         if self._loaded:
             gone = [d for d in old.devices if d not in desired.devices]
             return [], [d for d in desired.devices if revision_affects(old, desired, d)], gone
@@ -202,7 +211,18 @@ class Decider:
             gate = self.index.gate(collection, now, wave, target)
         before = self.index.get(device_id)
         result = decide(delta, before, now, gate, self.config)
-        self._record(device, before, result)
+        claim = self.slots.claim(collection, before, result.progress)
+        fence = self.ownership.fence(device.endpoint) if reg is not None else None
+        try:
+            self._record(device, before, result, fence, claim)
+        except NotOwner:
+            self.ownership.lost(device.endpoint)  # a Register at another node: not ours
+            self._changed.set()  # waiters may wait for that too
+            return None
+        except NoSlot as exc:  # every slot is taken, counting the other nodes' devices
+            gate = self.slots.full(device.collection_id, str(exc))
+            result = decide(delta, before, now, gate, self.config)
+            self._record(device, before, result, fence)
         if result.gated:
             held = self._gated.setdefault(device.collection_id, {})
             held.setdefault(wave, set()).add(device_id)
@@ -218,13 +238,16 @@ class Decider:
         collection = self.desired.collections.get(device.collection_id)
         return (_wave(collection, device, target) if collection else 0), True
 
-    def _record(self, device: Device, before: DeviceProgress | None, result: Decision) -> None:
+    def _record(self, device: Device, before: DeviceProgress | None, result: Decision,
+                fence: Fence | None = None, claim: SlotClaim | None = None) -> None:
         after = result.progress
         if after is None or (after == before and not result.events):
             return
         # Persisted before any action of this decision runs; synced to disk when the engine
-        # says so (before an Execute: a lost record could mean a second one).
-        self.store.put_progress(after, result.events, durable=result.durable)
+        # says so (before an Execute: a lost record could mean a second one). Fenced: only
+        # while this node still owns the device; a start takes its slot in the same write.
+        self.store.put_progress(after, result.events, durable=result.durable, fence=fence,
+                                slot=claim)
         self.index.put(device.collection_id, after)
         if before is None or (before.state, before.message) != (after.state, after.message):
             conditions = device_conditions(after, self.desired.revision, self.clock())
@@ -302,6 +325,14 @@ class Decider:
             while not predicate():
                 self._changed.clear()
                 await self._changed.wait()
+
+    def retry_slots(self) -> None:
+        """Every second: collections whose devices wait for a slot other nodes held
+        try as many as their local count leaves free (a slot freed on another node
+        wakes nobody here)."""
+        for collection_id in self.slots.waiting():
+            self._release(collection_id)  # a device refused again is held again
+            self.slots.retried(collection_id, bool(self._gated.get(collection_id)))
 
     def flush_status(self) -> None:
         """Write the rollout status and conditions of every collection that changed."""

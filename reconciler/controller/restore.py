@@ -121,11 +121,15 @@ class RestartRecords:
         self._offers = offers
         return offers
 
-    def restore_registrations(self, desired: DesiredState, now: float) -> Restored:
+    def restore_registrations(self, desired: DesiredState, now: float,
+                              owned: Callable[[str], bool] = lambda _endpoint: True
+                              ) -> Restored:
         """Make the live registrations of declared devices live again (the server must
-        be started) and record (and log) what this start restored, for /status."""
+        be started) and record (and log) what this start restored, for /status. Only
+        those `owned` by this node: on a shared store, another node's stay its own."""
         records = [(reg, formats) for reg, formats in self._store.live_registrations(now)
-                   if desired.device_by_endpoint(reg.endpoint) is not None]
+                   if desired.device_by_endpoint(reg.endpoint) is not None
+                   and owned(reg.endpoint)]
         restored = self._server.restore(records)
         endpoints = tuple(reg.endpoint for reg, _ in records
                           if self._server.registration(reg.endpoint) is not None)

@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PSK credentials file (re-read on SIGHUP and when it changes)")
     parser.add_argument("--security-default", choices=("psk", "none"),
                         help="security of endpoints whose manifests say none (default none)")
+    parser.add_argument("--node-id", help="this node's name in a store several nodes share "
+                        "(default: host name and process id; docs/scaling.md)")
 
 
 # flag dest -> the settings it sets (the others set the setting of their own name)
@@ -70,7 +72,8 @@ def settings_from(args: argparse.Namespace) -> ServeSettings:
     """The flags given, over the environment, over the defaults."""
     given: dict[str, object] = {name: getattr(args, name) for name in
                                 ("repo", "branch", "state", "public_uri", "log_level",
-                                 "log_format", "coaps", "credentials", "security_default")}
+                                 "log_format", "coaps", "credentials", "security_default",
+                                 "node_id")}
     for flag in ("coap", "http"):
         if getattr(args, flag) is not None:
             host, port = split_host_port(getattr(args, flag))

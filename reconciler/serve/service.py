@@ -34,6 +34,7 @@ from reconciler.security.credentials import CredentialsError
 from reconciler.serve import transport
 from reconciler.serve.admission import Admission
 from reconciler.serve.instrument import counting_refusals, instrument
+from reconciler.serve.nodes import node_parts
 from reconciler.serve.security import start_security
 from reconciler.serve.settings import ServeSettings
 from reconciler.sources import GitSource, SourceStatus
@@ -184,7 +185,10 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
                              settings, psk=security.view.psk,
                              register_check=security.view.check_register))
     unrevoke = security.revoke_on_reload(server.revoke_identities)
-    controller = Controller(store, server, source.image, settings.controller, clock)
+    node = node_parts(settings, store, clock)
+    controller = Controller(store, server, source.image, settings.controller, clock,
+                            ownership=node.ownership, lease=node.lease)
+    controller.decider.apply_desired = node.apply_desired
     uninstrument = instrument(metrics, store, server, controller)
     await controller.set_desired(desired)
     await controller.restore_offers()  # before the socket: a resumed download never sees 4.04
@@ -195,7 +199,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
                            f"{settings.coap_port}: {exc.strerror or exc}") from exc
     unsubscribe = server.subscribe(controller.on_registration)
     controller.restore()
-    api = _api(settings, store, metrics)
+    api = _api(settings, store, metrics, node.lease.reason)
     notify_reader = open_reader(settings.state)  # its own: never waits behind the API's
     notifier = Notifier(notify_reader, store.set_notify_state, hub=store.event_hub)
     await notifier.set_desired(desired)
@@ -214,7 +218,8 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
              asyncio.create_task(transport.publish_dtls(server.dtls_status,
                                                         store.set_dtls_status, stop),
                                  name="dtls-status"),
-             asyncio.create_task(security.run(stop), name="credentials")]
+             asyncio.create_task(security.run(stop), name="credentials"),
+             *node.tasks(stop)]
     try:
         await _announce(settings, server, api, controller, on_ready)
         await stop.wait()
@@ -312,13 +317,14 @@ async def _event_retention(settings: ServeSettings, store: SqliteStore,
     await keep_bounded(store, retention, settings.events_prune_interval, stop, clock)
 
 
-def _api(settings: ServeSettings, store: SqliteStore, metrics: Metrics) -> _ApiServer:
+def _api(settings: ServeSettings, store: SqliteStore, metrics: Metrics,
+         not_acting: Callable[[], str | None]) -> _ApiServer:
     reader = open_reader(settings.state)
     limits = StreamLimits(max_clients=settings.events_max_streams,
                           keepalive=settings.events_keepalive,
                           send_timeout=settings.events_send_timeout)
     app = create_app(reader, tokens=settings.tokens, events=store.event_hub,
-                     stream_limits=limits, metrics=metrics)
+                     stream_limits=limits, metrics=metrics, not_acting=not_acting)
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
                             log_config=None, log_level="warning", lifespan="off",
                             http="httptools")  # the declared parser, not a silent fallback to h11

@@ -92,6 +92,13 @@ class ServeSettings(BaseModel):
         "SIGHUP and when it changes; unset: no credentials"))
     security_default: Literal["psk", "none"] = Field("none", description=(
         "what an endpoint whose manifests say no `security` requires: `psk` or `none`"))
+    node_id: str | None = Field(None, min_length=1, description=(
+        "this node's name in a store several nodes share (docs/scaling.md); unset: host "
+        "name and process id, so a restarted node resumes no device another may have "
+        "taken meanwhile"))
+    lease: float = Field(10.0, gt=0, description=(
+        "seconds a node acts on devices without hearing from its store: one cut off "
+        "stops within this and says so in /readyz"))
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
 
     @field_validator("state")

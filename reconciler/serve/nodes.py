@@ -1,0 +1,45 @@
+"""This node's place among the nodes that share its store: its name, the devices it
+owns, its lease on the store and whether it applies desired revisions (the leader).
+
+`node_parts(settings, store)` builds them for `service._run`: on the SQLite store (one
+writer, by its flock) the node leads alone and its heartbeats go to the local file, so
+the code paths are those of several nodes, trivially satisfied. docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reconciler.cluster.leadership import Leadership, SoleLeader, applier
+from reconciler.cluster.lease import NodeLease
+from reconciler.cluster.node import default_node_id
+from reconciler.cluster.ownership import Ownership
+from reconciler.model.desired import DesiredState
+from reconciler.serve.settings import ServeSettings
+from reconciler.store import Store
+
+FOLLOW_LEASES = 3  # a follower waits this many leases for the leader to apply a revision
+
+
+@dataclass(frozen=True, slots=True)
+class NodeParts:
+    node: str
+    ownership: Ownership
+    lease: NodeLease
+    leadership: Leadership
+    apply_desired: Callable[[DesiredState], None]  # the Decider's, leader-aware
+
+    def tasks(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+        return [asyncio.create_task(self.lease.run(stop), name="node-lease"),
+                asyncio.create_task(self.leadership.run(stop), name="leadership")]
+
+
+def node_parts(settings: ServeSettings, store: Store,
+               clock: Callable[[], float]) -> NodeParts:
+    node = settings.node_id or default_node_id()
+    leadership = SoleLeader()
+    return NodeParts(node, Ownership(store, node),
+                     NodeLease(store.heartbeat, node, settings.lease, clock), leadership,
+                     applier(store, leadership, FOLLOW_LEASES * settings.lease))
