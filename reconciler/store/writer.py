@@ -256,7 +256,7 @@ class SqliteStore(EventFeed):
         with self._tx() as conn:
             epoch = _next_epoch(conn)
             conn.execute(f"UPDATE registrations SET owner = ?, epoch = ? WHERE {_LIVE} "
-                         "AND owner IS NOT ?", (node, epoch, now, node))
+                         "AND (owner IS NULL OR owner <> ?)", (node, epoch, now, node))
             rows = conn.execute(f"SELECT endpoint, epoch FROM registrations WHERE {_LIVE}",
                                 (now,)).fetchall()
         return {str(endpoint): int(e) for endpoint, e in rows}
@@ -301,6 +301,12 @@ class SqliteStore(EventFeed):
     def delete_offer(self, endpoint: str) -> None:
         with self._tx() as conn:
             conn.execute("DELETE FROM offers WHERE endpoint = ?", (endpoint,))
+
+    def offer_by_token(self, token: str, now: float) -> FirmwareOffer | None:
+        """The live offer at `token` (another node's, when several share the store)."""
+        rows = self._query("SELECT * FROM offers WHERE token = ? AND expires_at > ?",
+                           (token, now))
+        return codec.offer_from_row(rows[0]) if rows else None
 
     def live_offers(self, now: float) -> list[FirmwareOffer]:
         rows = self._query("SELECT * FROM offers WHERE expires_at > ? ORDER BY endpoint",
@@ -467,22 +473,34 @@ def _upsert_sql(table: str, columns: list[str]) -> str:
 
 def _next_epoch(conn: SqlConnection) -> int:
     """The next value of the store-wide ownership counter (never handed out twice)."""
-    row = conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+    row = conn.execute("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) "
                        "WHERE key = 'ownership_epoch' RETURNING value").fetchone()
     return int(row[0])
 
 
 def _check_fence(conn: SqlConnection, fence: Fence) -> None:
-    row = conn.execute("SELECT owner, epoch FROM registrations WHERE endpoint = ?",
-                       (fence.endpoint,)).fetchone()
-    if row is None or (row[0], row[1]) != (fence.node, fence.epoch):
-        held = f"{row[0]} at epoch {row[1]}" if row else "no node (no registration)"
-        raise NotOwner(f"{fence.endpoint}: owned by {held}, not {fence.node} at epoch "
+    """An UPDATE, not a SELECT: on PostgreSQL it locks the row until this transaction
+    ends, so a Register at another node (its claim) waits for this write and then sees
+    it (the record before an Execute above all); on SQLite the transaction holds the
+    whole file anyway."""
+    held = conn.execute("UPDATE registrations SET epoch = epoch WHERE endpoint = ? AND "
+                        "owner = ? AND epoch = ?",
+                        (fence.endpoint, fence.node, fence.epoch)).rowcount
+    if held != 1:
+        row = conn.execute("SELECT owner, epoch FROM registrations WHERE endpoint = ?",
+                           (fence.endpoint,)).fetchone()
+        held_by = f"{row[0]} at epoch {row[1]}" if row else "no node (no registration)"
+        raise NotOwner(f"{fence.endpoint}: owned by {held_by}, not {fence.node} at epoch "
                        f"{fence.epoch}")
 
 
 def _check_slot(conn: SqlConnection, slot: SlotClaim) -> None:
-    """The tallies count devices per (collection, state) for every node's writes."""
+    """The tallies count devices per (collection, state) for every node's writes. The
+    collection's row is locked first (a no-op UPDATE), so on PostgreSQL two nodes taking
+    the last slot at once count one after the other (read committed: the second count
+    sees the first's commit); on SQLite the transaction holds the whole file anyway."""
+    conn.execute("UPDATE collections SET collection_id = collection_id "
+                 "WHERE collection_id = ?", (slot.collection_id,))
     marks = ", ".join("?" * len(IN_FLIGHT))
     row = conn.execute(f"SELECT COALESCE(SUM(n), 0) FROM state_counts WHERE "
                        f"collection_id = ? AND state IN ({marks})",
