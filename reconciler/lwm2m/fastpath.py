@@ -44,6 +44,10 @@ DRAIN = 64
 _ERROR_CODES = {"4.00": coapframe.BAD_REQUEST, "4.02": coapframe.BAD_OPTION}
 
 
+class _ToAiocoap(Exception):
+    """An offer another node may have handed out: aiocoap's resource looks it up."""
+
+
 class _Refusal(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
@@ -68,7 +72,10 @@ class FastPath:
             return coapframe.reset_for(data) if exclusive else PASS
         if not exclusive and not self._is_ours(message):
             return PASS
-        return self._respond(message, allowed)
+        try:
+            return self._respond(message, allowed)
+        except _ToAiocoap:
+            return PASS
 
     def _is_ours(self, message: coapframe.Datagram) -> bool:
         if not 1 <= message.code <= 31:
@@ -129,6 +136,9 @@ class FastPath:
                 else self._repository.served(token)
             if image is not None:
                 return image
+            remote = self._repository.remote
+            if remote is not None and allowed is None and remote.may_have(token):
+                raise _ToAiocoap  # inside a DTLS session only that session's offers
         raise _Refusal(coapframe.NOT_FOUND, "no firmware offered at this path")
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from aiocoap import Message, resource
 from aiocoap.numbers.codes import Code
 
+from reconciler.lwm2m.remote_offers import RemoteOffers
 from reconciler.model.lwm2m import FirmwareOffer
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,9 @@ class FirmwareRepository:
         self._users: dict[str, int] = {}  # image id -> live offers of it
         self._expired = 0  # offers `lookup` revoked for their age since `drop_expired`
         self.on_block: Callable[[int], None] | None = None  # /metrics: payload bytes sent
+        # Several nodes: offers another node handed out, looked up in the shared store
+        # (remote_offers; set by `serve`, None on one node).
+        self.remote: RemoteOffers | None = None
 
     def block_sent(self, size: int, block2: tuple[int, int] | None) -> None:
         """Tell `on_block` the payload size of the block answering `block2` (both the
@@ -266,6 +270,10 @@ class FirmwareResource(resource.Resource, resource.PathCapable):  # type: ignore
     async def render_get(self, request: Any) -> Any:
         path = request.opt.uri_path
         image = self._repository.served(path[0]) if len(path) == 1 else None
+        remote = self._repository.remote
+        if image is None and remote is not None and len(path) == 1 \
+                and await remote.fetch(path[0]):
+            image = self._repository.served(path[0])  # another node's offer, filed now
         if image is None:
             return _error("4.04", "no firmware offered at this path")
         if request.opt.accept not in (None, OPAQUE):
