@@ -37,11 +37,14 @@ class Ownership:
         self._records = records
         self._epochs: dict[str, int] = {}  # endpoint -> the epoch this node owns it at
 
-    def registered(self, reg: Registration, formats: ContentFormats) -> int:
-        """A Register at this node: the device is ours from now on."""
+    def registered(self, reg: Registration, formats: ContentFormats) -> bool:
+        """A Register at this node: the device is ours from now on. True when it came
+        from elsewhere (or this node had not held it since it started): what another
+        node recorded meanwhile must be read again."""
         epoch = self._records.claim_registration(reg, formats, self.node)
+        moved = self._epochs.get(reg.endpoint) != epoch
         self._epochs[reg.endpoint] = epoch
-        return epoch
+        return moved
 
     def updated(self, reg: Registration, formats: ContentFormats) -> None:
         self._records.put_registration(reg, formats, node=self.node)

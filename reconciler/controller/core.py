@@ -118,7 +118,8 @@ class Controller:
         if event.kind in (RegistrationEventKind.DEREGISTERED, RegistrationEventKind.EXPIRED):
             self.ownership.gone(reg.endpoint)
         elif event.kind is RegistrationEventKind.REGISTERED:
-            self.ownership.registered(reg, self.server.formats(reg.endpoint))
+            if self.ownership.registered(reg, self.server.formats(reg.endpoint)):
+                self.decider.reload(device.device_id)  # another node's record, maybe
         else:
             self.ownership.updated(reg, self.server.formats(reg.endpoint))
         if event.kind is not RegistrationEventKind.UPDATED:

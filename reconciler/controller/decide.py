@@ -228,6 +228,20 @@ class Decider:
             held.setdefault(wave, set()).add(device_id)
         return Step(device, result)
 
+    def reload(self, device_id: str) -> None:
+        """The device's record and report as the store has them: after a Register moved
+        it here from another node, which may have written both since this node last
+        did (a download it started, an Execute it recorded)."""
+        device = self.desired.devices.get(device_id)
+        if device is None:
+            return
+        progress = self.store.progress(device_id)
+        if progress is not None:
+            self.index.put(device.collection_id, progress)
+        else:
+            self.index.remove(device_id)
+        self.reports.forget(device_id)
+
     def _place(self, progress: DeviceProgress) -> Placement:
         """The record's wave, and whether it is about its device's present target (for
         the rollout index: only such records count toward a halt or a wave's gate)."""

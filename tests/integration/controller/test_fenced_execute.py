@@ -26,8 +26,13 @@ from reconciler.model.lwm2m import (
     FW_UPDATE,
     FW_UPDATE_RESULT,
     NO_FORMATS,
+    Registration,
+    RegistrationEvent,
+    RegistrationEventKind,
 )
 from reconciler.model.lwm2m import Path as LwPath
+from reconciler.model.observed import DeviceProgress
+from reconciler.model.status import UpdateState
 
 START: dict[LwPath, Value] = {
     LwPath(3, 0, 0): "acme", LwPath(3, 0, 3): "1.0", FW_PACKAGE_URI: "", FW_STATE: 0,
@@ -75,3 +80,24 @@ async def test_a_node_that_lost_a_device_to_a_register_elsewhere_never_executes_
     assert len(device.requests) == seen
     progress = ctl.decider.index.get(harness.device_id(0))
     assert progress is None or progress.executed_at is None
+
+
+async def test_a_device_that_registers_here_from_another_node_resumes_that_nodes_record(
+        tmp_path: Path) -> None:
+    """What the other node recorded while it owned the device (an attempt under way) is
+    what this node decides from once the device registers here, not its own old view."""
+    repo = harness.DesiredRepo(tmp_path / "repo", count=1, target="1.0")
+    settings = harness.settings_for(repo, tmp_path / "s.db", node_id="node-a")
+    async with harness.serving(settings) as running:
+        ctl = running.controller
+        reg = Registration("r1", harness.endpoint(0), "127.0.0.1", 9, 300, "1.1", "U",
+                           False, ("/3/0", "/5/0"), 100.0, 100.0)
+        ctl.store.claim_registration(reg, NO_FORMATS, "node-b")  # node-b's Register
+        theirs = DeviceProgress(harness.device_id(0), harness.image_id("2.0"),
+                                UpdateState.DOWNLOADING, "downloading", attempts=1,
+                                updated_at=100.0)
+        ctl.store.put_progress(theirs)  # what node-b wrote while it owned the device
+        assert ctl.decider.index.get(harness.device_id(0)) != theirs
+        ctl.on_registration(RegistrationEvent(RegistrationEventKind.REGISTERED, reg))
+        assert ctl.decider.index.get(harness.device_id(0)) == theirs
+        assert ctl.ownership.owns(harness.endpoint(0))
