@@ -510,10 +510,6 @@ def _check_slot(conn: SqlConnection, slot: SlotClaim) -> None:
                      "on all nodes")
 
 
-def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
-    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-
-
 def _set_meta(conn: SqlConnection, key: str, value: str) -> None:
     conn.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) "
                  "DO UPDATE SET value = excluded.value", (key, value))
