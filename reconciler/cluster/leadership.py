@@ -26,6 +26,7 @@ FOLLOW_POLL = 0.2  # seconds between a follower's looks at the applied revision
 class Leadership(Protocol):
     @property
     def leader(self) -> bool: ...
+    async def settle(self) -> None: ...  # one look, before the first revision is applied
     async def run(self, stop: asyncio.Event) -> None: ...  # holds or seeks the lock
 
 
@@ -33,6 +34,9 @@ class SoleLeader:
     """One node on its own store: always the leader, nothing to hold."""
 
     leader = True
+
+    async def settle(self) -> None:
+        return None
 
     async def run(self, stop: asyncio.Event) -> None:
         await stop.wait()

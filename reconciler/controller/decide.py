@@ -185,7 +185,9 @@ class Decider:
                 break
         if not seen:
             return None
-        self.store.put_progress_many(records)
+        # Each node retargets its own devices (and those nobody owns): another node's
+        # record of a device it is updating is never overwritten from a stale view here.
+        self.store.put_progress_many(records, node=self.ownership.node)
         self.store.put_conditions_many(conditions)
         return len(records)
 

@@ -31,6 +31,11 @@ class NodeParts:
     leadership: Leadership
     apply_desired: Callable[[DesiredState], None]  # the Decider's, leader-aware
 
+    async def settle(self) -> None:
+        """Before the first revision: whether this node leads, and its first heartbeat."""
+        await self.leadership.settle()
+        await self.lease.beat_once()
+
     def tasks(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
         return [asyncio.create_task(self.lease.run(stop), name="node-lease"),
                 asyncio.create_task(self.leadership.run(stop), name="leadership")]

@@ -74,7 +74,8 @@ class Store(Protocol):
                      *, durable: bool = False, fence: Fence | None = None,
                      slot: SlotClaim | None = None) -> None: ...  # NotOwner, NoSlot
     def put_progress_many(
-        self, items: Sequence[tuple[DeviceProgress, Sequence[DeviceEvent]]]
+        self, items: Sequence[tuple[DeviceProgress, Sequence[DeviceEvent]]],
+        *, node: str | None = None
     ) -> None: ...
     def progress(self, device_id: str) -> DeviceProgress | None: ...
     def all_progress(self) -> list[DeviceProgress]: ...

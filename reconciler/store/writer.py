@@ -46,7 +46,7 @@ _UPSERT_REGISTRATION = (
     f"VALUES ({', '.join('?' * len(_REG_COLUMNS))}) ON CONFLICT (endpoint) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _REG_COLUMNS[1:]))
 # An Update or a De-register at a node that no longer owns the device changes nothing.
-_MINE = "(owner IS NULL OR owner = ?)"
+_MINE = "(registrations.owner IS NULL OR registrations.owner = ?)"
 _LIVE = "updated_at + lifetime > ?"  # a registration's expiry, as Registration.expires_at
 _DELETE_EXPIRED_OFFERS = ("DELETE FROM offers WHERE token IN "
                           "(SELECT token FROM offers WHERE expires_at <= ? LIMIT ?)")
@@ -255,8 +255,9 @@ class SqliteStore(EventFeed):
         new epoch."""
         with self._tx() as conn:
             epoch = _next_epoch(conn)
-            conn.execute(f"UPDATE registrations SET owner = ?, epoch = ? WHERE {_LIVE} "
-                         "AND (owner IS NULL OR owner <> ?)", (node, epoch, now, node))
+            # every row, not only the live ones: none may keep a name no node has now
+            conn.execute("UPDATE registrations SET owner = ?, epoch = ? "
+                         "WHERE owner IS NULL OR owner <> ?", (node, epoch, node))
             rows = conn.execute(f"SELECT endpoint, epoch FROM registrations WHERE {_LIVE}",
                                 (now,)).fetchall()
         return {str(endpoint): int(e) for endpoint, e in rows}
@@ -405,11 +406,15 @@ class SqliteStore(EventFeed):
             self.event_hub.publish()
 
     def put_progress_many(
-        self, items: Sequence[tuple[DeviceProgress, Sequence[DeviceEvent]]]
+        self, items: Sequence[tuple[DeviceProgress, Sequence[DeviceEvent]]],
+        *, node: str | None = None
     ) -> None:
         """Many progress rows and their events in one transaction (a new revision that
-        retargets a whole fleet)."""
+        retargets a whole fleet). With `node`, the devices another node owns are left to
+        it (their records and events): each node retargets its own."""
         with self._tx() as conn:
+            if node is not None:
+                items = _not_owned_elsewhere(conn, items, node)
             conn.executemany(self._upsert_progress, [codec.progress_row(p) for p, _ in items])
             rows = [_event_row(e) for _, events in items for e in events]
             conn.executemany(_INSERT_EVENT, rows)
@@ -469,6 +474,20 @@ def _upsert_sql(table: str, columns: list[str]) -> str:
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
     return (f"INSERT INTO {table} VALUES ({', '.join('?' * len(columns))}) "
             f"ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}")
+
+
+def _not_owned_elsewhere(
+        conn: SqlConnection, items: Sequence[tuple[DeviceProgress, Sequence[DeviceEvent]]],
+        node: str) -> Sequence[tuple[DeviceProgress, Sequence[DeviceEvent]]]:
+    ids = [progress.device_id for progress, _ in items]
+    theirs: set[str] = set()
+    for first in range(0, len(ids), _SLICE):
+        chunk = ids[first:first + _SLICE]
+        theirs.update(str(r[0]) for r in conn.execute(
+            "SELECT d.device_id FROM devices d JOIN registrations r ON r.endpoint = "
+            f"d.endpoint WHERE r.owner <> ? AND d.device_id IN ({', '.join('?' * len(chunk))})",
+            (node, *chunk)))
+    return [item for item in items if item[0].device_id not in theirs] if theirs else items
 
 
 def _next_epoch(conn: SqlConnection) -> int:

@@ -100,3 +100,19 @@ def test_a_start_takes_a_slot_only_while_fewer_than_the_limit_are_in_flight(
     done = DeviceProgress("dev0000", fleet.v2, UpdateState.CURRENT, updated_at=160.0)
     store.put_progress(done)  # a slot freed: the next start of limit 3 fits again
     store.put_progress(_executing("dev0000").evolve(attempts=2), slot=SlotClaim(fleet.cid, 3))
+
+
+def test_a_revision_retargets_only_the_devices_no_other_node_owns(
+        store: SqliteStore, fleet: Fleet) -> None:
+    store.apply_desired(fleet.snapshot(3))
+    store.claim_registration(_reg("ep-0"), NO_FORMATS, "node-a")
+    store.claim_registration(_reg("ep-1"), NO_FORMATS, "node-b")
+    theirs = _executing("dev0001")
+    store.put_progress(theirs)  # node-b's device, mid-update
+    retargeted = [(DeviceProgress(f"dev000{n}", V2, UpdateState.PENDING, updated_at=200.0),
+                   (DeviceEvent(f"dev000{n}", 200.0, "retarget", "new target", "r2"),))
+                  for n in range(3)]
+    store.put_progress_many(retargeted, node="node-a")
+    assert store.progress("dev0001") == theirs
+    assert [e.device_id for e in store.events_after(0)] == ["dev0000", "dev0002"]
+    assert store.progress("dev0002") == retargeted[2][0]
