@@ -85,6 +85,15 @@ MIGRATIONS: tuple[str, ...] = (
     {tallies.TABLES}
     {tallies.TRIGGERS}
     """,
+    # 2 (SQLite's 11): several nodes (issue 13): the owning node and its epoch on the
+    # registration row, the store-wide epoch counter, the nodes' leases.
+    f"""
+    ALTER TABLE registrations ADD COLUMN owner {_T};
+    ALTER TABLE registrations ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+    INSERT INTO meta VALUES ('ownership_epoch', '0') ON CONFLICT (key) DO NOTHING;
+    CREATE TABLE nodes (node {_T} PRIMARY KEY, lease_until DOUBLE PRECISION NOT NULL,
+                        seen_at DOUBLE PRECISION NOT NULL);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 EVENTS_CHANNEL = "fota_events"  # NOTIFY channel of `events_appended`

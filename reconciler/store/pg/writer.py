@@ -32,7 +32,7 @@ from reconciler.store.pg.connection import (
 )
 from reconciler.store.pg.schema import migrate
 from reconciler.store.sqlconn import SqlConnection
-from reconciler.store.writer import Checkpoints, SqliteStore
+from reconciler.store.writer import _LIVE, Checkpoints, SqliteStore
 
 WRITER_LOCK = 0x666F7461_77726974  # "fotawrit": the one writer of a database
 
@@ -114,6 +114,13 @@ class PgStore(SqliteStore):
             self._pg.raw.close()
             self._pg.raw = _writer_session(self._url)
         return self._pg.raw
+
+    def adopt_registrations(self, node: str, now: float) -> dict[str, int]:
+        """After a restart: the live registrations the database says `node` owns (the
+        others' stay theirs; a device another node took meanwhile is not resumed)."""
+        rows = self._query(f"SELECT endpoint, epoch FROM registrations WHERE owner = ? "
+                           f"AND {_LIVE}", (node, now))
+        return {str(endpoint): int(epoch) for endpoint, epoch in rows}
 
     def close(self) -> None:
         with self._read_lock:

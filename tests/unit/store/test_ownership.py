@@ -3,6 +3,7 @@ counted in the store (issue 13): the SQLite half of what several nodes share."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,8 +79,15 @@ def test_an_update_or_expiry_at_a_node_that_lost_the_device_leaves_the_owners_ro
     assert [r.updated_at for r in store.registrations()] == [130.0]
 
 
-def test_a_restart_adopts_every_live_registration_of_its_file_under_a_new_epoch(
-        store: SqliteStore) -> None:
+def test_a_restart_resumes_the_live_registrations_its_node_may_drive(
+        store: SqliteStore, state: Path | str) -> None:
+    """A SQLite file has one writer: every live registration in it is the restarted
+    node's, under a new epoch. A shared database: only those it still owns."""
+    if not isinstance(state, Path):
+        store.claim_registration(_reg("ep-9"), NO_FORMATS, "node-b")
+        mine = store.claim_registration(_reg("ep-0"), NO_FORMATS, "node-a")
+        assert store.adopt_registrations("node-a", now=130.0) == {"ep-0": mine}
+        return
     old = store.claim_registration(_reg("ep-0"), NO_FORMATS, "host-111")
     store.claim_registration(_reg("ep-1", updated_at=0.0), NO_FORMATS, "host-111")  # expired
     adopted = store.adopt_registrations("host-222", now=130.0)
