@@ -61,6 +61,7 @@ class Sender:
         self._pending: collections.deque[int] = collections.deque()  # event seqs, in order
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._busy = False  # a request taken from the queue is being delivered
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"notify-{self.name}")
@@ -82,6 +83,10 @@ class Sender:
         (delivered or dropped), given that the notifier has read up to `read`."""
         return self._pending[0] - 1 if self._pending else read
 
+    def queued(self) -> int:
+        """Requests waiting, the one being sent included."""
+        return self._queue.qsize() + (1 if self._busy else 0)
+
     def stats(self) -> dict[str, object]:
         return {"sent": self.sent, "dropped": self.dropped, "retries": self.retries,
                 "queued": self._queue.qsize(), "failing": self._failing,
@@ -98,7 +103,9 @@ class Sender:
                                      follow_redirects=False) as client:
             while True:
                 item = await self._queue.get()
+                self._busy = True
                 delivered = await self._deliver(client, item)
+                self._busy = False
                 if item.seq is not None:
                     self._pending.popleft()
                 if item.on_done is not None:

@@ -268,17 +268,19 @@ class Notifier:
 
     # --- providers ---------------------------------------------------------------------
     async def _configure(self, notifications: Notifications) -> None:
-        """Start a sender per new or changed provider, stop the ones that went away; a
-        provider whose environment variable is missing is an error for it alone."""
+        """Keep the sender (and what it has queued) of every provider whose identity did
+        not change, start one per new provider, stop the others; a provider whose
+        environment variable is missing is an error for it alone."""
         self.notifications = notifications
         wanted = {p.name: p for p in notifications.providers}
-        for name in [n for n, live in self._live.items() if wanted.get(n) != live.provider]:
-            await self._live.pop(name).sender.close()
+        found = {name: self._resolve(p) for name, p in wanted.items()}
+        for name in list(self._live):
+            await self._keep_or_stop(name, wanted.get(name), found.get(name))
         self.errors = {}
         for name, provider in wanted.items():
+            resolved = found[name]
             if name in self._live:
                 continue
-            resolved = self._resolve(provider)
             if isinstance(resolved, str):
                 self.errors[name] = resolved
                 log.error("notification provider %r disabled: %s", name, resolved)
@@ -287,6 +289,25 @@ class Notifier:
             sender = Sender(name, self.config.delivery, self.clock)
             sender.start()
             self._live[name] = _Live(provider, url, secret, sender)
+
+    async def _keep_or_stop(self, name: str, provider: Provider | None,
+                            resolved: tuple[str, str | None] | str | None) -> None:
+        """The same name, kind and address (URL, and repository for a git host): the
+        new settings apply to what is queued from now on and the queue stays (what it
+        holds was built with the old secret and format). Anything else is another
+        receiver: what the old one had queued is dropped, and says so."""
+        live = self._live[name]
+        if provider is not None and isinstance(resolved, tuple) \
+                and _identity(provider, resolved[0]) == _identity(live.provider, live.url):
+            live.provider, live.secret = provider, resolved[1]
+            return
+        del self._live[name]
+        queued = live.sender.queued()
+        await live.sender.close()
+        if queued:
+            why = "was removed" if provider is None else "changed its address or kind"
+            log.warning("notification provider %r %s: %d queued requests dropped", name,
+                        why, queued)
 
     def _resolve(self, provider: Provider) -> tuple[str, str | None] | str:
         """(URL, secret) from the manifest and the environment, or what is missing."""
@@ -325,6 +346,11 @@ class Notifier:
                        for k, s in self._posted.items()},
         }
         return state
+
+
+def _identity(provider: Provider, url: str) -> tuple[object, ...]:
+    """What makes two providers of one name the same receiver."""
+    return provider.kind, url, provider.repository
 
 
 def _mapping(state: Mapping[str, object], key: str) -> dict[str, list[str]]:

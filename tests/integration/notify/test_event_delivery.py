@@ -188,3 +188,42 @@ async def test_a_missing_variable_disables_that_provider_only(
     assert "notification provider 'chat' disabled: environment variable CHAT_URL is not " \
         "set (addressFrom)" in caplog.text
     assert KEY not in caplog.text
+
+
+async def test_a_revision_that_keeps_a_providers_address_keeps_its_queue(
+    state: State
+) -> None:
+    """A new format or secret for the same receiver: what was queued is still delivered
+    (as it was built), what comes after uses the new settings."""
+    async with receivers(failing_first(3)) as (hook,), \
+            running(state, hooks(hook.url), {"OPS_KEY": KEY}) as notifier:
+        for n in range(3):
+            state.event("d1", f"Pending -> Downloading: {n}")
+        await hook.wait_for(lambda: len(hook.requests) == 1)  # failed: the rest waits
+        await notifier.set_desired(state.desired(hooks(hook.url, cloudevents=False)))
+        state.event("d2", "Pending -> Downloading: after")
+        await hook.wait_for(lambda: len(hook.answered) == 4)
+        await settled(notifier, "ops", "sent", 4)
+        stats = notifier.stats()["ops"]
+    assert [r.headers["x-fota-event-id"] for r in hook.answered] == ["1", "2", "3", "4"]
+    assert [r.headers["content-type"] for r in hook.answered] == [
+        "application/cloudevents+json"] * 3 + ["application/json"]
+    assert (stats["dropped"], stats["retries"]) == (0, 3)
+
+
+async def test_a_revision_that_moves_a_provider_drops_its_queue_and_says_so(
+    state: State, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with receivers(lambda n: 503, lambda n: 200) as (old, new), \
+            running(state, hooks(old.url), {"OPS_KEY": KEY}) as notifier:
+        for n in range(3):
+            state.event("d1", f"Pending -> Downloading: {n}")
+        await old.wait_for(lambda: len(old.requests) == 1)
+        await notifier.set_desired(state.desired(hooks(new.url)))
+        state.event("d2", "Pending -> Downloading: after")
+        await new.wait_for(lambda: len(new.answered) == 1)
+        await settled(notifier, "ops", "sent", 1)
+    assert [r.headers["x-fota-event-id"] for r in new.requests] == ["4"]
+    assert "notification provider 'ops' changed its address or kind: 3 queued requests " \
+        "dropped" in caplog.text
+    assert state.reader.notify_state()["cursor"] == 4  # the dropped ones are not re-sent
