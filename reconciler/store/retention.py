@@ -48,8 +48,8 @@ Tx = Callable[[], AbstractContextManager[SqlConnection]]
 class EventRetention:
     max_age: float = 30 * 86400.0  # seconds an event is kept
     max_count: int = 1_000_000  # events kept behind the newest
-    slice: int = 2000  # rows looked at per transaction: how long a writer can wait on us
-    slices: int = 50  # transactions per call: how long one call (and a shutdown) takes
+    slice: int = 500  # rows looked at per transaction: how long a writer can wait on us
+    slices: int = 200  # transactions per call: how long one call (and a shutdown) takes
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +68,8 @@ class _Budget:
         return self.left >= 0
 
 
-# Due events in (floor, hi] go, but not a device's newest DEVICE_TAIL while the device is
-# in the desired state (EXISTS of the DEVICE_TAIL-th newer event of the same device).
-_DELETE_DUE = """DELETE FROM events AS e WHERE e.seq > ? AND e.seq <= ? AND (
-    NOT EXISTS (SELECT 1 FROM devices AS d WHERE d.device_id = e.device_id)
-    OR EXISTS (SELECT 1 FROM events AS n WHERE n.device_id = e.device_id
-               AND n.seq > e.seq ORDER BY n.seq LIMIT 1 OFFSET ?))"""
+# Where a device's tail starts: its DEVICE_TAIL-th newest event (none: it has fewer).
+_TAIL_START = "SELECT seq FROM events WHERE device_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?"
 # A device's events below the floor that fell out of its tail.
 _TRIM_DEVICE = """DELETE FROM events WHERE device_id = ?1 AND seq <= ?2 AND seq < (
     SELECT seq FROM events WHERE device_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?3)"""
@@ -91,10 +87,11 @@ def prune(tx: Tx, retention: EventRetention, now: float) -> Pruned:
         count_cut = last_seq(conn) - retention.max_count
     age_cut = now - retention.max_age
     budget = _Budget(retention.slices)
+    tails = _Tails()
     deleted, floor, done = 0, 0, False
     while not done and budget.take():
         with tx() as conn:
-            gone, floor, done = _prune_slice(conn, count_cut, age_cut, retention.slice)
+            gone, floor, done = _prune_slice(conn, tails, count_cut, age_cut, retention.slice)
         deleted += gone
     if done:
         deleted += _trim_tails(tx, floor, retention.slice, budget)
@@ -102,36 +99,60 @@ def prune(tx: Tx, retention: EventRetention, now: float) -> Pruned:
     return Pruned(deleted, floor, budget.left < 0)
 
 
-def _prune_slice(conn: SqlConnection, count_cut: int, age_cut: float,
+class _Tails:
+    """Each device's tail start, looked up once per call (DEVICE_TAIL index steps) rather
+    than once per event: a device's newer events only move its start up, so a start read
+    earlier in the call keeps at most a few more events, never fewer."""
+
+    def __init__(self) -> None:
+        self._start: dict[str, float] = {}  # -inf: every event of it may go (not desired)
+
+    def start(self, conn: SqlConnection, device_id: str) -> float:
+        found = self._start.get(device_id)
+        if found is None:
+            desired = conn.execute("SELECT 1 FROM devices WHERE device_id = ?",
+                                   (device_id,)).fetchone()
+            row = conn.execute(_TAIL_START, (device_id, DEVICE_TAIL - 1)).fetchone()
+            found = float("inf") if desired is None else float(row[0]) if row else 0.0
+            self._start[device_id] = found
+        return found
+
+
+def _prune_slice(conn: SqlConnection, tails: _Tails, count_cut: int, age_cut: float,
                  size: int) -> tuple[int, int, bool]:
     """The next slice past the floor: (deleted, new floor, nothing more is due). The due
     part is a prefix in seq order: ids grow with time, so the first event that is neither
-    old nor far behind ends it."""
+    old nor far behind ends it. Of it go the events before their device's tail start."""
     floor = pruned_through(conn)
-    rows = conn.execute("SELECT seq, at FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                        (floor, size)).fetchall()
+    rows = conn.execute("SELECT seq, at, device_id FROM events WHERE seq > ? ORDER BY seq "
+                        "LIMIT ?", (floor, size)).fetchall()
+    due: list[tuple[int]] = []
     hi = 0
-    for seq, at in rows:
+    for seq, at, device_id in rows:
         if seq > count_cut and at >= age_cut:
             break
         hi = seq
+        if seq < tails.start(conn, device_id):
+            due.append((seq,))
     if hi == 0:
         return 0, floor, True
-    gone = int(conn.execute(_DELETE_DUE, (floor, hi, DEVICE_TAIL - 1)).rowcount)
+    conn.executemany("DELETE FROM events WHERE seq = ?", due)
     _set_meta_int(conn, PRUNED_THROUGH, hi)
-    return gone, hi, hi != rows[-1][0] or len(rows) < size
+    return len(due), hi, hi != rows[-1][0] or len(rows) < size
 
 
 def _trim_tails(tx: Tx, floor: int, size: int, budget: _Budget) -> int:
     """The devices with events since the last trim may have pushed older ones out of
     their tail: delete those below the floor, a slice of new events at a time."""
     deleted = 0
+    trimmed: set[str] = set()  # the floor holds during a call: one trim per device
     while budget.take():
         with tx() as conn:
             since = _meta_int(conn, _TRIMMED_THROUGH)
             rows = conn.execute("SELECT seq, device_id FROM events WHERE seq > ? "
                                 "ORDER BY seq LIMIT ?", (since, size)).fetchall()
-            for device in {device for _, device in rows}:
+            for device in {device for _, device in rows} - trimmed:
+                trimmed.add(device)
                 deleted += int(conn.execute(_TRIM_DEVICE, (device, floor,
                                                            DEVICE_TAIL - 1)).rowcount)
             if rows:
