@@ -4,16 +4,18 @@ to a whole render, and left cached while only other collections' devices change.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
+from builders.desired import CID, collection, desired_state, device
 
 from reconciler.api import create_app
-from reconciler.api.device_lists import DeviceLists
+from reconciler.api.device_lists import BLOCK, DeviceLists
 from reconciler.api.render import wrap_list
 from reconciler.model.observed import DeviceProgress, DeviceReport
 from reconciler.model.status import UpdateState
-from reconciler.store import SqliteReader, SqliteStore
+from reconciler.store import SqliteReader, SqliteStore, open_reader, open_store
 
 TOKEN = "lists-token"
 
@@ -74,3 +76,23 @@ async def test_a_collections_list_stays_cached_while_another_collection_changes(
         changed = (await http.get(url)).json()["devices"]
         assert [d["firmware"]["state"] for d in changed] == ["Downloading", "Updating"]
         assert counting.rows_read == [2, 1]
+
+
+def test_a_list_of_many_blocks_rejoins_only_what_changed_and_equals_a_whole_render(
+        tmp_path: Path) -> None:
+    count = 2 * BLOCK + 40  # three blocks, the last one short
+    store = open_store(tmp_path / "many.db")
+    store.apply_desired(desired_state(collection(), devices=[
+        device(f"d{n:04d}") for n in range(count)]))
+    reader = open_reader(tmp_path / "many.db")
+    try:
+        counting = Counting(reader)
+        lists = DeviceLists(counting)  # type: ignore[arg-type]
+        assert lists.render(CID) == _whole(reader, CID)
+        for n in (0, BLOCK - 1, BLOCK, count - 1):  # each block's edges
+            store.put_report(f"d{n:04d}", DeviceReport(f"ep-{n:04d}", firmware_version="1.0"))
+            assert lists.render(CID) == _whole(reader, CID)
+        assert counting.rows_read == [count, 1, 1, 1, 1]
+    finally:
+        reader.close()
+        store.close()
