@@ -144,6 +144,10 @@ def _prune_slice(conn: SqlConnection, tails: _Tails, count_cut: int, age_cut: fl
 def _trim_tails(tx: Tx, floor: int, size: int, budget: _Budget) -> int:
     """The devices with events since the last trim may have pushed older ones out of
     their tail: delete those below the floor, a slice of new events at a time."""
+    if floor == 0:  # nothing was ever pruned, so nothing lies below: no device to look at
+        with tx() as conn:
+            _set_meta_int(conn, _TRIMMED_THROUGH, last_seq(conn))
+        return 0
     deleted = 0
     trimmed: set[str] = set()  # the floor holds during a call: one trim per device
     while budget.take():
