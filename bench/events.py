@@ -33,7 +33,7 @@ import httpx
 import procs
 from rollout import Server, make_repo, set_target
 
-PATIENCE = 300.0  # seconds a rollout may take before the run is abandoned (a loaded machine)
+PATIENCE = 900.0  # seconds a rollout may take before the run is abandoned (a loaded machine)
 MIN_GAP = 1.0  # ui.js: at most one refresh of the live fragment a second
 SLOW = 15.0  # ui.js: and one every 15 s while the stream is open
 
@@ -146,13 +146,15 @@ async def run(devices: int, clients: int, rounds: int, tmp: Path) -> dict[str, A
                 readers = [SseClient(http_port) for _ in range(clients if mode != "none" else 0)]
                 boards = [Dashboard(http_port)] if mode != "none" else []
                 await asyncio.gather(*(r.start() for r in [*readers, *boards]))
-                before = cpu_s(server.proc.pid)
-                times[mode].append(await one_rollout(server, repo, version, devices))
-                server_cpu[mode].append(cpu_s(server.proc.pid) - before)
-                await asyncio.sleep(0.5)  # the last events reach the clients
+                try:
+                    before = cpu_s(server.proc.pid)
+                    times[mode].append(await one_rollout(server, repo, version, devices))
+                    server_cpu[mode].append(cpu_s(server.proc.pid) - before)
+                    await asyncio.sleep(0.5)  # the last events reach the clients
+                finally:  # an abandoned run stops its clients before the server
+                    await asyncio.gather(*(r.stop() for r in [*readers, *boards]))
                 received += [r.events for r in readers]
                 refreshes += [b.refreshes for b in boards]
-                await asyncio.gather(*(r.stop() for r in [*readers, *boards]))
         rss = server.rss_mb()
         load.append(os.getloadavg()[0])
     finally:
