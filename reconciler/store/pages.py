@@ -15,10 +15,10 @@ and every page's work is bounded whatever the filter matches:
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from reconciler.model.status import UpdateState
+from reconciler.store.sqlconn import SqlConnection
 from reconciler.store.state_sql import STATE_SQL
 
 MAX_PAGE = 500  # a page is one query on the API's connection: keep it short
@@ -43,50 +43,70 @@ class DeviceQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class PageSql:
+    """The words of the page queries that differ between engines (the shapes do not)."""
+
+    same: str  # null-safe equality
+    state_sql: str  # the reference's firmware.state over d, r, p
+    tag_sql: str  # the tag's value for key ?, compared with ?
+    progress_index: str  # how the walk of a recorded state names its index ("": planner)
+
+
+# A quoted label: any key but one holding '"' (refused above) is matched literally.
+SQLITE = PageSql(same="IS", state_sql=STATE_SQL,
+                 tag_sql="""json_extract(d.tags, '$."' || ? || '"') = ?""",
+                 progress_index=" INDEXED BY progress_by_state_device")
+
+
+@dataclass(frozen=True, slots=True)
 class PageRows:
     rows: list[tuple[object, ...]]
     resume_after: str | None  # where the next page starts; None: nothing further
 
 
-def device_page(conn: sqlite3.Connection, columns: str, query: DeviceQuery) -> PageRows:
-    """`columns` over `devices d`, `reports r` and `progress p`, one page of `query`."""
+def device_page(conn: SqlConnection, columns: str, query: DeviceQuery,
+                sql: PageSql = SQLITE) -> PageRows:
+    """`columns` over `devices d`, `reports r` and `progress p`, one page of `query`;
+    `sql`: the engine's words (SQLite's, or `store.pg.pages.POSTGRES`)."""
     if query.state is not None and query.state not in _DERIVED:
-        return _by_progress_state(conn, columns, query)
+        return _by_progress_state(conn, columns, query, sql)
     bound = _window_end(conn, query) if query.state or query.tag else None
-    where, args = _filters(query)
+    where, args = _filters(query, sql)
     if bound is not None:
         where.append("d.device_id <= ?")
         args.append(bound)
-    sql = (f"SELECT {columns} FROM devices d {_JOINS} LEFT JOIN progress p "
-           f"ON p.device_id = d.device_id{_where(where)} ORDER BY d.device_id LIMIT ?")
-    rows = conn.execute(sql, [*args, query.limit + 1]).fetchall()
+    text = (f"SELECT {columns} FROM devices d {_JOINS} LEFT JOIN progress p "
+            f"ON p.device_id = d.device_id{_where(where)} ORDER BY d.device_id LIMIT ?")
+    rows = conn.execute(text, [*args, query.limit + 1]).fetchall()
     if len(rows) > query.limit:
         return PageRows(rows[:query.limit], str(rows[query.limit - 1][0]))
     return PageRows(rows, bound)  # the window ended first: resume past it
 
 
-def _by_progress_state(conn: sqlite3.Connection, columns: str, query: DeviceQuery
-                       ) -> PageRows:
+def _by_progress_state(conn: SqlConnection, columns: str, query: DeviceQuery,
+                       sql: PageSql) -> PageRows:
     # The recorded state counts only while it is about the device's present target
     # (STATE_SQL's first branch); every other branch yields Current, Pending or NULL.
     # (state, device_id) is walked in order from the cursor: no sort, however common.
-    where, args = ["p.state = ?", "p.target_image_id IS d.target_image_id"], [query.state]
+    where = ["p.state = ?", f"p.target_image_id {sql.same} d.target_image_id"]
+    args: list[object] = [query.state]
     if query.after is not None:
         where.append("p.device_id > ?")
         args.append(query.after)
-    narrower = _filters(DeviceQuery(collection_id=query.collection_id, tag=query.tag))
-    sql = (f"SELECT {columns} FROM progress p INDEXED BY progress_by_state_device "
-           f"JOIN devices d ON d.device_id = p.device_id {_JOINS}"
-           f"{_where([*where, *narrower[0]])} ORDER BY p.device_id LIMIT ?")
-    rows = conn.execute(sql, [*args, *narrower[1], query.limit + 1]).fetchall()
+    narrower = _filters(DeviceQuery(collection_id=query.collection_id, tag=query.tag), sql)
+    text = (f"SELECT {columns} FROM progress p{sql.progress_index} "
+            f"JOIN devices d ON d.device_id = p.device_id {_JOINS}"
+            f"{_where([*where, *narrower[0]])} ORDER BY p.device_id LIMIT ?")
+    rows = conn.execute(text, [*args, *narrower[1], query.limit + 1]).fetchall()
     more = len(rows) > query.limit
     return PageRows(rows[:query.limit], str(rows[query.limit - 1][0]) if more else None)
 
 
-def _window_end(conn: sqlite3.Connection, query: DeviceQuery) -> str | None:
+def _window_end(conn: SqlConnection, query: DeviceQuery) -> str | None:
     """The last device id of the next SCAN_WINDOW past the cursor (an index-only walk);
     None when fewer remain, so the query may run to the end."""
-    where, args = [], []
+    where: list[str] = []
+    args: list[object] = []
     if query.collection_id is not None:
         where.append("collection_id = ?")
         args.append(query.collection_id)
@@ -98,7 +118,7 @@ def _window_end(conn: sqlite3.Connection, query: DeviceQuery) -> str | None:
     return str(row[0]) if row else None
 
 
-def _filters(query: DeviceQuery) -> tuple[list[str], list[object]]:
+def _filters(query: DeviceQuery, sql: PageSql) -> tuple[list[str], list[object]]:
     where: list[str] = []
     args: list[object] = []
     if query.collection_id is not None:
@@ -108,11 +128,10 @@ def _filters(query: DeviceQuery) -> tuple[list[str], list[object]]:
         where.append("d.device_id > ?")
         args.append(query.after)
     if query.state is not None:
-        where.append(f"({STATE_SQL}) = ?")
+        where.append(f"({sql.state_sql}) = ?")
         args.append(query.state)
     if query.tag is not None:
-        # A quoted label: any key but one holding '"' (refused above) is matched literally.
-        where.append("""json_extract(d.tags, '$."' || ? || '"') = ?""")
+        where.append(sql.tag_sql)
         args.extend(query.tag)
     return where, args
 

@@ -22,10 +22,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from reconciler.store import codec
 from reconciler.store.event_log import EventRecord, events_after, last_seq, pruned_through
-from reconciler.store.pages import DeviceQuery
+from reconciler.store.pages import DeviceQuery, device_page
 from reconciler.store.pg import dialect
 from reconciler.store.pg.connection import QmarkConnection, StoreUnavailable, redact
-from reconciler.store.pg.pages import device_page
+from reconciler.store.pg.pages import POSTGRES
 from reconciler.store.pg.schema import SCHEMA_VERSION, version
 from reconciler.store.reader import SqliteReader, _device
 from reconciler.store.schema import SchemaError
@@ -112,7 +112,7 @@ class PgReader(SqliteReader):
 
     def device_page(self, query: DeviceQuery) -> DevicePage:
         with self._pool.connection() as conn:
-            page = device_page(QmarkConnection(conn), dialect.DEVICE_COLUMNS, query)
+            page = device_page(QmarkConnection(conn), dialect.DEVICE_COLUMNS, query, POSTGRES)
         return DevicePage([_device(r) for r in page.rows], page.resume_after)
 
     def events_after(self, after: int, *, collection: str | None = None,
