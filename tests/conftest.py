@@ -9,10 +9,10 @@ when PostgreSQL's binaries are missing, and fail instead under FOTA_REQUIRE_POST
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
+from builders.tools import unavailable
 
 from bench.pgcluster import PgCluster, binaries
 
@@ -23,9 +23,7 @@ def pg_cluster() -> Iterator[PgCluster]:
     if bindir is None:
         reason = ("PostgreSQL's initdb and pg_ctl not found (Debian: apt-get install "
                   "postgresql; `make test` installs it as root)")
-        if os.environ.get("FOTA_REQUIRE_POSTGRES") == "1":
-            pytest.fail(reason + " and FOTA_REQUIRE_POSTGRES=1")
-        pytest.skip(reason)
+        unavailable(reason, "FOTA_REQUIRE_POSTGRES")
     cluster = PgCluster(bindir)
     try:
         cluster.start()

@@ -7,14 +7,13 @@ Skipped when the binary is missing, unless FOTA_REQUIRE_LIBCOAP=1 (then it fails
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from builders.tools import require_tool
 
 from reconciler.lwm2m.server import Lwm2mServer
 
@@ -36,12 +35,7 @@ def secured(endpoint: str, identity: bytes | None) -> str | None:
 
 @pytest.fixture
 def coap_client() -> str:
-    found = shutil.which(CLIENT)
-    if found is None:
-        if os.environ.get("FOTA_REQUIRE_LIBCOAP") == "1":
-            pytest.fail(f"{CLIENT} is required (FOTA_REQUIRE_LIBCOAP=1) but not installed")
-        pytest.skip(f"{CLIENT} not installed (Debian package libcoap3-bin)")
-    return found
+    return require_tool(CLIENT)
 
 
 @pytest.fixture

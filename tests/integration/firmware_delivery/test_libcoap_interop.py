@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from pathlib import Path
 
 import pytest
+from builders.tools import require_tool
 
 from .conftest import Served
 
@@ -20,12 +20,7 @@ BLOCK_SIZES = [16, 32, 64, 128, 256, 512, 1024]
 
 @pytest.fixture
 def coap_client() -> str:
-    found = shutil.which(CLIENT)
-    if found is None:
-        if os.environ.get("FOTA_REQUIRE_LIBCOAP") == "1":
-            pytest.fail(f"{CLIENT} is required (FOTA_REQUIRE_LIBCOAP=1) but not installed")
-        pytest.skip(f"{CLIENT} not installed (Debian package libcoap3-bin)")
-    return found
+    return require_tool(CLIENT)
 
 
 async def download(coap_client: str, uri: str, out: Path, *extra: str) -> tuple[int, bytes]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import aiocoap
 import pytest
+from builders.tools import require_tool
 
 from reconciler.lwm2m.codecs import ContentFormat
 from reconciler.model.lwm2m import FirmwareState, UpdateResult
@@ -20,13 +20,6 @@ from reconciler.simulator import DeviceSpec, make_package
 
 pytestmark = pytest.mark.slow
 PACKAGE = make_package("4.2.0", os.urandom(5000))
-
-
-def _libcoap() -> bool:
-    found = shutil.which("coap-server-notls") and shutil.which("coap-client-notls")
-    if not found and os.environ.get("FOTA_REQUIRE_LIBCOAP"):
-        pytest.fail("libcoap3-bin is required (FOTA_REQUIRE_LIBCOAP is set)")
-    return bool(found)
 
 
 def _free_port() -> int:
@@ -117,8 +110,8 @@ async def _serve(tmp_path: Path) -> tuple[asyncio.subprocess.Process, str] | Non
 
 @pytest.fixture
 async def libcoap_package(tmp_path: Path) -> AsyncIterator[str]:
-    if not _libcoap():
-        pytest.skip("libcoap3-bin (coap-server-notls) is not installed")
+    require_tool("coap-server-notls")
+    require_tool("coap-client-notls")
     (tmp_path / "pkg.bin").write_bytes(PACKAGE)
     for _ in range(3):
         started = await _serve(tmp_path)

@@ -8,10 +8,9 @@ turns the skip into a failure. Screenshots go to test-artifacts/ui/ (gitignored)
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
+from builders import tools
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "ui"
@@ -20,9 +19,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 
 def unavailable(reason: str) -> None:
-    if os.environ.get("FOTA_REQUIRE_CHROMIUM") == "1":
-        pytest.fail(f"{reason} (FOTA_REQUIRE_CHROMIUM=1)")
-    pytest.skip(reason)
+    tools.unavailable(reason, "FOTA_REQUIRE_CHROMIUM")
 
 
 def check_available() -> None:
