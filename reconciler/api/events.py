@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -49,6 +50,10 @@ class StreamLimits:
     page: int = 100  # events read (and held) per step of one stream
     retry_ms: int = 2000  # the reconnection delay EventSource clients are told
     poll: float = 1.0  # without a hub (a store another process writes): look this often
+    # After a wakeup, let this long's commits gather before reading: a rollout commits
+    # hundreds of times a second, and each stream reading (and sending) once per commit
+    # made ten dashboards cost the rollout more than the events themselves.
+    gather: float = 0.1
 
 
 def record(e: EventRecord) -> render.Json:
@@ -61,6 +66,27 @@ def record(e: EventRecord) -> render.Json:
 def frame(e: EventRecord) -> bytes:
     """One SSE message: the id line lets EventSource resume with Last-Event-ID."""
     return b"id: %d\ndata: %s\n\n" % (e.seq, render.dumps(record(e)))
+
+
+class _Frames:
+    """The newest events' SSE messages, rendered once for every open stream: an event
+    never changes under its id, and ten dashboards following one rollout would
+    otherwise render each of its events ten times. Bounded (least recently used go)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._kept: OrderedDict[int, bytes] = OrderedDict()
+
+    def of(self, page: list[EventRecord]) -> bytes:
+        parts = []
+        for e in page:
+            found = self._kept.get(e.seq)
+            if found is None:
+                found = self._kept[e.seq] = frame(e)
+                if len(self._kept) > self._size:
+                    self._kept.popitem(last=False)
+            parts.append(found)
+        return b"".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +114,7 @@ def events_router(reader: StoreReader, hub: EventHub | None,
                   limits: StreamLimits = StreamLimits()) -> APIRouter:
     router = APIRouter(tags=["events"])
     slots = _Slots(limits.max_clients)
+    frames = _Frames()  # shared by this app's streams (one event loop: no lock needed)
     stream_docs: dict[int | str, dict[str, Any]] = {
         200: {"content": {"text/event-stream": {}},
               "description": "A stream of `id:`/`data:` messages (data: an event as in "
@@ -109,7 +136,7 @@ def events_router(reader: StoreReader, hub: EventHub | None,
         if not slots.take():
             return error_response(503, f"too many event streams ({limits.max_clients} "
                                        "open); retry later", {"Retry-After": "5"})
-        feed = _feed(reader, hub, which, cursor, limits)
+        feed = _feed(reader, hub, which, cursor, limits, frames)
         return _EventStream(feed, slots.give_back, limits.send_timeout)
 
     @router.get("/status/events", summary="Events after a cursor, one page at a time",
@@ -146,7 +173,7 @@ def _start(reader: StoreReader, last_event_id: str | None, since: int | None) ->
 
 
 async def _feed(reader: StoreReader, hub: EventHub | None, which: Filter, cursor: int,
-                limits: StreamLimits) -> AsyncIterator[bytes]:
+                limits: StreamLimits, frames: _Frames) -> AsyncIterator[bytes]:
     yield b"retry: %d\n\n" % limits.retry_ms  # also sends the headers at once
     wake = hub.subscribe() if hub is not None else None
     quiet_since = time.monotonic()
@@ -158,7 +185,7 @@ async def _feed(reader: StoreReader, hub: EventHub | None, which: Filter, cursor
             if page:
                 cursor = page[-1].seq
                 quiet_since = time.monotonic()
-                yield gap + b"".join(frame(e) for e in page)
+                yield gap + frames.of(page)
                 if len(page) == limits.page:
                     continue  # more is waiting: read on before waiting
             elif gap:
@@ -167,8 +194,9 @@ async def _feed(reader: StoreReader, hub: EventHub | None, which: Filter, cursor
                 quiet_since = time.monotonic()
                 yield b": keepalive\n\n"
             left = limits.keepalive - (time.monotonic() - quiet_since)
-            if wake is not None:
-                await wake.wait(max(left, 0.0))
+            if wake is not None and hub is not None:
+                if await wake.wait(max(left, 0.0)) and not hub.closed:
+                    await asyncio.sleep(limits.gather)
             else:
                 await asyncio.sleep(max(min(left, limits.poll), 0.0))
     finally:

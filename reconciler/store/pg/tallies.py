@@ -2,9 +2,10 @@
 
 The same tables (`state_counts`, `device_changes`, the one-row `change_seq`) and the same
 triggers, written once in `store.tallies.TriggerSql` and spelled here in PostgreSQL's
-words (`POSTGRES`: `dialect.SAME` for SQLite's `IS`, ...), so the readers' queries (`tallies.COUNTS_SQL`, `STAMP_SQL`, `CHANGED_SQL`) are shared as they are. A
-trigger here is a function and a `CREATE TRIGGER ... EXECUTE FUNCTION`; a conditional
-one carries its condition in `WHEN (...)`. Part of schema migration 1 (`pg.schema`).
+words (`POSTGRES`: `dialect.SAME` for SQLite's `IS`, ...), so the readers' queries
+(`tallies.COUNTS_SQL`, `STAMP_SQL`, `CHANGED_SQL`) are shared as they are. A trigger here
+is a function and a `CREATE TRIGGER ... EXECUTE FUNCTION`; a conditional one carries its
+condition in `WHEN (...)`. Part of schema migration 1 (`pg.schema`).
 """
 
 from __future__ import annotations

@@ -123,6 +123,23 @@ async def test_filters_by_collection_and_device_and_keepalive_comments_when_quie
                                if line.startswith(":")) == ": keepalive"
 
 
+async def test_two_streams_following_a_rollouts_commits_get_every_event_once_in_order(
+        store: SqliteStore, path: Path, ref: Any) -> None:
+    """Commits spread over time, as a rollout makes them: each stream gathers them into
+    pages (one frame cache serves both), and neither loses, repeats or reorders one."""
+    async with served(store, path) as base, stream(base) as (_, everything), \
+            stream(base, f"?device={ref.device2}") as (_, one_device):
+        for n in range(60):  # more than a page (50), a commit every few milliseconds
+            write(store, (ref.device, ref.device2)[n % 2], f"step {n}")
+            await asyncio.sleep(0.003)  # the spacing of a rollout's commits
+        seen = await messages(everything, 60)
+        mine = await messages(one_device, 30)
+    assert [m["message"] for m in seen] == [f"step {n}" for n in range(60)]
+    assert [m["id"] for m in seen] == sorted({m["id"] for m in seen})
+    assert [m["message"] for m in mine] == [f"step {n}" for n in range(1, 60, 2)]
+    assert {m["deviceId"] for m in mine} == {ref.device2}
+
+
 async def test_bad_filters_and_cursors_get_the_json_error_before_any_stream(
         store: SqliteStore, path: Path, ref: Any) -> None:
     async with served(store, path) as base, httpx.AsyncClient(base_url=base) as http:
