@@ -135,6 +135,13 @@ _DTLS = {"sessions": "sessions", "handshaking": "handshaking", "handshakes": "ha
          "rebindings": "rebindings"}
 
 
+def listeners(status: Mapping[str, object]) -> Json | None:
+    """Which LwM2M listeners run, HOST:PORT or None (None before the server started)."""
+    if not status:
+        return None
+    return {name: _text(status.get(name)) for name in ("coap", "coaps")}
+
+
 def dtls(status: Mapping[str, object]) -> Json | None:
     """The CoAPs listener's counters since start (None without a listener)."""
     if not status:

@@ -170,6 +170,14 @@ class AdmissionOut(Schema):
     message: str  # "12 undeclared endpoints tried to register; first: urn:imei:..."
 
 
+class ListenersOut(Schema):
+    """The LwM2M listeners this run serves, HOST:PORT as bound; null: not running
+    (`fota serve --coap off` runs CoAPs only)."""
+
+    coap: str | None  # plain CoAP
+    coaps: str | None  # CoAPs (DTLS-PSK)
+
+
 class DtlsOut(Schema):
     """The CoAPs (DTLS-PSK) listener since start: sessions now, handshakes and why
     sessions ended."""
@@ -215,6 +223,7 @@ class Status(Schema):
     source: SourceOut
     restart: RestartOut | Absent = None  # absent until the controller has started
     admission: AdmissionOut | Absent = None  # absent until an undeclared endpoint tried
+    listeners: ListenersOut | Absent = None  # absent until the LwM2M server started
     dtls: DtlsOut | Absent = None  # absent without a CoAPs listener
     credentials: CredentialsOut | Absent = None  # absent without --credentials
     notifications: dict[str, NotificationOut] | Absent = None  # per provider, if any

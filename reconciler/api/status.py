@@ -36,10 +36,12 @@ def status_router(reader: StoreReader, cache: BodyCache) -> APIRouter:
         credentials = render.credentials(reader.credentials_status())
         notifications = render.notifications(reader.notify_state())
         dtls = render.dtls(reader.dtls_status())
+        listeners = render.listeners(reader.listeners())
         return render.dumps({**({"appliedRevision": applied} if applied else {}),
                              "source": render.source(reader.source_status(), applied),
                              **({"restart": restart} if restart else {}),
                              **({"admission": admission} if admission else {}),
+                             **({"listeners": listeners} if listeners else {}),
                              **({"dtls": dtls} if dtls else {}),
                              **({"credentials": credentials} if credentials else {}),
                              **({"notifications": notifications} if notifications else {}),

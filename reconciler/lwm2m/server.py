@@ -100,7 +100,7 @@ class Lwm2mServer:
     def __init__(
         self,
         host: str = "127.0.0.1",
-        port: int = 5683,
+        port: int | None = 5683,
         *,
         admit: Callable[[str], bool] | None = None,
         public_uri: str | None = None,
@@ -114,10 +114,14 @@ class Lwm2mServer:
         coaps_public_uri: str | None = None,
         dtls_idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
-        """`coaps`: also listen for DTLS-PSK (host, port; port 0 picks one), keys from
-        `psk` (identity -> (key, endpoint)). `register_check(endpoint, identity)`: the
-        security policy's reason to refuse a Register (identity None: plain CoAP), or
-        None; a session's identity may register only its own endpoint in any case."""
+        """`port` None: no plain CoAP listener at all (`coaps` must be given then; every
+        device talks inside a DTLS session). `coaps`: also listen for DTLS-PSK (host,
+        port; port 0 picks one), keys from `psk` (identity -> (key, endpoint)).
+        `register_check(endpoint, identity)`: the security policy's reason to refuse a
+        Register (identity None: plain CoAP), or None; a session's identity may register
+        only its own endpoint in any case."""
+        if port is None and coaps is None:
+            raise ValueError("an LwM2M server needs a listener: plain CoAP, CoAPs or both")
         self._host = host
         self._coaps = coaps
         self._psk = psk or (lambda _identity: None)
@@ -164,19 +168,16 @@ class Lwm2mServer:
         registrations of the last run are back (an Update would get 4.04)."""
         if not restoring:
             self._restored.set()
-        port = self._requested_port or _unshared_port(self._host)
-        _ensure_port_free(self._host, port)
-        self._context = await Context.create_server_context(
-            self.site, bind=(self._host, port), transports=["udp6"]
-        )
-        # Nobody joins the port from now on (a later SO_REUSEPORT bind of it, explicit or
-        # by bind(0), fails or passes it by): the option only matters at bind time.
-        self._socket().setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 0)
+        if self._requested_port is None:
+            # CoAPs only: a context without any UDP socket of aiocoap's (nothing bound on
+            # a plain port); the CoAPs listener below is its one message transport.
+            self._context = Context(loop=asyncio.get_running_loop(), serversite=self.site,
+                                    loggername="coap-server")
+        else:
+            await self._bind_plain(self._requested_port)
         # after the context: aiocoap's loggers exist now, before any datagram is read
         self._unguard = guard(self.log_budget)
         self._caches = harden(self._context)
-        with contextlib.suppress(OSError):
-            self._socket().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         # after harden: the firmware fast path wraps our datagram handler and passes on
         # everything that is not a block GET of /fw/<token>
         install_fast_path(self._context, self.firmware,
@@ -184,6 +185,18 @@ class Lwm2mServer:
         if self._coaps is not None:
             await add_message_transport(self._context, self._open_coaps)
         self._sweeper = asyncio.create_task(self._sweep(), name="lwm2m registration sweeper")
+
+    async def _bind_plain(self, requested: int) -> None:
+        port = requested or _unshared_port(self._host)
+        _ensure_port_free(self._host, port)
+        self._context = await Context.create_server_context(
+            self.site, bind=(self._host, port), transports=["udp6"]
+        )
+        # Nobody joins the port from now on (a later SO_REUSEPORT bind of it, explicit or
+        # by bind(0), fails or passes it by): the option only matters at bind time.
+        self._socket().setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 0)
+        with contextlib.suppress(OSError):
+            self._socket().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
     async def stop(self) -> None:
         if self._sweeper is not None:
@@ -204,8 +217,16 @@ class Lwm2mServer:
             self._unguard = None
 
     @property
-    def port(self) -> int:
+    def port(self) -> int | None:
+        """The bound plain CoAP port (None with no plain listener: CoAPs only)."""
+        if self._requested_port is None:
+            return None
         return int(self._socket().getsockname()[1])
+
+    @property
+    def plain(self) -> bool:
+        """Whether a plain CoAP listener runs (`port` not None)."""
+        return self._requested_port is not None
 
     @property
     def context(self) -> Any:
@@ -249,6 +270,10 @@ class Lwm2mServer:
 
     @property
     def public_uri(self) -> str:
+        """Where plain CoAP devices download firmware; without a plain listener, the
+        CoAPs URI (every device is in a session then)."""
+        if self._requested_port is None:
+            return self.coaps_uri
         if self._public_uri is not None:
             return self._public_uri.rstrip("/")
         host = f"[{self._host}]" if ":" in self._host else self._host
@@ -300,7 +325,7 @@ class Lwm2mServer:
         offer = self.firmware.offered(endpoint)
         if offer is not None and (before is None or offer.token != before.token):
             self._tell_offer(endpoint, offer.record)
-        if self._secured(endpoint):
+        if self._requested_port is None or self._secured(endpoint):
             return self.coaps_uri + path  # a secured device downloads inside its session
         return self.public_uri + path
 
@@ -322,6 +347,8 @@ class Lwm2mServer:
         for reg, formats in records:
             if self._register_check is not None and self._register_check(reg.endpoint, None):
                 continue  # a secured device: its session died with us; it registers again
+            if not self.plain:
+                continue  # no plain listener now: it comes back over CoAPs, if it can
             entry = Entry(reg, self._remote(reg.host, reg.port), formats.announced)
             if not self._registry.restore(entry):
                 continue

@@ -34,8 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default branch); never the working tree's HEAD")
     parser.add_argument("--state", help="SQLite state file (default .fota/state.db), or a "
                                          "postgresql:// database URL")
-    parser.add_argument("--coap", metavar="HOST:PORT",
-                        help="LwM2M server address (default 127.0.0.1:5683)")
+    parser.add_argument("--coap", metavar="HOST:PORT|off",
+                        help="LwM2M server address (default 127.0.0.1:5683); off: no "
+                             "plain CoAP listener at all (needs --coaps)")
     parser.add_argument("--http", metavar="HOST:PORT",
                         help="HTTP API address (default 127.0.0.1:8080)")
     parser.add_argument("--public-uri", metavar="coap://HOST:PORT",
@@ -56,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # flag dest -> the settings it sets (the others set the setting of their own name)
-FLAG_SETTINGS = {"coap": ("coap_host", "coap_port"), "http": ("http_host", "http_port"),
+FLAG_SETTINGS = {"coap": ("coap", "coap_host", "coap_port"), "http": ("http_host", "http_port"),
                  "token": ("tokens",)}
 
 
@@ -75,8 +76,11 @@ def settings_from(args: argparse.Namespace) -> ServeSettings:
                                  "log_format", "coaps", "credentials", "security_default",
                                  "node_id")}
     for flag in ("coap", "http"):
-        if getattr(args, flag) is not None:
-            host, port = split_host_port(getattr(args, flag))
+        value = getattr(args, flag)
+        if flag == "coap" and value == "off":
+            given["coap"] = "off"  # no plain listener: refused without --coaps
+        elif value is not None:
+            host, port = split_host_port(value)
             given |= {f"{flag}_host": host, f"{flag}_port": port}
     given["tokens"] = tuple(args.token) if args.token else None
     return ServeSettings.load(given)  # a None is a flag not given

@@ -7,12 +7,15 @@ yet), keeps the reloader's status in the store for /status, and builds the
 applied revision with `--security-default`. The server takes `view.psk` (keys by
 identity) and `view.check_register` (`transport.server_options`); `revoke_on_reload`
 closes the sessions of identities a reload removed or changed. `Security.run` reloads
-on SIGHUP and file changes until stop. Called by `service._run`.
+on SIGHUP and file changes until stop. With `--coap off`, `warn_unreachable` names the
+declared endpoints that have no credential and so cannot register. Called by
+`service._run`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 
 from reconciler.model.desired import DesiredState, SecurityMode
@@ -23,12 +26,36 @@ from reconciler.serve.settings import ServeSettings
 from reconciler.sources import GitSource
 
 _EMPTY = DesiredState.empty()
+UNREACHABLE_SHOWN = 5  # endpoints named in the `--coap off` warning (the count says all)
+log = logging.getLogger("reconciler.serve")
 
 
 class Security:
-    def __init__(self, view: SecurityView, reloader: CredentialsReloader | None) -> None:
+    def __init__(self, view: SecurityView, reloader: CredentialsReloader | None, *,
+                 coaps_only: bool = False) -> None:
         self.view = view
         self.reloader = reloader  # None: no credentials file configured
+        self._coaps_only = coaps_only  # `--coap off`: a device without a key cannot talk
+        self._warned: tuple[int, str] | None = None
+
+    def warn_unreachable(self, desired: DesiredState) -> list[str]:
+        """With `--coap off`: the declared endpoints without a credential, which cannot
+        register at all (`security: none` or not, only a DTLS session reaches the
+        server). Logged when the set changes (each revision and reload asks), never
+        per device; returns them."""
+        if not self._coaps_only:
+            return []
+        credentials = self.view.credentials
+        missing = sorted(d.endpoint for d in desired.devices.values()
+                         if credentials.for_endpoint(d.endpoint) is None)
+        seen = (len(missing), ", ".join(missing[:UNREACHABLE_SHOWN]))
+        if missing and seen != self._warned:
+            more = ", ..." if len(missing) > UNREACHABLE_SHOWN else ""
+            log.warning("--coap off: %d declared endpoints have no PSK credential and "
+                        "cannot register (no plain CoAP listener): %s%s", seen[0],
+                        seen[1], more)
+        self._warned = seen
+        return missing
 
     def revoke_on_reload(self, revoke: Callable[[set[bytes]], int]) -> Callable[[], None]:
         """After each reload, `revoke` the identities that went or changed; the remover."""
@@ -71,9 +98,18 @@ def start_security(settings: ServeSettings, source: GitSource,
                    record: Callable[[Mapping[str, object]], None]) -> Security:
     """Raises CredentialsError for a credentials file that cannot be used."""
     policy = _SourcePolicy(source, SecurityMode(settings.security_default))
+    coaps_only = settings.coap == "off"
     if settings.credentials is None:
         record({})  # no section in /status: forget a former run's
-        return Security(SecurityView(lambda: NO_CREDENTIALS, policy), None)
+        return Security(SecurityView(lambda: NO_CREDENTIALS, policy), None,
+                        coaps_only=coaps_only)
     reloader = CredentialsReloader(settings.credentials, record=record)
     reloader.load()
-    return Security(SecurityView(lambda: reloader.current, policy), reloader)
+    security = Security(SecurityView(lambda: reloader.current, policy), reloader,
+                        coaps_only=coaps_only)
+    if coaps_only:  # a reload may add or take away the keys of declared devices
+        def reloaded(_old: Credentials, _new: Credentials) -> None:
+            security.warn_unreachable(source.current or _EMPTY)
+
+        reloader.subscribe(reloaded)
+    return security

@@ -56,7 +56,7 @@ class StartupError(FotaError):
 class Running:
     """What a started service listens on (ports resolved when 0 was asked for)."""
 
-    coap_port: int
+    coap_port: int | None  # None with `--coap off`
     http_port: int
     controller: Controller
     coaps_port: int | None = None  # with `--coaps`
@@ -175,10 +175,11 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     desired = await _first_revision(source, store, stop, settings)
     if desired is None:
         return
+    security.warn_unreachable(desired)
     admission = Admission(source, store.set_admission_status)
     store.set_admission_status({})  # counted per run: forget the last run's
     metrics = Metrics()
-    server = Lwm2mServer(settings.coap_host, settings.coap_port,
+    server = Lwm2mServer(settings.coap_host, settings.plain_port,
                          admit=counting_refusals(admission, metrics.refused),
                          public_uri=settings.public_uri, awake_seconds=settings.awake_window,
                          clock=clock, **transport.server_options(
@@ -196,8 +197,9 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     try:
         await server.start(restoring=True)  # registration requests wait for restore()
     except OSError as exc:
-        raise StartupError(f"cannot serve LwM2M on {settings.coap_host}:"
-                           f"{settings.coap_port}: {exc.strerror or exc}") from exc
+        raise StartupError(f"cannot serve LwM2M on {transport.addresses(settings)}: "
+                           f"{exc.strerror or exc}") from exc
+    store.set_listeners(transport.listeners(settings, server.port, server.coaps_port))
     unsubscribe = server.subscribe(controller.on_registration)
     controller.restore()
     api = _api(settings, store, metrics, node.lease.reason)
@@ -206,6 +208,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     await notifier.set_desired(desired)
 
     async def on_desired(new: DesiredState) -> None:
+        security.warn_unreachable(new)
         await controller.set_desired(new)
         await notifier.set_desired(new)  # the controller first: it never waits on us
 
@@ -338,7 +341,9 @@ async def _announce(settings: ServeSettings, server: Lwm2mServer, api: _ApiServe
         await asyncio.sleep(0.01)  # uvicorn offers no event for "listening"
     http_port = int(api.servers[0].sockets[0].getsockname()[1])
     running = Running(server.port, http_port, controller, server.coaps_port)
-    log.info("fota serve ready: coap %s:%d, http %s:%d, revision %s", settings.coap_host,
-             server.port, settings.http_host, http_port, controller.desired.revision[:12])
+    bound = transport.listeners(settings, server.port, server.coaps_port)
+    lwm2m = ", ".join(f"{name} {where}" for name, where in bound.items() if where)
+    log.info("fota serve ready: %s, http %s:%d, revision %s", lwm2m, settings.http_host,
+             http_port, controller.desired.revision[:12])
     if on_ready is not None:
         on_ready(running)

@@ -16,7 +16,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from reconciler.controller.config import ControllerConfig
@@ -44,6 +51,9 @@ class ServeSettings(BaseModel):
     cache_dir: Path | None = Field(None, description=(
         "the parsed-manifest cache (and a URL repository's mirror); unset: `cache` "
         "beside the state file, or `.fota/cache` with a PostgreSQL state"))
+    coap: Literal["on", "off"] = Field("on", description=(
+        "`off`: no plain CoAP listener at all, nothing bound on the CoAP port (needs "
+        "`coaps`: every device registers and downloads inside a DTLS-PSK session)"))
     coap_host: str = Field("127.0.0.1", description="address the LwM2M server listens on")
     coap_port: int = Field(5683, ge=0, le=65535, description="its UDP port (0: any free one)")
     http_host: str = Field("127.0.0.1", description=(
@@ -52,8 +62,8 @@ class ServeSettings(BaseModel):
     public_uri: str | None = Field(None, description=(
         "`coap://HOST:PORT` devices download firmware from; unset: the LwM2M address"))
     coaps: str | None = Field(None, description=(
-        "HOST:PORT of the CoAPs (DTLS-PSK) listener beside CoAP (port 5684 by custom); "
-        "unset: none"))
+        "HOST:PORT of the CoAPs (DTLS-PSK) listener beside CoAP, or instead of it with "
+        "`coap` off (port 5684 by custom); unset: none"))
     coaps_public_uri: str | None = Field(None, description=(
         "`coaps://HOST:PORT` secured devices download firmware from; unset: the CoAPs "
         "address"))
@@ -124,6 +134,25 @@ class ServeSettings(BaseModel):
                 raise ValueError("expected HOST:PORT")
         return value
 
+    @model_validator(mode="after")
+    def _some_listener(self) -> ServeSettings:
+        # Refused here, not at bind time: a server without any listener (or with a
+        # firmware URI no listener serves) is a configuration error, said in one line.
+        if self.coap == "off" and self.coaps is None:
+            raise PydanticCustomError("listeners", "--coap off (FOTA_COAP=off) needs "
+                                      "--coaps HOST:PORT (FOTA_COAPS): devices would have "
+                                      "no listener at all")
+        if self.coap == "off" and self.public_uri is not None:
+            raise PydanticCustomError("listeners", "--public-uri (FOTA_PUBLIC_URI) names "
+                                      "the plain CoAP firmware URI, and --coap off runs "
+                                      "none: use FOTA_COAPS_PUBLIC_URI")
+        return self
+
+    @property
+    def plain_port(self) -> int | None:
+        """The plain CoAP port to bind, or None with `coap` off."""
+        return None if self.coap == "off" else self.coap_port
+
     def coaps_address(self) -> tuple[str, int] | None:
         """(host, port) of the CoAPs listener, or None."""
         if self.coaps is None:
@@ -192,6 +221,9 @@ def describe(exc: ValidationError, environ: Mapping[str, str] | None = None) -> 
     parts = []
     for error in exc.errors(include_url=False):
         ctx = error.get("ctx") or {}
+        if not error["loc"]:  # a rule across settings: its message names them
+            parts.append(error["msg"])
+            continue
         if error["type"] == "engine_bound":  # raised for the whole engine: name the field
             name, given = str(ctx["name"]), ctx["value"]
         else:

@@ -74,7 +74,8 @@ def _rows() -> list[tuple[str, str, str, str, str]]:
         else:
             default, meaning = defaults[name], comments.get(name, "")
         shown = "-" if default in (None, ()) else f"`{default}`"
-        rows.append((name, f"`{flags[name]}`" if name in flags else "",
+        flag = flags[name].replace("|", "\\|") if name in flags else ""  # GFM's escape
+        rows.append((name, f"`{flag}`" if flag else "",
                      f"`{ENV_PREFIX}{name.upper()}`", shown, meaning))
     return rows
 

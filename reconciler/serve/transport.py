@@ -1,5 +1,6 @@
 """`fota serve`'s CoAPs wiring: the LwM2M server's DTLS-PSK options from the settings,
-the key lookup and the registration check, and the listener's counters in the store.
+the key lookup and the registration check, the listener's counters in the store, and
+which LwM2M listeners run (plain CoAP, CoAPs or both: `--coap off`).
 
 `run_service` passes `server_options(...)` to `Lwm2mServer` and runs `publish_dtls` beside
 the controller; the counters reach `/status` as `dtls` (the API reads only the store).
@@ -30,6 +31,29 @@ def server_options(settings: ServeSettings, psk: KeyLookup | None = None,
     return options | {"coaps": address, "psk": psk,
                       "coaps_public_uri": settings.coaps_public_uri,
                       "dtls_idle_timeout": settings.dtls_idle_timeout}
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def addresses(settings: ServeSettings) -> str:
+    """The LwM2M listeners the settings ask for, for a start-up error."""
+    wanted = [] if settings.plain_port is None else [
+        _hostport(settings.coap_host, settings.coap_port)]
+    if settings.coaps is not None:
+        wanted.append(f"coaps://{settings.coaps}")
+    return " and ".join(wanted)
+
+
+def listeners(settings: ServeSettings, coap_port: int | None,
+              coaps_port: int | None) -> dict[str, str | None]:
+    """The LwM2M listeners that run, HOST:PORT as bound (None: not running), for
+    /status `listeners` and the ready line."""
+    coaps = settings.coaps_address()
+    return {"coap": None if coap_port is None else _hostport(settings.coap_host, coap_port),
+            "coaps": None if coaps is None or coaps_port is None
+            else _hostport(coaps[0], coaps_port)}
 
 
 async def publish_dtls(status: Callable[[], Mapping[str, int] | None],

@@ -206,6 +206,10 @@ class SqliteReader(EventFeed):
         """The running CoAPs listener's counters ({} without one)."""
         return self._meta_json("dtls_status")
 
+    def listeners(self) -> dict[str, object]:
+        """The LwM2M listeners the running server serves ({} before it started)."""
+        return self._meta_json("listeners")
+
     def credentials_status(self) -> dict[str, object]:
         """The running server's credentials file ({} without one)."""
         return self._meta_json("credentials_status")

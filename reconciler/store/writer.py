@@ -362,6 +362,12 @@ class SqliteStore(EventFeed):
         with self._tx() as conn:
             _set_meta(conn, "dtls_status", json.dumps(dict(status), default=_jsonable))
 
+    def set_listeners(self, listeners: Mapping[str, object]) -> None:
+        """The LwM2M listeners this run serves, `coap` and `coaps` as HOST:PORT or None
+        (shown under /status as `listeners`)."""
+        with self._tx() as conn:
+            _set_meta(conn, "listeners", json.dumps(dict(listeners)))
+
     def set_credentials_status(self, status: Mapping[str, object]) -> None:
         """The credentials file's reloader: count, last load, last error (never a key;
         shown under /status)."""
