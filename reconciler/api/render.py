@@ -131,8 +131,12 @@ _DTLS = {"sessions": "sessions", "handshaking": "handshaking", "handshakes": "ha
          "handshake_failures": "handshakeFailures", "handshakes_refused": "handshakesRefused",
          "cookies_sent": "cookiesSent", "replaced": "replacedSessions",
          "evicted": "evictedSessions", "expired": "expiredSessions",
-         "revoked": "revokedSessions", "unknown_identities": "unknownIdentities",
-         "rebindings": "rebindings"}
+         "revoked": "revokedSessions", "closed": "closedSessions",
+         "unknown_identities": "unknownIdentities", "rebindings": "rebindings",
+         "refused_identity_mismatch": "refusedIdentityMismatch",
+         "refused_plain_coap": "refusedPlainCoap",
+         "refused_security_context": "refusedSecurityContext",
+         "refused_plain_firmware": "refusedPlainFirmware"}
 
 
 def listeners(status: Mapping[str, object]) -> Json | None:

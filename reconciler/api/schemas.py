@@ -194,6 +194,11 @@ class DtlsOut(Schema):
     revokedSessions: int  # the identity's credential was removed or changed
     unknownIdentities: int  # key lookups for identities not in the credentials
     rebindings: int  # Updates in another session than the registration's (NAT rebinding)
+    closedSessions: int  # ended by the peer (close_notify or a fatal alert)
+    refusedIdentityMismatch: int  # Register as another endpoint than the identity's
+    refusedPlainCoap: int  # plain CoAP from an endpoint that requires PSK
+    refusedSecurityContext: int  # Update/De-register from another security context
+    refusedPlainFirmware: int  # a secured device's firmware asked over plain CoAP
 
 
 class CredentialsOut(Schema):

@@ -47,6 +47,7 @@ class DtlsStats:
     handshakes_refused: int = 0  # ClientHellos dropped while the handshake cap was reached
     cookies_sent: int = 0  # HelloVerifyRequests (no state kept for them)
     replaced: int = 0  # a new handshake from an address that had a session (reboot)
+    closed: int = 0  # ended by the peer (a close_notify or a fatal alert)
     evicted: int = 0  # closed for a newer session of the same identity (over the cap)
     expired: int = 0  # idle sessions closed
     revoked: int = 0  # sessions closed because their credential went or changed

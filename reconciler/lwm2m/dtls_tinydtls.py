@@ -217,6 +217,8 @@ class TinyDtlsServer:
             self._connected(address)
         elif level == _LEVEL_FATAL or code == _CLOSE_NOTIFY:
             self._failed(address)
+            if address in self._sessions:
+                self.stats.closed += 1
             self._drop(address)
 
     # -- bookkeeping ----------------------------------------------------------------------

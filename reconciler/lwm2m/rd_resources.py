@@ -9,6 +9,7 @@ with a diagnostic payload; anything unexpected is logged and answered 5.00, neve
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from aiocoap import Message, resource
@@ -42,6 +43,8 @@ class RdService:
         # Updates that came in another DTLS session than the registration's last one: the
         # device's address changed (NAT rebinding, a new socket) and it did a new handshake
         self.rebindings = 0
+        # Security refusals by reason (a small fixed set: /status and /metrics)
+        self.refusals: Counter[str] = Counter()
         self._admit = admit
         self._emit = emit
         self.ready = ready  # awaited before a request is looked at (a restart restoring)
@@ -87,11 +90,13 @@ class RdService:
         identity = getattr(remote, "identity", None)
         bound = getattr(remote, "endpoint", None)
         if identity is not None and bound != endpoint:
+            self.refusals["identity_mismatch"] += 1
             log.warning("PSK identity %r (bound to %r) tried to register as %r: 4.03",
                         identity, bound, endpoint)
             raise Rejected("4.03", f"this DTLS identity may not register {endpoint!r}")
         reason = None if self._check is None else self._check(endpoint, identity)
         if reason is not None:
+            self.refusals["plain_coap" if identity is None else "identity_mismatch"] += 1
             log.warning("Register of %r refused (identity %r): %s", endpoint, identity, reason)
             raise Rejected("4.03", reason)
 
@@ -103,6 +108,7 @@ class RdService:
             return  # 4.04 follows
         had = getattr(entry.remote, "identity", None)
         if getattr(remote, "identity", None) != had:
+            self.refusals["security_context"] += 1
             log.warning("rd/%s of %r from another security context: 4.03", registration_id,
                         entry.registration.endpoint)
             raise Rejected("4.03", "not the security context this registration was made in")

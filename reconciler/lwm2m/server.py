@@ -61,6 +61,11 @@ _Callback = TypeVar("_Callback")
 # buffer holds ~250 datagrams, and every one dropped costs its device a 2-3 s
 # retransmission timeout. Linux caps this at net.core.rmem_max (needs no privilege).
 RECEIVE_BUFFER = 4 * 1024 * 1024
+# Why requests were refused for security (dtls_status `refused_<reason>`): a Register of
+# another endpoint than the session's identity is bound to, plain CoAP from an endpoint
+# that requires PSK, an Update or De-register from another security context than the
+# registration's, a plain firmware block GET of a secured device's offer.
+REFUSALS = ("identity_mismatch", "plain_coap", "security_context", "plain_firmware")
 # A restarting server holds Register, Update and Send until its registrations are back
 # (milliseconds after the bind), at most this long: then it answers as it can.
 RESTORE_HOLD = 10.0
@@ -245,7 +250,9 @@ class Lwm2mServer:
         listener = self._coaps_listener
         if listener is None:
             return None
-        return {**listener.binding.stats.as_dict(), "rebindings": self._rd.rebindings}
+        refused = self._rd.refusals
+        return {**listener.binding.stats.as_dict(), "rebindings": self._rd.rebindings,
+                **{f"refused_{reason}": refused[reason] for reason in REFUSALS}}
 
     def dtls_sessions(self) -> list[Session]:
         """The established DTLS sessions (empty without a CoAPs listener)."""
@@ -451,7 +458,12 @@ class Lwm2mServer:
     def _plain_may_fetch(self, token: str) -> bool:
         """Plain CoAP never reads a secured device's firmware, token or not."""
         offer = self.firmware.lookup(token)
-        return offer is not None and not self._secured(offer.endpoint)
+        if offer is None:
+            return False
+        if self._secured(offer.endpoint):
+            self._rd.refusals["plain_firmware"] += 1
+            return False
+        return True
 
     def _offer_is_for(self, endpoint: str, token: str) -> bool:
         offer = self.firmware.lookup(token)

@@ -4,16 +4,19 @@ Built once by `serve.service` (and by tests), which hands the recording methods 
 layers where each event happens: the LwM2M server's request and block hooks, the store's
 write hook, the controller's reconcile hook, the admission check, the loop-lag watcher.
 Figures of the fleet (devices per state, rollouts, the source) are not kept here: the
-API's collector reads them from the store's tallies at scrape time.
+API's collector reads them from the store's tallies at scrape time. The CoAPs listener's
+counters are read from the server at scrape time too (`DtlsCollector`).
 Names follow Prometheus conventions: `fota_` prefix, `_total` counters, base units.
 Labels take values from small fixed sets, never a device, endpoint or token.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 # Seconds: SQLite commits (sub-ms to a slow disk's tens of ms), reconcile steps (a
 # decision alone, or a device round trip of seconds), event-loop lag (ms to a stall).
@@ -78,3 +81,66 @@ class Metrics:
     def count_registrations(self, current: Callable[[], int]) -> None:
         """Read the registrations gauge from `current()` at each scrape."""
         self.registrations_current.set_function(lambda: float(current()))
+
+    def count_dtls(self, status: Callable[[], Mapping[str, int] | None]) -> None:
+        """Read the CoAPs listener's counters from `status()` (what /status shows as
+        `dtls`; None without a listener) at each scrape: no work per datagram."""
+        self.registry.register(DtlsCollector(status))
+
+
+# The CoAPs listener's figures: (status key, gauge name, help) and, per counter family,
+# its help, its label and which status key gives which label value. Label values are
+# these fixed words, never an identity, endpoint or address.
+_DTLS_GAUGES = (
+    ("sessions", "fota_dtls_sessions", "DTLS sessions established now"),
+    ("handshaking", "fota_dtls_handshakes_in_progress",
+     "DTLS handshakes past the cookie check and not finished yet"),
+)
+_DTLS_COUNTERS: tuple[tuple[str, str, str, dict[str, str]], ...] = (
+    ("fota_dtls_handshakes", "DTLS handshakes by outcome: completed; failed (a fatal "
+     "alert, an unknown identity, the handshake timeout); dropped (a ClientHello while "
+     "the cap of handshakes in progress was reached)", "outcome",
+     {"handshakes": "completed", "handshake_failures": "failed",
+      "handshakes_refused": "dropped"}),
+    ("fota_dtls_sessions_ended", "DTLS sessions ended, by reason: expired (idle), closed "
+     "(by the peer), evicted (over the sessions per identity), revoked (credential "
+     "removed or changed), replaced (a new handshake from the same address)", "reason",
+     {"expired": "expired", "closed": "closed", "evicted": "evicted", "revoked": "revoked",
+      "replaced": "replaced"}),
+    ("fota_dtls_refusals", "Refused for security, by reason: unknown_identity (at the "
+     "handshake), identity_mismatch (Register as another endpoint than the identity's), "
+     "plain_coap (an endpoint that requires PSK), security_context (Update from another "
+     "session kind than the registration's), plain_firmware (a secured device's "
+     "firmware asked over plain CoAP)", "reason",
+     {"unknown_identities": "unknown_identity",
+      "refused_identity_mismatch": "identity_mismatch", "refused_plain_coap": "plain_coap",
+      "refused_security_context": "security_context",
+      "refused_plain_firmware": "plain_firmware"}),
+)
+_DTLS_PLAIN_COUNTERS = (
+    ("cookies_sent", "fota_dtls_cookies_sent",
+     "HelloVerifyRequests sent (stateless: a flood of ClientHellos costs no memory)"),
+    ("rebindings", "fota_dtls_rebindings", "Updates that came in another DTLS session "
+     "than the registration's (NAT rebinding: a new handshake from a new address)"),
+)
+
+
+class DtlsCollector(Collector):
+    """The CoAPs listener's counters as Prometheus families, read at scrape time."""
+
+    def __init__(self, status: Callable[[], Mapping[str, int] | None]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        status = self._status()
+        if status is None:
+            return  # no CoAPs listener: no series at all
+        for key, name, text in _DTLS_GAUGES:
+            yield GaugeMetricFamily(name, text, value=status.get(key, 0))
+        for name, text, label, values in _DTLS_COUNTERS:
+            family = CounterMetricFamily(name, text, labels=[label])
+            for key, value in values.items():
+                family.add_metric([value], status.get(key, 0))
+            yield family
+        for key, name, text in _DTLS_PLAIN_COUNTERS:
+            yield CounterMetricFamily(name, text, value=status.get(key, 0))

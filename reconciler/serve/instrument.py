@@ -25,6 +25,7 @@ def instrument(metrics: Metrics, store: SqliteStore, server: Lwm2mServer,
     server.firmware.on_block = metrics.block_served
     controller.on_reconcile = metrics.reconciled
     metrics.count_registrations(lambda: len(server.registrations()))
+    metrics.count_dtls(server.dtls_status)
 
     def registered(event: RegistrationEvent) -> None:
         if event.kind is RegistrationEventKind.REGISTERED:

@@ -1,6 +1,7 @@
 """GET /metrics of a real `run_service` during a small simulated rollout, parsed with the
 Prometheus text parser and checked against the API's /status and the simulator's own
-counts. Behind the API token like every other route."""
+counts. Behind the API token like every other route. The CoAPs listener's series after
+real DTLS handshakes with simulated devices."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 import httpx
 from controller_harness import (
     COLLECTION,
+    SIM_TIMING,
     DesiredRepo,
     all_in,
+    endpoint,
     fleet_of,
     serving,
     settings_for,
@@ -24,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from reconciler.model.status import UpdateState
+from reconciler.simulator import DeviceSpec, Fleet
 
 TOKEN = "metrics-token"
 COUNT = 4
@@ -101,3 +105,49 @@ async def test_metrics_follow_a_rollout_and_agree_with_the_api(tmp_path: Path) -
     # label values come from small fixed sets: no device or endpoint ever names a series
     assert not any(s.name.startswith("fota_") and "urn:dev" in str(s.labels)
                    for s in samples)
+
+
+async def test_metrics_show_the_dtls_listener_after_real_handshakes(tmp_path: Path) -> None:
+    """A secured simulated device registers over CoAPs, another identity tries to
+    register as it, and the same endpoint tries plain CoAP: /metrics shows each, read
+    from the listener's counters at scrape time, with no identity or endpoint in a
+    label."""
+    repo = DesiredRepo(tmp_path / "repo", count=3)
+    (tmp_path / "creds.csv").write_text(
+        "identity,key,endpoint\n"
+        f"id-0,{b'key-of-dev-0'.hex()},{endpoint(0)}\n"
+        f"id-1,{b'key-of-dev-1'.hex()},{endpoint(1)}\n")
+    settings = settings_for(repo, tmp_path / "state.db", tokens=(TOKEN,), coaps="127.0.0.1:0",
+                            credentials=tmp_path / "creds.csv", security_default="psk")
+    secured = DeviceSpec(endpoint(0), version="1.0", psk=(b"id-0", b"key-of-dev-0"))
+    impostor = DeviceSpec(endpoint(2), version="1.0", psk=(b"id-1", b"key-of-dev-1"))
+    plain = DeviceSpec(endpoint(0), version="1.0")
+    async with serving(settings) as running, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{running.http_port}",
+                              headers={"X-API-Token": TOKEN}) as http:
+        coaps = Fleet(f"coaps://127.0.0.1:{running.coaps_port}", [secured, impostor],
+                      timing=SIM_TIMING)
+        other = Fleet(f"coap://127.0.0.1:{running.coap_port}", [plain], timing=SIM_TIMING)
+        await coaps.start()
+        await other.start()
+        try:
+            await coaps.device(endpoint(0)).wait_registered()
+            await coaps.wait_all(lambda d: d.register_attempts >= 1, timeout=20,
+                                 devices=[coaps.device(endpoint(2))])  # refused: 4.03
+            await other.wait_all(lambda d: d.register_attempts >= 1, timeout=20)
+            samples = list(_samples((await http.get("/metrics")).raise_for_status().text))
+        finally:
+            await coaps.stop()
+            await other.stop()
+    assert _value(samples, "fota_dtls_sessions") == 2  # the device and the impostor
+    assert _value(samples, "fota_dtls_handshakes_total", outcome="completed") == 2
+    assert _value(samples, "fota_dtls_handshakes_total", outcome="failed") == 0
+    assert _value(samples, "fota_dtls_handshakes_in_progress") == 0
+    assert _value(samples, "fota_dtls_cookies_sent_total") >= 2
+    assert _value(samples, "fota_dtls_refusals_total", reason="identity_mismatch") >= 1
+    assert _value(samples, "fota_dtls_refusals_total", reason="plain_coap") >= 1
+    assert _value(samples, "fota_dtls_refusals_total", reason="unknown_identity") == 0
+    assert _value(samples, "fota_dtls_sessions_ended_total", reason="revoked") == 0
+    dtls = [s for s in samples if s.name.startswith("fota_dtls_")]
+    assert len(dtls) == 2 + 3 + 5 + 5 + 2  # gauges, handshakes, ended, refusals, others
+    assert not any("urn:dev" in str(s.labels) or "id-" in str(s.labels) for s in dtls)
