@@ -91,8 +91,13 @@ class Controller:
         affected = await self.decider.set_desired(desired)
         log.info("revision %s applied: %d devices to look at", desired.revision[:12],
                  len(affected))
-        for first in range(0, len(affected), ENQUEUE_SLICE):  # 200,000 adds: 0.3 s
-            self.queue.add_all(affected[first:first + ENQUEUE_SLICE])
+        await self._enqueue(affected)
+
+    async def _enqueue(self, device_ids: list[str]) -> None:
+        """Bulk work (a revision's devices, a resync) behind whatever a device triggers,
+        a slice at a time: 200,000 adds in one go would hold the loop for 0.3 s."""
+        for first in range(0, len(device_ids), ENQUEUE_SLICE):
+            self.queue.add_background(device_ids[first:first + ENQUEUE_SLICE])
             await asyncio.sleep(0)
 
     async def restore_offers(self) -> int:
@@ -223,4 +228,4 @@ class Controller:
             self.log_budget.flush()
             if self.clock() - last_resync >= self.settings.resync_interval:
                 last_resync = self.clock()
-                self.queue.add_all(list(self.desired.devices))
+                await self._enqueue(list(self.desired.devices))

@@ -3,7 +3,10 @@
 Triggers only `add(key)`; a key waiting in the queue is held once however often it is
 added, a key being processed is marked dirty and processed again afterwards, so one key
 never runs twice at once and a duplicated trigger costs at most one extra reconcile.
-`add(key, at=t)` schedules a look at wall-clock time `t` (the earliest wins). A handler
+`add(key, at=t)` schedules a look at wall-clock time `t` (the earliest wins).
+`add_background(keys)` is for bulk work (a resync of every device, a revision that
+retargets 200,000): those keys go to the workers only while fewer than one per worker is
+waiting, so a registration or a notification never waits behind a pass. A handler
 returns a `Requeue` (look again after a delay, always > 0) or None (only on a trigger),
 like controller-runtime's `Result{RequeueAfter}`; an exception retries the key with
 exponential backoff. Used by the controller; knows nothing about devices.
@@ -16,7 +19,8 @@ import contextlib
 import heapq
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from reconciler import heap
@@ -53,9 +57,13 @@ class WorkQueue:
         self._timers: list[tuple[float, str]] = []  # (at, key) heap
         self._due: dict[str, float] = {}  # key -> earliest scheduled time
         self._failures: dict[str, int] = {}
+        self._background: deque[str] = deque()  # bulk keys, fed when workers have room
+        self._waiting: set[str] = set()  # of those, the ones not yet fed nor triggered
+        self._room = asyncio.Event()  # a worker took a key, or bulk keys arrived
         # A set or dict never gives back the table it grew to (200,000 keys of one big
         # revision): each is rebuilt once it holds a quarter of its peak (`heap`).
         self._queued_size, self._due_size = heap.Shrinker(), heap.Shrinker()
+        self._waiting_size = heap.Shrinker()
         self._failures_size = heap.Shrinker()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
@@ -71,6 +79,9 @@ class WorkQueue:
                 self._wakeup.set()
             return
         self._idle.clear()
+        if key in self._waiting:  # triggered: the bulk copy is skipped when fed
+            self._waiting.discard(key)
+            self._waiting_size.removed(self._waiting)
         if key in self._active:
             self._dirty.add(key)
         elif key not in self._queued:
@@ -82,8 +93,19 @@ class WorkQueue:
         for key in keys:
             self.add(key)
 
+    def add_background(self, keys: Iterable[str]) -> None:
+        """Look at `keys` once nothing triggered waits for a worker (see the module)."""
+        for key in keys:
+            if key not in self._waiting and key not in self._queued:
+                self._waiting.add(key)
+                self._background.append(key)
+        self._waiting_size.added(self._waiting)
+        if self._waiting:
+            self._idle.clear()
+            self._room.set()
+
     def __len__(self) -> int:
-        return len(self._queued) + len(self._active)
+        return len(self._queued) + len(self._active) + len(self._waiting)
 
     async def idle(self) -> None:
         """Return once nothing is queued or running (scheduled looks may remain)."""
@@ -93,6 +115,7 @@ class WorkQueue:
         tasks = [asyncio.create_task(self._worker(), name=f"reconcile-{i}")
                  for i in range(self._workers)]
         tasks.append(asyncio.create_task(self._timer(), name="reconcile-timer"))
+        tasks.append(asyncio.create_task(self._feed(), name="reconcile-feed"))
         try:
             await stop.wait()
         finally:
@@ -118,9 +141,28 @@ class WorkQueue:
                 async with asyncio.timeout(max(delay, 0.001)):
                     await self._wakeup.wait()
 
+    async def _feed(self) -> None:
+        """Bulk keys to the workers, never more than one per worker ahead of a trigger."""
+        while True:
+            while self._background and self._ready.qsize() < self._workers:
+                key = self._background.popleft()
+                if key in self._waiting:  # else triggered meanwhile: already handled
+                    self._waiting.discard(key)
+                    self.add(key)
+            self._waiting_size.removed(self._waiting)
+            if not self._background:
+                self._end_if_idle()
+            self._room.clear()
+            await self._room.wait()
+
+    def _end_if_idle(self) -> None:
+        if not self._queued and not self._active and not self._waiting:
+            self._idle.set()
+
     async def _worker(self) -> None:
         while True:
             key = await self._ready.get()
+            self._room.set()
             self._queued.discard(key)
             self._queued_size.removed(self._queued)
             self._active.add(key)
@@ -135,8 +177,8 @@ class WorkQueue:
                 if key in self._dirty:
                     self._dirty.discard(key)
                     self.add(key)
-                elif not self._queued and not self._active:
-                    self._idle.set()
+                else:
+                    self._end_if_idle()
 
     async def _process(self, key: str) -> None:
         try:

@@ -107,3 +107,44 @@ async def test_a_failing_key_is_retried_with_backoff_and_a_wake_time_is_honoured
 def test_a_requeue_always_carries_a_delay(after: float) -> None:
     with pytest.raises(ValueError, match="delay > 0"):
         Requeue(after)
+
+
+async def test_a_trigger_during_a_bulk_pass_waits_behind_at_most_one_key_per_worker() -> None:
+    order: list[str] = []
+    queue: WorkQueue
+
+    async def handler(key: str) -> None:
+        order.append(key)
+        if len(order) == 50:  # a registration arrives in the middle of a resync
+            queue.add("registered")
+            added_at.append(len(order))
+        await asyncio.sleep(0)
+
+    added_at: list[int] = []
+    queue = WorkQueue(handler, workers=2)
+    queue.add_background(f"d{n}" for n in range(1_000))
+    stop, task = await _running(queue)
+    await queue.idle()  # also waits for the bulk keys
+    stop.set()
+    await task
+    assert len(order) == 1_001 and sorted(order) == sorted({*order})
+    # 1 running + 2 waiting bulk keys at most: not the 950 left of the pass
+    assert order.index("registered") - added_at[0] <= 3
+
+
+async def test_a_bulk_key_triggered_before_its_turn_runs_once_and_counts_as_queued() -> None:
+    runs: Counter[str] = Counter()
+
+    async def handler(key: str) -> None:
+        runs[key] += 1
+
+    queue = WorkQueue(handler, workers=1)
+    queue.add_background(["a", "b", "c"])
+    queue.add_background(["b"])  # a second pass before the first ran: held once
+    queue.add("c")  # triggered while its bulk copy waits
+    assert len(queue) == 3
+    stop, task = await _running(queue)
+    await queue.idle()
+    stop.set()
+    await task
+    assert runs == {"a": 1, "b": 1, "c": 1}
