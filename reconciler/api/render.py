@@ -136,7 +136,8 @@ _DTLS = {"sessions": "sessions", "handshaking": "handshaking", "handshakes": "ha
          "refused_identity_mismatch": "refusedIdentityMismatch",
          "refused_plain_coap": "refusedPlainCoap",
          "refused_security_context": "refusedSecurityContext",
-         "refused_plain_firmware": "refusedPlainFirmware"}
+         "refused_plain_firmware": "refusedPlainFirmware",
+         "awaiting_session": "awaitingSession", "resumed": "resumedSessions"}
 
 
 def listeners(status: Mapping[str, object]) -> Json | None:

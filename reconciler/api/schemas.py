@@ -199,6 +199,8 @@ class DtlsOut(Schema):
     refusedPlainCoap: int  # plain CoAP from an endpoint that requires PSK
     refusedSecurityContext: int  # Update/De-register from another security context
     refusedPlainFirmware: int  # a secured device's firmware asked over plain CoAP
+    awaitingSession: int  # restored after our restart, waiting for the device's session
+    resumedSessions: int  # of those, back with an Update in a new session
 
 
 class CredentialsOut(Schema):

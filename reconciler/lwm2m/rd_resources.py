@@ -17,7 +17,7 @@ from aiocoap.numbers.codes import Code
 
 from reconciler.lwm2m.coaperrors import error_response
 from reconciler.lwm2m.rd_parsing import Rejected, parse_register, parse_update, split_query
-from reconciler.lwm2m.rd_table import Entry, RegistrationTable, Source
+from reconciler.lwm2m.rd_table import AwaitingSession, Entry, RegistrationTable, Source
 from reconciler.model.lwm2m import RegistrationEventKind
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ class RdService:
         self.rebindings = 0
         # Security refusals by reason (a small fixed set: /status and /metrics)
         self.refusals: Counter[str] = Counter()
+        # Secured registrations restored after our restart that came back in a new
+        # session with their next Update
+        self.resumed = 0
         self._admit = admit
         self._emit = emit
         self.ready = ready  # awaited before a request is looked at (a restart restoring)
@@ -65,7 +68,9 @@ class RdService:
         params = parse_update(query, request.payload, _content_format(request))
         self._same_channel(registration_id, request.remote)
         before = self.registry.get_by_id(registration_id)
-        if before is not None and getattr(request.remote, "identity", None) is not None \
+        if before is not None and isinstance(before.remote, AwaitingSession):
+            self.resumed += 1
+        elif before is not None and getattr(request.remote, "identity", None) is not None \
                 and before.remote is not request.remote:
             self.rebindings += 1
         try:
@@ -106,12 +111,21 @@ class RdService:
         entry = self.registry.get_by_id(registration_id)
         if entry is None:
             return  # 4.04 follows
-        had = getattr(entry.remote, "identity", None)
-        if getattr(remote, "identity", None) != had:
+        if not _same_context(entry, remote):
             self.refusals["security_context"] += 1
             log.warning("rd/%s of %r from another security context: 4.03", registration_id,
                         entry.registration.endpoint)
             raise Rejected("4.03", "not the security context this registration was made in")
+
+
+def _same_context(entry: Entry, remote: object) -> bool:
+    identity = getattr(remote, "identity", None)
+    if isinstance(entry.remote, AwaitingSession):
+        # restored after our restart: a session of the identity bound to this endpoint
+        # takes it back (the identity binds the endpoint); plain CoAP never does
+        return identity is not None \
+            and getattr(remote, "endpoint", None) == entry.registration.endpoint
+    return identity == getattr(entry.remote, "identity", None)
 
 
 def source_of(request: Message) -> Source:
@@ -119,7 +133,8 @@ def source_of(request: Message) -> Source:
     sockaddr = request.remote.sockaddr
     host = str(sockaddr[0])
     host = host.removeprefix("::ffff:") if "." in host else host
-    return Source(host=host, port=int(sockaddr[1]), remote=request.remote)
+    return Source(host=host, port=int(sockaddr[1]), remote=request.remote,
+                  secured=getattr(request.remote, "identity", None) is not None)
 
 
 def _content_format(request: Message) -> int | None:

@@ -30,6 +30,17 @@ class Source:
     host: str
     port: int
     remote: object
+    secured: bool = False  # inside a DTLS session
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitingSession:
+    """The remote of a secured registration restored after our restart. Its DTLS session
+    ended with the last run and a server cannot open one to a device, so nothing is
+    sent until the device comes back in a new session of its identity (its next
+    Update, under the registration id it knows, puts a live remote here)."""
+
+    endpoint: str
 
 
 class RegistrationTable:
@@ -55,6 +66,7 @@ class RegistrationTable:
             object_links=params.object_links,
             registered_at=now,
             updated_at=now,
+            secured=source.secured,
         )
         entry = Entry(registration, source.remote, params.root_content_format)
         self._store(entry)
@@ -73,6 +85,7 @@ class RegistrationTable:
             queue_mode=reg.queue_mode if params.queue_mode is None else params.queue_mode,
             object_links=reg.object_links if params.object_links is None else params.object_links,
             updated_at=self._clock(),
+            secured=source.secured,
         )
         updated = Entry(registration, source.remote, entry.root_content_format)
         self._store(updated)

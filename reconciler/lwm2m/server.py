@@ -25,7 +25,7 @@ from reconciler.lwm2m.client import DeviceClient, RequestCounter
 from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.dtls_binding import KeyLookup, Session
 from reconciler.lwm2m.dtls_tinydtls import IDLE_TIMEOUT, TinyDtlsServer
-from reconciler.lwm2m.dtls_transport import CoapsListener, DtlsRemote, open_listener
+from reconciler.lwm2m.dtls_transport import CoapsListener, open_listener
 from reconciler.lwm2m.fastpath import FastPath, install_fast_path
 from reconciler.lwm2m.firmware import OFFER_LIFETIME, FirmwareRepository
 from reconciler.lwm2m.hardening import DedupCache, harden
@@ -37,7 +37,7 @@ from reconciler.lwm2m.rd_resources import (
     RegisterCheck,
     RegisterResource,
 )
-from reconciler.lwm2m.rd_table import Entry, RegistrationTable
+from reconciler.lwm2m.rd_table import AwaitingSession, Entry, RegistrationTable
 from reconciler.lwm2m.send import AddressBook, SendResource, SendService
 from reconciler.model.lwm2m import (
     ContentFormats,
@@ -148,6 +148,10 @@ class Lwm2mServer:
         self._format_subscribers: list[FormatSubscriber] = []
         self._addresses = AddressBook()  # who registered from where: Send is told by source
         self._formats: dict[str, int | None] = {}  # endpoint -> format its reads accepted
+        # Secured registrations restored after our restart, until their device's next
+        # Update in a new DTLS session (or a Register, De-register, expiry): held like a
+        # sleeping queue-mode device, never sent to as plain CoAP
+        self._awaiting: set[str] = set()
         self._context: Any = None
         self._caches: list[DedupCache] = []
         self._sweeper: asyncio.Task[None] | None = None
@@ -186,7 +190,7 @@ class Lwm2mServer:
         # after harden: the firmware fast path wraps our datagram handler and passes on
         # everything that is not a block GET of /fw/<token>
         install_fast_path(self._context, self.firmware,
-                          None if self._register_check is None else self._plain_may_fetch)
+                          None if self._coaps is None else self._plain_may_fetch)
         if self._coaps is not None:
             await add_message_transport(self._context, self._open_coaps)
         self._sweeper = asyncio.create_task(self._sweep(), name="lwm2m registration sweeper")
@@ -252,6 +256,7 @@ class Lwm2mServer:
             return None
         refused = self._rd.refusals
         return {**listener.binding.stats.as_dict(), "rebindings": self._rd.rebindings,
+                "awaiting_session": len(self._awaiting), "resumed": self._rd.resumed,
                 **{f"refused_{reason}": refused[reason] for reason in REFUSALS}}
 
     def dtls_sessions(self) -> list[Session]:
@@ -319,7 +324,7 @@ class Lwm2mServer:
 
     def is_awake(self, endpoint: str) -> bool:
         entry = self._registry.get(endpoint)
-        return entry is not None and self._queue.is_awake(entry.registration)
+        return entry is not None and self.awake(entry.registration)
 
     def client(self, endpoint: str) -> DeviceClient:
         return DeviceClient(self, endpoint, self.count_request)
@@ -349,20 +354,34 @@ class Lwm2mServer:
         """Make registrations an earlier run accepted live again (started servers only):
         requests go to the address each was last heard from, under the registration id
         the device knows, in the formats it told us. A device that moved meanwhile is
-        found again at its next Register or Update. Returns how many were restored."""
+        found again at its next Register or Update. Returns how many were restored.
+
+        A registration made inside a DTLS session (or of an endpoint that requires PSK)
+        lost its session with the last run, and a server cannot open one to a device:
+        it is restored waiting for the device's next session (`AwaitingSession`), so its
+        requests are held as for a sleeping queue-mode device, never sent as plain CoAP
+        to its address, and go out once the device's next Update came in a new session
+        of its identity (dtls_status `awaiting_session`, `resumed`)."""
         restored = 0
         for reg, formats in records:
-            if self._register_check is not None and self._register_check(reg.endpoint, None):
-                continue  # a secured device: its session died with us; it registers again
-            if not self.plain:
-                continue  # no plain listener now: it comes back over CoAPs, if it can
-            entry = Entry(reg, self._remote(reg.host, reg.port), formats.announced)
-            if not self._registry.restore(entry):
+            secured = reg.secured or (self._register_check is not None
+                                      and self._register_check(reg.endpoint, None) is not None)
+            if (self._coaps is None) if secured else not self.plain:
+                continue  # no listener it could come back to: it registers again
+            remote = AwaitingSession(reg.endpoint) if secured \
+                else self._remote(reg.host, reg.port)
+            if not self._registry.restore(Entry(reg, remote, formats.announced)):
                 continue
+            if secured:
+                self._awaiting.add(reg.endpoint)
             if formats.read is not None:
                 self._formats[reg.endpoint] = formats.read
             self._addresses.track(RegistrationEvent(RegistrationEventKind.REGISTERED, reg))
             restored += 1
+        if self._awaiting:
+            log.info("%d secured registrations restored waiting for their devices' next "
+                     "DTLS session: nothing is sent to them before their next Update",
+                     len(self._awaiting))
         self._restored.set()
         return restored
 
@@ -387,6 +406,8 @@ class Lwm2mServer:
         return self._registry.get(endpoint)
 
     def awake(self, registration: Registration) -> bool:
+        if registration.endpoint in self._awaiting:
+            return False  # no session to send through until the device opens one
         return self._queue.is_awake(registration)
 
     async def wait_awake(self, endpoint: str) -> None:
@@ -451,8 +472,8 @@ class Lwm2mServer:
         if self._coaps is None:
             return False
         entry = self._registry.get(endpoint)
-        if entry is not None and isinstance(entry.remote, DtlsRemote):
-            return True
+        if entry is not None and entry.registration.secured:
+            return True  # registered in a session (or restored waiting for one)
         return self._register_check is not None and self._register_check(endpoint, None) is not None
 
     def _plain_may_fetch(self, token: str) -> bool:
@@ -476,6 +497,7 @@ class Lwm2mServer:
 
     def _on_event(self, kind: RegistrationEventKind, entry: Entry) -> None:
         endpoint = entry.registration.endpoint
+        self._awaiting.discard(endpoint)  # it spoke in a session, or it is gone
         if kind is not RegistrationEventKind.UPDATED:
             self._formats.pop(endpoint, None)  # a new registration may be new firmware
         if kind in (RegistrationEventKind.REGISTERED, RegistrationEventKind.UPDATED):

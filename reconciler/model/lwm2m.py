@@ -112,6 +112,9 @@ class Registration:
     object_links: tuple[str, ...]  # e.g. ("/1/0", "/3/0", "/5/0")
     registered_at: float  # seconds since the epoch
     updated_at: float
+    # Made inside a DTLS session: requests reach the device only through one (never as
+    # plain CoAP to its address), so after our restart it waits for the device's next one.
+    secured: bool = False
 
     @property
     def expires_at(self) -> float:

@@ -21,7 +21,7 @@ from typing import cast
 
 from aiocoap import ACK, CON, EMPTY, INTERNAL_SERVER_ERROR, NON, RST, Message
 
-from reconciler.simulator.dtls_client import open_datagram
+from reconciler.simulator.dtls_client import SecuredSocket, open_datagram
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,11 @@ class Endpoint(asyncio.DatagramProtocol):
     @property
     def is_open(self) -> bool:
         return self._transport is not None
+
+    def renew_sessions(self) -> None:
+        """Start new DTLS sessions from now on (nothing to do without a PSK)."""
+        if isinstance(self._transport, SecuredSocket):
+            self._transport.renew()
 
     def close(self) -> None:
         if self._transport is not None:

@@ -189,6 +189,7 @@ class SimDevice:
             response = await self._send(message)
         except (RequestTimeout, RequestReset):
             response = None
+            self._sock.renew_sessions()  # the next attempt in a new session, if secured
         self.register_attempts += 1
         if response is None or response.code != CREATED:
             self.changed()
@@ -204,7 +205,15 @@ class SimDevice:
         try:
             response = await self._send(register_messages.update_message(self.location))
         except (RequestTimeout, RequestReset):
-            return False
+            if self.spec.psk is None:
+                return False
+            # The server may have lost our session (a restart) and cannot say so: a
+            # secured client starts a new one and sends the Update once more in it.
+            self._sock.renew_sessions()
+            try:
+                response = await self._send(register_messages.update_message(self.location))
+            except (RequestTimeout, RequestReset):
+                return False
         if response.code == NOT_FOUND or not response.code.is_successful():
             self.location = None
             return False

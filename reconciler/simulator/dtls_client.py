@@ -75,6 +75,13 @@ class SecuredSocket(asyncio.DatagramProtocol):
         if peer not in self._peers:
             self._connect(peer)
 
+    def renew(self) -> None:
+        """Forget every session: the next datagram to a peer starts a new handshake (a
+        client whose server stopped answering, say a server restarted by kill -9 that
+        lost our session and cannot tell us)."""
+        for peer in list(self._peers):
+            self._forget(peer)
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

@@ -86,14 +86,14 @@ def management_of(text: str) -> Management:
 def registration_row(r: Registration, formats: ContentFormats = NO_FORMATS) -> Row:
     return (r.endpoint, r.registration_id, r.host, r.port, r.lifetime, r.lwm2m_version,
             r.binding, int(r.queue_mode), json.dumps(list(r.object_links)),
-            r.registered_at, r.updated_at, formats.announced, formats.read)
+            r.registered_at, r.updated_at, formats.announced, formats.read, int(r.secured))
 
 
 def registration_from_row(r: Row) -> Registration:
     return Registration(endpoint=r[0], registration_id=r[1], host=r[2], port=r[3],
                         lifetime=r[4], lwm2m_version=r[5], binding=r[6],
                         queue_mode=bool(r[7]), object_links=tuple(json.loads(r[8])),
-                        registered_at=r[9], updated_at=r[10])
+                        registered_at=r[9], updated_at=r[10], secured=bool(r[13]))
 
 
 def formats_from_row(r: Row) -> ContentFormats:

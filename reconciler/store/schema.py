@@ -128,6 +128,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE nodes (node TEXT PRIMARY KEY, lease_until REAL NOT NULL,
                         seen_at REAL NOT NULL);
     """,
+    # 12: a registration made inside a DTLS session (issue 12): after a restart it waits
+    # for the device's next session, and nothing goes to its address as plain CoAP.
+    """
+    ALTER TABLE registrations ADD COLUMN secured INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

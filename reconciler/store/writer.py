@@ -40,7 +40,8 @@ from reconciler.store.sqlconn import SqlConnection
 # moves them in `claim_registration`, an Update never does).
 _REG_COLUMNS = ("endpoint", "registration_id", "host", "port", "lifetime", "lwm2m_version",
                 "binding", "queue_mode", "object_links", "registered_at", "updated_at",
-                "announced_format", "read_format")
+                "announced_format", "read_format", "secured")
+_REG_SELECT = ", ".join(_REG_COLUMNS)  # the codec's row: these columns in this order
 _UPSERT_REGISTRATION = (
     f"INSERT INTO registrations ({', '.join(_REG_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(_REG_COLUMNS))}) ON CONFLICT (endpoint) DO UPDATE SET "
@@ -280,13 +281,14 @@ class SqliteStore(EventFeed):
                          (node, now + lease, now))
 
     def registrations(self) -> list[Registration]:
-        rows = self._query("SELECT * FROM registrations ORDER BY endpoint")
+        rows = self._query(f"SELECT {_REG_SELECT} FROM registrations ORDER BY endpoint")
         return [codec.registration_from_row(r) for r in rows]
 
     def live_registrations(self, now: float) -> list[tuple[Registration, ContentFormats]]:
         """Registrations whose lifetime has not run out at `now`, with their formats:
         what a restarted server restores."""
-        rows = self._query(f"SELECT * FROM registrations WHERE {_LIVE} ORDER BY endpoint",
+        rows = self._query(f"SELECT {_REG_SELECT} FROM registrations WHERE {_LIVE} "
+                           "ORDER BY endpoint",
                            (now,))
         return [(codec.registration_from_row(r), codec.formats_from_row(r)) for r in rows]
 

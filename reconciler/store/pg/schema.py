@@ -94,6 +94,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE nodes (node {_T} PRIMARY KEY, lease_until DOUBLE PRECISION NOT NULL,
                         seen_at DOUBLE PRECISION NOT NULL);
     """,
+    # 3 (SQLite's 12): a registration made inside a DTLS session (issue 12).
+    """
+    ALTER TABLE registrations ADD COLUMN secured INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 EVENTS_CHANNEL = "fota_events"  # NOTIFY channel of `events_appended`
