@@ -45,8 +45,9 @@ def test_the_rollout_index_gives_its_table_back_when_devices_go(traced: None) ->
     assert grown > 10 * KEPT_BYTES and kept < KEPT_BYTES, (grown, kept)
 
 
+@pytest.mark.parametrize("bulk", [False, True], ids=["triggered", "bulk"])
 async def test_the_work_queue_gives_its_table_back_once_a_big_revision_is_worked_off(
-        traced: None) -> None:
+        traced: None, bulk: bool) -> None:
     async def handler(_key: str) -> None:
         return None
 
@@ -55,7 +56,9 @@ async def test_the_work_queue_gives_its_table_back_once_a_big_revision_is_worked
     running = asyncio.create_task(queue.run(stop))
     await asyncio.sleep(0)  # the workers are waiting
     baseline = tracemalloc.get_traced_memory()[0]
-    queue.add_all([f"d{n}" for n in range(FLEET)])
+    keys = [f"d{n}" for n in range(FLEET)]
+    queue.add_background(keys) if bulk else queue.add_all(keys)
+    del keys
     await queue.idle()
     kept = tracemalloc.get_traced_memory()[0] - baseline
     stop.set()
