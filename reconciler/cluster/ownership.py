@@ -59,10 +59,12 @@ class Ownership:
         self._epochs.update(self._records.adopt_registrations(self.node, now))
         return set(self._epochs)
 
-    def fence(self, endpoint: str) -> Fence:
+    def fence(self, endpoint: str, registered: bool = True) -> Fence:
         """What a write about this device must still hold. A device this node never
-        claimed gets epoch 0, which no claim hands out: its fenced writes are refused."""
-        return Fence(endpoint, self.node, self._epochs.get(endpoint, 0))
+        claimed gets epoch 0, which no claim hands out: its fenced writes are refused.
+        Not `registered` here: the write also lands while no node has it registered,
+        never while another does (its registration expired here after it moved on)."""
+        return Fence(endpoint, self.node, self._epochs.get(endpoint, 0), registered)
 
     def lost(self, endpoint: str) -> None:
         """A fenced write was refused: another node owns the device now."""

@@ -214,7 +214,7 @@ class Decider:
         before = self.index.get(device_id)
         result = decide(delta, before, now, gate, self.config)
         claim = self.slots.claim(collection, before, result.progress)
-        fence = self.ownership.fence(device.endpoint) if reg is not None else None
+        fence = self.ownership.fence(device.endpoint, registered=reg is not None)
         try:
             self._record(device, before, result, fence, claim)
         except NotOwner:

@@ -18,6 +18,9 @@ class Fence:
     endpoint: str
     node: str
     epoch: int
+    # False: also lands while the device has no registration row at all (a write about
+    # a device not registered here, which no other node may own either)
+    strict: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,7 @@ async def run_service(settings: ServeSettings, stop: asyncio.Event,
     created = _absent(settings.state) if isinstance(settings.state, Path) else []
     store: SqliteStore | None = None
     try:
-        store = _open_store(settings.state)
+        store = _open_store(settings.state, settings.node_id)
         source = GitSource(settings.repo, settings.branch,
                            cache_dir=_cache_dir(settings),
                            interval=settings.poll_source, on_status=_status_writer(store))
@@ -152,12 +152,13 @@ def _remove(created: list[Path]) -> None:
                 path.unlink()
 
 
-def _open_store(state: Path | str) -> SqliteStore:
+def _open_store(state: Path | str, node: str | None) -> SqliteStore:
     """The store of a state file, or of a PostgreSQL database (`PgStore`, which is a
     `SqliteStore` on PostgreSQL's sessions); its errors name the database, never the
     password its URL may hold."""
     try:
-        return open_store(state)
+        # on a database with --node-id, this node's own writer lock: several share it
+        return open_store(state) if isinstance(state, Path) else open_store(state, node)
     except (OSError, sqlite3.Error, SchemaError, FotaError) as exc:
         where = f"state file {state}" if isinstance(state, Path) else "the database"
         raise StartupError(f"cannot use {where}: {exc}") from exc
@@ -186,7 +187,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
                              settings, psk=security.view.psk,
                              register_check=security.view.check_register))
     unrevoke = security.revoke_on_reload(server.revoke_identities)
-    node = node_parts(settings, store, clock)
+    node = node_parts(settings, store, clock, server, source.image)
     controller = Controller(store, server, source.image, settings.controller, clock,
                             ownership=node.ownership, lease=node.lease)
     controller.decider.apply_desired = node.apply_desired

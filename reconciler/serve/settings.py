@@ -103,9 +103,9 @@ class ServeSettings(BaseModel):
     security_default: Literal["psk", "none"] = Field("none", description=(
         "what an endpoint whose manifests say no `security` requires: `psk` or `none`"))
     node_id: str | None = Field(None, min_length=1, description=(
-        "this node's name in a store several nodes share (docs/scaling.md); unset: host "
-        "name and process id, so a restarted node resumes no device another may have "
-        "taken meanwhile"))
+        "this node's name in a database several nodes share, each its own "
+        "(docs/scaling.md); unset: the only writer of its store, named by host name and "
+        "process id"))
     lease: float = Field(10.0, gt=0, description=(
         "seconds a node acts on devices without hearing from its store: one cut off "
         "stops within this and says so in /readyz"))

@@ -146,12 +146,12 @@ def is_database_url(state: Path | str) -> bool:
     return isinstance(state, str) and state.startswith(("postgresql://", "postgres://"))
 
 
-def open_store(state: Path | str) -> SqliteStore:
+def open_store(state: Path | str, node: str | None = None) -> SqliteStore:
     """The writer of a state file (SQLite) or of a `postgresql://` database (`PgStore`,
     which is a `SqliteStore` with PostgreSQL's sessions: `store.pg.writer`)."""
     if is_database_url(state):
         from reconciler.store.pg.writer import open_pg_store
-        return open_pg_store(str(state))
+        return open_pg_store(str(state), node)
     return _sqlite_writer.open_store(Path(state))
 
 

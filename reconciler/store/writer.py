@@ -516,6 +516,8 @@ def _check_fence(conn: SqlConnection, fence: Fence) -> None:
     if held != 1:
         row = conn.execute("SELECT owner, epoch FROM registrations WHERE endpoint = ?",
                            (fence.endpoint,)).fetchone()
+        if row is None and not fence.strict:
+            return
         held_by = f"{row[0]} at epoch {row[1]}" if row else "no node (no registration)"
         raise NotOwner(f"{fence.endpoint}: owned by {held_by}, not {fence.node} at epoch "
                        f"{fence.epoch}")

@@ -34,11 +34,18 @@ from reconciler.store.views import DevicePage, DeviceView
 POOL_SIZE = 4  # the API's handlers, its worker threads for the big lists, the notifier
 
 
+READ_TIMEOUT = 2.0  # seconds a query waits for a connection (or to connect)
+
+
 def open_pg_reader(url: str) -> PgReader:
     """A reader of a database that `open_pg_store` migrated."""
     pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
         url, min_size=1, max_size=POOL_SIZE, open=False, name="fota-reader",
-        kwargs={"autocommit": True, "application_name": "fota-reader"},
+        # A database cut off must cost a request seconds, not the pool's 30 s default:
+        # the API runs on the event loop the node's lease and /readyz need (cluster).
+        timeout=READ_TIMEOUT,
+        kwargs={"autocommit": True, "application_name": "fota-reader",
+                "connect_timeout": int(READ_TIMEOUT)},
         check=ConnectionPool.check_connection)
     try:
         pool.open(wait=True, timeout=10)

@@ -35,12 +35,13 @@ from reconciler.store.sqlconn import SqlConnection
 from reconciler.store.writer import _LIVE, Checkpoints, SqliteStore
 
 WRITER_LOCK = 0x666F7461_77726974  # "fotawrit": the one writer of a database
+NODE_LOCKS = 0x666F6E64  # "fond": (this, hashtext(node id)) is one node's writer lock
 
 
-def open_pg_store(url: str) -> PgStore:
+def open_pg_store(url: str, node: str | None = None) -> PgStore:
     """Connect, take the writer's lock, migrate; StateFileInUse while another writer
     holds the database, StoreUnavailable when it cannot be reached."""
-    raw = _writer_session(url)
+    raw = _writer_session(url, node)
     try:
         migrate(raw)
     except psycopg.Error as exc:  # no rights to create tables, the server went away
@@ -49,27 +50,33 @@ def open_pg_store(url: str) -> PgStore:
     except BaseException:
         raw.close()
         raise
-    return PgStore(QmarkConnection(raw), url)
+    return PgStore(QmarkConnection(raw), url, node)
 
 
-def _writer_session(url: str) -> Connection:
+def _writer_session(url: str, node: str | None = None) -> Connection:
     raw = connect(url, application="fota-writer")
     try:
         raw.execute("SET synchronous_commit = off")
-        row = raw.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK,)).fetchone()
+        if node is None:  # one writer per database
+            row = raw.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK,)).fetchone()
+        else:  # several nodes (reconciler.cluster): one process per node id
+            row = raw.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+                              (NODE_LOCKS, node)).fetchone()
     except BaseException:
         raw.close()
         raise
     if not row or not row[0]:
         raw.close()
-        raise StateFileInUse(f"{redact(url)} is in use by another fota process")
+        who = "another fota process" if node is None else f"another node named {node!r}"
+        raise StateFileInUse(f"{redact(url)} is in use by {who}")
     return raw
 
 
 class PgStore(SqliteStore):
     """The writer on PostgreSQL. Build with `open_pg_store(url)`."""
 
-    def __init__(self, conn: QmarkConnection, url: str) -> None:
+    def __init__(self, conn: QmarkConnection, url: str, node: str | None = None) -> None:
+        self.node = node  # several nodes: this one's writer lock (reconciler.cluster)
         self._pg = conn
         self._url = url
         super().__init__(conn)
@@ -112,7 +119,7 @@ class PgStore(SqliteStore):
         the writer's lock again; a failure to reconnect is StoreUnavailable."""
         if self._pg.raw.broken or self._pg.raw.closed:
             self._pg.raw.close()
-            self._pg.raw = _writer_session(self._url)
+            self._pg.raw = _writer_session(self._url, self.node)
         return self._pg.raw
 
     def adopt_registrations(self, node: str, now: float) -> dict[str, int]:

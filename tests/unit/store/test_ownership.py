@@ -124,3 +124,13 @@ def test_a_revision_retargets_only_the_devices_no_other_node_owns(
     assert store.progress("dev0001") == theirs
     assert [e.device_id for e in store.events_after(0)] == ["dev0000", "dev0002"]
     assert store.progress("dev0002") == retargeted[2][0]
+
+
+def test_a_write_about_a_device_not_registered_here_lands_unless_another_node_has_it(
+        store: SqliteStore, fleet: Fleet) -> None:
+    store.apply_desired(fleet.snapshot(1))
+    loose = Fence("ep-0", "node-a", 0, strict=False)
+    store.put_progress(_executing("dev0000"), fence=loose)  # registered nowhere
+    store.claim_registration(_reg("ep-0"), NO_FORMATS, "node-b")
+    with pytest.raises(NotOwner, match="owned by node-b"):
+        store.put_progress(_executing("dev0000").evolve(attempts=2), fence=loose)

@@ -1,0 +1,112 @@
+"""`fota serve` nodes as real child processes sharing one PostgreSQL database, behind the
+forwarding fixture: each started with its own `--node-id`, CoAP and HTTP ports and a
+public URI naming the forwarder (so downloads follow the same affinity), its readiness
+awaited from its log, killed with SIGKILL on demand, and always reaped. Logs go to
+`<name>.log` in the given directory, to read when a test fails."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import psycopg
+from forwarder import Forwarder
+from serve_process import ENV
+
+
+@dataclass
+class Node:
+    name: str
+    coap_port: int
+    http_port: int
+    proc: asyncio.subprocess.Process
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return ("127.0.0.1", self.coap_port)
+
+    def readyz(self) -> tuple[int, dict[str, object]]:
+        """(status, body) of GET /readyz (blocking: call in a thread)."""
+        url = f"http://127.0.0.1:{self.http_port}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+
+@asynccontextmanager
+async def fota_node(name: str, repo: Path, state: str, public_uri: str | None,
+                    logs: Path, env: Mapping[str, str] | None = None) -> AsyncIterator[Node]:
+    """On ports the node picks itself (read from its ready line: a port chosen here could
+    be taken by anyone while it starts); `public_uri` None: its own address (downloads
+    bypass the balancer)."""
+    args = [sys.executable, "-m", "reconciler.cli", "serve", "--repo", str(repo),
+            "--state", state, "--node-id", name, "--coap", "127.0.0.1:0",
+            "--http", "127.0.0.1:0"]
+    if public_uri is not None:
+        args += ["--public-uri", public_uri]
+    log = (logs / f"{name}.log").open("ab")
+    proc = await asyncio.create_subprocess_exec(
+        *args, stderr=asyncio.subprocess.PIPE, env={**os.environ, **ENV, **(env or {})})
+    assert proc.stderr is not None
+    drain: asyncio.Task[None] | None = None
+    try:
+        async with asyncio.timeout(60):
+            while b"fota serve ready" not in (line := await proc.stderr.readline()):
+                log.write(line)
+                assert line, f"node {name} exited before it was ready"
+        log.write(line)
+        drain = asyncio.create_task(_drain(proc.stderr, log))
+        ports = re.search(rb"coap [\d.]+:(\d+), http [\d.]+:(\d+)", line)
+        assert ports is not None, line
+        yield Node(name, int(ports[1]), int(ports[2]), proc)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+        if drain is not None:
+            await drain
+        log.close()
+
+
+@asynccontextmanager
+async def three_nodes(forwarder: Forwarder, repo: Path, state: str, public_uri: str | None,
+                      logs: Path, env: Mapping[str, str] | None = None,
+                      states: Mapping[str, str] | None = None
+                      ) -> AsyncIterator[list[Node]]:
+    """Three nodes n1..n3, started together (they migrate one after the other), then put
+    behind `forwarder`; `states` gives a node another URL of the database (a link)."""
+    async with AsyncExitStack() as stack:
+        starting = [stack.enter_async_context(
+            fota_node(name, repo, (states or {}).get(name, state), public_uri, logs, env))
+            for name in ("n1", "n2", "n3")]
+        nodes = list(await asyncio.gather(*starting))
+        forwarder.backends = [node.address for node in nodes]
+        yield nodes
+
+
+def via_port(url: str, port: int) -> str:
+    """The database URL over loopback TCP to `port` (a link the test can cut)."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    query = urllib.parse.urlencode({"options": info["options"]}) if "options" in info else ""
+    return (f"postgresql://{info.get('user', 'fota')}@127.0.0.1:{port}/{info['dbname']}"
+            + (f"?{query}" if query else ""))
+
+
+
+async def _drain(stream: asyncio.StreamReader, log: BinaryIO) -> None:
+    while line := await stream.readline():
+        log.write(line)
+        log.flush()
