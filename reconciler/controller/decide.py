@@ -219,6 +219,11 @@ class Decider:
             self._record(device, before, result, fence, claim)
         except NotOwner:
             self.ownership.lost(device.endpoint)  # a Register at another node: not ours
+            # Its record leaves this node's counts (the new owner's write counts it in
+            # the store): an update it had in flight here must not hold a slot forever.
+            if before is not None and before.state.in_flight:
+                self.index.remove(device_id)
+                self._release(device.collection_id)
             self._changed.set()  # waiters may wait for that too
             return None
         except NoSlot as exc:  # every slot is taken, counting the other nodes' devices
