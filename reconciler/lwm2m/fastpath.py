@@ -57,8 +57,11 @@ class _Refusal(Exception):
 class FastPath:
     """Turns one datagram into the reply datagram (or None, or PASS)."""
 
-    def __init__(self, repository: FirmwareRepository) -> None:
+    def __init__(self, repository: FirmwareRepository, *, remote: bool = False) -> None:
+        """`remote`: a token unknown here may be another node's offer, looked up by
+        aiocoap's resource (the plain listener; never inside a DTLS session)."""
         self._repository = repository
+        self._remote = remote
         self._prefix = repository.prefix.encode()
         self._mid = secrets.randbelow(0x10000)
 
@@ -132,13 +135,16 @@ class FastPath:
                 token = path[1].decode()
             except UnicodeDecodeError:
                 raise _Refusal(coapframe.BAD_REQUEST, "Uri-Path is not UTF-8") from None
-            image = None if allowed is not None and not allowed(token) \
-                else self._repository.served(token)
-            if image is not None:
-                return image
-            remote = self._repository.remote
-            if remote is not None and allowed is None and remote.may_have(token):
-                raise _ToAiocoap  # inside a DTLS session only that session's offers
+            if self._repository.lookup(token) is not None:
+                image = None if allowed is not None and not allowed(token) \
+                    else self._repository.served(token)
+                if image is not None:
+                    return image
+            # `allowed` is about offers filed here: one unknown here may be another
+            # node's, which the plain listener looks up (a DTLS session only serves its own).
+            elif self._remote and (remote := self._repository.remote) is not None \
+                    and remote.may_have(token):
+                raise _ToAiocoap
         raise _Refusal(coapframe.NOT_FOUND, "no firmware offered at this path")
 
 
@@ -181,7 +187,7 @@ def install_fast_path(context: Any, repository: FirmwareRepository,
     sees them; everything else goes on to aiocoap. Returns how many sockets were hooked
     (0 when the context has no udp6 transport: the aiocoap resource still serves).
     `allowed(token)`: whether plain CoAP may read that offer (not a secured device's)."""
-    fast = FastPath(repository)
+    fast = FastPath(repository, remote=True)
     sockets = udp_sockets(context)
     for udp in sockets:
         udp.wrap_receive(functools.partial(_hook, fast, udp, allowed))

@@ -476,6 +476,11 @@ class Lwm2mServer:
             return True  # registered in a session (or restored waiting for one)
         return self._register_check is not None and self._register_check(endpoint, None) is not None
 
+    def plain_may_serve(self, endpoint: str) -> bool:
+        """Whether plain CoAP may serve `endpoint`'s firmware (not a secured device's):
+        for another node's offer, looked up here (cluster)."""
+        return not self._secured(endpoint)
+
     def _plain_may_fetch(self, token: str) -> bool:
         """Plain CoAP never reads a secured device's firmware, token or not."""
         offer = self.firmware.lookup(token)

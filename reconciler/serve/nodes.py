@@ -24,6 +24,8 @@ from reconciler.serve.settings import ServeSettings
 from reconciler.store import Store
 from reconciler.store.pg.leader import PgLeadership
 
+IMAGE_WAIT = 5.0  # seconds another node's offer waits for its image to be applied here
+IMAGE_POLL = 0.1
 FOLLOW_LEASES = 3  # a follower waits this many leases for the leader to apply a revision
 
 
@@ -53,24 +55,34 @@ def node_parts(settings: ServeSettings, store: Store, clock: Callable[[], float]
     leadership: Leadership = SoleLeader()
     if isinstance(settings.state, str):
         leadership = PgLeadership(settings.state, node, settings.lease, clock)
-        server.firmware.remote = RemoteOffers(server.firmware,
-                                              _offers_of(store, images, clock))
+        server.firmware.remote = RemoteOffers(
+            server.firmware, store_offers(store, images, clock, server.plain_may_serve))
     return NodeParts(node, Ownership(store, node),
                      NodeLease(store.heartbeat, node, settings.lease, clock), leadership,
                      applier(store, leadership, FOLLOW_LEASES * settings.lease))
 
 
-def _offers_of(store: Store, images: Callable[[str], Awaitable[bytes]],
-               clock: Callable[[], float]) -> Find:
-    """The offer at a token as the shared store has it, with this node's image bytes."""
+def store_offers(store: Store, images: Callable[[str], Awaitable[bytes]],
+                 clock: Callable[[], float], plain: Callable[[str], bool]) -> Find:
+    """The offer at a token as the shared store has it, with this node's image bytes;
+    only the plain listener looks offers up, so never a secured device's (`plain`)."""
 
     async def find(token: str) -> tuple[FirmwareOffer, bytes] | None:
         offer = await asyncio.to_thread(store.offer_by_token, token, clock())
-        if offer is None:
+        if offer is None or not plain(offer.endpoint):
             return None
-        try:
-            return offer, await images(offer.image_id)
-        except (FileNotFoundError, KeyError):  # not in this node's desired state (yet)
-            return None
+        # The leader starts devices on a revision as soon as it has applied it; this
+        # node follows a moment later (its own look at the repository, then the wait for
+        # the leader's rows). A download sent here meanwhile waits for the image, bounded,
+        # instead of a 4.04 that would fail the device's update for this image.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + IMAGE_WAIT
+        while True:
+            try:
+                return offer, await images(offer.image_id)
+            except (FileNotFoundError, KeyError):  # not in this node's desired state yet
+                if loop.time() >= deadline:
+                    return None
+                await asyncio.sleep(IMAGE_POLL)  # an in-memory look; no event to await
 
     return find
