@@ -56,7 +56,12 @@ IN_FLIGHT = tuple(s.value for s in UpdateState if s.in_flight)  # what holds a s
 # The event's collection is the device's at the time of writing (the feed's filter).
 _INSERT_EVENT = """INSERT INTO events (device_id, at, kind, message, revision, collection_id)
     VALUES (?,?,?,?,?, (SELECT collection_id FROM devices WHERE device_id = ?))"""
-_INSERT_CONDITION = "INSERT INTO conditions VALUES (?,?,?,?,?,?,?)"
+# An upsert after the subject's DELETE: on a shared database another node may write the
+# same subject's conditions between the two (read committed; a plain INSERT then fails).
+_INSERT_CONDITION = ("INSERT INTO conditions VALUES (?,?,?,?,?,?,?) ON CONFLICT (subject, "
+                     "type) DO UPDATE SET status = excluded.status, reason = "
+                     "excluded.reason, message = excluded.message, last_transition = "
+                     "excluded.last_transition, revision = excluded.revision")
 # The endpoint's previous offer is deleted first; a token is unique, so the conflict
 # clause only keeps a replayed put idempotent.
 _INSERT_OFFER = ("INSERT INTO offers VALUES (?,?,?,?) ON CONFLICT (token) DO UPDATE SET "
