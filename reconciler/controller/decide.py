@@ -172,7 +172,7 @@ class Decider:
             acknowledged = retarget(delta, before, now, self.config)
             after = acknowledged.progress
             if after is not None and after is not before:
-                if _offer_ends(before, after):
+                if _offer_ends(before, after) and not self._offers(device.endpoint, after):
                     self.server.revoke_firmware(device.endpoint)
                 records.append((after, acknowledged.events))
                 key = (after.state.value, after.message)
@@ -190,6 +190,14 @@ class Decider:
         self.store.put_progress_many(records, node=self.ownership.node)
         self.store.put_conditions_many(conditions)
         return len(records)
+
+    def _offers(self, endpoint: str, progress: DeviceProgress) -> bool:
+        """A live offer of the record's target stays when the record is retargeted: the
+        offer another node handed out for this revision (its leader applies it first),
+        filed here for a download the balancer sent here before this node applied it.
+        Revoked, it would also be deleted from the shared store under that node."""
+        offer = self.server.firmware.offered(endpoint)
+        return offer is not None and offer.image_id == progress.target_image_id
 
     def decide_and_record(self, device_id: str) -> Step | None:
         """The engine's next decision for one device, with its progress, events and
