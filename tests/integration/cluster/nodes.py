@@ -14,7 +14,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,8 @@ from typing import BinaryIO
 import psycopg
 from forwarder import Forwarder
 from serve_process import ENV
+
+from reconciler.simulator import Fleet, SimDevice
 
 
 @dataclass
@@ -95,6 +97,20 @@ async def three_nodes(forwarder: Forwarder, repo: Path, state: str, public_uri: 
         nodes = list(await asyncio.gather(*starting))
         forwarder.backends = [node.address for node in nodes]
         yield nodes
+
+
+async def register_at(forwarder: Forwarder, nodes: Sequence[Node], fleet: Fleet,
+                      devices: Sequence[SimDevice], timeout: float = 60) -> None:
+    """Start `devices` of `fleet` while only `nodes` are behind the forwarder, so they
+    register there whatever the hash says (their sessions stay with them); then the
+    forwarder's nodes are as before."""
+    before = list(forwarder.backends)
+    forwarder.backends = [node.address for node in nodes]
+    try:
+        await asyncio.gather(*(device.start() for device in devices))
+        await fleet.wait_all(lambda d: d.registered, timeout, devices=devices)
+    finally:
+        forwarder.backends = before
 
 
 def via_port(url: str, port: int) -> str:
