@@ -71,6 +71,7 @@ class Controller:
                                backoff=settings.error_backoff,
                                backoff_max=settings.error_backoff_max, clock=clock)
         self.decider.on_slot_free = self.queue.add_all
+        self.decider.requeue = self.queue.add_all
         if lease is not None:
             lease.on_regained = self.queue.add_all
         server.subscribe_send(self.on_send)  # for the server's life, as the controller's

@@ -21,6 +21,7 @@ from reconciler.cluster.node import default_node_id
 from reconciler.cluster.ownership import Ownership
 from reconciler.cluster.slots import SharedSlots
 from reconciler.controller.config import ControllerConfig
+from reconciler.controller.held_writes import HeldWrites, RetargetSlice
 from reconciler.controller.reports import Reports
 from reconciler.controller.rollout import Placement, RolloutIndex, to_release
 from reconciler.controller.watches import Watches
@@ -39,6 +40,7 @@ from reconciler.store import Store
 T = TypeVar("T")
 log = logging.getLogger("reconciler.device")
 SLICE_SECONDS = 0.02  # the longest the loop spends applying a revision before it yields
+SLICE_DEVICES = 500  # devices retargeted per slice: one worker-thread transaction each
 CATCH_UP_SECONDS = 1.0  # retargeting, between two pauses for the store (store.catch_up)
 BIG_CHANGE = 10_000  # devices added or removed by a revision after which memory is released
 
@@ -63,6 +65,10 @@ class Decider:
         self.desired = DesiredState.empty()
         self.index = RolloutIndex(self._place)
         self.on_slot_free: Callable[[list[str]], None] = lambda _keys: None
+        # Devices to look at again: those whose reconcile waited for a slice's write.
+        self.requeue: Callable[[list[str]], None] = lambda _keys: None
+        # A revision's retarget records commit in a worker thread, their devices held.
+        self.retargets = HeldWrites(self._write_retargets, self._released)
         # collection -> wave -> devices held by its gate
         self._gated: dict[str, dict[int, set[str]]] = {}
         self._dirty: set[str] = set()  # collections whose status changed
@@ -82,7 +88,8 @@ class Decider:
         CoAP and HTTP: the store's rows and the list of affected devices are worked out
         in a worker thread (the store takes its writer a short slice at a time), then the
         new snapshot is swapped in and the rollout index updated on the loop, in slices
-        of at most `SLICE_SECONDS` each, so slot accounting stays on the loop. The
+        of at most `SLICE_SECONDS` each, so slot accounting stays on the loop; each
+        slice's retarget records commit in a worker thread (`held_writes`). The
         collector's full passes wait until it is done, and after a big change what is
         alive is frozen out of them (`heap`)."""
         async with self._applying:  # one revision at a time
@@ -134,16 +141,20 @@ class Decider:
 
     async def _acknowledge(self, affected: list[str]) -> None:
         """Record every affected device's new target before the queue works through them,
-        so the API shows a revision's effect as soon as it is applied. A slice at a time,
-        each its own transaction and at most `SLICE_SECONDS` of the loop: a crash between
-        slices only leaves work that the level-triggered reconcile does anyway."""
+        so the API shows a revision's effect as soon as it is applied. A slice at a time:
+        decided on the loop (at most `SLICE_SECONDS`), committed in a worker thread while
+        its devices are held (`held_writes`); a crash between slices only leaves work
+        that the level-triggered reconcile does anyway."""
         started, count = self.clock(), 0
         self._write_conditions()  # older ones must not land after this revision's
         pending, caught_up = iter(affected), time.monotonic()
-        while (done := self._acknowledge_slice(pending, started)) is not None:
-            count += done
-            if time.monotonic() - caught_up < CATCH_UP_SECONDS:
+        while (batch := self._acknowledge_slice(pending, started)) is not None:
+            count += len(batch.records)
+            if batch.records:
+                await self.retargets.land(batch)
+            else:
                 await asyncio.sleep(0)
+            if time.monotonic() - caught_up < CATCH_UP_SECONDS:
                 continue
             # A pause in our stream of writes, off the loop, for the store to catch up:
             # without one SQLite's WAL grows for as long as the stream lasts (1.1 GB).
@@ -154,15 +165,12 @@ class Decider:
             log.info("revision %s: %d devices retargeted in %.2fs", self.desired.revision[:12],
                      count, self.clock() - started)
 
-    def _acknowledge_slice(self, device_ids: Iterator[str], now: float) -> int | None:
-        """Retarget devices from `device_ids` for up to `SLICE_SECONDS`, write them in one
-        transaction; the number retargeted, or None once `device_ids` is exhausted."""
-        revision = self.desired.revision
-        records: list[tuple[DeviceProgress, tuple[DeviceEvent, ...]]] = []
-        conditions: list[tuple[str, tuple[Condition, ...]]] = []
+    def _acknowledge_slice(self, device_ids: Iterator[str], now: float) -> RetargetSlice | None:
+        """Retarget devices from `device_ids` for up to `SLICE_SECONDS` (at most
+        `SLICE_DEVICES`); what to write for them, or None once `device_ids` is exhausted."""
+        revision, batch = self.desired.revision, RetargetSlice()
         shared: dict[tuple[str, str], tuple[Condition, ...]] = {}  # most devices say the same
-        # Roughly 40 % of a slice is the write below: spend the rest on deciding.
-        until, seen = time.monotonic() + 0.6 * SLICE_SECONDS, 0
+        until, seen = time.monotonic() + SLICE_SECONDS, 0
         for device_id in device_ids:
             seen += 1
             device = self.desired.devices[device_id]
@@ -174,22 +182,31 @@ class Decider:
             if after is not None and after is not before:
                 if _offer_ends(before, after) and not self._offers(device.endpoint, after):
                     self.server.revoke_firmware(device.endpoint)
-                records.append((after, acknowledged.events))
+                batch.records.append((after, acknowledged.events))
                 key = (after.state.value, after.message)
                 if key not in shared:
                     shared[key] = device_conditions(after, revision, now)
-                conditions.append((device_id, shared[key]))
+                batch.conditions.append((device_id, shared[key]))
+                self._conditions.pop(device_id, None)  # older: must not land after these
                 self.index.put(device.collection_id, after)
                 log.debug("%s (%s): %s", device_id, device.endpoint, after.message)
-            if time.monotonic() >= until:
+            if seen >= SLICE_DEVICES or time.monotonic() >= until:
                 break
-        if not seen:
-            return None
-        # Each node retargets its own devices (and those nobody owns): another node's
-        # record of a device it is updating is never overwritten from a stale view here.
-        self.store.put_progress_many(records, node=self.ownership.node)
-        self.store.put_conditions_many(conditions)
-        return len(records)
+        return batch if seen else None
+
+    def _write_retargets(self, batch: RetargetSlice) -> None:
+        """In a worker thread: one slice's records and conditions. Each node retargets
+        its own devices (and those nobody owns): another node's record of a device it is
+        updating is never overwritten from a stale view here."""
+        self.store.put_progress_many(batch.records, node=self.ownership.node)
+        self.store.put_conditions_many(batch.conditions)
+
+    def _released(self, deferred: list[str], reload: list[str]) -> None:
+        """A slice has committed: the reconciles it deferred run now (a Register from
+        another node re-reads the device's record first, as `reload` would have)."""
+        for device_id in reload:
+            self.reload(device_id)
+        self.requeue(deferred)
 
     def _offers(self, endpoint: str, progress: DeviceProgress) -> bool:
         """A live offer of the record's target stays when the record is retargeted: the
@@ -204,6 +221,9 @@ class Decider:
         conditions already written to the store (and the rollout index updated)."""
         device = self.desired.devices.get(device_id)
         if device is None:
+            return None
+        if self.retargets.holds(device_id):  # its retarget record is being written
+            self.retargets.defer(device_id)
             return None
         reg = self.server.registration(device.endpoint)
         delta = diff(
@@ -249,6 +269,9 @@ class Decider:
         did (a download it started, an Execute it recorded)."""
         device = self.desired.devices.get(device_id)
         if device is None:
+            return
+        if self.retargets.holds(device_id):  # the store has not got our record yet
+            self.retargets.defer(device_id, reload=True)
             return
         progress = self.store.progress(device_id)
         if progress is not None:
