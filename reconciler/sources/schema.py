@@ -11,13 +11,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from typing_extensions import TypedDict  # pydantic needs this one on Python 3.11
 
 from reconciler.model.ids import encode_base24
@@ -250,8 +251,16 @@ def schema_problems(
 ) -> list[LocalProblem]:
     """(line, field path, message) per error; `written` maps a field path to the source
     text of a number where it differs from the parsed value (see `YamlDoc.written`)."""
+    return error_problems(exc.errors(include_url=False), prefix, line_of, written)
+
+
+def error_problems(
+    errors: Sequence[ErrorDetails], prefix: str, line_of: Callable[[str], int],
+    written: Mapping[str, str] | None = None,
+) -> list[LocalProblem]:
+    """`schema_problems` of pydantic's error records (of several calls, say)."""
     found: list[LocalProblem] = []
-    for error in exc.errors(include_url=False):
+    for error in errors:
         path = prefix
         for part in _keys(error["loc"]):
             path = child_path(path, part)

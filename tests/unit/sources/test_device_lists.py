@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.sources.devicelist import DeviceRows, parse_devices
+from reconciler.sources.devicelist import VALIDATE_SLICE, DeviceRows, parse_devices
 
 ALPHABET = st.characters(codec="utf-8", exclude_categories=("Cs",))
 TEXT = st.text(ALPHABET, min_size=1, max_size=12)
@@ -84,3 +84,16 @@ def test_a_device_without_an_id_gets_a_stable_one_from_its_endpoint() -> None:
     text = 'devices:\n- {"endpoint": "urn:imei:352656100000001"}\n'
     assert parse_devices(text).ids == parse_devices(text, fast=False).ids
     assert len(parse_devices(text).ids[0]) >= 4
+
+
+def test_a_problem_past_the_first_validation_slice_is_reported_where_it_is() -> None:
+    # Entries are validated a slice at a time (VALIDATE_SLICE): an error in a later
+    # slice still names its own entry and line, and that entry keeps its other fields.
+    count, bad = VALIDATE_SLICE * 2 + 10, VALIDATE_SLICE + 7
+    devices = [{"endpoint": f"ep-{n}"} for n in range(count)]
+    devices[bad]["tags"] = "not a mapping"  # type: ignore[assignment]
+    text = "devices:\n" + "".join(f"- {json.dumps(d)}\n" for d in devices)
+    for rows in same(text):
+        assert [(line, path) for line, path, _ in rows.problems] == [
+            (bad + 2, f"devices[{bad}].tags")]
+        assert len(rows.endpoints) == count and rows.endpoints[bad] == f"ep-{bad}"
