@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.store import open_reader
-from reconciler.store.desired_sync import SLICE, apply_in_slices, merge_unique, slices
+from reconciler.store.desired_sync import (
+    SLICE,
+    SORT_SLICE,
+    apply_in_slices,
+    merge_unique,
+    slices,
+    sorted_in_slices,
+)
 from reconciler.store.schema import migrate
 from reconciler.store.writer import connect
 
@@ -64,3 +71,9 @@ def test_slices_cover_every_key_once_and_the_last_range_is_open_above() -> None:
 def test_merge_unique_is_the_sorted_union() -> None:
     assert merge_unique(["a", "c", "d"], ["b", "c", "e"]) == ["a", "b", "c", "d", "e"]
     assert merge_unique([], ["a"]) == ["a"]
+
+
+def test_keys_sorted_a_slice_at_a_time_come_out_in_order() -> None:
+    keys = [f"k{(n * 7919) % 25_000:05d}" for n in range(25_000)]  # no order, > 2 slices
+    assert len(keys) > SORT_SLICE and list(sorted_in_slices(keys)) == sorted(keys)
+    assert list(sorted_in_slices([])) == []
