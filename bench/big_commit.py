@@ -18,6 +18,9 @@ the objects `heap.settle()` froze and collects once: `frozen_garbage` is the num
 unreachable objects that freezing had kept (what it would leak).
 
     .venv/bin/python bench/big_commit.py [--devices 200000]
+
+Diagnosis: BENCH_SAMPLE_ABOVE=0.08 prints the loop thread's stacks during pauses longer
+than that, BENCH_CHILD_LOG=FILE keeps the server's log (with the steps of each apply).
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ def _sched(schedstat: Path) -> tuple[float, float]:
 
 
 SAMPLE_ABOVE = float(os.environ.get("BENCH_SAMPLE_ABOVE", "inf"))  # s; diagnosis only
+CHILD_LOG = os.environ.get("BENCH_CHILD_LOG")  # a file for the server's log; diagnosis only
 
 
 def _sample_while_late(loop: asyncio.AbstractEventLoop, ran: threading.Event) -> list[str]:
@@ -434,6 +438,8 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
     finally:
         probe.stop.set()
         await server.stop()
+        if CHILD_LOG:  # diagnosis: the server's own log, each line with when it came
+            Path(CHILD_LOG).write_text("".join(f"{at:.3f} {line}" for at, line in server.log))
     return {"devices": devices, "goal_ms": GOAL_MS, "rss_before_mb": before,
             "add": added, "revert": reverted,
             "rss_after_add_mb": added["rss_mb"], "rss_after_revert_mb": reverted["rss_mb"],

@@ -101,21 +101,30 @@ class Decider:
 
     async def _apply(self, desired: DesiredState) -> tuple[list[str], list[str]]:
         """`set_desired`'s work; (devices affected, devices gone)."""
+        took = _Phases()
         known, affected, gone = await asyncio.to_thread(self._materialise, self.desired, desired)
         old, self.desired = [self.desired], desired
+        took.done("store")
         await _in_slices(gone, self._forget)
         # their offers end with them
         await _in_slices(gone, lambda d: self.server.revoke_firmware(
             old[0].devices[d].endpoint))
+        took.done("forget")
         # The old snapshot's last reference goes to a worker thread: freeing 200,000
         # devices is a pause of its own.
         await asyncio.to_thread(_dismantle, old)
+        took.done("dismantle")
         await _in_slices(known, lambda item: self.index.put(*item))
         if not known:  # a revision may move records between waves or off their target
             await _in_slices(affected, self.index.replace)
+        took.done("index")
         self._dirty.update(desired.collections)
         await self._acknowledge(affected)
+        took.done("retarget")
         self._changed.set()  # waiters may wait for the revision itself
+        if len(affected) >= BIG_CHANGE or len(gone) >= BIG_CHANGE:
+            log.info("revision %s: %d devices affected, %d gone; %s", desired.revision[:12],
+                     len(affected), len(gone), took)
         return affected, gone
 
     def _forget(self, device_id: str) -> None:
@@ -145,25 +154,28 @@ class Decider:
         decided on the loop (at most `SLICE_SECONDS`), committed in a worker thread while
         its devices are held (`held_writes`); a crash between slices only leaves work
         that the level-triggered reconcile does anyway."""
-        started, count = self.clock(), 0
+        started, count, took = self.clock(), 0, _Phases()
         self._write_conditions()  # older ones must not land after this revision's
         pending, caught_up = iter(affected), time.monotonic()
         while (batch := self._acknowledge_slice(pending, started)) is not None:
             count += len(batch.records)
+            took.done("deciding")
             if batch.records:
                 await self.retargets.land(batch)
             else:
                 await asyncio.sleep(0)
+            took.done("writing")
             if time.monotonic() - caught_up < CATCH_UP_SECONDS:
                 continue
             # A pause in our stream of writes, off the loop, for the store to catch up:
             # without one SQLite's WAL grows for as long as the stream lasts (1.1 GB).
             await asyncio.to_thread(self.store.catch_up)
             caught_up = time.monotonic()
+            took.done("store catching up")
         if count:
             self._changed.set()
-            log.info("revision %s: %d devices retargeted in %.2fs", self.desired.revision[:12],
-                     count, self.clock() - started)
+            log.info("revision %s: %d devices retargeted in %.2fs (%s)",
+                     self.desired.revision[:12], count, self.clock() - started, took)
 
     def _acknowledge_slice(self, device_ids: Iterator[str], now: float) -> RetargetSlice | None:
         """Retarget devices from `device_ids` for up to `SLICE_SECONDS` (at most
@@ -415,6 +427,23 @@ class Decider:
             conditions = collection_conditions(counts, self.index.gate(collection, now),
                                                revision, now)
             self.store.put_conditions(collection_id, conditions)
+
+
+class _Phases:
+    """How long each step of applying a big revision took, in all (a log line, for
+    operators and bench/big_commit.py)."""
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+        self._took: dict[str, float] = {}
+
+    def done(self, phase: str) -> None:
+        now = time.monotonic()
+        self._took[phase] = self._took.get(phase, 0.0) + now - self._last
+        self._last = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{phase} {took:.2f}s" for phase, took in self._took.items())
 
 
 def _dismantle(snapshots: list[DesiredState]) -> None:
