@@ -82,13 +82,16 @@ def child(argv: list[str]) -> int:
             _say(f"gc {time.time():.3f} {took * 1000:.1f} {cpu:.1f} {info['generation']}")
 
     def frozen_garbage(*_: object) -> None:
-        sys._debugmallocstats()  # pymalloc's arenas, on stderr: what the RSS is made of
         gc.unfreeze()
         _say(f"frozen {time.time():.3f} {gc.collect()}")
 
+    def trim(*_: object) -> None:
+        ctypes.CDLL(None).malloc_trim(0)
+        sys._debugmallocstats()  # pymalloc's arenas, on stderr: what the RSS is made of
+
     gc.callbacks.append(on_gc)
     # Diagnosis: how much of the RSS is memory the C allocator holds but nobody uses.
-    signal.signal(signal.SIGUSR1, lambda *_: ctypes.CDLL(None).malloc_trim(0))
+    signal.signal(signal.SIGUSR1, trim)
     signal.signal(signal.SIGUSR2, frozen_garbage)
     from reconciler.cli import main
     return main(argv)
@@ -343,7 +346,8 @@ class Child:
         return self.frozen_garbage
 
     async def trimmed_rss_mb(self) -> float:
-        """RSS once the C allocator gave back what it holds unused (SIGUSR1)."""
+        """RSS once the C allocator gave back what it holds unused (SIGUSR1; the child
+        also writes pymalloc's statistics then: `pymalloc_mb`)."""
         self.proc.send_signal(signal.SIGUSR1)
         await asyncio.sleep(0.5)
         return self.rss_mb()
@@ -371,18 +375,25 @@ class Child:
                 self.wal_peak = max(self.wal_peak, round(wal.stat().st_size / 2**20, 1))
             await asyncio.sleep(0.5)
 
-    def pymalloc_mb(self) -> dict[str, float]:
-        """From the child's sys._debugmallocstats(): MiB in pymalloc's arenas, in live
-        small objects, and free inside arenas (held while one object keeps an arena)."""
+    def pymalloc_mb(self, nth: int) -> dict[str, float]:
+        """From the child's `nth` sys._debugmallocstats(): MiB in pymalloc's arenas, in
+        live small objects, free inside used pools and in unused pools (an arena goes
+        back to the system only once every object in it is gone), and the most arenas
+        (MiB) there ever were."""
         wanted = {"# bytes in allocated blocks": "objects_mb",
-                  "# bytes in available blocks": "free_in_arenas_mb", "Total": "arenas_mb"}
-        found: dict[str, float] = {}
+                  "# bytes in available blocks": "free_in_pools_mb",
+                  "unused pools": "unused_pools_mb", "Total": "arenas_mb",
+                  "# arenas highwater mark": "arenas_highwater"}
+        dumps: list[dict[str, float]] = []
         for _, line in self.log:
+            if line.startswith("Small block threshold"):
+                dumps.append({})
             name, _, value = line.partition("=")
-            key = wanted.get(name.strip())
-            if key and key not in found:  # the first Total is the arenas'
-                found[key] = round(int(value.strip().replace(",", "")) / 2**20, 1)
-        return found
+            key = wanted.get(name.strip()) or wanted.get(name.split("*")[0].strip(" 0123456789"))
+            if dumps and key and key not in dumps[-1]:  # the first Total is the arenas'
+                number = int(value.strip().replace(",", ""))
+                dumps[-1][key] = number if key == "arenas_highwater" else round(number / 2**20, 1)
+        return dumps[nth] if len(dumps) > nth else {}
 
     def rss_mb(self) -> float:
         return round(procs.rss_mb(self.proc.pid), 1)
@@ -424,6 +435,7 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
     try:
         await server.quiet()
         before = server.rss_mb()
+        trimmed_before = await server.trimmed_rss_mb()
         added = await apply(server, probe, repo, devices, big, f"add {devices} devices")
         del big
         reverted = await apply(server, probe, repo, BASE_DEVICES, device_lines(BASE_DEVICES),
@@ -434,13 +446,15 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
                             device_lines(BASE_DEVICES) + "# touched\n", "a later commit")
         trimmed = await server.trimmed_rss_mb()
         frozen_garbage = await server.count_frozen_garbage()
-        pymalloc = server.pymalloc_mb()
+        pymalloc = server.pymalloc_mb(1)
     finally:
         probe.stop.set()
         await server.stop()
         if CHILD_LOG:  # diagnosis: the server's own log, each line with when it came
             Path(CHILD_LOG).write_text("".join(f"{at:.3f} {line}" for at, line in server.log))
     return {"devices": devices, "goal_ms": GOAL_MS, "rss_before_mb": before,
+            "rss_before_and_malloc_trim_mb": trimmed_before,
+            "pymalloc_before_mb": server.pymalloc_mb(0),
             "add": added, "revert": reverted,
             "rss_after_add_mb": added["rss_mb"], "rss_after_revert_mb": reverted["rss_mb"],
             "rss_kept_after_revert_mb": round(reverted["rss_mb"] - before, 1),
