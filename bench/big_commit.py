@@ -88,6 +88,7 @@ def child(argv: list[str]) -> int:
     def trim(*_: object) -> None:
         ctypes.CDLL(None).malloc_trim(0)
         sys._debugmallocstats()  # pymalloc's arenas, on stderr: what the RSS is made of
+        _say(f"sqlite {time.time():.3f} {_sqlite_memory()}")
 
     gc.callbacks.append(on_gc)
     # Diagnosis: how much of the RSS is memory the C allocator holds but nobody uses.
@@ -95,6 +96,16 @@ def child(argv: list[str]) -> int:
     signal.signal(signal.SIGUSR2, frozen_garbage)
     from reconciler.cli import main
     return main(argv)
+
+
+def _sqlite_memory() -> int:
+    """Bytes SQLite holds in this process (page caches, statements), or -1 unknown."""
+    try:
+        used = ctypes.CDLL("libsqlite3.so.0").sqlite3_memory_used
+    except OSError:
+        return -1
+    used.restype = ctypes.c_int64
+    return int(used())
 
 
 def _say(line: str) -> None:
@@ -265,6 +276,7 @@ class Child:
         # (when, ms, process CPU ms, generation) of collections over 20 ms
         self.gcs: list[tuple[float, float, float, int]] = []
         self.frozen_garbage: int | None = None
+        self.sqlite_mb: list[float] = []  # SQLite's own memory at each trimmed_rss_mb
         self._changed = asyncio.Event()
 
     async def start(self) -> None:
@@ -292,6 +304,8 @@ class Child:
                     print(raw.decode().strip(), file=sys.stderr)
             elif kind == "stack":
                 print(raw.decode().strip(), file=sys.stderr)
+            elif kind == "sqlite":
+                self.sqlite_mb.append(round(int(ms) / 2**20, 1))
             elif kind == "gc":
                 self.gcs.append((float(at), float(ms), float(extra[0]), int(extra[1])))
             else:
@@ -454,7 +468,7 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
             Path(CHILD_LOG).write_text("".join(f"{at:.3f} {line}" for at, line in server.log))
     return {"devices": devices, "goal_ms": GOAL_MS, "rss_before_mb": before,
             "rss_before_and_malloc_trim_mb": trimmed_before,
-            "pymalloc_before_mb": server.pymalloc_mb(0),
+            "pymalloc_before_mb": server.pymalloc_mb(0), "sqlite_memory_mb": server.sqlite_mb,
             "add": added, "revert": reverted,
             "rss_after_add_mb": added["rss_mb"], "rss_after_revert_mb": reverted["rss_mb"],
             "rss_kept_after_revert_mb": round(reverted["rss_mb"] - before, 1),
