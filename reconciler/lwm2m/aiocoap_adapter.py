@@ -39,7 +39,44 @@ def version_checked() -> bool:
     return aiocoap.meta.version in CHECKED_AIOCOAP_VERSIONS
 
 
-class UdpSocket:
+class MessageLayer:
+    """The message manager of one message transport of an aiocoap context: the hooks
+    that touch only it (`UdpSocket` adds udp6's socket; the CoAPs listener's transport
+    has only these). Private attributes: see `UdpSocket`."""
+
+    def __init__(self, message_manager: Any) -> None:
+        self._mman = message_manager
+
+    def replace_deduplication(self, deduplicate: Callable[[Message], bool],
+                              store_response: Callable[[Message], None]) -> None:
+        """Instance attributes shadow the methods the message manager calls on itself."""
+        self._mman._deduplicate_message = deduplicate
+        self._mman._store_response_for_duplicates = store_response
+
+    def cancellable_requests(self) -> None:
+        """A request its caller gives up on takes its Confirmable off the wire.
+
+        aiocoap's token layer asks the message layer for a canceller and calls it on
+        every event of the request, its end included, but udp6's message manager offers
+        none: an abandoned request to a silent device stays an active exchange,
+        retransmitted for up to MAX_TRANSMIT_WAIT (93 s), and with NSTART = 1 every
+        later request to that device waits in its backlog behind it (our probes after an
+        unanswered Execute, for one); when the retransmissions run out, aiocoap fails
+        every request to that device, observations included. This `send_message` returns
+        the missing canceller."""
+        mman = self._mman
+        send = mman.send_message
+
+        def send_message(message: Message, monitor: Callable[[], None]) -> Any:
+            send(message, monitor)
+            if message.mtype is not CON or not message.code.is_request():
+                return None
+            return functools.partial(_withdraw, mman, message, monitor)
+
+        mman.send_message = send_message
+
+
+class UdpSocket(MessageLayer):
     """One udp6 socket of an aiocoap context: its message manager and message interface.
 
     The private attributes used: `MessageManager._recent_messages` (to recognise the
@@ -49,7 +86,7 @@ class UdpSocket:
     `.transport.sendmsg` (replaced per instance) and `.error_received`."""
 
     def __init__(self, message_manager: Any, interface: Any) -> None:
-        self._mman = message_manager
+        super().__init__(message_manager)
         self._interface = interface
 
     @property
@@ -77,12 +114,6 @@ class UdpSocket:
         message.direction = Direction.INCOMING
         self._interface._ctx.dispatch_message(message)
 
-    def replace_deduplication(self, deduplicate: Callable[[Message], bool],
-                              store_response: Callable[[Message], None]) -> None:
-        """Instance attributes shadow the methods the message manager calls on itself."""
-        self._mman._deduplicate_message = deduplicate
-        self._mman._store_response_for_duplicates = store_response
-
     # -- sending ----------------------------------------------------------------------
 
     def sendmsg(self, data: bytes, ancdata: list[Any], address: Any) -> None:
@@ -95,28 +126,6 @@ class UdpSocket:
         ancdata = [] if pktinfo is None else [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO,
                                                pktinfo)]
         self.sendmsg(data, ancdata, remote.sockaddr)
-
-    def cancellable_requests(self) -> None:
-        """A request its caller gives up on takes its Confirmable off the wire.
-
-        aiocoap's token layer asks the message layer for a canceller and calls it on
-        every event of the request, its end included, but udp6's message manager offers
-        none: an abandoned request to a silent device stays an active exchange,
-        retransmitted for up to MAX_TRANSMIT_WAIT (93 s), and with NSTART = 1 every
-        later request to that device waits in its backlog behind it (our probes after an
-        unanswered Execute, for one); when the retransmissions run out, aiocoap fails
-        every request to that device, observations included. This `send_message` returns
-        the missing canceller."""
-        mman = self._mman
-        send = mman.send_message
-
-        def send_message(message: Message, monitor: Callable[[], None]) -> Any:
-            send(message, monitor)
-            if message.mtype is not CON or not message.code.is_request():
-                return None
-            return functools.partial(_withdraw, mman, message, monitor)
-
-        mman.send_message = send_message
 
     def replace_sendmsg(self, sendmsg: SendMsg) -> None:
         self._interface.transport.sendmsg = sendmsg
@@ -170,6 +179,18 @@ def _warn_unchecked() -> None:
     log.warning("aiocoap %s is not among the versions whose internals were checked (%s): "
                 "the message-layer hooks may misbehave", aiocoap.meta.version,
                 ", ".join(sorted(CHECKED_AIOCOAP_VERSIONS)))
+
+
+def message_layers(context: Any, interface_type: type) -> list[MessageLayer]:
+    """The message managers of an aiocoap context whose message interface is one of
+    ours (`interface_type`: the CoAPs listener's)."""
+    found = []
+    for token_manager in getattr(context, "request_interfaces", ()):
+        mman = getattr(token_manager, "token_interface", None)
+        if isinstance(getattr(mman, "message_interface", None), interface_type) \
+                and hasattr(mman, "_recent_messages"):
+            found.append(MessageLayer(mman))
+    return found
 
 
 async def add_message_transport(context: Any, constructor: Callable[[Any], Any]) -> None:

@@ -23,14 +23,14 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiocoap import Message
 from aiocoap import error as coap_error
 from aiocoap.numbers.types import ACK, CON, RST
 
 from . import coapframe
-from .aiocoap_adapter import Receive, UdpSocket, udp_sockets
+from .aiocoap_adapter import Receive, UdpSocket, message_layers, udp_sockets
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,19 @@ Key = tuple[str, int, int]  # source host, source port, message id
 Seen = tuple[bytes, bytes | None]  # the request's token, the encoded response (when sent)
 
 
+class Resender(Protocol):
+    """Puts a stored answer on the wire again to a remote (udp6's socket, or a session)."""
+
+    def send_to_remote(self, data: bytes, remote: Any) -> None: ...
+
+
+class _InSession:
+    """Answers a duplicate inside the DTLS session it came in (`DtlsRemote.send`)."""
+
+    def send_to_remote(self, data: bytes, remote: Any) -> None:
+        remote.send(data)
+
+
 class DedupCache:
     """(remote, message id) -> (request token, encoded response or None while the request
     is in progress).
@@ -59,7 +72,7 @@ class DedupCache:
     socket got a port another client just gave up, has its own token and is handled
     afresh, never answered with the response to the other exchange."""
 
-    def __init__(self, udp: UdpSocket, *, span: float = GENERATION_SECONDS,
+    def __init__(self, udp: Resender, *, span: float = GENERATION_SECONDS,
                  cap: int = GENERATION_CAP, on_tick: Callable[[], None] | None = None) -> None:
         self._udp = udp
         self._on_tick = on_tick
@@ -160,6 +173,21 @@ def harden(context: Any, *, clock: Callable[[], float] = time.monotonic) -> list
         udp.replace_receive(_reset_unparsable(udp, malformed))
         _resilient_sends(udp)
         udp.cancellable_requests()
+        caches.append(cache)
+    return caches
+
+
+def harden_sessions(context: Any, interface_type: type) -> list[DedupCache]:
+    """The same bounded dedup cache and cancellable requests for the CoAPs listener's
+    message manager (`interface_type`): aiocoap's own would keep ~2.6 KB per exchange
+    for 247 s, and a request abandoned at our timeout would stay on the wire, holding
+    the device's later requests behind it, as over plain CoAP. Its datagrams are read
+    and decrypted by the listener, so the udp6 socket hooks do not apply."""
+    caches = []
+    for layer in message_layers(context, interface_type):
+        cache = DedupCache(_InSession())
+        layer.replace_deduplication(cache.deduplicate, cache.store_response)
+        layer.cancellable_requests()
         caches.append(cache)
     return caches
 

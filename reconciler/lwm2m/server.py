@@ -25,10 +25,14 @@ from reconciler.lwm2m.client import DeviceClient, RequestCounter
 from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.dtls_binding import KeyLookup, Session
 from reconciler.lwm2m.dtls_tinydtls import IDLE_TIMEOUT, TinyDtlsServer
-from reconciler.lwm2m.dtls_transport import CoapsListener, open_listener
+from reconciler.lwm2m.dtls_transport import (
+    CoapsListener,
+    DtlsMessageInterface,
+    open_listener,
+)
 from reconciler.lwm2m.fastpath import FastPath, install_fast_path
 from reconciler.lwm2m.firmware import OFFER_LIFETIME, FirmwareRepository
-from reconciler.lwm2m.hardening import DedupCache, harden
+from reconciler.lwm2m.hardening import DedupCache, harden, harden_sessions
 from reconciler.lwm2m.logbudget import LogBudget, guard
 from reconciler.lwm2m.queue import DEFAULT_AWAKE_SECONDS, QueueMode
 from reconciler.lwm2m.rd_resources import (
@@ -193,6 +197,7 @@ class Lwm2mServer:
                           None if self._coaps is None else self._plain_may_fetch)
         if self._coaps is not None:
             await add_message_transport(self._context, self._open_coaps)
+            self._caches += harden_sessions(self._context, DtlsMessageInterface)
         self._sweeper = asyncio.create_task(self._sweep(), name="lwm2m registration sweeper")
 
     async def _bind_plain(self, requested: int) -> None:

@@ -38,3 +38,36 @@ async def test_status_counts_the_coaps_listener(tmp_path: Path) -> None:
     dtls = status["dtls"]
     assert dtls["unknownIdentities"] >= 1 and dtls["handshakeFailures"] >= 1
     assert dtls["sessions"] == 0 and dtls["handshakes"] == 0
+
+
+async def test_a_reload_that_drops_an_identity_closes_its_session(tmp_path: Path) -> None:
+    """The whole path: the credentials file rewritten without an identity, the reloader
+    (watching the file), serve's revoke_on_reload, the listener: the session is closed at
+    once, counted as revoked, and the device's next handshake finds no key."""
+    repo = DesiredRepo(tmp_path / "repo", count=2)
+    creds = tmp_path / "creds.csv"
+    line = "id-{n},{key},{ep}\n"
+    keys = {n: f"key-{n}".encode() for n in range(2)}
+    rows = {n: line.format(n=n, key=keys[n].hex(), ep=endpoint(n)) for n in range(2)}
+    creds.write_text("identity,key,endpoint\n" + rows[0] + rows[1])
+    settings = settings_for(repo, tmp_path / "s.db", coaps="127.0.0.1:0", credentials=creds)
+    specs = [DeviceSpec(endpoint(n), version="1.0", psk=(f"id-{n}".encode(), keys[n]))
+             for n in range(2)]
+    async with serving(settings) as running, httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{running.http_port}") as http:
+        fleet = Fleet(f"coaps://127.0.0.1:{running.coaps_port}", specs, None, FAST)
+        await fleet.start(wait_registered=True, timeout=20)
+        try:
+            creds.write_text("identity,key,endpoint\n" + rows[1])  # id-0 removed
+            async with asyncio.timeout(15):  # the reloader's task: no event to await here
+                while 'reason="revoked"} 1.0' not in (await http.get("/metrics")).text:
+                    await asyncio.sleep(0.05)
+            text = (await http.get("/metrics")).text
+            assert "fota_dtls_sessions 1.0" in text  # id-1's session stays
+            gone = fleet.device(endpoint(0))
+            gone.trigger_update()  # a new handshake as id-0: no key for it any more
+            async with asyncio.timeout(15):
+                while 'reason="unknown_identity"} 0.0' in (await http.get("/metrics")).text:
+                    await asyncio.sleep(0.05)
+        finally:
+            await fleet.stop(deregister=False)
