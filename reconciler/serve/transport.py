@@ -59,13 +59,16 @@ def listeners(settings: ServeSettings, coap_port: int | None,
 async def publish_dtls(status: Callable[[], Mapping[str, int] | None],
                        write: Callable[[Mapping[str, object]], None],
                        stop: asyncio.Event, interval: float = PUBLISH_INTERVAL) -> None:
-    """Write the counters whenever they changed, every `interval` seconds, until `stop`."""
+    """Write the counters whenever they changed, every `interval` seconds, until `stop`,
+    and once more then: the state file keeps the run's final counts."""
     last: dict[str, int] | None = None
     write({})  # counted per run: forget the last run's
-    while not stop.is_set():
+    while True:
         now = status()
         if now is not None and now != last:
             write(now)
             last = dict(now)
+        if stop.is_set():
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval)
