@@ -64,8 +64,14 @@ class Batch:
         self._cursor = psycopg.ClientCursor(raw)
         self._held: list[Pending] = []
         # SET LOCAL: only this transaction waits for its commit to be flushed to disk.
-        self._opening: str | None = ("BEGIN; SET LOCAL synchronous_commit = on" if durable
-                                     else "BEGIN")
+        # Then the tallies' one-row counter, which every write of progress, devices or
+        # reports updates (a trigger) and holds until its commit: taken first, it orders
+        # the writers of every node before any of their rows, where taking it at a row's
+        # trigger deadlocked two nodes' writes (each held a row the other wanted, 1 s
+        # lost to detection each time, and the loser's reconcile failed).
+        self._opening: str | None = "; ".join(
+            ["BEGIN", *(["SET LOCAL synchronous_commit = on"] if durable else []),
+             "SELECT n FROM change_seq FOR UPDATE"])
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Pending:
         text, order = to_pyformat(sql)
