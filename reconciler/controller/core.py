@@ -123,6 +123,8 @@ class Controller:
             return
         if event.kind in (RegistrationEventKind.DEREGISTERED, RegistrationEventKind.EXPIRED):
             self.ownership.gone(reg.endpoint)
+            if self.decider.feed is not None:  # what another node wrote since it moved
+                self.decider.reload(device.device_id)
         elif event.kind is RegistrationEventKind.REGISTERED:
             if self.ownership.registered(reg, self.server.formats(reg.endpoint)):
                 self.decider.reload(device.device_id)  # another node's record, maybe
@@ -223,6 +225,7 @@ class Controller:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
+            await self.decider.follow_others()  # several nodes: the others' records
             self.decider.flush_status()
             self.decider.retry_slots()
             await self.restart.flush()

@@ -19,6 +19,7 @@ from typing import TypeVar
 from reconciler import heap
 from reconciler.cluster.node import default_node_id
 from reconciler.cluster.ownership import Ownership
+from reconciler.cluster.progress_feed import ProgressFeed
 from reconciler.cluster.slots import SharedSlots
 from reconciler.controller.config import ControllerConfig
 from reconciler.controller.held_writes import HeldWrites, RetargetSlice
@@ -61,6 +62,8 @@ class Decider:
         # The leader writes a revision's rows; a follower waits for them (cluster).
         self.apply_desired: Callable[[DesiredState], None] = store.apply_desired
         self.slots = SharedSlots()
+        # Several nodes: the other nodes' records, for the guards and the status (serve).
+        self.feed: ProgressFeed | None = None
         self.config = settings.engine_config()
         self.desired = DesiredState.empty()
         self.index = RolloutIndex(self._place)
@@ -144,6 +147,8 @@ class Decider:
             gone = [d for d in old.devices if d not in desired.devices]
             return [], [d for d in desired.devices if revision_affects(old, desired, d)], gone
         self._loaded = True
+        if self.feed is not None:
+            self.feed.begin()  # before the load: no other node's change falls between
         known = [(desired.devices[p.device_id].collection_id, p)
                  for p in self.store.all_progress() if p.device_id in desired.devices]
         return known, list(desired.devices), []
@@ -262,7 +267,7 @@ class Decider:
             # Its record leaves this node's counts (the new owner's write counts it in
             # the store): an update it had in flight here must not hold a slot forever.
             if before is not None and before.state.in_flight:
-                self.index.remove(device_id)
+                self.reload(device_id)  # the new owner's record, if it wrote one
                 self._release(device.collection_id)
             self._changed.set()  # waiters may wait for that too
             return None
@@ -389,6 +394,29 @@ class Decider:
             while not predicate():
                 self._changed.clear()
                 await self._changed.wait()
+
+    async def follow_others(self) -> None:
+        """Every second on a shared store: what the other nodes recorded since the last
+        look goes into the rollout index, so maxConcurrent, the waves and the failure
+        threshold count every node's devices and the status written is the fleet's; the
+        collections that changed release their held devices (a slot freed elsewhere, a
+        wave finished, a halt each held device must state)."""
+        if self.feed is None or not self._loaded:
+            return
+        records = await asyncio.to_thread(self.feed.read, list(self.desired.collections))
+        touched: set[str] = set()
+        for record in records:
+            device = self.desired.devices.get(record.device_id)
+            # A device this node owns is written by this node alone (fenced): its index
+            # record is the newest, and a read that overtook a write here is not.
+            if device is None or self.ownership.owns(device.endpoint) \
+                    or self.index.get(record.device_id) == record:
+                continue
+            self.index.put(device.collection_id, record)
+            touched.add(device.collection_id)
+        for collection_id in sorted(touched):
+            self._dirty.add(collection_id)
+            self._release(collection_id)
 
     def retry_slots(self) -> None:
         """Every second: collections whose devices wait for a slot other nodes held

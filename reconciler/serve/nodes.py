@@ -16,6 +16,7 @@ from reconciler.cluster.leadership import Leadership, SoleLeader, applier
 from reconciler.cluster.lease import NodeLease
 from reconciler.cluster.node import default_node_id
 from reconciler.cluster.ownership import Ownership
+from reconciler.cluster.progress_feed import ProgressFeed
 from reconciler.lwm2m.remote_offers import Find, RemoteOffers
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState
@@ -36,6 +37,7 @@ class NodeParts:
     lease: NodeLease
     leadership: Leadership
     apply_desired: Callable[[DesiredState], None]  # the Decider's, leader-aware
+    feed: ProgressFeed | None = None  # the other nodes' records (a shared store)
 
     async def settle(self) -> None:
         """Before the first revision: whether this node leads, and its first heartbeat."""
@@ -53,13 +55,15 @@ def node_parts(settings: ServeSettings, store: Store, clock: Callable[[], float]
     node offered served here. A SQLite file: the node leads alone."""
     node = settings.node_id or default_node_id()
     leadership: Leadership = SoleLeader()
+    feed = None
     if isinstance(settings.state, str):
         leadership = PgLeadership(settings.state, node, settings.lease, clock)
+        feed = ProgressFeed(store)
         server.firmware.remote = RemoteOffers(
             server.firmware, store_offers(store, images, clock, server.plain_may_serve))
     return NodeParts(node, Ownership(store, node),
                      NodeLease(store.heartbeat, node, settings.lease, clock), leadership,
-                     applier(store, leadership, FOLLOW_LEASES * settings.lease))
+                     applier(store, leadership, FOLLOW_LEASES * settings.lease), feed)
 
 
 def store_offers(store: Store, images: Callable[[str], Awaitable[bytes]],

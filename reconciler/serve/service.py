@@ -194,6 +194,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     controller = Controller(store, server, source.image, settings.controller, clock,
                             ownership=node.ownership, lease=node.lease)
     controller.decider.apply_desired = node.apply_desired
+    controller.decider.feed = node.feed
     await node.settle()  # the leader applies the first revision, the others wait for it
     uninstrument = instrument(metrics, store, server, controller)
     await controller.set_desired(desired)

@@ -442,6 +442,24 @@ class SqliteStore(EventFeed):
         rows = self._query("SELECT * FROM progress ORDER BY device_id")
         return [codec.progress_from_row(r) for r in rows]
 
+    def change_seq(self) -> int:
+        """The tallies' change counter: a record committed after this read has a greater
+        stamp in `device_changes` (it grows in commit order)."""
+        rows = self._query("SELECT n FROM change_seq")
+        return int(rows[0][0]) if rows else 0
+
+    def progress_changes(self, collection_id: str, since: int,
+                         limit: int) -> tuple[int, list[DeviceProgress]]:
+        """The progress records of the collection's devices changed after stamp `since`
+        (by any node), at most `limit` changes; and the stamp to ask from next time."""
+        rows = self._query("SELECT c.seq, p.* FROM device_changes c LEFT JOIN progress p "
+                           "ON p.device_id = c.device_id WHERE c.collection_id = ? AND "
+                           "c.seq > ? ORDER BY c.seq LIMIT ?", (collection_id, since, limit))
+        if not rows:
+            return since, []
+        return int(rows[-1][0]), [codec.progress_from_row(r[1:]) for r in rows
+                                  if r[1] is not None]
+
     def put_conditions(self, subject: str, conditions: Sequence[Condition]) -> None:
         """Replace the conditions of `subject` (a device id or a collection id)."""
         with self._tx() as conn:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import psycopg
 from forwarder import Forwarder
@@ -37,6 +37,15 @@ class Node:
     @property
     def address(self) -> tuple[str, int]:
         return ("127.0.0.1", self.coap_port)
+
+    def get_text(self, path: str) -> str:
+        """GET `path` of this node's API (blocking: call in a thread)."""
+        url = f"http://127.0.0.1:{self.http_port}{path}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return str(response.read().decode())
+
+    def get_json(self, path: str) -> Any:
+        return json.loads(self.get_text(path))
 
     def readyz(self) -> tuple[int, dict[str, object]]:
         """(status, body) of GET /readyz (blocking: call in a thread)."""

@@ -79,6 +79,8 @@ async def test_max_concurrent_holds_across_nodes_and_a_commit_is_applied_once(
     assert 1 <= peak <= 2
     assert applied == 1
     assert [d.executes for d in fleet.devices()] == [1] * 12
+    logs = [(tmp_path / f"{name}.log").read_text() for name in ("n1", "n2", "n3")]
+    assert not any("deadlock detected" in log for log in logs)  # writers take one row first
 
 
 async def test_kill_9_of_a_node_mid_rollout_moves_its_devices_without_a_second_execute(

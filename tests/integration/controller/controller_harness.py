@@ -64,6 +64,7 @@ class DesiredRepo:
     management: str = "collection"
     target: str | None = "1.0"
     device_targets: dict[int, str] = field(default_factory=dict)
+    device_tags: dict[int, dict[str, str]] = field(default_factory=dict)
     rollout: dict[str, Any] = field(default_factory=dict)
     image_size: int = 2048
     drift_policy: str | None = None
@@ -107,6 +108,8 @@ class DesiredRepo:
             entry: dict[str, Any] = {"deviceId": device_id(n), "endpoint": endpoint(n)}
             if n in self.device_targets:
                 entry["target"] = self.device_targets[n]
+            if n in self.device_tags:
+                entry["tags"] = self.device_tags[n]
             lines.append("- " + json.dumps(entry))
         self._write(f"manifests/{COLLECTION}/devices/all.yaml", "\n".join(lines) + "\n")
 
