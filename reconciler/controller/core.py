@@ -26,7 +26,7 @@ from reconciler.controller.reports import Reports
 from reconciler.controller.restore import RestartRecords, Restored
 from reconciler.controller.watches import Watches
 from reconciler.controller.workqueue import Requeue, WorkQueue
-from reconciler.errors import WaitingError
+from reconciler.errors import NotOwner, WaitingError
 from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.logbudget import LogBudget, guard
 from reconciler.lwm2m.server import Lwm2mServer
@@ -62,6 +62,9 @@ class Controller:
         self.lease = lease
         self.watches = Watches()
         self.reports = Reports(store)
+        # A report about a device another node took over is refused, not written over
+        # the new owner's (a soft fence: it lands while no node has the device registered).
+        self.reports.fence = lambda endpoint: self.ownership.fence(endpoint, registered=False)
         self.decider = Decider(store, self.reports, server, self.watches, settings, clock,
                                self.ownership)
         self.executor = Executor(server, self.reports, self.watches, images, settings,
@@ -152,7 +155,11 @@ class Controller:
         task.add_done_callback(self._tasks.discard)
 
     def _on_notify(self, device: Device, values: dict[Path, Value]) -> None:
-        self.reports.merge(device.device_id, device.endpoint, values, self.clock())
+        try:
+            self.reports.merge(device.device_id, device.endpoint, values, self.clock())
+        except NotOwner:  # a notification of an observation another node's Register ended
+            self.ownership.lost(device.endpoint)
+            return
         self.queue.add(device.device_id)
 
     async def reconcile_device(self, device_id: str) -> Requeue | None:
@@ -172,6 +179,9 @@ class Controller:
                 await self._carry_out(step)
             except WaitingError as exc:
                 log.info("%s: waiting for the device to speak (%s)", device_id, exc)
+                return None
+            except NotOwner:  # its report refused: a Register at another node took it
+                self.ownership.lost(step.device.endpoint)
                 return None
             except Exception as exc:
                 # Into the device's history (once per streak of the same error), then to

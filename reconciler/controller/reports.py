@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from reconciler import heap
+from reconciler.model.cluster import Fence
 from reconciler.model.lwm2m import (
     DEV_FIRMWARE_VERSION,
     DEV_MANUFACTURER,
@@ -87,6 +88,9 @@ class Reports:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        # Several nodes: what a report write must still hold (Ownership.fence); a node
+        # that lost the device to another has its write refused (NotOwner).
+        self.fence: Callable[[str], Fence] | None = None
         self._known: dict[str, DeviceReport] = {}
         self._size = heap.Shrinker()
 
@@ -109,7 +113,8 @@ class Reports:
               now: float) -> DeviceReport:
         """Merge `values` into the device's report and persist it."""
         report = merge_report(self.get(device_id), endpoint, values, now)
-        self._store.put_report(device_id, report)
+        fence = self.fence(endpoint) if self.fence is not None else None
+        self._store.put_report(device_id, report, fence=fence)
         self._known[device_id] = report
         self._size.added(self._known)
         return report

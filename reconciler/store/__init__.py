@@ -69,7 +69,8 @@ class Store(Protocol):
     def set_dtls_status(self, status: Mapping[str, object]) -> None: ...  # CoAPs counters
     def set_listeners(self, listeners: Mapping[str, object]) -> None: ...  # coap, coaps
     def set_credentials_status(self, status: Mapping[str, object]) -> None: ...
-    def put_report(self, device_id: str, report: DeviceReport) -> None: ...
+    def put_report(self, device_id: str, report: DeviceReport, *,
+                   fence: Fence | None = None) -> None: ...  # NotOwner
     def report(self, device_id: str) -> DeviceReport | None: ...
     def put_progress(self, progress: DeviceProgress, events: Sequence[DeviceEvent] = (),
                      *, durable: bool = False, fence: Fence | None = None,

@@ -387,10 +387,14 @@ class SqliteStore(EventFeed):
         with self._tx() as conn:
             _set_meta(conn, "notify_state", json.dumps(dict(state), default=_jsonable))
 
-    def put_report(self, device_id: str, report: DeviceReport) -> None:
-        """Store the report and re-derive the device's current image in one transaction."""
+    def put_report(self, device_id: str, report: DeviceReport, *,
+                   fence: Fence | None = None) -> None:
+        """Store the report and re-derive the device's current image in one transaction;
+        with `fence`, only while the fence's node may write about the device (NotOwner)."""
         version = report.firmware_version.strip() if report.firmware_version else None
         with self._tx() as conn:
+            if fence is not None:
+                _check_fence(conn, fence)
             conn.execute(self._upsert_report, codec.report_row(device_id, report))
             conn.execute(_SET_CURRENT, (version, device_id))
 

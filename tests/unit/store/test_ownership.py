@@ -11,7 +11,7 @@ import pytest
 from reconciler.errors import NoSlot, NotOwner
 from reconciler.model.cluster import Fence, SlotClaim
 from reconciler.model.lwm2m import NO_FORMATS, Registration
-from reconciler.model.observed import DeviceEvent, DeviceProgress
+from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
 from reconciler.model.status import UpdateState
 from reconciler.store import SqliteStore
 
@@ -134,3 +134,23 @@ def test_a_write_about_a_device_not_registered_here_lands_unless_another_node_ha
     store.claim_registration(_reg("ep-0"), NO_FORMATS, "node-b")
     with pytest.raises(NotOwner, match="owned by node-b"):
         store.put_progress(_executing("dev0000").evolve(attempts=2), fence=loose)
+
+
+def test_a_report_from_a_node_that_lost_the_device_is_refused(
+        store: SqliteStore, fleet: Fleet) -> None:
+    """A read or a notification answered at the old node after a Register moved the
+    device on: its report must not overwrite the new owner's (the new owner's reads
+    decide what the device runs). Soft fence, as the controller writes it: a device
+    registered nowhere still gets its report."""
+    store.apply_desired(fleet.snapshot(2))
+    old = store.claim_registration(_reg("ep-0"), NO_FORMATS, "node-a")
+    new = store.claim_registration(_reg("ep-0", 5701), NO_FORMATS, "node-b")
+    theirs = DeviceReport("ep-0", firmware_version="2.0", reported_at=200.0)
+    store.put_report("dev0000", theirs, fence=Fence("ep-0", "node-b", new, strict=False))
+    stale = DeviceReport("ep-0", firmware_version="1.0", reported_at=210.0)
+    with pytest.raises(NotOwner):
+        store.put_report("dev0000", stale, fence=Fence("ep-0", "node-a", old, strict=False))
+    nowhere = DeviceReport("ep-1", firmware_version="1.0", reported_at=220.0)
+    store.put_report("dev0001", nowhere, fence=Fence("ep-1", "node-a", 0, strict=False))
+    assert store.report("dev0000") == theirs
+    assert store.report("dev0001") == nowhere
