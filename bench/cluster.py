@@ -10,7 +10,20 @@ is a throwaway cluster this script starts with Debian's initdb and pg_ctl (as th
 do: bench/pgcluster.py), with fsync on as a production server has it, on a unix socket;
 each run gets a database of its own.
 
-    .venv/bin/python bench/cluster.py [--devices 1000] [--rounds 1] [--patience 300]
+Part 2, `nodes`: three `fota serve` nodes (`--node-id n1..n3`) on one database holding
+`--registrations` (300,000) registrations in all, a third registered at each node
+(queue-mode endpoints of `rollout.QueueRegistrar`, 64 sockets and 256 Registers in flight
+per node, all nodes at once; the collection's firmware management is disabled, so the
+figures are those of holding registrations): registrations per second, each node's RSS
+once all are registered, and the database's size (`pg_database_size`) and rows.
+
+Part 3, `failover`: then n3 is killed (SIGKILL) and its devices register again at n1 and
+n2 (half each) at once, as devices whose next Update or retry falls within 10 s of the
+kill do: seconds from the kill to the moment the database shows none of them owned by
+n3, and Registers per second meanwhile. Parts 2 and 3 share one run (`--parts nodes`).
+
+    .venv/bin/python bench/cluster.py [--parts engines,nodes] [--devices 1000]
+        [--rounds 1] [--patience 300] [--registrations 300000]
 """
 
 from __future__ import annotations
@@ -26,8 +39,15 @@ from pathlib import Path
 from typing import Any
 
 import procs
+import psycopg
 from pgcluster import PgCluster, binaries
-from rollout import rollout
+from rollout import QueueRegistrar, Server, make_repo, rollout
+
+NODES = ("n1", "n2", "n3")
+# Queue-mode endpoints answer no device management (only ever "asleep" to the
+# controller); a lease long enough for the leader to apply 300,000 devices before the
+# followers stop waiting for it (3 leases).
+NODE_ENV = {"FOTA_AWAKE_WINDOW": "0.001", "FOTA_LEASE": "60"}
 
 
 def note(text: str) -> None:
@@ -74,14 +94,137 @@ async def engines(devices: int, rounds: int, patience: float) -> dict[str, Any]:
             "goal_ratio": 1.5}
 
 
+async def nodes(registrations: int) -> dict[str, Any]:
+    """Parts 2 and 3 in one run (see the module's docstring)."""
+    bindir = binaries()
+    if bindir is None:
+        raise SystemExit("PostgreSQL's initdb and pg_ctl not found: apt-get install postgresql")
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
+        cluster = PgCluster(bindir, fsync=True).start()
+        try:
+            return await _three_nodes(Path(tmp), cluster.new_database("nodes"),
+                                      registrations)
+        finally:
+            cluster.stop()
+
+
+async def _three_nodes(tmp: Path, url: str, count: int) -> dict[str, Any]:
+    endpoints = [f"reg-{i:06d}" for i in range(count)]
+    repo = make_repo(tmp / "repo", endpoints)
+    manifest = tmp / "repo" / "manifests" / "bench" / "collection.yaml"
+    manifest.write_text(manifest.read_text().replace("management: collection",
+                                                     "management: disabled"))
+    repo.git.add(A=True)
+    repo.git.commit("-q", "-m", "firmware management disabled: registrations only")
+    servers: dict[str, Node] = {}
+    try:
+        started = time.time()
+        for name in NODES:  # one leads and applies the revision; the others follow
+            servers[name] = Node(name, tmp, url)
+        await asyncio.gather(*(server.start() for server in servers.values()))
+        note(f"three nodes ready in {time.time() - started:.0f}s; registering {count}")
+        shares = {name: endpoints[n::len(NODES)] for n, name in enumerate(NODES)}
+        registered = await _register(servers, shares)
+        rss = {name: round(server.rss_mb(), 1) for name, server in servers.items()}
+        with psycopg.connect(url, autocommit=True) as conn:
+            size = _one(conn, "SELECT pg_database_size(current_database())")
+            rows = _one(conn, "SELECT count(*) FROM registrations")
+            per_node = dict(conn.execute("SELECT owner, count(*) FROM registrations "
+                                         "GROUP BY owner ORDER BY owner").fetchall())
+            note("killing n3; its devices register again at n1 and n2")
+            failover = await _failover(servers, shares["n3"], conn)
+    finally:
+        for server in servers.values():
+            if server.proc.returncode is None:
+                await server.stop()
+    return {"registrations": count, "registered": registered, "rss_mb_per_node": rss,
+            "db_bytes": size, "db_mb": round(size / 2**20, 1), "db_registration_rows": rows,
+            "owned_per_node": per_node, "failover": failover}
+
+
+async def _register(servers: dict[str, Node], shares: dict[str, list[str]]
+                    ) -> dict[str, Any]:
+    registrars = [QueueRegistrar(("127.0.0.1", servers[name].port), endpoints,
+                                 sockets=64, in_flight=256)
+                  for name, endpoints in shares.items()]
+    for registrar in registrars:
+        await registrar.open()
+    started = time.perf_counter()
+    try:
+        stats = await asyncio.gather(*(r.register_all() for r in registrars))
+    finally:
+        for registrar in registrars:
+            registrar.close()
+    seconds = time.perf_counter() - started
+    ok = sum(s.ok for s in stats)
+    return {"ok": ok, "failed": sum(s.failed for s in stats), "seconds": round(seconds, 1),
+            "per_second": round(ok / seconds)}
+
+
+async def _failover(servers: dict[str, Node], theirs: list[str],
+                    conn: psycopg.Connection) -> dict[str, Any]:
+    victim = servers["n3"]
+    victim.proc.kill()
+    killed = time.perf_counter()
+    await victim.proc.wait()
+    registrars = [QueueRegistrar(("127.0.0.1", servers[name].port), theirs[n::2],
+                                 sockets=64, in_flight=256)
+                  for n, name in enumerate(("n1", "n2"))]
+    for registrar in registrars:
+        await registrar.open()
+    try:
+        stats = await asyncio.gather(*(r.register_all() for r in registrars))
+        while (left := _one(conn, "SELECT count(*) FROM registrations WHERE owner = 'n3'")):
+            note(f"{left} devices still owned by n3")
+            await asyncio.sleep(0.5)  # another process writes: nothing to await
+    finally:
+        for registrar in registrars:
+            registrar.close()
+    moved_s = time.perf_counter() - killed
+    ok = sum(s.ok for s in stats)
+    return {"devices": len(theirs), "registered_again": ok,
+            "failed": sum(s.failed for s in stats),
+            "kill_to_all_owned_elsewhere_s": round(moved_s, 1),
+            "registers_per_second": round(ok / moved_s)}
+
+
+class Node(Server):
+    """One `fota serve --node-id NAME` on the shared database, on a port of its own."""
+
+    def __init__(self, name: str, tmp: Path, url: str) -> None:
+        self.port = procs.free_udp_port()
+        super().__init__(tmp / "repo", url, self.port,
+                         {**NODE_ENV, "FOTA_CACHE_DIR": str(tmp / f"cache-{name}")})
+        self.args += ["--node-id", name]
+
+    async def start(self) -> None:
+        """As `Server.start`, but a node may wait 3 leases for the leader's apply."""
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.args, stderr=asyncio.subprocess.PIPE, env=self.env)
+        self._reader = asyncio.create_task(self._read())
+        await self.wait_for(lambda line: "fota serve ready" in line, 1, 900)
+
+
+def _one(conn: psycopg.Connection, sql: str) -> int:
+    row = conn.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="engines,nodes")
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--patience", type=float, default=300.0,
                         help="seconds a rollout may take before it is reported as it stands")
+    parser.add_argument("--registrations", type=int, default=300_000)
     args = parser.parse_args()
-    result = {"engines": asyncio.run(engines(args.devices, args.rounds, args.patience))}
+    parts = set(args.parts.split(","))
+    result: dict[str, Any] = {}
+    if "engines" in parts:
+        result["engines"] = asyncio.run(engines(args.devices, args.rounds, args.patience))
+    if "nodes" in parts:
+        result["nodes"] = asyncio.run(nodes(args.registrations))
     print(json.dumps(result, indent=2))
 
 
