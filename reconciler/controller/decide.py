@@ -409,8 +409,13 @@ class Decider:
             device = self.desired.devices.get(record.device_id)
             # A device this node owns is written by this node alone (fenced): its index
             # record is the newest, and a read that overtook a write here is not.
-            if device is None or self.ownership.owns(device.endpoint) \
-                    or self.index.get(record.device_id) == record:
+            held = self.index.get(record.device_id)
+            if device is None or self.ownership.owns(device.endpoint) or held == record:
+                continue
+            # A record of an older target than the one this node applied (its owner has
+            # not retargeted yet; its retarget follows) would take the device out of its
+            # wave here, and an emptied wave passes its gate.
+            if held is not None and self._place(held)[1] and not self._place(record)[1]:
                 continue
             self.index.put(device.collection_id, record)
             touched.add(device.collection_id)
