@@ -43,6 +43,7 @@ MAX_STEPS = 12  # decide -> act rounds per reconcile before yielding the worker
 STEP_CAP_DELAY = 1.0
 # A decision that waits until an instant already past is looked at again after this.
 MIN_REQUEUE = 0.05
+RETARGET_WAIT = 0.2  # a reconcile during a revision's retarget looks again after this
 ENQUEUE_SLICE = 5_000  # keys enqueued per pass of the event loop
 # The loggers of reconciler/controller/: what a device does wrong reaches them, so their
 # warnings are rate-limited like the LwM2M layer's (LogBudget, from WARNING up).
@@ -168,6 +169,8 @@ class Controller:
         if self.lease is not None and not self.lease.held:
             self.lease.park(device_id)  # looked at again once the store hears us
             return None
+        if self.decider.retargeting:  # the rollout index is between two revisions
+            return Requeue(RETARGET_WAIT)
         for _ in range(MAX_STEPS):
             step = self.decider.decide_and_record(device_id)
             if step is None:

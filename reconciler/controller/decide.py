@@ -62,6 +62,7 @@ class Decider:
         # The leader writes a revision's rows; a follower waits for them (cluster).
         self.apply_desired: Callable[[DesiredState], None] = store.apply_desired
         self.slots = SharedSlots()
+        self.retargeting = False  # a revision's records are being retargeted (_apply)
         # Several nodes: the other nodes' records, for the guards and the status (serve).
         self.feed: ProgressFeed | None = None
         self.config = settings.engine_config()
@@ -107,6 +108,17 @@ class Decider:
         took = _Phases()
         known, affected, gone = await asyncio.to_thread(self._materialise, self.desired, desired)
         old, self.desired = [self.desired], desired
+        # Until every record is retargeted the index still counts the old target's (an
+        # emptied wave would pass its gate): reconciles wait for it (`retargeting`).
+        self.retargeting = True
+        try:
+            return await self._retarget(desired, old, known, affected, gone, took)
+        finally:
+            self.retargeting = False
+
+    async def _retarget(self, desired: DesiredState, old: list[DesiredState],
+                        known: list[tuple[str, DeviceProgress]], affected: list[str],
+                        gone: list[str], took: _Phases) -> tuple[list[str], list[str]]:
         took.done("store")
         await _in_slices(gone, self._forget)
         # their offers end with them
