@@ -67,12 +67,18 @@ async def serve(sessions: int, downloaders: int) -> None:
     server = Lwm2mServer("127.0.0.1", 0, coaps=("127.0.0.1", 0), psk=keys.get)
     await server.start()
     image = os.urandom(IMAGE_SIZE)
+    # Secured devices' offers serve only inside their sessions, and plain CoAP never
+    # serves a secured device's firmware: the plain downloads use the plain endpoints'.
     offers = [server.offer_firmware(endpoint(i), "bench-image", image)
               for i in range(downloaders)]
+    plain_offers = [server.offer_firmware(endpoint(i, "p"), "bench-image", image)
+                    for i in range(downloaders)]
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     print(json.dumps({"coap": server.port, "coaps": server.coaps_port,
-                      "offers": [o.rsplit("/", 1)[1] for o in offers]}), flush=True)
+                      "offers": [o.rsplit("/", 1)[1] for o in offers],
+                      "plain_offers": [o.rsplit("/", 1)[1] for o in plain_offers]}),
+          flush=True)
     await stop.wait()
     print(json.dumps({"dtls": server.dtls_status()}), flush=True)
     await server.stop()
@@ -184,7 +190,7 @@ async def _ours(args: argparse.Namespace, pid: int, ports: dict[str, Any]) -> di
         lambda i: f"coaps://127.0.0.1:{ports['coaps']}/fw/{ports['offers'][i]}",
         args.downloaders, args.seconds, True)
     coap = await blocks_per_second(
-        lambda i: f"coap://127.0.0.1:{ports['coap']}/fw/{ports['offers'][i]}",
+        lambda i: f"coap://127.0.0.1:{ports['coap']}/fw/{ports['plain_offers'][i]}",
         args.downloaders, args.seconds, False)
     return {
         "handshakes_per_second": round(args.sessions / seconds, 1),
