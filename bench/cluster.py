@@ -35,6 +35,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,20 +72,28 @@ async def one_rollout(engine: str, devices: int, tmp: Path, cluster: PgCluster,
     return {**result, "children_cpu_s": round(procs.children_cpu_s() - cpu, 1)}
 
 
-async def engines(devices: int, rounds: int, patience: float) -> dict[str, Any]:
+@contextmanager
+def postgres() -> Iterator[tuple[Path, PgCluster]]:
+    """A scratch directory and a throwaway cluster (fsync on, as in production), both
+    gone afterwards."""
     bindir = binaries()
     if bindir is None:
         raise SystemExit("PostgreSQL's initdb and pg_ctl not found: apt-get install postgresql")
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
         cluster = PgCluster(bindir, fsync=True).start()
         try:
-            runs: dict[str, list[dict[str, Any]]] = {"sqlite": [], "postgresql": []}
-            for n in range(rounds):
-                for engine in runs:
-                    runs[engine].append(await one_rollout(engine, devices, Path(tmp),
-                                                          cluster, n, patience))
+            yield Path(tmp), cluster
         finally:
             cluster.stop()
+
+
+async def engines(devices: int, rounds: int, patience: float) -> dict[str, Any]:
+    with postgres() as (tmp, cluster):
+        runs: dict[str, list[dict[str, Any]]] = {"sqlite": [], "postgresql": []}
+        for n in range(rounds):
+            for engine in runs:
+                runs[engine].append(await one_rollout(engine, devices, tmp, cluster, n,
+                                                      patience))
     seconds = {e: [r["commit_to_all_current_s"] for r in rs] for e, rs in runs.items()}
     complete = all(s is not None for ss in seconds.values() for s in ss)
     medians = {e: statistics.median(ss) for e, ss in seconds.items()} if complete else {}
@@ -96,16 +106,8 @@ async def engines(devices: int, rounds: int, patience: float) -> dict[str, Any]:
 
 async def nodes(registrations: int) -> dict[str, Any]:
     """Parts 2 and 3 in one run (see the module's docstring)."""
-    bindir = binaries()
-    if bindir is None:
-        raise SystemExit("PostgreSQL's initdb and pg_ctl not found: apt-get install postgresql")
-    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
-        cluster = PgCluster(bindir, fsync=True).start()
-        try:
-            return await _three_nodes(Path(tmp), cluster.new_database("nodes"),
-                                      registrations)
-        finally:
-            cluster.stop()
+    with postgres() as (tmp, cluster):
+        return await _three_nodes(tmp, cluster.new_database("nodes"), registrations)
 
 
 async def _three_nodes(tmp: Path, url: str, count: int) -> dict[str, Any]:

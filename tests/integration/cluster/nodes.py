@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import sys
 import urllib.error
@@ -18,11 +17,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import psycopg
 from forwarder import Forwarder
-from serve_process import ENV
+from serve_process import serve_child
 
 from reconciler.simulator import Fleet, SimDevice
 
@@ -68,28 +67,10 @@ async def fota_node(name: str, repo: Path, state: str, public_uri: str | None,
             "--http", "127.0.0.1:0"]
     if public_uri is not None:
         args += ["--public-uri", public_uri]
-    log = (logs / f"{name}.log").open("ab")
-    proc = await asyncio.create_subprocess_exec(
-        *args, stderr=asyncio.subprocess.PIPE, env={**os.environ, **ENV, **(env or {})})
-    assert proc.stderr is not None
-    drain: asyncio.Task[None] | None = None
-    try:
-        async with asyncio.timeout(60):
-            while b"fota serve ready" not in (line := await proc.stderr.readline()):
-                log.write(line)
-                assert line, f"node {name} exited before it was ready"
-        log.write(line)
-        drain = asyncio.create_task(_drain(proc.stderr, log))
+    async with serve_child(args, logs / f"{name}.log", env, 60) as (proc, line):
         ports = re.search(rb"coap [\d.]+:(\d+), http [\d.]+:(\d+)", line)
         assert ports is not None, line
         yield Node(name, int(ports[1]), int(ports[2]), proc)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.wait()
-        if drain is not None:
-            await drain
-        log.close()
 
 
 @asynccontextmanager
@@ -128,10 +109,3 @@ def via_port(url: str, port: int) -> str:
     query = urllib.parse.urlencode({"options": info["options"]}) if "options" in info else ""
     return (f"postgresql://{info.get('user', 'fota')}@127.0.0.1:{port}/{info['dbname']}"
             + (f"?{query}" if query else ""))
-
-
-
-async def _drain(stream: asyncio.StreamReader, log: BinaryIO) -> None:
-    while line := await stream.readline():
-        log.write(line)
-        log.flush()

@@ -45,20 +45,31 @@ async def fota_serve(repo: Path, state: Path | str, coap_port: int,
                      log_dir: Path | None = None,
                      ) -> AsyncIterator[asyncio.subprocess.Process]:
     """Start `fota serve`, wait for its ready line, and make sure it is gone afterwards."""
-    log = ((log_dir or Path(state).parent) / "serve.log").open("ab")
+    async with serve_child(serve_args(repo, state, coap_port, http_port),
+                           (log_dir or Path(state).parent) / "serve.log", env, 30) as (proc, _):
+        yield proc
+
+
+@asynccontextmanager
+async def serve_child(args: list[str], log_path: Path, env: Mapping[str, str] | None,
+                      ready_within: float
+                      ) -> AsyncIterator[tuple[asyncio.subprocess.Process, bytes]]:
+    """`args` as a child process with the tests' settings: (the process, its ready line)
+    once it logged "fota serve ready"; its log goes to `log_path`; killed if still
+    running and always reaped afterwards."""
+    log = log_path.open("ab")
     proc = await asyncio.create_subprocess_exec(
-        *serve_args(repo, state, coap_port, http_port), stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **ENV, **(env or {})})
+        *args, stderr=asyncio.subprocess.PIPE, env={**os.environ, **ENV, **(env or {})})
     assert proc.stderr is not None
     drain: asyncio.Task[None] | None = None
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(ready_within):
             while b"fota serve ready" not in (line := await proc.stderr.readline()):
                 log.write(line)
-                assert line, "fota serve exited before it was ready"
+                assert line, f"{log_path.stem}: fota serve exited before it was ready"
         log.write(line)
         drain = asyncio.create_task(_drain(proc.stderr, log))
-        yield proc
+        yield proc, line
     finally:
         if proc.returncode is None:
             proc.kill()
