@@ -10,9 +10,11 @@ the `RolloutIndex` and the per-collection status written to the store.
 from __future__ import annotations
 
 import asyncio
+import collections
+import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -173,7 +175,7 @@ class Decider:
         that the level-triggered reconcile does anyway."""
         started, count, took = self.clock(), 0, _Phases()
         self._write_conditions()  # older ones must not land after this revision's
-        pending, caught_up = iter(affected), time.monotonic()
+        pending, caught_up = collections.deque(affected), time.monotonic()
         while (batch := self._acknowledge_slice(pending, started)) is not None:
             count += len(batch.records)
             took.done("deciding")
@@ -194,17 +196,21 @@ class Decider:
             log.info("revision %s: %d devices retargeted in %.2fs (%s)",
                      self.desired.revision[:12], count, self.clock() - started, took)
 
-    def _acknowledge_slice(self, device_ids: Iterator[str], now: float) -> RetargetSlice | None:
-        """Retarget devices from `device_ids` for up to `SLICE_SECONDS` (at most
-        `SLICE_DEVICES`); what to write for them, or None once `device_ids` is exhausted."""
+    def _acknowledge_slice(self, pending: collections.deque[str],
+                           now: float) -> RetargetSlice | None:
+        """Retarget devices taken from `pending` for up to `SLICE_SECONDS` (at most
+        `SLICE_DEVICES`); what to write for them, or None once `pending` is empty. Their
+        reports come in one query (`Reports.get_many`), not one per device."""
         revision, batch = self.desired.revision, RetargetSlice()
         shared: dict[tuple[str, str], tuple[Condition, ...]] = {}  # most devices say the same
         until, seen = time.monotonic() + SLICE_SECONDS, 0
-        for device_id in device_ids:
+        reports = self.reports.get_many(list(itertools.islice(pending, SLICE_DEVICES)))
+        while pending:
+            device_id = pending.popleft()
             seen += 1
             device = self.desired.devices[device_id]
             before = self.index.get(device_id)
-            delta = diff(self.desired, device_id, self.reports.get(device_id),
+            delta = diff(self.desired, device_id, reports.get(device_id),
                          self.server.registration(device.endpoint))
             acknowledged = retarget(delta, before, now, self.config)
             after = acknowledged.progress

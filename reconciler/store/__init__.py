@@ -72,6 +72,7 @@ class Store(Protocol):
     def put_report(self, device_id: str, report: DeviceReport, *,
                    fence: Fence | None = None) -> None: ...  # NotOwner
     def report(self, device_id: str) -> DeviceReport | None: ...
+    def reports(self, device_ids: Sequence[str]) -> dict[str, DeviceReport]: ...  # existing
     def put_progress(self, progress: DeviceProgress, events: Sequence[DeviceEvent] = (),
                      *, durable: bool = False, fence: Fence | None = None,
                      slot: SlotClaim | None = None) -> None: ...  # NotOwner, NoSlot

@@ -52,6 +52,7 @@ _LIVE = "updated_at + lifetime > ?"  # a registration's expiry, as Registration.
 _DELETE_EXPIRED_OFFERS = ("DELETE FROM offers WHERE token IN "
                           "(SELECT token FROM offers WHERE expires_at <= ? LIMIT ?)")
 _SLICE = 1000  # rows per transaction of a bulk delete
+REPORTS_AT_ONCE = 500  # ids per query of `reports`: well under SQLite's variable limit
 IN_FLIGHT = tuple(s.value for s in UpdateState if s.in_flight)  # what holds a slot
 # The event's collection is the device's at the time of writing (the feed's filter).
 _INSERT_EVENT = """INSERT INTO events (device_id, at, kind, message, revision, collection_id)
@@ -401,6 +402,18 @@ class SqliteStore(EventFeed):
     def report(self, device_id: str) -> DeviceReport | None:
         rows = self._query("SELECT * FROM reports WHERE device_id = ?", (device_id,))
         return codec.report_from_row(rows[0]) if rows else None
+
+    def reports(self, device_ids: Sequence[str]) -> dict[str, DeviceReport]:
+        """The reports of those of `device_ids` that have one: one query per
+        `REPORTS_AT_ONCE` ids (a revision's retarget asks a slice's devices at once)."""
+        found: dict[str, DeviceReport] = {}
+        for at in range(0, len(device_ids), REPORTS_AT_ONCE):
+            chunk = device_ids[at:at + REPORTS_AT_ONCE]
+            marks = ", ".join("?" * len(chunk))
+            for row in self._query(f"SELECT * FROM reports WHERE device_id IN ({marks})",
+                                   chunk):
+                found[row[0]] = codec.report_from_row(row)
+        return found
 
     # --- progress, events, conditions, collection status ---------------------------
     def put_progress(self, progress: DeviceProgress, events: Sequence[DeviceEvent] = (),

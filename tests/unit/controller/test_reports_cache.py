@@ -51,3 +51,27 @@ def test_a_forgotten_device_leaves_the_cache_but_its_report_stays_stored(
         reports.forget("never-cached")
     finally:
         store.close()
+
+
+def test_many_reports_are_read_at_once_the_cached_ones_from_memory(tmp_path: FsPath) -> None:
+    store = open_store(tmp_path / "state.db")
+    try:
+        stored = {f"d{i:04d}": DeviceReport(endpoint=f"ep-{i}", firmware_version=str(i))
+                  for i in range(0, 1200, 3)}  # more than one query's worth of ids
+        for device_id, report in stored.items():
+            store.put_report(device_id, report)
+        reports = Reports(store)
+        cached = reports.merge("d0003", "ep-3", {DEV_FIRMWARE_VERSION: "cached"}, 10.0)
+        store.put_report("d0003", DeviceReport(endpoint="ep-3"))  # behind the cache's back
+        asked = [f"d{i:04d}" for i in range(1200)]
+        assert reports.get_many(asked) == {**stored, "d0003": cached}
+        assert store.reports(asked[:7]) == {"d0000": stored["d0000"],
+                                            "d0003": DeviceReport(endpoint="ep-3"),
+                                            "d0006": stored["d0006"]}
+        # Devices without a report are not remembered as such: one reporting later is read.
+        store.put_report("d0001", DeviceReport(endpoint="ep-1", firmware_version="late"))
+        late = reports.get("d0001")
+        assert late is not None and late.firmware_version == "late"
+        assert reports.get_many([]) == {}
+    finally:
+        store.close()
