@@ -2,7 +2,8 @@
 
 Each manifest file is parsed on its own into plain data (no cross-file knowledge), so
 the result depends only on the file's bytes and can be cached under its blob sha: in
-memory across revisions, and on disk (marshal, one file per blob) across restarts.
+memory across revisions, and on disk (`cachefile`: marshal in pieces, one file per
+blob) across restarts.
 `ParseCache.parse_count` and `round_parsed` count real parses, which is how tests and the
 benchmark see that an incremental reload parsed only the changed blob.
 Used by `reconciler.sources.assemble`.
@@ -11,7 +12,6 @@ Used by `reconciler.sources.assemble`.
 from __future__ import annotations
 
 import hashlib
-import marshal
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.sources import lfs
+from reconciler.sources.cachefile import seal, unseal
 from reconciler.sources.devicelist import DeviceRows, parse_devices
 from reconciler.sources.problems import LocalProblem, by_line
 from reconciler.sources.schema import (
@@ -33,7 +34,7 @@ from reconciler.sources.schema import (
 from reconciler.sources.yamlload import read_yaml
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
-_FORMAT = 11  # bump when any cached shape or meaning changes; old files are then ignored
+_FORMAT = 12  # bump when any cached shape or meaning changes; old files are then ignored
 # A truncated collection.yaml would otherwise load as management `disabled` under a
 # derived id: the fleet would silently stop being managed.
 _EMPTY_COLLECTION = (
@@ -148,20 +149,6 @@ def _parse_binary(data: bytes) -> tuple[str, int]:
     return hashlib.sha256(data).hexdigest(), len(data)
 
 
-def _seal(wire: Any) -> bytes:
-    payload = marshal.dumps(wire)
-    return hashlib.blake2b(payload, digest_size=16).digest() + payload
-
-
-def _unseal(data: bytes) -> Any:
-    """The cached value, or ValueError for a file that is not exactly what was written
-    (marshal must never see corrupt bytes: it trusts its input)."""
-    digest, payload = data[:16], data[16:]
-    if hashlib.blake2b(payload, digest_size=16).digest() != digest:
-        raise ValueError("cache file does not match its digest")
-    return marshal.loads(payload)
-
-
 class ParseCache:
     """blob sha -> parsed file, in memory and (when given a directory) on disk."""
 
@@ -219,7 +206,7 @@ class ParseCache:
         if path is None or not path.exists():
             return None
         try:
-            wire = _unseal(path.read_bytes())
+            wire = unseal(path.read_bytes())
         except (OSError, ValueError, EOFError, TypeError):
             return None  # a torn or foreign file is just a miss
         if kind == "binary":
@@ -233,7 +220,7 @@ class ParseCache:
         wire = value if kind == "binary" else value.to_wire()
         temp = path.with_suffix(f".{os.getpid()}.tmp")
         try:
-            temp.write_bytes(_seal(wire))
+            temp.write_bytes(seal(wire))
             os.replace(temp, path)  # readers never see half a file
         except OSError:
             temp.unlink(missing_ok=True)  # a full disk costs speed, not correctness
