@@ -20,7 +20,12 @@ unreachable objects that freezing had kept (what it would leak).
     .venv/bin/python bench/big_commit.py [--devices 200000]
 
 Diagnosis: BENCH_SAMPLE_ABOVE=0.08 prints the loop thread's stacks during pauses longer
-than that, BENCH_CHILD_LOG=FILE keeps the server's log (with the steps of each apply).
+than that (and collections longer than that, with the thread that ran them),
+BENCH_DUMP_ABOVE=0.08 dumps every thread's stack into the server's log when the loop is
+that late (faulthandler: also while some thread holds the GIL), BENCH_CHILD_LOG=FILE
+keeps the server's log (with the steps of each apply), BENCH_TRACEMALLOC=FILE writes
+what was allocated during the add and outlived the revert (no probe then: under
+tracemalloc its requests alone keep the server from going idle).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import asyncio
 import collections
 import contextlib
 import ctypes
+import faulthandler
 import gc
 import http.client
 import itertools
@@ -43,6 +49,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,23 +86,81 @@ def child(argv: list[str]) -> int:
             started[:] = [time.monotonic(), time.process_time()]
         elif started and (took := time.monotonic() - started[0]) > 0.02:
             cpu = (time.process_time() - started[1]) * 1000
-            _say(f"gc {time.time():.3f} {took * 1000:.1f} {cpu:.1f} {info['generation']}")
+            _say(f"gc {time.time():.3f} {took * 1000:.1f} {cpu:.1f} {info['generation']} "
+                 f"{threading.current_thread().name.replace(' ', '_')}")
 
     def frozen_garbage(*_: object) -> None:
         gc.unfreeze()
         _say(f"frozen {time.time():.3f} {gc.collect()}")
 
     def trim(*_: object) -> None:
+        if TRACEMALLOC:
+            _outlived(Path(TRACEMALLOC))
         ctypes.CDLL(None).malloc_trim(0)
         sys._debugmallocstats()  # pymalloc's arenas, on stderr: what the RSS is made of
         _say(f"sqlite {time.time():.3f} {_sqlite_memory()}")
 
     gc.callbacks.append(on_gc)
+    if TRACEMALLOC:
+        tracemalloc.start(8)
     # Diagnosis: how much of the RSS is memory the C allocator holds but nobody uses.
     signal.signal(signal.SIGUSR1, trim)
     signal.signal(signal.SIGUSR2, frozen_garbage)
     from reconciler.cli import main
     return main(argv)
+
+
+def _outlived(out: Path) -> None:
+    """Diagnosis (BENCH_TRACEMALLOC=FILE): at the first call forget every trace; at the
+    next, append to FILE what was allocated since and is still alive, by traceback, and
+    how many 1 MiB address windows (about pymalloc's arenas) its objects occupy alone."""
+    if not tracemalloc.get_traced_memory()[0] or not out.exists():
+        tracemalloc.clear_traces()
+        out.write_text("")
+        return
+    stats = tracemalloc.take_snapshot().statistics("traceback")
+    frozen = gc.get_freeze_count()
+    gc.unfreeze()  # gc.get_objects() leaves out the frozen generation
+    objects = gc.get_objects()
+    seen = {id(o): o for o in objects}
+    for o in objects:
+        for r in gc.get_referents(o):
+            seen.setdefault(id(r), r)
+    windows: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+    pinners: collections.Counter[str] = collections.Counter()
+    for address, o in seen.items():
+        small = sys.getsizeof(o, 0) <= 512
+        if not small:
+            continue
+        new = tracemalloc.get_object_traceback(o)
+        w = windows[address >> 20]
+        w[0 if new is None else 1] += 1
+        if new is not None:
+            w[2] += 1
+            pinners[" < ".join(f"{Path(f.filename).name}:{f.lineno}"
+                               for f in list(new)[-6:][::-1])] += 1
+    alone = [a for a, w in windows.items() if w[0] == 0 and w[1]]
+    shared = [a for a, w in windows.items() if w[0] and w[1]]
+    alone_pinners: collections.Counter[str] = collections.Counter()
+    for address, o in seen.items():
+        if address >> 20 in alone and sys.getsizeof(o, 0) <= 512:
+            new = tracemalloc.get_object_traceback(o)
+            if new is not None:
+                alone_pinners[f"{type(o).__name__} " + " < ".join(
+                    f"{Path(f.filename).name}:{f.lineno}" for f in list(new)[-8:][::-1])] += 1
+    with out.open("a") as f:
+        print(f"frozen {frozen}; objects {len(seen)}; windows {len(windows)}: "
+              f"only new objects {len(alone)}, mixed {len(shared)}", file=f)
+        print(f"outlived: {sum(s.count for s in stats)} blocks, "
+              f"{sum(s.size for s in stats)} bytes", file=f)
+        for stat in stats[:40]:
+            print(f"\n{stat.count} blocks {stat.size} B", file=f)
+            for line in stat.traceback.format()[-16:]:
+                print("   " + line, file=f)
+        print("\nnew objects alone in a window, by type and where made:", file=f)
+        for where, count in alone_pinners.most_common(60):
+            print(f"{count:6d} {where}", file=f)
+    gc.freeze()
 
 
 def _sqlite_memory() -> int:
@@ -120,12 +185,19 @@ def _monitor(loops: list[asyncio.AbstractEventLoop]) -> None:
     while not loop.is_closed():
         ran.clear()
         asked, cpu, sched = time.monotonic(), time.process_time(), _sched(schedstat)
+        if DUMP_ABOVE:  # a C thread dumps every thread's stack, the GIL's holder's too
+            faulthandler.dump_traceback_later(DUMP_ABOVE)
         try:
             loop.call_soon_threadsafe(ran.set)
         except RuntimeError:
             return
         stacks = _sample_while_late(loop, ran)
         lag = time.monotonic() - asked
+        if DUMP_ABOVE:
+            faulthandler.cancel_dump_traceback_later()
+            if lag > DUMP_ABOVE:  # whose stacks those were (the dump names idents only)
+                names = {t.ident: t.name for t in threading.enumerate()}
+                os.write(2, f"dumped {time.time():.3f} {lag * 1000:.1f} ms: {names}\n".encode())
         if lag > 0.02:
             on_cpu, queued = (b - a for a, b in zip(sched, _sched(schedstat), strict=True))
             _say(f"lag {time.time():.3f} {lag * 1000:.1f} "
@@ -144,6 +216,10 @@ def _sched(schedstat: Path) -> tuple[float, float]:
 
 SAMPLE_ABOVE = float(os.environ.get("BENCH_SAMPLE_ABOVE", "inf"))  # s; diagnosis only
 CHILD_LOG = os.environ.get("BENCH_CHILD_LOG")  # a file for the server's log; diagnosis only
+TRACEMALLOC = os.environ.get("BENCH_TRACEMALLOC")  # a file for what outlives the add
+# s: dump every thread's Python stack into the server's log during longer loop pauses
+# (faulthandler's own thread, which needs no GIL: it names the thread holding it)
+DUMP_ABOVE = float(os.environ.get("BENCH_DUMP_ABOVE", "0"))
 
 
 def _sample_while_late(loop: asyncio.AbstractEventLoop, ran: threading.Event) -> list[str]:
@@ -308,6 +384,8 @@ class Child:
                 self.sqlite_mb.append(round(int(ms) / 2**20, 1))
             elif kind == "gc":
                 self.gcs.append((float(at), float(ms), float(extra[0]), int(extra[1])))
+                if float(ms) > SAMPLE_ABOVE * 1000:  # which thread collected, and when
+                    print(raw.decode().strip(), file=sys.stderr)
             else:
                 self.frozen_garbage = int(ms)
                 self._changed.set()
@@ -377,7 +455,7 @@ class Child:
             while True:
                 before = self.cpu_s()
                 await asyncio.sleep(2.0)
-                if self.cpu_s() - before < 0.3:
+                if self.cpu_s() - before < (1.0 if TRACEMALLOC else 0.3):  # see Probe
                     return time.time()
 
     async def wal_peak_mb(self) -> None:
@@ -444,7 +522,8 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
     server = Child(tmp / "repo", tmp / "state.db", coap, http_port)
     await server.start()
     probe = Probe(coap, http_port)
-    probe.start()
+    if not TRACEMALLOC:  # under tracemalloc the probe's requests alone keep it busy
+        probe.start()
     big = device_lines(devices)
     try:
         await server.quiet()
