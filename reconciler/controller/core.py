@@ -166,12 +166,15 @@ class Controller:
     async def reconcile_device(self, device_id: str) -> Requeue | None:
         """Drive one device one step further; returns when to look again (None: only on a
         trigger). One call per device at a time, guaranteed by the work queue."""
-        if self.lease is not None and not self.lease.held:
-            self.lease.park(device_id)  # looked at again once the store hears us
-            return None
-        if self.decider.retargeting:  # the rollout index is between two revisions
-            return Requeue(RETARGET_WAIT)
         for _ in range(MAX_STEPS):
+            # Before every step, not only the first: a reconcile that awaited the device
+            # (a read, a write) may wake after a new revision's snapshot was swapped in
+            # and before its records were retargeted, or after the lease was lost.
+            if self.lease is not None and not self.lease.held:
+                self.lease.park(device_id)  # looked at again once the store hears us
+                return None
+            if self.decider.retargeting:  # the rollout index is between two revisions
+                return Requeue(RETARGET_WAIT)
             step = self.decider.decide_and_record(device_id)
             if step is None:
                 return None
