@@ -172,17 +172,20 @@ class SqliteStore(EventFeed):
         return [str(r[1]) for r in self._conn.execute(f"PRAGMA table_info({table})")]
 
     @contextmanager
-    def _tx(self, *, durable: bool = False) -> Iterator[SqlConnection]:
+    def _tx(self, *, durable: bool = False, tallies: bool = True) -> Iterator[SqlConnection]:
+        """One write transaction. `tallies` False: it writes no row the tallies' triggers
+        count (progress, reports, devices) and only one row, so on a shared database it
+        need not queue behind the other nodes' writers (`store.pg.writer`)."""
         started = time.perf_counter()
-        with self._write(durable=durable) as conn:
+        with self._write(durable=durable, tallies=tallies) as conn:
             yield conn
         if self.on_write is not None:  # committed: a rolled-back write is no latency
             self.on_write(time.perf_counter() - started)
         self._checkpointer.committed()
 
     @contextmanager
-    def _write(self, *, durable: bool) -> Iterator[SqlConnection]:
-        with self._lock:
+    def _write(self, *, durable: bool, tallies: bool = True) -> Iterator[SqlConnection]:
+        with self._lock:  # the file's one writer: every transaction is ordered anyway
             if durable:
                 self._conn.execute("PRAGMA synchronous = FULL")
             try:
@@ -226,7 +229,7 @@ class SqliteStore(EventFeed):
 
     def set_source_status(self, status: Mapping[str, object]) -> None:
         """Store the source status (the fields of `sources.SourceStatus`, snake_case)."""
-        with self._tx() as conn:
+        with self._tx(tallies=False) as conn:
             _set_meta(conn, "source_status", json.dumps(dict(status), default=_jsonable))
 
     # --- registrations and reports -------------------------------------------------
@@ -236,7 +239,7 @@ class SqliteStore(EventFeed):
         a registration another node has taken over since must not overwrite its row)."""
         sql = _UPSERT_REGISTRATION + (f" WHERE {_MINE}" if node is not None else "")
         args = codec.registration_row(reg, formats) + ((node,) if node is not None else ())
-        with self._tx() as conn:
+        with self._tx(tallies=False) as conn:
             conn.execute(sql, args)
 
     def claim_registration(self, reg: Registration, formats: ContentFormats,
@@ -275,13 +278,13 @@ class SqliteStore(EventFeed):
         sql, args = "DELETE FROM registrations WHERE endpoint = ?", [endpoint]
         if node is not None:
             sql, args = f"{sql} AND {_MINE}", [endpoint, node]
-        with self._tx() as conn:
+        with self._tx(tallies=False) as conn:
             conn.execute(sql, args)
 
     def heartbeat(self, node: str, now: float, lease: float) -> None:
         """`node` is alive and acting until `now + lease` (its lease, for /status and
         for the other nodes)."""
-        with self._tx() as conn:
+        with self._tx(tallies=False) as conn:
             conn.execute("INSERT INTO nodes VALUES (?, ?, ?) ON CONFLICT (node) DO UPDATE "
                          "SET lease_until = excluded.lease_until, seen_at = excluded.seen_at",
                          (node, now + lease, now))
@@ -357,35 +360,35 @@ class SqliteStore(EventFeed):
 
     def set_restart_status(self, status: Mapping[str, object]) -> None:
         """What this process restored when it started (shown under /status)."""
-        with self._tx() as conn:
+        with self._tx(tallies=False) as conn:
             _set_meta(conn, "restart_status", json.dumps(dict(status), default=_jsonable))
 
     def set_admission_status(self, status: Mapping[str, object]) -> None:
         """Undeclared endpoints refused at Register (shown under /status)."""
-        with self._tx() as conn:
+        with self._tx(tallies=False) as conn:
             _set_meta(conn, "admission_status", json.dumps(dict(status), default=_jsonable))
 
     def set_dtls_status(self, status: Mapping[str, object]) -> None:
         """The CoAPs listener's counters (shown under /status as `dtls`)."""
-        with self._tx() as conn:
+        with self._tx(tallies=False) as conn:
             _set_meta(conn, "dtls_status", json.dumps(dict(status), default=_jsonable))
 
     def set_listeners(self, listeners: Mapping[str, object]) -> None:
         """The LwM2M listeners this run serves, `coap` and `coaps` as HOST:PORT or None
         (shown under /status as `listeners`)."""
-        with self._tx() as conn:
+        with self._tx(tallies=False) as conn:
             _set_meta(conn, "listeners", json.dumps(dict(listeners)))
 
     def set_credentials_status(self, status: Mapping[str, object]) -> None:
         """The credentials file's reloader: count, last load, last error (never a key;
         shown under /status)."""
-        with self._tx() as conn:
+        with self._tx(tallies=False) as conn:
             _set_meta(conn, "credentials_status", json.dumps(dict(status), default=_jsonable))
 
     def set_notify_state(self, state: Mapping[str, object]) -> None:
         """The notifier's event cursor and the commit statuses it posted: what a restart
         needs so it neither loses nor repeats notifications (`reconciler.notify`)."""
-        with self._tx() as conn:
+        with self._tx(tallies=False) as conn:
             _set_meta(conn, "notify_state", json.dumps(dict(state), default=_jsonable))
 
     def put_report(self, device_id: str, report: DeviceReport, *,
@@ -496,7 +499,7 @@ class SqliteStore(EventFeed):
         """Replace the collection's rollout status. The API shows the whole mapping under
         `rollout` and reads `halted` (bool) and `reason` (why, while halted) or `halt_reason`."""
         text = json.dumps(dict(status), default=_jsonable)
-        with self._tx() as conn:
+        with self._tx(tallies=False) as conn:
             conn.execute("INSERT INTO collection_status VALUES (?, ?) ON CONFLICT "
                          "(collection_id) DO UPDATE SET status = excluded.status",
                          (collection_id, text))

@@ -59,19 +59,22 @@ class Pending:
 class Batch:
     """`store.sqlconn.SqlConnection` over one transaction of a psycopg session."""
 
-    def __init__(self, raw: Connection, *, durable: bool) -> None:
+    def __init__(self, raw: Connection, *, durable: bool, ordered: bool = True) -> None:
         self.raw = raw
         self._cursor = psycopg.ClientCursor(raw)
         self._held: list[Pending] = []
         # SET LOCAL: only this transaction waits for its commit to be flushed to disk.
-        # Then the tallies' one-row counter, which every write of progress, devices or
-        # reports updates (a trigger) and holds until its commit: taken first, it orders
-        # the writers of every node before any of their rows, where taking it at a row's
-        # trigger deadlocked two nodes' writes (each held a row the other wanted, 1 s
-        # lost to detection each time, and the loser's reconcile failed).
+        # Then, `ordered`, the tallies' one-row counter, which every write of progress,
+        # devices or reports updates (a trigger) and holds until its commit: taken
+        # first, it orders the writers of every node before any of their rows, where
+        # taking it at a row's trigger deadlocked two nodes' writes (each held a row the
+        # other wanted, 1 s lost to detection each time, and the loser's reconcile
+        # failed). A transaction that writes one row and none the tallies count (a
+        # Register's claim, an Update, a heartbeat) holds nothing another waits for
+        # while it waits itself, so it joins no such cycle and skips the queue.
         self._opening: str | None = "; ".join(
             ["BEGIN", *(["SET LOCAL synchronous_commit = on"] if durable else []),
-             "SELECT n FROM change_seq FOR UPDATE"])
+             *(["SELECT n FROM change_seq FOR UPDATE"] if ordered else [])])
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Pending:
         text, order = to_pyformat(sql)

@@ -98,6 +98,15 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE registrations ADD COLUMN secured INTEGER NOT NULL DEFAULT 0;
     """,
+    # 4 (PostgreSQL only): ownership epochs from a sequence, past every number the meta
+    # counter handed out: a claim takes one without locking a row (pg.writer).
+    """
+    CREATE SEQUENCE ownership_epochs AS BIGINT;
+    SELECT setval('ownership_epochs', GREATEST(1,
+        (SELECT COALESCE(MAX(CAST(value AS BIGINT)), 0) FROM meta
+         WHERE key = 'ownership_epoch'),
+        (SELECT COALESCE(MAX(epoch), 0) FROM registrations)));
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 EVENTS_CHANNEL = "fota_events"  # NOTIFY channel of `events_appended`

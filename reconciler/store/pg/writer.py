@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import psycopg
 
 from reconciler.errors import StateFileInUse
+from reconciler.model.lwm2m import ContentFormats, Registration
 from reconciler.store import codec
 from reconciler.store.pg.batch import Batch
 from reconciler.store.pg.connection import (
@@ -32,7 +33,7 @@ from reconciler.store.pg.connection import (
 )
 from reconciler.store.pg.schema import migrate
 from reconciler.store.sqlconn import SqlConnection
-from reconciler.store.writer import _LIVE, Checkpoints, SqliteStore
+from reconciler.store.writer import _LIVE, _REG_COLUMNS, Checkpoints, SqliteStore
 
 WRITER_LOCK = 0x666F7461_77726974  # "fotawrit": the one writer of a database
 NODE_LOCKS = 0x666F6E64  # "fond": (this, hashtext(node id)) is one node's writer lock
@@ -93,11 +94,12 @@ class PgStore(SqliteStore):
         return _NoCheckpoints(), QmarkConnection(connect(self._url, application="fota-reads"))
 
     @contextmanager
-    def _write(self, *, durable: bool) -> Iterator[SqlConnection]:
+    def _write(self, *, durable: bool, tallies: bool = True) -> Iterator[SqlConnection]:
         """One transaction, sent in as few round trips as its statements allow
-        (`batch.Batch`); `durable`: its commit waits until the WAL is on disk."""
+        (`batch.Batch`); `durable`: its commit waits until the WAL is on disk;
+        `tallies`: it queues behind the other nodes' writers first (see Batch)."""
         with self._lock:
-            batch = Batch(self._session(), durable=durable)
+            batch = Batch(self._session(), durable=durable, ordered=tallies)
             try:
                 yield batch
                 batch.commit()
@@ -122,6 +124,16 @@ class PgStore(SqliteStore):
             self._pg.raw = _writer_session(self._url, self.node)
         return self._pg.raw
 
+    def claim_registration(self, reg: Registration, formats: ContentFormats,
+                           node: str) -> int:
+        """As SQLite's, in one statement and one round trip: the epoch comes from a
+        sequence (`ownership_epochs`), which hands out each number once and locks no
+        row, so Registers at several nodes do not queue on one counter (each costs a
+        number, kept or not); the row keeps its epoch while `node` already owns it."""
+        with self._tx(tallies=False) as conn:
+            claimed = conn.execute(_CLAIM, (*codec.registration_row(reg, formats), node))
+        return int(claimed.fetchone()[0])
+
     def adopt_registrations(self, node: str, now: float) -> dict[str, int]:
         """After a restart: the live registrations the database says `node` owns (the
         others' stay theirs; a device another node took meanwhile is not resumed)."""
@@ -134,6 +146,16 @@ class PgStore(SqliteStore):
             self._reads.close()
         with self._lock:
             self._pg.close()
+
+
+_CLAIM = (
+    f"INSERT INTO registrations ({', '.join(_REG_COLUMNS)}, owner, epoch) "
+    f"VALUES ({', '.join('?' * len(_REG_COLUMNS))}, ?, nextval('ownership_epochs')) "
+    "ON CONFLICT (endpoint) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _REG_COLUMNS[1:])
+    + ", owner = excluded.owner, epoch = CASE WHEN registrations.owner = excluded.owner "
+    "AND registrations.epoch <> 0 THEN registrations.epoch ELSE excluded.epoch END "
+    "RETURNING epoch")
 
 
 class _NoCheckpoints:
