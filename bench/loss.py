@@ -6,7 +6,10 @@ of the rest; `--public-uri` points the devices' downloads at the proxy too. The 
 rollout (target 1.0 -> 2.0) runs once through a lossless proxy and once through the
 lossy one: time from the commit to every device Current, and the ratio (goal <= 3).
 Also reported, from the server's log: how the lossy rollout's devices got there
-(retries, timeouts, errors), to tell where the time went.
+(retries, timeouts, errors), to tell where the time went. And the peer, in the same run
+(`libcoap_downloads.py`): the same number of downloads of the same image between
+libcoap's own client and server through the same proxy, lossless and lossy, i.e. what
+CoAP with RFC 7252's default timers costs on this link (`--no-peer` skips it).
 
     .venv/bin/python bench/loss.py [--devices 100] [--loss 0.05] [--dup 0.05]
         [--patience 1200] [--block-size 512]
@@ -30,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import libcoap_downloads
 import procs
 from rollout import BLOCK, CURRENT, IMAGE_SIZE, Server, make_repo, roll_out
 
@@ -110,8 +114,7 @@ async def rollout(devices: int, loss: float, dup: float, patience: float,
         "proxy": json.loads((tmp / "proxy.json").read_text())
         if (tmp / "proxy.json").exists() else None,
         "children_cpu_s": round(procs.children_cpu_s() - cpu, 1)}  # server, simulator, proxy
-    if loss or dup:
-        result["what_happened"] = _what_happened(server.lines, committed)
+    result["what_happened"] = _what_happened(server.lines, committed)
     return result
 
 
@@ -124,6 +127,8 @@ async def main() -> None:
                         help="the simulated devices' Block2 size (16..1024)")
     parser.add_argument("--patience", type=float, default=1200.0,
                         help="seconds after the commit before a rollout is reported as is")
+    parser.add_argument("--no-peer", action="store_true",
+                        help="skip libcoap's client and server through the same proxy")
     args = parser.parse_args()
     started = time.time()
     with tempfile.TemporaryDirectory() as a:
@@ -135,10 +140,31 @@ async def main() -> None:
     ratio = None
     if lossless["commit_to_all_current_s"] and lossy["commit_to_all_current_s"]:
         ratio = round(lossy["commit_to_all_current_s"] / lossless["commit_to_all_current_s"], 2)
+    peer: dict[str, Any] = {"skipped": "--no-peer"}
+    if not args.no_peer:
+        with tempfile.TemporaryDirectory() as c:
+            peer = await libcoap_downloads.compare(
+                args.devices, args.loss, args.dup, Path(c), args.block_size, IMAGE_SIZE,
+                args.patience)
     print(json.dumps({"devices": args.devices, "image_bytes": IMAGE_SIZE,
                       "block_size": args.block_size,
                       "lossless": lossless, "lossy": lossy, "ratio": ratio, "goal": GOAL,
-                      "bench_s": round(time.time() - started)}))
+                      "downloading_s": _downloading(lossless, lossy),
+                      "libcoap": peer, "bench_s": round(time.time() - started)}))
+
+
+def _downloading(lossless: dict[str, Any], lossy: dict[str, Any]) -> dict[str, Any]:
+    """Our devices' Downloading phase (median and longest) in each rollout and the
+    lossy/lossless ratios: the part of the rollout that libcoap's downloads through the
+    same proxy compare with."""
+    out: dict[str, Any] = {}
+    for figure in ("median", "max"):
+        spans = [run["what_happened"]["seconds_in_state"].get("Downloading", {}).get(figure)
+                 for run in (lossless, lossy)]
+        out[figure] = {"lossless_s": spans[0], "lossy_s": spans[1],
+                       "ratio": round(spans[1] / spans[0], 2) if spans[0] and spans[1]
+                       else None}
+    return out
 
 
 if __name__ == "__main__":
