@@ -46,11 +46,14 @@ GOALS = {"rss_mb": 300, "cpu_share_of_one_core": 0.25}
 # --- the server under test, in its own process -----------------------------------
 async def serve_offers(devices: int, size: int, paths_file: Path) -> None:
     """Lwm2mServer on a free port with the image offered to `devices` endpoints; writes
-    the port and each download path to `paths_file`, then serves until SIGTERM."""
+    the port and each download path to `paths_file`, then serves until SIGTERM. Blocks
+    are counted into `Metrics` as `fota serve` counts them (serve/instrument.py)."""
     from reconciler.lwm2m.server import Lwm2mServer
+    from reconciler.observe.metrics import Metrics
 
     server = Lwm2mServer("127.0.0.1", 0)
     await server.start()
+    server.firmware.on_block = Metrics().block_served
     data = random.Random(7).randbytes(size)
     paths = [urlparse(server.offer_firmware(f"nb-{n:05d}", "image-1", data)).path
              for n in range(devices)]
