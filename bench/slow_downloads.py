@@ -53,7 +53,8 @@ async def serve_offers(devices: int, size: int, paths_file: Path) -> None:
 
     server = Lwm2mServer("127.0.0.1", 0)
     await server.start()
-    server.firmware.on_block = Metrics().block_served
+    firmware = server.firmware
+    Metrics().count_firmware(lambda: (firmware.blocks_sent, firmware.bytes_sent))
     data = random.Random(7).randbytes(size)
     paths = [urlparse(server.offer_firmware(f"nb-{n:05d}", "image-1", data)).path
              for n in range(devices)]

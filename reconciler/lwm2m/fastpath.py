@@ -113,11 +113,12 @@ class FastPath:
             if len(image.blocks) >= BLOCK_CACHE_CAP:
                 image.blocks.clear()
             image.blocks[block2] = cached
-        self._repository.block_sent(len(image.data), block2)
-        return cached
+        self._repository.block_sent(cached[1])
+        return cached[0]
 
-    def _encode_block(self, image: Image, block2: tuple[int, int] | None) -> bytes:
-        """Options and payload of the answer to `block2`, cached on the shared image."""
+    def _encode_block(self, image: Image, block2: tuple[int, int] | None) -> tuple[bytes, int]:
+        """Options and payload of the answer to `block2` and the payload's length,
+        cached on the shared image."""
         try:
             choice = select_block(len(image.data), block2, self._repository.max_szx)
         except BlockError as exc:
@@ -127,7 +128,8 @@ class FastPath:
         if choice.blockwise:
             value = block_value(choice.num, choice.more, choice.szx)
             options.append((coapframe.BLOCK2, coapframe.uint(value)))
-        return coapframe.tail(options, image.data[choice.start : choice.end])
+        payload = image.data[choice.start : choice.end]
+        return coapframe.tail(options, payload), len(payload)
 
     def _image(self, path: list[bytes], allowed: Callable[[str], bool] | None) -> Image:
         if len(path) == 2 and path[0] == self._prefix:

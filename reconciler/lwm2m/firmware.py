@@ -63,7 +63,8 @@ class Offer:
 
 class Image:
     """One image's bytes, shared by all its offers; `blocks` caches the fast path's encoded
-    answers by the request's Block2 (num, szx), None for a request without Block2."""
+    answers (options and payload, and the payload's length) by the request's Block2
+    (num, szx), None for a request without Block2."""
 
     __slots__ = ("blocks", "data", "etag", "image_id")
 
@@ -71,7 +72,7 @@ class Image:
         self.image_id = image_id
         self.data = data
         self.etag = etag_of(data)
-        self.blocks: dict[tuple[int, int] | None, bytes] = {}
+        self.blocks: dict[tuple[int, int] | None, tuple[bytes, int]] = {}
 
 
 def etag_of(data: bytes) -> bytes:
@@ -148,17 +149,19 @@ class FirmwareRepository:
         self._images: dict[str, Image] = {}
         self._users: dict[str, int] = {}  # image id -> live offers of it
         self._expired = 0  # offers `lookup` revoked for their age since `drop_expired`
-        self.on_block: Callable[[int], None] | None = None  # /metrics: payload bytes sent
+        # /metrics reads these at scrape time (`Metrics.count_firmware`): two int
+        # additions per block, where a hook per block cost more than the block itself.
+        self.blocks_sent = 0
+        self.bytes_sent = 0
         # Several nodes: offers another node handed out, looked up in the shared store
         # (remote_offers; set by `serve`, None on one node).
         self.remote: RemoteOffers | None = None
 
-    def block_sent(self, size: int, block2: tuple[int, int] | None) -> None:
-        """Tell `on_block` the payload size of the block answering `block2` (both the
-        aiocoap resource and the fast path call this once per block they send)."""
-        if self.on_block is not None:
-            choice = select_block(size, block2, self.max_szx)
-            self.on_block(choice.end - choice.start)
+    def block_sent(self, payload_bytes: int) -> None:
+        """Count one block sent with `payload_bytes` of the image (the aiocoap resource
+        and the fast path call this once per block they send)."""
+        self.blocks_sent += 1
+        self.bytes_sent += payload_bytes
 
     def offer(self, endpoint: str, image_id: str, data: bytes) -> str:
         """File `data` for `endpoint` and return its path ("/fw/<token>"). Offering the same
@@ -293,7 +296,7 @@ class FirmwareResource(resource.Resource, resource.PathCapable):  # type: ignore
         )
         if choice.blockwise:
             response.opt.block2 = (choice.num, choice.more, choice.szx)
-        self._repository.block_sent(len(image.data), block2)
+        self._repository.block_sent(choice.end - choice.start)
         return response
 
 

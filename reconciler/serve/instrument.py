@@ -22,7 +22,8 @@ def instrument(metrics: Metrics, store: SqliteStore, server: Lwm2mServer,
     """Wire the hooks; returns the unsubscribe of the registration counter."""
     store.on_write = metrics.store_write
     server.count_request = metrics.lwm2m_request
-    server.firmware.on_block = metrics.block_served
+    firmware = server.firmware
+    metrics.count_firmware(lambda: (firmware.blocks_sent, firmware.bytes_sent))
     controller.on_reconcile = metrics.reconciled
     metrics.count_registrations(lambda: len(server.registrations()))
     metrics.count_dtls(server.dtls_status)
