@@ -2,7 +2,10 @@
 
 aiocoap's message layer costs far more per block than the block itself (message objects,
 option views, exchange bookkeeping), so block GETs are answered here with a pre-encoded
-response tail (options + payload, cached per offer and block) behind a 4-byte header.
+response tail (options + payload, cached per image and block) behind a 4-byte header.
+The request every download repeats (GET /fw/<token> with Block2 and nothing else) is
+recognised by slicing the datagram, without a parse (`_usual`); anything else, and
+anything that is not a cached block of a live offer, goes through the full parser.
 Spec rules kept: CON -> piggybacked ACK with the same message id and token, NON -> NON
 with a fresh message id; a duplicate is simply answered again (GET is idempotent);
 malformed CONs get a Reset, bad requests a CoAP error code, nothing ever raises. Installed
@@ -42,6 +45,7 @@ _IGNORED_OPTIONS = frozenset(
 # Datagrams read per wake-up of a socket: one epoll round serves a burst of block GETs.
 DRAIN = 64
 _ERROR_CODES = {"4.00": coapframe.BAD_REQUEST, "4.02": coapframe.BAD_OPTION}
+NO_OFFER = "no firmware offered at this path"
 
 
 class _ToAiocoap(Exception):
@@ -64,11 +68,18 @@ class FastPath:
         self._remote = remote
         self._prefix = repository.prefix.encode()
         self._mid = secrets.randbelow(0x10000)
+        # The encoded first Uri-Path option (the prefix) of a block GET, and the first
+        # two bytes of a piggybacked 2.05 for each token length.
+        self._prefix_option = coapframe.encode_options([(coapframe.URI_PATH, self._prefix)])
+        self._content_heads = [bytes((0x60 | n, coapframe.CONTENT)) for n in range(9)]
 
     def handle(self, data: bytes, *, exclusive: bool = True,
                allowed: Callable[[str], bool] | None = None) -> bytes | None:
         """`allowed(token)`: whether this peer may read the offer at token (a DTLS
         session's endpoint must be the offer's); a refused token is answered 4.04."""
+        usual = self._usual(data, allowed)
+        if usual is not None:
+            return usual
         try:
             message = coapframe.parse(data)
         except coapframe.FormatError:
@@ -79,6 +90,62 @@ class FastPath:
             return self._respond(message, allowed)
         except _ToAiocoap:
             return PASS
+
+    def _usual(self, data: bytes, allowed: Callable[[str], bool] | None) -> bytes | None:
+        """The answer to a CON or NON GET whose options are exactly Uri-Path <prefix>,
+        Uri-Path <token> and at most one Block2, for a block of a live offer already
+        encoded; None for anything else. Read by slicing, since it is nearly every
+        datagram of a download; what it declines, `_respond` decides in full."""
+        first = data[0] if data else 0
+        tkl = first & 0x0F
+        # version 1, CON or NON, token length 0-8, GET
+        if first & 0xE0 != 0x40 or tkl > 8 or len(data) < 4 or data[1] != coapframe.GET:
+            return None
+        at = 4 + tkl + len(self._prefix_option)
+        if len(data) <= at or data[4 + tkl : at] != self._prefix_option:
+            return None
+        nibble = data[at]  # the second Uri-Path: option delta 0
+        if nibble < 13:
+            start, end = at + 1, at + 1 + nibble
+        elif nibble == 13 and at + 1 < len(data):
+            start = at + 2
+            end = start + 13 + data[at + 1]
+        else:
+            return None
+        rest = len(data) - end  # nothing, or Block2 (delta 12, 0-3 bytes) alone
+        if rest == 0:
+            key = -1
+        elif 0 < rest <= 4 and data[end] == 0xC0 | (rest - 1):
+            key = int.from_bytes(data[end + 1 :], "big") & ~0x08  # M means nothing here
+        else:
+            return None
+        try:
+            token = data[start:end].decode()
+        except UnicodeDecodeError:
+            return None
+        repository = self._repository
+        offer = repository.lookup(token)
+        if offer is None:
+            return None
+        if allowed is not None and not allowed(token):
+            tail = coapframe.tail((), NO_OFFER.encode())
+            return self._reply(data, tkl, coapframe.NOT_FOUND, tail)
+        image = repository.image(offer.image_id)
+        cached = None if image is None else image.blocks.get(key)
+        if cached is None:
+            return None  # a block not encoded yet, or an error: `_content` answers it
+        repository.block_sent(cached[1])
+        if first & 0x10:  # NON
+            return self._reply(data, tkl, coapframe.CONTENT, cached[0])
+        return self._content_heads[tkl] + data[2 : 4 + tkl] + cached[0]
+
+    def _reply(self, data: bytes, tkl: int, code: int, tail: bytes) -> bytes:
+        """The answer to the request `data` (CON: piggybacked ACK; NON: NON)."""
+        token = data[4 : 4 + tkl]
+        if not data[0] & 0x10:
+            return coapframe.build(coapframe.ACK, code, (data[2] << 8) | data[3], token, tail)
+        self._mid = (self._mid + 1) & 0xFFFF
+        return coapframe.build(coapframe.NON, code, self._mid, token, tail)
 
     def _is_ours(self, message: coapframe.Datagram) -> bool:
         if not 1 <= message.code <= 31:
@@ -107,12 +174,13 @@ class FastPath:
         if message.code != coapframe.GET:
             raise _Refusal(coapframe.METHOD_NOT_ALLOWED, "firmware is only read with GET")
         image = self._image(path, allowed)
-        cached = image.blocks.get(block2)
+        key = -1 if block2 is None else block2[0] << 4 | block2[1]
+        cached = image.blocks.get(key)
         if cached is None:
             cached = self._encode_block(image, block2)
             if len(image.blocks) >= BLOCK_CACHE_CAP:
                 image.blocks.clear()
-            image.blocks[block2] = cached
+            image.blocks[key] = cached
         self._repository.block_sent(cached[1])
         return cached[0]
 
@@ -147,7 +215,7 @@ class FastPath:
             elif self._remote and (remote := self._repository.remote) is not None \
                     and remote.may_have(token):
                 raise _ToAiocoap
-        raise _Refusal(coapframe.NOT_FOUND, "no firmware offered at this path")
+        raise _Refusal(coapframe.NOT_FOUND, NO_OFFER)
 
 
 def _read_options(message: coapframe.Datagram) -> tuple[list[bytes], tuple[int, int] | None]:

@@ -64,7 +64,7 @@ class Offer:
 class Image:
     """One image's bytes, shared by all its offers; `blocks` caches the fast path's encoded
     answers (options and payload, and the payload's length) by the request's Block2
-    (num, szx), None for a request without Block2."""
+    value without its M bit (num << 4 | szx), -1 for a request without Block2."""
 
     __slots__ = ("blocks", "data", "etag", "image_id")
 
@@ -72,7 +72,7 @@ class Image:
         self.image_id = image_id
         self.data = data
         self.etag = etag_of(data)
-        self.blocks: dict[tuple[int, int] | None, tuple[bytes, int]] = {}
+        self.blocks: dict[int, tuple[bytes, int]] = {}
 
 
 def etag_of(data: bytes) -> bytes:
