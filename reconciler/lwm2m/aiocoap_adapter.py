@@ -14,6 +14,7 @@ aiocoap/messagemanager.py and aiocoap/transports/udp6.py and adding the version 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import socket
@@ -83,7 +84,8 @@ class UdpSocket(MessageLayer):
     udp6 kind), `._deduplicate_message`, `._store_response_for_duplicates`,
     `.send_message`, `._active_exchanges`, `._backlogs`, `._continue_backlog`,
     `MessageInterfaceUDP6.datagram_msg_received`, `._ctx.dispatch_message`,
-    `.transport.sendmsg` (replaced per instance) and `.error_received`."""
+    `.transport.sendmsg` (replaced per instance), `.transport._read_ready` (what its
+    socket's reader runs) and `.error_received`."""
 
     def __init__(self, message_manager: Any, interface: Any) -> None:
         super().__init__(message_manager)
@@ -104,6 +106,19 @@ class UdpSocket(MessageLayer):
         """Put `wrapper(previous handler)` in front of every datagram this socket reads."""
         previous: Receive = self._interface.datagram_msg_received
         self._interface.datagram_msg_received = wrapper(previous)
+
+    def pause_reading(self) -> None:
+        """Stop waking up for this socket's datagrams until `resume_reading`."""
+        asyncio.get_running_loop().remove_reader(self.socket.fileno())
+
+    def resume_reading(self) -> None:
+        """Read each datagram as it comes again, as udp6's transport does."""
+        asyncio.get_running_loop().add_reader(self.socket.fileno(), self.read_now)
+
+    def read_now(self) -> None:
+        """What udp6's transport does when the socket is readable: its error queue, then
+        one datagram to the receive handler (nothing when none is queued)."""
+        self._interface.transport._read_ready()
 
     def endpoint_address(self, address: Any, pktinfo: bytes | None) -> Any:
         """The aiocoap remote for a datagram from `address` (as udp6 would build it)."""

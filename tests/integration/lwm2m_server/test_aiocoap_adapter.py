@@ -33,7 +33,8 @@ async def test_every_private_attribute_the_adapter_touches_exists() -> None:
                             (interface, "datagram_msg_received"),
                             (interface, "error_received"),
                             (interface._ctx, "dispatch_message"),
-                            (interface.transport, "sendmsg")):
+                            (interface.transport, "sendmsg"),
+                            (interface.transport, "_read_ready")):
             assert callable(getattr(owner, name, None)), f"{type(owner).__name__}.{name}"
         assert sockets[0].socket.getsockname()[0] in ("127.0.0.1", "::ffff:127.0.0.1")
     finally:

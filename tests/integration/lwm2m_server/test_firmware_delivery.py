@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+from urllib.parse import urlparse
 
 from aiocoap import Message
 from aiocoap.numbers.codes import Code
 
+from reconciler.lwm2m import coapframe
+from reconciler.lwm2m.aiocoap_adapter import udp_sockets
+from reconciler.lwm2m.fastpath import POLL_INTERVAL
+from reconciler.lwm2m.firmware import block_value
 from reconciler.model.lwm2m import FW_PACKAGE
 
 IMAGE = os.urandom(5000)
+STREAM = 300  # block GETs in the streaming test
 
 
 async def _download(coap, uri: str) -> Message:
@@ -58,3 +65,57 @@ async def test_push_firmware_writes_the_package_block_wise_to_the_device(
 
     assert device.values[FW_PACKAGE] == IMAGE
     assert {seen[:3] for seen in device.seen} == {("PUT", "/5/0/0", 42)}
+
+
+async def test_while_blocks_stream_the_socket_is_read_in_batches_and_nothing_waits(server):
+    """A steady stream of block GETs (one every ~1 ms) is read every POLL_INTERVAL, not
+    per datagram: far fewer reads than datagrams. Every block is answered, a CoAP ping
+    sent mid-stream still reaches aiocoap, and after the stream a lone request is read
+    at once (the socket's reader is back)."""
+    path = urlparse(server.offer_firmware("dev-fw", "img1", IMAGE)).path
+    segments = [(coapframe.URI_PATH, s.encode()) for s in path.strip("/").split("/")]
+    reads = 0
+
+    def counting(previous):
+        def handler(*datagram):
+            nonlocal reads
+            reads += 1
+            previous(*datagram)
+        return handler
+
+    for udp in udp_sockets(server.context):
+        udp.wrap_receive(counting)
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # read at the end
+        sock.connect(("127.0.0.1", server.port))
+        sock.setblocking(False)
+
+        def get(n: int) -> bytes:
+            block = (coapframe.BLOCK2, coapframe.uint(block_value(n % 20, False, 2)))
+            return coapframe.build(coapframe.CON, coapframe.GET, n, n.to_bytes(2, "big"),
+                                   coapframe.tail([*segments, block]))
+
+        async def answers(count: int) -> list[coapframe.Datagram]:
+            return [coapframe.parse(await asyncio.wait_for(loop.sock_recv(sock, 2048), 5))
+                    for _ in range(count)]
+
+        for n in range(STREAM):
+            sock.send(get(n))
+            if n == STREAM // 2:
+                sock.send(coapframe.build(coapframe.CON, coapframe.EMPTY, 0xFFFF, b""))
+            await asyncio.sleep(0.001)
+        got = await answers(STREAM + 1)
+        streamed = reads
+        await asyncio.sleep(5 * POLL_INTERVAL)  # a poll finds nothing: reading resumes
+        started = loop.time()
+        sock.send(get(STREAM))
+        lone = await answers(1)
+
+    blocks = [a for a in got if a.code == coapframe.CONTENT]
+    assert sorted(a.mid for a in blocks) == list(range(STREAM))
+    assert all(a.payload == IMAGE[(a.mid % 20) * 64:][:64] for a in blocks)
+    assert [(a.mtype, a.mid) for a in got if a.code == coapframe.EMPTY] == [
+        (coapframe.RST, 0xFFFF)]
+    assert streamed <= STREAM // 3  # about one read per POLL_INTERVAL, not one per block
+    assert lone[0].mid == STREAM and loop.time() - started < 1.0
