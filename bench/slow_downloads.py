@@ -6,9 +6,11 @@ the image offered to 10,000 endpoints through `offer_firmware`; the load is a se
 process of raw UDP sockets sending CON Block2 GETs with RFC 7252 retransmission (2-3 s
 first timeout, doubling, 4 retransmissions), not 10,000 simulated devices. Reported:
 the server's RSS sampled every 5 s (goal <= 300 MB and flat), its CPU share of one core
-(goal <= 25 %), requests against blocks received (a retransmission storm shows as
-retransmissions and late answers), answer latency; then the same load against libcoap's
-`coap-server-notls` serving the same file (PUT to its /example_data), and the ratios.
+(goal <= 25 %) and CPU per datagram it received, requests against blocks received (a
+retransmission storm shows as retransmissions and late answers), answer latency, the
+load average; then the same load against libcoap's `coap-server-notls` serving the same
+file (PUT to its /example_data), and the ratios (CPU per datagram: the one a starved
+load generator distorts least, since a slower load lowers both servers' CPU share).
 
     .venv/bin/python bench/slow_downloads.py [--devices 10000] [--duration 90]
         [--ten-minutes] [--block-size 1024] [--no-peer]
@@ -266,6 +268,7 @@ async def measure(server: subprocess.Popen[bytes], port: int, paths: list[str],
     szx = (args.block_size.bit_length() - 5)
     (tmp / "load_paths.json").write_text(json.dumps(paths))
     rss0, cpu0 = _proc_figures(server.pid)
+    load_before = os.getloadavg()[0]
     started = time.monotonic()
     load = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--load", str(port), str(tmp / "load_paths.json"),
@@ -281,12 +284,17 @@ async def measure(server: subprocess.Popen[bytes], port: int, paths: list[str],
     if load.returncode != 0:
         raise RuntimeError(f"the load generator exited with {load.returncode}")
     second_half = samples[len(samples) // 2:] or [rss1]
-    return {"server_rss_mb": {"idle_with_offers": round(rss0, 1), "max": max(samples or [rss1]),
+    figures = json.loads(out.read_text())
+    datagrams = figures["requests"] + figures["retransmissions"]
+    return {"load_average": [round(a, 1) for a in (load_before, os.getloadavg()[0])],
+            "server_rss_mb": {"idle_with_offers": round(rss0, 1), "max": max(samples or [rss1]),
                               "end": round(rss1, 1), "samples": samples,
                               "growth_over_second_half_mb": round(second_half[-1]
                                                                   - second_half[0], 1)},
             "server_cpu_share_of_one_core": round((cpu1 - cpu0) / elapsed, 3),
-            "load": json.loads(out.read_text())}
+            # the figure a starved load generator distorts least: CPU per datagram received
+            "server_cpu_us_per_request": round((cpu1 - cpu0) / max(datagrams, 1) * 1e6, 1),
+            "load": figures}
 
 
 async def ours(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -347,7 +355,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "rss_max": round(mine["server_rss_mb"]["max"]
                                  / max(theirs["server_rss_mb"]["max"], 0.1), 2),
                 "cpu": round(mine["server_cpu_share_of_one_core"]
-                             / max(theirs["server_cpu_share_of_one_core"], 0.001), 2)}
+                             / max(theirs["server_cpu_share_of_one_core"], 0.001), 2),
+                "cpu_per_request": round(mine["server_cpu_us_per_request"]
+                                         / max(theirs["server_cpu_us_per_request"], 0.1), 2)}
     return result
 
 
