@@ -231,10 +231,10 @@ class Decider:
 
     def _write_retargets(self, batch: RetargetSlice) -> None:
         """In a worker thread: one slice's records and conditions. Each node retargets
-        its own devices (and those nobody owns): another node's record of a device it is
-        updating is never overwritten from a stale view here."""
+        its own devices (and those nobody owns): another node's record (and conditions)
+        of a device it is updating is never overwritten from a stale view here."""
         self.store.put_progress_many(batch.records, node=self.ownership.node)
-        self.store.put_conditions_many(batch.conditions)
+        self.store.put_conditions_many(batch.conditions, node=self.ownership.node)
 
     def _released(self, deferred: list[str], reload: list[str]) -> None:
         """A slice has committed: the reconciles it deferred run now (a Register from

@@ -487,9 +487,14 @@ class SqliteStore(EventFeed):
             conn.executemany(_INSERT_CONDITION,
                              [codec.condition_row(subject, c) for c in conditions])
 
-    def put_conditions_many(self, items: Sequence[tuple[str, Sequence[Condition]]]) -> None:
-        """`put_conditions` for many subjects in one transaction."""
+    def put_conditions_many(self, items: Sequence[tuple[str, Sequence[Condition]]],
+                            *, node: str | None = None) -> None:
+        """`put_conditions` for many subjects in one transaction. With `node`, the
+        devices another node owns are left to it, as in `put_progress_many`."""
         with self._tx() as conn:
+            if node is not None:
+                theirs = _owned_elsewhere(conn, [subject for subject, _ in items], node)
+                items = [item for item in items if item[0] not in theirs]
             conn.executemany("DELETE FROM conditions WHERE subject = ?",
                              [(subject,) for subject, _ in items])
             conn.executemany(_INSERT_CONDITION, [codec.condition_row(subject, c)
@@ -530,7 +535,12 @@ def _upsert_sql(table: str, columns: list[str]) -> str:
 def _not_owned_elsewhere(
         conn: SqlConnection, items: Sequence[tuple[DeviceProgress, Sequence[DeviceEvent]]],
         node: str) -> Sequence[tuple[DeviceProgress, Sequence[DeviceEvent]]]:
-    ids = [progress.device_id for progress, _ in items]
+    theirs = _owned_elsewhere(conn, [progress.device_id for progress, _ in items], node)
+    return [item for item in items if item[0].device_id not in theirs] if theirs else items
+
+
+def _owned_elsewhere(conn: SqlConnection, ids: Sequence[str], node: str) -> set[str]:
+    """Those of the device ids `ids` (other ids match nothing) another node owns."""
     theirs: set[str] = set()
     for first in range(0, len(ids), _SLICE):
         chunk = ids[first:first + _SLICE]
@@ -538,7 +548,7 @@ def _not_owned_elsewhere(
             "SELECT d.device_id FROM devices d JOIN registrations r ON r.endpoint = "
             f"d.endpoint WHERE r.owner <> ? AND d.device_id IN ({', '.join('?' * len(chunk))})",
             (node, *chunk)))
-    return [item for item in items if item[0].device_id not in theirs] if theirs else items
+    return theirs
 
 
 def _next_epoch(conn: SqlConnection) -> int:

@@ -12,8 +12,8 @@ from reconciler.errors import NoSlot, NotOwner
 from reconciler.model.cluster import Fence, SlotClaim
 from reconciler.model.lwm2m import NO_FORMATS, Registration
 from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
-from reconciler.model.status import UpdateState
-from reconciler.store import SqliteStore
+from reconciler.model.status import Condition, ConditionType, UpdateState
+from reconciler.store import SqliteStore, open_reader
 
 
 def _reg(endpoint: str, port: int = 5700, updated_at: float = 100.0) -> Registration:
@@ -111,19 +111,30 @@ def test_a_start_takes_a_slot_only_while_fewer_than_the_limit_are_in_flight(
 
 
 def test_a_revision_retargets_only_the_devices_no_other_node_owns(
-        store: SqliteStore, fleet: Fleet) -> None:
+        store: SqliteStore, fleet: Fleet, state: Path | str) -> None:
     store.apply_desired(fleet.snapshot(3))
     store.claim_registration(_reg("ep-0"), NO_FORMATS, "node-a")
     store.claim_registration(_reg("ep-1"), NO_FORMATS, "node-b")
     theirs = _executing("dev0001")
     store.put_progress(theirs)  # node-b's device, mid-update
+    updating = Condition(ConditionType.RECONCILING, True, "Downloading", "", 150.0, "r1")
+    store.put_conditions("dev0001", [updating])
     retargeted = [(DeviceProgress(f"dev000{n}", V2, UpdateState.PENDING, updated_at=200.0),
                    (DeviceEvent(f"dev000{n}", 200.0, "retarget", "new target", "r2"),))
                   for n in range(3)]
     store.put_progress_many(retargeted, node="node-a")
+    pending = Condition(ConditionType.RECONCILING, True, "Pending", "", 200.0, "r2")
+    store.put_conditions_many([(f"dev000{n}", [pending]) for n in range(3)]
+                              + [(fleet.cid, [pending])], node="node-a")
     assert store.progress("dev0001") == theirs
     assert [e.device_id for e in store.events_after(0)] == ["dev0000", "dev0002"]
     assert store.progress("dev0002") == retargeted[2][0]
+    reader = open_reader(state)  # node-b's conditions too stay node-b's
+    try:
+        assert [reader.conditions(s) for s in ("dev0000", "dev0001", "dev0002", fleet.cid)
+                ] == [[pending], [updating], [pending], [pending]]
+    finally:
+        reader.close()
 
 
 def test_a_write_about_a_device_not_registered_here_lands_unless_another_node_has_it(
