@@ -243,9 +243,16 @@ class DeviceClient:
     async def _answer(self, path: Path, request: Any, timeout: float) -> Message:
         try:
             async with asyncio.timeout(max(timeout, 0.001)):
-                response: Message = await request.response
-        except Exception as exc:
+                # Shielded: our deadline must not cancel aiocoap's response future itself.
+                # After a stalled loop, the answer and the deadline fall in one pass, the
+                # request's runner is woken first and sets the future our timer had
+                # cancelled (InvalidStateError, logged by aiocoap with a traceback);
+                # `abandon` ends the runner before the future.
+                response: Message = await asyncio.shield(request.response)
+        except BaseException as exc:
             abandon(request)
+            if not isinstance(exc, Exception):
+                raise  # cancelled: the request ends with us
             raise translate(exc, f"{self.endpoint} {path}") from None
         self._server.heard(self.endpoint)
         raise_for_code(response, str(path), self.endpoint)

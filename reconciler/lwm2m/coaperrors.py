@@ -53,5 +53,10 @@ def abandon(request: Any) -> None:
     observation = getattr(request, "observation", None)
     if observation is not None and not observation.cancelled:
         observation.cancel()
+    # A blockwise request's runner task sets its response: ended first (even if already
+    # woken with the answer), it cannot set the future cancelled below (InvalidStateError).
+    runner = getattr(request, "_runner", None)
+    if isinstance(runner, asyncio.Task):
+        runner.cancel()
     if not request.response.done():
         request.response.cancel()
