@@ -14,8 +14,9 @@ Part 2, `nodes`: three `fota serve` nodes (`--node-id n1..n3`) on one database h
 `--registrations` (300,000) registrations in all, a third registered at each node
 (queue-mode endpoints of `rollout.QueueRegistrar`, 64 sockets and 256 Registers in flight
 per node, all nodes at once; the collection's firmware management is disabled, so the
-figures are those of holding registrations): registrations per second, each node's RSS
-once all are registered, and the database's size (`pg_database_size`) and rows.
+figures are those of holding registrations): registrations per second, where the nodes'
+writer sessions spent that time (`writer_waits`, sampled from pg_stat_activity), each
+node's RSS once all are registered, and the database's size (`pg_database_size`) and rows.
 
 Part 3, `failover`: then n3 is killed (SIGKILL) and its devices register again at n1 and
 n2 (half each) at once, as devices whose next Update or retry falls within 10 s of the
@@ -35,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -126,7 +128,7 @@ async def _three_nodes(tmp: Path, url: str, count: int) -> dict[str, Any]:
         await asyncio.gather(*(server.start() for server in servers.values()))
         note(f"three nodes ready in {time.time() - started:.0f}s; registering {count}")
         shares = {name: endpoints[n::len(NODES)] for n, name in enumerate(NODES)}
-        registered = await _register(servers, shares)
+        registered = await _register(servers, shares, url)
         rss = {name: round(server.rss_mb(), 1) for name, server in servers.items()}
         with psycopg.connect(url, autocommit=True) as conn:
             size = _one(conn, "SELECT pg_database_size(current_database())")
@@ -144,23 +146,43 @@ async def _three_nodes(tmp: Path, url: str, count: int) -> dict[str, Any]:
             "owned_per_node": per_node, "failover": failover}
 
 
-async def _register(servers: dict[str, Node], shares: dict[str, list[str]]
+async def _register(servers: dict[str, Node], shares: dict[str, list[str]], url: str
                     ) -> dict[str, Any]:
     registrars = [QueueRegistrar(("127.0.0.1", servers[name].port), endpoints,
                                  sockets=64, in_flight=256)
                   for name, endpoints in shares.items()]
     for registrar in registrars:
         await registrar.open()
-    started = time.perf_counter()
+    started, done = time.perf_counter(), asyncio.Event()
+    sampler = asyncio.create_task(_writer_waits(url, done))
     try:
         stats = await asyncio.gather(*(r.register_all() for r in registrars))
     finally:
+        done.set()
         for registrar in registrars:
             registrar.close()
     seconds = time.perf_counter() - started
     ok = sum(s.ok for s in stats)
     return {"ok": ok, "failed": sum(s.failed for s in stats), "seconds": round(seconds, 1),
-            "per_second": round(ok / seconds)}
+            "per_second": round(ok / seconds), "writer_waits": await sampler}
+
+
+async def _writer_waits(url: str, done: asyncio.Event) -> dict[str, float]:
+    """Where the nodes' writer sessions spend the registering, from pg_stat_activity
+    every 20 ms: share of samples per "state/wait event" (idle/ClientRead: waiting for
+    its node; idle in transaction: a node between two round trips of one transaction,
+    its locks held; Lock/...: waiting for another transaction's lock)."""
+    seen: Counter[str] = Counter()
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        while not done.is_set():
+            rows = await (await conn.execute(
+                "SELECT state, COALESCE(wait_event_type || '/' || wait_event, 'cpu') "
+                "FROM pg_stat_activity WHERE application_name = 'fota-writer'")).fetchall()
+            for state, event in rows:
+                seen[f"{state}/{event}"] += 1
+            await asyncio.sleep(0.02)  # a sampling period: nothing to await
+    total = sum(seen.values()) or 1
+    return {key: round(n / total, 3) for key, n in seen.most_common()}
 
 
 async def _failover(servers: dict[str, Node], theirs: list[str],
