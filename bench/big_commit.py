@@ -8,7 +8,8 @@ loop runs a callback handed to it every 10 ms. Reported: the longest event-loop 
 and the longest CoAP and HTTP gaps between answers from each commit until the server is
 idle again (goal: 100 ms), the longest garbage collection, how long applying took, and
 the server's RSS (once idle) before, after the add, after the revert, after one more
-small commit and after malloc_trim.
+small commit, after malloc_trim and after a full collection
+(which also empties the interpreter's free lists).
 
 The machine may be shared: for the longest pause the CPU time the whole server process
 got meanwhile is reported too (`..._cpu_ms`, all threads). A pause with far less CPU
@@ -22,7 +23,8 @@ unreachable objects that freezing had kept (what it would leak).
 Diagnosis: BENCH_SAMPLE_ABOVE=0.08 prints the loop thread's stacks during pauses longer
 than that (and collections longer than that, with the thread that ran them),
 BENCH_DUMP_ABOVE=0.08 dumps every thread's stack into the server's log when the loop is
-that late (faulthandler: also while some thread holds the GIL), BENCH_CHILD_LOG=FILE
+that late (faulthandler: also while some thread holds the GIL; it reads the other
+threads' frames while they run, and once killed the server mid-dump), BENCH_CHILD_LOG=FILE
 keeps the server's log (with the steps of each apply), BENCH_TRACEMALLOC=FILE writes
 what was allocated during the add and outlived the revert (no probe then: under
 tracemalloc its requests alone keep the server from going idle).
@@ -91,7 +93,10 @@ def child(argv: list[str]) -> int:
 
     def frozen_garbage(*_: object) -> None:
         gc.unfreeze()
-        _say(f"frozen {time.time():.3f} {gc.collect()}")
+        found = gc.collect()  # a full collection: it also empties the free lists
+        ctypes.CDLL(None).malloc_trim(0)
+        sys._debugmallocstats()  # what a full collection gives back (pymalloc_mb(2))
+        _say(f"frozen {time.time():.3f} {found}")
 
     def trim(*_: object) -> None:
         if TRACEMALLOC:
@@ -114,9 +119,9 @@ def _outlived(out: Path) -> None:
     """Diagnosis (BENCH_TRACEMALLOC=FILE): at the first call forget every trace; at the
     next, append to FILE what was allocated since and is still alive, by traceback, and
     how many 1 MiB address windows (about pymalloc's arenas) its objects occupy alone."""
-    if not tracemalloc.get_traced_memory()[0] or not out.exists():
+    if not out.exists():
         tracemalloc.clear_traces()
-        out.write_text("")
+        out.write_text("tracing since before the add\n")
         return
     stats = tracemalloc.take_snapshot().statistics("traceback")
     frozen = gc.get_freeze_count()
@@ -148,7 +153,7 @@ def _outlived(out: Path) -> None:
             if new is not None:
                 alone_pinners[f"{type(o).__name__} " + " < ".join(
                     f"{Path(f.filename).name}:{f.lineno}" for f in list(new)[-8:][::-1])] += 1
-    with out.open("a") as f:
+    with (writing := out.with_suffix(".partial")).open("w") as f:
         print(f"frozen {frozen}; objects {len(seen)}; windows {len(windows)}: "
               f"only new objects {len(alone)}, mixed {len(shared)}", file=f)
         print(f"outlived: {sum(s.count for s in stats)} blocks, "
@@ -160,6 +165,7 @@ def _outlived(out: Path) -> None:
         print("\nnew objects alone in a window, by type and where made:", file=f)
         for where, count in alone_pinners.most_common(60):
             print(f"{count:6d} {where}", file=f)
+    writing.rename(out)
     gc.freeze()
 
 
@@ -183,10 +189,14 @@ def _monitor(loops: list[asyncio.AbstractEventLoop]) -> None:
     loop, ran = loops[0], threading.Event()
     schedstat = Path(f"/proc/self/task/{threading.main_thread().native_id}/schedstat")
     while not loop.is_closed():
+        # Armed while this thread holds the GIL, before anything that lets it go (the
+        # sleep, the reads): a thread that takes the GIL for long meanwhile is seen too.
+        if DUMP_ABOVE:  # a C thread dumps every thread's stack, the GIL's holder's too
+            faulthandler.dump_traceback_later(DUMP_ABOVE + 0.01)
+        time.sleep(0.01)
         ran.clear()
         asked, cpu, sched = time.monotonic(), time.process_time(), _sched(schedstat)
-        if DUMP_ABOVE:  # a C thread dumps every thread's stack, the GIL's holder's too
-            faulthandler.dump_traceback_later(DUMP_ABOVE)
+        others = _others_queued()
         try:
             loop.call_soon_threadsafe(ran.set)
         except RuntimeError:
@@ -200,12 +210,26 @@ def _monitor(loops: list[asyncio.AbstractEventLoop]) -> None:
                 os.write(2, f"dumped {time.time():.3f} {lag * 1000:.1f} ms: {names}\n".encode())
         if lag > 0.02:
             on_cpu, queued = (b - a for a, b in zip(sched, _sched(schedstat), strict=True))
+            after = _others_queued()
+            other = max((after[t] - others.get(t, 0.0) for t in after), default=0.0)
             _say(f"lag {time.time():.3f} {lag * 1000:.1f} "
-                 f"{(time.process_time() - cpu) * 1000:.1f} {on_cpu:.1f} {queued:.1f}")
+                 f"{(time.process_time() - cpu) * 1000:.1f} {on_cpu:.1f} {queued:.1f} "
+                 f"{other:.1f}")
         if lag > SAMPLE_ABOVE and stacks:
             for stack, count in collections.Counter(stacks).most_common(3):
                 _say(f"stack {time.time():.3f} {count} {stack}")
-        time.sleep(0.01)
+
+
+def _others_queued() -> dict[str, float]:
+    """Ms each thread but the loop's was runnable but waiting for a core, so far: a
+    thread that holds the GIL while it waits for a core holds the loop up as long."""
+    loop = str(threading.main_thread().native_id)
+    found = {}
+    for task in Path("/proc/self/task").iterdir():
+        if task.name != loop:
+            with contextlib.suppress(OSError):
+                found[task.name] = int((task / "schedstat").read_text().split()[1]) / 1e6
+    return found
 
 
 def _sched(schedstat: Path) -> tuple[float, float]:
@@ -347,8 +371,9 @@ class Child:
                      "--http", f"127.0.0.1:{http_port}"]
         self.log: list[tuple[float, str]] = []
         self.state, self.wal_peak = state, 0.0
-        # (when, how long, process CPU, loop thread on a core, loop thread waiting for one)
-        self.lags: list[tuple[float, float, float, float, float]] = []
+        # (when, how long, process CPU, loop thread on a core, loop thread waiting for one,
+        # the most another thread waited for one)
+        self.lags: list[tuple[float, float, float, float, float, float]] = []
         # (when, ms, process CPU ms, generation) of collections over 20 ms
         self.gcs: list[tuple[float, float, float, int]] = []
         self.frozen_garbage: int | None = None
@@ -409,13 +434,16 @@ class Child:
         a core (what it would have been with a core free: the figure load does not
         inflate)."""
         inside = [lag for lag in self.lags if start <= lag[0] <= end]
-        _, ms, cpu, on_cpu, queued = max(inside, key=lambda lag: lag[1],
-                                         default=(0.0, 0.0, 0.0, 0.0, 0.0))
+        _, ms, cpu, on_cpu, queued, other = max(inside, key=lambda lag: lag[1],
+                                                default=(0.0,) * 6)
         unqueued = max((lag[1] - lag[4] for lag in inside), default=0.0)
         return {"longest_loop_pause_ms": ms, "longest_loop_pause_cpu_ms": cpu,
                 "longest_loop_pause_loop_thread": {
                     "on_cpu_ms": round(on_cpu, 1), "waiting_for_cpu_ms": round(queued, 1),
-                    "blocked_ms": round(max(0.0, ms - on_cpu - queued), 1)},
+                    "blocked_ms": round(max(0.0, ms - on_cpu - queued), 1),
+                    # the longest another thread meanwhile waited for a core (with the
+                    # GIL, the loop thread waits as long, and counts it as blocked)
+                    "another_thread_waiting_for_cpu_ms": round(other, 1)},
                 "longest_loop_pause_without_cpu_wait_ms": round(unqueued, 1)}
 
     def gc_summary(self, start: float, end: float) -> dict[str, Any]:
@@ -440,8 +468,12 @@ class Child:
     async def trimmed_rss_mb(self) -> float:
         """RSS once the C allocator gave back what it holds unused (SIGUSR1; the child
         also writes pymalloc's statistics then: `pymalloc_mb`)."""
+        analysis = Path(TRACEMALLOC or "/nonexistent")
+        before = analysis.read_text() if analysis.exists() else None
         self.proc.send_signal(signal.SIGUSR1)
         await asyncio.sleep(0.5)
+        while TRACEMALLOC and (not analysis.exists() or analysis.read_text() in ("", before)):
+            await asyncio.sleep(1.0)  # the child's analysis (_outlived) is not written yet
         return self.rss_mb()
 
     def cpu_s(self) -> float:
@@ -539,6 +571,8 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
                             device_lines(BASE_DEVICES) + "# touched\n", "a later commit")
         trimmed = await server.trimmed_rss_mb()
         frozen_garbage = await server.count_frozen_garbage()
+        await asyncio.sleep(0.5)  # the statistics come on the log
+        collected = server.rss_mb()
         pymalloc = server.pymalloc_mb(1)
     finally:
         probe.stop.set()
@@ -553,7 +587,10 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
             "rss_kept_after_revert_mb": round(reverted["rss_mb"] - before, 1),
             "rss_after_a_later_commit_mb": later["rss_mb"],
             "rss_after_revert_and_malloc_trim_mb": trimmed, "frozen_garbage": frozen_garbage,
-            "pymalloc_after_revert_mb": pymalloc}
+            "pymalloc_after_revert_mb": pymalloc,
+            # after a full collection (which also empties the interpreter's free lists)
+            "rss_after_a_full_collection_mb": collected,
+            "pymalloc_after_a_full_collection_mb": server.pymalloc_mb(2)}
 
 
 def main() -> None:
