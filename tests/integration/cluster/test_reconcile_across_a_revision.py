@@ -37,18 +37,14 @@ from controller_harness import (
     states,
     until,
 )
-from scripted_device import ScriptedDevice
+from scripted_device import START, ScriptedDevice
 
 import reconciler.controller.decide as decide_module
 from reconciler.controller.workqueue import Requeue
-from reconciler.lwm2m.codecs import Value
-from reconciler.model.lwm2m import FW_PACKAGE_URI, FW_STATE, FW_UPDATE_RESULT
+from reconciler.model.lwm2m import FW_PACKAGE_URI
 from reconciler.model.lwm2m import Path as LwPath
 from reconciler.model.status import UpdateState
 
-START: dict[LwPath, Value] = {
-    LwPath(3, 0, 0): "acme", LwPath(3, 0, 3): "1.0", FW_PACKAGE_URI: "", FW_STATE: 0,
-    FW_UPDATE_RESULT: 0, LwPath(5, 0, 9): 0}
 LATE = 2  # the device of the next wave
 
 

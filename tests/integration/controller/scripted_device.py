@@ -13,7 +13,12 @@ from aiocoap import ACK, CON, Message
 from aiocoap.numbers.codes import Code
 
 from reconciler.lwm2m.codecs import ContentFormat, Value, encode
-from reconciler.model.lwm2m import Path
+from reconciler.model.lwm2m import FW_PACKAGE_URI, FW_STATE, FW_UPDATE_RESULT, Path
+
+# A device on 1.0 with Object 5 idle (no URI, state Idle, result Initial, pull and push).
+START: dict[Path, Value] = {
+    Path(3, 0, 0): "acme", Path(3, 0, 3): "1.0", FW_PACKAGE_URI: "", FW_STATE: 0,
+    FW_UPDATE_RESULT: 0, Path(5, 0, 9): 0}
 
 
 class ScriptedDevice(asyncio.DatagramProtocol):

@@ -16,15 +16,13 @@ from pathlib import Path
 import controller_harness as harness
 from aiocoap import Message
 from aiocoap.numbers.codes import Code
-from scripted_device import ScriptedDevice
+from scripted_device import START, ScriptedDevice
 
 from reconciler.controller.core import Controller
-from reconciler.lwm2m.codecs import Value
 from reconciler.model.lwm2m import (
     FW_PACKAGE_URI,
     FW_STATE,
     FW_UPDATE,
-    FW_UPDATE_RESULT,
     NO_FORMATS,
     Registration,
     RegistrationEvent,
@@ -33,10 +31,6 @@ from reconciler.model.lwm2m import (
 from reconciler.model.lwm2m import Path as LwPath
 from reconciler.model.observed import DeviceProgress
 from reconciler.model.status import UpdateState
-
-START: dict[LwPath, Value] = {
-    LwPath(3, 0, 0): "acme", LwPath(3, 0, 3): "1.0", FW_PACKAGE_URI: "", FW_STATE: 0,
-    FW_UPDATE_RESULT: 0, LwPath(5, 0, 9): 0}
 
 
 class TakenOverOnDownload(ScriptedDevice):

@@ -18,17 +18,12 @@ import controller_harness as harness
 from aiocoap import Message
 from aiocoap.numbers.codes import Code
 from controller_harness import device_id, states, until
-from scripted_device import ScriptedDevice
+from scripted_device import START, ScriptedDevice
 
-from reconciler.lwm2m.codecs import Value
 from reconciler.model.lwm2m import FW_PACKAGE_URI, FW_STATE, FW_UPDATE, FW_UPDATE_RESULT
 from reconciler.model.lwm2m import Path as LwPath
 from reconciler.model.status import UpdateState
 from reconciler.store import open_reader
-
-START: dict[LwPath, Value] = {
-    LwPath(3, 0, 0): "acme", LwPath(3, 0, 3): "1.0", FW_PACKAGE_URI: "", FW_STATE: 0,
-    FW_UPDATE_RESULT: 0, LwPath(5, 0, 9): 0}
 
 
 class IgnoresFirstExecute(ScriptedDevice):

@@ -13,6 +13,7 @@ from builders import collection, desired_state, device, image
 
 from reconciler.model.desired import DesiredState, FirmwareImage, Management
 from reconciler.store import SqliteStore, open_store
+from reconciler.store.pg import PgStore
 
 CID = "17dh0cf43jfhig"
 V1, V2 = "17dh0cf43jfgnk", "17dh0cf43jfh08"
@@ -76,5 +77,14 @@ def store(state: Path | str) -> Iterator[SqliteStore]:
 @pytest.fixture
 def sqlite_store(db_path: Path) -> Iterator[SqliteStore]:
     opened = open_store(db_path)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[PgStore]:
+    """A PostgreSQL store alone, for what only that engine has."""
+    opened = open_store(pg_url)
+    assert isinstance(opened, PgStore)
     yield opened
     opened.close()

@@ -6,10 +6,9 @@ another's progress writes. Real PostgreSQL; the other node is a second session."
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
-import pytest
 
 from reconciler.model.lwm2m import NO_FORMATS, Registration
 from reconciler.model.observed import DeviceProgress
@@ -24,14 +23,6 @@ WAIT = 10.0  # seconds a write may take here before the test calls it stuck
 def _reg(endpoint: str, port: int = 5700) -> Registration:
     return Registration(f"id-{port}", endpoint, "127.0.0.1", port, 60, "1.2", "U", False,
                         ("/3/0", "/5/0"), 100.0, 100.0)
-
-
-@pytest.fixture
-def pg_store(pg_url: str) -> Iterator[PgStore]:
-    opened = open_store(pg_url)
-    assert isinstance(opened, PgStore)
-    yield opened
-    opened.close()
 
 
 def _in_thread(call: Callable[[], object]) -> threading.Event:

@@ -5,7 +5,6 @@ reader's version over the server's snapshots. Real PostgreSQL (tests/pgcluster.p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -16,14 +15,6 @@ from reconciler.model.status import UpdateState
 from reconciler.store import open_reader, open_store
 from reconciler.store.pg import EVENTS_CHANNEL, PgStore
 from reconciler.store.schema import SchemaError
-
-
-@pytest.fixture
-def pg_store(pg_url: str) -> Iterator[PgStore]:
-    opened = open_store(pg_url)
-    assert isinstance(opened, PgStore)
-    yield opened
-    opened.close()
 
 
 def _admin(url: str, sql: str) -> list[tuple[Any, ...]]:
