@@ -10,7 +10,9 @@ commit order, so every second (the controller's resync tick) the feed reads, per
 collection, the records changed since its last stamp (at most `BATCH` changes each, in a
 worker thread), and the Decider puts each in its index, except those of the devices it
 owns: only the owner writes those (fenced), so its own record is the newest, and a read
-that overtook its write is not. The first stamp is read before the index is loaded from
+that overtook its write is not. A collection's status written from the index carries
+the feed's position (`position`), so a lagging node's cannot replace a newer one. The
+first stamp is read before the index is loaded from
 the store (`begin`), so no change falls between the two. On one
 node there is no feed. Built by `serve.nodes` for a shared store; used by the
 controller's Decider.
@@ -44,6 +46,11 @@ class ProgressFeed:
         """Right before the index is loaded from the store (a worker thread)."""
         self._start = self._store.change_seq()
         self._stamps.clear()
+
+    def position(self, collection_id: str) -> int | None:
+        """How far the index has read the collection's changes (None before `begin`):
+        the stamp a status written from the index carries (`store.collection_status`)."""
+        return self._stamps.get(collection_id, self._start)
 
     def read(self, collections: Iterable[str]) -> list[DeviceProgress]:
         """The records of `collections` changed since the last read (a worker thread);

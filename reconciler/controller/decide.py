@@ -469,7 +469,9 @@ class Decider:
                 status.update(windows=shown, nextWindow=next_window(shown))
                 if edge is not None:
                     self._window_edges[collection_id] = edge
-            self.store.put_collection_status(collection_id, status)
+            # Other nodes write it too: the feed's position orders the writes.
+            stamp = None if self.feed is None else self.feed.position(collection_id)
+            self.store.put_collection_status(collection_id, status, stamp=stamp)
             position = self.index.position(collection, now)
             if position is not None and position.until is not None:  # a soak's end, too
                 edge = self._window_edges.get(collection_id, position.until)

@@ -18,7 +18,7 @@ from reconciler.model.desired import FirmwareImage
 from reconciler.model.observed import DeviceEvent
 from reconciler.model.status import Condition, UpdateState
 from reconciler.model.versions import image_order
-from reconciler.store import codec, tallies
+from reconciler.store import codec, collection_status, tallies
 from reconciler.store.event_log import EventFeed
 from reconciler.store.json_lists import device_ids_json, device_rows_json, devices_json
 from reconciler.store.pages import DeviceQuery, device_page
@@ -245,9 +245,11 @@ class SqliteReader(EventFeed):
         counts = [(tallies.state_of(s), n) for s, n in self._rows(
             "SELECT state, n FROM state_counts WHERE collection_id = ? AND n != 0",
             (c.collection_id,))]
-        row = self._one("SELECT status FROM collection_status WHERE collection_id = ?",
+        row = self._one("SELECT status, halt FROM collection_status WHERE collection_id = ?",
                         (c.collection_id,))
         rollout = json.loads(row[0]) if row else {}
+        if isinstance(rollout, dict):
+            rollout = collection_status.with_halt(rollout, row[1] if row else None)
         states = {s: n for s, n in counts if s is not None}
         return CollectionStatus(
             collection_id=c.collection_id, management=c.management,

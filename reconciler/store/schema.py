@@ -133,6 +133,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE registrations ADD COLUMN secured INTEGER NOT NULL DEFAULT 0;
     """,
+    # 13: the collection status row of several nodes (issue 13): the revision and feed
+    # position it was computed at, so a lagging node's write cannot replace a newer one,
+    # and the halt seen in that revision (`store.collection_status`).
+    """
+    ALTER TABLE collection_status ADD COLUMN revision TEXT;
+    ALTER TABLE collection_status ADD COLUMN stamp INTEGER;
+    ALTER TABLE collection_status ADD COLUMN halt TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

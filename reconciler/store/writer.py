@@ -28,7 +28,7 @@ from reconciler.model.desired import DesiredState
 from reconciler.model.lwm2m import NO_FORMATS, ContentFormats, FirmwareOffer, Registration
 from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
 from reconciler.model.status import Condition, UpdateState
-from reconciler.store import codec
+from reconciler.store import codec, collection_status
 from reconciler.store.checkpoint import Checkpointer
 from reconciler.store.desired_sync import apply_in_slices
 from reconciler.store.event_log import EventFeed, EventHub
@@ -500,14 +500,22 @@ class SqliteStore(EventFeed):
             conn.executemany(_INSERT_CONDITION, [codec.condition_row(subject, c)
                                                  for subject, conds in items for c in conds])
 
-    def put_collection_status(self, collection_id: str, status: Mapping[str, object]) -> None:
+    def put_collection_status(self, collection_id: str, status: Mapping[str, object], *,
+                              stamp: int | None = None) -> None:
         """Replace the collection's rollout status. The API shows the whole mapping under
-        `rollout` and reads `halted` (bool) and `reason` (why, while halted) or `halt_reason`."""
+        `rollout` and reads `halted` (bool) and `reason` (why, while halted) or
+        `halt_reason`. With `stamp` (the writer's feed position, several nodes) only if
+        not older than the stored one, and a halt sticks for its revision
+        (`collection_status`)."""
         text = json.dumps(dict(status), default=_jsonable)
+        revision = status.get("revision")
+        args = (collection_id, text, None if revision is None else str(revision))
+        halt = collection_status.halt_of(status)
         with self._tx(tallies=False) as conn:
-            conn.execute("INSERT INTO collection_status VALUES (?, ?) ON CONFLICT "
-                         "(collection_id) DO UPDATE SET status = excluded.status",
-                         (collection_id, text))
+            if stamp is None:
+                conn.execute(collection_status.REPLACE, (*args, halt))
+            else:
+                conn.execute(collection_status.ORDERED, (*args, stamp, halt))
 
     def close(self) -> None:
         self._checkpointer.close()

@@ -107,6 +107,13 @@ MIGRATIONS: tuple[str, ...] = (
          WHERE key = 'ownership_epoch'),
         (SELECT COALESCE(MAX(epoch), 0) FROM registrations)));
     """,
+    # 5 (SQLite's 13): the collection status row's revision, feed position and halt
+    # (`store.collection_status`); TEXT as `meta.value`, which it is compared with.
+    """
+    ALTER TABLE collection_status ADD COLUMN revision TEXT;
+    ALTER TABLE collection_status ADD COLUMN stamp BIGINT;
+    ALTER TABLE collection_status ADD COLUMN halt TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 EVENTS_CHANNEL = "fota_events"  # NOTIFY channel of `events_appended`
