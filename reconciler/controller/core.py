@@ -22,6 +22,7 @@ from reconciler.cluster.ownership import Ownership
 from reconciler.controller.config import ControllerConfig
 from reconciler.controller.decide import Decider, Step
 from reconciler.controller.executor import Executor
+from reconciler.controller.reloads import Reloads
 from reconciler.controller.reports import Reports
 from reconciler.controller.restore import RestartRecords, Restored
 from reconciler.controller.watches import Watches
@@ -74,6 +75,8 @@ class Controller:
         self.queue = WorkQueue(self._timed_reconcile, workers=settings.workers,
                                backoff=settings.error_backoff,
                                backoff_max=settings.error_backoff_max, clock=clock)
+        # Devices a Register moved here: their records read back in batches.
+        self.reloads = Reloads(store, self.decider, self.reports, self.queue.add_all)
         self.decider.on_slot_free = self.queue.add_all
         self.decider.requeue = self.queue.add_all
         if lease is not None:
@@ -131,7 +134,7 @@ class Controller:
                 self.decider.reload(device.device_id)
         elif event.kind is RegistrationEventKind.REGISTERED:
             if self.ownership.registered(reg, self.server.formats(reg.endpoint)):
-                self.decider.reload(device.device_id)  # another node's record, maybe
+                self.reloads.add(device.device_id)  # another node's record, maybe
         else:
             self.ownership.updated(reg, self.server.formats(reg.endpoint))
         if event.kind is not RegistrationEventKind.UPDATED:
@@ -142,7 +145,8 @@ class Controller:
             # Observations of an earlier registration died with it (a reboot, a new port).
             keep = reg if event.kind is RegistrationEventKind.REGISTERED else None
             self._spawn(self.watches.drop_stale(reg.endpoint, keep))
-        self.queue.add(device.device_id)
+        if not self.reloads.holds(device.device_id):  # else its batch wakes it
+            self.queue.add(device.device_id)
 
     def on_send(self, endpoint: str, values: dict[Path, Value]) -> None:
         """A Send (LwM2M 1.1+ `POST /dp`) reports values as a notification does."""
@@ -175,6 +179,8 @@ class Controller:
                 return None
             if self.decider.retargeting:  # the rollout index is between two revisions
                 return Requeue(RETARGET_WAIT)
+            if self.reloads.holds(device_id):  # its records are read: the batch wakes it
+                return None
             step = self.decider.decide_and_record(device_id)
             if step is None:
                 return None
@@ -226,6 +232,7 @@ class Controller:
         try:
             await stop.wait()
         finally:
+            await self.reloads.close()
             await asyncio.gather(*tasks, *self._tasks, return_exceptions=True)
             await self.watches.close()
             self.decider.flush_status()

@@ -308,12 +308,24 @@ class Decider:
         if self.retargets.holds(device_id):  # the store has not got our record yet
             self.retargets.defer(device_id, reload=True)
             return
-        progress = self.store.progress(device_id)
+        self.reports.forget(device_id)
+        self.reloaded(device_id, self.store.progress(device_id))
+
+    def reloaded(self, device_id: str, progress: DeviceProgress | None) -> bool:
+        """`reload` with the record already read (a batch of them: `controller.reloads`,
+        which primes the report); False if a retarget holds the device, which reloads
+        it itself once its slice has landed."""
+        device = self.desired.devices.get(device_id)
+        if device is None:
+            return True
+        if self.retargets.holds(device_id):
+            self.retargets.defer(device_id, reload=True)
+            return False
         if progress is not None:
             self.index.put(device.collection_id, progress)
         else:
             self.index.remove(device_id)
-        self.reports.forget(device_id)
+        return True
 
     def _place(self, progress: DeviceProgress) -> Placement:
         """The record's wave, and whether it is about its device's present target (for

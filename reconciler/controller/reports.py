@@ -4,7 +4,12 @@
 /5/0/3 or /5/0/5 over the previous report. Unknown or malformed values leave the
 previous value in place rather than failing. `Reports` is the controller's write-through
 view of the store's reports (the controller is their only writer), so a reconcile reads
-a device's report from memory instead of a SQLite query per decision.
+a device's report from memory instead of a SQLite query per decision. It remembers the
+absence of a report too (a silent queue-mode device has none, and each of its Registers
+asked the store again): a set of device ids, the strings the desired state holds. Only
+the node that owns a device writes its report (fenced), so what this node holds goes
+stale only while another node owns the device; the Decider forgets it when the device
+comes back (`reload`, or a batch of them: `controller.reloads`), which primes both.
 """
 
 from __future__ import annotations
@@ -93,33 +98,55 @@ class Reports:
         self.fence: Callable[[str], Fence] | None = None
         self._known: dict[str, DeviceReport] = {}
         self._size = heap.Shrinker()
+        # Devices the store has no report of: bounded by the desired state's devices.
+        self._absent: set[str] = set()
+        self._absent_size = heap.Shrinker()
 
     def get(self, device_id: str) -> DeviceReport | None:
         report = self._known.get(device_id)
-        if report is None:
-            # Not cached when absent: 100,000 silent queue-mode devices cost no memory.
-            report = self._store.report(device_id)
-            if report is not None:
-                self._known[device_id] = report
-                self._size.added(self._known)
+        if report is None and device_id not in self._absent:
+            self.prime(device_id, self._store.report(device_id))
+            report = self._known.get(device_id)
         return report
+
+    def prime(self, device_id: str, report: DeviceReport | None) -> None:
+        """What the store said of the device's report (None: it has none)."""
+        if report is None:
+            self._absent.add(device_id)
+            self._absent_size.added(self._absent)
+        else:
+            self._known[device_id] = report
+            self._size.added(self._known)
+
+    def fill(self, device_id: str, report: DeviceReport | None) -> None:
+        """`prime` with what a batch read, unless a merge or a read since the device
+        was forgotten holds something as new (`controller.reloads`)."""
+        if device_id not in self._known and device_id not in self._absent:
+            self.prime(device_id, report)
 
     def get_many(self, device_ids: Sequence[str]) -> dict[str, DeviceReport]:
         """`get` for many devices (those with a report): the ones not in memory in one
         store query, not one each (a revision's retarget slice asks 500 at once)."""
         found = {d: r for d in device_ids if (r := self._known.get(d)) is not None}
-        missing = [d for d in device_ids if d not in found]
+        missing = [d for d in device_ids if d not in found and d not in self._absent]
         if missing:
             stored = self._store.reports(missing)
-            self._known.update(stored)
-            self._size.added(self._known)
+            for device_id in missing:
+                self.prime(device_id, stored.get(device_id))
             found.update(stored)
         return found
 
     def forget(self, device_id: str) -> None:
-        """The device left the desired state: its cached report goes (the store keeps it)."""
+        """The device left the desired state, or comes back from another node: what is
+        held of its report goes (the store keeps it)."""
         if self._known.pop(device_id, None) is not None:
             self._size.removed(self._known)
+        self._gone(device_id)
+
+    def _gone(self, device_id: str) -> None:
+        if device_id in self._absent:
+            self._absent.discard(device_id)
+            self._absent_size.removed(self._absent)
 
     def merge(self, device_id: str, endpoint: str, values: Mapping[Path, object],
               now: float) -> DeviceReport:
@@ -127,6 +154,6 @@ class Reports:
         report = merge_report(self.get(device_id), endpoint, values, now)
         fence = self.fence(endpoint) if self.fence is not None else None
         self._store.put_report(device_id, report, fence=fence)
-        self._known[device_id] = report
-        self._size.added(self._known)
+        self._gone(device_id)
+        self.prime(device_id, report)
         return report

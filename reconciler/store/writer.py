@@ -458,6 +458,18 @@ class SqliteStore(EventFeed):
         rows = self._query("SELECT * FROM progress WHERE device_id = ?", (device_id,))
         return codec.progress_from_row(rows[0]) if rows else None
 
+    def progress_of(self, device_ids: Sequence[str]) -> dict[str, DeviceProgress]:
+        """The progress records of those of `device_ids` that have one: one query per
+        `REPORTS_AT_ONCE` ids (a batch of devices that came from other nodes)."""
+        found: dict[str, DeviceProgress] = {}
+        for at in range(0, len(device_ids), REPORTS_AT_ONCE):
+            chunk = device_ids[at:at + REPORTS_AT_ONCE]
+            marks = ", ".join("?" * len(chunk))
+            for row in self._query(f"SELECT * FROM progress WHERE device_id IN ({marks})",
+                                   chunk):
+                found[row[0]] = codec.progress_from_row(row)
+        return found
+
     def all_progress(self) -> list[DeviceProgress]:
         rows = self._query("SELECT * FROM progress ORDER BY device_id")
         return [codec.progress_from_row(r) for r in rows]

@@ -92,6 +92,18 @@ async def test_a_device_that_registers_here_from_another_node_resumes_that_nodes
                                 updated_at=100.0)
         ctl.store.put_progress(theirs)  # what node-b wrote while it owned the device
         assert ctl.decider.index.get(harness.device_id(0)) != theirs
+        indexed: list[DeviceProgress | None] = []
+        reloaded = ctl.decider.reloaded
+
+        def seen(device_id: str, progress: DeviceProgress | None) -> bool:
+            done = reloaded(device_id, progress)
+            indexed.append(ctl.decider.index.get(device_id))  # before its reconcile
+            return done
+
+        ctl.decider.reloaded = seen  # type: ignore[method-assign]
         ctl.on_registration(RegistrationEvent(RegistrationEventKind.REGISTERED, reg))
-        assert ctl.decider.index.get(harness.device_id(0)) == theirs
+        # read back in a batch, off the event loop; its reconcile waits until then
+        assert await ctl.reconcile_device(harness.device_id(0)) is None
+        await ctl.reloads.settled()
+        assert indexed == [theirs]
         assert ctl.ownership.owns(harness.endpoint(0))

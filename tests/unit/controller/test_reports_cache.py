@@ -4,11 +4,12 @@ real SQLite file."""
 from __future__ import annotations
 
 from pathlib import Path as FsPath
+from typing import Any
 
 from reconciler.controller.reports import Reports
 from reconciler.model.lwm2m import DEV_FIRMWARE_VERSION, FW_STATE, FirmwareState
 from reconciler.model.observed import DeviceReport
-from reconciler.store import open_store
+from reconciler.store import SqliteStore, open_store
 
 
 def test_a_merged_report_is_in_the_store_and_read_back_without_a_query(
@@ -68,10 +69,45 @@ def test_many_reports_are_read_at_once_the_cached_ones_from_memory(tmp_path: FsP
         assert store.reports(asked[:7]) == {"d0000": stored["d0000"],
                                             "d0003": DeviceReport(endpoint="ep-3"),
                                             "d0006": stored["d0006"]}
-        # Devices without a report are not remembered as such: one reporting later is read.
+        # Devices without a report are remembered as such (only this node writes them
+        # while it owns them); one that comes back from another node is read again.
         store.put_report("d0001", DeviceReport(endpoint="ep-1", firmware_version="late"))
+        assert reports.get("d0001") is None and reports.get_many(["d0001"]) == {}
+        reports.forget("d0001")
         late = reports.get("d0001")
         assert late is not None and late.firmware_version == "late"
         assert reports.get_many([]) == {}
+    finally:
+        store.close()
+
+
+class _Counted:
+    """The store's report reads, counted (what a Register of a silent device costs)."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store, self.asked = store, 0
+
+    def report(self, device_id: str) -> DeviceReport | None:
+        self.asked += 1
+        return self.store.report(device_id)
+
+    def put_report(self, device_id: str, report: DeviceReport, **kw: Any) -> None:
+        self.store.put_report(device_id, report, **kw)
+
+
+def test_a_device_without_a_report_costs_one_query_until_it_reports_or_is_forgotten(
+        tmp_path: FsPath) -> None:
+    store = open_store(tmp_path / "state.db")
+    try:
+        counted = _Counted(store)
+        reports = Reports(counted)  # type: ignore[arg-type]
+        assert [reports.get("silent") for _ in range(5)] == [None] * 5
+        assert counted.asked == 1
+        merged = reports.merge("silent", "ep-s", {DEV_FIRMWARE_VERSION: "1.0"}, 10.0)
+        assert reports.get("silent") == merged and counted.asked == 1
+        reports.forget("silent")  # it left, or came back from another node
+        assert reports.get("silent") == merged and counted.asked == 2
+        reports.fill("silent", None)  # a batch's older read does not replace it
+        assert reports.get("silent") == merged and counted.asked == 2
     finally:
         store.close()
