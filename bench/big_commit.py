@@ -25,7 +25,8 @@ than that (and collections longer than that, with the thread that ran them),
 BENCH_DUMP_ABOVE=0.08 dumps every thread's stack into the server's log when the loop is
 that late (faulthandler: also while some thread holds the GIL; it reads the other
 threads' frames while they run, and once killed the server mid-dump), BENCH_CHILD_LOG=FILE
-keeps the server's log (with the steps of each apply), BENCH_TRACEMALLOC=FILE writes
+keeps the server's log (with the steps of each apply), BENCH_LAG_LOG=FILE every loop
+pause over 20 ms (to line up with a py-spy trace of the server), BENCH_TRACEMALLOC=FILE writes
 what was allocated during the add and outlived the revert (no probe then: under
 tracemalloc its requests alone keep the server from going idle).
 """
@@ -240,6 +241,9 @@ def _sched(schedstat: Path) -> tuple[float, float]:
 
 SAMPLE_ABOVE = float(os.environ.get("BENCH_SAMPLE_ABOVE", "inf"))  # s; diagnosis only
 CHILD_LOG = os.environ.get("BENCH_CHILD_LOG")  # a file for the server's log; diagnosis only
+# a file for every loop pause over 20 ms: (when, ms, process CPU ms, loop thread on a core,
+# waiting for one, the most another thread waited for one); diagnosis only
+LAG_LOG = os.environ.get("BENCH_LAG_LOG")
 TRACEMALLOC = os.environ.get("BENCH_TRACEMALLOC")  # a file for what outlives the add
 # s: dump every thread's Python stack into the server's log during longer loop pauses
 # (faulthandler's own thread, which needs no GIL: it names the thread holding it)
@@ -579,6 +583,9 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
         await server.stop()
         if CHILD_LOG:  # diagnosis: the server's own log, each line with when it came
             Path(CHILD_LOG).write_text("".join(f"{at:.3f} {line}" for at, line in server.log))
+        if LAG_LOG:  # diagnosis: every pause over 20 ms, to line up with a py-spy trace
+            Path(LAG_LOG).write_text("".join(" ".join(map(str, lag)) + "\n"
+                                             for lag in server.lags))
     return {"devices": devices, "goal_ms": GOAL_MS, "rss_before_mb": before,
             "rss_before_and_malloc_trim_mb": trimmed_before,
             "pymalloc_before_mb": server.pymalloc_mb(0), "sqlite_memory_mb": server.sqlite_mb,
