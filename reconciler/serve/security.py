@@ -8,13 +8,14 @@ applied revision with `--security-default`. The server takes `view.psk` (keys by
 identity) and `view.check_register` (`transport.server_options`); `revoke_on_reload`
 closes the sessions of identities a reload removed or changed. `Security.run` reloads
 on SIGHUP and file changes until stop. With `--coap off`, `warn_unreachable` names the
-declared endpoints that have no credential and so cannot register. Called by
-`service._run`.
+declared endpoints that have no credential and so cannot register (in a worker thread
+for each revision: a fleet's worth of lookups). Called by `service._run`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections.abc import Callable, Mapping
 
@@ -42,20 +43,23 @@ class Security:
         """With `--coap off`: the declared endpoints without a credential, which cannot
         register at all (`security: none` or not, only a DTLS session reaches the
         server). Logged when the set changes (each revision and reload asks), never
-        per device; returns them."""
+        per device; returns the first `UNREACHABLE_SHOWN` of them in order. Python-level
+        steps only, no sort of the whole fleet (one C call that would hold the GIL):
+        `serve` runs it in a worker thread for each revision."""
         if not self._coaps_only:
             return []
         credentials = self.view.credentials
-        missing = sorted(d.endpoint for d in desired.devices.values()
-                         if credentials.for_endpoint(d.endpoint) is None)
-        seen = (len(missing), ", ".join(missing[:UNREACHABLE_SHOWN]))
+        missing = [d.endpoint for d in desired.devices.values()
+                   if credentials.for_endpoint(d.endpoint) is None]
+        shown = heapq.nsmallest(UNREACHABLE_SHOWN, missing)
+        seen = (len(missing), ", ".join(shown))
         if missing and seen != self._warned:
             more = ", ..." if len(missing) > UNREACHABLE_SHOWN else ""
             log.warning("--coap off: %d declared endpoints have no PSK credential and "
                         "cannot register (no plain CoAP listener): %s%s", seen[0],
                         seen[1], more)
         self._warned = seen
-        return missing
+        return shown
 
     def revoke_on_reload(self, revoke: Callable[[set[bytes]], int]) -> Callable[[], None]:
         """After each reload, `revoke` the identities that went or changed; the remover."""
@@ -80,18 +84,17 @@ def _revoke(revoke: Callable[[set[bytes]], int], old: Credentials, new: Credenti
 
 
 class _SourcePolicy:
-    """The policy of the source's applied revision, rebuilt only when that changes
-    (the view is asked on every Register)."""
+    """The policy of the source's applied revision, made on each call (a two-field
+    frozen dataclass: cheaper than the Register that asks). Nothing is kept between
+    calls: a kept policy held the revision before the last one alive, 200,000 devices
+    after a big revert, until the next device registered."""
 
     def __init__(self, source: GitSource, default: SecurityMode) -> None:
         self._source = source
-        self._policy = SecurityPolicy(default, _EMPTY)
+        self._default = default
 
     def __call__(self) -> SecurityPolicy:
-        desired = self._source.current or _EMPTY
-        if self._policy.desired is not desired:
-            self._policy = SecurityPolicy(self._policy.default, desired)
-        return self._policy
+        return SecurityPolicy(self._default, self._source.current or _EMPTY)
 
 
 def start_security(settings: ServeSettings, source: GitSource,

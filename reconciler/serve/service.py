@@ -213,7 +213,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     await notifier.set_desired(desired)
 
     async def on_desired(new: DesiredState) -> None:
-        security.warn_unreachable(new)
+        await asyncio.to_thread(security.warn_unreachable, new)  # a fleet's lookups
         await controller.set_desired(new)
         await notifier.set_desired(new)  # the controller first: it never waits on us
 
