@@ -4,9 +4,11 @@
 before, loads it from the object database. A valid commit becomes the new `current`
 state; an invalid one is never applied: the last good state stays current and the
 problems (file:line) go to `status.errors`, as Flux keeps its last artifact. Loading is
-incremental through the blob-keyed parse cache under `cache_dir`. `poll()` runs `sync` off
-the event loop and calls `on_status` back whenever the status changed; `run()` polls, and
-on a local repository also reacts at once to new commits through watchfiles.
+incremental through the blob-keyed parse cache under `cache_dir`; a commit's big device
+lists are parsed into it by a child process (`parse_worker`), off the server's GIL.
+`poll()` runs `sync` off the event loop and calls `on_status` back whenever the status
+changed; `run()` polls, and on a local repository also reacts at once to new commits
+through watchfiles.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from typing import Any
 import git
 
 from reconciler.model.desired import DesiredState, FirmwareImage
+from reconciler.sources import parse_worker
 from reconciler.sources.assemble import Assembler
 from reconciler.sources.gitrepo import RepoHandle
 from reconciler.sources.image_reader import ImageReader
 from reconciler.sources.parsing import ParseCache
+from reconciler.sources.problems import Problem
 from reconciler.sources.snapshot import CommitSnapshot
 
 log = logging.getLogger(__name__)
@@ -119,7 +123,7 @@ class GitSource:
 
     def _load(self, commit: Any) -> DesiredState | None:
         try:
-            state, problems = self._assembler.load(CommitSnapshot(commit))
+            state, problems = self._assembled(CommitSnapshot(commit))
         except Exception:
             # Reading the commit failed (not its content): try it again next poll.
             self.cache.end_round()
@@ -139,6 +143,13 @@ class GitSource:
         self.cache.prune_disk(keys)
         self._current, self._applied = state, commit
         return state
+
+    def _assembled(self, snap: CommitSnapshot) -> tuple[DesiredState | None, list[Problem]]:
+        """The commit's state, its big unparsed device lists parsed in a child process
+        first (`parse_worker`); a child that failed makes the revision unusable."""
+        git_dir = Path(self._handle.open().git_dir)
+        failed = parse_worker.prefetch(self.cache, git_dir, snap.manifest_files())
+        return (None, failed) if failed else self._assembler.load(snap)
 
     def image_bytes(self, image: FirmwareImage) -> bytes:
         """The image's binary as committed in the applied revision (sha256 checked);
@@ -208,7 +219,7 @@ class GitSource:
                 return None
             try:
                 commit = self._handle.open().commit(revision)
-                state, _ = self._assembler.load(CommitSnapshot(commit))
+                state, _ = self._assembled(CommitSnapshot(commit))
             except Exception as exc:
                 log.warning("git source %s: cannot read revision %s: %s", self.url,
                             revision[:12], _one_line(exc))

@@ -178,6 +178,11 @@ class ParseCache:
         self._touched.add((kind, key))
         return found
 
+    def has(self, kind: str, key: str) -> bool:
+        """Whether blob `key` read as `kind` is parsed already, in memory or on disk."""
+        path = self._file(kind, key)
+        return (kind, key) in self._memory or (path is not None and path.exists())
+
     def end_round(self) -> set[tuple[str, str]]:
         """The entries used since the last call (one load), to pass to `retain` later."""
         touched, self._touched = self._touched, set()

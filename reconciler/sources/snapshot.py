@@ -60,8 +60,15 @@ class CommitSnapshot:
     def __init__(self, commit: Any) -> None:
         self.commit = commit
         self.revision: str = commit.hexsha
+        self._files: list[FileEntry] | None = None
 
     def manifest_files(self) -> list[FileEntry]:
+        # Listed once: the source's prefetch and the assembler both ask.
+        if self._files is None:
+            self._files = self._listed()
+        return list(self._files)
+
+    def _listed(self) -> list[FileEntry]:
         try:
             top = self.commit.tree / MANIFESTS
         except KeyError:

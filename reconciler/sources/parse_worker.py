@@ -1,0 +1,117 @@
+"""A commit's big device lists parsed in a child process, into the parse cache's files.
+
+Parsing a 200,000-device list is seconds of Python (a JSON decode per line, the schema,
+derived ids) making millions of short-lived objects. In the server's process that work
+competes with the event loop for the GIL (pauses of 110-260 ms were measured while it
+ran beside the store's writers) and its churn stays behind in the server's pymalloc
+arenas (RSS far above the start after the devices went away again). So `prefetch`
+hands the device lists of a commit that are not in the parse cache yet, once together
+at least `CHILD_FROM` bytes, to one child process (`python -m
+reconciler.sources.parse_worker`): it reads the blobs from the object database and
+writes each one's cache file through the same `ParseCache` code the server uses, and
+exits; the server then reads those files in pieces as it does after a restart
+(`cachefile`). A manifest's own problems (file, line, field) are inside the cached rows,
+exactly as an in-process parse gives them. A smaller commit is parsed in process: a
+child's start (~0.6 s of CPU, its imports) would cost more than its parse.
+
+A child that fails, is killed or overruns `TIMEOUT` costs that revision, not the server:
+`prefetch` returns a problem naming the files it did not parse, the caller keeps the
+last good revision running, and a later commit (or a restart) tries again. Called by
+`reconciler.sources.git_source` in its worker thread, under its lock.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from reconciler.sources.parsing import MAX_MANIFEST_BYTES, ParseCache
+from reconciler.sources.problems import Problem
+from reconciler.sources.snapshot import FileEntry
+
+# Bytes of unparsed device lists from which a child parses them: ~30,000 devices, whose
+# parse in process costs about what a child's start and imports do (~0.6 s of CPU).
+CHILD_FROM = 2 << 20
+TIMEOUT = 600.0  # s for one child: 200,000 devices take ~5 s
+_KIND = "devices"
+
+
+def prefetch(cache: ParseCache, git_dir: Path, files: Sequence[FileEntry]) -> list[Problem]:
+    """Parse the big unparsed device lists among `files` in a child, into `cache`'s
+    directory; the problems that make this revision unusable when the child failed,
+    else none (a list the child could not write, on a full disk, is parsed in process)."""
+    todo = [entry for entry in files if _wanted(cache, entry)]
+    if cache.directory is None or sum(entry.size for entry in todo) < CHILD_FROM:
+        return []
+    failure = _run(cache.directory, git_dir, [entry.key for entry in todo])
+    if failure is None:
+        return []
+    return [Problem(entry.path, 1, "", f"not parsed: {failure}; kept the last good "
+                    "revision, a later commit or a restart tries again") for entry in todo]
+
+
+def _wanted(cache: ParseCache, entry: FileEntry) -> bool:
+    parts = entry.path.split("/")
+    device_list = len(parts) >= 4 and parts[2] == "devices" and parts[-1].endswith(
+        (".yaml", ".yml"))
+    return (device_list and not entry.symlink and entry.size <= MAX_MANIFEST_BYTES
+            and not cache.has(_KIND, entry.key))
+
+
+def _command() -> list[str]:
+    return [sys.executable, "-m", "reconciler.sources.parse_worker"]
+
+
+def _run(cache_dir: Path, git_dir: Path, keys: list[str]) -> str | None:
+    """Run the child on `keys`; None when it finished, else what went wrong."""
+    request = "\n".join([str(cache_dir), str(git_dir), str(os.getpid()), *keys]) + "\n"
+    try:
+        done = subprocess.run(_command(), input=request.encode(), capture_output=True,
+                              timeout=TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:  # run() has killed it and waited for it
+        return f"the parser process did not finish within {TIMEOUT:g} s"
+    except OSError as exc:
+        return f"the parser process could not start: {exc}"
+    if done.returncode == 0:
+        return None
+    if done.returncode < 0:
+        return f"the parser process was killed by {signal.Signals(-done.returncode).name}"
+    said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    last = said[-1][:300] if said else "nothing on stderr"
+    return f"the parser process failed (exit status {done.returncode}): {last}"
+
+
+def main() -> int:
+    """The child: stdin names the cache directory, the git directory, the server's pid
+    and one blob per line; each blob's parse goes to the cache directory."""
+    import git  # only the child reads blobs itself
+
+    cache_dir, git_dir, parent, *keys = sys.stdin.read().split("\n")
+    cache = ParseCache(Path(cache_dir))
+    repo = git.Repo(git_dir)
+    try:
+        for key in filter(None, keys):
+            if os.getppid() != int(parent):
+                return 1  # the server is gone: nobody will read these files
+            cache.get(_KIND, key, _reader(repo, key))
+            cache.retain(set())  # on disk now; one list at a time in memory
+    finally:
+        repo.close()
+    return 0
+
+
+def _reader(repo: Any, key: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        data: bytes = repo.odb.stream(bytes.fromhex(key)).read()
+        return data
+
+    return read
+
+
+if __name__ == "__main__":
+    sys.exit(main())
