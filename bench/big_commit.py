@@ -196,8 +196,11 @@ def _monitor(loops: list[asyncio.AbstractEventLoop]) -> None:
             faulthandler.dump_traceback_later(DUMP_ABOVE + 0.01)
         time.sleep(0.01)
         ran.clear()
-        asked, cpu, sched = time.monotonic(), time.process_time(), _sched(schedstat)
-        others = _others_queued()
+        # The /proc reads first: each one lets the GIL go and waits to get it back (up
+        # to a switch interval while another thread runs Python), so read between
+        # `asked` and the call they counted this thread's own waits as the loop's pause.
+        sched, others = _sched(schedstat), _others_queued()
+        asked, cpu = time.monotonic(), time.process_time()
         try:
             loop.call_soon_threadsafe(ran.set)
         except RuntimeError:
@@ -357,8 +360,14 @@ class Probe:
 
 def longest_gap_ms(times: list[float], start: float, end: float) -> float:
     """The longest stretch in [start, end] without an answer."""
+    return longest_gap(times, start, end)[0]
+
+
+def longest_gap(times: list[float], start: float, end: float) -> tuple[float, float]:
+    """The longest stretch in [start, end] without an answer: (ms, when it ended)."""
     inside = [start] + [t for t in times if start < t < end] + [end]
-    return round(max(b - a for a, b in itertools.pairwise(inside)) * 1000, 1)
+    gap, ended = max((b - a, b) for a, b in itertools.pairwise(inside))
+    return round(gap * 1000, 1), round(ended, 3)
 
 
 # --- the run ------------------------------------------------------------------------
@@ -549,6 +558,9 @@ async def apply(server: Child, probe: Probe, repo: git.Repo, count: int, text: s
             **server.gc_summary(start, end),
             "longest_coap_gap_ms": longest_gap_ms(probe.coap, start, end),
             "longest_http_gap_ms": longest_gap_ms(probe.http, start, end),
+            # when those gaps ended (epoch s), to find them in a trace
+            "longest_gaps_ended": [longest_gap(probe.coap, start, end)[1],
+                                   longest_gap(probe.http, start, end)[1]],
             "rss_mb": server.rss_mb(), "wal_peak_mb": server.wal_peak}
 
 
