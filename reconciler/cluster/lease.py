@@ -1,7 +1,9 @@
 """`NodeLease`: this node acts on devices only while the shared store hears from it.
 
-Every `lease / 3` seconds a heartbeat is written through the store (in a worker thread,
-bounded by a timeout). While the last good one is younger than `lease`, the node holds
+Every `lease / 3` seconds a heartbeat is written through the store (on a thread of its
+own, `SideThread`, bounded by a timeout; a heartbeat still hanging when the next is due
+counts as a miss, so a database that stops answering holds one thread, not one more per
+period). While the last good one is younger than `lease`, the node holds
 its lease; once it is older (the database is cut off, or too slow to answer), the node
 stops acting on devices: the controller parks every device it would reconcile, `/readyz`
 answers 503 with the reason, and one error line says since when. When heartbeats land
@@ -18,6 +20,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from reconciler.side_thread import SideThread
+
 log = logging.getLogger("reconciler.cluster")
 
 Beat = Callable[[str, float, float], None]  # (node, now, lease): Store.heartbeat
@@ -32,6 +36,7 @@ class NodeLease:
         self._held_until = monotonic() + lease  # a fresh node starts holding it
         self._lost_since: float | None = None  # wall clock, for the reason shown
         self._parked: set[str] = set()
+        self._thread = SideThread(f"fota-lease-{node}")
         self.on_regained: Callable[[list[str]], None] = lambda _keys: None
 
     @property
@@ -55,8 +60,8 @@ class NodeLease:
         """One heartbeat, bounded by a third of the lease; True when it landed."""
         now, started = self._clock(), self._monotonic()
         try:
-            await asyncio.wait_for(asyncio.to_thread(self._beat, self.node, now, self.lease),
-                                   timeout=self.lease / 3)
+            await self._thread.call(lambda: self._beat(self.node, now, self.lease),
+                                    timeout=self.lease / 3)
         except Exception as exc:  # a cut connection, a timeout: the lease runs out
             self._note_failure(exc)
             return False
@@ -66,10 +71,13 @@ class NodeLease:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Heartbeats every third of the lease until `stop`."""
-        while not stop.is_set():
-            await self.beat_once()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.lease / 3)
+        try:
+            while not stop.is_set():
+                await self.beat_once()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.lease / 3)
+        finally:
+            await self._thread.close(lambda: None, timeout=self.lease / 3)
 
     def _note_failure(self, exc: BaseException) -> None:
         if self.held or self._lost_since is not None:

@@ -7,9 +7,12 @@ frozen or cut off while its TCP connection lingers) is why there is a lease too:
 leader writes `leader` (node, until) into `meta` every third of the lease, and counts
 itself the leader only while its last renewal is younger than the lease; a node that
 finds the lock held but the lease run out ends the holder's session
-(`pg_terminate_backend`), which releases the lock, and takes it. Each step runs in a
-worker thread, bounded by a third of the lease. Built by `serve.nodes` for a
-`postgresql://` state; `reconciler.cluster.leadership` is the model.
+(`pg_terminate_backend`), which releases the lock, and takes it. Each step runs on the
+session's own thread (`SideThread`), bounded by a third of the lease: a step that hangs
+on a database that stopped answering holds that one thread (the next steps miss at
+once), and closing the session after it waits there for it to return, never using the
+connection beside it. Built by
+`serve.nodes` for a `postgresql://` state; `reconciler.cluster.leadership` is the model.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable
 
 import psycopg
 
+from reconciler.side_thread import SideThread, StillRunning
 from reconciler.store.pg.connection import Connection, connect
 
 log = logging.getLogger("reconciler.cluster")
@@ -44,6 +48,7 @@ class PgLeadership:
         self._holding = False  # our session holds the lock
         self._renewed = float("-inf")  # monotonic time of our last lease renewal
         self._stale_since: float | None = None  # when the holder's lease was seen run out
+        self._thread = SideThread(f"fota-leader-{node}")  # the session is used only here
 
     @property
     def leader(self) -> bool:
@@ -59,16 +64,17 @@ class PgLeadership:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.lease / 3)
         finally:
-            await asyncio.to_thread(self._close)
+            await self._thread.close(self._close, timeout=self.lease / 3)
 
     async def _step(self) -> None:
         was = self.leader
         try:
-            await asyncio.wait_for(asyncio.to_thread(self.tick), timeout=self.lease / 3)
+            await self._thread.call(self.tick, timeout=self.lease / 3)
         except Exception as exc:  # cut off, or too slow: leadership lapses with the lease
             log.warning("node %s: leadership check failed (%s: %s)", self.node,
                         type(exc).__name__, exc)
-            await asyncio.to_thread(self._close)
+            if not isinstance(exc, StillRunning):  # one close queued per stuck step
+                self._thread.later(self._close)  # once the step returns, never beside it
         if self.leader != was:
             log.warning("node %s %s the leader", self.node, "is now" if self.leader
                         else "is no longer")

@@ -4,7 +4,9 @@ shows, and the devices parked meanwhile are handed back once heartbeats land aga
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 
 import pytest
 
@@ -65,3 +67,33 @@ async def test_devices_parked_while_the_lease_was_lost_are_handed_back_once() ->
     assert await lease.beat_once() and lease.held
     assert await lease.beat_once()
     assert handed == [["d1", "d2"]]
+
+
+async def test_a_heartbeat_that_hangs_holds_one_thread_and_the_next_beats_miss() -> None:
+    """A database that stops answering: the heartbeat blocks past its timeout. Before,
+    each period started one more blocked thread in the shared pool; now the beats due
+    while it hangs miss at once, and the one that hung lands when it returns."""
+    clock, calls = Clock(), []
+    release, entered = threading.Event(), threading.Event()
+
+    def hanging(node: str, now: float, lease: float) -> None:
+        calls.append(threading.get_ident())
+        entered.set()
+        release.wait(10)
+
+    lease = NodeLease(hanging, "node-a", 0.3, clock=clock)
+    try:
+        assert not await lease.beat_once()  # timed out after 0.1 s: still running
+        assert entered.is_set()
+        for _ in range(5):
+            assert not await lease.beat_once()  # missed at once: nothing new started
+        assert len(calls) == 1
+        release.set()
+        running = lease._thread._running
+        assert running is not None
+        await asyncio.wrap_future(running)  # the hung heartbeat returns
+        assert await lease.beat_once() and len(calls) == 2
+        assert len(set(calls)) == 1  # the lease's own thread, not the shared pool
+    finally:
+        release.set()
+        await lease._thread.close(lambda: None, timeout=5)
