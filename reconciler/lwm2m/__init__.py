@@ -8,10 +8,10 @@ aiocoap resources at /rd), `rd_parsing.py` (pure parsing of Register/Update) and
 `queue.py`; `hardening.py` bounds and hardens aiocoap's message layer, through
 `aiocoap_adapter.py`, the one module that touches aiocoap's internals. `client.py` holds
 the device operations (`DeviceClient`, with `formats.py` negotiation and `observe.py`),
-`coaperrors.py` the translation of aiocoap errors. `firmware.py`, `fastpath.py` and
-`push.py` do block-wise firmware delivery; `coapframe.py` is a CoAP frame codec. CoAPs
-(DTLS-PSK) is `dtls_transport.py` (the listener under aiocoap) over the small interface of
-`dtls_binding.py`, implemented on tinydtls by `dtls_tinydtls.py`. The
-controller composes them; the simulator reuses the codecs and the frame codec. See
-docs/contracts.md for the public surface.
+`coaperrors.py` the translation of aiocoap errors. `firmware.py`, `fastpath.py` (with
+`batchio.py`: recvmmsg/sendmmsg) and `push.py` do block-wise firmware delivery;
+`coapframe.py` is a CoAP frame codec. CoAPs (DTLS-PSK) is `dtls_transport.py` (the
+listener under aiocoap) over the small interface of `dtls_binding.py`, implemented on
+tinydtls by `dtls_tinydtls.py`. The controller composes them; the simulator reuses the
+codecs and the frame codec. See docs/contracts.md for the public surface.
 """

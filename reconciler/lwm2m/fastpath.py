@@ -276,7 +276,9 @@ class _Reader:
     each datagram: a wake-up of the process costs far more than a block (on a loaded
     2-core VM ~250 us a wake against ~12 us a block), and downloads at one block a
     second per device otherwise wake us for nearly every datagram. A device cannot tell
-    10 ms; the first datagram after a read that served no block wakes us at once."""
+    10 ms; the first datagram after a read that served no block wakes us at once.
+    Past the first datagram of a read (aiocoap's recvmsg), what is queued is read with
+    one recvmmsg and answered with one sendmmsg a round (`batchio`), where Linux has them."""
 
     def __init__(self, fast: FastPath, udp: UdpSocket,
                  allowed: Callable[[str], bool] | None, previous: Receive) -> None:
