@@ -26,9 +26,10 @@ BENCH_DUMP_ABOVE=0.08 dumps every thread's stack into the server's log when the 
 that late (faulthandler: also while some thread holds the GIL; it reads the other
 threads' frames while they run, and once killed the server mid-dump), BENCH_CHILD_LOG=FILE
 keeps the server's log (with the steps of each apply), BENCH_LAG_LOG=FILE every loop
-pause over 20 ms (to line up with a py-spy trace of the server), BENCH_TRACEMALLOC=FILE writes
-what was allocated during the add and outlived the revert (no probe then: under
-tracemalloc its requests alone keep the server from going idle).
+pause over 20 ms (to line up with a py-spy trace of the server), BENCH_AFTER_COMMITS=N
+makes N more small commits after the later one before the trimmed figures, and
+BENCH_TRACEMALLOC=FILE writes what was allocated during the add and outlived the revert
+(no probe then: under tracemalloc its requests alone keep the server from going idle).
 """
 
 from __future__ import annotations
@@ -247,6 +248,10 @@ CHILD_LOG = os.environ.get("BENCH_CHILD_LOG")  # a file for the server's log; di
 # a file for every loop pause over 20 ms: (when, ms, process CPU ms, loop thread on a core,
 # waiting for one, the most another thread waited for one); diagnosis only
 LAG_LOG = os.environ.get("BENCH_LAG_LOG")
+# more small commits after the later one, before the trimmed figures: does ordinary work
+# after a revert give back what it kept? (diagnosis: `rss_after_a_later_commit_mb` then
+# is after the last of them)
+AFTER_COMMITS = int(os.environ.get("BENCH_AFTER_COMMITS", "0"))
 TRACEMALLOC = os.environ.get("BENCH_TRACEMALLOC")  # a file for what outlives the add
 # s: dump every thread's Python stack into the server's log during longer loop pauses
 # (faulthandler's own thread, which needs no GIL: it names the thread holding it)
@@ -585,6 +590,9 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
         # its fix cost nothing): only the commit after the revert lets the 200,000 go.
         later = await apply(server, probe, repo, BASE_DEVICES,
                             device_lines(BASE_DEVICES) + "# touched\n", "a later commit")
+        for n in range(AFTER_COMMITS):  # ordinary work after the revert (diagnosis)
+            later = await apply(server, probe, repo, BASE_DEVICES,
+                                device_lines(BASE_DEVICES) + f"# touched {n}\n", f"later {n}")
         trimmed = await server.trimmed_rss_mb()
         frozen_garbage = await server.count_frozen_garbage()
         await asyncio.sleep(0.5)  # the statistics come on the log
