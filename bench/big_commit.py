@@ -103,6 +103,8 @@ def child(argv: list[str]) -> int:
     def trim(*_: object) -> None:
         if TRACEMALLOC:
             _outlived(Path(TRACEMALLOC))
+        if SURVIVORS:
+            _survivors(Path(SURVIVORS))
         ctypes.CDLL(None).malloc_trim(0)
         sys._debugmallocstats()  # pymalloc's arenas, on stderr: what the RSS is made of
         _say(f"sqlite {time.time():.3f} {_sqlite_memory()}")
@@ -169,6 +171,48 @@ def _outlived(out: Path) -> None:
             print(f"{count:6d} {where}", file=f)
     writing.rename(out)
     gc.freeze()
+
+
+_windows_before: set[int] = set()
+
+
+def _survivors(out: Path) -> None:
+    """Diagnosis without tracemalloc (BENCH_SURVIVORS=FILE): at the first call note the
+    1 MiB address windows the objects then alive occupy; at the next, write the objects
+    alive in windows that held none then (the ones that keep the add's arenas), by type,
+    with a few examples each."""
+    frozen = gc.get_freeze_count()
+    gc.unfreeze()  # gc.get_objects() leaves out the frozen generation
+    objects = gc.get_objects()
+    seen = {id(o): o for o in objects}
+    for o in objects:
+        for r in gc.get_referents(o):
+            seen.setdefault(id(r), r)
+    if not _windows_before:
+        _windows_before.update(address >> 20 for address in seen)
+        out.write_text("")
+    else:
+        new = [(a, o) for a, o in seen.items()
+               if a >> 20 not in _windows_before and sys.getsizeof(o, 0) <= 512]
+        kinds = collections.Counter(type(o).__name__ for _, o in new)
+        examples: dict[str, list[str]] = collections.defaultdict(list)
+        for _, o in new:
+            found = examples[type(o).__name__]
+            if len(found) < 4:
+                try:
+                    found.append(repr(o)[:160])
+                except Exception as exc:  # any object, any repr
+                    found.append(f"<repr failed: {exc!r}>"[:160])
+        windows = collections.Counter(a >> 20 for a, _ in new)
+        with out.open("w") as f:
+            print(f"{len(new)} small objects in {len(windows)} windows new since the "
+                  "first call", file=f)
+            for kind, count in kinds.most_common(40):
+                print(f"{count:7d} {kind}: {' | '.join(examples[kind])}", file=f)
+    del objects, seen
+    gc.freeze()
+    if not frozen:
+        gc.unfreeze()
 
 
 def _sqlite_memory() -> int:
@@ -252,6 +296,7 @@ LAG_LOG = os.environ.get("BENCH_LAG_LOG")
 # after a revert give back what it kept? (diagnosis: `rss_after_a_later_commit_mb` then
 # is after the last of them)
 AFTER_COMMITS = int(os.environ.get("BENCH_AFTER_COMMITS", "0"))
+SURVIVORS = os.environ.get("BENCH_SURVIVORS")  # a file for what keeps the add's arenas
 TRACEMALLOC = os.environ.get("BENCH_TRACEMALLOC")  # a file for what outlives the add
 # s: dump every thread's Python stack into the server's log during longer loop pauses
 # (faulthandler's own thread, which needs no GIL: it names the thread holding it)
