@@ -81,10 +81,17 @@ def _run(cache_dir: Path, git_dir: Path, keys: list[str]) -> str | None:
     if done.returncode == 0:
         return None
     if done.returncode < 0:
-        return f"the parser process was killed by {signal.Signals(-done.returncode).name}"
+        return f"the parser process was killed by {_signal_name(-done.returncode)}"
     said = done.stderr.decode("utf-8", "replace").strip().splitlines()
     last = said[-1][:300] if said else "nothing on stderr"
     return f"the parser process failed (exit status {done.returncode}): {last}"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # a real-time signal has no name
+        return f"signal {number}"
 
 
 def main() -> int:

@@ -4,6 +4,7 @@ child that dies or overruns costs its revision, never the source."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ def test_a_bad_list_parsed_by_a_child_names_the_same_file_line_and_field(
 @pytest.mark.parametrize(("command", "timeout", "said", "then_a_good_child"), [
     ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", 60.0,
      "the parser process was killed by SIGKILL", True),
+    ("import os, signal; os.kill(os.getpid(), signal.SIGRTMIN + 6)", 60.0,
+     f"the parser process was killed by signal {signal.SIGRTMIN + 6}", False),
     ("import sys; sys.exit('no space left')", 60.0,
      "the parser process failed (exit status 1): no space left", False),
     ("import time; time.sleep(30)", 0.3, "the parser process did not finish within 0.3 s",
