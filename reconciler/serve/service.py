@@ -199,6 +199,9 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     uninstrument = instrument(metrics, store, server, controller)
     await controller.set_desired(desired)
     await controller.restore_offers()  # before the socket: a resumed download never sees 4.04
+    # The API is built before the socket too: FastAPI's routes and schemas take a few
+    # hundred ms on a busy machine, which would leave the CoAP port silent meanwhile.
+    api = _api(settings, store, metrics, node.lease.reason)
     try:
         await server.start(restoring=True)  # registration requests wait for restore()
     except OSError as exc:
@@ -207,7 +210,6 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     store.set_listeners(transport.listeners(settings, server.port, server.coaps_port))
     unsubscribe = server.subscribe(controller.on_registration)
     controller.restore()
-    api = _api(settings, store, metrics, node.lease.reason)
     notify_reader = open_reader(settings.state)  # its own: never waits behind the API's
     notifier = Notifier(notify_reader, store.set_notify_state, hub=store.event_hub)
     await notifier.set_desired(desired)
@@ -337,6 +339,7 @@ def _api(settings: ServeSettings, store: SqliteStore, metrics: Metrics,
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
                             log_config=None, log_level="warning", lifespan="off",
                             http="httptools")  # the declared parser, not a silent fallback to h11
+    config.load()  # here, not when it starts serving (after the CoAP port opened)
     return _ApiServer(config)
 
 
