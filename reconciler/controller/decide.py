@@ -313,11 +313,12 @@ class Decider:
 
     def reloaded(self, device_id: str, progress: DeviceProgress | None) -> bool:
         """`reload` with the record already read (a batch of them: `controller.reloads`,
-        which primes the report); False if a retarget holds the device, which reloads
-        it itself once its slice has landed."""
+        which then primes the report); False if a retarget holds the device, which
+        reloads it itself once its slice has landed, or if a revision removed the device
+        meanwhile (its report is not cached: the cache holds desired devices only)."""
         device = self.desired.devices.get(device_id)
         if device is None:
-            return True
+            return False
         if self.retargets.holds(device_id):
             self.retargets.defer(device_id, reload=True)
             return False

@@ -3,9 +3,12 @@ reports read back in batches on a real SQLite file, and what the reads cost."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from reconciler.controller.config import ControllerConfig
+from reconciler.controller.decide import Decider
 from reconciler.controller.reloads import BATCH, Reloads
 from reconciler.controller.reports import Reports
 from reconciler.model.observed import DeviceProgress, DeviceReport
@@ -96,5 +99,25 @@ async def test_a_device_that_moves_again_while_its_batch_is_read_is_read_again(
         await reloads.settled()
         assert woken == ["d2", "d1"] and decider.index == {"d2": None, "d1": newer}
         assert counted.reads == 4  # two batches: d1 was read twice
+    finally:
+        store.close()
+
+
+async def test_a_device_a_revision_removed_while_its_batch_was_read_is_not_cached(
+        tmp_path: Path) -> None:
+    """The real Decider, with nothing desired (a revert took the device away between the
+    Register and its batch): the batch wakes it but the report cache stays empty, since
+    the cache is bounded by the desired devices."""
+    store = open_store(tmp_path / "state.db")
+    try:
+        store.put_report("gone", DeviceReport(endpoint="ep-gone", firmware_version="1.0"))
+        reports, woken = Reports(store), []
+        decider = Decider(store, reports, None, None,  # type: ignore[arg-type]
+                          ControllerConfig(), time.time)
+        reloads = Reloads(store, decider, reports, woken.extend)
+        reloads.add("gone")
+        await reloads.settled()
+        assert woken == ["gone"]
+        assert "gone" not in reports._known and "gone" not in reports._absent
     finally:
         store.close()
