@@ -6,6 +6,9 @@ state; an invalid one is never applied: the last good state stays current and th
 problems (file:line) go to `status.errors`, as Flux keeps its last artifact. Loading is
 incremental through the blob-keyed parse cache under `cache_dir`; a commit's big device
 lists are parsed into it by a child process (`parse_worker`), off the server's GIL.
+A child that fails (killed, overran) says nothing about the commit: like a failed read
+of git, the head is not recorded and the same commit is tried again, after a delay that
+doubles from `PARSE_RETRY_FIRST` to at most `PARSE_RETRY_MAX`; /status says "parse: ...".
 `poll()` runs `sync` off the event loop and calls `on_status` back whenever the status
 changed; `run()` polls, and on a local repository also reacts at once to new commits
 through watchfiles.
@@ -37,6 +40,9 @@ log = logging.getLogger(__name__)
 # A status is stored and served on every poll: a commit that breaks 100,000 devices keeps
 # the first problems and a count, `fota validate` prints them all.
 MAX_STATUS_ERRORS = 200
+PARSE_RETRY_FIRST = 10.0  # s after a parser child's first failure on a commit
+PARSE_RETRY_MAX = 600.0  # s: the longest wait, one child's TIMEOUT
+_clock = time.monotonic  # the retry delays' clock (tests move it)
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,10 @@ class GitSource:
         self._head: str | None = None
         self._errors: tuple[str, ...] = ()
         self._git_error: str | None = None
+        self._parse_error: str | None = None  # the parser child failed on this head
+        self._parse_failures = 0  # in a row, on the commit `_parse_failed_on`
+        self._parse_failed_on: str | None = None
+        self._parse_retry_at = 0.0  # `_clock` time before which that commit is not tried
         self._last_sync: float | None = None
         self._good_keys: set[tuple[str, str]] = set()
         self._on_status = on_status  # called on the event loop when `status` changed
@@ -86,7 +96,7 @@ class GitSource:
 
     @property
     def status(self) -> SourceStatus:
-        errors = self._errors + ((self._git_error,) if self._git_error else ())
+        errors = self._errors + tuple(e for e in (self._parse_error, self._git_error) if e)
         applied = self._applied.hexsha if self._applied is not None else None
         return SourceStatus(self.url, self.branch, applied, self._head, self._last_sync, errors)
 
@@ -118,8 +128,27 @@ class GitSource:
         self._git_error = None
         self._last_sync = time.time()
         if commit.hexsha == self._head:
+            self._parse_error = None  # a head moved back to an applied or known commit
             return None
-        return self._load(commit)
+        if commit.hexsha == self._parse_failed_on and _clock() < self._parse_retry_at:
+            return None  # the parser child failed on it: wait before the next child
+        try:
+            return self._load(commit)
+        except parse_worker.ParseFailed as exc:
+            self._parse_failed(commit.hexsha, exc)
+            return None
+
+    def _parse_failed(self, head: str, exc: parse_worker.ParseFailed) -> None:
+        """The parser child failed on the branch head: keep the last good revision, do
+        not record the head, try it again after a growing delay."""
+        if head != self._parse_failed_on:
+            self._parse_failed_on, self._parse_failures = head, 0
+        self._parse_failures += 1
+        delay = min(PARSE_RETRY_FIRST * 2 ** (self._parse_failures - 1), PARSE_RETRY_MAX)
+        self._parse_retry_at = _clock() + delay
+        self._parse_error = (f"parse: revision {head[:12]}: {_one_line(exc)}; kept the last "
+                             f"good revision, trying again in {delay:g} s")
+        log.warning("git source %s: %s", self.url, self._parse_error)
 
     def _load(self, commit: Any) -> DesiredState | None:
         try:
@@ -129,6 +158,7 @@ class GitSource:
             self.cache.end_round()
             raise
         self._head = commit.hexsha
+        self._parse_error, self._parse_failed_on = None, None
         keys = self.cache.end_round()
         if state is None:
             self._errors = _capped([str(p) for p in problems])
@@ -146,10 +176,10 @@ class GitSource:
 
     def _assembled(self, snap: CommitSnapshot) -> tuple[DesiredState | None, list[Problem]]:
         """The commit's state, its big unparsed device lists parsed in a child process
-        first (`parse_worker`); a child that failed makes the revision unusable."""
+        first (`parse_worker`: raises ParseFailed when the child failed)."""
         git_dir = Path(self._handle.open().git_dir)
-        failed = parse_worker.prefetch(self.cache, git_dir, snap.manifest_files())
-        return (None, failed) if failed else self._assembler.load(snap)
+        parse_worker.prefetch(self.cache, git_dir, snap.manifest_files())
+        return self._assembler.load(snap)
 
     def image_bytes(self, image: FirmwareImage) -> bytes:
         """The image's binary as committed in the applied revision (sha256 checked);
@@ -190,6 +220,7 @@ class GitSource:
             if watcher is not None:
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)
+            parse_worker.kill_running()  # a poll's child would hold the lock `_close` takes
             await asyncio.to_thread(self._close)
 
     async def poll(

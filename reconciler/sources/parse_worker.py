@@ -14,24 +14,27 @@ exits; the server then reads those files in pieces as it does after a restart
 exactly as an in-process parse gives them. A smaller commit is parsed in process: a
 child's start (~0.6 s of CPU, its imports) would cost more than its parse.
 
-A child that fails, is killed or overruns `TIMEOUT` costs that revision, not the server:
-`prefetch` returns a problem naming the files it did not parse, the caller keeps the
-last good revision running, and a later commit (or a restart) tries again. Called by
-`reconciler.sources.git_source` in its worker thread, under its lock.
+A child that fails, is killed or overruns `TIMEOUT` (an OOM kill, a busy host) says
+nothing about the commit: `prefetch` raises `ParseFailed`, the caller keeps the last good
+revision running and tries the same commit again later, as after a failed read of git.
+The child runs in its own session (a Ctrl-C or SIGHUP to the server's terminal group
+does not reach it; the server kills it on timeout and on stop, `kill_running`).
+Called by `reconciler.sources.git_source` in its worker thread, under its lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from reconciler.sources.parsing import MAX_MANIFEST_BYTES, ParseCache
-from reconciler.sources.problems import Problem
 from reconciler.sources.snapshot import FileEntry
 
 # Bytes of unparsed device lists from which a child parses them: 15,000 devices with
@@ -40,20 +43,26 @@ from reconciler.sources.snapshot import FileEntry
 CHILD_FROM = 1 << 20
 TIMEOUT = 600.0  # s for one child: 200,000 devices take ~5 s
 _KIND = "devices"
+_running: set[subprocess.Popen[bytes]] = set()  # children of this process, for `kill_running`
+_running_lock = threading.Lock()
 
 
-def prefetch(cache: ParseCache, git_dir: Path, files: Sequence[FileEntry]) -> list[Problem]:
+class ParseFailed(Exception):
+    """The parser child failed for a reason of its own (killed, overran, could not
+    start): the commit is not known to be bad, so it is tried again later."""
+
+
+def prefetch(cache: ParseCache, git_dir: Path, files: Sequence[FileEntry]) -> None:
     """Parse the big unparsed device lists among `files` in a child, into `cache`'s
-    directory; the problems that make this revision unusable when the child failed,
-    else none (a list the child could not write, on a full disk, is parsed in process)."""
+    directory (a list the child could not write, on a full disk, is parsed in process).
+    Raises ParseFailed when the child failed."""
     todo = [entry for entry in files if _wanted(cache, entry)]
     if cache.directory is None or sum(entry.size for entry in todo) < CHILD_FROM:
-        return []
+        return
     failure = _run(cache.directory, git_dir, [entry.key for entry in todo])
-    if failure is None:
-        return []
-    return [Problem(entry.path, 1, "", f"not parsed: {failure}; kept the last good "
-                    "revision, a later commit or a restart tries again") for entry in todo]
+    if failure is not None:
+        more = f" and {len(todo) - 1} more" if len(todo) > 1 else ""
+        raise ParseFailed(f"{failure} ({todo[0].path}{more} not parsed)")
 
 
 def _wanted(cache: ParseCache, entry: FileEntry) -> bool:
@@ -72,19 +81,45 @@ def _run(cache_dir: Path, git_dir: Path, keys: list[str]) -> str | None:
     """Run the child on `keys`; None when it finished, else what went wrong."""
     request = "\n".join([str(cache_dir), str(git_dir), str(os.getpid()), *keys]) + "\n"
     try:
-        done = subprocess.run(_command(), input=request.encode(), capture_output=True,
-                              timeout=TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:  # run() has killed it and waited for it
-        return f"the parser process did not finish within {TIMEOUT:g} s"
+        child = subprocess.Popen(_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, start_new_session=True)
     except OSError as exc:
         return f"the parser process could not start: {exc}"
-    if done.returncode == 0:
+    with _running_lock:
+        _running.add(child)
+    try:
+        _, stderr = child.communicate(request.encode(), timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        _kill(child)
+        child.communicate()
+        return f"the parser process did not finish within {TIMEOUT:g} s"
+    finally:
+        with _running_lock:
+            _running.discard(child)
+    if child.returncode == 0:
         return None
-    if done.returncode < 0:
-        return f"the parser process was killed by {_signal_name(-done.returncode)}"
-    said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    if child.returncode < 0:
+        return f"the parser process was killed by {_signal_name(-child.returncode)}"
+    said = stderr.decode("utf-8", "replace").strip().splitlines()
     last = said[-1][:300] if said else "nothing on stderr"
-    return f"the parser process failed (exit status {done.returncode}): {last}"
+    return f"the parser process failed (exit status {child.returncode}): {last}"
+
+
+def kill_running() -> None:
+    """Kill the parser children still running (the server stops): in their own session
+    they get no signal of the terminal's, and a stopping server reads no more files."""
+    with _running_lock:
+        children = list(_running)
+    for child in children:
+        _kill(child)
+
+
+def _kill(child: subprocess.Popen[bytes]) -> None:
+    # The whole group: whatever the child started (git helpers) goes with it.
+    if child.returncode is not None:
+        return  # reaped: its pid may be another process's now
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # gone already
+        os.killpg(child.pid, signal.SIGKILL)
 
 
 def _signal_name(number: int) -> str:

@@ -1,19 +1,22 @@
 """Big device lists parsed in a real child process (`sources.parse_worker`) against real
 git repositories: the same state and the same problems as an in-process parse, and a
-child that dies or overruns costs its revision, never the source."""
+child that dies or overruns costs neither the source nor the commit: the last good
+revision keeps running and the commit is tried again after a growing delay."""
 
 from __future__ import annotations
 
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reconciler.sources import GitSource, parse_worker
+from reconciler.sources import GitSource, git_source, parse_worker
 
 BIG = "manifests/fleet/devices/big.yaml"
+_real_command = parse_worker._command
 
 
 def _devices(count: int, bad_line: int | None = None) -> str:
@@ -72,26 +75,74 @@ def test_a_bad_list_parsed_by_a_child_names_the_same_file_line_and_field(
     ("import time; time.sleep(30)", 0.3, "the parser process did not finish within 0.3 s",
      False),
 ])
-def test_a_child_that_dies_or_overruns_costs_its_revision_not_the_source(
+def test_a_child_that_dies_or_overruns_costs_neither_the_source_nor_the_commit(
         repo, tmp_path, monkeypatch, command: str, timeout: float, said: str,
         then_a_good_child: bool) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(git_source, "_clock", lambda: now[0])
     src = _source(repo, tmp_path)
     good = src.sync()
     assert good is not None
-    monkeypatch.setattr(parse_worker, "_command", lambda: [sys.executable, "-c", command])
+    runs: list[int] = []
+
+    def failing() -> list[str]:
+        runs.append(1)
+        return [sys.executable, "-c", command]
+
+    monkeypatch.setattr(parse_worker, "_command", failing)
     monkeypatch.setattr(parse_worker, "TIMEOUT", timeout)
     repo.write(BIG, _devices(50))
     head = repo.commit("50 devices")
-    assert src.sync() is None and src.current is good
+    assert src.sync() is None and src.current is good and len(runs) == 1
     status = src.status
-    assert status.applied_revision == good.revision and status.head_revision == head
-    assert status.errors == (f"{BIG}:1: not parsed: {said}; kept the last good revision, "
-                             "a later commit or a restart tries again",)
+    # The head is not recorded: the commit is not known to be bad.
+    assert status.applied_revision == good.revision == status.head_revision
+    assert status.errors == (f"parse: revision {head[:12]}: {said} ({BIG} not parsed); "
+                             "kept the last good revision, trying again in 10 s",)
     if not then_a_good_child:  # one real child's start (~0.7 s) is enough for the suite
         return
-    monkeypatch.undo()  # the real child, for any size
-    monkeypatch.setattr(parse_worker, "CHILD_FROM", 1)
-    repo.write("manifests/fleet/devices/more.yaml", _devices(1).replace("00000", "99999"))
-    repo.commit("one more device")
-    state = src.sync()
-    assert state is not None and len(state.devices) == 2 + 50 + 1
+    # Tried again once the delay is over, not before; the delay doubles, up to a bound.
+    delays: list[float] = []
+    for _ in range(8):
+        delay = src._parse_retry_at - now[0]
+        assert src.sync() is None and len(runs) == len(delays) + 1  # too early
+        now[0] += delay
+        delays.append(delay)
+        assert src.sync() is None and len(runs) == len(delays) + 1
+    assert delays == [10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 600.0, 600.0]
+    assert src.status.errors[0].endswith("trying again in 600 s")
+    monkeypatch.setattr(parse_worker, "_command", _real_command)
+    now[0] += git_source.PARSE_RETRY_MAX
+    state = src.sync()  # the same commit, now that a child can parse it
+    assert state is not None and len(state.devices) == 2 + 50
+    assert src.status.head_revision == head and src.status.errors == ()
+
+
+
+def test_the_child_has_its_own_session_and_dies_with_what_it_started(
+        tmp_path, monkeypatch) -> None:
+    # Own session: a Ctrl-C or SIGHUP to the server's terminal group does not reach it.
+    alone = "import os, sys; sys.exit(os.getsid(0) != os.getpid())"
+    monkeypatch.setattr(parse_worker, "_command", lambda: [sys.executable, "-c", alone])
+    assert parse_worker._run(tmp_path, tmp_path, []) is None
+    # On timeout the whole group is killed: no helper outlives the child.
+    pid_file = tmp_path / "helper.pid"
+    starts = ("import subprocess, sys, time; p = subprocess.Popen(['sleep', '60']); "
+              f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    monkeypatch.setattr(parse_worker, "_command", lambda: [sys.executable, "-c", starts])
+    monkeypatch.setattr(parse_worker, "TIMEOUT", 1.0)
+    assert parse_worker._run(tmp_path, tmp_path, []) == (
+        "the parser process did not finish within 1 s")
+    helper = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(helper):  # SIGKILL is sent; its delivery is the kernel's
+        assert time.monotonic() < deadline, "the child's helper outlived it"
+        time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
