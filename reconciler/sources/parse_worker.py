@@ -18,7 +18,8 @@ A child that fails, is killed or overruns `TIMEOUT` (an OOM kill, a busy host) s
 nothing about the commit: `prefetch` raises `ParseFailed`, the caller keeps the last good
 revision running and tries the same commit again later, as after a failed read of git.
 The child runs in its own session (a Ctrl-C or SIGHUP to the server's terminal group
-does not reach it; the server kills it on timeout and on stop, `kill_running`).
+does not reach it; the server kills it on timeout and on stop, `kill_running`), from
+the cache directory with `-P` (no code from the server's working directory runs in it).
 Called by `reconciler.sources.git_source` in its worker thread, under its lock.
 """
 
@@ -74,7 +75,9 @@ def _wanted(cache: ParseCache, entry: FileEntry) -> bool:
 
 
 def _command() -> list[str]:
-    return [sys.executable, "-m", "reconciler.sources.parse_worker"]
+    # -P: `-m` would put the working directory first on sys.path, and run whatever
+    # reconciler/ package is found there.
+    return [sys.executable, "-P", "-m", "reconciler.sources.parse_worker"]
 
 
 def _run(cache_dir: Path, git_dir: Path, keys: list[str]) -> str | None:
@@ -82,7 +85,8 @@ def _run(cache_dir: Path, git_dir: Path, keys: list[str]) -> str | None:
     request = "\n".join([str(cache_dir), str(git_dir), str(os.getpid()), *keys]) + "\n"
     try:
         child = subprocess.Popen(_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, start_new_session=True)
+                                 stderr=subprocess.PIPE, cwd=cache_dir,
+                                 start_new_session=True)
     except OSError as exc:
         return f"the parser process could not start: {exc}"
     with _running_lock:

@@ -40,6 +40,13 @@ def test_a_child_parses_the_big_list_and_the_state_is_the_in_process_one(
         repo, tmp_path, monkeypatch) -> None:
     repo.write(BIG, _devices(300))
     repo.commit("300 devices")
+    # A reconciler package in the server's working directory is not what the child runs.
+    planted = tmp_path / "cwd" / "reconciler" / "sources"
+    planted.mkdir(parents=True)
+    for package in (planted.parent, planted):
+        (package / "__init__.py").write_text("")
+    (planted / "parse_worker.py").write_text("raise SystemExit('planted code ran')\n")
+    monkeypatch.chdir(planted.parent.parent)
     src = _source(repo, tmp_path)
     state = src.sync()
     assert state is not None and len(state.devices) == 302
