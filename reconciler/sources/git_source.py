@@ -170,7 +170,7 @@ class GitSource:
         self._errors = ()
         self._good_keys = keys
         self.cache.retain(keys)
-        self.cache.prune_disk(keys)
+        self.cache.prune_disk(keys, tmp_after=parse_worker.TIMEOUT)
         self._current, self._applied = state, commit
         return state
 

@@ -11,8 +11,10 @@ Used by `reconciler.sources.assemble`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,14 +195,22 @@ class ParseCache:
         """Forget in-memory entries outside `keys` (the revisions still of interest)."""
         self._memory = {k: v for k, v in self._memory.items() if k in keys}
 
-    def prune_disk(self, keys: set[tuple[str, str]]) -> None:
+    def prune_disk(self, keys: set[tuple[str, str]], *, tmp_after: float) -> None:
         """Delete cached files outside `keys` (the applied revision's blobs), so the
-        directory holds one revision's worth, not every blob ever seen."""
+        directory holds one revision's worth, not every blob ever seen; and `.tmp` files
+        older than `tmp_after` seconds: a parser child killed while writing leaves one
+        named by its pid, and a child lives `tmp_after` at most (a younger one may be a
+        running child's)."""
         if self.directory is None:
             return
         wanted = {f"{key}.{kind}.{_FORMAT}" for kind, key in keys}
+        stale_before = time.time() - tmp_after
         for path in self.directory.iterdir():
-            if path.name not in wanted and not path.name.endswith(".tmp"):
+            if path.name.endswith(".tmp"):
+                with contextlib.suppress(OSError):  # gone meanwhile: renamed or removed
+                    if path.stat().st_mtime < stale_before:
+                        path.unlink(missing_ok=True)
+            elif path.name not in wanted:
                 path.unlink(missing_ok=True)
 
     def _file(self, kind: str, key: str) -> Path | None:

@@ -5,6 +5,8 @@ piece at a time, so no single marshal call (which holds the GIL) covers a whole
 from __future__ import annotations
 
 import marshal
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +70,16 @@ def test_a_device_list_cut_into_pieces_reads_back_from_disk_unparsed(
     read = again.get("devices", "blob1", lambda: pytest.fail("parsed again"))
     assert again.parse_count == 0 and isinstance(read, DeviceRows)
     assert read.to_wire() == parsed.to_wire() and len(read.ids) == 30 and len(read.tags) == 30
+
+
+def test_prune_removes_the_tmp_files_of_killed_children_only_once_no_child_can_own_them(
+        tmp_path: Path) -> None:
+    cache = ParseCache(tmp_path)
+    killed = tmp_path / "ab.devices.12.4242.tmp"  # a child SIGKILLed while writing
+    running = tmp_path / "cd.devices.12.4343.tmp"  # a child writing now
+    for path in (killed, running):
+        path.write_bytes(b"half a file")
+    old = time.time() - 601
+    os.utime(killed, (old, old))
+    cache.prune_disk(set(), tmp_after=600.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [running.name]
