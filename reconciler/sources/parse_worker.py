@@ -26,6 +26,7 @@ Called by `reconciler.sources.git_source` in its worker thread, under its lock.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -44,8 +45,11 @@ from reconciler.sources.snapshot import FileEntry
 CHILD_FROM = 1 << 20
 TIMEOUT = 600.0  # s for one child: 200,000 devices take ~5 s
 _KIND = "devices"
+WRITE_FAILED = 3  # the child's exit status when it could not write a parse to the cache
+log = logging.getLogger(__name__)
 _running: set[subprocess.Popen[bytes]] = set()  # children of this process, for `kill_running`
 _running_lock = threading.Lock()
+_WRITE_FAILURE = "the parser process could not write"
 
 
 class ParseFailed(Exception):
@@ -61,9 +65,14 @@ def prefetch(cache: ParseCache, git_dir: Path, files: Sequence[FileEntry]) -> No
     if cache.directory is None or sum(entry.size for entry in todo) < CHILD_FROM:
         return
     failure = _run(cache.directory, git_dir, [entry.key for entry in todo])
-    if failure is not None:
-        more = f" and {len(todo) - 1} more" if len(todo) > 1 else ""
+    more = f" and {len(todo) - 1} more" if len(todo) > 1 else ""
+    if failure is not None and not failure.startswith(_WRITE_FAILURE):
         raise ParseFailed(f"{failure} ({todo[0].path}{more} not parsed)")
+    missing = [entry for entry in todo if not cache.has(_KIND, entry.key)]
+    if failure is not None or missing:  # once per revision: this runs once for each
+        log.warning("the parser process left %s%s unparsed in %s (%s): parsing in process, "
+                    "which costs the event loop pauses and memory the child saves",
+                    todo[0].path, more, cache.directory, failure or "no file written")
 
 
 def _wanted(cache: ParseCache, entry: FileEntry) -> bool:
@@ -102,11 +111,16 @@ def _run(cache_dir: Path, git_dir: Path, keys: list[str]) -> str | None:
             _running.discard(child)
     if child.returncode == 0:
         return None
+    if child.returncode == WRITE_FAILED:
+        return f"{_WRITE_FAILURE}: {_last_line(stderr)}"
     if child.returncode < 0:
         return f"the parser process was killed by {_signal_name(-child.returncode)}"
+    return f"the parser process failed (exit status {child.returncode}): {_last_line(stderr)}"
+
+
+def _last_line(stderr: bytes) -> str:
     said = stderr.decode("utf-8", "replace").strip().splitlines()
-    last = said[-1][:300] if said else "nothing on stderr"
-    return f"the parser process failed (exit status {child.returncode}): {last}"
+    return said[-1][:300] if said else "nothing on stderr"
 
 
 def kill_running() -> None:
@@ -146,6 +160,9 @@ def main() -> int:
             if os.getppid() != int(parent):
                 return 1  # the server is gone: nobody will read these files
             cache.get(_KIND, key, _reader(repo, key))
+            if cache.write_error is not None:  # the server must parse it: say why
+                print(f"{key}.{_KIND} in {cache_dir}: {cache.write_error}", file=sys.stderr)
+                return WRITE_FAILED
             cache.retain(set())  # on disk now; one list at a time in memory
     finally:
         repo.close()

@@ -161,6 +161,7 @@ class ParseCache:
         self._parsed_now: list[str] = []
         self._memory: dict[tuple[str, str], Any] = {}
         self._touched: set[tuple[str, str]] = set()
+        self.write_error: OSError | None = None  # the last failed write of a parse, if any
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
 
@@ -183,7 +184,7 @@ class ParseCache:
     def has(self, kind: str, key: str) -> bool:
         """Whether blob `key` read as `kind` is parsed already, in memory or on disk."""
         path = self._file(kind, key)
-        return (kind, key) in self._memory or (path is not None and path.exists())
+        return (kind, key) in self._memory or (path is not None and path.is_file())
 
     def end_round(self) -> set[tuple[str, str]]:
         """The entries used since the last call (one load), to pass to `retain` later."""
@@ -237,5 +238,6 @@ class ParseCache:
         try:
             temp.write_bytes(seal(wire))
             os.replace(temp, path)  # readers never see half a file
-        except OSError:
+        except OSError as exc:
+            self.write_error = exc
             temp.unlink(missing_ok=True)  # a full disk costs speed, not correctness

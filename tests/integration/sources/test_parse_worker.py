@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.sources import GitSource, git_source, parse_worker
+from reconciler.sources import GitSource, git_source, parse_worker, parsing
 
 BIG = "manifests/fleet/devices/big.yaml"
 _real_command = parse_worker._command
@@ -153,3 +153,24 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state not in ("Z", "X")
+
+
+@pytest.mark.usefixtures("child_for_any_size")
+def test_a_list_the_child_cannot_write_is_parsed_in_process_and_said_once(
+        repo, tmp_path, caplog) -> None:
+    repo.write(BIG, _devices(300))
+    repo.commit("300 devices")
+    src = _source(repo, tmp_path)
+    big = repo.repo.head.commit.tree[BIG].hexsha
+    # A directory where the child's file goes: its rename fails (even for root).
+    blocked = tmp_path / "cache" / "parsed" / f"{big}.devices.{parsing._FORMAT}"
+    blocked.mkdir(parents=True)
+    with caplog.at_level("WARNING", logger="reconciler.sources.parse_worker"):
+        state = src.sync()
+    assert state is not None and len(state.devices) == 302
+    said = [r.getMessage() for r in caplog.records if r.name.endswith("parse_worker")]
+    assert len(said) == 1, said
+    assert said[0].startswith("the parser process left manifests/fleet/devices/a.yaml "
+                              "and 1 more unparsed in ")
+    assert f"the parser process could not write: {big}.devices in " in said[0]
+    assert "Is a directory" in said[0]
