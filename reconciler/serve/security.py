@@ -8,8 +8,9 @@ applied revision with `--security-default`. The server takes `view.psk` (keys by
 identity) and `view.check_register` (`transport.server_options`); `revoke_on_reload`
 closes the sessions of identities a reload removed or changed. `Security.run` reloads
 on SIGHUP and file changes until stop. With `--coap off`, `warn_unreachable` names the
-declared endpoints that have no credential and so cannot register (in a worker thread
-for each revision: a fleet's worth of lookups). Called by `service._run`.
+declared endpoints that have no credential and so cannot register (counted in a worker
+thread, at start, for each revision and after each reload: a fleet's worth of
+lookups). Called by `service._run`.
 """
 
 from __future__ import annotations
@@ -33,33 +34,50 @@ log = logging.getLogger("reconciler.serve")
 
 class Security:
     def __init__(self, view: SecurityView, reloader: CredentialsReloader | None, *,
-                 coaps_only: bool = False) -> None:
+                 coaps_only: bool = False,
+                 current: Callable[[], DesiredState] = lambda: _EMPTY) -> None:
         self.view = view
         self.reloader = reloader  # None: no credentials file configured
         self._coaps_only = coaps_only  # `--coap off`: a device without a key cannot talk
-        self._warned: tuple[int, str] | None = None
+        self._current = current  # the applied revision, for the warning after a reload
+        self._warned: tuple[int, str] | None = None  # read and written on the loop only
+        self._warning = asyncio.Lock()  # one count at a time: the last one asked wins
+        self._reloaded = asyncio.Event()  # set by a reload, cleared by `run`'s rewarn
 
-    def warn_unreachable(self, desired: DesiredState) -> list[str]:
+    async def warn_unreachable(self, desired: DesiredState) -> list[str]:
         """With `--coap off`: the declared endpoints without a credential, which cannot
         register at all (`security: none` or not, only a DTLS session reaches the
         server). Logged when the set changes (each revision and reload asks), never
-        per device; returns the first `UNREACHABLE_SHOWN` of them in order. Python-level
-        steps only, no sort of the whole fleet (one C call that would hold the GIL):
-        `serve` runs it in a worker thread for each revision."""
+        per device; returns the first `UNREACHABLE_SHOWN` of them in order. The count
+        (a fleet's worth of lookups) runs in a worker thread; `_warned` is compared and
+        assigned here on the loop, so the thread shares no state with it."""
         if not self._coaps_only:
             return []
-        credentials = self.view.credentials
+        async with self._warning:
+            count, shown = await asyncio.to_thread(self._unreachable, desired,
+                                                   self.view.credentials)
+            seen = (count, ", ".join(shown))
+            if count and seen != self._warned:
+                more = ", ..." if count > UNREACHABLE_SHOWN else ""
+                log.warning("--coap off: %d declared endpoints have no PSK credential and "
+                            "cannot register (no plain CoAP listener): %s%s", count,
+                            seen[1], more)
+            self._warned = seen
+        return shown
+
+    def on_reload(self, _old: Credentials, _new: Credentials) -> None:
+        """A reloader's subscriber (on the loop): `run` counts again, off the loop."""
+        self._reloaded.set()
+
+    @staticmethod
+    def _unreachable(desired: DesiredState,
+                     credentials: Credentials) -> tuple[int, list[str]]:
+        """How many endpoints have no credential and the first few. In a worker thread:
+        Python-level steps only, no sort of the whole fleet (one C call that would hold
+        the GIL)."""
         missing = [d.endpoint for d in desired.devices.values()
                    if credentials.for_endpoint(d.endpoint) is None]
-        shown = heapq.nsmallest(UNREACHABLE_SHOWN, missing)
-        seen = (len(missing), ", ".join(shown))
-        if missing and seen != self._warned:
-            more = ", ..." if len(missing) > UNREACHABLE_SHOWN else ""
-            log.warning("--coap off: %d declared endpoints have no PSK credential and "
-                        "cannot register (no plain CoAP listener): %s%s", seen[0],
-                        seen[1], more)
-        self._warned = seen
-        return shown
+        return len(missing), heapq.nsmallest(UNREACHABLE_SHOWN, missing)
 
     def revoke_on_reload(self, revoke: Callable[[set[bytes]], int]) -> Callable[[], None]:
         """After each reload, `revoke` the identities that went or changed; the remover."""
@@ -68,8 +86,23 @@ class Security:
         return self.reloader.subscribe(lambda old, new: _revoke(revoke, old, new))
 
     async def run(self, stop: asyncio.Event) -> None:
-        if self.reloader is not None:
+        """Reload the credentials until `stop`; with `--coap off` warn again after each
+        reload (reloads in a burst make one count)."""
+        if self.reloader is None:
+            return
+        rewarn = asyncio.create_task(self._rewarn()) if self._coaps_only else None
+        try:
             await self.reloader.run(stop)
+        finally:
+            if rewarn is not None:
+                rewarn.cancel()
+                await asyncio.gather(rewarn, return_exceptions=True)
+
+    async def _rewarn(self) -> None:
+        while True:
+            await self._reloaded.wait()
+            self._reloaded.clear()
+            await self.warn_unreachable(self._current())
 
 
 def changed_identities(old: Credentials, new: Credentials) -> set[bytes]:
@@ -109,10 +142,7 @@ def start_security(settings: ServeSettings, source: GitSource,
     reloader = CredentialsReloader(settings.credentials, record=record)
     reloader.load()
     security = Security(SecurityView(lambda: reloader.current, policy), reloader,
-                        coaps_only=coaps_only)
+                        coaps_only=coaps_only, current=lambda: source.current or _EMPTY)
     if coaps_only:  # a reload may add or take away the keys of declared devices
-        def reloaded(_old: Credentials, _new: Credentials) -> None:
-            security.warn_unreachable(source.current or _EMPTY)
-
-        reloader.subscribe(reloaded)
+        reloader.subscribe(security.on_reload)
     return security

@@ -179,7 +179,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     desired = await _first_revision(source, store, stop, settings)
     if desired is None:
         return
-    security.warn_unreachable(desired)
+    await security.warn_unreachable(desired)  # a fleet's lookups, in a worker thread
     admission = Admission(source, store.set_admission_status)
     store.set_admission_status({})  # counted per run: forget the last run's
     metrics = Metrics()
@@ -215,7 +215,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     await notifier.set_desired(desired)
 
     async def on_desired(new: DesiredState) -> None:
-        await asyncio.to_thread(security.warn_unreachable, new)  # a fleet's lookups
+        await security.warn_unreachable(new)  # a fleet's lookups, in a worker thread
         await controller.set_desired(new)
         await notifier.set_desired(new)  # the controller first: it never waits on us
 
