@@ -5,6 +5,7 @@ revision keeps running and the commit is tried again after a growing delay."""
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import sys
 import time
@@ -174,3 +175,23 @@ def test_a_list_the_child_cannot_write_is_parsed_in_process_and_said_once(
                               "and 1 more unparsed in ")
     assert f"the parser process could not write: {big}.devices in " in said[0]
     assert "Is a directory" in said[0]
+
+
+def test_the_helpers_of_a_killed_child_are_killed_and_reaped(tmp_path, monkeypatch) -> None:
+    # As PID 1 of a container, orphans become the server's children: a subreaper here.
+    libc = ctypes.CDLL(None, use_errno=True)
+    pid_file = tmp_path / "helper.pid"
+    dies = ("import os, signal, subprocess; p = subprocess.Popen(['sleep', '60']); "
+            f"open({str(pid_file)!r}, 'w').write(str(p.pid)); "
+            "os.kill(os.getpid(), signal.SIGKILL)")  # as the OOM killer does
+    monkeypatch.setattr(parse_worker, "_command", lambda: [sys.executable, "-c", dies])
+    assert libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    try:
+        assert parse_worker._run(tmp_path, tmp_path, []) == (
+            "the parser process was killed by SIGKILL")
+    finally:
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+    assert not Path(f"/proc/{int(pid_file.read_text())}").exists()  # killed and reaped
+
+
+_PR_SET_CHILD_SUBREAPER = 36
