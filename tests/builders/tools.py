@@ -5,6 +5,7 @@ the skip into a failure, so CI can never pass by skipping."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from typing import NoReturn
@@ -28,3 +29,18 @@ def require_tool(name: str, package: str = "libcoap3-bin", required_by: str = LI
         unavailable(f"{name} not installed (Debian package {package}; `make test` installs "
                     "it when run as root)", required_by)
     return found
+
+
+async def finished(*argv: str, timeout: float) -> tuple[int, bytes, bytes]:
+    """Run `argv` to its end (returncode, stdout, stderr); killed and reaped if it has not
+    ended within `timeout` seconds, so no test leaves it running."""
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, out, err

@@ -5,12 +5,11 @@ Skipped when the binary is missing, unless FOTA_REQUIRE_LIBCOAP=1 (then it fails
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
 import pytest
-from builders.tools import require_tool
+from builders.tools import finished, require_tool
 
 from .conftest import Served
 
@@ -24,25 +23,9 @@ def coap_client() -> str:
 
 
 async def download(coap_client: str, uri: str, out: Path, *extra: str) -> tuple[int, bytes]:
-    process = await asyncio.create_subprocess_exec(
-        coap_client,
-        "-B",
-        "10",
-        "-o",
-        str(out),
-        *extra,
-        uri,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        _, err = await asyncio.wait_for(process.communicate(), 20)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return process.returncode, err
+    code, _, err = await finished(coap_client, "-B", "10", "-o", str(out), *extra, uri,
+                                  timeout=20)
+    return code, err
 
 
 @pytest.mark.parametrize("block_size", BLOCK_SIZES)

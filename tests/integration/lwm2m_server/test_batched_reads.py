@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import pytest
 from aiocoap import Context, Message
 from aiocoap.numbers.codes import Code
-from builders.tools import require_tool
+from builders.tools import finished, require_tool
 
 from reconciler.lwm2m import coapframe
 from reconciler.lwm2m.aiocoap_adapter import udp_sockets
@@ -210,16 +210,9 @@ async def _aiocoap_download(uri: str) -> bytes:
 
 
 async def _libcoap_download(client: str, uri: str, out: Path) -> bytes:
-    process = await asyncio.create_subprocess_exec(
-        client, "-B", "20", "-b", "1024", "-o", str(out), uri,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    try:
-        _, err = await asyncio.wait_for(process.communicate(), 25)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode == 0, err
+    code, _, err = await finished(client, "-B", "20", "-b", "1024", "-o", str(out), uri,
+                                  timeout=25)
+    assert code == 0, err
     return out.read_bytes()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builders.tools import finished
 
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.simulator import Fault, cmd
@@ -137,17 +138,9 @@ def test_an_unreadable_device_manifest_exits_2_naming_the_file(
 
 
 async def _simulate_exits(server: str, *argv: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "reconciler.cli", "simulate", "--server", server, *argv,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), 30)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    code, out, err = await finished(sys.executable, "-m", "reconciler.cli", "simulate",
+                                    "--server", server, *argv, timeout=30)
+    return code, out.decode(), err.decode()
 
 
 @pytest.mark.slow
