@@ -409,14 +409,8 @@ class SqliteStore(EventFeed):
     def reports(self, device_ids: Sequence[str]) -> dict[str, DeviceReport]:
         """The reports of those of `device_ids` that have one: one query per
         `REPORTS_AT_ONCE` ids (a revision's retarget asks a slice's devices at once)."""
-        found: dict[str, DeviceReport] = {}
-        for at in range(0, len(device_ids), REPORTS_AT_ONCE):
-            chunk = device_ids[at:at + REPORTS_AT_ONCE]
-            marks = ", ".join("?" * len(chunk))
-            for row in self._query(f"SELECT * FROM reports WHERE device_id IN ({marks})",
-                                   chunk):
-                found[row[0]] = codec.report_from_row(row)
-        return found
+        return {row[0]: codec.report_from_row(row)
+                for row in self._rows_of("reports", device_ids)}
 
     # --- progress, events, conditions, collection status ---------------------------
     def put_progress(self, progress: DeviceProgress, events: Sequence[DeviceEvent] = (),
@@ -461,14 +455,17 @@ class SqliteStore(EventFeed):
     def progress_of(self, device_ids: Sequence[str]) -> dict[str, DeviceProgress]:
         """The progress records of those of `device_ids` that have one: one query per
         `REPORTS_AT_ONCE` ids (a batch of devices that came from other nodes)."""
-        found: dict[str, DeviceProgress] = {}
+        return {row[0]: codec.progress_from_row(row)
+                for row in self._rows_of("progress", device_ids)}
+
+    def _rows_of(self, table: str, device_ids: Sequence[str]) -> Iterator[codec.Row]:
+        """The rows of `table` (keyed by device_id) for those of `device_ids` it has: one
+        query per `REPORTS_AT_ONCE` ids."""
         for at in range(0, len(device_ids), REPORTS_AT_ONCE):
             chunk = device_ids[at:at + REPORTS_AT_ONCE]
             marks = ", ".join("?" * len(chunk))
-            for row in self._query(f"SELECT * FROM progress WHERE device_id IN ({marks})",
-                                   chunk):
-                found[row[0]] = codec.progress_from_row(row)
-        return found
+            yield from self._query(f"SELECT * FROM {table} WHERE device_id IN ({marks})",
+                                   chunk)
 
     def all_progress(self) -> list[DeviceProgress]:
         rows = self._query("SELECT * FROM progress ORDER BY device_id")
