@@ -119,6 +119,19 @@ def child(argv: list[str]) -> int:
     return main(argv)
 
 
+def _reachable() -> tuple[int, dict[int, object]]:
+    """How many objects were frozen, and every object the collector knows with what they
+    refer to directly, by address; unfreezes (the callers freeze again when done)."""
+    frozen = gc.get_freeze_count()
+    gc.unfreeze()  # gc.get_objects() leaves out the frozen generation
+    objects = gc.get_objects()
+    seen = {id(o): o for o in objects}
+    for o in objects:
+        for r in gc.get_referents(o):
+            seen.setdefault(id(r), r)
+    return frozen, seen
+
+
 def _outlived(out: Path) -> None:
     """Diagnosis (BENCH_TRACEMALLOC=FILE): at the first call forget every trace; at the
     next, append to FILE what was allocated since and is still alive, by traceback, and
@@ -128,13 +141,7 @@ def _outlived(out: Path) -> None:
         out.write_text("tracing since before the add\n")
         return
     stats = tracemalloc.take_snapshot().statistics("traceback")
-    frozen = gc.get_freeze_count()
-    gc.unfreeze()  # gc.get_objects() leaves out the frozen generation
-    objects = gc.get_objects()
-    seen = {id(o): o for o in objects}
-    for o in objects:
-        for r in gc.get_referents(o):
-            seen.setdefault(id(r), r)
+    frozen, seen = _reachable()
     windows: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
     pinners: collections.Counter[str] = collections.Counter()
     for address, o in seen.items():
@@ -181,13 +188,7 @@ def _survivors(out: Path) -> None:
     1 MiB address windows the objects then alive occupy; at the next, write the objects
     alive in windows that held none then (the ones that keep the add's arenas), by type,
     with a few examples each."""
-    frozen = gc.get_freeze_count()
-    gc.unfreeze()  # gc.get_objects() leaves out the frozen generation
-    objects = gc.get_objects()
-    seen = {id(o): o for o in objects}
-    for o in objects:
-        for r in gc.get_referents(o):
-            seen.setdefault(id(r), r)
+    frozen, seen = _reachable()
     if not _windows_before:
         _windows_before.update(address >> 20 for address in seen)
         out.write_text("")
@@ -209,7 +210,7 @@ def _survivors(out: Path) -> None:
                   "first call", file=f)
             for kind, count in kinds.most_common(40):
                 print(f"{count:7d} {kind}: {' | '.join(examples[kind])}", file=f)
-    del objects, seen
+    del seen
     gc.freeze()
     if not frozen:
         gc.unfreeze()
