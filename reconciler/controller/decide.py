@@ -102,6 +102,7 @@ class Decider:
             with heap.no_full_collections():
                 affected, gone = await self._apply(desired)
             if len(gone) >= BIG_CHANGE or len(affected) >= BIG_CHANGE:
+                await asyncio.to_thread(self.store.release_memory)  # before settle's trim
                 await heap.settle()
         return affected
 

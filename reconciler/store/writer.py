@@ -32,6 +32,7 @@ from reconciler.store import codec, collection_status
 from reconciler.store.checkpoint import Checkpointer
 from reconciler.store.desired_sync import apply_in_slices
 from reconciler.store.event_log import EventFeed, EventHub
+from reconciler.store.fixed_in import padded_chunks
 from reconciler.store.retention import EventRetention, Pruned, prune
 from reconciler.store.schema import migrate
 from reconciler.store.sqlconn import SqlConnection
@@ -165,6 +166,7 @@ class SqliteStore(EventFeed):
         assert isinstance(conn, sqlite3.Connection)
         main = Path(next(row[2] for row in conn.execute("PRAGMA database_list")
                          if row[1] == "main"))
+        self._main = main  # release_memory opens the read connection again
         return Checkpointer(main, conn, self._lock), connect(main, read_only=True)
 
     def _columns(self, table: str) -> list[str]:
@@ -461,9 +463,7 @@ class SqliteStore(EventFeed):
     def _rows_of(self, table: str, device_ids: Sequence[str]) -> Iterator[codec.Row]:
         """The rows of `table` (keyed by device_id) for those of `device_ids` it has: one
         query per `REPORTS_AT_ONCE` ids."""
-        for at in range(0, len(device_ids), REPORTS_AT_ONCE):
-            chunk = device_ids[at:at + REPORTS_AT_ONCE]
-            marks = ", ".join("?" * len(chunk))
+        for marks, chunk in padded_chunks(device_ids, REPORTS_AT_ONCE):  # few SQL texts
             yield from self._query(f"SELECT * FROM {table} WHERE device_id IN ({marks})",
                                    chunk)
 
@@ -526,6 +526,24 @@ class SqliteStore(EventFeed):
             else:
                 conn.execute(collection_status.ORDERED, (*args, stamp, halt))
 
+    def release_memory(self) -> None:
+        """After a revision that added or removed many devices (the decider, in a worker
+        thread): the read connection is replaced by a new one and the writer's page cache
+        emptied. A connection keeps its compiled statements and weak references to its
+        recent cursors; made while the revision's objects filled the heap, they keep the
+        1 MiB pymalloc arenas they sit in from going back to the system once those
+        objects are gone; the new connection's are made in the emptied heap. Its page
+        cache (up to `cache_size`, 2 MB) is malloc'd memory the trim after the apply can
+        give back. (PostgreSQL: the server holds the caches; nothing to do here.)"""
+        if not isinstance(self._conn, sqlite3.Connection):
+            return
+        fresh = connect(self._main, read_only=True)
+        with self._read_lock:
+            old, self._reads = self._reads, fresh
+            old.close()
+        with self._lock:
+            self._conn.execute("PRAGMA shrink_memory")
+
     def close(self) -> None:
         self._checkpointer.close()
         with self._read_lock:
@@ -559,12 +577,10 @@ def _not_owned_elsewhere(
 def _owned_elsewhere(conn: SqlConnection, ids: Sequence[str], node: str) -> set[str]:
     """Those of the device ids `ids` (other ids match nothing) another node owns."""
     theirs: set[str] = set()
-    for first in range(0, len(ids), _SLICE):
-        chunk = ids[first:first + _SLICE]
+    for marks, chunk in padded_chunks(ids, _SLICE):  # a few SQL texts: see fixed_in
         theirs.update(str(r[0]) for r in conn.execute(
             "SELECT d.device_id FROM devices d JOIN registrations r ON r.endpoint = "
-            f"d.endpoint WHERE r.owner <> ? AND d.device_id IN ({', '.join('?' * len(chunk))})",
-            (node, *chunk)))
+            f"d.endpoint WHERE r.owner <> ? AND d.device_id IN ({marks})", (node, *chunk)))
     return theirs
 
 
