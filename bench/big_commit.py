@@ -105,6 +105,8 @@ def child(argv: list[str]) -> int:
             _outlived(Path(TRACEMALLOC))
         if SURVIVORS:
             _survivors(Path(SURVIVORS))
+        if BIG_CONTAINERS:
+            _big_containers(Path(BIG_CONTAINERS))
         ctypes.CDLL(None).malloc_trim(0)
         sys._debugmallocstats()  # pymalloc's arenas, on stderr: what the RSS is made of
         _say(f"sqlite {time.time():.3f} {_sqlite_memory()}")
@@ -216,6 +218,40 @@ def _survivors(out: Path) -> None:
         gc.unfreeze()
 
 
+def _big_containers(out: Path) -> None:
+    """Diagnosis (BENCH_BIG_CONTAINERS=FILE): append every object the collector knows (and
+    what those refer to directly) of over 256 KiB by `sys.getsizeof`, with its length, a
+    few of its entries and the types (and a few names) of what refers to it: a table
+    grown for a big revision that kept its size after its entries left."""
+    frozen, seen = _reachable()
+    big = [o for o in seen.values() if sys.getsizeof(o, 0) > 256 * 1024]
+    with out.open("a") as f:
+        print(f"--- {time.time():.3f}: {len(big)} objects over 256 KiB", file=f)
+        for o in sorted(big, key=lambda o: -sys.getsizeof(o, 0)):
+            try:
+                size = len(o)  # type: ignore[arg-type]
+                entries = repr(list(itertools.islice(iter(o), 3)))[:200]  # type: ignore[call-overload]
+            except Exception as exc:  # any object
+                size, entries = -1, repr(exc)[:100]
+            holders = []
+            for r in gc.get_referrers(o):
+                if r is seen or (isinstance(r, list) and len(r) > 100_000):
+                    continue  # this walk's own tables
+                name = type(r).__name__
+                if isinstance(r, dict):
+                    owners = [type(h).__name__ for h in gc.get_referrers(r)
+                              if h is not seen and not isinstance(h, list | dict)][:3]
+                    keys = [k for k, v in r.items() if v is o][:2]
+                    name = f"dict{keys} of {owners}"
+                holders.append(name)
+            print(f"{sys.getsizeof(o, 0) / 2**20:8.2f} MiB {type(o).__name__} len {size} "
+                  f"{entries} <- {holders[:6]}", file=f)
+    del seen, big
+    gc.freeze()
+    if not frozen:
+        gc.unfreeze()
+
+
 def _sqlite_memory() -> int:
     """Bytes SQLite holds in this process (page caches, statements), or -1 unknown."""
     try:
@@ -298,6 +334,7 @@ LAG_LOG = os.environ.get("BENCH_LAG_LOG")
 # is after the last of them)
 AFTER_COMMITS = int(os.environ.get("BENCH_AFTER_COMMITS", "0"))
 SURVIVORS = os.environ.get("BENCH_SURVIVORS")  # a file for what keeps the add's arenas
+BIG_CONTAINERS = os.environ.get("BENCH_BIG_CONTAINERS")  # a file for tables over 256 KiB
 TRACEMALLOC = os.environ.get("BENCH_TRACEMALLOC")  # a file for what outlives the add
 # s: dump every thread's Python stack into the server's log during longer loop pauses
 # (faulthandler's own thread, which needs no GIL: it names the thread holding it)
