@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from reconciler import heap
 from reconciler.api import check_bind
 from reconciler.serve import logformat
 from reconciler.serve.loghandler import LoopBatchedHandler
@@ -87,6 +88,7 @@ def settings_from(args: argparse.Namespace) -> ServeSettings:
 
 
 def run(args: argparse.Namespace) -> int:
+    heap.configure_malloc()  # before any thread: memory back after a big revision
     try:
         settings = settings_from(args)
     except ValidationError as exc:

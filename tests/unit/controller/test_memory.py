@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import platform
 import sys
 import tracemalloc
 import weakref
 from collections.abc import Iterator
 
 import pytest
+from builders.tools import finished
 
 from reconciler import heap
 from reconciler.controller.rollout import RolloutIndex
@@ -137,3 +139,43 @@ async def test_settling_freezes_without_a_full_pass_and_frozen_objects_still_go(
         gc.callbacks.remove(on_gc)
         gc.unfreeze()  # the rest of the suite collects as usual
     assert passes and 2 not in passes, passes
+
+
+_MALLOC_CHILD = """
+import ctypes, sys, threading
+from reconciler import heap
+if sys.argv[1] == "configured":
+    assert heap.configure_malloc()
+libc = ctypes.CDLL("libc.so.6")
+class Info(ctypes.Structure):  # glibc's struct mallinfo2
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks",
+                "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc.mallinfo2.restype = Info
+def work():
+    kept = [bytes(4096) for _ in range(500)]  # over pymalloc's 512 bytes: malloc's
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+table = bytearray(2 ** 20)  # mapped (over 128 KiB) ...
+del table  # ... and unmapped: by default the threshold is now 1 MiB
+before = libc.mallinfo2().hblks
+table = bytearray(600 * 1024)
+print(libc.mallinfo2().hblks - before)
+libc.malloc_stats()  # per arena, on stderr
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+@pytest.mark.parametrize("how", ["default", "configured"])
+async def test_configured_malloc_has_one_arena_and_maps_big_blocks_each_time(how: str) -> None:
+    """What `fota serve` sets before its threads start (`heap.configure_malloc`): worker
+    threads share one arena (by default each may get its own, keeping what is freed in
+    it), and a big table freed does not move glibc's mmap threshold over the next one."""
+    code, out, err = await finished(sys.executable, "-c", _MALLOC_CHILD, how, timeout=60)
+    assert code == 0, err.decode()
+    arenas = err.decode().count("Arena ")
+    mapped = int(out.decode())  # the 600 KiB block in a mapping of its own: 1, else 0
+    if how == "configured":
+        assert (arenas, mapped) == (1, 1), err.decode()
+    else:  # the defaults this guards against, on this machine's glibc
+        assert arenas > 1 and mapped == 0, (arenas, mapped)
