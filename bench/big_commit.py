@@ -109,6 +109,8 @@ def child(argv: list[str]) -> int:
             _big_containers(Path(BIG_CONTAINERS))
         ctypes.CDLL(None).malloc_trim(0)
         sys._debugmallocstats()  # pymalloc's arenas, on stderr: what the RSS is made of
+        if SMAPS:
+            _mappings(Path(SMAPS))
         _say(f"sqlite {time.time():.3f} {_sqlite_memory()}")
 
     gc.callbacks.append(on_gc)
@@ -252,6 +254,32 @@ def _big_containers(out: Path) -> None:
         gc.unfreeze()
 
 
+def _mappings(out: Path) -> None:
+    """Diagnosis (BENCH_SMAPS=FILE): append the process's mappings by resident size (after
+    the trim): which of the RSS is pymalloc's arenas (anonymous, 1 MiB each, often merged
+    into one mapping), glibc's heap ([heap], and a thread's 64 MiB arena), or files."""
+    maps: list[tuple[int, int, str]] = []
+    current: list[Any] = []
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if "-" in head[0] and not head[0].endswith(":"):
+            start, end = (int(x, 16) for x in head[0].split("-"))
+            current = [end - start, 0, head[5] if len(head) > 5 else "[anon]"]
+            maps.append(current)  # type: ignore[arg-type]
+        elif head[0] == "Rss:":
+            current[1] = int(head[1])
+    by_name: collections.Counter[str] = collections.Counter()
+    for size, rss, name in maps:
+        kind = name if name.startswith("[") else "file" if name.startswith("/") else name
+        if kind == "[anon]":
+            kind += " 1MiB-multiple" if size % 2**20 == 0 else " other"
+        by_name[kind] += rss
+    with out.open("a") as f:
+        print(f"--- {time.time():.3f} rss kB by kind: {dict(by_name.most_common())}", file=f)
+        for size, rss, name in sorted(maps, key=lambda m: -m[1])[:25]:
+            print(f"{rss:8d} kB of {size // 1024:8d} kB {name}", file=f)
+
+
 def _sqlite_memory() -> int:
     """Bytes SQLite holds in this process (page caches, statements), or -1 unknown."""
     try:
@@ -335,6 +363,7 @@ LAG_LOG = os.environ.get("BENCH_LAG_LOG")
 AFTER_COMMITS = int(os.environ.get("BENCH_AFTER_COMMITS", "0"))
 SURVIVORS = os.environ.get("BENCH_SURVIVORS")  # a file for what keeps the add's arenas
 BIG_CONTAINERS = os.environ.get("BENCH_BIG_CONTAINERS")  # a file for tables over 256 KiB
+SMAPS = os.environ.get("BENCH_SMAPS")  # a file for the mappings by resident size
 TRACEMALLOC = os.environ.get("BENCH_TRACEMALLOC")  # a file for what outlives the add
 # s: dump every thread's Python stack into the server's log during longer loop pauses
 # (faulthandler's own thread, which needs no GIL: it names the thread holding it)
