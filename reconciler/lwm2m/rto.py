@@ -1,0 +1,185 @@
+"""Retransmission timeouts for the server's own Confirmables, estimated per peer (CoCoA).
+
+RFC 7252 §4.8.1 lets a sender adapt ACK_TIMEOUT to the link it knows. This module does it
+the way CoCoA does, as specified in draft-ietf-core-cocoa-03 (Bormann, Betzler, Gomez,
+Demirkol: "CoAP Simple Congestion Control/Advanced", §4.2) and shipped in Californium
+(`congestioncontrol/Cocoa.java`, `RemoteEndpoint.java`):
+
+- before any measurement a peer's RTO is RFC 7252's ACK_TIMEOUT, 2 s;
+- two RFC 6298 estimators per peer (SRTT, RTTVAR; alpha 1/8, beta 1/4; a first sample R
+  gives SRTT = R, RTTVAR = R/2): the *strong* one (RTO = SRTT + 4 RTTVAR) takes only
+  exchanges answered without a retransmission, the only unambiguous samples (Karn); the
+  *weak* one (RTO = SRTT + 1 RTTVAR) takes those answered after 1 or 2 retransmissions,
+  timed from the first transmission; after 3 or more, nothing is learnt;
+- the RTO used is the overall one, moved halfway towards a new strong RTO and a quarter
+  of the way towards a new weak one;
+- variable backoff: an exchange whose first timeout came from an RTO below 1 s backs off
+  by 3, above 3 s by 1.5, else by RFC 7252's 2, so a small RTO still gives a silent peer
+  a patience of RFC 7252's order (MAX_TRANSMIT_WAIT, 93 s) before giving up;
+- aging: an RTO below 1 s not updated for 16 RTOs doubles, one above 3 s not updated for
+  4 RTOs moves halfway towards 2 s (RTO = 1 s + RTO / 2), repeatedly;
+- the RTO never exceeds 32 s (Californium's bound) and a backed-off timeout never 60 s.
+
+One deliberate addition: a floor of `MIN_RTO` (0.5 s), which CoCoA leaves out. The
+strong sample of a piggybacked answer includes the device's processing time, and on a
+fast link (loopback, LAN) an RTO of a few milliseconds would retransmit whenever a
+device, or our own event loop (its pauses are bounded at 100 ms), stalls briefly; a
+spurious retransmission costs the device work and, by Karn's rule, makes the next
+samples weak. 0.5 s is five times that bound and still a quarter of RFC 7252's 2 s,
+which is where the time of a lost request goes on such a link. With the backoff of 3
+below 1 s, a peer that never answers is given 0.5 + 1.5 + 4.5 + 13.5 s of
+retransmissions and 40.5 s more (x1-1.5 dithering): 60-91 s, RFC 7252's 62-93 s. An
+RTO just under 1 s waits longer (up to 100 s, x1-1.5), as in CoCoA.
+
+The estimator functions are pure; `RtoTable` keeps one `PeerRto` per peer in an LRU
+bounded to `capacity` peers (one forgotten is back at 2 s, which is always safe). Used by
+`retransmit.py`, which applies it to aiocoap's message layer; nothing else of ours
+depends on it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+INITIAL_RTO = 2.0     # RFC 7252 ACK_TIMEOUT: before anything is known of the peer
+MIN_RTO = 0.5         # our floor (see the module docstring)
+MAX_RTO = 32.0        # CoCoA / Californium: the overall RTO's bound
+MAX_TIMEOUT = 60.0    # Californium's MAX_RTO: no backed-off timeout waits longer
+MAX_RETRANSMIT = 4    # RFC 7252, unchanged: what ends every exchange
+ALPHA, BETA = 0.125, 0.25                # RFC 6298
+STRONG_K, WEAK_K = 4.0, 1.0              # CoCoA: K of each estimator
+STRONG_WEIGHT, WEAK_WEIGHT = 0.5, 0.25   # CoCoA: its share in the overall RTO
+WEAK_MAX_RETRANSMISSIONS = 2             # CoCoA: later answers teach nothing
+SMALL_RTO, LARGE_RTO = 1.0, 3.0          # CoCoA: backoff and aging thresholds
+SMALL_BACKOFF, DEFAULT_BACKOFF, LARGE_BACKOFF = 3.0, 2.0, 1.5
+DEFAULT_CAPACITY = 65_536                # peers remembered (~0.3 KB each)
+
+
+@dataclass(frozen=True, slots=True)
+class Estimator:
+    """One RFC 6298 estimator: smoothed RTT and its variation, seconds."""
+
+    srtt: float
+    rttvar: float
+
+    def rto(self, k: float) -> float:
+        return self.srtt + k * self.rttvar
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRto:
+    """What is known of one peer: the overall RTO, when it last changed (clock seconds,
+    for aging) and the two estimators (None until their first sample)."""
+
+    rto: float = INITIAL_RTO
+    updated: float = 0.0
+    strong: Estimator | None = None
+    weak: Estimator | None = None
+
+
+def bounded(rto: float, floor: float = MIN_RTO) -> float:
+    return min(max(rto, floor), MAX_RTO)
+
+
+def estimate(previous: Estimator | None, rtt: float) -> Estimator:
+    """RFC 6298 §2: the first sample initialises, later ones smooth."""
+    if previous is None:
+        return Estimator(rtt, rtt / 2)
+    rttvar = (1 - BETA) * previous.rttvar + BETA * abs(previous.srtt - rtt)
+    return Estimator((1 - ALPHA) * previous.srtt + ALPHA * rtt, rttvar)
+
+
+def sampled(peer: PeerRto, rtt: float, retransmissions: int, now: float,
+            floor: float = MIN_RTO) -> PeerRto:
+    """The peer after an exchange answered `rtt` seconds after its first transmission,
+    following `retransmissions` of them: strong with none, weak with 1-2, else as it was."""
+    rtt = max(rtt, 0.0)
+    if retransmissions == 0:
+        strong = estimate(peer.strong, rtt)
+        rto = STRONG_WEIGHT * strong.rto(STRONG_K) + (1 - STRONG_WEIGHT) * peer.rto
+        return PeerRto(bounded(rto, floor), now, strong, peer.weak)
+    if retransmissions <= WEAK_MAX_RETRANSMISSIONS:
+        weak = estimate(peer.weak, rtt)
+        rto = WEAK_WEIGHT * weak.rto(WEAK_K) + (1 - WEAK_WEIGHT) * peer.rto
+        return PeerRto(bounded(rto, floor), now, peer.strong, weak)
+    return peer
+
+
+def aged(peer: PeerRto, now: float, floor: float = MIN_RTO) -> PeerRto:
+    """CoCoA's aging: a small RTO left alone for 16 RTOs doubles, a large one left alone
+    for 4 RTOs moves halfway back to 2 s, as often as the idle time covers (at most a
+    handful of steps: each one moves the RTO out of its range or towards 2 s)."""
+    rto, since = peer.rto, now - peer.updated
+    while rto < SMALL_RTO and since > 16 * rto:
+        since -= 16 * rto
+        rto *= 2
+    while rto > LARGE_RTO and since > 4 * rto:
+        since -= 4 * rto
+        rto = 1.0 + rto / 2
+    if rto == peer.rto:
+        return peer
+    return PeerRto(bounded(rto, floor), now - since, peer.strong, peer.weak)
+
+
+def backoff_factor(initial_rto: float) -> float:
+    """CoCoA's variable backoff factor, chosen by the RTO an exchange started with."""
+    if initial_rto < SMALL_RTO:
+        return SMALL_BACKOFF
+    if initial_rto > LARGE_RTO:
+        return LARGE_BACKOFF
+    return DEFAULT_BACKOFF
+
+
+def next_timeout(previous: float, initial_rto: float) -> float:
+    """The timeout after the next retransmission of an exchange."""
+    return min(previous * backoff_factor(initial_rto), MAX_TIMEOUT)
+
+
+class RtoTable:
+    """The RTO of each peer the server sends Confirmables to, bounded to `capacity` peers
+    (least recently used forgotten first). Peers are any hashable address. `floor`: the
+    lowest RTO (tests that run whole exchanges to their end lower it)."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY,
+                 clock: Callable[[], float] = time.monotonic, floor: float = MIN_RTO) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        if not 0 < floor <= INITIAL_RTO:
+            raise ValueError(f"floor must be in (0, {INITIAL_RTO}]")
+        self._capacity = capacity
+        self._floor = floor
+        self._clock = clock
+        self._peers: OrderedDict[Hashable, PeerRto] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def rto(self, peer: Hashable) -> float:
+        """The RTO for a new exchange with `peer` (aged first)."""
+        known = self._peers.get(peer)
+        if known is None:
+            return INITIAL_RTO
+        current = aged(known, self._clock(), self._floor)
+        if current is not known:
+            self._peers[peer] = current
+        self._peers.move_to_end(peer)
+        return current.rto
+
+    def answered(self, peer: Hashable, rtt: float, retransmissions: int) -> None:
+        """An exchange with `peer` was answered `rtt` seconds after its first transmission."""
+        now = self._clock()
+        known = self._peers.pop(peer, None)
+        self._peers[peer] = sampled(aged(known or PeerRto(updated=now), now, self._floor),
+                                    rtt, retransmissions, now, self._floor)
+        if len(self._peers) > self._capacity:
+            self._peers.popitem(last=False)
+
+    def peer(self, peer: Hashable) -> PeerRto | None:
+        """What is known of `peer` (None: nothing, its RTO is `INITIAL_RTO`)."""
+        return self._peers.get(peer)
+
+    def forget(self, peer: Hashable) -> None:
+        self._peers.pop(peer, None)
