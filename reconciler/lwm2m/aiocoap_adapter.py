@@ -4,7 +4,8 @@ aiocoap offers no public hook for what a server in front of a fleet needs (a bou
 duplicate cache, a Reset for malformed Confirmables, firmware blocks answered before its
 message layer, surviving another peer's ICMP error, a request abandoned at our own
 timeout that stops being retransmitted), so `hardening.py` and `fastpath.py`
-replace a few attributes of its udp6 transport and message manager. They do it only
+replace a few attributes of its udp6 transport and message manager (and
+`retransmit.py`, through `MessageLayer.time_exchanges`, its retransmission timers). They do it only
 through `UdpSocket`, which names every private attribute touched; `server.py` finds its
 socket the same way. These internals were read in the aiocoap versions listed in
 `CHECKED_AIOCOAP_VERSIONS`; tests/unit/lwm2m_server/test_aiocoap_adapter.py fails on any
@@ -19,7 +20,7 @@ import functools
 import logging
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aiocoap.meta
 from aiocoap import CON, Message
@@ -76,6 +77,65 @@ class MessageLayer:
 
         mman.send_message = send_message
 
+    def time_exchanges(self, timers: ExchangeTimers) -> None:
+        """Let `timers` choose each Confirmable's timeouts (aiocoap's are RFC 7252's fixed
+        ones) and learn when it is answered.
+
+        `_add_exchange` (its first transmission; a request held behind another to the
+        same peer by NSTART = 1 gets there only when it leaves) first asks
+        `timers.started`, which may set the message's `transport_tuning`: aiocoap draws
+        the first timeout from its ACK_TIMEOUT and ACK_RANDOM_FACTOR there.
+        `_schedule_retransmit` (called with the doubled timeout after each
+        retransmission) asks `timers.backed_off` for the timeout to use instead.
+        `_remove_exchange` (an ACK or RST came) tells `timers.answered` which of our
+        messages it answered, found by (remote, message id) among the exchanges still
+        on the wire: a duplicated ACK finds none, nor does a late one after our own
+        timeout withdrew the request (`_withdraw`)."""
+        mman = self._mman
+        add, schedule, remove = (mman._add_exchange, mman._schedule_retransmit,
+                                 mman._remove_exchange)
+        sent: dict[tuple[Any, int], Message] = {}  # (remote, mid) -> our message on the wire
+
+        def add_exchange(message: Message, monitor: Callable[[], None]) -> None:
+            timers.started(message)
+            if len(sent) > 2 * len(mman._active_exchanges) + 64:
+                # ended without an answer (timed out, withdrawn, an error): forget them
+                for key in [k for k in sent if k not in mman._active_exchanges]:
+                    del sent[key]
+            sent[(message.remote, message.mid)] = message
+            add(message, monitor)
+
+        def schedule_retransmit(message: Message, timeout: float, counter: int) -> Any:
+            if counter > 0:
+                timeout = timers.backed_off(message, timeout / 2, counter)
+            return schedule(message, timeout, counter)
+
+        def remove_exchange(message: Message) -> None:
+            key = (message.remote, message.mid)
+            ours = sent.pop(key, None)
+            if ours is not None and mman._active_exchanges is not None \
+                    and key in mman._active_exchanges:
+                timers.answered(ours)
+            remove(message)
+
+        mman._add_exchange = add_exchange
+        mman._schedule_retransmit = schedule_retransmit
+        mman._remove_exchange = remove_exchange
+
+
+class ExchangeTimers(Protocol):
+    """What `MessageLayer.time_exchanges` asks about each of our Confirmables."""
+
+    def started(self, message: Message) -> None:
+        """Before its first transmission (may set `message.transport_tuning`)."""
+
+    def backed_off(self, message: Message, previous: float, retransmissions: int) -> float:
+        """The timeout after retransmission number `retransmissions` (1..MAX_RETRANSMIT),
+        given the timeout that just ran out."""
+
+    def answered(self, message: Message) -> None:
+        """An ACK or RST for it came (after however many retransmissions)."""
+
 
 class UdpSocket(MessageLayer):
     """One udp6 socket of an aiocoap context: its message manager and message interface.
@@ -83,6 +143,7 @@ class UdpSocket(MessageLayer):
     The private attributes used: `MessageManager._recent_messages` (to recognise the
     udp6 kind), `._deduplicate_message`, `._store_response_for_duplicates`,
     `.send_message`, `._active_exchanges`, `._backlogs`, `._continue_backlog`,
+    `._add_exchange`, `._schedule_retransmit`, `._remove_exchange` (`time_exchanges`),
     `MessageInterfaceUDP6.datagram_msg_received`, `._ctx.dispatch_message`,
     `.transport.sendmsg` (replaced per instance), `.transport._read_ready` (what its
     socket's reader runs) and `.error_received`."""

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from aiocoap import Context, Message, resource
 
-from reconciler.lwm2m.aiocoap_adapter import add_message_transport, udp_sockets
+from reconciler.lwm2m.aiocoap_adapter import add_message_transport, message_layers, udp_sockets
 from reconciler.lwm2m.client import DeviceClient, RequestCounter
 from reconciler.lwm2m.codecs import Value
 from reconciler.lwm2m.dtls_binding import KeyLookup, Session
@@ -42,6 +42,7 @@ from reconciler.lwm2m.rd_resources import (
     RegisterResource,
 )
 from reconciler.lwm2m.rd_table import AwaitingSession, Entry, RegistrationTable
+from reconciler.lwm2m.retransmit import AdaptiveTimers
 from reconciler.lwm2m.send import AddressBook, SendResource, SendService
 from reconciler.model.lwm2m import (
     ContentFormats,
@@ -122,13 +123,20 @@ class Lwm2mServer:
         register_check: RegisterCheck | None = None,
         coaps_public_uri: str | None = None,
         dtls_idle_timeout: float = IDLE_TIMEOUT,
+        coap_rto: str = "adaptive",
     ) -> None:
         """`port` None: no plain CoAP listener at all (`coaps` must be given then; every
         device talks inside a DTLS session). `coaps`: also listen for DTLS-PSK (host,
         port; port 0 picks one), keys from `psk` (identity -> (key, endpoint)).
         `register_check(endpoint, identity)`: the security policy's reason to refuse a
         Register (identity None: plain CoAP), or None; a session's identity may register
-        only its own endpoint in any case."""
+        only its own endpoint in any case. `coap_rto`: `adaptive` retransmits our own
+        Confirmables on each device's estimated RTO (`retransmit.py`), `fixed` on RFC
+        7252's 2-3 s doubling."""
+        if coap_rto not in ("adaptive", "fixed"):
+            raise ValueError(f"coap_rto must be adaptive or fixed, not {coap_rto!r}")
+        # what times our own Confirmables (None: aiocoap's fixed RFC 7252 timers)
+        self.timers = AdaptiveTimers() if coap_rto == "adaptive" else None
         if port is None and coaps is None:
             raise ValueError("an LwM2M server needs a listener: plain CoAP, CoAPs or both")
         self._host = host
@@ -198,6 +206,10 @@ class Lwm2mServer:
         if self._coaps is not None:
             await add_message_transport(self._context, self._open_coaps)
             self._caches += harden_sessions(self._context, DtlsMessageInterface)
+        if self.timers is not None:
+            for layer in [*udp_sockets(self._context),
+                          *message_layers(self._context, DtlsMessageInterface)]:
+                layer.time_exchanges(self.timers)
         self._sweeper = asyncio.create_task(self._sweep(), name="lwm2m registration sweeper")
 
     async def _bind_plain(self, requested: int) -> None:

@@ -30,6 +30,8 @@ async def test_every_private_attribute_the_adapter_touches_exists() -> None:
         for owner, name in ((mman, "_deduplicate_message"),
                             (mman, "_store_response_for_duplicates"),
                             (mman, "send_message"), (mman, "_continue_backlog"),
+                            (mman, "_add_exchange"), (mman, "_schedule_retransmit"),
+                            (mman, "_remove_exchange"),
                             (interface, "datagram_msg_received"),
                             (interface, "error_received"),
                             (interface._ctx, "dispatch_message"),
