@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PSK credentials file (re-read on SIGHUP and when it changes)")
     parser.add_argument("--security-default", choices=("psk", "none"),
                         help="security of endpoints whose manifests say none (default none)")
+    parser.add_argument("--coap-rto", choices=("adaptive", "fixed"),
+                        help="our own Confirmables' retransmission timeouts: per-device "
+                             "estimate (default) or RFC 7252's fixed 2-3 s")
     parser.add_argument("--node-id", help="this node's name in a store several nodes share "
                         "(default: host name and process id; docs/scaling.md)")
 
@@ -75,7 +78,7 @@ def settings_from(args: argparse.Namespace) -> ServeSettings:
     given: dict[str, object] = {name: getattr(args, name) for name in
                                 ("repo", "branch", "state", "public_uri", "log_level",
                                  "log_format", "coaps", "credentials", "security_default",
-                                 "node_id")}
+                                 "node_id", "coap_rto")}
     for flag in ("coap", "http"):
         value = getattr(args, flag)
         if flag == "coap" and value == "off":

@@ -186,7 +186,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     server = Lwm2mServer(settings.coap_host, settings.plain_port,
                          admit=counting_refusals(admission, metrics.refused),
                          public_uri=settings.public_uri, awake_seconds=settings.awake_window,
-                         clock=clock, **transport.server_options(
+                         clock=clock, coap_rto=settings.coap_rto, **transport.server_options(
                              settings, psk=security.view.psk,
                              register_check=security.view.check_register))
     unrevoke = security.revoke_on_reload(server.revoke_identities)

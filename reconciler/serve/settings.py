@@ -70,6 +70,10 @@ class ServeSettings(BaseModel):
     dtls_idle_timeout: float = Field(7 * 24 * 3600.0, gt=0, description=(
         "seconds a DTLS session may stay silent before it is closed (NB-IoT devices "
         "sleep for days on one)"))
+    coap_rto: Literal["adaptive", "fixed"] = Field("adaptive", description=(
+        "retransmission timeouts of the server's own Confirmables (writes, reads, "
+        "Execute, pushed blocks): `adaptive` estimates each device's round trip (CoCoA: "
+        "2 s until known, 0.5-32 s), `fixed` is RFC 7252's 2-3 s doubling"))
     tokens: tuple[str, ...] = Field((), description=(
         "accepted `X-API-Token` values (the variable takes them comma-separated, which "
         "keeps them out of `ps`)"))
