@@ -11,8 +11,17 @@ Also reported, from the server's log: how the lossy rollout's devices got there
 libcoap's own client and server through the same proxy, lossless and lossy, i.e. what
 CoAP with RFC 7252's default timers costs on this link (`--no-peer` skips it).
 
+Each delivery (`--delivery`: pull, the devices' own Block2 GETs; push, the server's
+Block1 PUTs to devices whose /5/0/9 says push only) runs with each of the server's
+retransmission timers (`--coap-rto`: `fixed`, RFC 7252's 2-3 s doubling, and
+`adaptive`, the per-device CoCoA estimate), lossless then lossy, all in one run; each
+pair gives its own ratio. Only the server's own Confirmables (Object 5 writes, reads,
+Observe, Execute and, in push, every block) follow `--coap-rto`; what the devices send
+(their Block2 GETs, Register, Update) keeps the devices' RFC 7252 timers.
+
     .venv/bin/python bench/loss.py [--devices 100] [--loss 0.05] [--dup 0.05]
-        [--patience 1200] [--block-size 512]
+        [--patience 1200] [--block-size 512] [--delivery pull push]
+        [--coap-rto fixed adaptive]
 
 `--block-size` is the simulated devices' Block2 size: a device that asks for 1024-byte
 blocks needs half the exchanges, so half the losses, each costing it an RFC 7252
@@ -26,6 +35,7 @@ import argparse
 import asyncio
 import collections
 import json
+import os
 import re
 import sys
 import tempfile
@@ -83,11 +93,12 @@ def _time_in_states(lines: list[tuple[float, str]], since: float) -> dict[str, A
 
 
 async def rollout(devices: int, loss: float, dup: float, patience: float,
-                  tmp: Path, block: int = BLOCK) -> dict[str, Any]:
+                  tmp: Path, block: int = BLOCK, delivery: str = "pull",
+                  coap_rto: str = "adaptive") -> dict[str, Any]:
     endpoints = [f"sim-{i:05d}" for i in range(devices)]
     repo = make_repo(tmp / "repo", endpoints)
     port, proxy_port = procs.free_udp_port(), procs.free_udp_port()
-    server = Server(tmp / "repo", tmp / "state.db", port, {})
+    server = Server(tmp / "repo", tmp / "state.db", port, {"FOTA_COAP_RTO": coap_rto})
     server.args += ["--public-uri", f"coap://127.0.0.1:{proxy_port}"]
     proxy = await asyncio.create_subprocess_exec(
         sys.executable, PROXY, str(proxy_port), str(port), "--loss", str(loss), "--dup",
@@ -98,7 +109,7 @@ async def rollout(devices: int, loss: float, dup: float, patience: float,
         sys.executable, "-m", "reconciler.cli", "simulate", "--server",
         f"coap://127.0.0.1:{proxy_port}", "--repo", str(tmp / "repo"), "--count",
         str(devices), "--version", "1.0", "--block-size", str(block),
-        stdout=asyncio.subprocess.DEVNULL)
+        *(["--push"] if delivery == "push" else []), stdout=asyncio.subprocess.DEVNULL)
     try:
         committed = await roll_out(server, repo, devices, 300, patience, f"loss {loss}")
     finally:
@@ -108,7 +119,8 @@ async def rollout(devices: int, loss: float, dup: float, patience: float,
     times = sorted(at - committed for at, line in server.lines
                    if at >= committed and CURRENT in line)
     result: dict[str, Any] = {
-        "loss": loss, "duplication": dup, "current": len(times),
+        "loss": loss, "duplication": dup, "delivery": delivery, "coap_rto": coap_rto,
+        "current": len(times),
         "commit_to_all_current_s": round(times[-1], 2) if len(times) == devices else None,
         "commit_to_median_current_s": round(times[len(times) // 2], 2) if times else None,
         "proxy": json.loads((tmp / "proxy.json").read_text())
@@ -127,19 +139,18 @@ async def main() -> None:
                         help="the simulated devices' Block2 size (16..1024)")
     parser.add_argument("--patience", type=float, default=1200.0,
                         help="seconds after the commit before a rollout is reported as is")
+    parser.add_argument("--delivery", nargs="+", choices=("pull", "push"),
+                        default=["pull", "push"], help="the deliveries to run")
+    parser.add_argument("--coap-rto", nargs="+", choices=("fixed", "adaptive"),
+                        default=["fixed", "adaptive"], help="the server's timers to run")
     parser.add_argument("--no-peer", action="store_true",
                         help="skip libcoap's client and server through the same proxy")
     args = parser.parse_args()
     started = time.time()
-    with tempfile.TemporaryDirectory() as a:
-        lossless = await rollout(args.devices, 0.0, 0.0, args.patience, Path(a),
-                                 args.block_size)
-    with tempfile.TemporaryDirectory() as b:
-        lossy = await rollout(args.devices, args.loss, args.dup, args.patience, Path(b),
-                              args.block_size)
-    ratio = None
-    if lossless["commit_to_all_current_s"] and lossy["commit_to_all_current_s"]:
-        ratio = round(lossy["commit_to_all_current_s"] / lossless["commit_to_all_current_s"], 2)
+    runs: dict[str, dict[str, Any]] = {}
+    for delivery in args.delivery:
+        for coap_rto in args.coap_rto:
+            runs.setdefault(delivery, {})[coap_rto] = await _pair(args, delivery, coap_rto)
     peer: dict[str, Any] = {"skipped": "--no-peer"}
     if not args.no_peer:
         with tempfile.TemporaryDirectory() as c:
@@ -147,10 +158,28 @@ async def main() -> None:
                 args.devices, args.loss, args.dup, Path(c), args.block_size, IMAGE_SIZE,
                 args.patience)
     print(json.dumps({"devices": args.devices, "image_bytes": IMAGE_SIZE,
-                      "block_size": args.block_size,
-                      "lossless": lossless, "lossy": lossy, "ratio": ratio, "goal": GOAL,
-                      "downloading_s": _downloading(lossless, lossy),
-                      "libcoap": peer, "bench_s": round(time.time() - started)}))
+                      "block_size": args.block_size, "goal": GOAL,
+                      "ratios": {d: {r: run["ratio"] for r, run in by_rto.items()}
+                                 for d, by_rto in runs.items()},
+                      "runs": runs, "libcoap": peer, "bench_s": round(time.time() - started),
+                      "load_average": [round(x, 2) for x in os.getloadavg()]}))
+
+
+async def _pair(args: argparse.Namespace, delivery: str, coap_rto: str) -> dict[str, Any]:
+    """One delivery with one of the server's timers: lossless, then lossy, and the ratio."""
+    with tempfile.TemporaryDirectory() as a:
+        lossless = await rollout(args.devices, 0.0, 0.0, args.patience, Path(a),
+                                 args.block_size, delivery, coap_rto)
+    with tempfile.TemporaryDirectory() as b:
+        lossy = await rollout(args.devices, args.loss, args.dup, args.patience, Path(b),
+                              args.block_size, delivery, coap_rto)
+    ratio = None
+    if lossless["commit_to_all_current_s"] and lossy["commit_to_all_current_s"]:
+        ratio = round(lossy["commit_to_all_current_s"] / lossless["commit_to_all_current_s"], 2)
+    print(f"{delivery} {coap_rto}: lossless {lossless['commit_to_all_current_s']} s, lossy "
+          f"{lossy['commit_to_all_current_s']} s, ratio {ratio}", file=sys.stderr)
+    return {"lossless": lossless, "lossy": lossy, "ratio": ratio,
+            "downloading_s": _downloading(lossless, lossy)}
 
 
 def _downloading(lossless: dict[str, Any], lossy: dict[str, Any]) -> dict[str, Any]:
