@@ -88,7 +88,10 @@ async def test_watch_exits_1_when_the_rollout_halts_and_2_for_an_unknown_collect
         tmp_path: Path) -> None:
     repo = DesiredRepo(tmp_path / "repo", count=4,
                        rollout={"maxConcurrent": 1, "failureThreshold": 1})
-    async with serving(settings_for(repo, tmp_path / "s.db")) as running, \
+    # The halt can land in /status a moment after the failure's event, with no event of
+    # its own: the watch then sees it at the stream's next keepalive (15 s by default).
+    settings = settings_for(repo, tmp_path / "s.db", events_keepalive=1.0)
+    async with serving(settings) as running, \
             fleet_of(running, specs(4, faults=frozenset({Fault.INTEGRITY}))):
         ctl, port = running.controller, running.http_port
         await until(ctl, all_in(ctl, UpdateState.CURRENT))
