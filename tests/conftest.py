@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from builders.ports import free_tcp_port
 from builders.tools import unavailable
 
 from bench.pgcluster import PgCluster, binaries
@@ -25,6 +26,9 @@ def pg_cluster() -> Iterator[PgCluster]:
                   "postgresql; `make test` installs it as root)")
         unavailable(reason, "FOTA_REQUIRE_POSTGRES")
     cluster = PgCluster(bindir)
+    # initdb runs between the choice of the port and the server's bind: a port of our own
+    # (builders.ports), not one port 0 handed out, which anyone may take meanwhile.
+    cluster.port = free_tcp_port()
     try:
         cluster.start()
         yield cluster

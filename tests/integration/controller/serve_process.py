@@ -7,29 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+# The child's ports, for the tests that import them from here (builders.ports says why
+# not port 0 and release).
+from builders.ports import free_tcp_port as free_tcp_port
+from builders.ports import free_udp_port as free_udp_port
 from controller_harness import FAST
 
 ENV = {f"FOTA_{k.upper()}": str(v) for k, v in FAST.items()
        if k not in ("coap_port", "http_port")}
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def serve_args(repo: Path, state: Path | str, coap_port: int, http_port: int = 0

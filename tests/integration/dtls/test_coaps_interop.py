@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from builders.ports import free_udp_port
+
 from reconciler.lwm2m.server import Lwm2mServer
 
 from .conftest import KEYS, LINKS, coap, reap, register_uri, spawn, started, until
@@ -70,7 +72,7 @@ async def test_new_handshakes_from_a_reused_address_port_replace_its_session(
     # its answer, and is killed without a close alert, as a rebooting device vanishes.
     server = await started(keys, restoring=True)
     try:
-        port = str(_free_udp_port())
+        port = str(free_udp_port())
         for identity in ("dev-1", "dev-2", "dev-1"):
             key = KEYS[identity.encode()][0].decode()
             endpoint = KEYS[identity.encode()][1]
@@ -91,14 +93,6 @@ async def test_new_handshakes_from_a_reused_address_port_replace_its_session(
         assert server.registration("urn:dev:1") is not None
     finally:
         await server.stop()
-
-
-def _free_udp_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _session_identity(server: Lwm2mServer, port: str) -> bytes | None:

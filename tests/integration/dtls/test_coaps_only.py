@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from builders.ports import free_udp_port
 from controller_harness import (
     SIM_TIMING,
     DesiredRepo,
@@ -39,12 +40,6 @@ def _credentials(path: Path, count: int) -> dict[int, tuple[bytes, bytes]]:
     return keys
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _plain_con_get() -> bytes:
     """A Confirmable CoAP GET /rd (header, token, Uri-Path): what a plain device sends."""
     return bytes([0x41, 0x01, 0x12, 0x34, 0x77, 0xB2]) + b"rd"
@@ -54,7 +49,7 @@ async def test_a_secured_fleet_completes_a_rollout_with_no_plain_listener(
         tmp_path: Path) -> None:
     repo = DesiredRepo(tmp_path / "repo", count=COUNT)
     keys = _credentials(tmp_path / "creds.csv", COUNT)
-    plain = _free_udp_port()  # where --coap would have listened
+    plain = free_udp_port()  # where --coap would have listened
     settings = settings_for(repo, tmp_path / "state.db", coap="off", coap_port=plain,
                             coaps="127.0.0.1:0", credentials=tmp_path / "creds.csv")
     specs = [DeviceSpec(endpoint(n), version="1.0", block_size=512, lifetime=60,

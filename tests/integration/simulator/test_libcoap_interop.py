@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiocoap
 import pytest
+from builders.ports import free_udp_port
 from builders.tools import require_tool
 
 from reconciler.lwm2m.codecs import ContentFormat
@@ -20,12 +20,6 @@ from reconciler.simulator import DeviceSpec, make_package
 
 pytestmark = pytest.mark.slow
 PACKAGE = make_package("4.2.0", os.urandom(5000))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class _Ping(asyncio.DatagramProtocol):
@@ -88,7 +82,7 @@ async def _store(uri: str, tmp_path: Path) -> str | None:
 async def _serve(tmp_path: Path) -> tuple[asyncio.subprocess.Process, str] | None:
     """coap-server-notls holding the package, or None if its port was taken meanwhile
     (it then exits: it could not bind)."""
-    port = _free_port()
+    port = free_udp_port()
     server = await asyncio.create_subprocess_exec(
         "coap-server-notls", "-A", "127.0.0.1", "-p", str(port),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
