@@ -3,6 +3,9 @@
 # Both create .venv on first use and reuse it afterwards.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# pytest-xdist workers for `make test`: the suite mostly waits (child processes, timers,
+# loopback round trips), so two share this 2-core machine well; 0 runs it in one process.
+TEST_WORKERS ?= 2
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -66,7 +69,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports --no-cache --no-logo
 
 test: $(STAMP) coap-tools lfs-tools browser-tools postgresql lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 bench: $(STAMP) coap-tools
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b; done
