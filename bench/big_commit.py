@@ -29,7 +29,10 @@ keeps the server's log (with the steps of each apply), BENCH_LAG_LOG=FILE every 
 pause over 20 ms (to line up with a py-spy trace of the server), BENCH_AFTER_COMMITS=N
 makes N more small commits after the later one before the trimmed figures, and
 BENCH_TRACEMALLOC=FILE writes what was allocated during the add and outlived the revert
-(no probe then: under tracemalloc its requests alone keep the server from going idle).
+(no probe then: under tracemalloc its requests alone keep the server from going idle),
+BENCH_SURVIVORS=FILE the objects in address windows that held none before the add,
+BENCH_BIG_CONTAINERS=FILE every object over 256 KiB (a table that kept its size) and
+BENCH_SMAPS=FILE the server's mappings by resident size, at each trim.
 """
 
 from __future__ import annotations
