@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from builders.ports import free_tcp_port
 from controller_harness import DesiredRepo, serving, settings_for
 
 from reconciler.cli import main
@@ -66,9 +67,8 @@ def test_serve_with_an_unusable_state_file_says_so(
 def test_serve_on_a_database_it_cannot_reach_says_so_without_its_password(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = DesiredRepo(tmp_path / "repo", count=1)
-    with socket.socket() as closed:  # a port nothing listens on
-        closed.bind(("127.0.0.1", 0))
-        url = f"postgresql://fota:secret@127.0.0.1:{closed.getsockname()[1]}/fota"
+    port = free_tcp_port()  # a port nothing listens on (no port-0 server can take it)
+    url = f"postgresql://fota:secret@127.0.0.1:{port}/fota"
     assert main(["serve", "--repo", str(repo.root), "--state", url, "--coap",
                  "127.0.0.1:0", "--http", "127.0.0.1:0"]) == 2
     line = _one_line(capsys.readouterr().err, "fota serve: ")

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import pytest
 from aiocoap import Context, Message
 from aiocoap.numbers.codes import Code
+from builders.ports import free_udp_port
 from builders.tools import finished, require_tool
 
 from reconciler.lwm2m import coapframe
@@ -163,9 +164,7 @@ def test_another_peers_port_unreachable_costs_no_batched_answer(
     batch's read and its send) fails the next send whatever its destination: the batch
     tries again, so every answer of the round arrives and no error is pinned on them."""
     port = udp6_like.getsockname()[1]
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ghost:
-        ghost.bind(("127.0.0.1", 0))
-        vanished = ("::ffff:127.0.0.1", ghost.getsockname()[1], 0, 0)
+    vanished = ("::ffff:127.0.0.1", free_udp_port(), 0, 0)  # nobody's: no port-0 socket's
     peer = _client(socket.AF_INET)
     requests = [bytes((0x40, 0x01, 0, n)) for n in range(SLOTS + 6)]  # two rounds
     sent_to_ghost: list[bool] = []

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiocoap import ACK, CONTENT, GET, NON, Message
 from aiocoap.transports.udp6 import UDP6EndpointAddress
+from builders.ports import free_udp_port
 
 from reconciler.lwm2m.server import Lwm2mServer
 
@@ -25,12 +26,6 @@ def _interface(server: Lwm2mServer) -> Any:
         if interface is not None and hasattr(interface, "transport"):
             return interface
     raise AssertionError("the server has no udp6 interface")
-
-
-def _closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ghost:
-        ghost.bind(("127.0.0.1", 0))
-        return int(ghost.getsockname()[1])
 
 
 async def _receive(sock: socket.socket) -> tuple[bytes, Any]:
@@ -49,7 +44,7 @@ async def test_a_request_survives_a_port_unreachable_caused_by_another_peer(
     # A datagram to a closed port, then (before the event loop can read the error queue)
     # the server's next send, to the peer whose request is in flight.
     interface.transport.sendmsg(b"\x50\x00\x00\x01", [], 0,
-                                ("::ffff:127.0.0.1", _closed_port(), 0, 0))
+                                ("::ffff:127.0.0.1", free_udp_port(), 0, 0))
     note = Message(_mtype=NON, _mid=7, code=CONTENT, payload=b"still here")
     note.remote = UDP6EndpointAddress(("::ffff:127.0.0.1", port, 0, 0), interface)
     interface.send(note)

@@ -7,12 +7,12 @@ import asyncio
 import hashlib
 import json
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from builders.ports import free_udp_port
 from builders.tools import finished
 
 from reconciler.lwm2m.server import Lwm2mServer
@@ -146,9 +146,7 @@ async def _simulate_exits(server: str, *argv: str) -> tuple[int, str, str]:
 @pytest.mark.slow
 async def test_fota_simulate_against_a_dead_server_exits_1_without_a_success_line(
         tmp_path: Path) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # a port nobody serves
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_udp_port()  # a port nobody serves (no port-0 server can take it either)
     code, out, err = await _simulate_exits(f"coap://127.0.0.1:{port}", "--repo",
                                            str(make_repo(tmp_path)), "--wait", "1")
     assert (code, out) == (1, "")
