@@ -15,6 +15,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from reconciler import allocator
+
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("reconciler.sources.init_cmd", "start a new desired-state repository"),
@@ -54,6 +56,11 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if argv is None and args_list[:1] == ["serve"]:
+        # A real command line only, never a test's main([...]) in its own process: the
+        # server's default allocator is chosen by executing it again (same PID), first
+        # thing, before any thread or file (reconciler/allocator.py says why).
+        allocator.exec_with_default()
     parser = build_parser(args_list)
     args = parser.parse_args(args_list)
     try:
