@@ -11,6 +11,11 @@ the server's RSS (once idle) before, after the add, after the revert, after one 
 small commit, after malloc_trim and after a full collection
 (which also empties the interpreter's free lists).
 
+The child runs on the allocator `fota serve` chooses: it executes itself again with
+`PYTHONMALLOC=malloc` unless `PYTHONMALLOC` is set (`PYTHONMALLOC=pymalloc` for
+CPython's own), as the console script does (reconciler/allocator.py); `allocator` in the
+JSON says which ran.
+
 The machine may be shared: for the longest pause the CPU time the whole server process
 got meanwhile is reported too (`..._cpu_ms`, all threads). A pause with far less CPU
 than wall time was the process waiting for a core, not working; collections over 20 ms
@@ -76,6 +81,11 @@ GOAL_MS = 100
 # --- the child: `fota serve` plus an event-loop lag monitor --------------------------
 def child(argv: list[str]) -> int:
     """Run `fota serve argv` with a thread that prints every event-loop pause > 20 ms."""
+    # The allocator `fota serve` runs on by default (glibc's malloc unless PYTHONMALLOC is
+    # set): this child executes itself again as the console script does, before any
+    # thread, so the parent measures the same PID on the same allocator.
+    from reconciler.allocator import exec_with_default
+    exec_with_default()
     loops: list[asyncio.AbstractEventLoop] = []
 
     class Recording(asyncio.DefaultEventLoopPolicy):
@@ -721,7 +731,10 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
         if LAG_LOG:  # diagnosis: every pause over 20 ms, to line up with a py-spy trace
             Path(LAG_LOG).write_text("".join(" ".join(map(str, lag)) + "\n"
                                              for lag in server.lags))
-    return {"devices": devices, "goal_ms": GOAL_MS, "rss_before_mb": before,
+    allocator = [line.split("allocator ", 1)[1].strip() for _, line in server.log
+                 if "fota serve starting: allocator" in line]
+    return {"devices": devices, "goal_ms": GOAL_MS,
+            "allocator": allocator[0] if allocator else None, "rss_before_mb": before,
             "rss_before_and_malloc_trim_mb": trimmed_before,
             "pymalloc_before_mb": server.pymalloc_mb(0), "sqlite_memory_mb": server.sqlite_mb,
             "add": added, "revert": reverted,

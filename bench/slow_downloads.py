@@ -11,6 +11,8 @@ retransmission storm shows as retransmissions and late answers), answer latency,
 load average; then the same load against libcoap's `coap-server-notls` serving the same
 file (PUT to its /example_data), and the ratios (CPU per datagram: the one a starved
 load generator distorts least, since a slower load lowers both servers' CPU share).
+Our server runs on the allocator `fota serve` chooses (glibc's malloc unless
+`PYTHONMALLOC` is set, reconciler/allocator.py; `server_pythonmalloc` says which).
 
     .venv/bin/python bench/slow_downloads.py [--devices 10000] [--duration 90]
         [--ten-minutes] [--block-size 1024] [--no-peer]
@@ -308,7 +310,11 @@ async def ours(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             await asyncio.sleep(0.2)
         await asyncio.sleep(0.2)  # written whole (one write_text), but be sure
         offers = json.loads(paths_file.read_text())
-        return await measure(server, offers["port"], offers["paths"], args, tmp)
+        environ = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
+        chosen = [e.decode()[len("PYTHONMALLOC="):] for e in environ
+                  if e.startswith(b"PYTHONMALLOC=")]
+        return {"server_pythonmalloc": chosen[0] if chosen else None,
+                **await measure(server, offers["port"], offers["paths"], args, tmp)}
     finally:
         server.terminate()
         server.wait(30)
@@ -363,6 +369,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def cli() -> None:
     if sys.argv[1:2] == ["--serve"]:
+        # on the allocator `fota serve` runs on and set up as it does: glibc's malloc
+        # unless PYTHONMALLOC is set (this executes the process again, same PID)
+        from reconciler import allocator, heap
+        allocator.exec_with_default()
+        heap.configure_malloc()
         devices, size, paths_file = sys.argv[2:5]
         asyncio.run(serve_offers(int(devices), int(size), Path(paths_file)))
         return
