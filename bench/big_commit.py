@@ -731,8 +731,8 @@ async def run(devices: int, tmp: Path) -> dict[str, Any]:
         if LAG_LOG:  # diagnosis: every pause over 20 ms, to line up with a py-spy trace
             Path(LAG_LOG).write_text("".join(" ".join(map(str, lag)) + "\n"
                                              for lag in server.lags))
-    allocator = [line.split("allocator ", 1)[1].strip() for _, line in server.log
-                 if "fota serve starting: allocator" in line]
+    allocator = [line.split(", allocator ", 1)[1].strip() for _, line in server.log
+                 if "fota serve ready" in line and ", allocator " in line]
     return {"devices": devices, "goal_ms": GOAL_MS,
             "allocator": allocator[0] if allocator else None, "rss_before_mb": before,
             "rss_before_and_malloc_trim_mb": trimmed_before,

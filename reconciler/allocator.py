@@ -1,6 +1,6 @@
 """Which allocator `fota serve` runs on: glibc's malloc for Python's small objects too,
 unless the operator chose otherwise. Called by `reconciler.cli.main` (the console
-script) before anything else, and by the serve command for its start-up line.
+script) before anything else, and by `fota serve` for its ready line.
 
 Why (issue 8 item 6, bench/README.md's big_commit section): with CPython's own small-object
 allocator (pymalloc) a server's RSS after a 200,000-device commit and its revert stays
@@ -55,7 +55,7 @@ def exec_with_default() -> None:
 
 
 def describe() -> str:
-    """The allocator this interpreter runs on, for the start-up log: `malloc` or
+    """The allocator this interpreter runs on, for the ready line: `malloc` or
     `pymalloc`, and what `PYTHONMALLOC` says."""
     chosen = os.environ.get(VARIABLE)
     # pymalloc counts its blocks; with glibc's malloc underneath there are none to count.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from reconciler import allocator, heap
+from reconciler import heap
 from reconciler.api import check_bind
 from reconciler.serve import logformat
 from reconciler.serve.loghandler import LoopBatchedHandler
@@ -108,9 +108,6 @@ def run(args: argparse.Namespace) -> int:
     handler = LoopBatchedHandler(sys.stderr)
     handler.setFormatter(logformat.formatter(settings.log_format))
     logging.basicConfig(level=settings.log_level, handlers=[handler])
-    # which allocator runs: `fota` executes itself again for glibc's malloc unless
-    # PYTHONMALLOC was set (reconciler/allocator.py); an operator sees here which one won
-    log.info("fota serve starting: allocator %s", allocator.describe())
     try:
         asyncio.run(_main(settings))
     except StartupError as exc:  # bad configuration found on start: one line, no traceback

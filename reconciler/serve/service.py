@@ -21,6 +21,7 @@ from pathlib import Path
 
 import uvicorn
 
+from reconciler import allocator
 from reconciler.api import create_app
 from reconciler.api.events import StreamLimits
 from reconciler.controller.core import Controller
@@ -351,7 +352,10 @@ async def _announce(settings: ServeSettings, server: Lwm2mServer, api: _ApiServe
     running = Running(server.port, http_port, controller, server.coaps_port)
     bound = transport.listeners(settings, server.port, server.coaps_port)
     lwm2m = ", ".join(f"{name} {where}" for name, where in bound.items() if where)
-    log.info("fota serve ready: %s, http %s:%d, revision %s", lwm2m, settings.http_host,
-             http_port, controller.desired.revision[:12])
+    # the allocator: `fota` executes itself again for glibc's malloc unless PYTHONMALLOC
+    # was set (reconciler/allocator.py); an operator sees here which one runs
+    log.info("fota serve ready: %s, http %s:%d, revision %s, allocator %s", lwm2m,
+             settings.http_host, http_port, controller.desired.revision[:12],
+             allocator.describe())
     if on_ready is not None:
         on_ready(running)

@@ -1,6 +1,6 @@
 """`fota serve` runs on glibc's malloc by default (reconciler/allocator.py): started
 without `PYTHONMALLOC`, the process it started (same PID) has executed itself again with
-`PYTHONMALLOC=malloc`; an operator's own `PYTHONMALLOC` is kept. Both say so in their log."""
+`PYTHONMALLOC=malloc`; an operator's own `PYTHONMALLOC` is kept. Both say so in their ready line."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ async def test_the_console_script_runs_on_malloc_in_the_same_process(
     environ, cmdline, log = await _started(tmp_path, args, {})
     assert environ.get("PYTHONMALLOC") == "malloc"
     assert f"{fota} serve --repo" in cmdline  # the same command line, executed again
-    assert "fota serve starting: allocator malloc (PYTHONMALLOC=malloc)" in log
+    assert "allocator malloc (PYTHONMALLOC=malloc)" in log  # the ready line
 
 
 async def test_an_operators_pythonmalloc_is_kept(tmp_path: Path) -> None:
@@ -45,4 +45,4 @@ async def test_an_operators_pythonmalloc_is_kept(tmp_path: Path) -> None:
     args = serve_args(repo.root, tmp_path / "s.db", free_udp_port())  # python -m ...
     environ, _, log = await _started(tmp_path, args, {"PYTHONMALLOC": "pymalloc"})
     assert environ.get("PYTHONMALLOC") == "pymalloc"
-    assert "fota serve starting: allocator pymalloc (PYTHONMALLOC=pymalloc)" in log
+    assert "allocator pymalloc (PYTHONMALLOC=pymalloc)" in log
