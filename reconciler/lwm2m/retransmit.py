@@ -44,8 +44,6 @@ class AdaptiveTimers:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.table = table if table is not None else RtoTable(clock=clock)
         self._clock = clock
-        self.answers = 0          # counters for benchmarks and tests
-        self.retransmissions = 0
 
     def started(self, message: Message) -> None:
         message.transport_tuning = ExchangeTuning(self.table.rto(_peer(message)),
@@ -56,14 +54,12 @@ class AdaptiveTimers:
         if not isinstance(tuning, ExchangeTuning):
             return previous * 2  # not started by us: aiocoap's own doubling
         tuning.retransmissions = retransmissions
-        self.retransmissions += 1
         return next_timeout(previous, tuning.ACK_TIMEOUT)
 
     def answered(self, message: Message) -> None:
         tuning = message.transport_tuning
         if not isinstance(tuning, ExchangeTuning):
             return
-        self.answers += 1
         self.table.answered(_peer(message), self._clock() - tuning.sent_at,
                             tuning.retransmissions)
 

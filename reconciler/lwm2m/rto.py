@@ -180,6 +180,3 @@ class RtoTable:
     def peer(self, peer: Hashable) -> PeerRto | None:
         """What is known of `peer` (None: nothing, its RTO is `INITIAL_RTO`)."""
         return self._peers.get(peer)
-
-    def forget(self, peer: Hashable) -> None:
-        self._peers.pop(peer, None)
