@@ -36,6 +36,13 @@ async def finished(*argv: str, timeout: float) -> tuple[int, bytes, bytes]:
     ended within `timeout` seconds, so no test leaves it running."""
     process = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    return await communicated(process, timeout)
+
+
+async def communicated(process: asyncio.subprocess.Process,
+                       timeout: float) -> tuple[int, bytes, bytes]:
+    """Wait for a started `process` to end: (returncode, stdout, stderr), empty for a
+    stream not piped; killed and reaped if it has not ended within `timeout` seconds."""
     try:
         out, err = await asyncio.wait_for(process.communicate(), timeout)
     finally:
@@ -43,4 +50,4 @@ async def finished(*argv: str, timeout: float) -> tuple[int, bytes, bytes]:
             process.kill()
             await process.wait()
     assert process.returncode is not None
-    return process.returncode, out, err
+    return process.returncode, out or b"", err or b""

@@ -17,6 +17,7 @@ from typing import BinaryIO
 # not port 0 and release).
 from builders.ports import free_tcp_port as free_tcp_port
 from builders.ports import free_udp_port as free_udp_port
+from builders.tools import communicated
 from controller_harness import FAST
 
 ENV = {f"FOTA_{k.upper()}": str(v) for k, v in FAST.items()
@@ -81,14 +82,8 @@ async def run_to_exit(args: list[str], timeout: float = 30) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         *args, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
         env={**os.environ, **ENV})
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(), timeout)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, err.decode(errors="replace")
+    code, _, err = await communicated(proc, timeout)
+    return code, err.decode(errors="replace")
 
 
 async def until_all_current(state: Path, count: int, timeout: float = 20.0) -> None:

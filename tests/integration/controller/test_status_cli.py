@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from builders.tools import communicated
 from controller_harness import (
     COLLECTION,
     DesiredRepo,
@@ -42,14 +43,8 @@ async def fota_status(port: int, *args: str, timeout: float = 60) -> tuple[int, 
 
 
 async def finish(proc: asyncio.subprocess.Process, timeout: float = 60) -> tuple[int, str]:
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode() + err.decode()
+    code, out, err = await communicated(proc, timeout)
+    return code, out.decode() + err.decode()
 
 
 def fractions(out: str) -> list[int]:
