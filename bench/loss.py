@@ -21,7 +21,11 @@ Observe, Execute and, in push, every block) follow `--coap-rto`; what the device
 
     .venv/bin/python bench/loss.py [--devices 100] [--loss 0.05] [--dup 0.05]
         [--patience 1200] [--block-size 512] [--delivery pull push]
-        [--coap-rto fixed adaptive]
+        [--coap-rto fixed adaptive] [--trace DIR] [--slowest 5]
+
+`--trace DIR` keeps, per rollout, the server's log and the proxy's datagram trace in DIR
+and adds `tail` to each lossy rollout's figures: the slowest devices' milestones and
+silences (bench/loss_tail.py), to tell where the tail's time goes.
 
 `--block-size` is the simulated devices' Block2 size: a device that asks for 1024-byte
 blocks needs half the exchanges, so half the losses, each costing it an RFC 7252
@@ -44,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import libcoap_downloads
+import loss_tail
 import procs
 from rollout import BLOCK, CURRENT, IMAGE_SIZE, Server, make_repo, roll_out
 
@@ -94,15 +99,18 @@ def _time_in_states(lines: list[tuple[float, str]], since: float) -> dict[str, A
 
 async def rollout(devices: int, loss: float, dup: float, patience: float,
                   tmp: Path, block: int = BLOCK, delivery: str = "pull",
-                  coap_rto: str = "adaptive") -> dict[str, Any]:
+                  coap_rto: str = "adaptive", trace: Path | None = None,
+                  slowest: int = 5) -> dict[str, Any]:
     endpoints = [f"sim-{i:05d}" for i in range(devices)]
     repo = make_repo(tmp / "repo", endpoints)
     port, proxy_port = procs.free_udp_port(), procs.free_udp_port()
     server = Server(tmp / "repo", tmp / "state.db", port, {"FOTA_COAP_RTO": coap_rto})
     server.args += ["--public-uri", f"coap://127.0.0.1:{proxy_port}"]
+    name = f"{delivery}-{coap_rto}-{'lossy' if loss or dup else 'lossless'}"
+    traced = ["--trace", str(trace / f"{name}.trace")] if trace is not None else []
     proxy = await asyncio.create_subprocess_exec(
         sys.executable, PROXY, str(proxy_port), str(port), "--loss", str(loss), "--dup",
-        str(dup), "--stats", str(tmp / "proxy.json"))
+        str(dup), "--stats", str(tmp / "proxy.json"), *traced)
     cpu = procs.children_cpu_s()
     await server.start()
     sim = await asyncio.create_subprocess_exec(
@@ -127,6 +135,11 @@ async def rollout(devices: int, loss: float, dup: float, patience: float,
         if (tmp / "proxy.json").exists() else None,
         "children_cpu_s": round(procs.children_cpu_s() - cpu, 1)}  # server, simulator, proxy
     result["what_happened"] = _what_happened(server.lines, committed)
+    if trace is not None:
+        (trace / f"{name}.log").write_text(
+            "".join(f"{at:.3f} {line}" for at, line in server.lines))
+        result["tail"] = loss_tail.anatomy(
+            server.lines, loss_tail.read_trace(trace / f"{name}.trace"), committed, slowest)
     return result
 
 
@@ -143,9 +156,15 @@ async def main() -> None:
                         default=["pull", "push"], help="the deliveries to run")
     parser.add_argument("--coap-rto", nargs="+", choices=("fixed", "adaptive"),
                         default=["fixed", "adaptive"], help="the server's timers to run")
+    parser.add_argument("--trace", type=Path, default=None,
+                        help="keep logs and datagram traces here; adds each run's tail")
+    parser.add_argument("--slowest", type=int, default=5,
+                        help="with --trace: how many of the slowest devices to take apart")
     parser.add_argument("--no-peer", action="store_true",
                         help="skip libcoap's client and server through the same proxy")
     args = parser.parse_args()
+    if args.trace is not None:
+        args.trace.mkdir(parents=True, exist_ok=True)
     started = time.time()
     runs: dict[str, dict[str, Any]] = {}
     for delivery in args.delivery:
@@ -169,10 +188,11 @@ async def _pair(args: argparse.Namespace, delivery: str, coap_rto: str) -> dict[
     """One delivery with one of the server's timers: lossless, then lossy, and the ratio."""
     with tempfile.TemporaryDirectory() as a:
         lossless = await rollout(args.devices, 0.0, 0.0, args.patience, Path(a),
-                                 args.block_size, delivery, coap_rto)
+                                 args.block_size, delivery, coap_rto, args.trace,
+                                 args.slowest)
     with tempfile.TemporaryDirectory() as b:
         lossy = await rollout(args.devices, args.loss, args.dup, args.patience, Path(b),
-                              args.block_size, delivery, coap_rto)
+                              args.block_size, delivery, coap_rto, args.trace, args.slowest)
     ratio = None
     if lossless["commit_to_all_current_s"] and lossy["commit_to_all_current_s"]:
         ratio = round(lossy["commit_to_all_current_s"] / lossless["commit_to_all_current_s"], 2)

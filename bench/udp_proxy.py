@@ -5,10 +5,13 @@ upstream socket of its own towards the server, so the server sees one source add
 per device and its own requests (Read, Write, Execute) come back through the proxy to
 that device. Every datagram, either way, is dropped with probability `loss` and
 otherwise sent twice with probability `dup`. Counts go to `--stats FILE` (JSON) on
-SIGTERM.
+SIGTERM. `--trace FILE` writes one JSON line per datagram (time, way, the device's
+port, what befell it: sent, dropped or duplicated, and the CoAP header: type, code,
+message id, token, path, Block1/Block2, Observe, and the endpoint of a Register) for
+bench/loss.py's per-device timelines; without it nothing is decoded.
 
     python bench/udp_proxy.py LISTEN_PORT SERVER_PORT [--loss 0.05] [--dup 0.05]
-        [--seed 1] [--stats FILE]
+        [--seed 1] [--stats FILE] [--trace FILE]
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ import asyncio
 import json
 import random
 import signal
+import time
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any, cast
+
+from aiocoap import Message
 
 Address = tuple[str, int]
 
@@ -35,14 +41,16 @@ class _Upstream(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
-        self.proxy.forward(data, "down", lambda d: self.proxy.downstream_send(d, self.device))
+        self.proxy.forward(data, "down", lambda d: self.proxy.downstream_send(d, self.device),
+                           self.device)
 
 
 class Proxy(asyncio.DatagramProtocol):
     """The listening side: datagrams from devices, forwarded upstream."""
 
-    def __init__(self, server: Address, loss: float, dup: float, seed: int) -> None:
-        self.server, self.loss, self.dup = server, loss, dup
+    def __init__(self, server: Address, loss: float, dup: float, seed: int,
+                 trace: IO[str] | None = None) -> None:
+        self.server, self.loss, self.dup, self.trace = server, loss, dup, trace
         self.random = random.Random(seed)
         self.upstreams: dict[Address, _Upstream] = {}
         self.pending: dict[Address, list[bytes]] = {}  # while its upstream socket opens
@@ -56,7 +64,7 @@ class Proxy(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Address) -> None:
         upstream = self.upstreams.get(addr)
         if upstream is not None and upstream.transport is not None:
-            self.forward(data, "up", upstream.transport.sendto)
+            self.forward(data, "up", upstream.transport.sendto, addr)
             return
         waiting = self.pending.setdefault(addr, [])
         waiting.append(data)
@@ -70,28 +78,61 @@ class Proxy(asyncio.DatagramProtocol):
         self.upstreams[device] = upstream
         assert upstream.transport is not None
         for data in self.pending.pop(device, []):
-            self.forward(data, "up", upstream.transport.sendto)
+            self.forward(data, "up", upstream.transport.sendto, device)
 
     def downstream_send(self, data: bytes, device: Address) -> None:
         if self.transport is not None:
             self.transport.sendto(data, device)
 
-    def forward(self, data: bytes, way: str, send: Any) -> None:
+    def forward(self, data: bytes, way: str, send: Any, device: Address) -> None:
         self.counts[f"{way}_datagrams"] += 1
         if self.random.random() < self.loss:
             self.counts[f"{way}_dropped"] += 1
+            self._traced(data, way, device, "dropped")
             return
         send(data)
+        fate = "sent"
         if self.random.random() < self.dup:
             self.counts[f"{way}_duplicated"] += 1
             send(data)
+            fate = "duplicated"
+        self._traced(data, way, device, fate)
+
+    def _traced(self, data: bytes, way: str, device: Address, fate: str) -> None:
+        if self.trace is not None:
+            self.trace.write(json.dumps({"t": round(time.time(), 4), "way": way,
+                                         "port": device[1], "fate": fate, **_header(data)})
+                             + "\n")
+
+
+def _header(data: bytes) -> dict[str, Any]:
+    """What a timeline needs of one CoAP datagram (empty when it does not parse)."""
+    try:
+        msg = Message.decode(data)
+    except Exception:  # junk is traced as junk, never stops the proxy
+        return {"junk": len(data)}
+    out: dict[str, Any] = {"type": msg.mtype.name, "code": msg.code.dotted, "mid": msg.mid,
+                           "token": msg.token.hex()}
+    if msg.opt.uri_path:
+        out["path"] = "/" + "/".join(msg.opt.uri_path)
+    for name in ("block1", "block2"):
+        block = getattr(msg.opt, name)
+        if block is not None:
+            out[name] = [block.block_number, int(block.more), block.size_exponent]
+    if msg.opt.observe is not None:
+        out["observe"] = msg.opt.observe
+    endpoint = [q[3:] for q in msg.opt.uri_query if q.startswith("ep=")]
+    if endpoint:
+        out["ep"] = endpoint[0]
+    return out
 
 
 async def serve(listen: int, server: int, loss: float, dup: float, seed: int,
-                stats: Path | None) -> None:
+                stats: Path | None, trace: IO[str] | None = None) -> None:
     loop = asyncio.get_running_loop()
     transport, proxy = await loop.create_datagram_endpoint(
-        lambda: Proxy(("127.0.0.1", server), loss, dup, seed), local_addr=("127.0.0.1", listen))
+        lambda: Proxy(("127.0.0.1", server), loss, dup, seed, trace),
+        local_addr=("127.0.0.1", listen))
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
@@ -111,8 +152,15 @@ def main() -> None:
     parser.add_argument("--dup", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--stats", type=Path, default=None)
+    parser.add_argument("--trace", type=Path, default=None,
+                        help="one JSON line per datagram (see the module docstring)")
     args = parser.parse_args()
-    asyncio.run(serve(args.listen, args.server, args.loss, args.dup, args.seed, args.stats))
+    if args.trace is None:
+        asyncio.run(serve(args.listen, args.server, args.loss, args.dup, args.seed, args.stats))
+        return
+    with args.trace.open("w", buffering=1 << 16) as trace:
+        asyncio.run(serve(args.listen, args.server, args.loss, args.dup, args.seed,
+                          args.stats, trace))
 
 
 if __name__ == "__main__":
