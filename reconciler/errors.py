@@ -30,6 +30,11 @@ class DeviceNotRegistered(WaitingError):
     """The endpoint has no live registration."""
 
 
+class DeviceMoved(WaitingError):
+    """The device registered again from another address while a request to its old one
+    waited for an answer that cannot come; the next request goes to the new address."""
+
+
 class RequestQueued(WaitingError):
     """A queue-mode device is asleep; the request waits for its next Register/Update."""
 

@@ -11,6 +11,7 @@ errors of `reconciler.errors`. Made by `Lwm2mServer.client`, which it sees only 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
@@ -19,6 +20,7 @@ from aiocoap import Message
 from aiocoap.numbers.codes import Code
 
 from reconciler.errors import (
+    DeviceMoved,
     DeviceNotRegistered,
     DeviceRequestFailed,
     DeviceTimeout,
@@ -46,6 +48,7 @@ _T = TypeVar("_T")
 _OUTCOMES: tuple[tuple[type[BaseException], str], ...] = (
     (DeviceTimeout, "timeout"), (DeviceRequestFailed, "failed"),
     (DeviceNotRegistered, "not_registered"), (RequestQueued, "asleep"),
+    (DeviceMoved, "moved"),
     (asyncio.CancelledError, "cancelled"))
 
 
@@ -92,6 +95,11 @@ class ServerSide(Protocol):
 
     def keep(self, task: asyncio.Task[None]) -> None:
         """Keep a background task alive until it ends or the server stops."""
+
+    def departure(self, endpoint: str, remote: object
+                  ) -> contextlib.AbstractContextManager[asyncio.Future[None]]:
+        """A future done once the device registers from elsewhere than `remote`
+        (`departures.Departures.watch`): an answer to a request sent there cannot come."""
 
     def preferred_format(self, endpoint: str) -> tuple[int | None, ...]:
         """The content format the device's reads last accepted: () when none yet."""
@@ -214,9 +222,9 @@ class DeviceClient:
         for index, fmt in enumerate(formats):
             loop = asyncio.get_running_loop()
             try:
-                request = await self._send(path, deadline - loop.time(),
-                                           functools.partial(build, fmt))
-                response = await self._answer(path, request, deadline - loop.time())
+                request, remote = await self._send(path, deadline - loop.time(),
+                                                   functools.partial(build, fmt))
+                response = await self._answer(path, request, remote, deadline - loop.time())
             except DeviceRequestFailed as exc:
                 if exc.code in FALLBACK_CODES and index + 1 < len(formats):
                     continue
@@ -230,29 +238,43 @@ class DeviceClient:
     async def _exchange(self, path: Path, timeout: float, build: Callable[[], Message]
                         ) -> Message:
         deadline = asyncio.get_running_loop().time() + timeout
-        request = await self._send(path, timeout, build)
-        return await self._answer(path, request, deadline - asyncio.get_running_loop().time())
+        request, remote = await self._send(path, timeout, build)
+        return await self._answer(path, request, remote,
+                                  deadline - asyncio.get_running_loop().time())
 
-    async def _send(self, path: Path, timeout: float, build: Callable[[], Message]) -> Any:
-        """Send once the device is reachable; returns the aiocoap request."""
+    async def _send(self, path: Path, timeout: float, build: Callable[[], Message]
+                    ) -> tuple[Any, object]:
+        """Send once the device is reachable; returns the aiocoap request and the remote
+        it went to."""
         entry = await self._awake_entry(path, timeout)
         message = build()
         message.remote = entry.remote
-        return self._server.request(message)
+        return self._server.request(message), entry.remote
 
-    async def _answer(self, path: Path, request: Any, timeout: float) -> Message:
+    async def _answer(self, path: Path, request: Any, remote: object, timeout: float
+                      ) -> Message:
+        """The answer to `request`, sent to `remote`, within `timeout`; DeviceMoved as
+        soon as the device registers from another address (no answer can come then)."""
         try:
             async with asyncio.timeout(max(timeout, 0.001)):
-                # Shielded: our deadline must not cancel aiocoap's response future itself.
-                # After a stalled loop, the answer and the deadline fall in one pass, the
-                # request's runner is woken first and sets the future our timer had
-                # cancelled (InvalidStateError, logged by aiocoap with a traceback);
-                # `abandon` ends the runner before the future.
-                response: Message = await asyncio.shield(request.response)
+                with self._server.departure(self.endpoint, remote) as departed:
+                    # asyncio.wait never cancels what it waits for: our deadline must not
+                    # cancel aiocoap's response future itself. After a stalled loop, the
+                    # answer and the deadline fall in one pass, the request's runner is
+                    # woken first and sets the future our timer had cancelled
+                    # (InvalidStateError, logged by aiocoap with a traceback); `abandon`
+                    # ends the runner before the future.
+                    await asyncio.wait((request.response, departed),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    if not request.response.done():
+                        raise DeviceMoved(f"{self.endpoint} {path}: the device registered "
+                                          f"again from another address; no answer can "
+                                          f"come to the old one")
+                    response: Message = request.response.result()
         except BaseException as exc:
             abandon(request)
-            if not isinstance(exc, Exception):
-                raise  # cancelled: the request ends with us
+            if not isinstance(exc, Exception) or isinstance(exc, DeviceMoved):
+                raise  # cancelled (the request ends with us), or ours already
             raise translate(exc, f"{self.endpoint} {path}") from None
         self._server.heard(self.endpoint)
         raise_for_code(response, str(path), self.endpoint)

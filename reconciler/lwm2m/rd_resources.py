@@ -16,6 +16,7 @@ from aiocoap import Message, resource
 from aiocoap.numbers.codes import Code
 
 from reconciler.lwm2m.coaperrors import error_response
+from reconciler.lwm2m.departures import same_remote
 from reconciler.lwm2m.rd_parsing import Rejected, parse_register, parse_update, split_query
 from reconciler.lwm2m.rd_table import AwaitingSession, Entry, RegistrationTable, Source
 from reconciler.model.lwm2m import RegistrationEventKind
@@ -23,6 +24,7 @@ from reconciler.model.lwm2m import RegistrationEventKind
 log = logging.getLogger(__name__)
 
 Emit = Callable[[RegistrationEventKind, Entry], None]
+Moved = Callable[[Entry, Entry], None]  # (the endpoint's entry before, its entry now)
 Ready = Callable[[], Awaitable[None]]
 # (endpoint, PSK identity of the request's DTLS session or None) -> reason to refuse or None
 RegisterCheck = Callable[[str, "bytes | None"], "str | None"]
@@ -37,9 +39,12 @@ class RdService:
 
     def __init__(self, registry: RegistrationTable, admit: Callable[[str], bool],
                  emit: Emit, ready: Ready = at_once, *,
-                 check: RegisterCheck | None = None) -> None:
+                 check: RegisterCheck | None = None, moved: Moved | None = None) -> None:
         self.registry = registry
         self._check = check
+        # Told, before the event, when an endpoint's Register/Update comes from another
+        # address than its last one (the server ends requests waiting at the old one)
+        self._moved = moved
         # Updates that came in another DTLS session than the registration's last one: the
         # device's address changed (NAT rebinding, a new socket) and it did a new handshake
         self.rebindings = 0
@@ -58,7 +63,9 @@ class RdService:
         self._secured(params.endpoint, request.remote)
         if not self._admit(params.endpoint):
             raise Rejected("4.03", f"endpoint {params.endpoint!r} is not admitted")
-        entry, _replaced = self.registry.register(params, source_of(request))
+        entry, replaced = self.registry.register(params, source_of(request))
+        if replaced is not None:
+            self._tell_moved(replaced, entry)
         self._emit(RegistrationEventKind.REGISTERED, entry)
         location = ("rd", entry.registration.registration_id)
         return Message(code=Code.CREATED, location_path=location)
@@ -77,6 +84,8 @@ class RdService:
             entry = self.registry.update(registration_id, params, source_of(request))
         except KeyError:
             raise Rejected("4.04", f"no registration rd/{registration_id}") from None
+        if before is not None:
+            self._tell_moved(before, entry)
         self._emit(RegistrationEventKind.UPDATED, entry)
         return Message(code=Code.CHANGED)
 
@@ -104,6 +113,10 @@ class RdService:
             self.refusals["plain_coap" if identity is None else "identity_mismatch"] += 1
             log.warning("Register of %r refused (identity %r): %s", endpoint, identity, reason)
             raise Rejected("4.03", reason)
+
+    def _tell_moved(self, before: Entry, now: Entry) -> None:
+        if self._moved is not None and not same_remote(before.remote, now.remote):
+            self._moved(before, now)
 
     def _same_channel(self, registration_id: str, remote: object) -> None:
         """Update and De-register of a registration made inside a DTLS session come

@@ -23,6 +23,7 @@ from aiocoap import Context, Message, resource
 from reconciler.lwm2m.aiocoap_adapter import add_message_transport, message_layers, udp_sockets
 from reconciler.lwm2m.client import DeviceClient, RequestCounter
 from reconciler.lwm2m.codecs import Value
+from reconciler.lwm2m.departures import Departures
 from reconciler.lwm2m.dtls_binding import KeyLookup, Session
 from reconciler.lwm2m.dtls_tinydtls import IDLE_TIMEOUT, TinyDtlsServer
 from reconciler.lwm2m.dtls_transport import (
@@ -172,9 +173,11 @@ class Lwm2mServer:
         self._unguard: Callable[[], None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # observation followers
         self._restored = asyncio.Event()  # set: registration requests are answered
+        self.departures = Departures()  # requests in flight, ended when a device moves
         self.site = resource.Site()
         service = self._rd = RdService(self._registry, self._admit, self._on_event,
-                                       self._until_restored, check=register_check)
+                                       self._until_restored, check=register_check,
+                                       moved=self._on_moved)
         self.site.add_resource(("rd",), RegisterResource(service))
         self.site.add_resource(("rd",), EntryResource(service))
         sends = SendService(self._addresses, self.registration, self._on_send,
@@ -440,6 +443,10 @@ class Lwm2mServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def departure(self, endpoint: str, remote: object
+                  ) -> contextlib.AbstractContextManager[asyncio.Future[None]]:
+        return self.departures.watch(endpoint, remote)
+
     def preferred_format(self, endpoint: str) -> tuple[int | None, ...]:
         return (self._formats[endpoint],) if endpoint in self._formats else ()
 
@@ -516,6 +523,11 @@ class Lwm2mServer:
         for udp in udp_sockets(self.context):
             return udp.socket
         raise RuntimeError("the aiocoap context has no UDP socket")
+
+    def _on_moved(self, before: Entry, now: Entry) -> None:
+        """An endpoint registered (or updated) from another address: what waits for an
+        answer at the old one never gets it (`departures.py`)."""
+        self.departures.moved(now.registration.endpoint, now.remote)
 
     def _on_event(self, kind: RegistrationEventKind, entry: Entry) -> None:
         endpoint = entry.registration.endpoint
