@@ -526,8 +526,11 @@ class Lwm2mServer:
 
     def _on_moved(self, before: Entry, now: Entry) -> None:
         """An endpoint registered (or updated) from another address: what waits for an
-        answer at the old one never gets it (`departures.py`)."""
+        answer at the old one never gets it (`departures.py`), and the round trip
+        learnt at the old one holds at the new one (`RtoTable.moved`)."""
         self.departures.moved(now.registration.endpoint, now.remote)
+        if self.timers is not None and type(before.remote) is type(now.remote):
+            self.timers.table.moved(before.remote, now.remote)
 
     def _on_event(self, kind: RegistrationEventKind, entry: Entry) -> None:
         endpoint = entry.registration.endpoint

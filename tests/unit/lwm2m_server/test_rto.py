@@ -134,3 +134,25 @@ def test_one_sample_moves_the_rto_towards_what_it_measured(rtt: float, retransmi
     k = 4.0 if retransmissions == 0 else 1.0
     target = max(min(rtt + k * rtt / 2, MAX_RTO), MIN_RTO)
     assert min(target, INITIAL_RTO) - 1e-9 <= after <= max(target, INITIAL_RTO) + 1e-9
+
+
+def test_a_peer_that_moves_keeps_what_was_learnt_of_its_link() -> None:
+    clock = Clock()
+    table = RtoTable(clock=clock)
+    for _ in range(6):
+        table.answered("old", 0.01, 0)
+    learnt = table.rto("old")
+    assert learnt < INITIAL_RTO
+    table.moved("old", "new")
+    assert table.rto("new") == learnt
+    table.moved("unknown", "newer")  # nothing known: the new address starts at 2 s
+    assert table.rto("newer") == INITIAL_RTO
+
+
+def test_moving_peers_keeps_the_table_bounded() -> None:
+    table = RtoTable(capacity=2, clock=Clock())
+    table.answered("a", 0.01, 0)
+    table.answered("b", 0.01, 0)
+    table.moved("a", "c")
+    assert len(table) == 2 and table.peer("a") is None  # least recently used went
+    assert table.peer("c") is not None
