@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -90,12 +90,23 @@ class Fleet:
             await self.wait_all(lambda d: d.registered, timeout)
 
     async def stop(self, deregister: bool = True) -> None:
-        """Stop every device (De-registering, as many at once as at start-up)."""
+        """Stop every device, De-registering as many at once as at start-up, the whole
+        fleet within one `timing.deregister_timeout`: a server that is gone costs that
+        once, not once per device (or per start-up batch). Whoever has not de-registered
+        by then is stopped without (its registration expires with its lifetime)."""
+        if deregister:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timing.deregister_timeout):
+                    await self._each(lambda device: device.stop(True))
+        # Closes the sockets of those the deadline cut short; a no-op for the others.
+        await self._each(lambda device: device.stop(False))
+
+    async def _each(self, work: Callable[[SimDevice], Awaitable[None]]) -> None:
         gate = asyncio.Semaphore(self._concurrency)
 
         async def one(device: SimDevice) -> None:
             async with gate:
-                await device.stop(deregister)
+                await work(device)
 
         await asyncio.gather(*(one(d) for d in self._devices.values()))
 

@@ -36,7 +36,7 @@ class Timing:
     install_delay: float = 0.05  # time in Updating before the reboot
     reboot_delay: float = 0.1  # off the air while rebooting
     retry_delay: float = 5.0  # after a failed Register
-    deregister_timeout: float = 10.0  # stop() gives up on a De-register after this
+    deregister_timeout: float = 3.0  # Fleet.stop() gives up De-registering after this
     slow_block_delay: float = 0.5
     flash_size: int = 16 * 1024 * 1024
     reliability: Reliability = field(default_factory=Reliability)

@@ -116,7 +116,11 @@ class TinyServer:
             self.site, bind=("127.0.0.1", 0), transports=["udp6"])
 
     async def stop(self) -> None:
-        await self.ctx.shutdown()
+        """Once (a test may stop it before the fixture does): aiocoap's shutdown is not
+        idempotent."""
+        ctx, self.ctx = self.ctx, None
+        if ctx is not None:
+            await ctx.shutdown()
 
     @property
     def port(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 import aiocoap
@@ -89,3 +90,23 @@ async def test_a_refused_device_retries_with_growing_pauses_until_admitted(
     assert gaps[0] < gaps[1] < gaps[2]  # 0.05, 0.1, 0.2 s
     server.refuse.clear()
     await fleet.device("late").wait_registered(timeout=5)
+
+
+async def test_stop_gives_the_whole_fleet_one_deadline_once_the_server_is_gone(
+        server: Any) -> None:
+    """De-registering one device after the other (start_concurrency=1) would wait the
+    deadline four times over; the sockets are closed however it ends."""
+    from reconciler.simulator import Fleet, Timing
+
+    fleet = Fleet(server.uri, [DeviceSpec(f"gone-{n}") for n in range(4)],
+                  timing=Timing(retry_delay=0.2, deregister_timeout=0.5), start_concurrency=1)
+    try:
+        await fleet.start(wait_registered=True, timeout=10)
+    finally:
+        await server.stop()
+    started = time.monotonic()
+    await fleet.stop()
+    took = time.monotonic() - started
+    assert 0.5 <= took < 1.5, took  # it did wait for an answer, once
+    assert all(d.location is None for d in fleet.devices())
+    assert server.count("deregister", "gone-0") == 0
