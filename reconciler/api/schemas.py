@@ -108,7 +108,7 @@ class LoggedEvent(Schema):
     """One event of the feed (/status/events, and the data of each /events message)."""
 
     id: int  # the feed's cursor: Last-Event-ID, or `since` of the next page
-    deviceId: str
+    deviceId: str  # "" for a collection's `rollout` event (a halt, a resume)
     collectionId: str | Absent = None  # the device's collection when it was written
     at: int  # milliseconds since the epoch
     kind: str

@@ -490,7 +490,7 @@ class Decider:
                     self._window_edges[collection_id] = edge
             # Other nodes write it too: the feed's position orders the writes.
             stamp = None if self.feed is None else self.feed.position(collection_id)
-            self.store.put_collection_status(collection_id, status, stamp=stamp)
+            self.store.put_collection_status(collection_id, status, stamp=stamp, at=now)
             position = self.index.position(collection, now)
             if position is not None and position.until is not None:  # a soak's end, too
                 edge = self._window_edges.get(collection_id, position.until)

@@ -1,4 +1,4 @@
-"""Device events -> what each provider is sent: pure functions, no I/O.
+"""Device and rollout events -> what each provider is sent: pure functions, no I/O.
 
 `NotifyEvent` is one row of the store's event history with its sequence number (the
 dedupe key receivers see) and collection; `severity_of` grades it, `routed` says which
@@ -45,10 +45,10 @@ class Request:
 
 
 def severity_of(kind: str, message: str) -> Severity:
-    """`error` for an action's error and a move into UpdateFailed or Reverted, `warning`
-    for TimedOut (it is retried), `info` for the rest. State events read
-    `Old -> New: message` (`engine.decision.move`)."""
-    if kind == "error":
+    """`error` for an action's error, a move into UpdateFailed or Reverted and a rollout
+    that halted, `warning` for TimedOut (it is retried), `info` for the rest. State
+    events read `Old -> New: message` (`engine.decision.move`)."""
+    if kind == "error" or (kind == "rollout" and message.startswith("rollout halted")):
         return Severity.ERROR
     if kind == "state":
         moved_to = message.split(" -> ", 1)[1].split(":", 1)[0] if " -> " in message else ""
@@ -91,8 +91,8 @@ def webhook_request(provider: Provider, url: str, key: bytes | None,
     if provider.cloudevents:
         payload: dict[str, object] = {
             "specversion": "1.0", "id": str(event.seq), "source": CLOUDEVENTS_SOURCE,
-            "type": f"io.fota-gitops.device.{event.event.kind}",
-            "subject": event.event.device_id, "time": data["time"],
+            "type": f"io.fota-gitops.{_about(event)}.{event.event.kind}",
+            "subject": event.event.device_id or event.collection_id, "time": data["time"],
             "datacontenttype": "application/json", "data": data}
         content_type = "application/cloudevents+json"
     else:
@@ -113,11 +113,17 @@ def slack_request(url: str, event: NotifyEvent, collection_name: str) -> Request
     Rocket.Chat, Discord's /slack endpoint) need."""
     e = event.event
     where = collection_name or event.collection_id or "?"
-    text = (f"fota {event.severity.label}: {where}: device {e.device_id}: {e.message} "
+    device = f"device {e.device_id}: " if e.device_id else ""
+    text = (f"fota {event.severity.label}: {where}: {device}{e.message} "
             f"(revision {e.revision[:12]})")
     body = json.dumps({"text": text}, separators=(",", ":")).encode()
     return Request(url, body, (("Content-Type", "application/json"),
                                (EVENT_ID_HEADER, str(event.seq))))
+
+
+def _about(event: NotifyEvent) -> str:
+    """A device's event, or a collection's (a rollout's halt or resume: no device)."""
+    return "device" if event.event.device_id else "collection"
 
 
 def _iso(at: float) -> str:

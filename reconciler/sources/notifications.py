@@ -75,7 +75,7 @@ class AlertDoc(BaseModel):
     provider: Name
     collections: list[Text] = []
     severity: Literal["info", "warning", "error"] | None = None
-    kinds: list[Literal["state", "target", "error"]] = []  # DeviceEvent.kind
+    kinds: list[Literal["state", "target", "error", "rollout"]] = []  # the event kind
 
 
 class NotificationsDoc(BaseModel):

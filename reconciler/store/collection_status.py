@@ -18,11 +18,18 @@ halt, the API and `/metrics` of every node show it.
 A write without a stamp (one node, no feed: SQLite, or PostgreSQL without `--node-id`)
 replaces the row as it is, halt included. SQL for both engines; the writer
 (`SqliteStore.put_collection_status`) runs it, the reader overlays `halt`.
+
+The write that records a halt (or lifts it) also appends a `rollout` event to the log in
+the same transaction (`record_halt_change`): a collection's event, with an empty
+`device_id`, so `/events`, `fota status --watch`, the dashboard and the notifiers learn of
+it at once instead of at the stream's next keepalive.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+from reconciler.store.sqlconn import SqlConnection
 
 REPLACE = ("INSERT INTO collection_status (collection_id, status, revision, stamp, halt) "
            "VALUES (?, ?, ?, NULL, ?) ON CONFLICT (collection_id) DO UPDATE SET "
@@ -70,3 +77,43 @@ def with_halt(rollout: dict[str, object], halt: str | None) -> dict[str, object]
     if halt is None or rollout.get("halted"):
         return rollout
     return {**rollout, "halted": True, "reason": halt}
+
+
+ROLLOUT_EVENT = "rollout"  # the kind of a collection's halt and resume events
+# A no-op update that takes the row's lock (PostgreSQL; SQLite's one writer needs none):
+# another node's write of the same collection waits for this transaction, so the halt
+# read next is the one this write changes and only one node appends the event.
+_LOCK = "UPDATE collection_status SET halt = halt WHERE collection_id = ?"
+_HALT = "SELECT halt FROM collection_status WHERE collection_id = ?"
+_INSERT_EVENT = ("INSERT INTO events (device_id, at, kind, message, revision, collection_id) "
+                 f"VALUES ('', ?, '{ROLLOUT_EVENT}', ?, ?, ?)")
+
+
+def stored_halt(conn: SqlConnection, collection_id: str, *, lock: bool) -> str | None:
+    """The halt stored for the collection (None: not halted, or no row yet)."""
+    if lock:
+        conn.execute(_LOCK, (collection_id,))
+    row = conn.execute(_HALT, (collection_id,)).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def halt_message(before: str | None, after: str | None) -> str | None:
+    """The event a status write means: `rollout halted: ...` when a halt was recorded,
+    `rollout resumed: ...` when one was lifted, None when neither (a halt whose reason
+    changed is the same halt)."""
+    if before is None and after is not None:
+        return after if after.startswith("rollout halted") else f"rollout halted: {after}"
+    if before is not None and after is None:
+        return f"rollout resumed: no longer halted ({before})"
+    return None
+
+
+def record_halt_change(conn: SqlConnection, collection_id: str, before: str | None,
+                       revision: str | None, at: float) -> bool:
+    """After the status write: append the event of a halt recorded or lifted by it.
+    True when one was appended (the writer then wakes the event log's readers)."""
+    message = halt_message(before, stored_halt(conn, collection_id, lock=False))
+    if message is None:
+        return False
+    conn.execute(_INSERT_EVENT, (at, message, revision or "", collection_id))
+    return True

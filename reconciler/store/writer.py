@@ -510,21 +510,27 @@ class SqliteStore(EventFeed):
                                                  for subject, conds in items for c in conds])
 
     def put_collection_status(self, collection_id: str, status: Mapping[str, object], *,
-                              stamp: int | None = None) -> None:
+                              stamp: int | None = None, at: float | None = None) -> None:
         """Replace the collection's rollout status. The API shows the whole mapping under
         `rollout` and reads `halted` (bool) and `reason` (why, while halted) or
         `halt_reason`. With `stamp` (the writer's feed position, several nodes) only if
         not older than the stored one, and a halt sticks for its revision
-        (`collection_status`)."""
+        (`collection_status`). A halt recorded or lifted appends a `rollout` event
+        stamped `at` (the caller's clock; default now)."""
         text = json.dumps(dict(status), default=_jsonable)
         revision = status.get("revision")
         args = (collection_id, text, None if revision is None else str(revision))
         halt = collection_status.halt_of(status)
         with self._tx(tallies=False) as conn:
+            before = collection_status.stored_halt(conn, collection_id, lock=True)
             if stamp is None:
                 conn.execute(collection_status.REPLACE, (*args, halt))
             else:
                 conn.execute(collection_status.ORDERED, (*args, stamp, halt))
+            appended = collection_status.record_halt_change(
+                conn, collection_id, before, args[2], time.time() if at is None else at)
+        if appended:
+            self.event_hub.publish()
 
     def release_memory(self) -> None:
         """After a revision that added or removed many devices (the decider, in a worker

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,16 +15,13 @@ from builders.tools import communicated
 from controller_harness import (
     COLLECTION,
     DesiredRepo,
-    all_in,
     device_id,
     fleet_of,
     serving,
     settings_for,
     specs,
-    until,
 )
 
-from reconciler.model.status import UpdateState
 from reconciler.simulator import Fault
 
 pytestmark = pytest.mark.slow
@@ -79,22 +77,31 @@ async def test_watch_follows_a_rollout_to_success_then_status_prints_table_and_t
         assert re.search(r"state: .*-> Current", timeline), timeline
 
 
-async def test_watch_exits_1_when_the_rollout_halts_and_2_for_an_unknown_collection(
+async def test_watch_exits_1_within_a_second_of_the_halt_and_2_for_an_unknown_collection(
         tmp_path: Path) -> None:
-    repo = DesiredRepo(tmp_path / "repo", count=4,
+    # The halt's own `rollout` event wakes the watch: the stream's keepalive (15 s by
+    # default) never has to. The watch is following before the fleet starts, so the halt
+    # comes after it connected whatever the machine's load.
+    repo = DesiredRepo(tmp_path / "repo", count=4, target="2.0",
                        rollout={"maxConcurrent": 1, "failureThreshold": 1})
-    # The halt can land in /status a moment after the failure's event, with no event of
-    # its own: the watch then sees it at the stream's next keepalive (15 s by default).
-    settings = settings_for(repo, tmp_path / "s.db", events_keepalive=1.0)
-    async with serving(settings) as running, \
-            fleet_of(running, specs(4, faults=frozenset({Fault.INTEGRITY}))):
+    async with serving(settings_for(repo, tmp_path / "s.db")) as running:
         ctl, port = running.controller, running.http_port
-        await until(ctl, all_in(ctl, UpdateState.CURRENT))
-        head = repo.set_target("2.0")
-        await until(ctl, lambda: ctl.desired.revision == head)
-        code, out = await fota_status(port, "--watch", COLLECTION, "--timeout", "60")
+        watch = await asyncio.create_subprocess_exec(
+            *status_args(port, "--watch", COLLECTION, "--timeout", "60"),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert watch.stdout is not None
+        first = (await asyncio.wait_for(watch.stdout.readline(), 30)).decode()
+        async with fleet_of(running, specs(4, faults=frozenset({Fault.INTEGRITY}))):
+            code, rest = await finish(watch)
+            ended = time.time()
+        out = first + rest
         assert code == 1, out
         assert "halted: rollout halted: 1 of 4 devices failed" in out
         assert out.rstrip().endswith("rollout halted")
+        [cid] = ctl.desired.collections
+        [halt] = [e for e in ctl.store.events_after(0, collection=cid, limit=1000)
+                  if e.kind == "rollout"]
+        assert halt.device_id == "" and halt.message.startswith("rollout halted: 1 of 4")
+        assert ended - halt.at < 3.0, (halt, ended)  # ~0.6 s: gather, then one /status read
         code, out = await fota_status(port, "--watch", "17dh0cf43jfhkk")
         assert code == 2 and "404" in out

@@ -85,6 +85,19 @@ def test_slack_gets_one_line_of_text() -> None:
                                         "UpdateFailed: result 5 (revision aaaaaaaaaaaa)"}
 
 
+def test_a_rollout_halt_is_an_error_of_the_collection_with_no_device() -> None:
+    halt = NotifyEvent(8, "c1", DeviceEvent("", 1_700_000_000.0, "rollout",
+                                            "rollout halted: 2 of 4 devices failed", SHA))
+    assert halt.severity is Severity.ERROR
+    assert severity_of("rollout", "rollout resumed: no longer halted (x)") is Severity.INFO
+    assert json.loads(slack_request("http://s", halt, "Trackers").body) == {
+        "text": "fota error: Trackers: rollout halted: 2 of 4 devices failed "
+                "(revision aaaaaaaaaaaa)"}
+    ce = json.loads(webhook_request(Provider("h", ProviderKind.WEBHOOK, cloudevents=True),
+                                    "http://r", None, halt).body)
+    assert (ce["type"], ce["subject"]) == ("io.fota-gitops.collection.rollout", "c1")
+
+
 def status(counts: dict[str, int], **rollout: object) -> CollectionStatus:
     return CollectionStatus("c1", Management.COLLECTION, "img", sum(counts.values()),
                             counts, rollout)

@@ -118,8 +118,8 @@ def test_every_mistake_is_reported_with_its_line(
         "commit status, not events: select collections only",
         f"{FILE}:22: alerts[2].collections[1]: no collection 'nowhere' (write its directory "
         "name under manifests/ or its collectionId)",
-        f"{FILE}:25: alerts[3].kinds[0]: must be one of 'state', 'target' or 'error', got "
-        "'registered'",
+        f"{FILE}:25: alerts[3].kinds[0]: must be one of 'state', 'target', 'error' or "
+        "'rollout', got 'registered'",
     ]
     assert "XXXXsecretXXXX" not in out and "pa55" not in out  # the values are never quoted
 

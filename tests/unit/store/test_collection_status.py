@@ -108,3 +108,25 @@ def test_a_status_written_without_a_position_replaces_the_row_as_it_is(
                                             "reason": "2 failures"})
     store.put_collection_status(fleet.cid, {"revision": "r1", "halted": False})
     assert _shown(state) == (False, None, "r1")
+
+
+def test_a_halt_recorded_and_lifted_appends_one_rollout_event_each(
+        store: SqliteStore, fleet: Fleet) -> None:
+    """The event `/events` and `fota status --watch` see at once; a halt restated (a
+    new reason, a lagging node's write) appends nothing."""
+    store.apply_desired(fleet.snapshot(2, revision="r1"))
+    start = store.last_event_seq()
+    reason = "rollout halted: 2 of 2 devices failed"
+    store.put_collection_status(fleet.cid, {"revision": "r1", "halted": False}, stamp=1)
+    store.put_collection_status(fleet.cid, {"revision": "r1", "halted": True,
+                                            "reason": reason}, stamp=5, at=11.0)
+    store.put_collection_status(fleet.cid, {"revision": "r1", "halted": True,
+                                            "reason": "3 of 2"}, stamp=6, at=12.0)
+    store.put_collection_status(fleet.cid, {"revision": "r0", "halted": False}, stamp=50)
+    store.apply_desired(fleet.snapshot(2, revision="r2", target=fleet.v1))
+    store.put_collection_status(fleet.cid, {"revision": "r2", "halted": False}, stamp=3,
+                                at=13.0)
+    events = store.events_after(start, collection=fleet.cid)
+    assert [(e.device_id, e.kind, e.message, e.revision, e.at) for e in events] == [
+        ("", "rollout", reason, "r1", 11.0),
+        ("", "rollout", f"rollout resumed: no longer halted ({reason})", "r2", 13.0)]
