@@ -82,7 +82,7 @@ def postgres() -> Iterator[tuple[Path, PgCluster]]:
     if bindir is None:
         raise SystemExit("PostgreSQL's initdb and pg_ctl not found: apt-get install postgresql")
     with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
-        cluster = PgCluster(bindir, fsync=True).start()
+        cluster = PgCluster(bindir, port=procs.free_tcp_port(), fsync=True).start()
         try:
             yield Path(tmp), cluster
         finally:

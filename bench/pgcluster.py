@@ -1,7 +1,10 @@
 """A throwaway PostgreSQL cluster for the tests, from Debian's `postgresql` binaries.
 
-`PgCluster.start()` runs `initdb` into a fresh temporary directory and `pg_ctl start` on
-a free loopback port, its unix socket in that directory, with `fsync=off` for the tests
+`PgCluster(bindir, port=...).start()` runs `initdb` into a fresh temporary directory and
+`pg_ctl start` on the loopback port the caller picked (PostgreSQL cannot bind port 0 and
+report: the tests take it from builders.ports, the benchmarks from procs, both below the
+ephemeral range, so nothing bound to port 0 during initdb can take it), its unix socket
+in that directory, with `fsync=off` for the tests
 (a test never survives a power cut; bench/cluster.py keeps it on); `stop()` stops it
 (`-m immediate`) and removes the directory.
 `initdb` refuses to run as root, so as root both run as the unprivileged `postgres` user
@@ -19,7 +22,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -52,19 +54,13 @@ def _unprivileged() -> str | None:
     raise RuntimeError("running as root and no unprivileged user to run PostgreSQL as")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PgCluster:
-    def __init__(self, bindir: Path, *, fsync: bool = False) -> None:
+    def __init__(self, bindir: Path, *, port: int, fsync: bool = False) -> None:
         self.bindir = bindir
         self.fsync = fsync
         self.user = _unprivileged()
         self.dir = Path(tempfile.mkdtemp(prefix="fota-pg-"))
-        self.port = _free_port()
+        self.port = port
         self._names = itertools.count(1)
 
     def _run(self, *args: str) -> None:

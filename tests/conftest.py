@@ -25,10 +25,9 @@ def pg_cluster() -> Iterator[PgCluster]:
         reason = ("PostgreSQL's initdb and pg_ctl not found (Debian: apt-get install "
                   "postgresql; `make test` installs it as root)")
         unavailable(reason, "FOTA_REQUIRE_POSTGRES")
-    cluster = PgCluster(bindir)
     # initdb runs between the choice of the port and the server's bind: a port of our own
     # (builders.ports), not one port 0 handed out, which anyone may take meanwhile.
-    cluster.port = free_tcp_port()
+    cluster = PgCluster(bindir, port=free_tcp_port())
     try:
         cluster.start()
         yield cluster
