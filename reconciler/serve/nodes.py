@@ -57,7 +57,8 @@ def node_parts(settings: ServeSettings, store: Store, clock: Callable[[], float]
     leadership: Leadership = SoleLeader()
     feed = None
     if isinstance(settings.state, str):
-        leadership = PgLeadership(settings.state, node, settings.lease, clock)
+        leadership = PgLeadership(str(settings.store_location()), node, settings.lease,
+                                  clock)
         feed = ProgressFeed(store)
         server.firmware.remote = RemoteOffers(
             server.firmware, store_offers(store, images, clock, server.plain_may_serve))

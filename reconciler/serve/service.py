@@ -83,7 +83,7 @@ async def run_service(settings: ServeSettings, stop: asyncio.Event,
     created = _absent(settings.state) if isinstance(settings.state, Path) else []
     store: SqliteStore | None = None
     try:
-        store = _open_store(settings.state, settings.node_id)
+        store = _open_store(settings.store_location(), settings.node_id)
         source = GitSource(settings.repo, settings.branch,
                            cache_dir=_cache_dir(settings),
                            interval=settings.poll_source, on_status=_status_writer(store))
@@ -211,7 +211,7 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     store.set_listeners(transport.listeners(settings, server.port, server.coaps_port))
     unsubscribe = server.subscribe(controller.on_registration)
     controller.restore()
-    notify_reader = open_reader(settings.state)  # its own: never waits behind the API's
+    notify_reader = open_reader(settings.store_location())  # its own: never waits behind the API's
     notifier = Notifier(notify_reader, store.set_notify_state, hub=store.event_hub)
     await notifier.set_desired(desired)
 
@@ -331,7 +331,7 @@ async def _event_retention(settings: ServeSettings, store: SqliteStore,
 
 def _api(settings: ServeSettings, store: SqliteStore, metrics: Metrics,
          not_acting: Callable[[], str | None]) -> _ApiServer:
-    reader = open_reader(settings.state)
+    reader = open_reader(settings.store_location())
     limits = StreamLimits(max_clients=settings.events_max_streams,
                           keepalive=settings.events_keepalive,
                           send_timeout=settings.events_send_timeout)

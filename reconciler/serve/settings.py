@@ -29,12 +29,14 @@ from pydantic_core import PydanticCustomError
 from reconciler.controller.config import ControllerConfig
 from reconciler.engine import EngineConfig
 from reconciler.store import is_database_url
+from reconciler.store.pg.connection import TcpTimeouts, with_tcp_timeouts
 
 ENV_PREFIX = "FOTA_"
 # The engine's values are durations and counts (EngineConfig carries no bounds of its own):
 # none may be negative, these must be above zero or a floor.
 _ENGINE_FLOORS: dict[str, tuple[float, bool]] = {  # name -> (floor, floor allowed)
     "update_timeout": (0, False), "poll_interval": (0, False), "block_size": (16, True)}
+_PG = TcpTimeouts()  # the PostgreSQL connections' defaults
 
 
 class ServeSettings(BaseModel):
@@ -113,6 +115,21 @@ class ServeSettings(BaseModel):
     lease: float = Field(10.0, gt=0, description=(
         "seconds a node acts on devices without hearing from its store: one cut off "
         "stops within this and says so in /readyz"))
+    # libpq's TCP timeouts on every PostgreSQL connection (store.pg.connection): a
+    # database behind a dead network path fails a call within ~1 minute, not after the
+    # kernel's timeouts (minutes to hours). A parameter the `state` URL names itself
+    # (`?keepalives=0`) wins.
+    pg_keepalives_idle: int = Field(_PG.keepalives_idle, ge=1, description=(
+        "PostgreSQL over TCP: seconds a connection is idle before the first keepalive "
+        "probe (libpq `keepalives_idle`)"))
+    pg_keepalives_interval: int = Field(_PG.keepalives_interval, ge=1, description=(
+        "seconds between unanswered keepalive probes (libpq `keepalives_interval`)"))
+    pg_keepalives_count: int = Field(_PG.keepalives_count, ge=1, description=(
+        "unanswered probes after which the connection is dropped (libpq "
+        "`keepalives_count`)"))
+    pg_tcp_user_timeout: int = Field(_PG.tcp_user_timeout, ge=0, description=(
+        "milliseconds sent data may go unacknowledged before the connection is dropped "
+        "(libpq `tcp_user_timeout`; 0: the kernel's own, ~15 minutes)"))
     controller: ControllerConfig = Field(default_factory=ControllerConfig)
 
     @field_validator("state")
@@ -179,6 +196,15 @@ class ServeSettings(BaseModel):
 
     def engine_config(self) -> EngineConfig:
         return self.controller.engine
+
+    def store_location(self) -> Path | str:
+        """What the store opens: the state file, or the database URL with the `pg_*`
+        TCP timeouts it does not name itself."""
+        if isinstance(self.state, Path):
+            return self.state
+        return with_tcp_timeouts(self.state, TcpTimeouts(
+            self.pg_keepalives_idle, self.pg_keepalives_interval, self.pg_keepalives_count,
+            self.pg_tcp_user_timeout))
 
     @classmethod
     def load(cls, overrides: Mapping[str, object] | None = None,

@@ -24,7 +24,12 @@ from reconciler.store import codec
 from reconciler.store.event_log import EventRecord, events_after, last_seq, pruned_through
 from reconciler.store.pages import DeviceQuery, device_page
 from reconciler.store.pg import dialect
-from reconciler.store.pg.connection import QmarkConnection, StoreUnavailable, redact
+from reconciler.store.pg.connection import (
+    QmarkConnection,
+    StoreUnavailable,
+    redact,
+    with_tcp_timeouts,
+)
 from reconciler.store.pg.pages import POSTGRES
 from reconciler.store.pg.schema import SCHEMA_VERSION, version
 from reconciler.store.reader import SqliteReader, _device
@@ -40,7 +45,7 @@ READ_TIMEOUT = 2.0  # seconds a query waits for a connection (or to connect)
 def open_pg_reader(url: str) -> PgReader:
     """A reader of a database that `open_pg_store` migrated."""
     pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
-        url, min_size=1, max_size=POOL_SIZE, open=False, name="fota-reader",
+        with_tcp_timeouts(url), min_size=1, max_size=POOL_SIZE, open=False, name="fota-reader",
         # A database cut off must cost a request seconds, not the pool's 30 s default:
         # the API runs on the event loop the node's lease and /readyz need (cluster).
         timeout=READ_TIMEOUT,

@@ -5,15 +5,18 @@ reader's version over the server's snapshots. Real PostgreSQL (tests/pgcluster.p
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import psycopg
 import pytest
 
+from bench.pgcluster import TESTS_DB, PgCluster
 from reconciler.model.observed import DeviceEvent, DeviceProgress
 from reconciler.model.status import UpdateState
+from reconciler.serve.settings import ServeSettings
 from reconciler.store import open_reader, open_store
-from reconciler.store.pg import EVENTS_CHANNEL, PgStore
+from reconciler.store.pg import EVENTS_CHANNEL, PgReader, PgStore
 from reconciler.store.schema import SchemaError
 
 
@@ -78,3 +81,41 @@ def test_the_readers_version_moves_with_each_commit_and_only_then(
         assert after != before and reader.version() == after
     finally:
         reader.close()
+
+
+def _tcp_options(conn: psycopg.Connection[Any]) -> tuple[int, int, int, int, int]:
+    """What libpq set on the connection's socket: (SO_KEEPALIVE, idle, interval, count,
+    TCP_USER_TIMEOUT)."""
+    with socket.fromfd(conn.fileno(), socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return (sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+                sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT))
+
+
+def test_connections_over_tcp_carry_keepalives_and_a_user_timeout_from_the_settings(
+        pg_cluster: PgCluster, pg_url: str) -> None:
+    """A database behind a dead path fails a call within about a minute: the writer's
+    session and the API's pool carry the `pg_*` settings; a parameter the URL names
+    itself wins, and a connection made without settings has the defaults."""
+    schema = pg_url.rpartition("%3D")[2]  # the pg_url fixture's schema, over TCP
+    url = f"{pg_cluster.tcp_url(TESTS_DB)}?options=-csearch_path%3D{schema}"
+    settings = ServeSettings.load({"state": url + "&keepalives_count=5",
+                                   "pg_keepalives_idle": 7, "pg_tcp_user_timeout": 4000},
+                                  environ={})
+    store, reader = open_store(settings.store_location()), open_reader(settings.store_location())
+    try:
+        assert isinstance(store, PgStore) and isinstance(reader, PgReader)
+        with reader._pool.connection() as pooled:
+            for conn in (store._pg.raw, pooled):
+                assert _tcp_options(conn) == (1, 7, 10, 5, 4000)
+                assert conn.info.get_parameters()["tcp_user_timeout"] == "4000"
+    finally:
+        store.close()
+        reader.close()
+    plain = open_store(url)  # as `fota plan --against` or a benchmark opens it
+    try:
+        assert _tcp_options(plain._pg.raw) == (1, 30, 10, 3, 30_000)  # type: ignore[attr-defined]
+    finally:
+        plain.close()
