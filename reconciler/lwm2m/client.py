@@ -96,6 +96,9 @@ class ServerSide(Protocol):
     def keep(self, task: asyncio.Task[None]) -> None:
         """Keep a background task alive until it ends or the server stops."""
 
+    def delivered(self, endpoint: str) -> None:
+        """The device took the last block of a package we pushed (`deliveries.py`)."""
+
     def departure(self, endpoint: str, remote: object
                   ) -> contextlib.AbstractContextManager[asyncio.Future[None]]:
         """A future done once the device registers from elsewhere than `remote`
@@ -196,6 +199,7 @@ class DeviceClient:
         await push_firmware(self._server, data, timeout=deadline - loop.time(),
                             remote=entry.remote)
         self._server.heard(self.endpoint)
+        self._server.delivered(self.endpoint)
 
     # -- shared by the operations ---------------------------------------------------------
 

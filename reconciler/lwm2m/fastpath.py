@@ -135,10 +135,11 @@ class FastPath:
             tail = coapframe.tail((), NO_OFFER.encode())
             return self._reply(data, tkl, coapframe.NOT_FOUND, tail)
         image = repository.image(offer.image_id)
-        cached = None if image is None else image.blocks.get(key)
-        if cached is None:
+        if image is None or (cached := image.blocks.get(key)) is None:
             return None  # a block not encoded yet, or an error: `_content` answers it
         repository.block_sent(cached[1])
+        if key in image.final:  # once per download: a set lookup on the hot path
+            repository.final_block_sent(token)
         if first & 0x10:  # NON
             return self._reply(data, tkl, coapframe.CONTENT, cached[0])
         return self._content_heads[tkl] + data[2 : 4 + tkl] + cached[0]
@@ -181,16 +182,19 @@ class FastPath:
         key = -1 if block2 is None else block2[0] << 4 | block2[1]
         cached = image.blocks.get(key)
         if cached is None:
-            cached = self._encode_block(image, block2)
+            cached = self._encode_block(image, block2, key)
             if len(image.blocks) >= BLOCK_CACHE_CAP:
                 image.blocks.clear()
             image.blocks[key] = cached
         self._repository.block_sent(cached[1])
+        if key in image.final:
+            self._repository.final_block_sent(path[1].decode())
         return cached[0]
 
-    def _encode_block(self, image: Image, block2: tuple[int, int] | None) -> tuple[bytes, int]:
+    def _encode_block(self, image: Image, block2: tuple[int, int] | None,
+                      key: int) -> tuple[bytes, int]:
         """Options and payload of the answer to `block2` and the payload's length,
-        cached on the shared image."""
+        cached on the shared image (`key` noted in `image.final` when it ends it)."""
         try:
             choice = select_block(len(image.data), block2, self._repository.max_szx)
         except BlockError as exc:
@@ -201,6 +205,8 @@ class FastPath:
             value = block_value(choice.num, choice.more, choice.szx)
             options.append((coapframe.BLOCK2, coapframe.uint(value)))
         payload = image.data[choice.start : choice.end]
+        if not choice.more:
+            image.final.add(key)
         return coapframe.tail(options, payload), len(payload)
 
     def _image(self, path: list[bytes], allowed: Callable[[str], bool] | None) -> Image:

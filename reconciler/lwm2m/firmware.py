@@ -66,13 +66,16 @@ class Image:
     answers (options and payload, and the payload's length) by the request's Block2
     value without its M bit (num << 4 | szx), -1 for a request without Block2."""
 
-    __slots__ = ("blocks", "data", "etag", "image_id")
+    __slots__ = ("blocks", "data", "etag", "final", "image_id")
 
     def __init__(self, image_id: str, data: bytes) -> None:
         self.image_id = image_id
         self.data = data
         self.etag = etag_of(data)
         self.blocks: dict[int, tuple[bytes, int]] = {}
+        # The keys of `blocks` whose answer ends the image (one per block size asked
+        # for): serving one tells the repository's `on_final_block`.
+        self.final: set[int] = set()
 
 
 def etag_of(data: bytes) -> bytes:
@@ -156,6 +159,15 @@ class FirmwareRepository:
         # Several nodes: offers another node handed out, looked up in the shared store
         # (remote_offers; set by `serve`, None on one node).
         self.remote: RemoteOffers | None = None
+        # Told the endpoint whose offer's last block was just served (a download done:
+        # `deliveries.py`); set by `Lwm2mServer`.
+        self.on_final_block: Callable[[str], None] | None = None
+
+    def final_block_sent(self, token: str) -> None:
+        """The block that ends the image went out to the offer at `token`."""
+        offer = self._by_token.get(token)
+        if offer is not None and self.on_final_block is not None:
+            self.on_final_block(offer.endpoint)
 
     def block_sent(self, payload_bytes: int) -> None:
         """Count one block sent with `payload_bytes` of the image (the aiocoap resource
@@ -297,6 +309,8 @@ class FirmwareResource(resource.Resource, resource.PathCapable):  # type: ignore
         if choice.blockwise:
             response.opt.block2 = (choice.num, choice.more, choice.szx)
         self._repository.block_sent(choice.end - choice.start)
+        if not choice.more:
+            self._repository.final_block_sent(path[0])
         return response
 
 

@@ -23,6 +23,7 @@ from aiocoap import Context, Message, resource
 from reconciler.lwm2m.aiocoap_adapter import add_message_transport, message_layers, udp_sockets
 from reconciler.lwm2m.client import DeviceClient, RequestCounter
 from reconciler.lwm2m.codecs import Value
+from reconciler.lwm2m.deliveries import Deliveries
 from reconciler.lwm2m.departures import Departures
 from reconciler.lwm2m.dtls_binding import KeyLookup, Session
 from reconciler.lwm2m.dtls_tinydtls import IDLE_TIMEOUT, TinyDtlsServer
@@ -185,6 +186,9 @@ class Lwm2mServer:
         self.site.add_resource(("dp",), SendResource(sends))
         self.firmware = FirmwareRepository(clock=clock, lifetime=offer_lifetime)
         self.firmware.mount(self.site)
+        # when each device's package was last delivered (`deliveries.py`)
+        self.deliveries = Deliveries(clock)
+        self.firmware.on_final_block = self.deliveries.delivered
 
     async def start(self, *, restoring: bool = False) -> None:
         """Bind and serve. `restoring`: Register, Update and Send wait until `restore`
@@ -443,6 +447,9 @@ class Lwm2mServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def delivered(self, endpoint: str) -> None:
+        self.deliveries.delivered(endpoint)
+
     def departure(self, endpoint: str, remote: object
                   ) -> contextlib.AbstractContextManager[asyncio.Future[None]]:
         return self.departures.watch(endpoint, remote)
@@ -537,6 +544,7 @@ class Lwm2mServer:
         self._awaiting.discard(endpoint)  # it spoke in a session, or it is gone
         if kind is not RegistrationEventKind.UPDATED:
             self._formats.pop(endpoint, None)  # a new registration may be new firmware
+            self.deliveries.forget(endpoint)  # what was delivered was for the old one
         if kind in (RegistrationEventKind.REGISTERED, RegistrationEventKind.UPDATED):
             self._queue.wake(endpoint)
         else:

@@ -119,3 +119,23 @@ async def test_while_blocks_stream_the_socket_is_read_in_batches_and_nothing_wai
         (coapframe.RST, 0xFFFF)]
     assert streamed <= STREAM // 3  # about one read per POLL_INTERVAL, not one per block
     assert lone[0].mid == STREAM and loop.time() - started < 1.0
+
+
+async def test_serving_the_last_block_tells_the_deliveries_at_most_once_a_second(
+        server, coap, clock):
+    """A download's last block, cut by the slow path the first time and answered from
+    the fast path's cache after, marks the package delivered; its other blocks do not,
+    and a device that fetches it again within MIN_GAP causes no second look."""
+    from reconciler.lwm2m.deliveries import MIN_GAP
+
+    told: list[str] = []
+    server.deliveries.subscribe(told.append)
+    uri = server.offer_firmware("dev-fw", "img1", IMAGE)
+    assert server.deliveries.at("dev-fw") is None
+    assert (await _download(coap, uri)).payload == IMAGE  # 5 blocks of 1024
+    assert told == ["dev-fw"] and server.deliveries.at("dev-fw") == clock.now
+    assert (await _download(coap, uri)).payload == IMAGE  # from the cache this time
+    assert told == ["dev-fw"]
+    clock.now += MIN_GAP
+    assert (await _download(coap, uri)).payload == IMAGE
+    assert told == ["dev-fw", "dev-fw"] and server.deliveries.at("dev-fw") == clock.now
