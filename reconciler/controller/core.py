@@ -82,6 +82,8 @@ class Controller:
         if lease is not None:
             lease.on_regained = self.queue.add_all
         server.subscribe_send(self.on_send)  # for the server's life, as the controller's
+        # a package delivered: the device should say Downloaded; look (engine: when)
+        server.deliveries.subscribe(self._on_delivered)
         self.restart = RestartRecords(store, server)
         server.subscribe_offers(self.restart.on_offer)  # recorded before a URI goes out
         server.subscribe_offer_expiry(self.restart.on_offers_expired)  # batched, flushed
@@ -153,6 +155,11 @@ class Controller:
         device = self.desired.device_by_endpoint(endpoint)
         if device is not None:
             self._on_notify(device, values)
+
+    def _on_delivered(self, endpoint: str) -> None:
+        device = self.desired.device_by_endpoint(endpoint)
+        if device is not None:
+            self.queue.add(device.device_id)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)

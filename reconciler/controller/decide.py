@@ -273,6 +273,7 @@ class Decider:
             observing=reg is not None and self.watches.observing(reg),
             can_observe=reg is None or self.watches.can_observe(reg),
             server_started=self._started,
+            delivered_at=self.server.deliveries.at(device.endpoint),
         )
         collection = self.desired.collections.get(device.collection_id)
         now, wave, gate = self.clock(), 0, OPEN

@@ -42,6 +42,10 @@ class Delta:
     windows: tuple[MaintenanceWindow, ...] = ()
     drift_policy: DriftPolicy = DriftPolicy.CORRECT
     retry: int = 0  # the device's retry counter in git (its own plus its collection's)
+    # When the server last finished delivering the device's package (the last block of
+    # a pull served, a push's last block taken; None: not in this registration): from
+    # then on the device has what it needs to report Downloaded.
+    delivered_at: float | None = None
 
     @property
     def managed(self) -> bool:
@@ -77,6 +81,7 @@ def diff(
     observing: bool = False,
     can_observe: bool = True,
     server_started: float = 0.0,
+    delivered_at: float | None = None,
 ) -> Delta:
     """Join desired and observed facts about one device; never raises for unknown ids."""
     device = desired.devices.get(device_id)
@@ -107,4 +112,5 @@ def diff(
         windows=windows,
         drift_policy=collection.drift_policy if collection else DriftPolicy.CORRECT,
         retry=desired.retry_of(device) if device else 0,
+        delivered_at=delivered_at,
     )

@@ -30,6 +30,12 @@ BUSY = (FirmwareState.DOWNLOADING, FirmwareState.DOWNLOADED)
 # Update Results a restart of ours causes mid-download (the URI or the socket went away).
 OUR_RESTART = (UpdateResult.CONNECTION_LOST, UpdateResult.INVALID_URI)
 OBSERVED_POLL_FACTOR = 4  # poll this much less often while an Observe runs
+# After the server delivered the package (`Delta.delivered_at`), the device should say
+# Downloaded within moments; if nothing came (a lost notification), ask it this long
+# after the delivery, then after gaps twice as long each time (capped at the poll
+# interval), at most DELIVERED_CHECKS times: 1, 3, 7, 15, 31, 61 s by default.
+DELIVERED_CHECK = 1.0
+DELIVERED_CHECKS = 6
 
 
 def start(ctx: Ctx, record: DeviceProgress) -> Decision:
@@ -164,5 +170,30 @@ def _poll(ctx: Ctx, record: DeviceProgress) -> tuple[Action, ...]:
     stale = record.phase_started_at is not None and last < record.phase_started_at
     if (stale and not observing) or ctx.now >= last + interval:
         return (ReadState("polling the download"),)
-    until = last + interval if deadline is None else min(last + interval, deadline)
+    due = last + interval
+    check = delivered_check(ctx, record)
+    if check is not None:
+        if ctx.now >= check:
+            return (ReadState("package delivered; asking whether the device holds it"),)
+        due = min(due, check)
+    until = due if deadline is None else min(due, deadline)
     return wait(record, "waiting for the device's next report", until).actions
+
+
+def delivered_check(ctx: Ctx, record: DeviceProgress) -> float | None:
+    """When to ask a device that has its package whether it holds it: the first of the
+    checks after the delivery (DELIVERED_CHECK, then doubling gaps up to the poll
+    interval) that falls after its last report, or None (nothing delivered in this
+    attempt, or all DELIVERED_CHECKS spent: the poll goes on, the deadline holds)."""
+    delivered = ctx.delta.delivered_at
+    started = record.phase_started_at
+    if delivered is None or started is None or delivered < started:
+        return None
+    gap = min(DELIVERED_CHECK, ctx.config.poll_interval)
+    due = delivered + gap
+    for _ in range(DELIVERED_CHECKS):
+        if due > ctx.report.reported_at:
+            return due
+        gap = min(gap * 2, ctx.config.poll_interval)
+        due += gap
+    return None

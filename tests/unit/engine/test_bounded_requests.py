@@ -76,6 +76,9 @@ class Loop:
     last: Decision | None = None
     observing: bool = False
     can_observe: bool = True
+    # The server's word that the package went out: set the moment a URI write or a push
+    # succeeds (the earliest the engine's checks after a delivery could start)
+    delivered_at: float | None = None
 
     def request(self, timeout: float = LOOP.request_timeout) -> Answer:
         answer = self.device.answer(self.now)
@@ -144,10 +147,13 @@ class Loop:
             if answer.kind == "ok" and answer.reboot:
                 self.device.registered_at = self.now
                 self.observing, self.can_observe = False, True
+                self.delivered_at = None  # the server forgets it with the registration
         elif isinstance(action, act.WriteUri | act.PushPackage | act.CancelDownload):
             timeout = action.timeout if isinstance(action, act.PushPackage) else None
             if self.request(timeout or LOOP.request_timeout).kind != "ok":
                 raise Failed("write failed")
+            if not isinstance(action, act.CancelDownload):
+                self.delivered_at = self.now
         else:
             assert isinstance(action, act.Wait | act.NoOp)
 
@@ -156,7 +162,7 @@ class Loop:
         for _ in range(MAX_STEPS):
             delta = diff(one_device(), "d1", self.report, registration(self.device.registered_at),
                          observing=self.observing, can_observe=self.can_observe,
-                         server_started=T0 - 1)
+                         server_started=T0 - 1, delivered_at=self.delivered_at)
             self.last = decide(delta, self.progress, self.now, config=DEFAULT_CONFIG)
             self.progress = self.last.progress
             if self.last.settled:

@@ -8,6 +8,7 @@ from builders.engine import delta
 
 from reconciler.engine import (
     DEFAULT_CONFIG,
+    Delta,
     Execute,
     Observe,
     Probe,
@@ -272,3 +273,52 @@ def test_a_device_that_registered_again_after_our_restart_is_read_not_called_res
 
 def test_every_update_state_has_a_phase() -> None:
     assert set(PHASE) == set(S)
+
+
+# -- after the server delivered the package (Delta.delivered_at) --------------------------
+
+DELIVERED = NOW + 10
+CHECKING = ReadState("package delivered; asking whether the device holds it")
+
+
+def _after_delivery(reported: float, delivered: float = DELIVERED) -> Delta:
+    rep = report(fw=F.DOWNLOADING, at=reported)
+    return delta(rep=rep, reg=registration(), observing=True, delivered_at=delivered)
+
+
+def test_a_delivered_package_is_asked_about_after_1_s_not_at_the_observed_poll() -> None:
+    """The Downloaded notification did not come (lost): ask 1 s after the delivery, where
+    an observed download is otherwise read only 4 poll intervals (120 s) after its
+    last report."""
+    early = decide(_after_delivery(NOW), attempt(), DELIVERED + 0.5)
+    assert early.actions == (Wait("waiting for the device's next report", DELIVERED + 1),)
+    assert decide(_after_delivery(NOW), attempt(), DELIVERED + 1).actions == (CHECKING,)
+    # Without a delivery, the same device waits for the observed poll.
+    rep = report(fw=F.DOWNLOADING, at=NOW)
+    plain = decide(delta(rep=rep, reg=registration(), observing=True), attempt(),
+                   DELIVERED + 1)
+    assert plain.actions == (
+        Wait("waiting for the device's next report", NOW + 4 * DEFAULT_CONFIG.poll_interval),)
+
+
+def test_the_checks_after_a_delivery_back_off_and_end() -> None:
+    """A device that keeps saying Downloading (verifying) is asked at 1, 3, 7, 15, 31 and
+    61 s after the delivery (gaps doubling up to the poll interval), then only at the
+    observed poll again: at most six extra reads, the phase's deadline still holds."""
+    checks, reported = [], NOW
+    for _ in range(10):
+        waited = decide(_after_delivery(reported), attempt(), reported + 0.01)
+        (action,) = waited.actions
+        assert isinstance(action, Wait) and action.until is not None
+        if action.until == reported + 4 * DEFAULT_CONFIG.poll_interval:
+            break
+        assert decide(_after_delivery(reported), attempt(), action.until).actions == (CHECKING,)
+        checks.append(round(action.until - DELIVERED, 6))
+        reported = action.until + 0.01  # the check's answer: still Downloading
+    assert checks == [1, 3, 7, 15, 31, 61]
+
+
+def test_a_delivery_of_an_earlier_attempt_asks_nothing() -> None:
+    stale = decide(_after_delivery(NOW, delivered=START - 1), attempt(), NOW + 1)
+    assert stale.actions == (
+        Wait("waiting for the device's next report", NOW + 4 * DEFAULT_CONFIG.poll_interval),)
