@@ -34,8 +34,20 @@ def read_trace(path: Path) -> list[dict[str, Any]]:
 
 def endpoints_by_port(trace: Iterable[dict[str, Any]]) -> dict[int, str]:
     """The device behind each proxy port, from the endpoint its Register names (a
-    rebooted device comes back from a new port and registers again)."""
-    return {d["port"]: d["ep"] for d in trace if d.get("ep") and d["way"] == "up"}
+    rebooted device comes back from a new port and registers again) and, for the port
+    a pull device downloads from, the offer its package URI named."""
+    ports: dict[int, str] = {}
+    offers: dict[str, str] = {}
+    for d in trace:
+        if d.get("ep") and d["way"] == "up":
+            ports[d["port"]] = d["ep"]
+        elif d.get("offer") and d["port"] in ports:
+            offers[d["offer"]] = ports[d["port"]]
+        elif d["port"] not in ports and d.get("path", "").startswith("/fw/"):
+            owner = offers.get(d["path"][len("/fw/"):])
+            if owner is not None:
+                ports[d["port"]] = owner
+    return ports
 
 
 def describe(datagram: dict[str, Any]) -> str:

@@ -7,7 +7,8 @@ that device. Every datagram, either way, is dropped with probability `loss` and
 otherwise sent twice with probability `dup`. Counts go to `--stats FILE` (JSON) on
 SIGTERM. `--trace FILE` writes one JSON line per datagram (time, way, the device's
 port, what befell it: sent, dropped or duplicated, and the CoAP header: type, code,
-message id, token, path, Block1/Block2, Observe, and the endpoint of a Register) for
+message id, token, path, Block1/Block2, Observe, the endpoint of a Register and the
+offer token of a package URI write) for
 bench/loss.py's per-device timelines; without it nothing is decoded.
 
     python bench/udp_proxy.py LISTEN_PORT SERVER_PORT [--loss 0.05] [--dup 0.05]
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import signal
 import time
 from pathlib import Path
@@ -124,6 +126,12 @@ def _header(data: bytes) -> dict[str, Any]:
     endpoint = [q[3:] for q in msg.opt.uri_query if q.startswith("ep=")]
     if endpoint:
         out["ep"] = endpoint[0]
+    # A package URI written to /5/0/1 names the offer whose Block2 GETs (from the
+    # device's download socket, another port) the timeline then counts as the device's
+    found = re.search(rb"/fw/([A-Za-z0-9_-]+)", msg.payload) if out.get("path") == "/5/0/1" \
+        else None
+    if found is not None:
+        out["offer"] = found.group(1).decode()
     return out
 
 
