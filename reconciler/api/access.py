@@ -1,13 +1,12 @@
 """Access control: the `X-API-Token` header and the loopback-only rule.
 
 `TokenCheck` is a FastAPI dependency comparing the header against the configured tokens
-in constant time; `check_bind` is called by `fota serve` before listening, so an API with
-no token configured can only be reached from the machine itself.
+in constant time. The loopback-only rule for an API without a token is
+`reconciler.loopback.check_bind`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Sequence
 from typing import Annotated
@@ -20,7 +19,6 @@ from reconciler.api.errors import ApiError
 
 TOKEN_HEADER = APIKeyHeader(name="X-API-Token", auto_error=False,
                             description="An API token from the server's configuration")
-_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
 class TokenCheck:
@@ -53,19 +51,3 @@ class TokenCheck:
     @property
     def open(self) -> bool:
         return not self._tokens
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind(host: str, tokens: Sequence[str]) -> None:
-    """Raise ValueError when `host` is reachable from elsewhere and no token is set."""
-    if not any(tokens) and not is_loopback(host):
-        raise ValueError(f"refusing to serve the API on {host}: no API token is configured; "
-                         "set one or bind to 127.0.0.1 / ::1")

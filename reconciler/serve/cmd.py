@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from reconciler import heap
-from reconciler.api import check_bind
+from reconciler.loopback import check_bind
 from reconciler.serve import logformat
 from reconciler.serve.loghandler import LoopBatchedHandler
 from reconciler.serve.service import StartupError, run_service

@@ -23,7 +23,6 @@ from reconciler.model.desired import DesiredState
 from reconciler.model.lwm2m import FirmwareOffer
 from reconciler.serve.settings import ServeSettings
 from reconciler.store import Store
-from reconciler.store.pg.leader import PgLeadership
 
 IMAGE_WAIT = 5.0  # seconds another node's offer waits for its image to be applied here
 IMAGE_POLL = 0.1
@@ -57,6 +56,10 @@ def node_parts(settings: ServeSettings, store: Store, clock: Callable[[], float]
     leadership: Leadership = SoleLeader()
     feed = None
     if isinstance(settings.state, str):
+        # imported here: a SQLite node never loads psycopg (a quarter of a second of the
+        # time a restarted server takes to answer its devices)
+        from reconciler.store.pg.leader import PgLeadership
+
         leadership = PgLeadership(str(settings.store_location()), node, settings.lease,
                                   clock)
         feed = ProgressFeed(store)
