@@ -10,25 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import shutil
 import socket
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import uvicorn
+from typing import TYPE_CHECKING
 
 from reconciler import allocator
-from reconciler.api import create_app
-from reconciler.api.events import StreamLimits
 from reconciler.controller.core import Controller
 from reconciler.errors import FotaError
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import DesiredState
-from reconciler.notify import Notifier
 from reconciler.observe import looplag
 from reconciler.observe.metrics import Metrics
 from reconciler.security.credentials import CredentialsError
@@ -40,9 +37,12 @@ from reconciler.serve.security import start_security
 from reconciler.serve.settings import ServeSettings
 from reconciler.sources import GitSource, SourceStatus
 from reconciler.sources.gitrepo import is_url
-from reconciler.store import EventRetention, SqliteStore, open_reader, open_store
+from reconciler.store import EventRetention, SqliteStore, StoreReader, open_reader, open_store
 from reconciler.store.retention import keep_bounded
 from reconciler.store.schema import SchemaError
+
+if TYPE_CHECKING:  # imported at run time by `_api`, off the CoAP port's start
+    from reconciler.serve.httpapi import ApiServer
 
 log = logging.getLogger("reconciler.serve")
 SHUTDOWN_GRACE = 10.0  # seconds each part gets to stop cleanly
@@ -61,14 +61,6 @@ class Running:
     http_port: int
     controller: Controller
     coaps_port: int | None = None  # with `--coaps`
-
-
-class _ApiServer(uvicorn.Server):
-    """uvicorn's Server without its own signal handling: `fota serve` owns the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 async def run_service(settings: ServeSettings, stop: asyncio.Event,
@@ -200,44 +192,58 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
     uninstrument = instrument(metrics, store, server, controller)
     await controller.set_desired(desired)
     await controller.restore_offers()  # before the socket: a resumed download never sees 4.04
-    # The API is built before the socket too: FastAPI's routes and schemas take a few
-    # hundred ms on a busy machine, which would leave the CoAP port silent meanwhile.
-    api = _api(settings, store, metrics, node.lease.reason)
+    # The start-up order after a restart (kill -9): devices that were downloading send
+    # their next Block2 GET at their RFC 7252 retransmission (2-3 s after the kill, then
+    # doubling), so the CoAP port opens as soon as the persisted offers are served again,
+    # before the API and the notifier, whose imports (FastAPI, uvicorn, httpx) and routes
+    # take over a second: those follow in a worker thread while the port answers (the
+    # loop keeps its turns: the GIL switches every 5 ms). Everything the port needs is
+    # imported by now, so it is never silent once it answers (bench/startup.py).
     try:
         await server.start(restoring=True)  # registration requests wait for restore()
     except OSError as exc:
         raise StartupError(f"cannot serve LwM2M on {transport.addresses(settings)}: "
                            f"{exc.strerror or exc}") from exc
-    store.set_listeners(transport.listeners(settings, server.port, server.coaps_port))
     unsubscribe = server.subscribe(controller.on_registration)
-    controller.restore()
-    notify_reader = open_reader(settings.store_location())  # its own: never waits behind the API's
-    notifier = Notifier(notify_reader, store.set_notify_state, hub=store.event_hub)
-    await notifier.set_desired(desired)
-
-    async def on_desired(new: DesiredState) -> None:
-        await security.warn_unreachable(new)  # a fleet's lookups, in a worker thread
-        await controller.set_desired(new)
-        await notifier.set_desired(new)  # the controller first: it never waits on us
-
-    tasks = [asyncio.create_task(controller.run(stop), name="controller"),
-             asyncio.create_task(looplag.watch(metrics.lagged, stop), name="loop-lag"),
-             asyncio.create_task(api.serve(sockets=[http]), name="http-api"),
-             asyncio.create_task(source.run(on_desired, stop), name="source"),
-             asyncio.create_task(notifier.run(stop), name="notifier"),
-             asyncio.create_task(_event_retention(settings, store, stop, clock),
-                                 name="event-retention"),
-             asyncio.create_task(transport.publish_dtls(server.dtls_status,
-                                                        store.set_dtls_status, stop),
-                                 name="dtls-status"),
-             asyncio.create_task(security.run(stop), name="credentials"),
-             *node.tasks(stop)]
+    notify_reader: StoreReader | None = None
+    api: ApiServer | None = None
+    tasks: list[asyncio.Task[None]] = []
     try:
+        store.set_listeners(transport.listeners(settings, server.port, server.coaps_port))
+        controller.restore()
+        api = await asyncio.to_thread(_api, settings, store, metrics, node.lease.reason)
+        from reconciler.notify import Notifier  # imported by `_api`'s thread: no wait
+
+        # its own reader: never waits behind the API's
+        notify_reader = open_reader(settings.store_location())
+        notifier = Notifier(notify_reader, store.set_notify_state, hub=store.event_hub)
+        await notifier.set_desired(desired)
+
+        async def on_desired(new: DesiredState) -> None:
+            await security.warn_unreachable(new)  # a fleet's lookups, in a worker thread
+            await controller.set_desired(new)
+            await notifier.set_desired(new)  # the controller first: it never waits on us
+
+        # The work queue starts with the notifier, as before: a first start's notifier
+        # begins at the event log's end, so no device event may come before it.
+        tasks += [asyncio.create_task(controller.run(stop), name="controller"),
+                  asyncio.create_task(looplag.watch(metrics.lagged, stop), name="loop-lag"),
+                  asyncio.create_task(api.serve(sockets=[http]), name="http-api"),
+                  asyncio.create_task(source.run(on_desired, stop), name="source"),
+                  asyncio.create_task(notifier.run(stop), name="notifier"),
+                  asyncio.create_task(_event_retention(settings, store, stop, clock),
+                                      name="event-retention"),
+                  asyncio.create_task(transport.publish_dtls(server.dtls_status,
+                                                             store.set_dtls_status, stop),
+                                      name="dtls-status"),
+                  asyncio.create_task(security.run(stop), name="credentials"),
+                  *node.tasks(stop)]
         await _announce(settings, server, api, controller, on_ready)
         await stop.wait()
     finally:
         log.info("shutting down")
-        api.should_exit = True
+        if api is not None:
+            api.should_exit = True
         store.event_hub.close()  # ends the /events streams uvicorn would wait for
         stop.set()
         await _stop_all(tasks)
@@ -246,7 +252,8 @@ async def _run(settings: ServeSettings, store: SqliteStore, source: GitSource,
         uninstrument()
         await _bounded(server.stop(), "the CoAP server")
         admission.close()
-        notify_reader.close()
+        if notify_reader is not None:
+            notify_reader.close()
         log.info("stopped")
 
 
@@ -330,21 +337,16 @@ async def _event_retention(settings: ServeSettings, store: SqliteStore,
 
 
 def _api(settings: ServeSettings, store: SqliteStore, metrics: Metrics,
-         not_acting: Callable[[], str | None]) -> _ApiServer:
-    reader = open_reader(settings.store_location())
-    limits = StreamLimits(max_clients=settings.events_max_streams,
-                          keepalive=settings.events_keepalive,
-                          send_timeout=settings.events_send_timeout)
-    app = create_app(reader, tokens=settings.tokens, events=store.event_hub,
-                     stream_limits=limits, metrics=metrics, not_acting=not_acting)
-    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
-                            log_config=None, log_level="warning", lifespan="off",
-                            http="httptools")  # the declared parser, not a silent fallback to h11
-    config.load()  # here, not when it starts serving (after the CoAP port opened)
-    return _ApiServer(config)
+         not_acting: Callable[[], str | None]) -> ApiServer:
+    """The HTTP API, imported and built in a worker thread (see `_run`), and the
+    notifier's module with it (httpx): nothing the CoAP port needs."""
+    from reconciler.serve import httpapi
+
+    importlib.import_module("reconciler.notify")
+    return httpapi.build(settings, store, metrics, not_acting)
 
 
-async def _announce(settings: ServeSettings, server: Lwm2mServer, api: _ApiServer,
+async def _announce(settings: ServeSettings, server: Lwm2mServer, api: ApiServer,
                     controller: Controller, on_ready: Callable[[Running], None] | None) -> None:
     while not api.started:
         await asyncio.sleep(0.01)  # uvicorn offers no event for "listening"
