@@ -20,7 +20,7 @@ replaces the row as it is, halt included. SQL for both engines; the writer
 (`SqliteStore.put_collection_status`) runs it, the reader overlays `halt`.
 
 The write that records a halt (or lifts it) also appends a `rollout` event to the log in
-the same transaction (`record_halt_change`): a collection's event, with an empty
+the same transaction (`write`): a collection's event, with an empty
 `device_id`, so `/events`, `fota status --watch`, the dashboard and the notifiers learn of
 it at once instead of at the stream's next keepalive.
 """
@@ -80,19 +80,42 @@ def with_halt(rollout: dict[str, object], halt: str | None) -> dict[str, object]
 
 
 ROLLOUT_EVENT = "rollout"  # the kind of a collection's halt and resume events
-# A no-op update that takes the row's lock (PostgreSQL; SQLite's one writer needs none):
-# another node's write of the same collection waits for this transaction, so the halt
-# read next is the one this write changes and only one node appends the event.
-_LOCK = "UPDATE collection_status SET halt = halt WHERE collection_id = ?"
+# Takes the row's lock before the halt is read (PostgreSQL; SQLite's one writer needs
+# none): another node's write of the same collection waits for this transaction, so the
+# halt read next is the one this write changes and only one node appends the event. The
+# collection's first write has no row to lock yet, so this inserts one (a placeholder the
+# status write below replaces in the same transaction): a second node's insert of the
+# same key waits on the unique index until the first commits, then takes the committed
+# row's lock. A no-op update of the row (an UPDATE of no row locks nothing) let two
+# nodes both read "no halt" and both append the first halt's event.
+_LOCK = ("INSERT INTO collection_status (collection_id, status) VALUES (?, '{}') "
+         "ON CONFLICT (collection_id) DO UPDATE SET halt = collection_status.halt")
 _HALT = "SELECT halt FROM collection_status WHERE collection_id = ?"
 _INSERT_EVENT = ("INSERT INTO events (device_id, at, kind, message, revision, collection_id) "
                  f"VALUES ('', ?, '{ROLLOUT_EVENT}', ?, ?, ?)")
 
 
-def stored_halt(conn: SqlConnection, collection_id: str, *, lock: bool) -> str | None:
+def write(conn: SqlConnection, collection_id: str, status: str, revision: str | None,
+          halt: str | None, *, stamp: int | None, at: float) -> bool:
+    """The status write, in the caller's transaction (`SqliteStore.put_collection_status`):
+    the row locked, the status stored (`REPLACE` without a stamp, else `ORDERED`), and the
+    event of a halt it recorded or lifted appended. True when one was appended (the
+    writer then wakes the event log's readers)."""
+    conn.execute(_LOCK, (collection_id,))
+    before = stored_halt(conn, collection_id)
+    if stamp is None:
+        conn.execute(REPLACE, (collection_id, status, revision, halt))
+    else:
+        conn.execute(ORDERED, (collection_id, status, revision, stamp, halt))
+    message = halt_message(before, stored_halt(conn, collection_id))
+    if message is None:
+        return False
+    conn.execute(_INSERT_EVENT, (at, message, revision or "", collection_id))
+    return True
+
+
+def stored_halt(conn: SqlConnection, collection_id: str) -> str | None:
     """The halt stored for the collection (None: not halted, or no row yet)."""
-    if lock:
-        conn.execute(_LOCK, (collection_id,))
     row = conn.execute(_HALT, (collection_id,)).fetchone()
     return None if row is None or row[0] is None else str(row[0])
 
@@ -106,14 +129,3 @@ def halt_message(before: str | None, after: str | None) -> str | None:
     if before is not None and after is None:
         return f"rollout resumed: no longer halted ({before})"
     return None
-
-
-def record_halt_change(conn: SqlConnection, collection_id: str, before: str | None,
-                       revision: str | None, at: float) -> bool:
-    """After the status write: append the event of a halt recorded or lifted by it.
-    True when one was appended (the writer then wakes the event log's readers)."""
-    message = halt_message(before, stored_halt(conn, collection_id, lock=False))
-    if message is None:
-        return False
-    conn.execute(_INSERT_EVENT, (at, message, revision or "", collection_id))
-    return True

@@ -519,16 +519,11 @@ class SqliteStore(EventFeed):
         stamped `at` (the caller's clock; default now)."""
         text = json.dumps(dict(status), default=_jsonable)
         revision = status.get("revision")
-        args = (collection_id, text, None if revision is None else str(revision))
-        halt = collection_status.halt_of(status)
         with self._tx(tallies=False) as conn:
-            before = collection_status.stored_halt(conn, collection_id, lock=True)
-            if stamp is None:
-                conn.execute(collection_status.REPLACE, (*args, halt))
-            else:
-                conn.execute(collection_status.ORDERED, (*args, stamp, halt))
-            appended = collection_status.record_halt_change(
-                conn, collection_id, before, args[2], time.time() if at is None else at)
+            appended = collection_status.write(
+                conn, collection_id, text, None if revision is None else str(revision),
+                collection_status.halt_of(status), stamp=stamp,
+                at=time.time() if at is None else at)
         if appended:
             self.event_hub.publish()
 

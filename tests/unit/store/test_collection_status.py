@@ -5,16 +5,22 @@ are two indexes with a feed each on one store, as the Decider keeps them."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import psycopg
 
 from reconciler.cluster.progress_feed import ProgressFeed
 from reconciler.controller.rollout import RolloutIndex
 from reconciler.model.desired import Collection, FailureThreshold, RolloutPolicy
 from reconciler.model.observed import DeviceProgress
 from reconciler.model.status import UpdateState
-from reconciler.store import SqliteStore, open_reader
+from reconciler.store import SqliteStore, collection_status, open_reader
+from reconciler.store.pg import PgStore
+from reconciler.store.pg.connection import QmarkConnection
 
 Fleet = Any  # the `fleet` fixture (conftest cannot be imported)
 
@@ -130,3 +136,41 @@ def test_a_halt_recorded_and_lifted_appends_one_rollout_event_each(
     assert [(e.device_id, e.kind, e.message, e.revision, e.at) for e in events] == [
         ("", "rollout", reason, "r1", 11.0),
         ("", "rollout", f"rollout resumed: no longer halted ({reason})", "r2", 13.0)]
+
+
+def _waiting_on_a_lock(conn: psycopg.Connection[Any], application: str) -> bool:
+    """Whether a session of `application` waits for a lock another transaction holds
+    (polled: PostgreSQL announces no such wait)."""
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                           "%s AND wait_event_type = 'Lock'", (application,)).fetchone()
+        if row and row[0]:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_two_nodes_recording_a_collections_first_halt_append_one_event(
+        pg_store: PgStore, pg_url: str, fleet: Fleet) -> None:
+    """No row to lock yet: the second node's write waits for the first's insert and then
+    reads its halt (before: both read none and both appended the event)."""
+    pg_store.apply_desired(fleet.snapshot(2, revision="r1"))
+    start = pg_store.last_event_seq()
+    halted = {"revision": "r1", "halted": True, "reason": "rollout halted: 2 of 2"}
+    with psycopg.connect(pg_url, autocommit=True, application_name="node-a") as raw:
+        raw.execute("BEGIN")  # node a, mid-write: its first status row not yet committed
+        assert collection_status.write(QmarkConnection(raw), fleet.cid, "{}", "r1",
+                                       halted["reason"], stamp=5, at=1.0)
+        thread = threading.Thread(target=lambda: pg_store.put_collection_status(
+            fleet.cid, halted, stamp=6, at=2.0))
+        thread.start()
+        try:
+            assert _waiting_on_a_lock(raw, "fota-writer")
+        finally:
+            raw.execute("COMMIT")
+            thread.join(10.0)
+        assert not thread.is_alive()
+    events = pg_store.events_after(start, collection=fleet.cid)
+    assert [(e.kind, e.message, e.at) for e in events] == [
+        ("rollout", "rollout halted: 2 of 2", 1.0)]
