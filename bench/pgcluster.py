@@ -92,7 +92,7 @@ class PgCluster:
 
     def admin(self, sql: str, dbname: str = "postgres") -> None:
         with psycopg.connect(self.url(dbname), autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]  # our own statement
+            conn.execute(sql)  # our own statement
 
     def new_database(self, name: str) -> str:
         """The URL of a new, empty database (the benchmark's: one per run)."""
