@@ -62,7 +62,8 @@ async def test_failures_on_two_nodes_together_halt_the_rollout_on_every_node(
                         break
                     await asyncio.sleep(0.2)  # other processes write: nothing to await
     finally:
-        await fleet.stop(deregister=False)  # the nodes are gone: it would time out
+        await fleet.stop(deregister=False)  # the nodes are gone: De-registering only waits out
+        # Timing.deregister_timeout (3 s) for nothing
         forwarder.close()
     assert [d.executes for d in canaries] == [0, 0]
     assert all("(threshold 2)" in reason and failed == 2 and line.endswith(" 1.0")

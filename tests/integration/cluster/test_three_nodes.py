@@ -73,7 +73,8 @@ async def test_max_concurrent_holds_across_nodes_and_a_commit_is_applied_once(
                 await asyncio.sleep(1.5)  # a follower's late apply would show by now
                 applied = _generation(conn) - before
     finally:
-        await fleet.stop(deregister=False)  # the nodes are gone: it would time out
+        await fleet.stop(deregister=False)  # the nodes are gone: De-registering only waits out
+        # Timing.deregister_timeout (3 s) for nothing
         forwarder.close()
     assert owners is not None and owners[0] >= 2  # the fleet was spread over the nodes
     assert 1 <= peak <= 2
@@ -108,7 +109,8 @@ async def test_kill_9_of_a_node_mid_rollout_moves_its_devices_without_a_second_e
                     while _owned_by(conn, victim.name):
                         await asyncio.sleep(0.1)  # other processes write: nothing to await
     finally:
-        await fleet.stop(deregister=False)  # the nodes are gone: it would time out
+        await fleet.stop(deregister=False)  # the nodes are gone: De-registering only waits out
+        # Timing.deregister_timeout (3 s) for nothing
         forwarder.close()
     assert rows[0][1] >= 1
     # every download went on at its block at another node; one Execute each
@@ -161,7 +163,8 @@ async def test_a_node_cut_off_from_the_database_stops_acting_and_says_so(
             forwarder.drop(n3.address)  # the health check on /readyz
             await fleet.wait_all(lambda d: d.version == "2.0", timeout=90)
     finally:
-        await fleet.stop(deregister=False)  # the nodes are gone: it would time out
+        await fleet.stop(deregister=False)  # the nodes are gone: De-registering only waits out
+        # Timing.deregister_timeout (3 s) for nothing
         forwarder.close()
         await link.close()
     assert others and [d.executes for d in fleet.devices()] == [1] * 9

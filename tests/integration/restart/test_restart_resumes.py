@@ -66,7 +66,8 @@ async def test_a_restart_drives_registered_devices_at_once_without_waiting_for_a
         # one Register before the kill, one after the new firmware booted: none forced
         assert [d.registrations for d in fleet.devices()] == [2] * 4
     finally:
-        await fleet.stop(deregister=False)  # the server is gone: it would time out
+        await fleet.stop(deregister=False)  # the server is gone: De-registering only waits out
+        # Timing.deregister_timeout (3 s) for nothing
 
 
 async def test_kill_9_mid_download_resumes_on_the_same_uri_without_a_retry_spent(
@@ -94,7 +95,8 @@ async def test_kill_9_mid_download_resumes_on_the_same_uri_without_a_retry_spent
         assert [(d.downloads, d.executes) for d in fleet.devices()] == [(1, 1)] * 4
         assert _progress(state) == [("Current", 1, 2)] * 4  # FAST: max_retries 2
     finally:
-        await fleet.stop(deregister=False)  # the server is gone: it would time out
+        await fleet.stop(deregister=False)  # the server is gone: De-registering only waits out
+        # Timing.deregister_timeout (3 s) for nothing
 
 
 def _executed_at(state: Path, device: str) -> float | None:
@@ -145,4 +147,5 @@ async def test_kill_9_after_executed_at_is_persisted_but_before_execute_arrives(
         assert device.executes == 1
         assert _progress(state) == [("Current", 1, 2)]
     finally:
-        await fleet.stop(deregister=False)  # the server is gone: it would time out
+        await fleet.stop(deregister=False)  # the server is gone: De-registering only waits out
+        # Timing.deregister_timeout (3 s) for nothing

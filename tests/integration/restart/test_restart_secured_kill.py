@@ -58,7 +58,8 @@ async def test_secured_devices_resume_in_new_sessions_after_kill_9(tmp_path: Pat
             finally:
                 reader.close()
     finally:
-        await fleet.stop(deregister=False)  # the server is gone: it would time out
+        await fleet.stop(deregister=False)  # the server is gone: De-registering only waits out
+        # Timing.deregister_timeout (3 s) for nothing
     assert restart["registrations"] == COUNT
     # one Register before the kill, one after the new firmware booted: the restart
     # forced none, each device came back with its Update
