@@ -5,6 +5,7 @@ stopped at the end, failing tests or not (bench/pgcluster.py, which the benchmar
 shares). `pg_url`: a fresh,
 empty schema of it per test (the store migrates it), dropped afterwards. Both skip with the reason
 when PostgreSQL's binaries are missing, and fail instead under FOTA_REQUIRE_POSTGRES=1.
+The heap's keeping (builders.heap): every test lets go of the FastAPI apps it built.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from builders.heap import forget_apps
 from builders.ports import free_tcp_port
 from builders.tools import unavailable
 
@@ -40,3 +42,11 @@ def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
     url = pg_cluster.database()
     yield url
     pg_cluster.drop(url)
+
+
+@pytest.fixture(autouse=True)
+def _forget_apps() -> Iterator[None]:
+    """The FastAPI apps a test built die with it (builders.heap: else FastAPI's
+    caches keep them all, and one garbage-collector pass grows past a second)."""
+    yield
+    forget_apps()
