@@ -5,7 +5,8 @@ stopped at the end, failing tests or not (bench/pgcluster.py, which the benchmar
 shares). `pg_url`: a fresh,
 empty schema of it per test (the store migrates it), dropped afterwards. Both skip with the reason
 when PostgreSQL's binaries are missing, and fail instead under FOTA_REQUIRE_POSTGRES=1.
-The heap's keeping (builders.heap): every test lets go of the FastAPI apps it built.
+The heap's keeping (builders.heap): every test lets go of the FastAPI apps it built,
+and what collecting the tests left alive is frozen out of the garbage collector's passes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from builders.heap import forget_apps
+from builders.heap import forget_apps, freeze_collected
 from builders.ports import free_tcp_port
 from builders.tools import unavailable
 
@@ -42,6 +43,12 @@ def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
     url = pg_cluster.database()
     yield url
     pg_cluster.drop(url)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collecting left alive stays out of every later full collector pass
+    (builders.heap: those passes stall every event loop of the process)."""
+    freeze_collected()
 
 
 @pytest.fixture(autouse=True)
