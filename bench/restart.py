@@ -11,7 +11,12 @@ once on the same state file. Reported:
 - `retries_spent_by_restarts`: retries spent in the killed rollout beyond those of the
   undisturbed one, from the progress rows (goal 0);
 - `blocks_downloaded_twice_share`: blocks the fleet received beyond one download per
-  device, as a share of one download per device (goal < 5 %).
+  device, as a share of one download per device (goal < 5 %);
+- `restart_to_first_block_s` (per kill): from the SIGKILL until the new process answers
+  2.05 to a Block2 GET of a persisted offer (the bench asks, every 20 ms, for block 1 of
+  the newest offer of a device still downloading; None when none was), beside
+  `restart_to_ready_s`: the devices resume at their first RFC 7252 retransmission (2-3 s
+  after the kill) only if it is short.
 
 Progress is read from the server's log lines, the blocks from `fota simulate`'s final
 line. Reuses the process handling of `bench/rollout.py`.
@@ -28,7 +33,9 @@ import contextlib
 import json
 import math
 import re
+import socket
 import sqlite3
+import struct
 import sys
 import tempfile
 import time
@@ -97,6 +104,7 @@ async def rollout(devices: int, tmp: Path, image_size: int, block: int,
         f"coap://127.0.0.1:{port}", "--repo", str(tmp / "repo"), "--count", str(devices),
         "--version", "1.0", "--block-size", str(block), stdout=asyncio.subprocess.PIPE)
     restarts: list[float] = []
+    first_blocks: list[float | None] = []
     cpu = procs.children_cpu_s()
     try:
         await server.wait_for(lambda line: "-> Current: running 1.0" in line, devices, 300)
@@ -108,10 +116,12 @@ async def rollout(devices: int, tmp: Path, image_size: int, block: int,
             if not await progress.until(server, math.ceil(devices * (k + 1) / (kills + 1)),
                                         deadline):
                 break
-            server, took = await _kill_and_restart(server, tmp, state, port)
+            server, took, first = await _kill_and_restart(server, tmp, state, port)
             servers.append(server)
             restarts.append(took)
-            note(f"killed with {len(progress.current)} Current; ready again in {took:.1f}s")
+            first_blocks.append(first)
+            note(f"killed with {len(progress.current)} Current; first block answered after "
+                 f"{first}s, ready again in {took:.1f}s")
         await progress.until(server, devices, deadline)
         note(f"{len(progress.current)} of {devices} Current after "
              f"{time.time() - committed:.1f}s")
@@ -127,6 +137,7 @@ async def rollout(devices: int, tmp: Path, image_size: int, block: int,
         "current": len(times), "never_current": devices - len(times),
         "commit_to_all_current_s": round(times[-1], 2) if len(times) == devices else None,
         "kills": len(restarts), "restart_to_ready_s": [round(t, 2) for t in restarts],
+        "restart_to_first_block_s": first_blocks,
         "restored": [[int(m.group(1)), int(m.group(2))] for m in restored if m],
         "retries_spent": _retries_spent(state),
         "blocks": blocks, "blocks_needed": devices * per_device,
@@ -135,14 +146,65 @@ async def rollout(devices: int, tmp: Path, image_size: int, block: int,
 
 
 async def _kill_and_restart(server: Server, tmp: Path, state: Path,
-                            port: int) -> tuple[Server, float]:
+                            port: int) -> tuple[Server, float, float | None]:
+    """SIGKILL, start again on the same state: (the new server, seconds from the kill to
+    its ready line, seconds to its first 2.05 for a persisted offer's block or None)."""
     server.proc.kill()
     await server.proc.wait()
     await server._reader
     killed = time.time()
+    token = _newest_offer(state)
     fresh = Server(tmp / "repo", state, port, {})
+    probe = asyncio.create_task(_first_block(port, token, killed)) if token else None
     await fresh.start()
-    return fresh, time.time() - killed
+    took = time.time() - killed
+    block = None
+    if probe is not None:
+        with contextlib.suppress(TimeoutError):
+            block = await asyncio.wait_for(probe, 10)
+    return fresh, took, block
+
+
+def _newest_offer(state: Path) -> str | None:
+    """The newest offer of a device the state file says is downloading it: one the
+    restarted server restores (None when no download was running)."""
+    with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as conn:
+        row = conn.execute(
+            "SELECT o.token FROM offers o JOIN devices d ON d.endpoint = o.endpoint "
+            "JOIN progress p ON p.device_id = d.device_id AND p.target_image_id = o.image_id "
+            "WHERE p.state = 'Downloading' ORDER BY o.expires_at DESC LIMIT 1").fetchone()
+    return None if row is None else str(row[0])
+
+
+def _block2_get(token: str, mid: int) -> bytes:
+    """A CON GET of /fw/<token> for block 1 of 1024 bytes (a resumed download)."""
+    path = token.encode()
+    length = bytes([len(path)]) if len(path) < 13 else bytes([0x0D, len(path) - 13])
+    options = bytes([0xB2]) + b"fw" + length + path + bytes([0xC1, 0x16])  # Uri-Path x2, Block2
+    return struct.pack("!BBHB", 0x41, 0x01, mid, 0x7B) + options
+
+
+async def _first_block(port: int, token: str, since: float) -> float | None:
+    """Seconds from `since` to the first 2.05 answer to the block request, asked every
+    20 ms from the moment the old process is gone (None: none within 60 s)."""
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.connect(("127.0.0.1", port))
+        mid = 0
+        while time.time() - since < 60:
+            mid = (mid + 1) & 0xFFFF
+            sock.send(_block2_get(token, mid))
+            try:
+                answer = await asyncio.wait_for(loop.sock_recv(sock, 2048), 0.02)
+            except TimeoutError:
+                continue
+            except ConnectionRefusedError:  # nothing listens yet
+                await asyncio.sleep(0.02)
+                continue
+            if len(answer) > 1 and answer[1] == 0x45:  # 2.05 Content
+                return round(time.time() - since, 2)
+    return None
 
 
 async def _stop_simulator(sim: asyncio.subprocess.Process) -> int | None:
