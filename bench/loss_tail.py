@@ -161,6 +161,7 @@ def _silence_kinds(everyone: dict[str, list[str]]) -> dict[str, Any]:
             if found is None:
                 continue
             what = re.sub(r"(mid|obs)=\d+ ?", "", found.group(2))
+            what = re.sub(r"/fw/\S+", "/fw/TOKEN", what)
             what = re.sub(r"block([12])=\d+", r"block\1=N", what)
             kinds[what.strip()].append(float(found.group(1)))
     ranked = sorted(kinds.items(), key=lambda item: -sum(item[1]))
