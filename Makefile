@@ -5,11 +5,13 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 # pytest-xdist workers for `make test`: the suite mostly waits (child processes, timers,
 # loopback round trips), so two take ~3.7 min instead of ~7 on an idle 2-core machine.
-# The default is 0 (one process), what CI runs: with two workers at load 1.3-1.5,
-# test_a_hanging_receiver_costs_only_its_own_bounded_queue saw its event loop stall
-# 1.6 s in 2 of 4 runs (not found why), and the tests' timing bounds (event-loop stalls,
-# answer latency) are set for one suite at a time. `auto`: two when the 1-minute load
-# average is below 2, else one process; TEST_WORKERS=N: N workers.
+# The default is 0 (one process), what CI runs: the tests' timing bounds (event-loop
+# stalls, answer latency, loopback round trips) are set for one suite at a time. The
+# 1.6 s event-loop stall seen on two workers was one garbage-collector pass over the
+# FastAPI apps earlier tests had left alive (fixed: tests/builders/heap.py); of three
+# two-worker runs after that at load 2.7-4.2, one failed on another bound (a loopback
+# RTO of 47 ms against 20 ms in test_adaptive_retransmission). `auto`: two when the
+# 1-minute load average is below 2, else one process; TEST_WORKERS=N: N workers.
 TEST_WORKERS ?= 0
 VENV   := .venv
 BIN    := $(VENV)/bin
