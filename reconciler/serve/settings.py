@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 from reconciler.controller.config import ControllerConfig
 from reconciler.engine import EngineConfig
 from reconciler.store import is_database_url
-from reconciler.store.pg.connection import TcpTimeouts, with_tcp_timeouts
+from reconciler.store.tcp_timeouts import TcpTimeouts, with_tcp_timeouts
 
 ENV_PREFIX = "FOTA_"
 # The engine's values are durations and counts (EngineConfig carries no bounds of its own):

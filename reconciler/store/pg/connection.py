@@ -3,7 +3,7 @@ timeouts every connection carries, and the `?`-placeholder adapter that lets the
 portable SQL (`store.sqlconn`) run here.
 
 Every connection (writer, reads, the API's pool, the leader's) asks libpq for TCP
-keepalives and a TCP user timeout (`TcpTimeouts`, from `fota serve`'s `pg_*` settings):
+keepalives and a TCP user timeout (`store.tcp_timeouts`, from `fota serve`'s `pg_*` settings):
 without them a database behind a dead network path holds a worker's call for the
 kernel's timeouts (~15 minutes of retransmissions for unacknowledged data; for an idle
 connection libpq's keepalives run on the kernel's timer, first probe after 2 hours)
@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlencode
 
 import psycopg
 
 from reconciler.errors import FotaError
+from reconciler.store.tcp_timeouts import with_tcp_timeouts
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -84,37 +83,6 @@ class QmarkConnection:
 
     def close(self) -> None:
         self.raw.close()
-
-
-@dataclass(frozen=True, slots=True)
-class TcpTimeouts:
-    """libpq's keepalive and TCP user timeout parameters (TCP only: a unix socket has
-    none). The defaults notice a silent peer within ~60 s: an idle connection after 30 s
-    idle and 3 unanswered probes 10 s apart, one with unacknowledged data after 30 s."""
-
-    keepalives_idle: int = 30  # seconds idle before the first probe
-    keepalives_interval: int = 10  # seconds between unanswered probes
-    keepalives_count: int = 3  # unanswered probes before the connection is dropped
-    tcp_user_timeout: int = 30_000  # milliseconds sent data may go unacknowledged
-
-    def params(self) -> dict[str, str]:
-        return {"keepalives": "1", "keepalives_idle": str(self.keepalives_idle),
-                "keepalives_interval": str(self.keepalives_interval),
-                "keepalives_count": str(self.keepalives_count),
-                "tcp_user_timeout": str(self.tcp_user_timeout)}
-
-
-def with_tcp_timeouts(url: str, timeouts: TcpTimeouts = TcpTimeouts()) -> str:
-    """`url` (a `postgresql://` URL) with each of the timeouts' parameters it does not
-    name itself: `?keepalives=0` or `?tcp_user_timeout=...` in the URL stays as given."""
-    try:
-        named = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.Error:
-        return url  # malformed: connecting says why
-    missing = {k: v for k, v in timeouts.params().items() if k not in named}
-    if not missing:
-        return url
-    return url + ("&" if "?" in url else "?") + urlencode(missing)
 
 
 def connect(url: str, *, application: str) -> Connection:

@@ -28,12 +28,12 @@ from reconciler.store.pg.connection import (
     QmarkConnection,
     StoreUnavailable,
     redact,
-    with_tcp_timeouts,
 )
 from reconciler.store.pg.pages import POSTGRES
 from reconciler.store.pg.schema import SCHEMA_VERSION, version
 from reconciler.store.reader import SqliteReader, _device
 from reconciler.store.schema import SchemaError
+from reconciler.store.tcp_timeouts import with_tcp_timeouts
 from reconciler.store.views import DevicePage, DeviceView
 
 POOL_SIZE = 4  # the API's handlers, its worker threads for the big lists, the notifier
