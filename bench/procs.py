@@ -9,56 +9,33 @@ directory is on sys.path when a benchmark runs as a script).
 from __future__ import annotations
 
 import asyncio
-import itertools
-import random
+import importlib.util
 import re
 import resource
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
-_FLOOR = 10_000  # above the well-known and registered ports services commonly use
-
-
-def _walk() -> Iterator[int]:
-    """The ports below the kernel's ephemeral range, from a random point, round and round:
-    one process never hands out the same port twice before it has walked them all."""
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32_768  # Linux's default
-    ports = range(_FLOOR, max(low, _FLOOR + 1_000))
-    first = random.randrange(len(ports))
-    return itertools.cycle([*ports[first:], *ports[:first]])
-
-
-_NEXT = _walk()
-
-
-def _free(kind: socket.SocketKind) -> int:
-    """A port for a child (fota serve, libcoap's server, PostgreSQL, the proxy) to bind a
-    moment later, picked as tests/builders/ports.py picks them: port 0 never draws from
-    below the ephemeral range, so no socket bound to port 0 meanwhile (a simulated
-    device, a client, another benchmark's) can take it before the child binds, as a port
-    0 handed out and released could be taken. A port that cannot be bound now is
-    skipped."""
-    for _ in range(1_000):  # bounded: a range with no bindable port is a broken machine
-        port = next(_NEXT)
-        with socket.socket(socket.AF_INET, kind) as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free loopback port below the ephemeral range")
+# One way of picking ports for both: the tests' (tests/builders/ports.py), loaded by its
+# path, since neither directory is a package and the reconciler package is no place for
+# a test helper. It needs only the standard library. Its ports come from below the
+# kernel's ephemeral range, which port 0 never draws from, so no socket bound to port 0
+# meanwhile (a simulated device, a client, another benchmark's) can take one before the
+# child binds it, as a port 0 handed out and released could be taken; a port that cannot
+# be bound now is skipped. (A benchmark has no pytest-xdist worker: it walks them all.)
+_PORTS_PATH = Path(__file__).resolve().parent.parent / "tests" / "builders" / "ports.py"
+_spec = importlib.util.spec_from_file_location("fota_test_ports", _PORTS_PATH)
+assert _spec is not None and _spec.loader is not None, _PORTS_PATH
+_ports = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_ports)
 
 
 def free_udp_port() -> int:
-    return _free(socket.SOCK_DGRAM)
+    """A UDP port for a child (fota serve, libcoap's server, the proxy) to bind."""
+    return int(_ports.free_udp_port())
 
 
 def free_tcp_port() -> int:
-    return _free(socket.SOCK_STREAM)
+    """A TCP port for a child (fota serve's HTTP API, PostgreSQL) to bind."""
+    return int(_ports.free_tcp_port())
 
 
 def rss_mb(pid: int) -> float:
