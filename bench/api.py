@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import time
 from pathlib import Path
 
 import httpx
+import procs
 
 from reconciler.model.desired import Collection, DesiredState, Device, FirmwareImage, Management
 from reconciler.model.ids import encode_base24
@@ -77,12 +77,6 @@ def serve(path: str, port: int) -> None:
     from reconciler.api import create_app
     app = create_app(open_reader(Path(path)), tokens=["bench-token"])
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wrk(url: str, connections: int, duration: int) -> dict[str, float]:
@@ -188,7 +182,7 @@ def main() -> None:
         started = time.perf_counter()
         populate(store, snapshot(args.devices, args.small))
         setup_s = time.perf_counter() - started
-        port = free_port()
+        port = procs.free_tcp_port()
         server = subprocess.Popen([sys.executable, __file__, "--serve", str(path), str(port)])
         base = f"http://127.0.0.1:{port}"
         try:

@@ -501,12 +501,6 @@ def longest_gap(times: list[float], start: float, end: float) -> tuple[float, fl
 
 
 # --- the run ------------------------------------------------------------------------
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Child:
     def __init__(self, repo: Path, state: Path, coap: int, http_port: int) -> None:
         self.args = [sys.executable, __file__, "--child", "serve", "--repo", str(repo),
@@ -696,7 +690,7 @@ async def apply(server: Child, probe: Probe, repo: git.Repo, count: int, text: s
 
 async def run(devices: int, tmp: Path) -> dict[str, Any]:
     repo = make_repo(tmp / "repo")
-    coap, http_port = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM)
+    coap, http_port = procs.free_udp_port(), procs.free_tcp_port()
     server = Child(tmp / "repo", tmp / "state.db", coap, http_port)
     await server.start()
     probe = Probe(coap, http_port)

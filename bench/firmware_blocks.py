@@ -25,16 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import procs
+
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT, SERVER = "coap-client-notls", "coap-server-notls"
 OURS = ("fast", "fast_shared", "aiocoap")
 GRACE = 3.0  # seconds a download may run past the deadline before it is killed
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -84,7 +80,7 @@ def start_ours(kind: str, image_file: str) -> tuple[subprocess.Popen[str], str]:
             "--image",
             image_file,
             "--port",
-            str(free_port()),
+            str(procs.free_udp_port()),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -95,7 +91,7 @@ def start_ours(kind: str, image_file: str) -> tuple[subprocess.Popen[str], str]:
 
 
 def start_libcoap(image_file: str) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
+    port = procs.free_udp_port()
     process = subprocess.Popen(
         [SERVER, "-A", "127.0.0.1", "-p", str(port), "-d", "4", "-v", "0"],
         stdout=subprocess.DEVNULL,

@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import procs
+
 IMAGE_SIZE = 1024 * 1024
 SOCKETS = 32  # the load generator's UDP sockets; devices share them, told by token
 ACK_TIMEOUT, ACK_RANDOM_FACTOR, MAX_RETRANSMIT = 2.0, 1.5, 4  # RFC 7252 defaults
@@ -327,9 +329,7 @@ async def peer(args: argparse.Namespace, tmp: Path) -> dict[str, Any] | None:
         return None
     image = tmp / "image.bin"
     image.write_bytes(random.Random(7).randbytes(IMAGE_SIZE))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = procs.free_udp_port()
     server = subprocess.Popen([binary, "-A", "127.0.0.1", "-p", str(port), "-v", "0"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -41,9 +41,7 @@ async def _one_run(workdir: Path) -> dict[str, float | None]:
     repo = workdir / "repo"
     subprocess.run(["git", "clone", "-q", "-b", "main", str(ROOT), str(repo)], check=True)
     port = procs.free_udp_port()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        http = probe.getsockname()[1]
+    http = procs.free_tcp_port()
     proc = await asyncio.create_subprocess_exec(
         str(FOTA), "serve", "--repo", str(repo), "--state", str(workdir / "state.db"),
         "--coap", f"127.0.0.1:{port}", "--http", f"127.0.0.1:{http}",
