@@ -65,7 +65,9 @@ class MessageLayer:
         later request to that device waits in its backlog behind it (our probes after an
         unanswered Execute, for one); when the retransmissions run out, aiocoap fails
         every request to that device, observations included. This `send_message` returns
-        the missing canceller."""
+        the missing canceller. And an error for the device that comes in the same pass
+        of the event loop as its caller gave up spares the abandoned request
+        (`_spare_abandoned_requests`)."""
         mman = self._mman
         send = mman.send_message
 
@@ -76,6 +78,7 @@ class MessageLayer:
             return functools.partial(_withdraw, mman, message, monitor)
 
         mman.send_message = send_message
+        _spare_abandoned_requests(mman.token_manager)
 
     def time_exchanges(self, timers: ExchangeTimers) -> None:
         """Let `timers` choose each Confirmable's timeouts (aiocoap's are RFC 7252's fixed
@@ -146,7 +149,8 @@ class UdpSocket(MessageLayer):
     `._add_exchange`, `._schedule_retransmit`, `._remove_exchange` (`time_exchanges`),
     `MessageInterfaceUDP6.datagram_msg_received`, `._ctx.dispatch_message`,
     `.transport.sendmsg` (replaced per instance), `.transport._read_ready` (what its
-    socket's reader runs) and `.error_received`."""
+    socket's reader runs) and `.error_received`; `MessageManager.token_manager`'s
+    `dispatch_error` and `outgoing_requests` (`cancellable_requests`)."""
 
     def __init__(self, message_manager: Any, interface: Any) -> None:
         super().__init__(message_manager)
@@ -232,6 +236,41 @@ def _withdraw(mman: Any, message: Message, monitor: Callable[[], None]) -> None:
     backlog = mman._backlogs.get(remote)
     if backlog:
         backlog[:] = [entry for entry in backlog if entry[1] is not monitor]
+
+
+def _spare_abandoned_requests(token_manager: Any) -> None:
+    """An error for a peer (a port unreachable, a DTLS alert) is not delivered to a
+    request whose caller gave up on it earlier in the same pass of the event loop.
+
+    aiocoap stops a request when its response future is cancelled, but only from that
+    future's done-callback, which runs in the loop's next pass: a caller's cancellation
+    (our timeout's `abandon`, a blockwise runner cancelled with the inner request it
+    awaits, shutdown cancelling every task) followed in the same pass by the socket's
+    reader delivering the error has aiocoap set the error on the cancelled future
+    (InvalidStateError), logged at ERROR with a traceback by udp6 and again by asyncio,
+    and the peer's other requests never hear of the error (they wait out their
+    timeouts). Each request of that peer hears of it through its pipe's
+    `add_exception`, which is guarded here for the one dispatch: the request that
+    refuses it is stopped by the done-callback still to come.
+    Private: `TokenManager.dispatch_error` (an instance attribute shadows the method
+    the message manager calls), `.outgoing_requests` ((token, remote) -> pipe)."""
+    dispatch = token_manager.dispatch_error
+
+    def dispatch_error(exception: BaseException, remote: Any) -> None:
+        for (_, to), pipe in list((token_manager.outgoing_requests or {}).items()):
+            if to == remote and "add_exception" not in vars(pipe):
+                pipe.add_exception = functools.partial(_deliver_error, pipe.add_exception)
+        dispatch(exception, remote)
+
+    token_manager.dispatch_error = dispatch_error
+
+
+def _deliver_error(add_exception: Callable[[BaseException], None],
+                   exception: BaseException) -> None:
+    try:
+        add_exception(exception)
+    except asyncio.InvalidStateError:
+        log.debug("an error for a request abandoned in the same pass: %s", exception)
 
 
 def udp_sockets(context: Any) -> list[UdpSocket]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import aiocoap.meta
 from aiocoap import Context, resource
+from aiocoap.pipe import Pipe
 
 from reconciler.lwm2m.aiocoap_adapter import CHECKED_AIOCOAP_VERSIONS, udp_sockets, version_checked
 
@@ -27,11 +28,13 @@ async def test_every_private_attribute_the_adapter_touches_exists() -> None:
         interface = sockets[0]._interface
         assert isinstance(mman._recent_messages, dict)
         assert isinstance(mman._active_exchanges, dict) and isinstance(mman._backlogs, dict)
+        assert isinstance(mman.token_manager.outgoing_requests, dict)
         for owner, name in ((mman, "_deduplicate_message"),
                             (mman, "_store_response_for_duplicates"),
                             (mman, "send_message"), (mman, "_continue_backlog"),
                             (mman, "_add_exchange"), (mman, "_schedule_retransmit"),
                             (mman, "_remove_exchange"),
+                            (mman.token_manager, "dispatch_error"), (Pipe, "add_exception"),
                             (interface, "datagram_msg_received"),
                             (interface, "error_received"),
                             (interface._ctx, "dispatch_message"),
