@@ -16,7 +16,7 @@ once per call, taking that lock again. Built by `open_pg_store(url)`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import psycopg
 
@@ -145,6 +145,12 @@ class PgStore(SqliteStore):
         with self._read_lock:
             self._reads.close()
         with self._lock:
+            # The writer's advisory lock is released here, before close returns: left to
+            # the session's end, the server releases it a moment after our socket closes,
+            # and a process that opens the store right after (a restart) was refused as
+            # "in use by another fota process". A session already gone has none to release.
+            with suppress(psycopg.Error):
+                self._pg.raw.execute("SELECT pg_advisory_unlock_all()")
             self._pg.close()
 
 
