@@ -97,7 +97,7 @@ async def test_a_restart_answers_a_persisted_download_before_it_imports_fastapi(
             await fleet.wait_all(lambda d: d.state is FirmwareState.DOWNLOADING, timeout=60)
             first.kill()
     finally:
-        await fleet.stop(deregister=False)  # the server is gone: it would time out
+        await fleet.stop(deregister=False)  # the server is gone: saves the 3 s De-register deadline
     token = _offer_token(state)
     gate = tmp_path / "gate"
     os.mkfifo(gate)
