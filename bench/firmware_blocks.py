@@ -44,8 +44,8 @@ def cpu_seconds(pid: int) -> float:
 async def serve(kind: str, image_file: str, port: int) -> None:
     """Child process: serve the image one way until SIGTERM; print the URI first."""
     from aiocoap import Context, resource
+    from blockserver import BlockServer
 
-    from bench.blockserver import BlockServer
     from reconciler.lwm2m.fastpath import install_fast_path
     from reconciler.lwm2m.firmware import FirmwareRepository
 
@@ -245,7 +245,6 @@ def main() -> int:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        sys.path.insert(0, str(ROOT))
         asyncio.run(serve(args.serve, args.image, args.port))
         return 0
     missing = [tool for tool in (CLIENT, SERVER) if shutil.which(tool) is None]
