@@ -132,7 +132,7 @@ def write_progress(store: SqliteStore, first: int, stop: threading.Event,
 
 
 def under_writes(base: str, store: SqliteStore, first: int, duration: int) -> dict[str, object]:
-    stop, written = threading.Event(), []
+    stop, written = threading.Event(), list[int]()
     writer = threading.Thread(target=write_progress, args=(store, first, stop, written))
     started = time.perf_counter()
     writer.start()

@@ -392,7 +392,7 @@ def _sample_while_late(loop: asyncio.AbstractEventLoop, ran: threading.Event) ->
     stacks: list[str] = []
     while not ran.wait(0.02):
         frame = sys._current_frames().get(getattr(loop, "_thread_id", None) or -1)
-        where = []
+        where: list[str] = []
         while frame is not None and len(where) < 12:
             code = frame.f_code
             where.append(f"{Path(code.co_filename).name}:{frame.f_lineno}:{code.co_name}")
@@ -537,7 +537,8 @@ class Child:
         while raw := await self.proc.stdout.readline():
             kind, at, ms, *extra = raw.decode().split()
             if kind == "lag":
-                self.lags.append((float(at), float(ms), *map(float, extra)))
+                cpu, on_cpu, queued, other = map(float, extra)
+                self.lags.append((float(at), float(ms), cpu, on_cpu, queued, other))
                 if float(ms) > SAMPLE_ABOVE * 1000:
                     print(raw.decode().strip(), file=sys.stderr)
             elif kind == "stack":
@@ -564,7 +565,7 @@ class Child:
                 self._changed.clear()
                 await self._changed.wait()
 
-    def longest_lag(self, start: float, end: float) -> dict[str, float]:
+    def longest_lag(self, start: float, end: float) -> dict[str, Any]:
         """The longest loop pause in [start, end]: how long, the process CPU time
         meanwhile, and how the loop thread spent it (on a core, runnable but waiting for
         one, blocked: in I/O, a lock or a sleep); and the longest pause less its wait for

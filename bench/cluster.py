@@ -133,8 +133,9 @@ async def _three_nodes(tmp: Path, url: str, count: int) -> dict[str, Any]:
         with psycopg.connect(url, autocommit=True) as conn:
             size = _one(conn, "SELECT pg_database_size(current_database())")
             rows = _one(conn, "SELECT count(*) FROM registrations")
-            per_node = dict(conn.execute("SELECT owner, count(*) FROM registrations "
-                                         "GROUP BY owner ORDER BY owner").fetchall())
+            per_node: dict[str, int] = dict(conn.execute(
+                "SELECT owner, count(*) FROM registrations GROUP BY owner ORDER BY owner"
+            ).fetchall())
             note("killing n3; its devices register again at n1 and n2")
             failover = await _failover(servers, shares["n3"], conn)
     finally:

@@ -145,14 +145,15 @@ async def run(devices: int, clients: int, rounds: int, tmp: Path) -> dict[str, A
                 version = "2.0" if version == "1.0" else "1.0"
                 readers = [SseClient(http_port) for _ in range(clients if mode != "none" else 0)]
                 boards = [Dashboard(http_port)] if mode != "none" else []
-                await asyncio.gather(*(r.start() for r in [*readers, *boards]))
+                watchers: list[SseClient | Dashboard] = [*readers, *boards]
+                await asyncio.gather(*(w.start() for w in watchers))
                 try:
                     before = cpu_s(server.proc.pid)
                     times[mode].append(await one_rollout(server, repo, version, devices))
                     server_cpu[mode].append(cpu_s(server.proc.pid) - before)
                     await asyncio.sleep(0.5)  # the last events reach the clients
                 finally:  # an abandoned run stops its clients before the server
-                    await asyncio.gather(*(r.stop() for r in [*readers, *boards]))
+                    await asyncio.gather(*(w.stop() for w in watchers))
                 received += [r.events for r in readers]
                 refreshes += [b.refreshes for b in boards]
         rss = server.rss_mb()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import subprocess
@@ -93,7 +94,7 @@ async def open_endpoints(count: int, port: int) -> list[Endpoint]:
     endpoints = []
     for index in range(count):
         _, protocol = await loop.create_datagram_endpoint(
-            lambda i=index: Endpoint(f"bench-{i:05d}"), remote_addr=("127.0.0.1", port))
+            functools.partial(Endpoint, f"bench-{index:05d}"), remote_addr=("127.0.0.1", port))
         endpoints.append(protocol)
     return endpoints
 
