@@ -4,10 +4,11 @@
 Confirmable the server sends (Read, Write, Observe, Execute, Discover, each pushed
 block; over plain CoAP and inside DTLS sessions alike): the first timeout comes from the
 peer's RTO (aiocoap dithers it by ACK_RANDOM_FACTOR, x1-1.5, as CoCoA does), each later
-one from CoCoA's variable backoff, and the answer's round-trip time, measured from the
-first transmission, goes back into the peer's estimators (strong without retransmission,
-weak after 1-2). MAX_RETRANSMIT stays RFC 7252's 4. What the devices send (Register,
-Update, notifications, block GETs) keeps its own timers: those are the device's.
+one twice the one before (RFC 7252's backoff; `rto.py` says why not CoCoA's variable
+factor), and the answer's round-trip time, measured from the first transmission, goes
+back into the peer's estimators (strong without retransmission, weak after 1-2).
+MAX_RETRANSMIT stays RFC 7252's 4. What the devices send (Register, Update,
+notifications, block GETs) keeps its own timers: those are the device's.
 
 Installed by `Lwm2mServer.start` when `fota serve --coap-rto adaptive` (the default);
 `fixed` leaves aiocoap's RFC 7252 timers alone.
@@ -32,7 +33,7 @@ class ExchangeTuning(TransportTuning):  # type: ignore[misc]  # aiocoap is untyp
     MAX_RETRANSMIT = MAX_RETRANSMIT
 
     def __init__(self, rto: float, sent_at: float) -> None:
-        self.ACK_TIMEOUT = rto  # the RTO this exchange started with (chooses its backoff)
+        self.ACK_TIMEOUT = rto  # the RTO this exchange started with
         self.sent_at = sent_at
         self.retransmissions = 0
 
@@ -54,7 +55,7 @@ class AdaptiveTimers:
         if not isinstance(tuning, ExchangeTuning):
             return previous * 2  # not started by us: aiocoap's own doubling
         tuning.retransmissions = retransmissions
-        return next_timeout(previous, tuning.ACK_TIMEOUT)
+        return next_timeout(previous)
 
     def answered(self, message: Message) -> None:
         tuning = message.transport_tuning

@@ -13,23 +13,35 @@ Demirkol: "CoAP Simple Congestion Control/Advanced", §4.2) and shipped in Calif
   timed from the first transmission; after 3 or more, nothing is learnt;
 - the RTO used is the overall one, moved halfway towards a new strong RTO and a quarter
   of the way towards a new weak one;
-- variable backoff: an exchange whose first timeout came from an RTO below 1 s backs off
-  by 3, above 3 s by 1.5, else by RFC 7252's 2, so a small RTO still gives a silent peer
-  a patience of RFC 7252's order (MAX_TRANSMIT_WAIT, 93 s) before giving up;
+- the backoff is not CoCoA's: see below;
 - aging: an RTO below 1 s not updated for 16 RTOs doubles, one above 3 s not updated for
   4 RTOs moves halfway towards 2 s (RTO = 1 s + RTO / 2), repeatedly;
 - the RTO never exceeds 32 s (Californium's bound) and a backed-off timeout never 60 s.
 
-One deliberate addition: a floor of `MIN_RTO` (0.5 s), which CoCoA leaves out. The
-strong sample of a piggybacked answer includes the device's processing time, and on a
-fast link (loopback, LAN) an RTO of a few milliseconds would retransmit whenever a
-device, or our own event loop (its pauses are bounded at 100 ms), stalls briefly; a
-spurious retransmission costs the device work and, by Karn's rule, makes the next
-samples weak. 0.5 s is five times that bound and still a quarter of RFC 7252's 2 s,
-which is where the time of a lost request goes on such a link. With the backoff of 3
-below 1 s, a peer that never answers is given 0.5 + 1.5 + 4.5 + 13.5 s of
-retransmissions and 40.5 s more (x1-1.5 dithering): 60-91 s, RFC 7252's 62-93 s. An
-RTO just under 1 s waits longer (up to 100 s, x1-1.5), as in CoCoA.
+Two deliberate departures from CoCoA:
+
+- A floor of `MIN_RTO` (0.5 s). The strong sample of a piggybacked answer includes the
+  device's processing time, and on a fast link (loopback, LAN) an RTO of a few
+  milliseconds would retransmit whenever a device, or our own event loop (its pauses are
+  bounded at 100 ms), stalls briefly; a spurious retransmission costs the device work
+  and, by Karn's rule, makes the next samples weak. 0.5 s is five times that bound and
+  still a quarter of RFC 7252's 2 s, which is where the time of a lost request goes on
+  such a link.
+- RFC 7252 section 4.2's binary exponential backoff (`BACKOFF`, 2) on the estimated RTO,
+  as RFC 6298 does for TCP, instead of CoCoA's variable factor (x3 when an exchange
+  starts below 1 s, x1.5 above 3 s). At the floor, x3 made an exchange lost three times
+  in a row cost 13 RTOs (6.5-9.8 s) and four times 40 (20-30 s): the tail of a lossy
+  rollout. With 2 it is 7 and 15 RTOs (3.5-5.3 s, 7.5-11.3 s). What x3 bought was
+  RFC 7252's patience for a silent peer; ours is RTO x 31 (the first copy and
+  MAX_RETRANSMIT more, x1-1.5 dithering): 15.5-23.3 s at the floor (the engine's
+  request timeout is 20 s anyway), RFC 7252's 62-93 s at 2 s, at most 288 s at
+  `MAX_RTO`; then the engine backs off and tries again, bounded.
+  Congestion safety: from an RTO of 2 s up (every peer not yet measured, and every link
+  whose round trip makes the estimate grow there) each timeout is at least RFC 7252's
+  with the same dithering, so no copy leaves sooner than under RFC 7252's fixed timers.
+  CoCoA's x1.5 did not hold that: from 3.1 s its fourth retransmission left 25 s after
+  the first copy, RFC 7252's 30 s. Below 2 s the timers are shorter only because the
+  round trip was measured to be, and still double at every expiry.
 
 The estimator functions are pure; `RtoTable` keeps one `PeerRto` per peer in an LRU
 bounded to `capacity` peers (one forgotten is back at 2 s, which is always safe). Used by
@@ -53,8 +65,8 @@ ALPHA, BETA = 0.125, 0.25                # RFC 6298
 STRONG_K, WEAK_K = 4.0, 1.0              # CoCoA: K of each estimator
 STRONG_WEIGHT, WEAK_WEIGHT = 0.5, 0.25   # CoCoA: its share in the overall RTO
 WEAK_MAX_RETRANSMISSIONS = 2             # CoCoA: later answers teach nothing
-SMALL_RTO, LARGE_RTO = 1.0, 3.0          # CoCoA: backoff and aging thresholds
-SMALL_BACKOFF, DEFAULT_BACKOFF, LARGE_BACKOFF = 3.0, 2.0, 1.5
+SMALL_RTO, LARGE_RTO = 1.0, 3.0          # CoCoA: aging thresholds
+BACKOFF = 2.0                            # RFC 7252 4.2 (see the module docstring)
 DEFAULT_CAPACITY = 65_536                # peers remembered (~0.3 KB each)
 
 
@@ -124,18 +136,9 @@ def aged(peer: PeerRto, now: float, floor: float = MIN_RTO) -> PeerRto:
     return PeerRto(bounded(rto, floor), now - since, peer.strong, peer.weak)
 
 
-def backoff_factor(initial_rto: float) -> float:
-    """CoCoA's variable backoff factor, chosen by the RTO an exchange started with."""
-    if initial_rto < SMALL_RTO:
-        return SMALL_BACKOFF
-    if initial_rto > LARGE_RTO:
-        return LARGE_BACKOFF
-    return DEFAULT_BACKOFF
-
-
-def next_timeout(previous: float, initial_rto: float) -> float:
-    """The timeout after the next retransmission of an exchange."""
-    return min(previous * backoff_factor(initial_rto), MAX_TIMEOUT)
+def next_timeout(previous: float) -> float:
+    """The timeout after the next retransmission of an exchange: RFC 7252's doubling."""
+    return min(previous * BACKOFF, MAX_TIMEOUT)
 
 
 class RtoTable:

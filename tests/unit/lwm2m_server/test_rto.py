@@ -1,5 +1,6 @@
 """The per-peer RTO estimator (CoCoA, reconciler/lwm2m/rto.py): its rules one by one, and
-properties over any sequence of samples and idle times."""
+properties over any sequence of samples and idle times; the backoff on top of it
+(RFC 7252's doubling): its timer sequences, against RFC 7252's fixed timers."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from reconciler.lwm2m.rto import (
     PeerRto,
     RtoTable,
     aged,
-    backoff_factor,
     next_timeout,
     sampled,
 )
@@ -63,20 +63,63 @@ def test_a_fast_link_ends_at_the_floor_not_at_its_round_trip_time() -> None:
     assert table.rto("peer") == MIN_RTO
 
 
-def test_the_backoff_factor_depends_on_the_rto_the_exchange_started_with() -> None:
-    assert backoff_factor(0.5) == 3.0
-    assert backoff_factor(2.0) == 2.0
-    assert backoff_factor(3.5) == 1.5
-    assert next_timeout(40.0, 0.5) == MAX_TIMEOUT
-
-
-def test_at_the_floor_a_silent_peer_gets_rfc_7252s_patience() -> None:
-    """0.5 + 1.5 + 4.5 + 13.5 + 40.5 = 60.5 s (x1-1.5): RFC 7252's 62-93 s."""
-    timeouts = [MIN_RTO]
+def timeouts(first: float) -> list[float]:
+    """An unanswered exchange's timeouts: the first copy's and one per retransmission."""
+    sequence = [first]
     for _ in range(MAX_RETRANSMIT):
-        timeouts.append(next_timeout(timeouts[-1], MIN_RTO))
-    assert sum(timeouts) == pytest.approx(60.5)
-    assert 1.5 * sum(timeouts) < 93.0
+        sequence.append(next_timeout(sequence[-1]))
+    return sequence
+
+
+def test_every_retransmission_waits_twice_as_long_as_the_one_before_it() -> None:
+    # RFC 7252 4.2 on the estimated RTO, whatever it is (CoCoA's x3 below 1 s and x1.5
+    # above 3 s gave 0.5, 1.5, 4.5, 13.5, 40.5 and 3.5, 5.25, 7.9, ...)
+    assert timeouts(MIN_RTO) == [0.5, 1.0, 2.0, 4.0, 8.0]
+    assert timeouts(INITIAL_RTO) == [2.0, 4.0, 8.0, 16.0, 32.0]
+    assert timeouts(3.5) == [3.5, 7.0, 14.0, 28.0, 56.0]
+    assert timeouts(MAX_RTO) == [32.0, MAX_TIMEOUT, MAX_TIMEOUT, MAX_TIMEOUT, MAX_TIMEOUT]
+
+
+def test_at_the_floor_an_exchange_lost_three_or_four_times_costs_seconds() -> None:
+    """The wait before the copy that gets through: 7 RTOs after three losses in a row and
+    15 after four (CoCoA's x3: 13 and 40, 6.5 and 20 s, the tail of a lossy rollout)."""
+    waits = timeouts(MIN_RTO)
+    assert sum(waits[:3]) == pytest.approx(3.5)
+    assert sum(waits[:4]) == pytest.approx(7.5)
+    assert 1.5 * sum(waits[:4]) < 12.0  # the longest dithering of the first timeout
+
+
+def test_at_the_floor_a_silent_peer_is_given_up_on_after_15_5_to_23_3_s() -> None:
+    """0.5 + 1 + 2 + 4 + 8 = 15.5 s (x1-1.5): the documented patience on a fast link,
+    about the engine's 20 s request timeout; from the 2 s default RFC 7252's 62-93 s."""
+    assert sum(timeouts(MIN_RTO)) == pytest.approx(15.5)
+    assert 1.5 * sum(timeouts(MIN_RTO)) == pytest.approx(23.25)
+    assert sum(timeouts(INITIAL_RTO)) == pytest.approx(62.0)
+
+
+@given(st.floats(INITIAL_RTO, MAX_RTO), st.floats(1.0, 1.5))
+def test_from_two_seconds_up_no_copy_leaves_sooner_than_under_rfc_7252s_timers(
+        rto: float, dither: float) -> None:
+    """Congestion safety where the round trip is long (the estimate grows with it): the
+    k-th retransmission leaves no sooner than RFC 7252's fixed timers (ACK_TIMEOUT 2 s,
+    doubling) would send it with the same dithering. CoCoA's x1.5 above 3 s broke this
+    (from 3.1 s: its fourth retransmission 25.2 s after the first copy, RFC 7252's 30)."""
+    ours = list(itertools.accumulate(timeouts(rto * dither)))
+    rfc_7252 = list(itertools.accumulate(2.0 * dither * 2**k for k in range(MAX_RETRANSMIT + 1)))
+    assert all(a >= b for a, b in zip(ours, rfc_7252, strict=True))
+
+
+@given(st.floats(MIN_RTO, MAX_RTO), st.floats(1.0, 1.5))
+def test_a_silent_peer_is_always_given_up_on_within_the_documented_bounds(
+        rto: float, dither: float) -> None:
+    """RTO x 31 (x1-1.5), never under the floor's 15.5 s nor over 288 s (48 + 4 x 60)."""
+    assert 1.5 * MAX_RTO + MAX_RETRANSMIT * MAX_TIMEOUT == 288.0
+    waited = sum(timeouts(rto * dither))
+    assert 31 * MIN_RTO <= waited <= 288.0
+    if 16 * rto * dither <= MAX_TIMEOUT:  # no timeout capped: exactly 31 first timeouts
+        assert waited == pytest.approx(31 * rto * dither)
+    else:
+        assert waited < 31 * rto * dither
 
 
 def test_a_small_rto_left_alone_doubles_and_a_large_one_returns_towards_two_seconds() -> None:
@@ -119,12 +162,10 @@ def test_the_rto_always_stays_within_its_bounds(events: list[tuple[float, int, f
 
 @given(st.floats(MIN_RTO, MAX_RTO))
 def test_backoff_grows_every_time_until_its_cap(initial: float) -> None:
-    timeouts = [initial]
-    for _ in range(MAX_RETRANSMIT):
-        timeouts.append(next_timeout(timeouts[-1], initial))
-    for before, after in itertools.pairwise(timeouts):
+    sequence = timeouts(initial)
+    for before, after in itertools.pairwise(sequence):
         assert after > before or after == MAX_TIMEOUT
-    assert all(MIN_RTO <= t <= MAX_TIMEOUT for t in timeouts)
+    assert all(MIN_RTO <= t <= MAX_TIMEOUT for t in sequence)
 
 
 @given(st.floats(0.0, 100.0), st.integers(0, 2))
