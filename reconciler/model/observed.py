@@ -57,6 +57,11 @@ class DeviceProgress:
     # (engine/drift.py), cleared when it runs its target again or the target changes.
     drift: str | None = None
     retry: int = 0  # the retry counter (collection's + device's) last seen: a raise retries
+    # Push delivery (/5/0/9 = 1): interrupted pushes resumed in this attempt (bounded;
+    # never a retry) and when the latest push of it went out (an interruption older than
+    # that is an earlier push's; one before our start was cut by our restart).
+    resumes: int = 0
+    pushed_at: float | None = None
 
     def evolve(self, **changes: object) -> DeviceProgress:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -80,6 +85,17 @@ def with_next_attempt(message: str, next_attempt_at: float | None) -> str:
         return message
     at = time.strftime(NEXT_ATTEMPT_FORMAT, time.gmtime(next_attempt_at))
     return f"{message} (next attempt at {at})"
+
+
+@dataclass(frozen=True, slots=True)
+class PushStop:
+    """How the latest push to a device ended early (loss or silence mid-transfer), as
+    the LwM2M layer saw it (`lwm2m.pushes`): the engine resumes it after a delay."""
+
+    at: float  # when the push gave up
+    block: int  # the next block the device has not acknowledged (0-based)
+    blocks: int  # the package's blocks at the block size in use
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

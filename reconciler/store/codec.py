@@ -129,7 +129,7 @@ def progress_row(p: DeviceProgress) -> Row:
     return (p.device_id, p.target_image_id, p.state.value, p.message, p.attempts,
             p.retries_left,
             p.phase_started_at, p.deadline, p.next_attempt_at, p.executed_at, p.updated_at,
-            p.resets, p.probes, p.executes, p.drift, p.retry)
+            p.resets, p.probes, p.executes, p.drift, p.retry, p.resumes, p.pushed_at)
 
 
 def progress_from_row(r: Row) -> DeviceProgress:
@@ -137,7 +137,8 @@ def progress_from_row(r: Row) -> DeviceProgress:
         device_id=r[0], target_image_id=r[1], state=UpdateState(r[2]), message=r[3],
         attempts=r[4], retries_left=r[5], phase_started_at=r[6], deadline=r[7],
         next_attempt_at=r[8], executed_at=r[9], updated_at=r[10], resets=r[11],
-        probes=r[12], executes=r[13], drift=r[14], retry=r[15])
+        probes=r[12], executes=r[13], drift=r[14], retry=r[15], resumes=r[16],
+        pushed_at=r[17])
 
 
 def event_row(e: DeviceEvent) -> Row:

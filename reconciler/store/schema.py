@@ -141,6 +141,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE collection_status ADD COLUMN stamp INTEGER;
     ALTER TABLE collection_status ADD COLUMN halt TEXT;
     """,
+    # 14: a push cut short is resumed, a bounded number of times an attempt (issue 8):
+    # the resumptions so far and when the latest push went out, so that after our
+    # restart the cap holds and a push our restart cut is told from an earlier one's.
+    """
+    ALTER TABLE progress ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE progress ADD COLUMN pushed_at REAL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -114,6 +114,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE collection_status ADD COLUMN stamp BIGINT;
     ALTER TABLE collection_status ADD COLUMN halt TEXT;
     """,
+    # 6 (SQLite's 14): a push's resumptions and when the latest push went out.
+    """
+    ALTER TABLE progress ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE progress ADD COLUMN pushed_at DOUBLE PRECISION;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 EVENTS_CHANNEL = "fota_events"  # NOTIFY channel of `events_appended`

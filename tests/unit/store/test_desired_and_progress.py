@@ -265,3 +265,17 @@ def test_one_status_shows_the_same_devices_in_its_counts_and_rollout_figures(
     assert (status.rollout["failed"], status.rollout["inFlight"]) == (6, 0)
     assert "reason" not in status.rollout and status.rollout["halted"] is False
     reader.close()
+
+
+def test_a_push_s_resumptions_and_its_last_push_come_back_after_a_reopen(
+        store: SqliteStore, state: Path | str, fleet: Any) -> None:
+    store.apply_desired(fleet.snapshot(1))
+    record = DeviceProgress("dev0000", fleet.v2, UpdateState.DOWNLOADING, "resumed",
+                            attempts=1, resumes=2, pushed_at=1234.5)
+    store.put_progress(record)
+    store.close()
+    again = open_store(state)
+    try:
+        assert again.progress("dev0000") == record
+    finally:
+        again.close()
