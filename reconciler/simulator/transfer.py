@@ -4,7 +4,9 @@ Pull: `download()` fetches a coap:// Package URI with Block2 (RFC 7959) from a f
 socket (`pull.BlockClient`; as Zephyr's FOTA client does, so the server must authorise
 by URI, not by address), starting at the device's block size and following a server
 that answers with smaller blocks. Push: `PushReceiver` takes Block1 writes to /5/0/0 in
-order and answers 2.31 Continue until the last block. Faults that bite during transfer
+order and answers 2.31 Continue until the last block; as a conforming device, it keeps a
+partial transfer for a while (a push cut short by loss resumes at the next block) and
+answers 4.08 to a block it cannot continue. Faults that bite during transfer
 (slow link, link lost half way) are applied here. Called by `device`.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -115,20 +118,37 @@ def _failure(code: int) -> UpdateResult:
     return UpdateResult.INVALID_URI if code >> 5 == 4 else UpdateResult.CONNECTION_LOST
 
 
+# How long a partial push is kept after its last block: RFC 7252's EXCHANGE_LIFETIME,
+# longer than a server's retransmissions of one block and its pause before resuming.
+PARTIAL_KEEP = 247.0
+
+
 class PushReceiver:
     """Block1 reassembly of a package written to /5/0/0 (RFC 7959 section 2.5)."""
 
-    def __init__(self, flash_size: int) -> None:
-        self.flash_size = flash_size
+    def __init__(self, flash_size: int, keep: float = PARTIAL_KEEP,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.flash_size, self.keep, self._clock = flash_size, keep, clock
         self.data = bytearray()
         self.active = False
+        self._last = 0.0  # when the partial transfer last grew
 
     def receive(self, num: int, more: bool, szx: int, payload: bytes) -> Code:
-        """Code to answer: CONTINUE (more), CHANGED (complete) or an error code."""
+        """Code to answer: CONTINUE (more), CHANGED (complete) or an error code. A block
+        at or before the next one expected continues the transfer from there (its 2.31
+        may have been lost, or the server resumes); one after it, or with no partial
+        transfer held (none begun, or let go after `keep`), is 4.08."""
+        now, offset = self._clock(), num << (szx + 4)
         if num == 0:
             self.data, self.active = bytearray(), True
-        elif not self.active or num << (szx + 4) != len(self.data):
+        elif not self.active or now - self._last > self.keep:
+            self.data, self.active = bytearray(), False
             return Code.REQUEST_ENTITY_INCOMPLETE
+        elif offset > len(self.data):
+            return Code.REQUEST_ENTITY_INCOMPLETE  # a gap: the blocks before it are missing
+        else:
+            del self.data[offset:]
+        self._last = now
         if more and len(payload) != 1 << (szx + 4):
             return Code.BAD_REQUEST
         self.data += payload

@@ -79,9 +79,14 @@ class FirmwareUpdater:
         if self.fw.delivery == DeliveryMethod.PULL_ONLY:
             return Code.METHOD_NOT_ALLOWED
         num, more, szx = block if block is not None else (0, False, 6)
-        if num == 0 and self.fw.state != FirmwareState.IDLE and not self.push.active:
+        if num == 0 and self.fw.state != FirmwareState.IDLE and not self._pushed():
             return Code.METHOD_NOT_ALLOWED  # a push may restart, nothing else may interrupt
         return self._push_block(num, more, szx, payload)
+
+    def _pushed(self) -> bool:
+        """A push is under way (its partial transfer may have been let go)."""
+        downloading = self.fw.state == FirmwareState.DOWNLOADING and not self.fw.package_uri
+        return self.push.active or downloading
 
     def _push_block(self, num: int, more: bool, szx: int, payload: bytes) -> Code | None:
         if num == 0:
@@ -95,6 +100,8 @@ class FirmwareUpdater:
         code = self.push.receive(num, more, szx, payload)
         if code == CHANGED:
             self._downloaded(bytes(self.push.data))
+        elif code == Code.REQUEST_ENTITY_INCOMPLETE:
+            pass  # the server may still resume at the right block, or start again at 0
         elif not code.is_successful() and code != Code.CONTINUE:
             self.set(FirmwareState.IDLE, UpdateResult.CONNECTION_LOST)
         return code

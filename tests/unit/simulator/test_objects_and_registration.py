@@ -83,6 +83,29 @@ def test_push_blocks_must_arrive_in_order_and_fit_in_flash() -> None:
     assert bytes(receiver.data) == b"tiny"
 
 
+def test_a_push_resumes_at_a_block_already_taken_or_the_next_one() -> None:
+    receiver = PushReceiver(flash_size=100)
+    assert receiver.receive(0, True, 0, b"a" * 16).dotted == "2.31"
+    assert receiver.receive(1, True, 0, b"b" * 16).dotted == "2.31"
+    # the 2.31 of block 1 was lost: the server sends it again, then goes on
+    assert receiver.receive(1, True, 0, b"B" * 16).dotted == "2.31"
+    assert receiver.receive(2, False, 0, b"c" * 4).dotted == "2.04"
+    assert bytes(receiver.data) == b"a" * 16 + b"B" * 16 + b"c" * 4
+
+
+def test_a_partial_push_is_let_go_after_a_while_and_then_answered_4_08() -> None:
+    now = [0.0]
+    receiver = PushReceiver(flash_size=100, keep=10.0, clock=lambda: now[0])
+    assert receiver.receive(0, True, 0, b"a" * 16).dotted == "2.31"
+    now[0] = 9.0
+    assert receiver.receive(1, True, 0, b"b" * 16).dotted == "2.31"  # kept 9 s
+    now[0] = 19.5
+    assert receiver.receive(2, True, 0, b"c" * 16).dotted == "4.08"  # let go after 10 s
+    assert not receiver.active and receiver.data == bytearray()
+    assert receiver.receive(2, True, 0, b"c" * 16).dotted == "4.08"  # nothing to continue
+    assert receiver.receive(0, True, 0, b"a" * 16).dotted == "2.31"  # a new push begins
+
+
 def test_block_sizes_are_powers_of_two_from_16_to_1024() -> None:
     assert [size_exponent(s) for s in (16, 512, 1024)] == [0, 5, 6]
     with pytest.raises(ValueError, match="power of two"):
