@@ -10,6 +10,7 @@ aiocoap resources at /rd), `rd_parsing.py` (pure parsing of Register/Update) and
 the device operations (`DeviceClient`, with `formats.py` negotiation and `observe.py`),
 `coaperrors.py` the translation of aiocoap errors. `firmware.py`, `fastpath.py` (with
 `batchio.py`: recvmmsg/sendmmsg) and `push.py` do block-wise firmware delivery;
+`deliveries.py` and `pushes.py` tell the engine when a package arrived or a push stopped;
 `coapframe.py` is a CoAP frame codec. CoAPs (DTLS-PSK) is `dtls_transport.py` (the
 listener under aiocoap) over the small interface of `dtls_binding.py`, implemented on
 tinydtls by `dtls_tinydtls.py`. The controller composes them; the simulator reuses the

@@ -37,6 +37,7 @@ from reconciler.lwm2m.formats import (
 )
 from reconciler.lwm2m.observe import Observation, follow
 from reconciler.lwm2m.push import push_firmware
+from reconciler.lwm2m.pushes import Pushes
 from reconciler.lwm2m.rd_table import Entry
 from reconciler.model.lwm2m import FW_PACKAGE, Path, Registration
 
@@ -98,6 +99,10 @@ class ServerSide(Protocol):
 
     def delivered(self, endpoint: str) -> None:
         """The device took the last block of a package we pushed (`deliveries.py`)."""
+
+    @property
+    def pushes(self) -> Pushes:
+        """The pushes running and how far each came (`pushes.py`)."""
 
     def departure(self, endpoint: str, remote: object
                   ) -> contextlib.AbstractContextManager[asyncio.Future[None]]:
@@ -190,14 +195,19 @@ class DeviceClient:
         return Observation(path, request, task, first)
 
     @_counted("push")
-    async def push_firmware(self, data: bytes, *, timeout: float) -> None:
+    async def push_firmware(self, data: bytes, *, timeout: float, package: str = "",
+                            resume: bool = False) -> None:
         """Write the package to /5/0/0 block-wise (Block1, opaque); a sleeping queue-mode
-        device is waited for first, within the same `timeout`."""
+        device is waited for first, within the same `timeout`. With `resume`, continue
+        after the last block the device acknowledged in an interrupted push of the same
+        `package` (`pushes.py` records how a push stopped)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         entry = await self._awake_entry(FW_PACKAGE, timeout)
-        await push_firmware(self._server, data, timeout=deadline - loop.time(),
-                            remote=entry.remote)
+        with self._server.pushes.pushing(self.endpoint, package, len(data),
+                                         resume=resume) as transfer:
+            await push_firmware(self._server, data, timeout=deadline - loop.time(),
+                                remote=entry.remote, transfer=transfer)
         self._server.heard(self.endpoint)
         self._server.delivered(self.endpoint)
 

@@ -5,12 +5,19 @@ to 1024 bytes with Block1 (num, more, szx) and Size1 on the first, waits for 2.3
 after each and 2.04 Changed after the last, and follows a device that asks for smaller
 blocks in its 2.31 (the next block number is recomputed from the byte offset). Errors come
 back in our tree: DeviceRequestFailed (an error code), DeviceTimeout, TemporaryError.
-Called by `DeviceClient.push_firmware` with the server's context and the device's remote.
+
+A `Transfer` records how far the device acknowledged: a push cut short by loss resumes
+from it (the device, the server of the Block1 transfer, keeps what it took; RFC 7959
+§2.5). A device that lost it answers the resumed block 4.08 Request Entity Incomplete:
+the push starts again at block 0, and says so. Called by `DeviceClient.push_firmware`
+with the server's context and the device's remote.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiocoap import Message
@@ -21,6 +28,27 @@ from reconciler.errors import DeviceRequestFailed, DeviceTimeout, TemporaryError
 from reconciler.model.lwm2m import FW_PACKAGE, Path
 
 from .firmware import MAX_SZX, OPAQUE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Transfer:
+    """How far one push came: the bytes the device acknowledged with 2.31 (always whole
+    blocks) and the block size in use. Updated as the push goes; read when it stops."""
+
+    size: int  # the package's length
+    szx: int = MAX_SZX
+    offset: int = 0  # bytes acknowledged: the next block starts here
+
+    @property
+    def block(self) -> int:
+        """The next block to send, at the block size in use."""
+        return self.offset >> (self.szx + 4)
+
+    @property
+    def blocks(self) -> int:
+        return -(-self.size // (1 << (self.szx + 4)))
 
 
 class Requester(Protocol):
@@ -38,16 +66,21 @@ async def push_firmware(
     uri: str | None = None,
     path: Path = FW_PACKAGE,
     szx: int = MAX_SZX,
+    transfer: Transfer | None = None,
 ) -> None:
     """Write `data` to `path` on a device reached through `remote` (an aiocoap remote, as a
-    registration holds it) or `uri` ("coap://host:port"), block by block."""
+    registration holds it) or `uri` ("coap://host:port"), block by block. With a
+    `transfer` of an earlier push of the same data, continue where the device left off
+    (its block size wins over `szx`); the transfer follows this push's progress."""
     if (remote is None) == (uri is None):
         raise ValueError("give exactly one of remote or uri")
     if not 0 <= szx <= MAX_SZX:
         raise ValueError(f"szx must be 0..{MAX_SZX}")
+    if transfer is None or transfer.size != len(data):
+        transfer = Transfer(len(data), szx)
     try:
         async with asyncio.timeout(timeout):
-            await _send_blocks(context, data, _target(remote, uri, path), path, szx)
+            await _send_blocks(context, data, _target(remote, uri, path), path, transfer)
     except TimeoutError:
         raise DeviceTimeout(f"{path}: push of {len(data)} bytes not done in {timeout}s") from None
     except coap_error.TimeoutError:
@@ -63,11 +96,12 @@ def _target(remote: Any, uri: str | None, path: Path) -> dict[str, Any]:
 
 
 async def _send_blocks(
-    context: Requester, data: bytes, target: dict[str, Any], path: Path, szx: int
+    context: Requester, data: bytes, target: dict[str, Any], path: Path, transfer: Transfer
 ) -> None:
-    offset, num = 0, 0
     remote = target.pop("remote", None)
+    resumed = transfer.offset > 0
     while True:
+        offset, szx, num = transfer.offset, transfer.szx, transfer.block
         chunk = data[offset : offset + (1 << (szx + 4))]
         more = offset + len(chunk) < len(data)
         message = Message(code=Code.PUT, payload=chunk, content_format=OPAQUE, **target)
@@ -77,12 +111,20 @@ async def _send_blocks(
         if remote is not None:
             message.remote = remote
         response = await context.request(message, handle_blockwise=False).response
+        if resumed and response.code == Code.REQUEST_ENTITY_INCOMPLETE:
+            # The device no longer holds the blocks it acknowledged (it restarted, or
+            # let the partial transfer go): the whole package again, from block 0.
+            log.info("%s: the device lost the partial push at block %d of %d (4.08); "
+                     "starting again at block 0", path, num, transfer.blocks)
+            resumed, transfer.offset = False, 0
+            continue
+        resumed = False
         _check(response, path, more)
         if not more:
+            transfer.offset = len(data)
             return
-        offset += len(chunk)
-        szx = _next_szx(response, szx)
-        num = offset >> (szx + 4)
+        transfer.szx = _next_szx(response, szx)
+        transfer.offset = offset + len(chunk)
 
 
 def _check(response: Any, path: Path, more: bool) -> None:

@@ -36,6 +36,7 @@ from reconciler.lwm2m.fastpath import FastPath, install_fast_path
 from reconciler.lwm2m.firmware import OFFER_LIFETIME, FirmwareRepository
 from reconciler.lwm2m.hardening import DedupCache, harden, harden_sessions
 from reconciler.lwm2m.logbudget import LogBudget, guard
+from reconciler.lwm2m.pushes import Pushes
 from reconciler.lwm2m.queue import DEFAULT_AWAKE_SECONDS, QueueMode
 from reconciler.lwm2m.rd_resources import (
     EntryResource,
@@ -189,6 +190,7 @@ class Lwm2mServer:
         # when each device's package was last delivered (`deliveries.py`)
         self.deliveries = Deliveries(clock)
         self.firmware.on_final_block = self.deliveries.delivered
+        self.pushes = Pushes(clock)  # pushes running, and how far each came (`pushes.py`)
 
     async def start(self, *, restoring: bool = False) -> None:
         """Bind and serve. `restoring`: Register, Update and Send wait until `restore`
@@ -549,6 +551,7 @@ class Lwm2mServer:
             self._queue.wake(endpoint)
         else:
             self._queue.forget(endpoint)
+            self.pushes.forget(endpoint)  # gone; a device that comes back starts over
         event = RegistrationEvent(kind, entry.registration, at=self._clock())
         self._addresses.track(event)
         for subscriber in list(self._subscribers):

@@ -14,7 +14,7 @@ from aiocoap import GET, Context, Message, resource
 from aiocoap.numbers.codes import Code
 
 from reconciler.errors import DeviceRequestFailed, DeviceTimeout
-from reconciler.lwm2m.push import push_firmware
+from reconciler.lwm2m.push import Transfer, push_firmware
 
 from .conftest import socket_port
 
@@ -25,6 +25,8 @@ class PackageResource(resource.Resource):  # type: ignore[misc]
 
     wanted_szx: int = 6
     refuse_with: Code | None = None
+    lost_partial: bool = False  # answers the next block after 0 with 4.08, once
+    refuse_after: int | None = None  # from this block on, no answer
     stored: bytearray = field(default_factory=bytearray)
     blocks: list[tuple[int, bool, int]] = field(default_factory=list)
     size1: int | None = None
@@ -44,6 +46,11 @@ class PackageResource(resource.Resource):  # type: ignore[misc]
         assert request.opt.content_format == 42
         num, more, szx = request.opt.block1
         self.blocks.append((num, more, szx))
+        if self.refuse_after is not None and num >= self.refuse_after:
+            await asyncio.sleep(60)  # never answers: the client gives up first
+        if self.lost_partial and num > 0:
+            self.lost_partial = False
+            return Message(code=Code.REQUEST_ENTITY_INCOMPLETE)
         self.size1 = self.size1 or request.opt.size1
         offset = num << (szx + 4)
         self.stored[offset : offset + len(request.payload)] = request.payload
@@ -118,3 +125,40 @@ async def test_exactly_one_way_to_reach_the_device_is_required(client: Any) -> N
     with pytest.raises(ValueError, match="szx"):
         await push_firmware(client, b"x", uri="coap://127.0.0.1:9", timeout=1, szx=7)
     await asyncio.sleep(0)
+
+
+async def test_a_transfer_of_an_earlier_push_continues_after_its_last_acknowledged_block(
+    device: Device, client: Any
+) -> None:
+    image = os.urandom(5000)
+    device.package.stored[:2048] = image[:2048]  # what the device acknowledged before
+    transfer = Transfer(len(image), szx=6, offset=2048)
+    await push_firmware(client, image, uri=device.uri, timeout=10, transfer=transfer)
+    assert [b[0] for b in device.package.blocks] == [2, 3, 4]  # blocks 0 and 1 not again
+    assert bytes(device.package.stored) == image
+    assert transfer.offset == len(image)
+
+
+async def test_a_device_that_lost_the_partial_transfer_gets_it_all_from_block_0(
+    device: Device, client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    device.package.lost_partial = True
+    image = os.urandom(3000)
+    transfer = Transfer(len(image), szx=6, offset=1024)
+    with caplog.at_level("INFO", logger="reconciler.lwm2m.push"):
+        await push_firmware(client, image, uri=device.uri, timeout=10, transfer=transfer)
+    assert [b[0] for b in device.package.blocks] == [1, 0, 1, 2]
+    assert bytes(device.package.stored) == image
+    assert "lost the partial push at block 1 of 3 (4.08); starting again at block 0" in (
+        caplog.text)
+
+
+async def test_a_stopped_push_leaves_how_far_the_device_acknowledged(
+    device: Device, client: Any
+) -> None:
+    device.package.refuse_after = 2  # silent from block 2 on
+    transfer = Transfer(5000)
+    with pytest.raises(DeviceTimeout):
+        await push_firmware(client, os.urandom(5000), uri=device.uri, timeout=0.5,
+                            transfer=transfer)
+    assert (transfer.block, transfer.blocks, transfer.offset) == (2, 5, 2048)
