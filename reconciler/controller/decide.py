@@ -274,6 +274,8 @@ class Decider:
             can_observe=reg is None or self.watches.can_observe(reg),
             server_started=self._started,
             delivered_at=self.server.deliveries.at(device.endpoint),
+            pushing=self.server.pushes.running(device.endpoint),
+            push_stop=self.server.pushes.stop(device.endpoint),
         )
         collection = self.desired.collections.get(device.collection_id)
         now, wave, gate = self.clock(), 0, OPEN

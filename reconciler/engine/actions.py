@@ -56,11 +56,14 @@ class WriteUri:
 
 @dataclass(frozen=True, slots=True)
 class PushPackage:
-    """Write the image block-wise to /5/0/0 (push only devices); `timeout` in seconds."""
+    """Write the image block-wise to /5/0/0 (push only devices); `timeout` in seconds.
+    `resume`: continue an interrupted push after the last block the device acknowledged
+    (from block 0 when none is known)."""
 
     image_id: str
     attempt: int
     timeout: float
+    resume: bool = False
 
 
 @dataclass(frozen=True, slots=True)

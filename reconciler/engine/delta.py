@@ -19,7 +19,7 @@ from reconciler.model.desired import (
     Management,
 )
 from reconciler.model.lwm2m import Registration
-from reconciler.model.observed import DeviceReport
+from reconciler.model.observed import DeviceReport, PushStop
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,10 @@ class Delta:
     # a pull served, a push's last block taken; None: not in this registration): from
     # then on the device has what it needs to report Downloaded.
     delivered_at: float | None = None
+    # Push delivery: a push to the device runs now, and how its latest push ended early
+    # (None: none did since this server started, or the push went on since).
+    pushing: bool = False
+    push_stop: PushStop | None = None
 
     @property
     def managed(self) -> bool:
@@ -82,6 +86,8 @@ def diff(
     can_observe: bool = True,
     server_started: float = 0.0,
     delivered_at: float | None = None,
+    pushing: bool = False,
+    push_stop: PushStop | None = None,
 ) -> Delta:
     """Join desired and observed facts about one device; never raises for unknown ids."""
     device = desired.devices.get(device_id)
@@ -113,4 +119,6 @@ def diff(
         drift_policy=collection.drift_policy if collection else DriftPolicy.CORRECT,
         retry=desired.retry_of(device) if device else 0,
         delivered_at=delivered_at,
+        pushing=pushing,
+        push_stop=push_stop,
     )

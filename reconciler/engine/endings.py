@@ -1,5 +1,6 @@
-"""How an attempt ends when it does not succeed: an Update Result failure (`fail`) or a
-deadline (`timed_out`). Retried with backoff while the per-device, per-target budget
+"""How an attempt ends when it does not succeed: an Update Result failure (`fail`), a
+failure the engine saw itself (`failed`: a push that kept being cut) or a deadline
+(`timed_out`). Retried with backoff while the per-device, per-target budget
 lasts, terminal otherwise. Called by the phases and by `machine` (device gone away).
 """
 
@@ -43,6 +44,20 @@ def fail(ctx: Ctx, record: DeviceProgress, outcome: Outcome, text: str) -> Decis
     why = "no retries left" if retry else "not retried for this image"
     msg = f"{text} (Update Result {code}); {why}"
     return moved(ctx, record, S.UPDATE_FAILED, msg, (), deadline=None, next_attempt_at=None)
+
+
+def failed(ctx: Ctx, record: DeviceProgress, text: str) -> Decision:
+    """An attempt that failed with no Update Result to blame: retried with backoff while
+    the budget lasts (one retry spent), terminal otherwise."""
+    if record.retries_left <= 0:
+        msg = f"{text}; no retries left after {record.attempts} attempts"
+        return moved(ctx, record, S.UPDATE_FAILED, msg, (), deadline=None,
+                     next_attempt_at=None)
+    delay = ctx.config.backoff(record.attempts)
+    msg = f"attempt {record.attempts} failed: {text}; retry scheduled"
+    return moved(ctx, record, S.PENDING, msg, wait(record, msg, ctx.now + delay).actions,
+                 retries_left=record.retries_left - 1, next_attempt_at=ctx.now + delay,
+                 deadline=None)
 
 
 def timed_out(ctx: Ctx, record: DeviceProgress, text: str) -> Decision:

@@ -122,7 +122,8 @@ def _retried(ctx: Ctx, progress: DeviceProgress) -> tuple[
     record = progress.evolve(
         state=S.PENDING, message=message, retries_left=ctx.config.max_retries,
         retry=ctx.delta.retry, updated_at=ctx.now, phase_started_at=None, deadline=None,
-        next_attempt_at=None, executed_at=None, resets=0, probes=0, executes=0)
+        next_attempt_at=None, executed_at=None, resets=0, probes=0, executes=0, resumes=0,
+        pushed_at=None)
     return record, (ctx.event(f"{progress.state.value} -> {S.PENDING.value}: {message}"),)
 
 

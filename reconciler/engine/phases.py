@@ -1,5 +1,6 @@
 """The first two active phases of an update: starting an attempt (with the bounded reset
-of a busy Object 5) and downloading. Installing is `install.py`.
+of a busy Object 5) and downloading (a push cut short is resumed by `pushing.py`).
+Installing is `install.py`.
 
 Each takes the decision context and the progress record and returns a `Decision`;
 `decide()` picks the phase from the record's state (`machine.PHASE`). Failures and
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from reconciler.engine import install, windowed
+from reconciler.engine import install, pushing, windowed
 from reconciler.engine.actions import (
     Action,
     CancelDownload,
@@ -120,6 +121,7 @@ def _begin(ctx: Ctx, record: DeviceProgress) -> Decision:
         ctx, record, S.INITIALIZING, message, (delivery, *observe),
         attempts=attempt, phase_started_at=ctx.now, resets=0, probes=0, executes=0,
         deadline=ctx.now + budget, next_attempt_at=None, executed_at=None,
+        resumes=0, pushed_at=ctx.now if push else None,
     )
 
 
@@ -139,6 +141,8 @@ def downloading(ctx: Ctx, record: DeviceProgress) -> Decision:
     deadline = phase_deadline(ctx, record)
     if deadline is not None and ctx.now >= deadline:
         return timed_out(ctx, record, "download did not finish before its deadline")
+    if (resumed := pushing.resume(ctx, record)) is not None:
+        return resumed  # a push cut short: resumed soon, not at the deadline
     return Decision(_poll(ctx, record), record)
 
 

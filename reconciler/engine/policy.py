@@ -41,6 +41,11 @@ class EngineConfig:
     max_executes: int = 3
     # A download our own restart broke is started again after this, without a retry.
     restart_retry_delay: float = 1.0
+    # A push cut short by loss or silence is resumed push_resume_delay after it stopped,
+    # doubled for each further resumption, at most max_push_resumes times an attempt (all
+    # within the download deadline); never a retry (`engine.pushing`).
+    push_resume_delay: float = 1.0
+    max_push_resumes: int = 5
 
     def download_deadline(self, image: FirmwareImage) -> float:
         blocks = math.ceil(max(image.length, 1) / self.block_size)
@@ -49,6 +54,10 @@ class EngineConfig:
     def reset_wait(self, resets: int) -> float:
         """How long to give the device after its `resets`-th reset (1-based)."""
         return float(self.reset_delay * 2 ** max(resets - 1, 0))
+
+    def push_resume_wait(self, resume: int) -> float:
+        """Seconds from a push's stop to its `resume`-th resumption (1-based)."""
+        return float(self.push_resume_delay * 2 ** max(resume - 1, 0))
 
     def probe_wait(self, probe: int) -> float:
         """Seconds from the Execute to the `probe`-th Probe (1-based): d, 3d, 7d, ..."""

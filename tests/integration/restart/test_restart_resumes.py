@@ -15,7 +15,7 @@ import pytest
 from controller_harness import SIM_TIMING, DesiredRepo, specs
 from serve_process import fota_serve, free_udp_port, until_all_current
 
-from reconciler.model.lwm2m import FW_STATE, FirmwareState
+from reconciler.model.lwm2m import FW_STATE, DeliveryMethod, FirmwareState
 from reconciler.simulator import DeviceSpec, Fault, Fleet
 from reconciler.store import open_reader
 
@@ -149,3 +149,33 @@ async def test_kill_9_after_executed_at_is_persisted_but_before_execute_arrives(
     finally:
         await fleet.stop(deregister=False)  # the server is gone: De-registering only waits out
         # Timing.deregister_timeout (3 s) for nothing
+
+
+async def test_kill_9_mid_push_pushes_again_at_once_without_a_retry_spent(
+        tmp_path: Path) -> None:
+    """A push-only device (/5/0/9 = 1) holds half a push when the server is killed. The
+    restarted server finds it Downloading with no push running and no stop recorded (both
+    lived in the dead process): it pushes again at once (from block 0: where the device
+    was went with the process), not after the download deadline (10 minutes here)."""
+    repo = DesiredRepo(tmp_path / "repo", count=1, image_size=1 << 20)  # 1,025 blocks
+    state, port = tmp_path / "s.db", free_udp_port()
+    devices = [replace(s, delivery=DeliveryMethod.PUSH_ONLY) for s in _specs(1)]
+    fleet = Fleet(f"coap://127.0.0.1:{port}", devices, timing=QUIET)
+    env = {"FOTA_MIN_DOWNLOAD_TIME": "600", "FOTA_POLL_INTERVAL": "120"}
+    try:
+        async with fota_serve(repo.root, state, port, env) as first:
+            await fleet.start(wait_registered=True, timeout=60)
+            repo.set_target("2.0")
+            await fleet.wait_all(lambda d: d.state is FirmwareState.DOWNLOADING, timeout=60)
+            first.kill()
+        assert all(d.state is FirmwareState.DOWNLOADING for d in fleet.devices())
+        async with fota_serve(repo.root, state, port, env):
+            started = asyncio.get_running_loop().time()
+            await fleet.wait_all(lambda d: d.version == "2.0", timeout=120)
+            took = asyncio.get_running_loop().time() - started
+            await until_all_current(state, 1, timeout=60)
+        assert took < 120  # the deadline (600 s) was not waited for
+        assert [(d.downloads, d.executes) for d in fleet.devices()] == [(1, 1)]
+        assert _progress(state) == [("Current", 1, 2)]  # FAST: max_retries 2
+    finally:
+        await fleet.stop(deregister=False)

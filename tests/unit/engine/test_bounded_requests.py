@@ -5,7 +5,9 @@ or not), any Update Result, any version, a CoAP error, or silence (the request t
 out); an Execute may make it register again. The real `decide()` runs in a model of the
 controller's loop (the executor's requests per action, the work queue's step cap,
 requeue floor, error backoff and resync, all with their real values and the engine's
-default timings) on an injected clock. No device ever gets more than 60 requests in any
+default timings) on an injected clock. A device may take its package by push (/5/0/9 = 1):
+a push it does not answer stops (as the LwM2M layer records it) and the engine resumes
+it. No device ever gets more than 60 requests in any
 minute, and each ends Current, terminal, or waiting with a time to look again.
 """
 
@@ -22,14 +24,15 @@ from reconciler.controller.config import ControllerConfig
 from reconciler.controller.core import MAX_STEPS, MIN_REQUEUE, STEP_CAP_DELAY
 from reconciler.engine import DEFAULT_CONFIG, Decision, decide, diff
 from reconciler.engine import actions as act
-from reconciler.model.lwm2m import FirmwareState, UpdateResult
-from reconciler.model.observed import DeviceProgress, DeviceReport
+from reconciler.model.lwm2m import DeliveryMethod, FirmwareState, UpdateResult
+from reconciler.model.observed import DeviceProgress, DeviceReport, PushStop
 from reconciler.model.status import UpdateState
 
 LOOP = ControllerConfig()
 LATENCY = 0.02  # an answered request
 HORIZON = 3 * 3600.0  # long enough for every retry, backoff and timeout to run out
 LIMIT = 60  # requests per device in any minute
+MAX_TRANSMIT_WAIT = 93.0  # RFC 7252: the longest a block's exchange waits for an answer
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,10 @@ class Device:
     sent: list[float] = field(default_factory=list)  # when each request reached it
     looks: list[float] = field(default_factory=list)  # when the controller reconciled it
     registered_at: float = T0
+    push: bool = False  # /5/0/9 = 1: the package is pushed to it
+    # Never answers a push, which stops after this many seconds (None: as scripted)
+    push_patience: float | None = None
+    pushes: list[int] = field(default_factory=list)  # the attempt of each push
 
     def answer(self, now: float) -> Answer:
         self.sent.append(now)
@@ -79,6 +86,7 @@ class Loop:
     # The server's word that the package went out: set the moment a URI write or a push
     # succeeds (the earliest the engine's checks after a delivery could start)
     delivered_at: float | None = None
+    push_stop: PushStop | None = None  # how the latest push stopped (`lwm2m.pushes`)
 
     def request(self, timeout: float = LOOP.request_timeout) -> Answer:
         answer = self.device.answer(self.now)
@@ -96,6 +104,8 @@ class Loop:
                      UpdateResult(v) if k == "update_result" else v)
                  for k, v in values.items() if isinstance(v, int | str)}
         base = self.report or DeviceReport("ep-1")
+        if self.device.push:
+            typed["delivery_method"] = DeliveryMethod.PUSH_ONLY
         self.report = base.with_values(reported_at=self.now, **typed)
 
     def read_state(self) -> None:
@@ -148,21 +158,39 @@ class Loop:
                 self.device.registered_at = self.now
                 self.observing, self.can_observe = False, True
                 self.delivered_at = None  # the server forgets it with the registration
-        elif isinstance(action, act.WriteUri | act.PushPackage | act.CancelDownload):
-            timeout = action.timeout if isinstance(action, act.PushPackage) else None
-            if self.request(timeout or LOOP.request_timeout).kind != "ok":
+        elif isinstance(action, act.PushPackage):
+            self.push(action)
+        elif isinstance(action, act.WriteUri | act.CancelDownload):
+            if self.request().kind != "ok":
                 raise Failed("write failed")
             if not isinstance(action, act.CancelDownload):
                 self.delivered_at = self.now
         else:
             assert isinstance(action, act.Wait | act.NoOp)
 
+    def push(self, action: act.PushPackage) -> None:
+        """Executor._push: silence stops the push (recorded, not raised), an error code
+        fails the reconcile, an answer delivers the package."""
+        self.device.pushes.append(action.attempt)
+        patience = self.device.push_patience
+        answer = self.request(min(action.timeout, patience or MAX_TRANSMIT_WAIT))
+        if patience is not None:
+            self.now += min(action.timeout, patience) - LATENCY
+            answer = Answer("silent")
+        if answer.kind == "silent":
+            self.push_stop = PushStop(self.now, 0, 1, "the device stopped answering")
+        elif answer.kind == "error":
+            raise Failed("push refused")
+        else:
+            self.delivered_at = self.now
+
     def reconcile(self) -> float | None:
         """Controller.reconcile_device: seconds until the next look (None: a trigger)."""
         for _ in range(MAX_STEPS):
             delta = diff(one_device(), "d1", self.report, registration(self.device.registered_at),
                          observing=self.observing, can_observe=self.can_observe,
-                         server_started=T0 - 1, delivered_at=self.delivered_at)
+                         server_started=T0 - 1, delivered_at=self.delivered_at,
+                         push_stop=self.push_stop)
             self.last = decide(delta, self.progress, self.now, config=DEFAULT_CONFIG)
             self.progress = self.last.progress
             if self.last.settled:
@@ -205,11 +233,11 @@ def busiest_minute(times: list[float]) -> int:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(ANSWERS, min_size=1, max_size=10))
+@given(st.lists(ANSWERS, min_size=1, max_size=10), st.booleans())
 def test_no_scripted_device_gets_more_than_60_requests_a_minute_and_each_one_ends(
-    script: list[Answer],
+    script: list[Answer], push: bool,
 ) -> None:
-    device = Device(script)
+    device = Device(script, push=push)
     loop, backing_off = drive(device)
     assert busiest_minute(device.sent) <= LIMIT
     assert busiest_minute(device.looks) <= LIMIT  # no decision loop without requests either
@@ -228,3 +256,17 @@ def test_the_skeleton_object_5_ends_failed_and_a_silent_device_is_asked_rarely()
     silent = Device([Answer("silent")])
     drive(silent)
     assert busiest_minute(silent.sent) <= 3
+
+
+def test_a_push_the_device_never_answers_is_resumed_a_bounded_number_of_times() -> None:
+    cut = Device([Answer("ok", fw=0)], push=True, push_patience=1.0)  # a lost link
+    loop, _ = drive(cut)
+    assert loop.progress is not None and loop.progress.state is UpdateState.UPDATE_FAILED
+    assert loop.progress.message == ("the push stopped at block 0 of 1 after 6 "
+                                     "interruptions; no retries left after 4 attempts")
+    assert [cut.pushes.count(n) for n in range(1, 5)] == [6, 6, 6, 6]
+    silent = Device([Answer("ok", fw=0)], push=True, push_patience=MAX_TRANSMIT_WAIT)
+    loop, _ = drive(silent)  # each stop after 93 s: the download deadline comes first
+    assert loop.progress is not None and loop.progress.state is UpdateState.UPDATE_FAILED
+    assert loop.progress.message.startswith("download did not finish before its deadline")
+    assert all(silent.pushes.count(n) == 2 for n in range(1, 5)), silent.pushes

@@ -1,0 +1,70 @@
+"""Resuming a push that loss, silence or our own restart cut short (push delivery:
+/5/0/9 = 1), instead of waiting out the download deadline.
+
+The LwM2M layer records how a push ended early (`Delta.push_stop`: when, at which
+block). A push our restart cut leaves no such record, only a `pushed_at` older than this
+server. Either way the engine asks for the push again (`PushPackage(resume=True)`): after
+a stop, `push_resume_delay` later, doubled for each further resumption; after our
+restart, at once. The wire layer continues after the last block the device acknowledged
+(from block 0 when it knows none, as after our restart, or when the device lost its
+partial transfer). Bounded: at most `max_push_resumes` resumptions an attempt, all within
+the phase deadline; one more stop ends the attempt as a failed download does (a retry
+spent, saying where it stopped). A resumption is never a retry and never counts toward
+the failure threshold: loss is neither the device's fault nor the image's, and a restart
+of ours even less. Called by `phases.downloading`.
+"""
+
+from __future__ import annotations
+
+from reconciler.engine.actions import PushPackage
+from reconciler.engine.decision import Ctx, Decision, wait
+from reconciler.engine.endings import failed, phase_deadline
+from reconciler.model.lwm2m import DeliveryMethod
+from reconciler.model.observed import DeviceProgress, PushStop
+
+
+def resume(ctx: Ctx, record: DeviceProgress) -> Decision | None:
+    """The next step of an interrupted push; None when there is none (not a push, one
+    runs, the package arrived, or it ended in a way resuming cannot help)."""
+    if ctx.report.delivery_method is not DeliveryMethod.PUSH_ONLY or ctx.delta.pushing:
+        return None
+    pushed = record.pushed_at if record.pushed_at is not None else record.phase_started_at
+    if pushed is None:
+        return None
+    delivered = ctx.delta.delivered_at
+    if delivered is not None and delivered >= pushed:
+        return None
+    stop = ctx.delta.push_stop
+    if stop is not None and stop.at >= pushed:
+        return _after_stop(ctx, record, stop)
+    if pushed < ctx.delta.server_started:
+        return _push(ctx, record, record.resumes,
+                     f"attempt {record.attempts}: the push was cut by our restart; pushing "
+                     f"again (no retry spent)")
+    return None
+
+
+def _after_stop(ctx: Ctx, record: DeviceProgress, stop: PushStop) -> Decision:
+    where = f"block {stop.block} of {stop.blocks}"
+    interruptions = record.resumes + 1
+    if record.resumes >= ctx.config.max_push_resumes:
+        return failed(ctx, record, f"the push stopped at {where} after {interruptions} "
+                                   f"interruption{'s' if interruptions > 1 else ''}")
+    due = stop.at + ctx.config.push_resume_wait(interruptions)
+    if ctx.now < due:
+        deadline = phase_deadline(ctx, record)
+        return wait(record, f"the push stopped at {where}; resuming it",
+                    due if deadline is None else min(due, deadline))
+    return _push(ctx, record, interruptions,
+                 f"attempt {record.attempts}: resuming the push at {where} (interruption "
+                 f"{interruptions} of at most {ctx.config.max_push_resumes + 1})")
+
+
+def _push(ctx: Ctx, record: DeviceProgress, resumes: int, message: str) -> Decision:
+    deadline = phase_deadline(ctx, record)
+    budget = (ctx.config.download_deadline(ctx.target) if deadline is None
+              else deadline - ctx.now)
+    action = PushPackage(ctx.target.image_id, record.attempts, budget, resume=True)
+    new = record.evolve(resumes=resumes, pushed_at=ctx.now, message=message,
+                        updated_at=ctx.now)
+    return Decision((action,), new, (ctx.event(message, "action"),))
