@@ -41,11 +41,10 @@ class EngineConfig:
     max_executes: int = 3
     # A download our own restart broke is started again after this, without a retry.
     restart_retry_delay: float = 1.0
-    # A push cut short by loss or silence is resumed push_resume_delay after it stopped,
-    # doubled for each further resumption, at most max_push_resumes times an attempt (all
-    # within the download deadline); never a retry (`engine.pushing`).
-    push_resume_delay: float = 1.0
-    max_push_resumes: int = 5
+    # A push cut short by loss or silence resumes after the last block the device
+    # acknowledged, never spending a retry (`engine.pushing`).
+    push_resume_delay: float = 1.0  # seconds from a push's stop to its resumption, doubling
+    max_push_resumes: int = 5  # resumptions an attempt (in its deadline); one more stop fails it
 
     def download_deadline(self, image: FirmwareImage) -> float:
         blocks = math.ceil(max(image.length, 1) / self.block_size)
