@@ -84,6 +84,7 @@ class Controller:
         server.subscribe_send(self.on_send)  # for the server's life, as the controller's
         # a package delivered: the device should say Downloaded; look (engine: when)
         server.deliveries.subscribe(self._on_delivered)
+        server.pushes.subscribe(self._on_delivered)  # a push ended: delivered or stopped
         self.restart = RestartRecords(store, server)
         server.subscribe_offers(self.restart.on_offer)  # recorded before a URI goes out
         server.subscribe_offer_expiry(self.restart.on_offers_expired)  # batched, flushed

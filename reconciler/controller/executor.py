@@ -4,8 +4,8 @@ The controller persists the decision's progress record first and then hands each
 `Executor.run`; results flow back only as observed state (reports in the store, Observe
 notifications), never as return values, so the next `decide()` decides from the store
 alone. A transport error right after Execute is expected (the device reboots) and is
-swallowed, as is a push cut short (the server records where it stopped, and the engine
-resumes it); other errors propagate as the error tree's kinds for the work queue.
+swallowed; a push is only started (the server runs it and records how it ended, which
+the engine reads); other errors propagate as the error tree's kinds for the work queue.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from reconciler.controller.watches import Watches
 from reconciler.engine import actions as act
 from reconciler.errors import DeviceRequestFailed, TemporaryError, WaitingError
 from reconciler.lwm2m.codecs import Value
-from reconciler.lwm2m.pushes import INTERRUPTIONS
 from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import Device
 from reconciler.model.lwm2m import (
@@ -121,21 +120,13 @@ class Executor:
                  action.attempt, len(data))
 
     async def _push(self, device: Device, action: act.PushPackage) -> None:
+        """Start the push and return: it runs as the server's operation, not this
+        worker's, and its end comes back as observed state (a delivery or a stop)."""
         data = await self._images(action.image_id)
-        client = self._server.client(device.endpoint)
-        try:
-            await client.push_firmware(data, timeout=action.timeout, package=action.image_id,
-                                       resume=action.resume)
-        except INTERRUPTIONS as exc:
-            # Observed state, not an error of this reconcile: the server recorded where
-            # the push stopped (`lwm2m.pushes`), and the engine resumes it after a delay.
-            stop = self._server.pushes.stop(device.endpoint)
-            log.info("%s: attempt %d: the push stopped at block %s of %s (%s: %s)",
-                     device.device_id, action.attempt, stop.block if stop else "?",
-                     stop.blocks if stop else "?", type(exc).__name__, exc)
-            return
-        log.info("%s: attempt %d: pushed %d bytes to /5/0/0", device.device_id,
-                 action.attempt, len(data))
+        self._server.client(device.endpoint).start_push(
+            data, timeout=action.timeout, package=action.image_id, resume=action.resume)
+        log.info("%s: attempt %d: %s %d bytes to /5/0/0", device.device_id, action.attempt,
+                 "resuming the push of" if action.resume else "pushing", len(data))
 
     async def _execute(self, device: Device) -> None:
         client = self._server.client(device.endpoint)

@@ -1,5 +1,8 @@
-"""Resuming a push that loss, silence or our own restart cut short (push delivery:
-/5/0/9 = 1), instead of waiting out the download deadline.
+"""Following a push (push delivery: /5/0/9 = 1) and resuming one that loss, silence or
+our own restart cut short, instead of waiting out the download deadline.
+
+A push runs as the LwM2M layer's operation (`Delta.pushing`): the engine waits for its
+end, which comes as a trigger, and sends nothing meanwhile.
 
 The LwM2M layer records how a push ended early (`Delta.push_stop`: when, at which
 block). A push our restart cut leaves no such record, only a `pushed_at` older than this
@@ -9,7 +12,8 @@ restart, at once. The wire layer continues after the last block the device ackno
 (from block 0 when it knows none, as after our restart, or when the device lost its
 partial transfer). Bounded: at most `max_push_resumes` resumptions an attempt, all within
 the phase deadline; one more stop ends the attempt as a failed download does (a retry
-spent, saying where it stopped). A resumption is never a retry and never counts toward
+spent, saying where it stopped), as does a push the device refused (an error code). A
+resumption is never a retry and never counts toward
 the failure threshold: loss is neither the device's fault nor the image's, and a restart
 of ours even less. Called by `phases.downloading`.
 """
@@ -24,10 +28,13 @@ from reconciler.model.observed import DeviceProgress, PushStop
 
 
 def resume(ctx: Ctx, record: DeviceProgress) -> Decision | None:
-    """The next step of an interrupted push; None when there is none (not a push, one
-    runs, the package arrived, or it ended in a way resuming cannot help)."""
-    if ctx.report.delivery_method is not DeliveryMethod.PUSH_ONLY or ctx.delta.pushing:
+    """The next step of a push: waiting while it runs, resuming it when it was cut
+    short; None when there is none (not a push, the package arrived, or it ended in a
+    way resuming cannot help)."""
+    if ctx.report.delivery_method is not DeliveryMethod.PUSH_ONLY:
         return None
+    if ctx.delta.pushing:  # its end is a trigger (a delivery or a stop): no polling
+        return wait(record, "pushing the package", phase_deadline(ctx, record))
     pushed = record.pushed_at if record.pushed_at is not None else record.phase_started_at
     if pushed is None:
         return None
@@ -46,6 +53,8 @@ def resume(ctx: Ctx, record: DeviceProgress) -> Decision | None:
 
 def _after_stop(ctx: Ctx, record: DeviceProgress, stop: PushStop) -> Decision:
     where = f"block {stop.block} of {stop.blocks}"
+    if stop.refused:
+        return failed(ctx, record, f"the device refused the push at {where}: {stop.reason}")
     interruptions = record.resumes + 1
     if record.resumes >= ctx.config.max_push_resumes:
         return failed(ctx, record, f"the push stopped at {where} after {interruptions} "

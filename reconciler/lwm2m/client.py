@@ -37,7 +37,7 @@ from reconciler.lwm2m.formats import (
 )
 from reconciler.lwm2m.observe import Observation, follow
 from reconciler.lwm2m.push import push_firmware
-from reconciler.lwm2m.pushes import Pushes
+from reconciler.lwm2m.pushes import Pushes, detached
 from reconciler.lwm2m.rd_table import Entry
 from reconciler.model.lwm2m import FW_PACKAGE, Path, Registration
 
@@ -194,18 +194,36 @@ class DeviceClient:
         self._server.keep(task)
         return Observation(path, request, task, first)
 
-    @_counted("push")
     async def push_firmware(self, data: bytes, *, timeout: float, package: str = "",
                             resume: bool = False) -> None:
         """Write the package to /5/0/0 block-wise (Block1, opaque); a sleeping queue-mode
         device is waited for first, within the same `timeout`. With `resume`, continue
         after the last block the device acknowledged in an interrupted push of the same
         `package` (`pushes.py` records how a push stopped)."""
+        await self._push(data, asyncio.get_running_loop().time() + timeout, package, resume,
+                         reserved=False)
+
+    def start_push(self, data: bytes, *, timeout: float, package: str = "",
+                   resume: bool = False) -> None:
+        """`push_firmware` as an operation of the server's (`pushes.detached`): reserved
+        now, sent from its own task once one of the server's push slots is free, and
+        returns at once. How it ends is observed state (a delivery or a `PushStop`);
+        TemporaryError now when a push to this device is still running."""
+        pushes = self._server.pushes
+        pushes.reserve(self.endpoint)
+        deadline = asyncio.get_running_loop().time() + timeout
+        task = asyncio.create_task(detached(pushes, self.endpoint, functools.partial(
+            self._push, data, deadline, package, resume, reserved=True)),
+            name=f"push {self.endpoint}")
+        self._server.keep(task)
+
+    @_counted("push")
+    async def _push(self, data: bytes, deadline: float, package: str, resume: bool, *,
+                    reserved: bool) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        entry = await self._awake_entry(FW_PACKAGE, timeout)
-        with self._server.pushes.pushing(self.endpoint, package, len(data),
-                                         resume=resume) as transfer:
+        entry = await self._awake_entry(FW_PACKAGE, deadline - loop.time())
+        with self._server.pushes.pushing(self.endpoint, package, len(data), resume=resume,
+                                         reserved=reserved) as transfer:
             await push_firmware(self._server, data, timeout=deadline - loop.time(),
                                 remote=entry.remote, transfer=transfer)
         self._server.heard(self.endpoint)

@@ -11,24 +11,33 @@ A push the device refused (an error code) or that was cancelled leaves nothing t
 
 One entry per endpoint that a push went to, dropped when the endpoint de-registers or
 expires: bounded by the devices of the desired state, the only ones pushed to.
-Subscribers (the controller, which looks at the device) hear of every stop. Fed by
-`DeviceClient.push_firmware`; owned by `Lwm2mServer`.
+A push is a tracked operation of this layer, not of a reconcile worker: the executor
+starts it (`DeviceClient.start_push`, which reserves the endpoint at once so the engine
+sees it running) and returns; `detached` runs it in its own task once one of `limit`
+slots is free (the rest wait their turn in order), and how it ends is observed state: a
+delivery (`deliveries.py`), a stop (loss, silence, or refused: `PushStop.refused`), or
+neither (the device went to sleep or away). Subscribers (the controller, which looks at
+the device) hear of every end. Owned by `Lwm2mServer`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
-from reconciler.errors import DeviceMoved, TemporaryError
+from reconciler.errors import DeviceMoved, DeviceRequestFailed, TemporaryError, WaitingError
 from reconciler.lwm2m.push import Transfer
 from reconciler.model.observed import PushStop
 
 log = logging.getLogger(__name__)
 
-Subscriber = Callable[[str], None]  # the endpoint whose push stopped
+Subscriber = Callable[[str], None]  # the endpoint whose push ended
+# Pushes sending at once; more wait for a slot. Each has one exchange in flight, so this
+# bounds the server's share of the link and the devices' blocks in memory, not its CPU.
+MAX_PUSHES = 64
 # What cuts a push short without the device refusing it: loss, silence, a new address.
 INTERRUPTIONS = (TemporaryError, DeviceMoved)
 
@@ -40,9 +49,10 @@ class _Resumable:
 
 
 class Pushes:
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], limit: int = MAX_PUSHES) -> None:
         self._clock = clock
-        self._running: set[str] = set()
+        self.slots = asyncio.Semaphore(limit)  # taken by `detached` for the transfer
+        self._running: set[str] = set()  # reserved: waiting for a slot, or sending
         self._resumable: dict[str, _Resumable] = {}
         self._stops: dict[str, PushStop] = {}
         self._subscribers: list[Subscriber] = []
@@ -57,18 +67,31 @@ class Pushes:
     def running(self, endpoint: str) -> bool:
         return endpoint in self._running
 
+    def reserve(self, endpoint: str) -> None:
+        """A push to `endpoint` is under way from now (before its task runs), and no
+        other may start until it ends; what an earlier one left as its stop is history."""
+        if endpoint in self._running:
+            raise TemporaryError(f"{endpoint}: a push to it is already running")
+        self._running.add(endpoint)
+        self._stops.pop(endpoint, None)
+
+    def ended(self, endpoint: str) -> None:
+        """The push to `endpoint` is over, however it ended: subscribers look again."""
+        self._running.discard(endpoint)
+        self._tell(endpoint)
+
     def stop(self, endpoint: str) -> PushStop | None:
         """How the endpoint's latest push ended early, or None (none did, or it ended)."""
         return self._stops.get(endpoint)
 
     @contextlib.contextmanager
-    def pushing(self, endpoint: str, package: str, size: int, *, resume: bool
-                ) -> Iterator[Transfer]:
+    def pushing(self, endpoint: str, package: str, size: int, *, resume: bool,
+                reserved: bool = False) -> Iterator[Transfer]:
         """A push of `package` (`size` bytes) to `endpoint` for the body: the transfer to
         continue (with `resume`, where the last push of the same package stopped; else
-        from block 0), recorded as it ends."""
-        if endpoint in self._running:
-            raise TemporaryError(f"{endpoint}: a push to it is already running")
+        from block 0), recorded as it ends. `reserved`: `reserve` was called for it."""
+        if not reserved:
+            self.reserve(endpoint)
         kept = self._resumable.pop(endpoint, None)
         same = kept is not None and kept.package == package and kept.transfer.size == size
         transfer = kept.transfer if resume and same and kept is not None else Transfer(size)
@@ -76,21 +99,23 @@ class Pushes:
             log.info("%s: no acknowledged block to resume from (%s): pushing from block 0",
                      endpoint, "another package" if kept is not None and not same
                      else "none recorded since this server started")
-        self._running.add(endpoint)
-        self._stops.pop(endpoint, None)
         try:
             yield transfer
         except INTERRUPTIONS as exc:
-            self._stopped(endpoint, _Resumable(package, transfer), str(exc))
+            self._resumable[endpoint] = _Resumable(package, transfer)
+            self._stop(endpoint, transfer, str(exc), refused=False)
+            raise
+        except DeviceRequestFailed as exc:
+            self._stop(endpoint, transfer, str(exc), refused=True)
             raise
         finally:
             self._running.discard(endpoint)
 
-    def _stopped(self, endpoint: str, kept: _Resumable, reason: str) -> None:
-        transfer = kept.transfer
-        self._resumable[endpoint] = kept
+    def _stop(self, endpoint: str, transfer: Transfer, reason: str, *, refused: bool) -> None:
         self._stops[endpoint] = PushStop(self._clock(), transfer.block, transfer.blocks,
-                                         reason)
+                                         reason, refused)
+
+    def _tell(self, endpoint: str) -> None:
         for subscriber in list(self._subscribers):
             try:
                 subscriber(endpoint)
@@ -101,3 +126,23 @@ class Pushes:
         """The endpoint went away: nothing of its pushes is kept."""
         self._resumable.pop(endpoint, None)
         self._stops.pop(endpoint, None)
+
+
+async def detached(pushes: Pushes, endpoint: str, push: Callable[[], Awaitable[None]]) -> None:
+    """Run one push (`push()` enters `pushes.pushing(..., reserved=True)`) in the task
+    that awaits this, once a slot is free. Never raises: how it ended is observed state
+    (`Pushes.stop`, `Deliveries`), told to the subscribers in any case."""
+    try:
+        async with pushes.slots:
+            await push()
+    except (*INTERRUPTIONS, DeviceRequestFailed) as exc:
+        stop = pushes.stop(endpoint)
+        log.info("%s: the push stopped at block %s of %s (%s: %s)", endpoint,
+                 stop.block if stop else "?", stop.blocks if stop else "?",
+                 type(exc).__name__, exc)
+    except WaitingError as exc:
+        log.info("%s: the push did not start: %s", endpoint, exc)
+    except Exception:
+        log.exception("%s: the push failed", endpoint)
+    finally:
+        pushes.ended(endpoint)

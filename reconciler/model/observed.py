@@ -89,13 +89,15 @@ def with_next_attempt(message: str, next_attempt_at: float | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PushStop:
-    """How the latest push to a device ended early (loss or silence mid-transfer), as
-    the LwM2M layer saw it (`lwm2m.pushes`): the engine resumes it after a delay."""
+    """How the latest push to a device ended early (loss or silence mid-transfer, or an
+    error code), as the LwM2M layer saw it (`lwm2m.pushes`): the engine resumes it
+    after a delay, or fails the attempt when the device refused it."""
 
     at: float  # when the push gave up
     block: int  # the next block the device has not acknowledged (0-based)
     blocks: int  # the package's blocks at the block size in use
     reason: str
+    refused: bool = False  # the device answered an error code: resuming will not help
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,8 @@ def test_the_stop_after_the_last_resumption_fails_the_attempt_with_one_retry() -
 def test_a_stop_of_an_earlier_push_a_running_push_or_a_delivery_is_no_resumption() -> None:
     record = pushing(pushed_at=PUSHED + 50)  # resumed at +50: the stop at +40 was before
     assert not _pushes(decide_at(PUSHED + 60, record, stop(PUSHED + 40))[0])
-    assert not _pushes(decide_at(PUSHED + 60, pushing(), stop(PUSHED + 40), pushing=True)[0])
+    running = decide_at(PUSHED + 60, pushing(), stop(PUSHED + 40), pushing=True)[0]
+    assert running == (Wait("pushing the package", DEADLINE),)  # its end is a trigger
     delivered = decide_at(PUSHED + 60, pushing(), None, delivered_at=PUSHED + 41)[0]
     assert delivered == (ReadState("package delivered; asking whether the device holds it"),)
 
@@ -111,3 +112,12 @@ def test_a_pull_download_is_never_pushed() -> None:
 
 def _pushes(actions: tuple[Action, ...]) -> bool:
     return any(isinstance(a, PushPackage) for a in actions)
+
+
+def test_a_push_the_device_refused_fails_the_attempt_at_once() -> None:
+    refused = PushStop(PUSHED + 5, 0, 64, "/5/0/0: device answered 4.13: too large", True)
+    _, record = decide_at(PUSHED + 6, pushing(), refused)
+    assert record.state is S.PENDING and record.retries_left == 2 and record.resumes == 0
+    assert record.message == ("attempt 1 failed: the device refused the push at block 0 "
+                              "of 64: /5/0/0: device answered 4.13: too large; retry "
+                              "scheduled")
