@@ -2,11 +2,15 @@
 revision) when a leadership step outlives its timeout: the step has just taken the
 advisory lock and read the answer when its node gives the step up and closes the session
 (which releases the lock). Whatever order the step's end and the close take, a node that
-counts itself the leader holds the lock in its own live session, and never two do."""
+counts itself the leader holds the lock in its own live session, and never two do; and
+once the stalled step has returned and its session closed (the lock free), the next
+steps elect one."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,9 +51,17 @@ class SlowStep(PgLeadership):
     def __init__(self, url: str, node: str) -> None:
         super().__init__(url, node, LEASE)
         self.took, self.go = threading.Event(), threading.Event()
+        self.closed = threading.Event()  # the session closed after the stalled step went on
 
     def _session(self) -> Any:
         return Paused(super()._session(), self.took, self.go)
+
+    def _close(self) -> None:
+        super()._close()
+        # The first close once `go` is set is the one queued behind the stalled step
+        # (steps asked meanwhile fail with StillRunning, queueing nothing).
+        if self.go.is_set():
+            self.closed.set()
 
 
 def holder(url: str) -> int | None:
@@ -73,13 +85,23 @@ async def test_a_step_that_outlives_its_timeout_never_makes_two_leaders(pg_url: 
     slow, other = SlowStep(pg_url, "a"), PgLeadership(pg_url, "b", LEASE)
     try:
         await slow.settle()  # takes the lock, then stalls past the step's timeout
-        assert slow.took.is_set() and not slow.leader
+        # Under load the connect alone may outlast the step: it takes the lock later.
+        assert await asyncio.to_thread(slow.took.wait, LEASE) and not slow.leader
         slow.go.set()  # the stalled step goes on, after its node gave it up
-        for _ in range(3):
+        for _ in range(3):  # steps racing the stalled step's end and its close
             await other.settle()
             one_true_leader(pg_url, (slow, other))
             await slow.settle()
             one_true_leader(pg_url, (slow, other))
+        # Those steps may all come before the stalled step's lease write and close (a few
+        # ms under load): the lock is free only after the close, and a leader follows at
+        # the next step that ends within its third of the lease.
+        assert await asyncio.to_thread(slow.closed.wait, LEASE)
+        deadline = time.monotonic() + 2 * LEASE  # six steps' timeouts
+        while not (slow.leader or other.leader) and time.monotonic() < deadline:
+            for node in (other, slow):
+                await node.settle()
+                one_true_leader(pg_url, (slow, other))
         assert slow.leader or other.leader
     finally:
         slow.go.set()
