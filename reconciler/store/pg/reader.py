@@ -36,7 +36,10 @@ from reconciler.store.schema import SchemaError
 from reconciler.store.tcp_timeouts import with_tcp_timeouts
 from reconciler.store.views import DevicePage, DeviceView
 
-POOL_SIZE = 4  # the API's handlers, its worker threads for the big lists, the notifier
+# Connections per reader. `fota serve` opens two: the API's (its handlers and the
+# worker threads of the big lists) and the notifier's own (serve/service.py: it never
+# waits behind the API), so up to 8 reader connections a node.
+POOL_SIZE = 4
 
 
 READ_TIMEOUT = 2.0  # seconds a query waits for a connection (or to connect)
