@@ -5,6 +5,9 @@ node's lease on the store, and which node applies each desired revision.
 `lease.NodeLease` (a heartbeat through the store; without it the node stops acting on
 devices and says so), `leadership` (`SoleLeader` for one node; a store that several
 nodes share offers a lease-held leader). On SQLite a single node always owns, leads and
-holds its lease: the same code paths, trivially true. Imports only model and errors;
-wired by `reconciler.serve`, used by the controller. docs/scaling.md tells the model.
+holds its lease: the same code paths, trivially true. Of ours it imports model, engine
+(`slots`: a refused slot becomes the rollout gate's `Gate`) and side_thread (`lease`: the
+heartbeat's own thread), and reaches the store only through the protocols its modules
+declare; pyproject's layers contract puts it above engine, sources, store and lwm2m.
+Wired by `reconciler.serve`, used by the controller. docs/scaling.md tells the model.
 """
