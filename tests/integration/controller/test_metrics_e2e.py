@@ -80,6 +80,12 @@ async def test_metrics_follow_a_rollout_and_agree_with_the_api(tmp_path: Path) -
                 with contextlib.suppress(TimeoutError):
                     await fleet.wait_all(lambda d: d.version == "2.0", timeout=0.05)
         await until(ctl, all_in(ctl, UpdateState.CURRENT))
+        # The loop-lag watcher's first sample comes one interval (0.5 s) after the start:
+        # a quick rollout can end before it, so wait for it (bounded) rather than race it.
+        async with asyncio.timeout(5):
+            while _value((samples := (await _scrape(http))[0]),
+                         "fota_event_loop_lag_seconds_count") == 0:
+                await asyncio.sleep(0.1)
         samples, status = await _scrape(http)
         assert seen - {"Current"}, "never scraped a device mid-update"
 
