@@ -9,24 +9,29 @@ back in our tree: DeviceRequestFailed (an error code), DeviceTimeout, TemporaryE
 A `Transfer` records how far the device acknowledged: a push cut short by loss resumes
 from it (the device, the server of the Block1 transfer, keeps what it took; RFC 7959
 §2.5). A device that lost it answers the resumed block 4.08 Request Entity Incomplete:
-the push starts again at block 0, and says so. Called by `DeviceClient.push_firmware`
-with the server's context and the device's remote.
+the push starts again at block 0, and says so. A 4.08 to a block of a push that was
+not resumed (the device restarted mid-push) is an interruption, not a refusal: the
+resumption, bounded by the engine, finds the device holds nothing and starts over.
+A push the server must end at once (the device registered again, moved or left: no
+answer can come from where the blocks go) is cut through `Transfer.cut`. Called by
+`DeviceClient.push_firmware` with the server's context and the device's remote.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiocoap import Message
 from aiocoap import error as coap_error
 from aiocoap.numbers.codes import Code
 
-from reconciler.errors import DeviceRequestFailed, DeviceTimeout, TemporaryError
+from reconciler.errors import DeviceRequestFailed, DeviceTimeout, FotaError, TemporaryError
 from reconciler.model.lwm2m import FW_PACKAGE, Path
 
+from .coaperrors import abandon
 from .firmware import MAX_SZX, OPAQUE
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,8 @@ class Transfer:
     size: int  # the package's length
     szx: int = MAX_SZX
     offset: int = 0  # bytes acknowledged: the next block starts here
+    # Set (with the error to end on) while blocks go out, to end the push at once.
+    cut: asyncio.Future[FotaError] | None = field(default=None, compare=False)
 
     @property
     def block(self) -> int:
@@ -87,6 +94,8 @@ async def push_firmware(
         raise DeviceTimeout(f"{path}: the device stopped answering during the push") from None
     except (coap_error.Error, OSError) as exc:
         raise TemporaryError(f"{path}: push failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        transfer.cut = None  # nothing to cut any more
 
 
 def _target(remote: Any, uri: str | None, path: Path) -> dict[str, Any]:
@@ -100,6 +109,7 @@ async def _send_blocks(
 ) -> None:
     remote = target.pop("remote", None)
     resumed = transfer.offset > 0
+    transfer.cut = asyncio.get_running_loop().create_future()
     while True:
         offset, szx, num = transfer.offset, transfer.szx, transfer.block
         chunk = data[offset : offset + (1 << (szx + 4))]
@@ -110,7 +120,8 @@ async def _send_blocks(
             message.opt.size1 = len(data)
         if remote is not None:
             message.remote = remote
-        response = await context.request(message, handle_blockwise=False).response
+        response = await _answer(context.request(message, handle_blockwise=False),
+                                 transfer.cut)
         if resumed and response.code == Code.REQUEST_ENTITY_INCOMPLETE:
             # The device no longer holds the blocks it acknowledged (it restarted, or
             # let the partial transfer go): the whole package again, from block 0.
@@ -119,12 +130,29 @@ async def _send_blocks(
             resumed, transfer.offset = False, 0
             continue
         resumed = False
+        if response.code == Code.REQUEST_ENTITY_INCOMPLETE and num > 0:
+            raise TemporaryError(f"{path}: the device lost the partial push at block {num} "
+                                 f"of {transfer.blocks} (4.08: it restarted?)")
         _check(response, path, more)
         if not more:
             transfer.offset = len(data)
             return
         transfer.szx = _next_szx(response, szx)
         transfer.offset = offset + len(chunk)
+
+
+async def _answer(request: Any, cut: asyncio.Future[FotaError]) -> Any:
+    """The device's answer to one block, unless the push is cut first (then the request
+    is abandoned: no more retransmissions to where no answer can come from)."""
+    try:
+        await asyncio.wait((request.response, cut), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        abandon(request)  # our deadline: asyncio.wait cancels neither future
+        raise
+    if not request.response.done():
+        abandon(request)
+        raise cut.result()
+    return request.response.result()
 
 
 def _check(response: Any, path: Path, more: bool) -> None:

@@ -538,6 +538,7 @@ class Lwm2mServer:
         answer at the old one never gets it (`departures.py`), and the round trip
         learnt at the old one holds at the new one (`RtoTable.moved`)."""
         self.departures.moved(now.registration.endpoint, now.remote)
+        self.pushes.moved(now.registration.endpoint)  # resumed at the new address
         if self.timers is not None and type(before.remote) is type(now.remote):
             self.timers.table.moved(before.remote, now.remote)
 
@@ -551,7 +552,7 @@ class Lwm2mServer:
             self._queue.wake(endpoint)
         else:
             self._queue.forget(endpoint)
-            self.pushes.forget(endpoint)  # gone; a device that comes back starts over
+        self.pushes.registration(endpoint, kind)  # a push to where it was is cut
         event = RegistrationEvent(kind, entry.registration, at=self._clock())
         self._addresses.track(event)
         for subscriber in list(self._subscribers):

@@ -13,8 +13,15 @@ import pytest
 from aiocoap import GET, Context, Message, resource
 from aiocoap.numbers.codes import Code
 
-from reconciler.errors import DeviceRequestFailed, DeviceTimeout
+from reconciler.errors import (
+    DeviceNotRegistered,
+    DeviceRequestFailed,
+    DeviceTimeout,
+    TemporaryError,
+)
 from reconciler.lwm2m.push import Transfer, push_firmware
+from reconciler.lwm2m.pushes import Pushes
+from reconciler.model.lwm2m import RegistrationEventKind as Kind
 
 from .conftest import socket_port
 
@@ -151,6 +158,42 @@ async def test_a_device_that_lost_the_partial_transfer_gets_it_all_from_block_0(
     assert bytes(device.package.stored) == image
     assert "lost the partial push at block 1 of 3 (4.08); starting again at block 0" in (
         caplog.text)
+
+
+async def test_a_device_that_lost_the_partial_mid_push_interrupts_it_not_refuses(
+    device: Device, client: Any
+) -> None:
+    # it restarted mid-push: an interruption (resumed, bounded), not a refusal (a retry)
+    device.package.lost_partial = True
+    transfer = Transfer(3000)
+    with pytest.raises(TemporaryError, match="lost the partial push at block 1 of 3"):
+        await push_firmware(client, os.urandom(3000), uri=device.uri, timeout=10,
+                            transfer=transfer)
+    assert transfer.block == 1
+
+
+async def test_a_push_cut_by_the_device_leaving_ends_at_once_where_it_left_off(
+    device: Device, client: Any
+) -> None:
+    device.package.refuse_after = 2  # block 2 is never answered: retransmitted for long
+    pushes, image = Pushes(lambda: 7.0), os.urandom(5000)
+
+    async def push() -> None:
+        with pushes.pushing("ep", "img", len(image), resume=False) as transfer:
+            await push_firmware(client, image, uri=device.uri, timeout=60, transfer=transfer)
+
+    task = asyncio.create_task(push())
+    for _ in range(500):  # bounded: block 2 arrives within moments on loopback
+        if len(device.package.blocks) > 2:
+            break
+        await asyncio.sleep(0.01)
+    pushes.registration("ep", Kind.DEREGISTERED)
+    with pytest.raises(DeviceNotRegistered, match="left during the push"):
+        await asyncio.wait_for(task, 1)  # not the exchange's tens of seconds
+    cut = pushes.stop("ep")
+    assert cut is not None and (cut.block, cut.blocks, cut.refused) == (2, 5, False)
+    with pushes.pushing("ep", "img", len(image), resume=True) as again:
+        assert again.offset == 2048  # kept past the leaving: it resumes there
 
 
 async def test_a_stopped_push_leaves_how_far_the_device_acknowledged(
