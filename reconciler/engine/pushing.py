@@ -5,7 +5,11 @@ A push runs as the LwM2M layer's operation (`Delta.pushing`): the engine waits f
 end, which comes as a trigger, and sends nothing meanwhile.
 
 The LwM2M layer records how a push ended early (`Delta.push_stop`: when, at which
-block). A push our restart cut leaves no such record, only a `pushed_at` older than this
+block): loss, silence, or the device itself (it registered again, from a new address
+or after a reboot, moved, de-registered, or its registration expired: the server cuts
+the push at once). A device away when the resumption is due (asleep in queue mode, not
+registered) is waited for: its Register or Update is the trigger, the phase deadline the
+bound. A push our restart cut leaves no such record, only a `pushed_at` older than this
 server. Either way the engine asks for the push again (`PushPackage(resume=True)`): after
 a stop, `push_resume_delay` later, doubled for each further resumption; after our
 restart, at once. The wire layer continues after the last block the device acknowledged
@@ -60,10 +64,13 @@ def _after_stop(ctx: Ctx, record: DeviceProgress, stop: PushStop) -> Decision:
         return failed(ctx, record, f"the push stopped at {where} after {interruptions} "
                                    f"interruption{'s' if interruptions > 1 else ''}")
     due = stop.at + ctx.config.push_resume_wait(interruptions)
+    deadline = phase_deadline(ctx, record)
     if ctx.now < due:
-        deadline = phase_deadline(ctx, record)
         return wait(record, f"the push stopped at {where}; resuming it",
                     due if deadline is None else min(due, deadline))
+    if not ctx.delta.awake:  # asleep (queue mode): its next Update wakes us
+        return wait(record, f"the push stopped at {where}; resuming it when the device "
+                            f"speaks", deadline)
     return _push(ctx, record, interruptions,
                  f"attempt {record.attempts}: resuming the push at {where} (interruption "
                  f"{interruptions} of at most {ctx.config.max_push_resumes + 1})")

@@ -6,9 +6,10 @@ out); an Execute may make it register again. The real `decide()` runs in a model
 controller's loop (the executor's requests per action, the work queue's step cap,
 requeue floor, error backoff and resync, all with their real values and the engine's
 default timings) on an injected clock. A device may take its package by push (/5/0/9 = 1):
-a push it does not answer stops (as the LwM2M layer records it) and the engine resumes
-it. No device ever gets more than 60 requests in any
-minute, and each ends Current, terminal, or waiting with a time to look again.
+a push it does not answer, or that it cuts by registering again (a reboot, a new
+address), stops (as the LwM2M layer records it) and the engine resumes it. No device
+ever gets more than 60 requests in any minute, and each ends Current, terminal, or
+waiting with a time to look again.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class Device:
     # Never answers a push, which stops after this many seconds (None: as scripted)
     push_patience: float | None = None
     pushes: list[int] = field(default_factory=list)  # the attempt of each push
+    # Registers again (a reboot, a new address) as each push starts: the server cuts it
+    push_moves: bool = False
 
     def answer(self, now: float) -> Answer:
         self.sent.append(now)
@@ -172,6 +175,12 @@ class Loop:
         """Executor._push: silence stops the push (recorded, not raised), an error code
         fails the reconcile, an answer delivers the package."""
         self.device.pushes.append(action.attempt)
+        if self.device.push_moves:  # cut by its Register (a stop), which is a trigger
+            self.now += LATENCY
+            self.push_stop = PushStop(self.now, 0, 1, "the device registered again")
+            self.device.registered_at = self.now
+            self.observing, self.delivered_at = False, None
+            return
         patience = self.device.push_patience
         answer = self.request(min(action.timeout, patience or MAX_TRANSMIT_WAIT))
         if patience is not None:
@@ -233,11 +242,11 @@ def busiest_minute(times: list[float]) -> int:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(ANSWERS, min_size=1, max_size=10), st.booleans())
+@given(st.lists(ANSWERS, min_size=1, max_size=10), st.booleans(), st.booleans())
 def test_no_scripted_device_gets_more_than_60_requests_a_minute_and_each_one_ends(
-    script: list[Answer], push: bool,
+    script: list[Answer], push: bool, moves: bool,
 ) -> None:
-    device = Device(script, push=push)
+    device = Device(script, push=push, push_moves=push and moves)
     loop, backing_off = drive(device)
     assert busiest_minute(device.sent) <= LIMIT
     assert busiest_minute(device.looks) <= LIMIT  # no decision loop without requests either
@@ -270,3 +279,12 @@ def test_a_push_the_device_never_answers_is_resumed_a_bounded_number_of_times() 
     assert loop.progress is not None and loop.progress.state is UpdateState.UPDATE_FAILED
     assert loop.progress.message.startswith("download did not finish before its deadline")
     assert all(silent.pushes.count(n) == 2 for n in range(1, 5)), silent.pushes
+
+
+def test_a_device_that_registers_again_at_every_push_ends_failed_within_bounds() -> None:
+    moving = Device([Answer("ok", fw=0)], push=True, push_moves=True)
+    loop, _ = drive(moving)
+    assert loop.progress is not None and loop.progress.state is UpdateState.UPDATE_FAILED
+    assert loop.progress.message == ("the push stopped at block 0 of 1 after 6 "
+                                     "interruptions; no retries left after 4 attempts")
+    assert busiest_minute(moving.sent) <= LIMIT

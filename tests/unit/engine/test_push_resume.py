@@ -50,6 +50,17 @@ def test_a_stopped_push_waits_a_second_then_resumes_without_spending_a_retry() -
                               "(interruption 1 of at most 6)")
 
 
+def test_a_device_asleep_when_the_resumption_is_due_is_waited_for_not_pushed() -> None:
+    # queue mode (or no session yet): its next Update is the trigger, the deadline the bound
+    actions, record = decide_at(PUSHED + 25, pushing(), stop(PUSHED + 20), awake=False)
+    assert actions == (Wait("the push stopped at block 33 of 64; resuming it when the "
+                            "device speaks", DEADLINE),)
+    assert record.resumes == 0 and record.pushed_at == PUSHED
+    actions, record = decide_at(PUSHED + 30, pushing(), stop(PUSHED + 20))  # it spoke
+    assert actions == (PushPackage(NEW.image_id, 1, DEADLINE - (PUSHED + 30), resume=True),)
+    assert (record.resumes, record.retries_left) == (1, 3)
+
+
 def test_the_delay_doubles_with_each_resumption_and_stays_inside_the_deadline() -> None:
     waits = []
     for resumes in range(DEFAULT_CONFIG.max_push_resumes):
