@@ -9,16 +9,25 @@ a port unreachable and the push stops there. Three seconds later the device is b
 the same port. The engine asks for the push again a second after it stopped: it resumes
 at block 4 (blocks 0-3 are not sent again), or, when the device lost what it held (it
 restarted), the device answers 4.08 and the push starts again at block 0.
+
+The device itself can end a push too (issue 8): it registers again from a new port at
+that block (a NAT rebinding: its old address goes silent), or de-registers and comes back
+seconds later. The server cuts the push at once, sends nothing while the device is away,
+and the engine resumes it at that block within seconds of the new Register, instead of
+retransmitting into the void until the exchange times out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import controller_harness as harness
-from aiocoap import Message
+import pytest
+from aiocoap import CON, Message
 from aiocoap.numbers.codes import Code
 from controller_harness import device_id, states, until
 from scripted_device import START, ScriptedDevice
@@ -29,6 +38,7 @@ from reconciler.model.status import UpdateState
 
 AWAY_AT = 4  # the block whose exchange the lost link cuts
 AWAY_FOR = 3.0  # seconds the device's socket stays closed
+LEFT_FOR = 4.0  # seconds a device that de-registered stays away
 
 
 class PushedDevice(ScriptedDevice):
@@ -88,15 +98,61 @@ class PushedDevice(ScriptedDevice):
         self.back_at = time.monotonic()
 
 
-async def push_through_a_lost_link(tmp_path: Path, *, forgets: bool) -> PushedDevice:
-    """One update of a push-only device whose link goes away at block AWAY_AT; the device,
-    when it ended Current."""
+class LeavingDevice(PushedDevice):
+    """At block AWAY_AT the device ends the push itself. `moves`: its old socket goes
+    silent (kept open: nothing answers there, no port unreachable either) and it registers
+    again from a new port at once. Else it de-registers, ignores everything for LEFT_FOR
+    seconds and registers again from the same port. Requests that reach it while it is
+    away are recorded (`while_away`)."""
+
+    def __init__(self, *, moves: bool) -> None:
+        super().__init__(forgets=False)
+        self.moves = moves
+        self.location: tuple[str, ...] = ()
+        self.gone = False
+        self.while_away: list[str] = []
+        self.old: Any = None  # the silent socket it moved from
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        message = Message.decode(data)
+        if message.code == Code.CREATED and message.opt.location_path:
+            self.location = tuple(message.opt.location_path)
+        if self.gone and message.code.is_request():
+            self.while_away.append(f"{message.code} {'/'.join(message.opt.uri_path)}")
+            return
+        super().datagram_received(data, addr)
+
+    async def _go_away(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.moves:
+            self.old = self.transport
+            self.old.set_protocol(asyncio.DatagramProtocol())  # its old address: silent
+            await loop.create_datagram_endpoint(
+                lambda: self, remote_addr=self.old.get_extra_info("peername"))
+        else:
+            self.gone = True
+            self._mid += 1
+            self.transport.sendto(Message(
+                _mtype=CON, _mid=self._mid, _token=b"dereg", code=Code.DELETE,
+                uri_path=self.location).encode())
+            await asyncio.sleep(LEFT_FOR)
+            self.gone = False
+        self.back_at = time.monotonic()
+        self.register(harness.endpoint(0))
+
+
+async def push_through_a_lost_link(
+        tmp_path: Path, *, forgets: bool = False,
+        make: Callable[[], PushedDevice] | None = None) -> PushedDevice:
+    """One update of a push-only device whose link goes away at block AWAY_AT (or that
+    `make` makes); the device, when it ended Current."""
     repo = harness.DesiredRepo(tmp_path / "repo", count=1, target="2.0", image_size=8192)
     settings = harness.settings_for(repo, tmp_path / "s.db", min_download_time=60.0)
     async with harness.serving(settings) as running:
         loop = asyncio.get_running_loop()
         _, device = await loop.create_datagram_endpoint(
-            lambda: PushedDevice(forgets=forgets), remote_addr=("127.0.0.1", running.coap_port))
+            make or (lambda: PushedDevice(forgets=forgets)),
+            remote_addr=("127.0.0.1", running.coap_port))
         try:
             device.register(harness.endpoint(0))
             await asyncio.wait_for(device.registered.wait(), 5)
@@ -110,6 +166,8 @@ async def push_through_a_lost_link(tmp_path: Path, *, forgets: bool) -> PushedDe
             assert 1 <= record.resumes <= ctl.settings.engine.max_push_resumes
         finally:
             device.transport.close()
+            if isinstance(device, LeavingDevice) and device.old is not None:
+                device.old.close()
     return device
 
 
@@ -143,3 +201,20 @@ def _first_after_return(device: PushedDevice) -> int:
     """The index of the first block the device received after it came back."""
     assert device.back_at is not None
     return next(i for i, (at, _) in enumerate(device.blocks) if at >= device.back_at)
+
+
+@pytest.mark.parametrize("moves", [True, False], ids=["new-address", "de-registered"])
+async def test_a_device_that_registers_again_mid_push_gets_it_resumed_at_once(
+        tmp_path: Path, moves: bool) -> None:
+    device = await push_through_a_lost_link(tmp_path, make=lambda: LeavingDevice(moves=moves))
+    assert isinstance(device, LeavingDevice)
+    numbers = [num for _, num in device.blocks]
+    back = _first_after_return(device)
+    # cut at once: nothing went to a device that had left (its old address is silent,
+    # so a retransmission there would not show: the resumption's timing does)
+    assert device.while_away == []
+    assert numbers[:AWAY_AT + 1] == list(range(AWAY_AT + 1))
+    assert numbers[back:] == list(range(AWAY_AT, numbers[-1] + 1)), numbers
+    # within seconds of its Register (the read of its state, then the push), not after
+    # the exchange's retransmissions to where it was (tens of seconds) or the deadline
+    assert device.back_at is not None and device.blocks[back][0] - device.back_at < 3.0
