@@ -101,13 +101,14 @@ class PushedDevice(ScriptedDevice):
 class LeavingDevice(PushedDevice):
     """At block AWAY_AT the device ends the push itself. `moves`: its old socket goes
     silent (kept open: nothing answers there, no port unreachable either) and it registers
-    again from a new port at once. Else it de-registers, ignores everything for LEFT_FOR
-    seconds and registers again from the same port. Requests that reach it while it is
-    away are recorded (`while_away`)."""
+    again from a new port at once. `reboots`: it restarts, Object 5 Idle and the partial
+    transfer lost, and registers again from the same port at once. Else it de-registers,
+    ignores everything for LEFT_FOR seconds and registers again from the same port.
+    Requests that reach it while it is away are recorded (`while_away`)."""
 
-    def __init__(self, *, moves: bool) -> None:
-        super().__init__(forgets=False)
-        self.moves = moves
+    def __init__(self, *, moves: bool = False, reboots: bool = False) -> None:
+        super().__init__(forgets=reboots)
+        self.moves, self.reboots = moves, reboots
         self.location: tuple[str, ...] = ()
         self.gone = False
         self.while_away: list[str] = []
@@ -124,7 +125,10 @@ class LeavingDevice(PushedDevice):
 
     async def _go_away(self) -> None:
         loop = asyncio.get_running_loop()
-        if self.moves:
+        if self.reboots:
+            self.data, self.holding = bytearray(), False
+            self.values.update({FW_STATE: 0, FW_UPDATE_RESULT: 0})
+        elif self.moves:
             self.old = self.transport
             self.old.set_protocol(asyncio.DatagramProtocol())  # its old address: silent
             await loop.create_datagram_endpoint(
@@ -218,3 +222,16 @@ async def test_a_device_that_registers_again_mid_push_gets_it_resumed_at_once(
     # within seconds of its Register (the read of its state, then the push), not after
     # the exchange's retransmissions to where it was (tens of seconds) or the deadline
     assert device.back_at is not None and device.blocks[back][0] - device.back_at < 3.0
+
+
+async def test_a_device_that_reboots_mid_push_gets_it_again_from_block_0_without_a_retry(
+        tmp_path: Path) -> None:
+    # its Register cuts the push (else the next copy of block 4 meets a 4.08 and the
+    # attempt fails, a retry spent): resumed at block 4, 4.08, then the whole package
+    device = await push_through_a_lost_link(tmp_path, make=lambda: LeavingDevice(reboots=True))
+    numbers = [num for _, num in device.blocks]
+    back = _first_after_return(device)
+    assert numbers[back:] == [AWAY_AT, *range(numbers[-1] + 1)], numbers
+    assert device.back_at is not None and device.blocks[back][0] - device.back_at < 3.0
+    image = tmp_path / "repo" / "images" / harness.COLLECTION / "fw-2.0.bin"
+    assert bytes(device.data) == image.read_bytes()

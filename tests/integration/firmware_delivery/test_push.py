@@ -14,6 +14,7 @@ from aiocoap import GET, Context, Message, resource
 from aiocoap.numbers.codes import Code
 
 from reconciler.errors import (
+    DeviceMoved,
     DeviceNotRegistered,
     DeviceRequestFailed,
     DeviceTimeout,
@@ -172,8 +173,11 @@ async def test_a_device_that_lost_the_partial_mid_push_interrupts_it_not_refuses
     assert transfer.block == 1
 
 
+@pytest.mark.parametrize(("kind", "error"), [
+    (Kind.DEREGISTERED, DeviceNotRegistered), (Kind.EXPIRED, DeviceNotRegistered),
+    (Kind.REGISTERED, DeviceMoved)])
 async def test_a_push_cut_by_the_device_leaving_ends_at_once_where_it_left_off(
-    device: Device, client: Any
+    device: Device, client: Any, kind: Kind, error: type[Exception]
 ) -> None:
     device.package.refuse_after = 2  # block 2 is never answered: retransmitted for long
     pushes, image = Pushes(lambda: 7.0), os.urandom(5000)
@@ -187,8 +191,8 @@ async def test_a_push_cut_by_the_device_leaving_ends_at_once_where_it_left_off(
         if len(device.package.blocks) > 2:
             break
         await asyncio.sleep(0.01)
-    pushes.registration("ep", Kind.DEREGISTERED)
-    with pytest.raises(DeviceNotRegistered, match="left during the push"):
+    pushes.registration("ep", kind)
+    with pytest.raises(error, match="during the push"):
         await asyncio.wait_for(task, 1)  # not the exchange's tens of seconds
     cut = pushes.stop("ep")
     assert cut is not None and (cut.block, cut.blocks, cut.refused) == (2, 5, False)
