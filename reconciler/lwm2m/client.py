@@ -221,9 +221,12 @@ class DeviceClient:
     async def _push(self, data: bytes, deadline: float, package: str, resume: bool, *,
                     reserved: bool) -> None:
         loop = asyncio.get_running_loop()
-        entry = await self._awake_entry(FW_PACKAGE, deadline - loop.time())
         with self._server.pushes.pushing(self.endpoint, package, len(data), resume=resume,
                                          reserved=reserved) as transfer:
+            # inside: a device that leaves while the push waits for it (asleep, or for a
+            # slot) leaves a stop to resume from when it comes back, not a push that
+            # never started and is polled until the deadline
+            entry = await self._awake_entry(FW_PACKAGE, deadline - loop.time())
             await push_firmware(self._server, data, timeout=deadline - loop.time(),
                                 remote=entry.remote, transfer=transfer)
         self._server.heard(self.endpoint)

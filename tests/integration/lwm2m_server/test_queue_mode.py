@@ -91,3 +91,24 @@ async def test_a_held_request_ends_when_the_device_deregisters(
     with pytest.raises(DeviceNotRegistered):
         await read
     assert device.seen == []
+
+
+async def test_a_push_held_for_a_sleeping_device_that_deregisters_leaves_a_stop(
+    server, clock, make_device, enroll
+):
+    # the engine resumes it when the device registers again (issue 8), rather than poll
+    # a push that never started until the download deadline
+    device = await make_device()
+    created = await enroll(device, "ep=q5&b=UQ")
+    clock.now += 31
+    ended = asyncio.Event()
+    server.pushes.subscribe(lambda endpoint: ended.set())
+    server.client("q5").start_push(b"x" * 3000, timeout=5, package="img")
+    await _held(server, "q5")
+
+    await _send(device, server, Code.DELETE, created.opt.location_path)
+
+    await asyncio.wait_for(ended.wait(), 5)
+    stop = server.pushes.stop("q5")
+    assert stop is not None and (stop.block, stop.blocks, stop.refused) == (0, 3, False)
+    assert device.seen == []
