@@ -49,23 +49,27 @@ def fail(ctx: Ctx, record: DeviceProgress, outcome: Outcome, text: str) -> Decis
 def failed(ctx: Ctx, record: DeviceProgress, text: str) -> Decision:
     """An attempt that failed with no Update Result to blame: retried with backoff while
     the budget lasts (one retry spent), terminal otherwise."""
-    if record.retries_left <= 0:
-        msg = f"{text}; no retries left after {record.attempts} attempts"
-        return moved(ctx, record, S.UPDATE_FAILED, msg, (), deadline=None,
-                     next_attempt_at=None)
-    delay = ctx.config.backoff(record.attempts)
-    msg = f"attempt {record.attempts} failed: {text}; retry scheduled"
-    return moved(ctx, record, S.PENDING, msg, wait(record, msg, ctx.now + delay).actions,
-                 retries_left=record.retries_left - 1, next_attempt_at=ctx.now + delay,
-                 deadline=None)
+    return _retry_or_end(ctx, record, text, S.PENDING,
+                         f"attempt {record.attempts} failed: {text}; retry scheduled",
+                         clears_next_attempt=True)
 
 
 def timed_out(ctx: Ctx, record: DeviceProgress, text: str) -> Decision:
+    return _retry_or_end(ctx, record, text, S.TIMED_OUT, f"{text}; retry scheduled",
+                         clears_next_attempt=False)
+
+
+def _retry_or_end(ctx: Ctx, record: DeviceProgress, text: str, retrying: S,
+                  scheduled: str, *, clears_next_attempt: bool) -> Decision:
+    """One retry spent and the next attempt after the backoff (in state `retrying`, saying
+    `scheduled`), or UpdateFailed when none is left."""
     if record.retries_left <= 0:
         msg = f"{text}; no retries left after {record.attempts} attempts"
-        return moved(ctx, record, S.UPDATE_FAILED, msg, (), deadline=None)
+        next_attempt = None if clears_next_attempt else record.next_attempt_at
+        return moved(ctx, record, S.UPDATE_FAILED, msg, (), deadline=None,
+                     next_attempt_at=next_attempt)
     delay = ctx.config.backoff(record.attempts)
-    msg = f"{text}; retry scheduled"
-    return moved(ctx, record, S.TIMED_OUT, msg, wait(record, msg, ctx.now + delay).actions,
+    return moved(ctx, record, retrying, scheduled,
+                 wait(record, scheduled, ctx.now + delay).actions,
                  retries_left=record.retries_left - 1, next_attempt_at=ctx.now + delay,
                  deadline=None)
