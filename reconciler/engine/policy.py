@@ -52,18 +52,24 @@ class EngineConfig:
 
     def reset_wait(self, resets: int) -> float:
         """How long to give the device after its `resets`-th reset (1-based)."""
-        return float(self.reset_delay * 2 ** max(resets - 1, 0))
+        return _doubled(self.reset_delay, resets)
 
     def push_resume_wait(self, resume: int) -> float:
         """Seconds from a push's stop to its `resume`-th resumption (1-based)."""
-        return float(self.push_resume_delay * 2 ** max(resume - 1, 0))
+        return _doubled(self.push_resume_delay, resume)
 
     def probe_wait(self, probe: int) -> float:
         """Seconds from the Execute to the `probe`-th Probe (1-based): d, 3d, 7d, ..."""
         return float(self.probe_delay * (2 ** max(probe, 1) - 1))
 
     def backoff(self, attempts: int) -> float:
-        return float(min(self.backoff_max, self.backoff_base * 2 ** max(attempts - 1, 0)))
+        return min(float(self.backoff_max), _doubled(self.backoff_base, attempts))
+
+
+
+def _doubled(first: float, n: int) -> float:
+    """The `n`-th (1-based) of `first`, 2 `first`, 4 `first`, ...: each wait twice the last."""
+    return float(first * 2 ** max(n - 1, 0))
 
 
 class Outcome(Enum):
