@@ -11,6 +11,7 @@ this node's rollout index, so guards and status count the whole fleet). On SQLit
 single node always owns, leads and holds its lease: the same code paths, trivially true.
 Of ours it imports model, engine (`slots`: a refused slot becomes the rollout gate's
 `Gate`) and side_thread (`lease`: the heartbeat's own thread), and reaches the store only
-through the protocols its modules declare; pyproject's layers contract puts it above engine, sources, store and lwm2m.
-Wired by `reconciler.serve`, used by the controller. docs/scaling.md tells the model.
+through the protocols its modules declare; pyproject's layers contract puts it above
+engine, sources, store and lwm2m. Wired by `reconciler.serve`, used by the controller.
+docs/scaling.md tells the model.
 """
