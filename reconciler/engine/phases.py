@@ -1,5 +1,6 @@
 """The first two active phases of an update: starting an attempt (with the bounded reset
-of a busy Object 5) and downloading (a push cut short is resumed by `pushing.py`).
+of a busy Object 5) and downloading (a push cut short is resumed by `pushing.py`, a pull
+the device lost to the link is offered again by `pulling.py`).
 Installing is `install.py`.
 
 Each takes the decision context and the progress record and returns a `Decision`;
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from reconciler.engine import install, pushing, windowed
+from reconciler.engine import install, pulling, pushing, windowed
 from reconciler.engine.actions import (
     Action,
     CancelDownload,
@@ -133,6 +134,8 @@ def downloading(ctx: Ctx, record: DeviceProgress) -> Decision:
         return windowed.execute_held(ctx, record) or install.execute(ctx, record)
     if seen and report.fw_state in (FirmwareState.IDLE, None):
         outcome, text = _download_result(ctx, record)
+        if outcome is Outcome.RETRY and (again := pulling.reoffer(ctx, record)) is not None:
+            return again  # the link lost the download (4): offered again, no retry spent
         if outcome is not Outcome.OK:
             return fail(ctx, record, outcome, text)
     if seen and report.fw_state is FirmwareState.DOWNLOADING and record.state is S.INITIALIZING:

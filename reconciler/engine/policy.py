@@ -42,9 +42,11 @@ class EngineConfig:
     # A download our own restart broke is started again after this, without a retry.
     restart_retry_delay: float = 1.0
     # A push cut short by loss or silence resumes after the last block the device
-    # acknowledged, never spending a retry (`engine.pushing`).
-    push_resume_delay: float = 1.0  # seconds from a push's stop to its resumption, doubling
-    max_push_resumes: int = 5  # resumptions an attempt (in its deadline); one more stop fails it
+    # acknowledged, never spending a retry (`engine.pushing`); a pull download the device
+    # lost to the link (Update Result 4) is offered again on the same schedule
+    # (`engine.pulling`).
+    push_resume_delay: float = 1.0  # seconds from a push's stop (a pull's 4) to resuming, doubling
+    max_push_resumes: int = 5  # resumptions an attempt (in its deadline); one more fails it
 
     def download_deadline(self, image: FirmwareImage) -> float:
         blocks = math.ceil(max(image.length, 1) / self.block_size)
@@ -55,7 +57,8 @@ class EngineConfig:
         return _doubled(self.reset_delay, resets)
 
     def push_resume_wait(self, resume: int) -> float:
-        """Seconds from a push's stop to its `resume`-th resumption (1-based)."""
+        """Seconds from a push's stop (a pull's Update Result 4) to its `resume`-th
+        resumption (1-based)."""
         return _doubled(self.push_resume_delay, resume)
 
     def probe_wait(self, probe: int) -> float:

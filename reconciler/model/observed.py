@@ -59,7 +59,8 @@ class DeviceProgress:
     retry: int = 0  # the retry counter (collection's + device's) last seen: a raise retries
     # Push delivery (/5/0/9 = 1): interrupted pushes resumed in this attempt (bounded;
     # never a retry) and when the latest push of it went out (an interruption older than
-    # that is an earlier push's; one before our start was cut by our restart).
+    # that is an earlier push's; one before our start was cut by our restart). Pull: the
+    # same count, of offers written again after the device lost the download (4).
     resumes: int = 0
     pushed_at: float | None = None
 

@@ -44,13 +44,16 @@ async def _one_device_with(tmp_path: Path, fault: Fault, timing: Timing = harnes
         yield running.controller, fleet.device(harness.endpoint(0))
 
 
-async def test_a_lost_connection_is_retried_and_then_current(tmp_path: Path) -> None:
+async def test_a_lost_connection_is_offered_again_and_then_current(tmp_path: Path) -> None:
     async with _one_device_with(tmp_path, Fault.CONNECTION_LOST) as (ctl, device):
         await device.wait_state(FirmwareState.IDLE, UpdateResult.CONNECTION_LOST, timeout=20)
         device.clear(Fault.CONNECTION_LOST)
         await device.wait_version("2.0", timeout=20)
         await until(ctl, _state_is(ctl, S.CURRENT))
-        assert _progress(ctl).attempts == 2 and device.executes == 1
+        # the link's loss (Update Result 4) is offered again in the attempt (engine.pulling)
+        progress = _progress(ctl)
+        assert (progress.attempts, progress.resumes, device.executes) == (1, 1, 1)
+        assert progress.retries_left == ctl.settings.engine.max_retries
 
 
 @pytest.mark.parametrize(("fault", "message"), [

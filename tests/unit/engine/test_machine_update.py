@@ -158,7 +158,9 @@ def test_success_only_when_the_device_reports_the_target_version() -> None:
 @pytest.mark.parametrize("code", [R.NOT_ENOUGH_FLASH, R.OUT_OF_RAM, R.CONNECTION_LOST])
 def test_transient_update_results_retry_with_backoff(code: R) -> None:
     rep = report(fw=F.IDLE, result=code, at=NOW)
-    result = decide(delta(rep=rep, reg=registration()), attempt(), NOW)
+    # a 4 retries once the offers again within the attempt are spent (engine.pulling)
+    spent = DEFAULT_CONFIG.max_push_resumes if code is R.CONNECTION_LOST else 0
+    result = decide(delta(rep=rep, reg=registration()), attempt(resumes=spent), NOW)
     p = result.progress
     assert p is not None and p.state is S.PENDING and p.retries_left == RETRIES - 1
     assert p.next_attempt_at == NOW + DEFAULT_CONFIG.backoff_base
@@ -186,7 +188,8 @@ def test_update_failed_is_retried_once_then_terminal(back_in: F) -> None:
 
 def test_an_exhausted_budget_turns_a_transient_failure_terminal() -> None:
     rep = report(fw=F.IDLE, result=R.CONNECTION_LOST, at=NOW)
-    result = decide(delta(rep=rep, reg=registration()), attempt(retries_left=0, attempts=4), NOW)
+    spent = attempt(retries_left=0, attempts=4, resumes=DEFAULT_CONFIG.max_push_resumes)
+    result = decide(delta(rep=rep, reg=registration()), spent, NOW)
     assert result.progress is not None and result.progress.state is S.UPDATE_FAILED
     assert "no retries left" in result.progress.message
 
@@ -220,11 +223,12 @@ def test_a_download_cut_by_our_restart_starts_again_without_spending_a_retry(cod
     assert p is not None and (p.state, p.retries_left) == (S.PENDING, RETRIES)
     assert p.next_attempt_at == NOW + DEFAULT_CONFIG.restart_retry_delay
     assert "cut by our restart" in p.message and "no retry spent" in p.message
-    # the same result for an attempt begun by this server is the device's (or image's)
+    # the same result for an attempt begun by this server is the device's (or image's),
+    # or for a 4 the link's: offered again within the attempt (engine.pulling)
     theirs = decide(delta(rep=rep, reg=registration(), server_started=START - 1), attempt(),
                     NOW)
     expected = {R.INVALID_URI: (S.UPDATE_FAILED, RETRIES),
-                R.CONNECTION_LOST: (S.PENDING, RETRIES - 1)}[code]
+                R.CONNECTION_LOST: (S.DOWNLOADING, RETRIES)}[code]
     assert theirs.progress is not None
     assert (theirs.progress.state, theirs.progress.retries_left) == expected
 

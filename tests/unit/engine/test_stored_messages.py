@@ -35,8 +35,10 @@ def test_a_scheduled_retry_stores_its_instant_not_a_delay_in_the_message(case: s
                  result=None if case == "timed_out" else R.CONNECTION_LOST, at=START + 5)
     started = START + 1 if case == "cut_by_our_restart" else START - 1
     now = DEADLINE if case == "timed_out" else START + 5
+    # a 4 fails the attempt once its offers again are spent (engine.pulling)
+    spent = attempt(resumes=DEFAULT_CONFIG.max_push_resumes)
     result = decide(delta(rep=rep, reg=registration(), observing=True,
-                          server_started=started), attempt(), now)
+                          server_started=started), spent, now)
     p = result.progress
     assert p is not None and p.next_attempt_at is not None and p.next_attempt_at > now
     assert p.state in (S.PENDING, S.TIMED_OUT)
