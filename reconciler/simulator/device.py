@@ -11,6 +11,7 @@ by `handlers`; a `Fleet` owns many devices. Tests await `wait_for`/`wait_version
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -50,6 +51,10 @@ class SimDevice:
         self.registrations = self.updates = self.reboots = 0
         self.register_attempts = 0  # answered, refused or timed out
         self.dropped_asleep = 0  # datagrams from the server that came while it slept
+        # The server's requests, by what they were ("GET /5/0 observe", "PUT /5/0/0" for
+        # each pushed block): what a rollout costs the device. Exchanges, not datagrams:
+        # a retransmission is answered again from the socket's cache, uncounted.
+        self.requests: collections.Counter[str] = collections.Counter()
         self._sock = Endpoint(self._on_request, self._admits, timing.reliability)
         self._booting = False
         self._awake_until = 0.0
@@ -252,6 +257,7 @@ class SimDevice:
         return self.updater.busy or time.monotonic() < self._awake_until
 
     def _on_request(self, message: Message, remote: Addr) -> Message | None:
+        self.requests[handlers.describe(message)] += 1
         return handlers.handle(self, message, remote)
 
     def read_values(self) -> dict[Path, Value]:

@@ -70,6 +70,13 @@ def handle(dev: ManagedDevice, msg: Message, remote: Addr) -> Message | None:
     return error(Code.METHOD_NOT_ALLOWED, f"{msg.code} is not allowed on {path}")
 
 
+def describe(msg: Message) -> str:
+    """A request as counted (`SimDevice.requests`): method and path, and whether it
+    starts an Observe ("GET /5/0 observe")."""
+    text = f"{msg.code.name} /{'/'.join(msg.opt.uri_path)}"
+    return text + " observe" if msg.code == GET and msg.opt.observe == 0 else text
+
+
 def render(dev: ManagedDevice, path: Path, fmt: int) -> bytes | None:
     """The encoded value(s) at `path`, or None when there is nothing to encode."""
     values = objects.select(dev.read_values(), path)
