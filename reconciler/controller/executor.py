@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import assert_never
 
 from reconciler.controller.config import ControllerConfig
-from reconciler.controller.reports import Reports
+from reconciler.controller.reports import Reports, version_in
 from reconciler.controller.watches import Watches
 from reconciler.engine import actions as act
 from reconciler.errors import DeviceRequestFailed, TemporaryError, WaitingError
@@ -25,6 +25,7 @@ from reconciler.lwm2m.server import Lwm2mServer
 from reconciler.model.desired import Device
 from reconciler.model.lwm2m import (
     DEV_FIRMWARE_VERSION,
+    FW_DELIVERY_METHOD,
     FW_PACKAGE_URI,
     FW_STATE,
     FW_UPDATE,
@@ -37,6 +38,8 @@ log = logging.getLogger("reconciler.executor")
 READS = (Path(3, 0), Path(5, 0))
 FALLBACK_READS = (Path(3, 0, 3), Path(5, 0, 3), Path(5, 0, 5))  # when a whole instance fails
 PROBES = (FW_STATE, FW_UPDATE_RESULT, DEV_FIRMWARE_VERSION)  # after an Execute
+# What a device that came back on its target may have changed in /5/0 and was not read.
+UNKNOWN_AFTER_UPDATE = (FW_STATE, FW_UPDATE_RESULT, FW_DELIVERY_METHOD)
 
 
 class Executor:
@@ -49,8 +52,10 @@ class Executor:
         self._on_notify = on_notify
 
     async def run(self, device: Device, action: act.Action) -> None:
-        if isinstance(action, act.ReadState | act.Verify):
-            await self.read_state(device)
+        if isinstance(action, act.ReadState):
+            await self.read_state(device, READS[1:] if action.firmware_only else READS)
+        elif isinstance(action, act.Verify):
+            await self._verify(device, action)
         elif isinstance(action, act.Probe):
             await self._probe(device)
         elif isinstance(action, act.Observe):
@@ -68,15 +73,35 @@ class Executor:
         else:
             assert_never(action)
 
-    async def read_state(self, device: Device) -> None:
-        client = self._server.client(device.endpoint)
+    async def read_state(self, device: Device, instances: tuple[Path, ...] = READS) -> None:
         values: dict[Path, object] = {}
-        for path in READS:
-            try:
-                values.update(await client.read(path, timeout=self._settings.request_timeout))
-            except DeviceRequestFailed:
-                values.update(await self._read_each(device, path))
+        for path in instances:
+            values.update(await self._read_instance(device, path))
         self._reports.merge(device.device_id, device.endpoint, values, self._clock())
+
+    async def _verify(self, device: Device, action: act.Verify) -> None:
+        """After the Register that follows an Execute: /3/0, then /5/0 only when /3/0/3
+        does not report the target. When it does, the engine calls the device Current
+        from /3/0/3 alone and /5/0 would decide nothing: that is one request less on
+        every update's last step (a lost one costs a retransmission timeout on the
+        rollout's tail). The report's /5/0/3 and /5/0/5 from before the reboot are then
+        stale (and its delivery method may have changed with the firmware), so they are
+        set unknown, and `phases.start` reads them before an attempt acts on them."""
+        values = await self._read_instance(device, READS[0])
+        if version_in(values) == action.version:
+            self._reports.merge(device.device_id, device.endpoint, values, self._clock(),
+                                unknown=UNKNOWN_AFTER_UPDATE)
+            return
+        values.update(await self._read_instance(device, READS[1]))
+        self._reports.merge(device.device_id, device.endpoint, values, self._clock())
+
+    async def _read_instance(self, device: Device, instance: Path) -> dict[Path, object]:
+        """One instance of READS; its resources one by one if the device refuses it."""
+        client = self._server.client(device.endpoint)
+        try:
+            return dict(await client.read(instance, timeout=self._settings.request_timeout))
+        except DeviceRequestFailed:
+            return await self._read_each(device, instance)
 
     async def _probe(self, device: Device) -> None:
         """Read what tells how an install went. Silence is expected while the device
@@ -107,9 +132,12 @@ class Executor:
         reg = self._server.registration(device.endpoint)
         if reg is None:
             return
-        await self._watches.start(
+        whole = await self._watches.start(
             self._server.client(device.endpoint), reg, action.paths,
             lambda values: self._on_notify(device, values), self._settings.request_timeout)
+        if action.read and not whole:  # the answers did not carry all of /5/0
+            values = await self._read_instance(device, READS[1])
+            self._reports.merge(device.device_id, device.endpoint, values, self._clock())
 
     async def _write_uri(self, device: Device, action: act.WriteUri) -> None:
         data = await self._images(action.image_id)

@@ -72,10 +72,20 @@ FIELDS: dict[Path, tuple[str, Callable[[object], object]]] = {
 }
 
 
+def version_in(values: Mapping[Path, object]) -> str | None:
+    """/3/0/3 among `values`, trimmed as the engine compares it (`Delta.on_target`)."""
+    text = _text(values.get(DEV_FIRMWARE_VERSION))
+    return None if text is None else text.strip()
+
+
 def merge_report(previous: DeviceReport | None, endpoint: str,
-                 values: Mapping[Path, object], now: float) -> DeviceReport:
-    """The previous report updated with every known resource in `values`, stamped `now`."""
+                 values: Mapping[Path, object], now: float,
+                 unknown: Sequence[Path] = ()) -> DeviceReport:
+    """The previous report updated with every known resource in `values`, stamped `now`;
+    the resources in `unknown` (not read, and what was held of them is stale) set None."""
     changes: dict[str, object] = {"reported_at": now}
+    for path in unknown:
+        changes[FIELDS[path][0]] = None
     for path, value in values.items():
         known = FIELDS.get(Path(path.object_id, path.instance, path.resource))
         if known is None:
@@ -149,9 +159,9 @@ class Reports:
             self._absent_size.removed(self._absent)
 
     def merge(self, device_id: str, endpoint: str, values: Mapping[Path, object],
-              now: float) -> DeviceReport:
-        """Merge `values` into the device's report and persist it."""
-        report = merge_report(self.get(device_id), endpoint, values, now)
+              now: float, unknown: Sequence[Path] = ()) -> DeviceReport:
+        """Merge `values` into the device's report and persist it (`merge_report`)."""
+        report = merge_report(self.get(device_id), endpoint, values, now, unknown)
         fence = self.fence(endpoint) if self.fence is not None else None
         self._store.put_report(device_id, report, fence=fence)
         self._gone(device_id)

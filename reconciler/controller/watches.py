@@ -5,6 +5,14 @@ The executor starts them (an `Observe` action); the controller asks `observing(r
 `can_observe(reg)` when it builds a Delta. An observation belongs to the registration it
 was made on: after a new Register (a reboot, often from a new port) it no longer counts,
 and a device that refused Observe is polled until it registers again.
+
+One request observes both: an Observe of the Object 5 instance, /5/0 (LwM2M 1.0 TS
+5.5.1 and 8.2.6: an Observe may name an Object Instance; the device notifies when any of
+its Resources changes, with the whole instance). That is one request instead of one per
+resource, and a state change that also sets the Update Result is one notification, not
+two that the report merges one at a time. A device that refuses it (an error code, or an
+answer without Observe) gets the resources observed one by one, as before, and is never
+asked for the instance again while this server runs.
 """
 
 from __future__ import annotations
@@ -25,11 +33,23 @@ Notify = Callable[[dict[Path, Value]], None]
 MAX_STARTS = 3
 
 
+def instance_of(paths: Sequence[Path]) -> Path | None:
+    """The Object Instance whose Resources `paths` are, when they are two or more
+    Resources of one instance; else None (observed as given)."""
+    if len(paths) < 2 or any(p.instance is None or p.resource is None for p in paths):
+        return None
+    instances = {Path(p.object_id, p.instance) for p in paths}
+    return instances.pop() if len(instances) == 1 else None
+
+
 class Watches:
     def __init__(self) -> None:
         self._live: dict[str, tuple[str, list[Observation]]] = {}  # endpoint -> (reg id, obs)
         self._refused: dict[str, str] = {}  # endpoint -> registration id that refused
         self._starts: dict[str, tuple[str, int]] = {}  # endpoint -> (reg id, starts on it)
+        # Endpoints that refused an Observe of a whole instance: their resources are
+        # observed one by one from then on (bounded by the devices of the desired state).
+        self._by_resource: set[str] = set()
 
     def observing(self, reg: Registration) -> bool:
         entry = self._live.get(reg.endpoint)
@@ -44,22 +64,43 @@ class Watches:
         return self._refused.get(reg.endpoint) != reg.registration_id
 
     async def start(self, client: DeviceClient, reg: Registration, paths: Sequence[Path],
-                    on_notify: Notify, timeout: float) -> None:
+                    on_notify: Notify, timeout: float) -> bool:
+        """Observe `paths` (their instance in one request when the device allows it);
+        True when the instance was observed: its first answer was a read of all of it."""
         await self.forget(reg.endpoint)
         before = self._starts.get(reg.endpoint)
         count = before[1] if before is not None and before[0] == reg.registration_id else 0
         self._starts[reg.endpoint] = (reg.registration_id, count + 1)
         started: list[Observation] = []
         self._live[reg.endpoint] = (reg.registration_id, started)
+        instance = instance_of(paths)
+        if instance is not None and reg.endpoint not in self._by_resource:
+            whole = await self._observe(client, instance, on_notify, timeout)
+            if whole is not None:
+                started.append(whole)
+                return True
+            self._by_resource.add(reg.endpoint)
         for path in paths:
-            try:
-                observation = await client.observe(path, on_notify, timeout=timeout)
-            except DeviceRequestFailed:
-                observation = None
-            if observation is None or not observation.active:
+            observation = await self._observe(client, path, on_notify, timeout)
+            if observation is None:
                 self._refused[reg.endpoint] = reg.registration_id
-                return
+                break
             started.append(observation)
+        return False
+
+    @staticmethod
+    async def _observe(client: DeviceClient, path: Path, on_notify: Notify,
+                       timeout: float) -> Observation | None:
+        """An active observation of `path`, or None when the device refused it (an error
+        code, or an answer without Observe: RFC 7641 3.2, not observable there)."""
+        try:
+            observation = await client.observe(path, on_notify, timeout=timeout)
+        except DeviceRequestFailed:
+            return None
+        if not observation.active:
+            await observation.cancel()
+            return None
+        return observation
 
     async def forget(self, endpoint: str) -> None:
         entry = self._live.pop(endpoint, None)

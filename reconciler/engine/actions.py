@@ -14,16 +14,23 @@ from reconciler.model.lwm2m import FW_STATE, FW_UPDATE_RESULT, Path
 
 @dataclass(frozen=True, slots=True)
 class ReadState:
-    """Read /3/0 (firmware version, identity) and /5/0 (state, result, delivery)."""
+    """Read /3/0 (firmware version, identity) and /5/0 (state, result, delivery); with
+    `firmware_only`, /5/0 alone (the version is known: `phases.start`)."""
 
     reason: str
+    firmware_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Verify:
-    """Read /3/0/3 and /5/0 after the device came back from an Execute."""
+    """Read /3/0 after the device came back from an Execute, and /5/0 unless /3/0/3
+    already reports `version`: the update is done then, by /3/0/3 alone (the engine's
+    rule), and /5/0's state, result and delivery method are left unknown, to be read when
+    an attempt needs them (`phases.start`), instead of a request on every update's last
+    step."""
 
     image_id: str
+    version: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +41,14 @@ class Probe:
 
 @dataclass(frozen=True, slots=True)
 class Observe:
-    """Start Observe on the Object 5 resources that drive the state machine."""
+    """Start Observe on the Object 5 resources that drive the state machine (one Observe of
+    their instance when the device allows it: `controller.watches`)."""
 
     paths: tuple[Path, ...] = (FW_STATE, FW_UPDATE_RESULT)
+    # Also a read of /5/0 (state, result, delivery method): the first answer of an
+    # Observe of the instance is one; when the device observes only resources (or none),
+    # /5/0 is read as well.
+    read: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,8 @@ a `NoOp`. The decision table, top to bottom (first match wins); the last three r
 | Current, or drifted, and off the target     | `drift.notice`: Drifted; `report`: NoOp |
 | UpdateFailed / Reverted                     | `hold` until the target changes         |
 | Pending / TimedOut                          | `phases.start`: backoff, gate, download |
-|                                             | window, reset, write the URI (or push)  |
+|                                             | window, read an unknown Object 5, reset,|
+|                                             | write the URI (or push)                 |
 | Initializing / Downloading / Downloaded     | `phases.downloading`: Execute           |
 |                                             | (`install.execute`) once Downloaded and |
 |                                             | its Execute window is open (`windowed`) |
@@ -186,7 +187,7 @@ def _read(ctx: Ctx, record: DeviceProgress) -> Decision:
     msg = (f"device registered again after the Execute; reading whether it runs "
            f"{ctx.target.version}")
     new, events = move(ctx, record, S.COMPLETED, msg)
-    return Decision((Verify(ctx.target.image_id),), new, events)
+    return Decision((Verify(ctx.target.image_id, ctx.target.version),), new, events)
 
 
 def _current(ctx: Ctx, record: DeviceProgress) -> Decision:

@@ -42,7 +42,7 @@ DELIVERED_CHECKS = 6
 
 def start(ctx: Ctx, record: DeviceProgress) -> Decision:
     """Pending, TimedOut or drifted: begin the next attempt if everything allows it
-    (backoff, the rollout gate, a window that gates downloads)."""
+    (backoff, the rollout gate, a window that gates downloads), once Object 5 is known."""
     if record.next_attempt_at is not None and ctx.now < record.next_attempt_at:
         return wait(record, "backing off before the next attempt", record.next_attempt_at)
     if not ctx.gate.may_start:
@@ -53,11 +53,25 @@ def start(ctx: Ctx, record: DeviceProgress) -> Decision:
     if not ctx.delta.awake:
         return wait(record, "queue mode: waiting for the device to speak")
     fw_state = ctx.report.fw_state
+    if fw_state is None and ctx.report.reported_at < record.updated_at:
+        return _read_object_5(ctx, record)
     if fw_state is FirmwareState.UPDATING:
         return _installing_other(ctx, record)
     if fw_state in BUSY:
         return _reset(ctx, record, fw_state)
     return _begin(ctx, record)
+
+
+def _read_object_5(ctx: Ctx, record: DeviceProgress) -> Decision:
+    """/5/0/3 is unknown (not read since the device came back on its last target:
+    `Verify`): know it before acting on it, since a busy Object 5 is reset first. Once
+    per change of the record: a device that never reports /5/0/3 starts as before. The
+    Observe this attempt sets up anyway is that read (its first answer is the value),
+    so it is one request, not a read and then an Observe."""
+    if ctx.delta.can_observe and not ctx.delta.observing:
+        return Decision((Observe(read=True),), record)
+    reason = "/5/0/3 unknown since the last update; reading it"
+    return Decision((ReadState(reason, firmware_only=True),), record)
 
 
 def _installing_other(ctx: Ctx, record: DeviceProgress) -> Decision:

@@ -86,6 +86,7 @@ class Loop:
     last: Decision | None = None
     observing: bool = False
     can_observe: bool = True
+    by_resource: bool = False  # refused an Observe of /5/0: its resources one by one
     # The server's word that the package went out: set the moment a URI write or a push
     # succeeds (the earliest the engine's checks after a delivery could start)
     delivered_at: float | None = None
@@ -102,30 +103,39 @@ class Loop:
                  "fw_state": answer.fw}
         return {k: v for k, v in known.items() if k in fields and v is not None}
 
-    def merge(self, values: dict[str, object]) -> None:
+    def merge(self, values: dict[str, object], unknown: tuple[str, ...] = ()) -> None:
         typed = {k: (FirmwareState(v) if k == "fw_state" else
                      UpdateResult(v) if k == "update_result" else v)
                  for k, v in values.items() if isinstance(v, int | str)}
         base = self.report or DeviceReport("ep-1")
         if self.device.push:
             typed["delivery_method"] = DeliveryMethod.PUSH_ONLY
-        self.report = base.with_values(reported_at=self.now, **typed)
+        self.report = base.with_values(reported_at=self.now, **typed,
+                                       **dict.fromkeys(unknown))
 
-    def read_state(self) -> None:
-        """Executor.read_state: /3/0 and /5/0, one resource at a time after a 4.xx."""
+    def read_state(self, verify: str | None = None) -> None:
+        """Executor.read_state: /3/0 and /5/0; `verify` (Executor._verify): /5/0 only
+        if /3/0/3 does not report that version (then /5/0's fields are unknown)."""
+        values = self.read_instance(("firmware_version",))
+        if verify is not None and values.get("firmware_version") == verify:
+            self.merge(values, unknown=("fw_state", "update_result"))
+            return
+        self.merge({**values, **self.read_instance(("fw_state", "update_result"))})
+
+    def read_instance(self, instance: tuple[str, ...]) -> dict[str, object]:
+        """Executor._read_instance: one read, one resource at a time after a 4.xx."""
+        answer = self.request()
+        if answer.kind == "silent":
+            raise Failed("read timed out")
+        if answer.kind == "ok":
+            return self.values(answer, instance)
         values: dict[str, object] = {}
-        for instance in (("firmware_version",), ("fw_state", "update_result")):
-            answer = self.request()
-            if answer.kind == "silent":
-                raise Failed("read timed out")
-            for one in (instance if answer.kind == "error" else ()):
-                each = self.request()
-                if each.kind != "ok":
-                    raise Failed("read failed")
-                values.update(self.values(each, (one,)))
-            if answer.kind == "ok":
-                values.update(self.values(answer, instance))
-        self.merge(values)
+        for one in instance:
+            each = self.request()
+            if each.kind != "ok":
+                raise Failed("read failed")
+            values.update(self.values(each, (one,)))
+        return values
 
     def probe(self) -> None:
         """Executor._probe: three resources; a refusal skips one, silence ends it."""
@@ -140,19 +150,16 @@ class Loop:
             self.merge(values)
 
     def run(self, action: act.Action) -> None:
-        if isinstance(action, act.ReadState | act.Verify):
+        if isinstance(action, act.ReadState) and action.firmware_only:
+            self.merge(self.read_instance(("fw_state", "update_result")))
+        elif isinstance(action, act.ReadState):
             self.read_state()
+        elif isinstance(action, act.Verify):
+            self.read_state(verify=action.version)
         elif isinstance(action, act.Probe):
             self.probe()
         elif isinstance(action, act.Observe):
-            for _ in action.paths:
-                answer = self.request()
-                if answer.kind == "silent":
-                    raise Failed("observe timed out")
-                if answer.kind == "error":
-                    self.can_observe = False
-                    return
-            self.observing = True  # ... and it never notifies: polls must still come
+            self.observe(action)
         elif isinstance(action, act.Execute):
             answer = self.request(LOOP.execute_timeout)
             if answer.kind == "error":
@@ -170,6 +177,35 @@ class Loop:
                 self.delivered_at = self.now
         else:
             assert isinstance(action, act.Wait | act.NoOp)
+
+    def observe(self, action: act.Observe) -> None:
+        """Executor._observe: Watches.start (/5/0 in one request unless the device
+        refused that once, then each resource; the first answer of each is a read), and
+        with `read` a read of /5/0 when the instance was not observed. It never
+        notifies: polls must still come."""
+        if not self.watch(action) and action.read:
+            self.merge(self.read_instance(("fw_state", "update_result")))
+
+    def watch(self, action: act.Observe) -> bool:
+        if not self.by_resource:
+            answer = self.request()
+            if answer.kind == "silent":
+                raise Failed("observe timed out")
+            if answer.kind == "ok":
+                self.merge(self.values(answer, ("fw_state", "update_result")))
+                self.observing = True
+                return True
+            self.by_resource = True
+        for one in ("fw_state", "update_result")[:len(action.paths)]:
+            answer = self.request()
+            if answer.kind == "silent":
+                raise Failed("observe timed out")
+            if answer.kind == "error":
+                self.can_observe = False
+                return False
+            self.merge(self.values(answer, (one,)))
+        self.observing = True
+        return False
 
     def push(self, action: act.PushPackage) -> None:
         """Executor._push: silence stops the push (recorded, not raised), an error code

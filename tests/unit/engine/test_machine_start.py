@@ -22,7 +22,7 @@ from reconciler.engine import (
 from reconciler.engine.machine import HOLDS
 from reconciler.model.desired import Management
 from reconciler.model.lwm2m import DeliveryMethod, FirmwareState
-from reconciler.model.observed import DeviceProgress
+from reconciler.model.observed import DeviceProgress, DeviceReport
 from reconciler.model.status import UpdateState as S
 
 NOW = T0 + 10
@@ -187,3 +187,40 @@ def test_retarget_only_acknowledges_a_new_target_and_never_acts() -> None:
     assert on_it.progress is not None and on_it.progress.state is S.CURRENT
     same = pending(state=S.DOWNLOADING)
     assert retarget(delta(rep=report(), reg=registration()), same, NOW).progress is same
+
+
+# After an update that ended by /3/0/3 alone (`Verify` read /3/0 only), /5/0's state,
+# result and delivery method are unknown: the report holds None for them.
+def unknown_object_5(at: float = T0 + 1) -> DeviceReport:
+    return report("1.0", at=at).with_values(fw_state=None, update_result=None,
+                                            delivery_method=None)
+
+
+def test_an_attempt_reads_an_unknown_object_5_by_its_observe_and_resets_it_if_busy() -> None:
+    record = pending(updated_at=T0 + 5)  # the new target came after the last report
+    result = decide(delta(rep=unknown_object_5(), reg=registration()), record, NOW)
+    assert result.actions == (Observe(read=True),)
+    assert result.progress == record  # nothing sent yet, nothing recorded
+    # its first answer: still downloading something else, the fallback as before
+    busy = report("1.0", FirmwareState.DOWNLOADING, at=NOW + 1)
+    after = decide(delta(rep=busy, reg=registration(), observing=True), record, NOW + 1)
+    assert isinstance(after.actions[0], CancelDownload)
+
+
+def test_without_observe_an_unknown_object_5_is_read() -> None:
+    result = decide(delta(rep=unknown_object_5(), reg=registration(), can_observe=False),
+                    pending(updated_at=T0 + 5), NOW)
+    assert [(type(a), a.firmware_only) for a in result.actions
+            if isinstance(a, ReadState)] == [(ReadState, True)]
+    assert len(result.actions) == 1
+
+
+def test_object_5_is_asked_for_once_then_a_device_that_never_reports_it_starts() -> None:
+    """The read is due only while the report is older than the record: answered
+    without /5/0/3, the attempt starts (a pull: no delivery method reported)."""
+    record = pending(updated_at=T0 + 5)
+    first = decide(delta(rep=unknown_object_5(), reg=registration()), record, NOW)
+    assert first.actions == (Observe(read=True),)
+    answered = unknown_object_5(at=NOW + 1)
+    then = decide(delta(rep=answered, reg=registration(), observing=True), record, NOW + 1)
+    assert then.actions == (WriteUri(NEW.image_id, 1),)

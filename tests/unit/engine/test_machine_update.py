@@ -141,7 +141,7 @@ def test_a_stale_downloaded_state_never_causes_a_second_execute() -> None:
 def test_a_restart_after_execute_is_verified_before_anything_else() -> None:
     reg = registration(at=NOW)  # re-registered after Execute, not read yet
     result = decide(delta(rep=report(at=START), reg=reg), executed(), NOW + 1)
-    assert result.actions == (Verify(NEW.image_id),)
+    assert result.actions == (Verify(NEW.image_id, NEW.version),)
     assert result.progress is not None and result.progress.state is S.COMPLETED
 
 
@@ -268,7 +268,7 @@ def test_a_device_that_registered_again_after_our_restart_is_read_not_called_res
     reg = registration(at=NOW)  # its registration was ours to lose, not its reboot
     result = decide(delta(rep=report(at=START), reg=reg, server_started=NOW - 1),
                     executed(), NOW + 1)
-    assert result.actions == (Verify(NEW.image_id),)
+    assert result.actions == (Verify(NEW.image_id, NEW.version),)
     assert result.progress is not None and "restarted" not in result.progress.message
     read = report(fw=F.DOWNLOADED, at=NOW + 2)  # it still holds the download
     decided = decide(delta(rep=read, reg=reg), result.progress, NOW + 3)
