@@ -21,7 +21,6 @@ instance gets its resources observed one by one, as before.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -156,13 +155,13 @@ async def test_a_device_that_will_not_observe_the_instance_gets_its_resources_ob
         transport, device = await asyncio.get_running_loop().create_datagram_endpoint(
             ObservesResourcesOnly, remote_addr=("127.0.0.1", running.coap_port))
         try:
-            started = time.monotonic()
             device.register(harness.endpoint(0))
             await asyncio.wait_for(device.registered.wait(), 5)
             ctl = running.controller
+            # (15 s: it notifies nothing, so Downloaded is found by the server's check
+            # after the last block, not by a poll, 30 s here)
             await until(ctl, lambda: states(ctl)[device_id(0)] is CURRENT, 15)
             first = len(device.requests)
-            took = time.monotonic() - started
             # The next target: Object 5 unknown since the update, and these Observes do
             # not carry all of it (/5/0/9), so /5/0 is read before the URI goes out.
             repo.set_target("3.0")
@@ -177,5 +176,3 @@ async def test_a_device_that_will_not_observe_the_instance_gets_its_resources_ob
     second = [(code, path) for _, code, path in device.requests[first:]]
     assert second[:4] == [("GET", "/5/0/3"), ("GET", "/5/0/5"), ("GET", "/5/0"),
                           ("PUT", "/5/0/1")], second
-    # Downloaded was found by the server's check after the last block, not a 30 s poll
-    assert took < 10
