@@ -11,18 +11,25 @@ once on the same state file. Reported:
 - `retries_spent_by_restarts`: retries spent in the killed rollout beyond those of the
   undisturbed one, from the progress rows (goal 0);
 - `blocks_downloaded_twice_share`: blocks the fleet received beyond one download per
-  device, as a share of one download per device (goal < 5 %);
+  device, as a share of one download per device (goal < 5 %); with `--delivery push`
+  (push-only devices, `fota simulate --push`: the server writes the image to /5/0/0 in
+  1 KiB Block1 blocks) the Block1 blocks the devices received, a block received again
+  counted again: the blocks a restart made the server send twice;
+- `push_positions_at_kills` (push): the push positions the state file held at each kill
+  (None: a server without them), what a restarted server resumes pushes from;
 - `restart_to_first_block_s` (per kill): from the SIGKILL until the new process answers
   2.05 to a Block2 GET of a persisted offer (the bench asks, every 20 ms, for block 1 of
-  the newest offer of a device still downloading; None when none was), beside
+  the newest offer of a device still downloading; None when none was, as with pushes), beside
   `restart_to_ready_s`: the devices resume at their first RFC 7252 retransmission (2-3 s
   after the kill) only if it is short.
 
-Progress is read from the server's log lines, the blocks from `fota simulate`'s final
-line. Reuses the process handling of `bench/rollout.py`.
+Progress is read from the server's log lines (a device whose Current record a SIGKILL
+committed without its log line is taken from the state file after a quiet second:
+`current_seen_only_in_state`), the blocks from `fota simulate`'s final line. Reuses the
+process handling of `bench/rollout.py`.
 
     .venv/bin/python bench/restart.py [--devices 1000] [--image-kib 256]
-        [--block-size 1024] [--kills 3]
+        [--block-size 1024] [--kills 3] [--delivery pull|push]
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ CURRENT = re.compile(r"\((sim-\d+)\): .*-> Current: running 2\.0")
 RESTORED = re.compile(r"restored (\d+) registrations and (\d+) firmware offers")
 PATIENCE = 900.0  # seconds for one rollout before it is reported as it stands
 MAX_RETRIES = 3  # the engine's default budget per device and target
+PUSH_BLOCK = 1024  # the server's Block1 size for a push (the simulator takes it)
 
 
 def note(text: str) -> None:
@@ -61,9 +69,10 @@ class Progress:
     log line is looked at once (rescanning the whole log per line costs CPU the
     server and the simulator are short of)."""
 
-    def __init__(self, since: float) -> None:
-        self.since = since
+    def __init__(self, since: float, state: Path) -> None:
+        self.since, self.state = since, state
         self.current: dict[str, float] = {}  # endpoint -> when first logged Current
+        self.only_in_state = 0  # Current in the state file, its log line never written
         self._seen: dict[int, int] = {}  # id(server) -> lines scanned
 
     def scan(self, server: Server) -> None:
@@ -87,12 +96,28 @@ class Progress:
             if left <= 0:
                 return False
             server._event.clear()
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(server._event.wait(), min(left, 1.0))
+            except TimeoutError:  # a quiet second: what the state file says
+                self.scan_state()
+
+    def scan_state(self) -> None:
+        """Devices the state file has Current on their target since the commit with no
+        log line: a SIGKILL that fell between a record's commit and its log line (no
+        later process logs that device again). Counted as Current when found."""
+        with sqlite3.connect(f"file:{self.state}?mode=ro", uri=True) as conn:
+            rows = conn.execute(
+                "SELECT d.endpoint FROM progress p JOIN devices d ON d.device_id = "
+                "p.device_id WHERE p.state = 'Current' AND p.target_image_id = "
+                "d.target_image_id AND p.updated_at >= ?", (self.since,)).fetchall()
+        for (endpoint,) in rows:
+            if endpoint not in self.current:
+                self.current[endpoint] = time.time()
+                self.only_in_state += 1
 
 
 async def rollout(devices: int, tmp: Path, image_size: int, block: int,
-                  kills: int) -> dict[str, Any]:
+                  kills: int, push: bool = False) -> dict[str, Any]:
     endpoints = [f"sim-{i:05d}" for i in range(devices)]
     repo = make_repo(tmp / "repo", endpoints, image_size)
     port, state = procs.free_udp_port(), tmp / "state.db"
@@ -102,42 +127,51 @@ async def rollout(devices: int, tmp: Path, image_size: int, block: int,
     sim = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "reconciler.cli", "simulate", "--server",
         f"coap://127.0.0.1:{port}", "--repo", str(tmp / "repo"), "--count", str(devices),
-        "--version", "1.0", "--block-size", str(block), stdout=asyncio.subprocess.PIPE)
+        "--version", "1.0", "--block-size", str(block), *(["--push"] if push else []),
+        stdout=asyncio.subprocess.PIPE)
     restarts: list[float] = []
     first_blocks: list[float | None] = []
+    positions: list[int | None] = []
     cpu = procs.children_cpu_s()
     try:
         await server.wait_for(lambda line: "-> Current: running 1.0" in line, devices, 300)
         committed = set_target(repo, "2.0")
         note(f"{devices} devices on 1.0; target 2.0 committed ({kills} kills to come)")
-        progress = Progress(committed)
+        progress = Progress(committed, state)
         deadline = committed + PATIENCE
         for k in range(kills):
             if not await progress.until(server, math.ceil(devices * (k + 1) / (kills + 1)),
                                         deadline):
                 break
-            server, took, first = await _kill_and_restart(server, tmp, state, port)
+            killed = server
+            server, took, first, held = await _kill_and_restart(server, tmp, state, port)
+            # the killed process's last lines (read to its end after the kill): devices
+            # it saw Current just before are in no later process's log
+            progress.scan(killed)
             servers.append(server)
             restarts.append(took)
             first_blocks.append(first)
-            note(f"killed with {len(progress.current)} Current; first block answered after "
-                 f"{first}s, ready again in {took:.1f}s")
+            positions.append(held)
+            note(f"killed with {len(progress.current)} Current, {held} push positions "
+                 f"stored; first block answered after {first}s, ready again in {took:.1f}s")
         await progress.until(server, devices, deadline)
         note(f"{len(progress.current)} of {devices} Current after "
              f"{time.time() - committed:.1f}s")
     finally:
-        blocks = await _stop_simulator(sim)
+        blocks = await _stop_simulator(sim, "pushed" if push else "blocks")
         await server.stop()
     for each in servers:
         progress.scan(each)
     times = sorted(at - committed for at in progress.current.values())
-    per_device = math.ceil(image_size / block)
+    per_device = math.ceil(image_size / (PUSH_BLOCK if push else block))
     restored = [RESTORED.search(line) for s in servers[1:] for _, line in s.lines]
     return {
         "current": len(times), "never_current": devices - len(times),
         "commit_to_all_current_s": round(times[-1], 2) if len(times) == devices else None,
         "kills": len(restarts), "restart_to_ready_s": [round(t, 2) for t in restarts],
+        "current_seen_only_in_state": progress.only_in_state,
         "restart_to_first_block_s": first_blocks,
+        **({"push_positions_at_kills": positions} if push else {}),
         "restored": [[int(m.group(1)), int(m.group(2))] for m in restored if m],
         "retries_spent": _retries_spent(state),
         "blocks": blocks, "blocks_needed": devices * per_device,
@@ -145,15 +179,17 @@ async def rollout(devices: int, tmp: Path, image_size: int, block: int,
     }
 
 
-async def _kill_and_restart(server: Server, tmp: Path, state: Path,
-                            port: int) -> tuple[Server, float, float | None]:
+async def _kill_and_restart(server: Server, tmp: Path, state: Path, port: int
+                            ) -> tuple[Server, float, float | None, int | None]:
     """SIGKILL, start again on the same state: (the new server, seconds from the kill to
-    its ready line, seconds to its first 2.05 for a persisted offer's block or None)."""
+    its ready line, seconds to its first 2.05 for a persisted offer's block or None, the
+    push positions the killed server left in the state file or None)."""
     server.proc.kill()
     await server.proc.wait()
     await server._reader
     killed = time.time()
     token = _newest_offer(state)
+    held = _push_positions(state)
     fresh = Server(tmp / "repo", state, port, {})
     probe = asyncio.create_task(_first_block(port, token, killed)) if token else None
     await fresh.start()
@@ -162,7 +198,16 @@ async def _kill_and_restart(server: Server, tmp: Path, state: Path,
     if probe is not None:
         with contextlib.suppress(TimeoutError):
             block = await asyncio.wait_for(probe, 10)
-    return fresh, took, block
+    return fresh, took, block, held
+
+
+def _push_positions(state: Path) -> int | None:
+    """The push positions in the state file (None: a server without them)."""
+    with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as conn:
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM push_positions").fetchone()[0])
+        except sqlite3.OperationalError:  # no such table
+            return None
 
 
 def _newest_offer(state: Path) -> str | None:
@@ -207,8 +252,9 @@ async def _first_block(port: int, token: str, since: float) -> float | None:
     return None
 
 
-async def _stop_simulator(sim: asyncio.subprocess.Process) -> int | None:
-    """Stop `fota simulate` and read the blocks its fleet received from its last line."""
+async def _stop_simulator(sim: asyncio.subprocess.Process, key: str) -> int | None:
+    """Stop `fota simulate` and read the blocks its fleet received from its last line
+    (`key`: "blocks" pulled, "pushed")."""
     sim.terminate()
     try:
         out, _ = await asyncio.wait_for(sim.communicate(), 60)
@@ -217,7 +263,7 @@ async def _stop_simulator(sim: asyncio.subprocess.Process) -> int | None:
         out, _ = await sim.communicate()
     for line in reversed(out.decode(errors="replace").splitlines()):
         with contextlib.suppress(ValueError):
-            blocks = json.loads(line).get("blocks")
+            blocks = json.loads(line).get(key)
             if isinstance(blocks, int):
                 return blocks
     return None
@@ -253,14 +299,18 @@ async def main() -> None:
     parser.add_argument("--block-size", type=int, default=1024,
                         help="the simulated devices' Block2 size (16..1024)")
     parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--delivery", choices=("pull", "push"), default="pull",
+                        help="push: push-only devices (fota simulate --push)")
     args = parser.parse_args()
-    size = args.image_kib * 1024
+    size, push = args.image_kib * 1024, args.delivery == "push"
     with tempfile.TemporaryDirectory() as a:
-        calm = await rollout(args.devices, Path(a), size, args.block_size, 0)
+        calm = await rollout(args.devices, Path(a), size, args.block_size, 0, push)
     with tempfile.TemporaryDirectory() as b:
-        killed = await rollout(args.devices, Path(b), size, args.block_size, args.kills)
+        killed = await rollout(args.devices, Path(b), size, args.block_size, args.kills, push)
     print(json.dumps({"devices": args.devices, "image_bytes": size,
-                      "block_size": args.block_size, **summary(calm, killed),
+                      "delivery": args.delivery,
+                      "block_size": PUSH_BLOCK if push else args.block_size,
+                      **summary(calm, killed),
                       "without_kills": calm, "with_kills": killed}))
 
 

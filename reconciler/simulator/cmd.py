@@ -164,7 +164,8 @@ async def _simulate(server: str, specs: list[DeviceSpec], catalog: Mapping[str, 
         await stop.wait()
     await _shut_down(fleet)
     print(json.dumps({"stopped": len(fleet), "versions": _count(fleet.versions()),
-                      "blocks": sum(d.blocks for d in fleet.devices())}), flush=True)
+                      "blocks": sum(d.blocks for d in fleet.devices()),
+                      "pushed": sum(d.blocks_pushed for d in fleet.devices())}), flush=True)
     return 0
 
 

@@ -93,6 +93,17 @@ class SimDevice:
         return self.updater.blocks
 
     @property
+    def blocks_pushed(self) -> int:
+        """Block1 blocks of pushes received (a block received again counts again)."""
+        return len(self.updater.pushed)
+
+    @property
+    def pushed_blocks(self) -> list[int]:
+        """The block number of every push block received, in order: where a push began,
+        stopped and resumed."""
+        return list(self.updater.pushed)
+
+    @property
     def registered(self) -> bool:
         return self.location is not None
 
@@ -294,6 +305,10 @@ class SimDevice:
             for message, remote in self.observers.changed(self._render):
                 self._stay_awake()
                 self.spawn(self._notify(message, remote))
+        self.progressed()
+
+    def progressed(self) -> None:
+        """After a block of a push arrived (nothing an observer sees): wake waiters."""
         for predicate, future in list(self._waiters):
             if not future.done() and predicate():
                 future.set_result(None)

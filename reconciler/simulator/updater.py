@@ -10,6 +10,7 @@ An empty URI (or empty package) cancels. Called by `handlers`; owned by `device`
 
 from __future__ import annotations
 
+import array
 import asyncio
 from collections.abc import Coroutine, Mapping
 from typing import Any, Protocol
@@ -30,6 +31,7 @@ class Host(Protocol):
     @property
     def version(self) -> str: ...
     def changed(self) -> None: ...
+    def progressed(self) -> None: ...
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]: ...
     def go_silent(self) -> None: ...
     async def reboot(self, version: str, result: UpdateResult) -> None: ...
@@ -43,6 +45,8 @@ class FirmwareUpdater:
         self.push = transfer.PushReceiver(timing.flash_size)
         self.executes = self.downloads = 0
         self.blocks = 0  # Block2 answers received by pulls, including abandoned ones
+        # each Block1 block of a push received (taken again or refused too): its number
+        self.pushed = array.array("I")
         self.work: asyncio.Task[None] | None = None  # download or install in progress
         self._image_version = ""
 
@@ -89,6 +93,7 @@ class FirmwareUpdater:
         return self.push.active or downloading
 
     def _push_block(self, num: int, more: bool, szx: int, payload: bytes) -> Code | None:
+        self.pushed.append(num)
         if num == 0:
             self.set(FirmwareState.DOWNLOADING, UpdateResult.INITIAL)
             if Fault.SILENT in self.host.faults:
@@ -98,6 +103,7 @@ class FirmwareUpdater:
             self.set(FirmwareState.IDLE, UpdateResult.CONNECTION_LOST)
             return None  # the link is gone: this block never arrives
         code = self.push.receive(num, more, szx, payload)
+        self.host.progressed()  # a waiter may be counting blocks
         if code == CHANGED:
             self._downloaded(bytes(self.push.data))
         elif code == Code.REQUEST_ENTITY_INCOMPLETE:
