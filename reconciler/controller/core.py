@@ -22,6 +22,7 @@ from reconciler.cluster.ownership import Ownership
 from reconciler.controller.config import ControllerConfig
 from reconciler.controller.decide import Decider, Step
 from reconciler.controller.executor import Executor
+from reconciler.controller.push_log import PushLog
 from reconciler.controller.reloads import Reloads
 from reconciler.controller.reports import Reports
 from reconciler.controller.restore import RestartRecords, Restored
@@ -86,6 +87,8 @@ class Controller:
         server.deliveries.subscribe(self._on_delivered)
         server.pushes.subscribe(self._on_delivered)  # a push ended: delivered or stopped
         self.restart = RestartRecords(store, server)
+        self.push_log = PushLog(store)  # how far pushes came, for a restart
+        server.pushes.log = self.push_log
         server.subscribe_offers(self.restart.on_offer)  # recorded before a URI goes out
         server.subscribe_offer_expiry(self.restart.on_offers_expired)  # batched, flushed
         server.subscribe_formats(self.restart.on_format)  # every second by _resync
@@ -122,6 +125,7 @@ class Controller:
         self.ownership.adopt(self.clock())
         restored = self.restart.restore_registrations(self.desired, self.clock(),
                                                       self.ownership.owns)
+        self.push_log.restore(self.server, self.desired, self.ownership.owns)
         devices = (self.desired.device_by_endpoint(ep) for ep in restored.endpoints)
         self.queue.add_all([d.device_id for d in devices if d is not None])
         return restored
@@ -233,9 +237,11 @@ class Controller:
             await self.executor.run(step.device, action)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """The work queue, the resync timer and the status flusher, until `stop`."""
+        """The work queue, the resync timer, the status flusher and the push positions'
+        writer, until `stop`."""
         tasks = [asyncio.create_task(self.queue.run(stop), name="controller-queue"),
-                 asyncio.create_task(self._resync(stop), name="controller-resync")]
+                 asyncio.create_task(self._resync(stop), name="controller-resync"),
+                 asyncio.create_task(self.push_log.run(stop), name="controller-push-log")]
         unguard = guard(self.log_budget, LOGGERS)
         try:
             await stop.wait()

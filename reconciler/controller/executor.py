@@ -152,7 +152,8 @@ class Executor:
         worker's, and its end comes back as observed state (a delivery or a stop)."""
         data = await self._images(action.image_id)
         self._server.client(device.endpoint).start_push(
-            data, timeout=action.timeout, package=action.image_id, resume=action.resume)
+            data, timeout=action.timeout, package=action.image_id, resume=action.resume,
+            digest=action.digest)
         log.info("%s: attempt %d: %s %d bytes to /5/0/0", device.device_id, action.attempt,
                  "resuming the push of" if action.resume else "pushing", len(data))
 

@@ -70,12 +70,14 @@ class WriteUri:
 class PushPackage:
     """Write the image block-wise to /5/0/0 (push only devices); `timeout` in seconds.
     `resume`: continue an interrupted push after the last block the device acknowledged
-    (from block 0 when none is known)."""
+    (from block 0 when none is known). `digest`: the image's sha256, which with the id
+    says which bytes a recorded position counts (another digest: block 0)."""
 
     image_id: str
     attempt: int
     timeout: float
     resume: bool = False
+    digest: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,7 +123,8 @@ def _begin(ctx: Ctx, record: DeviceProgress) -> Decision:
     attempt = record.attempts + 1
     budget = ctx.config.download_deadline(ctx.target)
     push = ctx.report.delivery_method is DeliveryMethod.PUSH_ONLY
-    delivery: Action = (PushPackage(ctx.target.image_id, attempt, budget) if push
+    delivery: Action = (PushPackage(ctx.target.image_id, attempt, budget,
+                                    digest=ctx.target.sha256) if push
                         else WriteUri(ctx.target.image_id, attempt))
     observe: tuple[Action, ...] = ()
     if ctx.delta.can_observe and not ctx.delta.observing:

@@ -13,8 +13,9 @@ bound. A push our restart cut leaves no such record, only a `pushed_at` older th
 server. Either way the engine asks for the push again (`PushPackage(resume=True)`): after
 a stop, `push_resume_delay` later, doubled for each further resumption; after our
 restart, at once. The wire layer continues after the last block the device acknowledged
-(from block 0 when it knows none, as after our restart, or when the device lost its
-partial transfer). Bounded: at most `max_push_resumes` resumptions an attempt, all within
+(after our restart: the position the store kept, at most a few dozen blocks behind; from
+block 0 when it knows none, when the image's id or digest differs, or when the device
+lost its partial transfer). Bounded: at most `max_push_resumes` resumptions an attempt, all within
 the phase deadline; one more stop ends the attempt as a failed download does (a retry
 spent, saying where it stopped), as does a push the device refused (an error code). A
 resumption is never a retry and never counts toward
@@ -80,7 +81,8 @@ def _push(ctx: Ctx, record: DeviceProgress, resumes: int, message: str) -> Decis
     deadline = phase_deadline(ctx, record)
     budget = (ctx.config.download_deadline(ctx.target) if deadline is None
               else deadline - ctx.now)
-    action = PushPackage(ctx.target.image_id, record.attempts, budget, resume=True)
+    action = PushPackage(ctx.target.image_id, record.attempts, budget, resume=True,
+                         digest=ctx.target.sha256)
     new = record.evolve(resumes=resumes, pushed_at=ctx.now, message=message,
                         updated_at=ctx.now)
     return Decision((action,), new, (ctx.event(message, "action"),))

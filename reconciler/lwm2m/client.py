@@ -195,16 +195,17 @@ class DeviceClient:
         return Observation(path, request, task, first)
 
     async def push_firmware(self, data: bytes, *, timeout: float, package: str = "",
-                            resume: bool = False) -> None:
+                            resume: bool = False, digest: str = "") -> None:
         """Write the package to /5/0/0 block-wise (Block1, opaque); a sleeping queue-mode
         device is waited for first, within the same `timeout`. With `resume`, continue
         after the last block the device acknowledged in an interrupted push of the same
-        `package` (`pushes.py` records how a push stopped)."""
+        `package` with the same sha256 `digest` (`pushes.py` records how a push
+        stopped, and how far it came for a restart)."""
         await self._push(data, asyncio.get_running_loop().time() + timeout, package, resume,
-                         reserved=False)
+                         digest, reserved=False)
 
     def start_push(self, data: bytes, *, timeout: float, package: str = "",
-                   resume: bool = False) -> None:
+                   resume: bool = False, digest: str = "") -> None:
         """`push_firmware` as an operation of the server's (`pushes.detached`): reserved
         now, sent from its own task once one of the server's push slots is free, and
         returns at once. How it ends is observed state (a delivery or a `PushStop`);
@@ -213,16 +214,16 @@ class DeviceClient:
         pushes.reserve(self.endpoint)
         deadline = asyncio.get_running_loop().time() + timeout
         task = asyncio.create_task(detached(pushes, self.endpoint, functools.partial(
-            self._push, data, deadline, package, resume, reserved=True)),
+            self._push, data, deadline, package, resume, digest, reserved=True)),
             name=f"push {self.endpoint}")
         self._server.keep(task)
 
     @_counted("push")
-    async def _push(self, data: bytes, deadline: float, package: str, resume: bool, *,
-                    reserved: bool) -> None:
+    async def _push(self, data: bytes, deadline: float, package: str, resume: bool,
+                    digest: str, *, reserved: bool) -> None:
         loop = asyncio.get_running_loop()
         with self._server.pushes.pushing(self.endpoint, package, len(data), resume=resume,
-                                         reserved=reserved) as transfer:
+                                         reserved=reserved, digest=digest) as transfer:
             # inside: a device that leaves while the push waits for it (asleep, or for a
             # slot) leaves a stop to resume from when it comes back, not a push that
             # never started and is polled until the deadline

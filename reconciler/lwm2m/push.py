@@ -13,7 +13,9 @@ the push starts again at block 0, and says so. A 4.08 to a block of a push that 
 not resumed (the device restarted mid-push) is an interruption, not a refusal: the
 resumption, bounded by the engine, finds the device holds nothing and starts over.
 A push the server must end at once (the device registered again, moved or left: no
-answer can come from where the blocks go) is cut through `Transfer.cut`. Called by
+answer can come from where the blocks go) is cut through `Transfer.cut`; after each
+block acknowledged, `Transfer.checkpoint` is told (and may make the push wait for the
+write of its position: `pushes.py`). Called by
 `DeviceClient.push_firmware` with the server's context and the device's remote.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -47,6 +50,10 @@ class Transfer:
     offset: int = 0  # bytes acknowledged: the next block starts here
     # Set (with the error to end on) while blocks go out, to end the push at once.
     cut: asyncio.Future[FotaError] | None = field(default=None, compare=False)
+    # Told after each block the device acknowledged (`pushes.Pushes` notes the position
+    # for a restart); what it returns is waited for before the next block goes out.
+    checkpoint: Callable[[Transfer], asyncio.Future[None] | None] | None = field(
+        default=None, compare=False)
 
     @property
     def block(self) -> int:
@@ -139,6 +146,10 @@ async def _send_blocks(
             return
         transfer.szx = _next_szx(response, szx)
         transfer.offset = offset + len(chunk)
+        if transfer.checkpoint is not None:
+            wait = transfer.checkpoint(transfer)
+            if wait is not None:  # its position's write: the push may not outrun it
+                await _unless_cut(wait, transfer.cut)
 
 
 async def _answer(request: Any, cut: asyncio.Future[FotaError]) -> Any:
@@ -153,6 +164,13 @@ async def _answer(request: Any, cut: asyncio.Future[FotaError]) -> Any:
         abandon(request)
         raise cut.result()
     return request.response.result()
+
+
+async def _unless_cut(wait: asyncio.Future[None], cut: asyncio.Future[FotaError]) -> None:
+    """Until `wait` is done; raises the cut's error if the push is cut first."""
+    await asyncio.wait((wait, cut), return_when=asyncio.FIRST_COMPLETED)
+    if not wait.done():
+        raise cut.result()
 
 
 def _check(response: Any, path: Path, more: bool) -> None:

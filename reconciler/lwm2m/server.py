@@ -368,11 +368,15 @@ class Lwm2mServer:
         return self.public_uri + path
 
     def revoke_firmware(self, endpoint: str) -> None:
-        """The offer's URI answers 4.04 from now on; the image's bytes go with its last
-        offer. Idempotent: subscribers hear only of an offer that was live."""
+        """The device's update ended (in any way), its target changed or it left the
+        desired state: the offer's URI answers 4.04 from now on (the image's bytes go
+        with its last offer), and what its pushes kept to resume from is dropped, here
+        and in the position log (`Pushes.drop`). Idempotent: subscribers hear only of an
+        offer that was live."""
         if self.firmware.offered(endpoint) is not None:
             self.firmware.revoke(endpoint)
             self._tell_offer(endpoint, None)
+        self.pushes.drop(endpoint)
 
     # -- after a restart: what an earlier run of this server handed out -------------------
 

@@ -146,6 +146,28 @@ class FirmwareOffer:
     expires_at: float  # seconds since the epoch
 
 
+@dataclass(frozen=True, slots=True)
+class PushPosition:
+    """How far a push of a package to /5/0/0 came: the bytes the device acknowledged
+    with 2.31 (whole blocks of `1 << (szx + 4)` bytes) of the image `image_id` whose
+    sha256 is `digest`. What a restart needs to resume the push there instead of at
+    block 0 (`lwm2m.pushes` notes it, the store keeps it); used only for a push of the
+    same image with the same digest and length."""
+
+    endpoint: str
+    image_id: str
+    digest: str  # the image's sha256 (hex), as the desired state names it
+    size: int  # the package's length in bytes
+    szx: int  # the block size exponent in use (the device may ask for smaller blocks)
+    offset: int  # bytes acknowledged: the next block starts here
+    at: float  # when this position was noted (seconds since the epoch)
+
+    @property
+    def block(self) -> int:
+        """The next block to send, at the block size in use."""
+        return self.offset >> (self.szx + 4)
+
+
 class RegistrationEventKind(StrEnum):
     REGISTERED = "registered"
     UPDATED = "updated"

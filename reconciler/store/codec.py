@@ -20,6 +20,7 @@ from reconciler.model.lwm2m import (
     DeliveryMethod,
     FirmwareOffer,
     FirmwareState,
+    PushPosition,
     Registration,
     UpdateResult,
 )
@@ -107,6 +108,15 @@ def offer_row(o: FirmwareOffer) -> Row:
 
 def offer_from_row(r: Row) -> FirmwareOffer:
     return FirmwareOffer(token=r[0], endpoint=r[1], image_id=r[2], expires_at=r[3])
+
+
+def push_position_row(p: PushPosition) -> Row:
+    return (p.endpoint, p.image_id, p.digest, p.size, p.szx, p.offset, p.at)
+
+
+def push_position_from_row(r: Row) -> PushPosition:
+    return PushPosition(endpoint=r[0], image_id=r[1], digest=r[2], size=int(r[3]),
+                        szx=int(r[4]), offset=int(r[5]), at=float(r[6]))
 
 
 def report_row(device_id: str, r: DeviceReport) -> Row:

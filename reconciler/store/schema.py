@@ -148,6 +148,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE progress ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE progress ADD COLUMN pushed_at REAL;
     """,
+    # 15: how far each push came (issue 8): the bytes the device acknowledged, with the
+    # image, its digest and the block size they count in, so a push our restart cut
+    # resumes there and not at block 0. One row per endpoint with a push under way,
+    # deleted when its update ends.
+    """
+    CREATE TABLE push_positions (
+        endpoint TEXT PRIMARY KEY, image_id TEXT NOT NULL, digest TEXT NOT NULL,
+        size INTEGER NOT NULL, szx INTEGER NOT NULL, acknowledged INTEGER NOT NULL,
+        at REAL NOT NULL);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -25,7 +25,13 @@ from typing import Protocol
 from reconciler.errors import NoSlot, NotOwner, StateFileInUse
 from reconciler.model.cluster import Fence, SlotClaim
 from reconciler.model.desired import DesiredState
-from reconciler.model.lwm2m import NO_FORMATS, ContentFormats, FirmwareOffer, Registration
+from reconciler.model.lwm2m import (
+    NO_FORMATS,
+    ContentFormats,
+    FirmwareOffer,
+    PushPosition,
+    Registration,
+)
 from reconciler.model.observed import DeviceEvent, DeviceProgress, DeviceReport
 from reconciler.model.status import Condition, UpdateState
 from reconciler.store import codec, collection_status
@@ -69,6 +75,10 @@ _INSERT_CONDITION = ("INSERT INTO conditions VALUES (?,?,?,?,?,?,?) ON CONFLICT 
 _INSERT_OFFER = ("INSERT INTO offers VALUES (?,?,?,?) ON CONFLICT (token) DO UPDATE SET "
                  "endpoint = excluded.endpoint, image_id = excluded.image_id, "
                  "expires_at = excluded.expires_at")
+_UPSERT_PUSH_POSITION = (
+    "INSERT INTO push_positions VALUES (?,?,?,?,?,?,?) ON CONFLICT (endpoint) DO UPDATE "
+    "SET image_id = excluded.image_id, digest = excluded.digest, size = excluded.size, "
+    "szx = excluded.szx, acknowledged = excluded.acknowledged, at = excluded.at")
 # The device's current image: the image of its collection whose version equals the
 # reported /3/0/3 (trimmed by the caller), else NULL.
 _SET_CURRENT = """UPDATE devices SET current_image_id = (
@@ -326,6 +336,28 @@ class SqliteStore(EventFeed):
         rows = self._query("SELECT * FROM offers WHERE expires_at > ? ORDER BY endpoint",
                            (now,))
         return [codec.offer_from_row(r) for r in rows]
+
+    # --- how far pushes came ----------------------------------------------------------
+    def put_push_positions(self, positions: Sequence[PushPosition],
+                           gone: Sequence[str] = ()) -> None:
+        """Record where each push stands (one row per endpoint, replaced) and delete the
+        rows of the endpoints in `gone` (their push ended: delivered, or its update
+        ended), in one transaction: the batch `controller.push_log` writes. No row the
+        tallies count: on a shared database it skips their queue, and its rows are taken
+        in endpoint order, so two nodes' batches never wait for each other in a cycle."""
+        with self._tx(tallies=False) as conn:
+            if gone:
+                conn.executemany("DELETE FROM push_positions WHERE endpoint = ?",
+                                 [(endpoint,) for endpoint in sorted(gone)])
+            if positions:
+                conn.executemany(_UPSERT_PUSH_POSITION, [
+                    codec.push_position_row(p)
+                    for p in sorted(positions, key=lambda p: p.endpoint)])
+
+    def push_positions(self) -> list[PushPosition]:
+        """Every recorded push position: what a restarted server resumes pushes from."""
+        rows = self._query("SELECT * FROM push_positions ORDER BY endpoint")
+        return [codec.push_position_from_row(r) for r in rows]
 
     def forget_expired(self, now: float) -> int:
         """Delete registrations and offers that ran out before `now`; returns how many."""

@@ -119,6 +119,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE progress ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE progress ADD COLUMN pushed_at DOUBLE PRECISION;
     """,
+    # 7 (SQLite's 15): how far each push came, so a push a restart cut resumes there.
+    f"""
+    CREATE TABLE push_positions (
+        endpoint {_T} PRIMARY KEY, image_id {_T} NOT NULL, digest TEXT NOT NULL,
+        size BIGINT NOT NULL, szx INTEGER NOT NULL, acknowledged BIGINT NOT NULL,
+        at DOUBLE PRECISION NOT NULL);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 EVENTS_CHANNEL = "fota_events"  # NOTIFY channel of `events_appended`

@@ -27,6 +27,7 @@ class ScriptedDevice(asyncio.DatagramProtocol):
         self.transport: Any = None
         self.requests: list[tuple[float, str, str]] = []  # (monotonic time, code, path)
         self.registered = asyncio.Event()
+        self.lifetime = 300  # seconds, the next Register's lt=
         self._mid = 0
 
     def connection_made(self, transport: Any) -> None:
@@ -66,6 +67,6 @@ class ScriptedDevice(asyncio.DatagramProtocol):
         self.registered.clear()
         message = Message(_mtype=CON, _mid=self._mid, _token=b"reg%d" % self._mid,
                           code=Code.POST, uri_path=("rd",),
-                          uri_query=(f"ep={endpoint}", "lt=300", "lwm2m=1.1"),
+                          uri_query=(f"ep={endpoint}", f"lt={self.lifetime}", "lwm2m=1.1"),
                           content_format=40, payload=b"</3/0>,</5/0>")
         self.transport.sendto(message.encode())

@@ -235,3 +235,164 @@ async def test_a_device_that_reboots_mid_push_gets_it_again_from_block_0_without
     assert device.back_at is not None and device.blocks[back][0] - device.back_at < 3.0
     image = tmp_path / "repo" / "images" / harness.COLLECTION / "fw-2.0.bin"
     assert bytes(device.data) == image.read_bytes()
+
+
+LIFETIME = 3  # seconds: the registration runs out in the middle of the push
+
+
+class ExpiringDevice(PushedDevice):
+    """Registers with a 3 s lifetime and, at block AWAY_AT, goes silent: it answers
+    nothing and sends no Update, its socket open (no port unreachable either), so its
+    registration expires while the server still retransmits that block. It keeps its
+    partial transfer; the test brings it back (`come_back`). Requests that reach it
+    while silent are recorded (`while_away`)."""
+
+    def __init__(self, n: int = 0) -> None:
+        super().__init__(forgets=False)
+        self.endpoint = harness.endpoint(n)
+        self.lifetime = LIFETIME
+        self.silent = False
+        self.while_away: list[tuple[float, str]] = []
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self.silent:
+            message = Message.decode(data)
+            if message.code.is_request():
+                self.while_away.append((time.monotonic(), "/".join(message.opt.uri_path)))
+            return
+        super().datagram_received(data, addr)
+
+    async def _go_away(self) -> None:
+        self.silent = True
+
+    def come_back(self) -> None:
+        """Registers again from the same port (for longer: the rest of the update must
+        not race another expiry)."""
+        self.silent, self.lifetime = False, 300
+        self.back_at = time.monotonic()
+        self.register(self.endpoint)
+
+
+async def test_a_registration_that_expires_mid_push_cuts_it_and_resumes_at_its_block(
+        tmp_path: Path) -> None:
+    """Over real sockets: the server's RFC 7252 retransmissions (fixed timers, 2-3 s
+    and doubling: ~93 s before it gives up) would outlive the registration; the expiry
+    cuts the push at once and it is kept, so that when the device registers again the
+    push resumes at the block it stopped at, within seconds, without a retry spent."""
+    repo = harness.DesiredRepo(tmp_path / "repo", count=1, target="2.0", image_size=8192)
+    settings = harness.settings_for(repo, tmp_path / "s.db", min_download_time=60.0,
+                                    coap_rto="fixed")
+    async with harness.serving(settings) as running:
+        loop = asyncio.get_running_loop()
+        _, device = await loop.create_datagram_endpoint(
+            ExpiringDevice, remote_addr=("127.0.0.1", running.coap_port))
+        try:
+            ctl = running.controller
+            pushes = ctl.server.pushes
+            endpoint = harness.endpoint(0)
+            ended = asyncio.Event()  # the push ended (its subscribers are told)
+            pushes.subscribe(lambda _endpoint: ended.set())
+            registered_at = time.monotonic()
+            device.register(endpoint)
+            await asyncio.wait_for(device.registered.wait(), 5)
+            await asyncio.wait_for(ended.wait(), 15)
+            cut_at = time.monotonic()
+            assert ctl.server.registration(endpoint) is None
+            stop = pushes.stop(endpoint)
+            assert stop is not None and "expired" in stop.reason and not stop.refused
+            assert stop.block == AWAY_AT
+            # cut at the expiry (the registry's sweep runs every second), not after
+            # the exchange's retransmissions
+            assert cut_at - registered_at < LIFETIME + 2.5
+            assert len(pushes) == 1  # kept, to resume from
+            await ctl.push_log.written()  # and in the state file, for a restart
+            assert [p.block for p in ctl.store.push_positions()] == [AWAY_AT]
+            device.come_back()
+            await until(ctl, lambda: states(ctl)[device_id(0)] is UpdateState.CURRENT, 30)
+            record = ctl.decider.index.get(device_id(0))
+            assert record is not None
+            assert (record.attempts, record.retries_left, record.resumes) == (
+                1, ctl.settings.engine.max_retries, 1)
+            await ctl.push_log.written()
+            assert len(pushes) == 0 and ctl.store.push_positions() == []  # delivered
+        finally:
+            device.transport.close()
+    numbers = [num for _, num in device.blocks]
+    back = _first_after_return(device)
+    assert numbers[:AWAY_AT + 1] == list(range(AWAY_AT + 1))
+    assert numbers[back:] == list(range(AWAY_AT, numbers[-1] + 1)), numbers
+    # while away only the server's copies of block AWAY_AT came, none after the cut
+    assert all(at <= cut_at for at, _ in device.while_away), device.while_away
+    assert device.back_at is not None and device.blocks[back][0] - device.back_at < 3.0
+    image = tmp_path / "repo" / "images" / harness.COLLECTION / "fw-2.0.bin"
+    assert bytes(device.data) == image.read_bytes()
+
+
+async def test_what_pushes_keep_is_freed_when_their_updates_end(tmp_path: Path) -> None:
+    """Two pushes cut by their devices' expiry are kept (in memory and in the state
+    file) while their updates are under way. One device leaves the desired state, the
+    other's target becomes the version it runs (its update ends): nothing is kept for
+    either any more, so what pushes keep is bounded by the updates under way."""
+    repo = harness.DesiredRepo(tmp_path / "repo", count=2, target="2.0", image_size=8192)
+    settings = harness.settings_for(repo, tmp_path / "s.db", min_download_time=60.0,
+                                    coap_rto="fixed")
+    async with harness.serving(settings) as running:
+        ctl = running.controller
+        pushes = ctl.server.pushes
+        ended: set[str] = set()
+        both = asyncio.Event()
+
+        def told(endpoint: str) -> None:
+            ended.add(endpoint)
+            if len(ended) == 2:
+                both.set()
+
+        pushes.subscribe(told)
+        loop = asyncio.get_running_loop()
+        devices = []
+        for n in range(2):
+            _, device = await loop.create_datagram_endpoint(
+                lambda n=n: ExpiringDevice(n), remote_addr=("127.0.0.1", running.coap_port))
+            devices.append(device)
+        try:
+            for device in devices:
+                device.register(device.endpoint)
+            await asyncio.wait_for(both.wait(), 20)  # both cut at their expiry
+            await ctl.push_log.written()
+            assert len(pushes) == 2
+            assert [p.block for p in ctl.store.push_positions()] == [AWAY_AT, AWAY_AT]
+            repo.count = 1  # d000001 leaves the desired state
+            repo.set_target("1.0")  # d000000 runs 1.0: its update ends
+            await until(ctl, lambda: len(pushes) == 0, 20)
+            await ctl.push_log.written()
+            assert ctl.store.push_positions() == []
+        finally:
+            for device in devices:
+                device.transport.close()
+
+
+async def test_a_device_that_never_comes_back_is_freed_when_its_update_times_out(
+        tmp_path: Path) -> None:
+    """The registration is gone for good: the device expired mid-push and never
+    registers again. Its update times out at the download deadline (6 s here), which
+    ends it: what its push kept goes then, not never."""
+    repo = harness.DesiredRepo(tmp_path / "repo", count=1, target="2.0", image_size=8192)
+    settings = harness.settings_for(repo, tmp_path / "s.db", min_download_time=6.0,
+                                    coap_rto="fixed")
+    async with harness.serving(settings) as running:
+        ctl = running.controller
+        pushes = ctl.server.pushes
+        ended = asyncio.Event()
+        pushes.subscribe(lambda _endpoint: ended.set())
+        _, device = await asyncio.get_running_loop().create_datagram_endpoint(
+            ExpiringDevice, remote_addr=("127.0.0.1", running.coap_port))
+        try:
+            device.register(device.endpoint)
+            await asyncio.wait_for(ended.wait(), 15)  # cut at its expiry, kept
+            assert len(pushes) == 1
+            await until(ctl, lambda: states(ctl)[device_id(0)] is UpdateState.TIMED_OUT, 20)
+            assert len(pushes) == 0
+            await ctl.push_log.written()
+            assert ctl.store.push_positions() == []
+        finally:
+            device.transport.close()

@@ -12,9 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from controller_harness import SIM_TIMING, DesiredRepo, specs
+from controller_harness import COLLECTION, SIM_TIMING, DesiredRepo, specs
 from serve_process import fota_serve, free_udp_port, until_all_current
 
+from reconciler.lwm2m.pushes import NOTE_BLOCKS
 from reconciler.model.lwm2m import FW_STATE, DeliveryMethod, FirmwareState
 from reconciler.model.lwm2m import Path as LwPath
 from reconciler.simulator import DeviceSpec, Fault, Fleet
@@ -161,24 +162,57 @@ async def test_kill_9_after_executed_at_is_persisted_but_before_execute_arrives(
         # Timing.deregister_timeout (3 s) for nothing
 
 
-async def test_kill_9_mid_push_pushes_again_at_once_without_a_retry_spent(
+def _push_position(state: Path) -> tuple[int, int] | None:
+    """(next block, block size) the state file holds for the one push, read after the
+    server that wrote it is gone."""
+    with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as conn:
+        row = conn.execute("SELECT acknowledged, szx FROM push_positions").fetchone()
+    return None if row is None else (int(row[0]) >> (int(row[1]) + 4), 1 << (int(row[1]) + 4))
+
+
+KILL_AT = 400  # push blocks the device received before the SIGKILL (of 1,025)
+
+
+async def test_kill_9_mid_push_resumes_at_the_persisted_block_without_a_retry_spent(
         tmp_path: Path) -> None:
-    """A push-only device (/5/0/9 = 1) holds half a push when the server is killed. The
-    restarted server finds it Downloading with no push running and no stop recorded (both
-    lived in the dead process): it pushes again at once (from block 0: where the device
-    was went with the process), not after the download deadline (10 minutes here)."""
-    repo = DesiredRepo(tmp_path / "repo", count=1, image_size=1 << 20)  # 1,025 blocks
+    """A push-only device (/5/0/9 = 1) holds 400 blocks of a 1 MiB push when the server
+    is killed. The restarted server finds it Downloading with no push running: it pushes
+    again at once (not after the download deadline, 10 minutes here), from the block the
+    state file says the device had acknowledged, not from block 0. That position is at
+    most 2 x NOTE_BLOCKS blocks behind the device (`lwm2m.pushes`), and the device takes
+    a block it already has again: that many blocks go out twice, not 400."""
+    repo = DesiredRepo(tmp_path / "repo", count=1, image_size=1 << 20)
+    image = tmp_path / "repo" / "images" / COLLECTION / "fw-2.0.bin"
+    blocks = -(-image.stat().st_size // 1024)  # 1,025: the package's header too
     state, port = tmp_path / "s.db", free_udp_port()
     devices = [replace(s, delivery=DeliveryMethod.PUSH_ONLY) for s in _specs(1)]
     fleet = Fleet(f"coap://127.0.0.1:{port}", devices, timing=QUIET)
+    [device] = fleet.devices()
     env = {"FOTA_MIN_DOWNLOAD_TIME": "600", "FOTA_POLL_INTERVAL": "120"}
     try:
-        await _killed_mid_download(repo, state, port, env, fleet)
+        async with fota_serve(repo.root, state, port, env) as first:
+            await fleet.start(wait_registered=True, timeout=60)
+            repo.set_target("2.0")
+            await device.wait_for(lambda: device.blocks_pushed >= KILL_AT, timeout=60)
+            first.kill()
+        received = device.pushed_blocks
+        assert device.state is FirmwareState.DOWNLOADING and received == list(
+            range(len(received)))  # one push, in order, cut short
+        position = _push_position(state)
+        assert position is not None, "no push position in the state file"
+        persisted, size = position
+        assert size == 1024 and 0 < persisted <= len(received)
+        assert len(received) - persisted <= 2 * NOTE_BLOCKS + 2  # bounded lag
         async with fota_serve(repo.root, state, port, env):
             # 120 s, a fifth of the download deadline (600 s) the old engine waited out
             await fleet.wait_all(lambda d: d.version == "2.0", timeout=120)
             await until_all_current(state, 1, timeout=60)
+        after = device.pushed_blocks[len(received):]
+        assert after == list(range(persisted, blocks)), after[:5]  # resumed where stored
+        twice = len(received) - persisted
+        assert device.blocks_pushed == blocks + twice and twice <= 2 * NOTE_BLOCKS + 2
         assert [(d.downloads, d.executes) for d in fleet.devices()] == [(1, 1)]
         assert _progress(state) == [("Current", 1, 2)]  # FAST: max_retries 2
+        assert _push_position(state) is None  # delivered: nothing left to resume
     finally:
         await fleet.stop(deregister=False)

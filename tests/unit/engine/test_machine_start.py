@@ -74,7 +74,7 @@ def test_pull_start_writes_the_uri_then_observes_and_records_the_attempt() -> No
 def test_push_only_device_gets_the_package_pushed() -> None:
     rep = report(delivery=DeliveryMethod.PUSH_ONLY)
     result = decide(delta(rep=rep, reg=registration(), observing=True), pending(), NOW)
-    assert result.actions == (PushPackage(NEW.image_id, 1, DEADLINE - NOW),)
+    assert result.actions == (PushPackage(NEW.image_id, 1, DEADLINE - NOW, digest=NEW.sha256),)
 
 
 def test_no_observe_when_one_runs_or_the_device_refuses_it() -> None:

@@ -43,7 +43,8 @@ def test_a_stopped_push_waits_a_second_then_resumes_without_spending_a_retry() -
     actions, record = decide_at(PUSHED + 20.1, pushing(), halted)
     assert actions == (Wait("the push stopped at block 33 of 64; resuming it", PUSHED + 21),)
     actions, record = decide_at(PUSHED + 21, record, halted)
-    assert actions == (PushPackage(NEW.image_id, 1, DEADLINE - (PUSHED + 21), resume=True),)
+    assert actions == (PushPackage(NEW.image_id, 1, DEADLINE - (PUSHED + 21), resume=True,
+                                   digest=NEW.sha256),)
     assert (record.state, record.resumes, record.pushed_at) == (S.DOWNLOADING, 1, PUSHED + 21)
     assert record.retries_left == 3 and record.attempts == 1
     assert record.message == ("attempt 1: resuming the push at block 33 of 64 "
@@ -57,7 +58,8 @@ def test_a_device_asleep_when_the_resumption_is_due_is_waited_for_not_pushed() -
                             "device speaks", DEADLINE),)
     assert record.resumes == 0 and record.pushed_at == PUSHED
     actions, record = decide_at(PUSHED + 30, pushing(), stop(PUSHED + 20))  # it spoke
-    assert actions == (PushPackage(NEW.image_id, 1, DEADLINE - (PUSHED + 30), resume=True),)
+    assert actions == (PushPackage(NEW.image_id, 1, DEADLINE - (PUSHED + 30), resume=True,
+                                   digest=NEW.sha256),)
     assert (record.resumes, record.retries_left) == (1, 3)
 
 
@@ -100,7 +102,7 @@ def test_after_our_restart_a_push_with_no_stop_recorded_is_pushed_again_at_once(
     actions, record = decide_at(restarted + 1, pushing(resumes=2), None,
                                 server_started=restarted)
     assert actions == (PushPackage(NEW.image_id, 1, DEADLINE + 100 - (restarted + 1),
-                                   resume=True),)
+                                   resume=True, digest=NEW.sha256),)
     assert (record.resumes, record.pushed_at, record.retries_left) == (2, restarted + 1, 3)
     assert "cut by our restart" in record.message
     # pushed again in this process: no second push for the same restart

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from reconciler.model.lwm2m import ContentFormats, FirmwareOffer, Registration
+from reconciler.model.lwm2m import ContentFormats, FirmwareOffer, PushPosition, Registration
 from reconciler.store import SqliteStore, open_reader, open_store
 from reconciler.store.schema import MIGRATIONS, SCHEMA_VERSION, migrate
 
@@ -75,3 +75,54 @@ def test_a_first_schema_file_keeps_its_registrations_through_the_migration(
         store.close()
     with sqlite3.connect(path) as check:
         assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_push_positions_are_replaced_per_endpoint_and_deleted_in_one_batch(
+        store: SqliteStore) -> None:
+    a1 = PushPosition("ep-a", "img-1", "d1", 9000, 6, 2048, 10.0)
+    b1 = PushPosition("ep-b", "img-1", "d1", 9000, 5, 512, 11.0)
+    store.put_push_positions([a1, b1])
+    a2 = PushPosition("ep-a", "img-1", "d1", 9000, 6, 5120, 12.0)
+    store.put_push_positions([a2], gone=["ep-b"])
+    assert store.push_positions() == [a2]
+    store.put_push_positions([], gone=["ep-a", "ep-never"])
+    assert store.push_positions() == []
+
+
+def test_a_file_of_the_schema_before_push_positions_migrates_and_keeps_its_rows(
+        tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, MIGRATIONS[:14])  # the release before push positions
+    conn.execute("INSERT INTO offers VALUES ('tok', 'ep', 'img', 500.0)")
+    conn.close()
+    store = open_store(path)
+    try:
+        assert store.push_positions() == []
+        assert [o.token for o in store.live_offers(now=0.0)] == ["tok"]
+        store.put_push_positions([PushPosition("ep", "img", "d", 10, 6, 0, 1.0)])
+        assert len(store.push_positions()) == 1
+    finally:
+        store.close()
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 15
+
+
+def test_a_postgresql_database_before_push_positions_migrates(pg_url: str) -> None:
+    import psycopg
+
+    from reconciler.store.pg.schema import MIGRATIONS as PG_MIGRATIONS
+    from reconciler.store.pg.schema import migrate as pg_migrate
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        pg_migrate(conn, PG_MIGRATIONS[:6])  # the release before push positions
+        conn.execute("INSERT INTO offers VALUES ('tok', 'ep', 'img', 500.0)")
+    store = open_store(pg_url)
+    try:
+        assert store.push_positions() == []
+        position = PushPosition("ep", "img", "d", 1 << 20, 6, 400 * 1024, 1.5)
+        store.put_push_positions([position])
+        assert store.push_positions() == [position]
+        assert [o.token for o in store.live_offers(now=0.0)] == ["tok"]
+    finally:
+        store.close()
