@@ -115,7 +115,8 @@ async def test_fota_simulate_stops_promptly_on_sigterm_after_its_server_is_gone(
         # De-registering into the void is given cmd.STOP_SECONDS, not 10 s per device.
         assert await asyncio.wait_for(process.wait(), cmd.STOP_SECONDS + 5) == 0
         stopped = json.loads(await process.stdout.readline())
-        assert stopped == {"stopped": 100, "versions": {"0.0.0": 100}, "blocks": 0}
+        assert stopped == {"stopped": 100, "versions": {"0.0.0": 100}, "blocks": 0,
+                           "pushed": 0}
     finally:
         if process.returncode is None:
             process.kill()
