@@ -12,7 +12,9 @@ registered) is waited for: its Register or Update is the trigger, the phase dead
 bound. A push our restart cut leaves no such record, only a `pushed_at` older than this
 server. Either way the engine asks for the push again (`PushPackage(resume=True)`): after
 a stop, `push_resume_delay` later, doubled for each further resumption; after our
-restart, at once. The wire layer continues after the last block the device acknowledged
+restart, once a read of the device's firmware state since the restart says it still
+downloads (one that took the last block just before the kill is Downloaded: it goes on to
+Execute). The wire layer continues after the last block the device acknowledged
 (after our restart: the position the store kept, at most a few dozen blocks behind; from
 block 0 when it knows none, when the image's id or digest differs, or when the device
 lost its partial transfer). Bounded: at most `max_push_resumes` resumptions an attempt, all within
@@ -25,7 +27,7 @@ of ours even less. Called by `phases.downloading`.
 
 from __future__ import annotations
 
-from reconciler.engine.actions import PushPackage
+from reconciler.engine.actions import PushPackage, ReadState
 from reconciler.engine.decision import Ctx, Decision, wait
 from reconciler.engine.endings import failed, phase_deadline
 from reconciler.model.lwm2m import DeliveryMethod
@@ -50,6 +52,15 @@ def resume(ctx: Ctx, record: DeviceProgress) -> Decision | None:
     if stop is not None and stop.at >= pushed:
         return _after_stop(ctx, record, stop)
     if pushed < ctx.delta.server_started:
+        if ctx.report.reported_at < ctx.delta.server_started:
+            # What the device holds now decides, not the last report before the restart:
+            # a push whose last block went out just before the kill left it Downloaded
+            # (it refuses another push: 4.05, a retry spent), not Downloading.
+            if not ctx.delta.awake:
+                return wait(record, "our restart cut the push; waiting for the device to "
+                                    "speak", phase_deadline(ctx, record))
+            return Decision((ReadState("our restart cut the push; reading the firmware "
+                                       "state before pushing again"),), record)
         return _push(ctx, record, record.resumes,
                      f"attempt {record.attempts}: the push was cut by our restart; pushing "
                      f"again (no retry spent)")

@@ -30,9 +30,10 @@ def stop(at: float, block: int = 33) -> PushStop:
 
 
 def decide_at(now: float, record: DeviceProgress, push_stop: PushStop | None = None,
+              rep: object = DOWNLOADING,
               **flags: object) -> tuple[tuple[Action, ...], DeviceProgress]:
     flags.setdefault("server_started", T0)
-    result = decide(delta(rep=DOWNLOADING, reg=registration(), observing=True,
+    result = decide(delta(rep=rep, reg=registration(), observing=True,
                           push_stop=push_stop, **flags), record, now)
     assert result.progress is not None
     return result.actions, result.progress
@@ -99,14 +100,32 @@ def test_a_stop_of_an_earlier_push_a_running_push_or_a_delivery_is_no_resumption
 
 def test_after_our_restart_a_push_with_no_stop_recorded_is_pushed_again_at_once() -> None:
     restarted = PUSHED + 100  # our server started after the push went out
-    actions, record = decide_at(restarted + 1, pushing(resumes=2), None,
+    # the last report is from before the restart: what the device holds now decides
+    actions, _ = decide_at(restarted + 1, pushing(resumes=2), None, server_started=restarted)
+    assert actions == (ReadState("our restart cut the push; reading the firmware state "
+                                 "before pushing again"),)
+    fresh = report(fw=FirmwareState.DOWNLOADING, delivery=DeliveryMethod.PUSH_ONLY,
+                   at=restarted + 1)
+    actions, record = decide_at(restarted + 1, pushing(resumes=2), None, fresh,
                                 server_started=restarted)
     assert actions == (PushPackage(NEW.image_id, 1, DEADLINE + 100 - (restarted + 1),
                                    resume=True, digest=NEW.sha256),)
     assert (record.resumes, record.pushed_at, record.retries_left) == (2, restarted + 1, 3)
     assert "cut by our restart" in record.message
     # pushed again in this process: no second push for the same restart
-    assert not _pushes(decide_at(restarted + 2, record, None, server_started=restarted)[0])
+    assert not _pushes(decide_at(restarted + 2, record, None, fresh,
+                                 server_started=restarted)[0])
+
+
+def test_after_our_restart_a_device_that_took_the_last_block_is_not_pushed_again() -> None:
+    """The kill fell after the device took the last block and before we heard it: the
+    device is Downloaded and refuses another push (4.05, which would spend a retry)."""
+    restarted = PUSHED + 100
+    done = report(fw=FirmwareState.DOWNLOADED, delivery=DeliveryMethod.PUSH_ONLY,
+                  at=restarted + 1)
+    actions, record = decide_at(restarted + 1, pushing(), None, done,
+                                server_started=restarted)
+    assert not _pushes(actions) and record.retries_left == 3
 
 
 def test_a_record_from_before_the_resumptions_counts_its_push_from_the_phase_start() -> None:
