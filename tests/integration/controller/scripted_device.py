@@ -9,10 +9,10 @@ import asyncio
 import time
 from typing import Any
 
-from aiocoap import ACK, CON, Message
+from aiocoap import ACK, CON, Context, Message
 from aiocoap.numbers.codes import Code
 
-from reconciler.lwm2m.codecs import ContentFormat, Value, encode
+from reconciler.lwm2m.codecs import ContentFormat, Value, decode, encode
 from reconciler.model.lwm2m import FW_PACKAGE_URI, FW_STATE, FW_UPDATE_RESULT, Path
 
 # A device on 1.0 with Object 5 idle (no URI, state Idle, result Initial, pull and push).
@@ -28,6 +28,8 @@ class ScriptedDevice(asyncio.DatagramProtocol):
         self.requests: list[tuple[float, str, str]] = []  # (monotonic time, code, path)
         self.registered = asyncio.Event()
         self.lifetime = 300  # seconds, the next Register's lt=
+        self.downloads: list[asyncio.Task[None]] = []  # package fetches (`pull`)
+        self.downloaded_at: float | None = None  # monotonic, when the last fetch ended
         self._mid = 0
 
     def connection_made(self, transport: Any) -> None:
@@ -60,6 +62,28 @@ class ScriptedDevice(asyncio.DatagramProtocol):
               fmt: int | None = None) -> Message:
         return Message(_mtype=ACK, _mid=message.mid, _token=message.token, code=code,
                        payload=payload, content_format=fmt)
+
+    def pull(self, message: Message, path: Path) -> bool:
+        """When `message` writes a package URI: Downloading, and the package fetched from
+        it (Block2 GETs from a socket of its own, as a device pulls), then Downloaded,
+        notifying nothing. The fetch is appended to `downloads` (a test gathers them)."""
+        if path != FW_PACKAGE_URI or message.code != Code.PUT or not message.payload:
+            return False
+        fmt = int(message.opt.content_format or 0)
+        uri = str(decode(fmt, path, message.payload)[FW_PACKAGE_URI])
+        self.values[FW_STATE] = 1
+        self.downloads.append(asyncio.get_running_loop().create_task(self._fetch(uri)))
+        return True
+
+    async def _fetch(self, uri: str) -> None:
+        client = await Context.create_client_context()
+        try:
+            response = await client.request(Message(code=Code.GET, uri=uri)).response
+            assert response.code == Code.CONTENT, response
+            self.downloaded_at = time.monotonic()
+            self.values[FW_STATE] = 2
+        finally:
+            await client.shutdown()
 
     def register(self, endpoint: str) -> None:
         """Send a Register (again, after a 'reboot': a new exchange each time)."""

@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 
 import controller_harness as harness
-from aiocoap import Context, Message
+from aiocoap import Message
 from aiocoap.numbers.codes import Code
 from controller_harness import device_id, states, until
 from scripted_device import START, ScriptedDevice
 
 from reconciler.engine.phases import DELIVERED_CHECK
-from reconciler.lwm2m.codecs import decode
-from reconciler.model.lwm2m import FW_PACKAGE_URI, FW_STATE, FW_UPDATE, FW_UPDATE_RESULT
+from reconciler.model.lwm2m import FW_STATE, FW_UPDATE, FW_UPDATE_RESULT
 from reconciler.model.lwm2m import Path as LwPath
 from reconciler.model.status import UpdateState
 
@@ -32,16 +31,10 @@ from reconciler.model.status import UpdateState
 class DownloadsQuietly(ScriptedDevice):
     def __init__(self) -> None:
         super().__init__(START)
-        self.downloads: list[asyncio.Task[None]] = []
-        self.downloaded_at: float | None = None  # monotonic, when the last block came
         self.executed_at: float | None = None
 
     def answer(self, message: Message, path: LwPath) -> Message | None:
-        if path == FW_PACKAGE_URI and message.code == Code.PUT and message.payload:
-            values = decode(int(message.opt.content_format or 0), path, message.payload)
-            uri = str(values[FW_PACKAGE_URI])
-            self.values[FW_STATE] = 1
-            self.downloads.append(asyncio.get_running_loop().create_task(self._fetch(uri)))
+        self.pull(message, path)  # Downloaded, and the notification of it is lost
         if path == FW_UPDATE and message.code == Code.POST:
             self.executed_at = time.monotonic()
             self.values.update({LwPath(3, 0, 3): "2.0", FW_STATE: 0, FW_UPDATE_RESULT: 1})
@@ -50,16 +43,6 @@ class DownloadsQuietly(ScriptedDevice):
         if response is not None and message.opt.observe == 0:
             response.opt.observe = 1  # an active observation: news would be notified
         return response
-
-    async def _fetch(self, uri: str) -> None:
-        client = await Context.create_client_context()
-        try:
-            response = await client.request(Message(code=Code.GET, uri=uri)).response
-            assert response.code == Code.CONTENT, response
-            self.downloaded_at = time.monotonic()
-            self.values[FW_STATE] = 2  # Downloaded, and the notification of it is lost
-        finally:
-            await client.shutdown()
 
 
 async def test_a_lost_downloaded_notification_is_made_up_for_within_the_short_backoff(

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import controller_harness as harness
 import pytest
-from aiocoap import Context, Message
+from aiocoap import Message
 from aiocoap.numbers.codes import Code
 from controller_harness import (
     DesiredRepo,
@@ -41,9 +41,7 @@ from controller_harness import (
 )
 from scripted_device import START, ScriptedDevice
 
-from reconciler.lwm2m.codecs import decode
 from reconciler.model.lwm2m import (
-    FW_PACKAGE_URI,
     FW_STATE,
     FW_UPDATE,
     FW_UPDATE_RESULT,
@@ -117,15 +115,10 @@ class ObservesResourcesOnly(ScriptedDevice):
     def __init__(self) -> None:
         super().__init__(START)
         self.observes: list[str] = []
-        self.downloads: list[asyncio.Task[None]] = []
         self.installs = ["2.0", "3.0"]  # what each Execute comes back running
 
     def answer(self, message: Message, path: LwPath) -> Message | None:
-        if path == FW_PACKAGE_URI and message.code == Code.PUT and message.payload:
-            uri = str(decode(int(message.opt.content_format or 0), path,
-                             message.payload)[FW_PACKAGE_URI])
-            self.values[FW_STATE] = 1
-            self.downloads.append(asyncio.get_running_loop().create_task(self._fetch(uri)))
+        self.pull(message, path)
         if path == FW_UPDATE and message.code == Code.POST:
             self.values.update({LwPath(3, 0, 3): self.installs.pop(0), FW_STATE: 0,
                                 FW_UPDATE_RESULT: 1})
@@ -136,15 +129,6 @@ class ObservesResourcesOnly(ScriptedDevice):
             if response is not None and path.resource is not None:
                 response.opt.observe = 1
         return response
-
-    async def _fetch(self, uri: str) -> None:
-        client = await Context.create_client_context()
-        try:
-            response = await client.request(Message(code=Code.GET, uri=uri)).response
-            assert response.code == Code.CONTENT, response
-            self.values[FW_STATE] = 2
-        finally:
-            await client.shutdown()
 
 
 async def test_a_device_that_will_not_observe_the_instance_gets_its_resources_observed(
