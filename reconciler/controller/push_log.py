@@ -60,7 +60,6 @@ class PushLog:
         self._writing: asyncio.Future[None] | None = None  # the batch being written
         self._wake = asyncio.Event()
         self._closed = False  # `run` ended: nothing waits for a write any more
-        self.writes = 0  # transactions written
 
     def note(self, position: PushPosition) -> asyncio.Future[None]:
         """Record `position` with the next batch; done once that batch is stored."""
@@ -114,7 +113,6 @@ class PushLog:
                 positions = [p for p in pending.values() if p is not None]
                 gone = [endpoint for endpoint, p in pending.items() if p is None]
                 await asyncio.to_thread(self._store.put_push_positions, positions, gone)
-                self.writes += 1
         except Exception:
             log.exception("could not write %d push positions to the state file; those "
                           "pushes resume from an older one after a restart", len(pending))
