@@ -66,7 +66,8 @@ class Watches:
     async def start(self, client: DeviceClient, reg: Registration, paths: Sequence[Path],
                     on_notify: Notify, timeout: float) -> bool:
         """Observe `paths` (their instance in one request when the device allows it);
-        True when the instance was observed: its first answer was a read of all of it."""
+        True when the instance was answered, observed or not: that answer was a read of
+        all of it (`on_notify` had it), so the caller need not read it again."""
         await self.forget(reg.endpoint)
         before = self._starts.get(reg.endpoint)
         count = before[1] if before is not None and before[0] == reg.registration_id else 0
@@ -76,30 +77,33 @@ class Watches:
         instance = instance_of(paths)
         if instance is not None and reg.endpoint not in self._by_resource:
             whole = await self._observe(client, instance, on_notify, timeout)
-            if whole is not None:
+            if whole is not None and whole.active:
                 started.append(whole)
                 return True
             self._by_resource.add(reg.endpoint)
+            read = whole is not None  # answered without Observe: a plain read of /5/0
+        else:
+            read = False
         for path in paths:
             observation = await self._observe(client, path, on_notify, timeout)
-            if observation is None:
+            if observation is None or not observation.active:
                 self._refused[reg.endpoint] = reg.registration_id
                 break
             started.append(observation)
-        return False
+        return read
 
     @staticmethod
     async def _observe(client: DeviceClient, path: Path, on_notify: Notify,
                        timeout: float) -> Observation | None:
-        """An active observation of `path`, or None when the device refused it (an error
-        code, or an answer without Observe: RFC 7641 3.2, not observable there)."""
+        """The observation of `path` (inactive, and cancelled, when the device answered
+        without Observe: RFC 7641 3.2, not observable there), or None when the device
+        refused it with an error code."""
         try:
             observation = await client.observe(path, on_notify, timeout=timeout)
         except DeviceRequestFailed:
             return None
         if not observation.active:
             await observation.cancel()
-            return None
         return observation
 
     async def forget(self, endpoint: str) -> None:

@@ -45,9 +45,9 @@ class Observe:
     their instance when the device allows it: `controller.watches`)."""
 
     paths: tuple[Path, ...] = (FW_STATE, FW_UPDATE_RESULT)
-    # Also a read of /5/0 (state, result, delivery method): the first answer of an
-    # Observe of the instance is one; when the device observes only resources (or none),
-    # /5/0 is read as well.
+    # Also a read of /5/0 (state, result, delivery method): the first answer to an
+    # Observe of the instance is one (observed or not); when the instance was not asked
+    # for or answered an error, /5/0 is read as well.
     read: bool = False
 
 
