@@ -35,8 +35,8 @@ import procs
 SERVER, CLIENT = "coap-server-notls", "coap-client-notls"
 PROXY = str(Path(__file__).with_name("udp_proxy.py"))
 
-# One block's exchange through the proxy with 100 clients on 2 loaded cores: lossless
-# runs took 2.5-3 s (median) for 128 blocks.
+# One block's exchange through the proxy with 100 clients on 2 loaded cores, on top of the
+# link's round trip: lossless loopback runs took 2.5-3 s (median) for 128 blocks.
 EXCHANGE_S = 0.05
 # What a lost exchange costs a client: RFC 7252's first retransmission timeout, ACK_TIMEOUT
 # 2 s times the mean of its random factor (1 to 1.5).
@@ -49,14 +49,16 @@ SETUP_S = 150.0  # the run's deadline beyond its clients' bound: readiness check
 KILL_GRACE_S = 5.0  # past its own -B, a client is killed from here
 
 
-def client_bound(image_bytes: int, block: int, loss: float, patience: float) -> float:
+def client_bound(image_bytes: int, block: int, loss: float, patience: float,
+                 rtt: float = 0.0) -> float:
     """Seconds one client may take: SLACK times its expected transfer (one exchange per
-    block, and a retransmission timeout for the share of exchanges lost either way)
-    plus MARGIN_S, and never more than `patience`."""
+    block, each the link's round trip `rtt` plus EXCHANGE_S, and a retransmission
+    timeout for the share of exchanges lost either way) plus MARGIN_S, and never more
+    than `patience`."""
     blocks = math.ceil(image_bytes / block)
     lost = 1 - (1 - loss) ** 2  # the request or its answer
-    return min(patience, math.ceil(SLACK * blocks * (EXCHANGE_S + lost * RETRANSMIT_S)
-                                   + MARGIN_S))
+    return min(patience, math.ceil(
+        SLACK * blocks * (rtt + EXCHANGE_S + lost * RETRANSMIT_S) + MARGIN_S))
 
 
 def missing() -> str | None:
@@ -80,11 +82,13 @@ async def _run(*args: str, timeout: float) -> int:
             await proc.wait()
 
 
-async def _await_ready(uri: str, attempts: int = 20) -> None:
+async def _await_ready(uri: str, attempts: int = 20, rtt: float = 0.0) -> None:
     """A small GET answered through `uri`'s host: the server and the proxy are up (each
-    attempt is bounded; the proxy may drop one, so a few attempts)."""
+    attempt is bounded, a few round trips more on a slow link; the proxy may drop one,
+    so a few attempts)."""
+    bound = math.ceil(3 + 3 * rtt)
     for _ in range(attempts):
-        if await _run(CLIENT, "-B", "3", uri, timeout=5) == 0:
+        if await _run(CLIENT, "-B", str(bound), uri, timeout=bound + 2) == 0:
             return
     raise RuntimeError(f"{uri} never answered")
 
@@ -98,10 +102,11 @@ async def _fetch(uri: str, out: Path, block: int, bound: float, t0: float
 
 
 async def downloads(devices: int, loss: float, dup: float, tmp: Path, block: int,
-                    image_bytes: int, patience: float) -> dict[str, Any]:
-    """`devices` concurrent downloads of an `image_bytes` image through the proxy, each
-    within `client_bound`, the whole within that plus SETUP_S."""
-    bound = client_bound(image_bytes, block, loss, patience)
+                    image_bytes: int, patience: float, rtt: float = 0.0) -> dict[str, Any]:
+    """`devices` concurrent downloads of an `image_bytes` image through the proxy (its
+    round trip `rtt` seconds), each within `client_bound`, the whole within that plus
+    SETUP_S."""
+    bound = client_bound(image_bytes, block, loss, patience, rtt)
     deadline = time.monotonic() + bound + SETUP_S
     tmp.mkdir(parents=True, exist_ok=True)
     image = tmp / "image"
@@ -112,14 +117,14 @@ async def downloads(devices: int, loss: float, dup: float, tmp: Path, block: int
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     proxy = await asyncio.create_subprocess_exec(
         sys.executable, PROXY, str(proxy_port), str(port), "--loss", str(loss), "--dup",
-        str(dup))
+        str(dup), "--delay", str(rtt * 1000 / 2))
     try:
         await _await_ready(f"coap://127.0.0.1:{port}/")
         put = await _run(CLIENT, "-m", "put", "-b", "1024", "-f", str(image),
                          f"coap://127.0.0.1:{port}/fw", timeout=30)
         if put != 0:
             raise RuntimeError(f"PUT of the image to {SERVER} failed ({put})")
-        await _await_ready(f"coap://127.0.0.1:{proxy_port}/")
+        await _await_ready(f"coap://127.0.0.1:{proxy_port}/", rtt=rtt)
         cpu = procs.children_cpu_s()
         t0 = time.monotonic()
         bound = min(bound, deadline - t0)  # what the set-up left of the run's deadline
@@ -135,7 +140,8 @@ async def downloads(devices: int, loss: float, dup: float, tmp: Path, block: int
                   if (tmp / f"out-{i}").exists() and (tmp / f"out-{i}").read_bytes() == wanted)
     # Ran into its bound: ended by its own -B (a stuck client) or killed here after it.
     cut = sum(killed or end >= bound for end, killed in fetched)
-    return {"loss": loss, "duplication": dup, "client_bound_s": round(bound, 1),
+    return {"loss": loss, "duplication": dup, "rtt_ms": round(rtt * 1000, 1),
+            "client_bound_s": round(bound, 1),
             "complete": len(done), "cut_at_bound": cut,
             "all_s": round(done[-1], 2) if len(done) == devices else None,
             "median_s": round(statistics.median(done), 2) if done else None,
@@ -144,8 +150,9 @@ async def downloads(devices: int, loss: float, dup: float, tmp: Path, block: int
 
 
 async def compare(devices: int, loss: float, dup: float, tmp: Path, block: int,
-                  image_bytes: int, patience: float) -> dict[str, Any]:
-    """The lossless and the lossy run, and their ratio (None where one did not complete)."""
+                  image_bytes: int, patience: float, rtt: float = 0.0) -> dict[str, Any]:
+    """The lossless and the lossy run, and their ratio (None where one did not complete),
+    through a proxy with the round trip `rtt` (seconds)."""
     why = missing()
     if why is not None:
         return {"skipped": why}
@@ -153,8 +160,9 @@ async def compare(devices: int, loss: float, dup: float, tmp: Path, block: int,
     # request outstanding, no timer): each client's bound (client_bound) ends it, and the
     # figures are percentiles of those that completed.
     lossless = await downloads(devices, 0.0, 0.0, tmp / "lossless", block, image_bytes,
-                               patience)
-    lossy = await downloads(devices, loss, dup, tmp / "lossy", block, image_bytes, patience)
+                               patience, rtt)
+    lossy = await downloads(devices, loss, dup, tmp / "lossy", block, image_bytes, patience,
+                            rtt)
     ratios = {f"{figure}_ratio": round(lossy[figure] / lossless[figure], 2)
               for figure in ("all_s", "median_s", "p90_s") if lossless[figure] and lossy[figure]}
     return {"what": f"{devices} x {CLIENT} GET of {image_bytes} bytes from {SERVER}, "

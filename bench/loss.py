@@ -21,7 +21,13 @@ Observe, Execute and, in push, every block) follow `--coap-rto`; what the device
 
     .venv/bin/python bench/loss.py [--devices 100] [--loss 0.05] [--dup 0.05]
         [--patience 1200] [--block-size 512] [--delivery pull push]
-        [--coap-rto fixed adaptive] [--trace DIR] [--slowest 5]
+        [--coap-rto fixed adaptive] [--rtt 0] [--trace DIR] [--slowest 5]
+
+`--rtt MS` gives the link a round trip: every proxy of the run (lossless and lossy, and
+the peer's) holds each datagram MS/2 milliseconds each way. On loopback a round trip is
+~1 ms, so every retransmission timer (the devices' 2-3 s, the server's RTO) is hundreds
+of round trips and the ratio is mostly "timer / 1 ms"; on NB-IoT or LTE-M (0.2 to 10 s)
+the lossless rollout itself scales with the round trip and the timers weigh less.
 
 `--trace DIR` keeps, per rollout, the server's log and the proxy's datagram trace in DIR
 and adds `tail` to each lossy rollout's figures: the slowest devices' milestones and
@@ -100,7 +106,7 @@ def _time_in_states(lines: list[tuple[float, str]], since: float) -> dict[str, A
 async def rollout(devices: int, loss: float, dup: float, patience: float,
                   tmp: Path, block: int = BLOCK, delivery: str = "pull",
                   coap_rto: str = "adaptive", trace: Path | None = None,
-                  slowest: int = 5) -> dict[str, Any]:
+                  slowest: int = 5, rtt_ms: float = 0.0) -> dict[str, Any]:
     endpoints = [f"sim-{i:05d}" for i in range(devices)]
     repo = make_repo(tmp / "repo", endpoints)
     port, proxy_port = procs.free_udp_port(), procs.free_udp_port()
@@ -110,7 +116,7 @@ async def rollout(devices: int, loss: float, dup: float, patience: float,
     traced = ["--trace", str(trace / f"{name}.trace")] if trace is not None else []
     proxy = await asyncio.create_subprocess_exec(
         sys.executable, PROXY, str(proxy_port), str(port), "--loss", str(loss), "--dup",
-        str(dup), "--stats", str(tmp / "proxy.json"), *traced)
+        str(dup), "--delay", str(rtt_ms / 2), "--stats", str(tmp / "proxy.json"), *traced)
     cpu = procs.children_cpu_s()
     await server.start()
     sim = await asyncio.create_subprocess_exec(
@@ -128,7 +134,7 @@ async def rollout(devices: int, loss: float, dup: float, patience: float,
                    if at >= committed and CURRENT in line)
     result: dict[str, Any] = {
         "loss": loss, "duplication": dup, "delivery": delivery, "coap_rto": coap_rto,
-        "current": len(times),
+        "rtt_ms": rtt_ms, "current": len(times),
         "commit_to_all_current_s": round(times[-1], 2) if len(times) == devices else None,
         "commit_to_median_current_s": round(times[len(times) // 2], 2) if times else None,
         "proxy": json.loads((tmp / "proxy.json").read_text())
@@ -160,6 +166,8 @@ async def main() -> None:
                         help="keep logs and datagram traces here; adds each run's tail")
     parser.add_argument("--slowest", type=int, default=5,
                         help="with --trace: how many of the slowest devices to take apart")
+    parser.add_argument("--rtt", type=float, default=0.0,
+                        help="ms of round trip added by every proxy (half each way)")
     parser.add_argument("--no-peer", action="store_true",
                         help="skip libcoap's client and server through the same proxy")
     args = parser.parse_args()
@@ -175,9 +183,9 @@ async def main() -> None:
         with tempfile.TemporaryDirectory() as c:
             peer = await libcoap_downloads.compare(
                 args.devices, args.loss, args.dup, Path(c), args.block_size, IMAGE_SIZE,
-                args.patience)
+                args.patience, args.rtt / 1000)
     print(json.dumps({"devices": args.devices, "image_bytes": IMAGE_SIZE,
-                      "block_size": args.block_size, "goal": GOAL,
+                      "block_size": args.block_size, "rtt_ms": args.rtt, "goal": GOAL,
                       "ratios": {d: {r: run["ratio"] for r, run in by_rto.items()}
                                  for d, by_rto in runs.items()},
                       "runs": runs, "libcoap": peer, "bench_s": round(time.time() - started),
@@ -189,10 +197,11 @@ async def _pair(args: argparse.Namespace, delivery: str, coap_rto: str) -> dict[
     with tempfile.TemporaryDirectory() as a:
         lossless = await rollout(args.devices, 0.0, 0.0, args.patience, Path(a),
                                  args.block_size, delivery, coap_rto, args.trace,
-                                 args.slowest)
+                                 args.slowest, args.rtt)
     with tempfile.TemporaryDirectory() as b:
         lossy = await rollout(args.devices, args.loss, args.dup, args.patience, Path(b),
-                              args.block_size, delivery, coap_rto, args.trace, args.slowest)
+                              args.block_size, delivery, coap_rto, args.trace, args.slowest,
+                              args.rtt)
     ratio = None
     if lossless["commit_to_all_current_s"] and lossy["commit_to_all_current_s"]:
         ratio = round(lossy["commit_to_all_current_s"] / lossless["commit_to_all_current_s"], 2)

@@ -9,10 +9,20 @@ SIGTERM. `--trace FILE` writes one JSON line per datagram (time, way, the device
 port, what befell it: sent, dropped or duplicated, and the CoAP header: type, code,
 message id, token, path, Block1/Block2, Observe, the endpoint of a Register and the
 offer token of a package URI write) for
-bench/loss.py's per-device timelines; without it nothing is decoded.
+bench/loss.py's per-device timelines; without it nothing is decoded. The trace's time
+is when the proxy received the datagram and decided its fate, not when it sent it.
+
+`--delay MS` holds every datagram that is sent, either way, MS milliseconds before
+sending it (one way: a round trip through the proxy takes twice that), and `--jitter MS`
+adds a uniform 0..MS to each datagram's own delay (each copy of a duplicate draws its
+own). Each datagram is scheduled on its own (loop.call_later), so a delay never
+serializes them: a burst stays a burst, the proxy keeps up at any rate it could forward
+undelayed. Jitter can reorder datagrams, as a radio link's own retransmissions (HARQ,
+RLC) do. Jitter draws come from a generator of their own, so the loss and duplication
+decisions for a seed are the same with or without it.
 
     python bench/udp_proxy.py LISTEN_PORT SERVER_PORT [--loss 0.05] [--dup 0.05]
-        [--seed 1] [--stats FILE] [--trace FILE]
+        [--seed 1] [--delay 0] [--jitter 0] [--stats FILE] [--trace FILE]
 """
 
 from __future__ import annotations
@@ -51,9 +61,13 @@ class Proxy(asyncio.DatagramProtocol):
     """The listening side: datagrams from devices, forwarded upstream."""
 
     def __init__(self, server: Address, loss: float, dup: float, seed: int,
-                 trace: IO[str] | None = None) -> None:
+                 trace: IO[str] | None = None, delay: float = 0.0,
+                 jitter: float = 0.0) -> None:
         self.server, self.loss, self.dup, self.trace = server, loss, dup, trace
+        self.delay, self.jitter = delay, jitter  # seconds, one way
         self.random = random.Random(seed)
+        # Its own generator: drawing jitter must not shift the loss/dup decisions
+        self.jitter_random = random.Random(f"jitter-{seed}")
         self.upstreams: dict[Address, _Upstream] = {}
         self.pending: dict[Address, list[bytes]] = {}  # while its upstream socket opens
         self.counts = {f"{way}_{what}": 0 for way in ("up", "down")
@@ -92,13 +106,23 @@ class Proxy(asyncio.DatagramProtocol):
             self.counts[f"{way}_dropped"] += 1
             self._traced(data, way, device, "dropped")
             return
-        send(data)
+        self._send(send, data)
         fate = "sent"
         if self.random.random() < self.dup:
             self.counts[f"{way}_duplicated"] += 1
-            send(data)
+            self._send(send, data)
             fate = "duplicated"
         self._traced(data, way, device, fate)
+
+    def _send(self, send: Any, data: bytes) -> None:
+        """Now, or after the link's delay; each datagram on a timer of its own, so
+        none waits for another."""
+        after = self.delay + (self.jitter_random.uniform(0.0, self.jitter) if self.jitter
+                              else 0.0)
+        if after <= 0:
+            send(data)
+        else:
+            asyncio.get_running_loop().call_later(after, send, data)
 
     def _traced(self, data: bytes, way: str, device: Address, fate: str) -> None:
         if self.trace is not None:
@@ -136,10 +160,12 @@ def _header(data: bytes) -> dict[str, Any]:
 
 
 async def serve(listen: int, server: int, loss: float, dup: float, seed: int,
-                stats: Path | None, trace: IO[str] | None = None) -> None:
+                stats: Path | None, trace: IO[str] | None = None, delay: float = 0.0,
+                jitter: float = 0.0) -> None:
+    """Until SIGTERM; `delay` and `jitter` in seconds."""
     loop = asyncio.get_running_loop()
     transport, proxy = await loop.create_datagram_endpoint(
-        lambda: Proxy(("127.0.0.1", server), loss, dup, seed, trace),
+        lambda: Proxy(("127.0.0.1", server), loss, dup, seed, trace, delay, jitter),
         local_addr=("127.0.0.1", listen))
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -159,16 +185,24 @@ def main() -> None:
     parser.add_argument("--loss", type=float, default=0.05)
     parser.add_argument("--dup", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--delay", type=float, default=0.0,
+                        help="ms each datagram is held, each way (a round trip is twice)")
+    parser.add_argument("--jitter", type=float, default=0.0,
+                        help="ms, uniform 0..JITTER added per datagram (can reorder)")
     parser.add_argument("--stats", type=Path, default=None)
     parser.add_argument("--trace", type=Path, default=None,
                         help="one JSON line per datagram (see the module docstring)")
     args = parser.parse_args()
+    if args.delay < 0 or args.jitter < 0:
+        parser.error("--delay and --jitter are >= 0")
+    delay, jitter = args.delay / 1000, args.jitter / 1000
     if args.trace is None:
-        asyncio.run(serve(args.listen, args.server, args.loss, args.dup, args.seed, args.stats))
+        asyncio.run(serve(args.listen, args.server, args.loss, args.dup, args.seed, args.stats,
+                          None, delay, jitter))
         return
     with args.trace.open("w", buffering=1 << 16) as trace:
         asyncio.run(serve(args.listen, args.server, args.loss, args.dup, args.seed,
-                          args.stats, trace))
+                          args.stats, trace, delay, jitter))
 
 
 if __name__ == "__main__":
